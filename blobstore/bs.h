@@ -1,0 +1,103 @@
+/*
+ * bs.h - granary's local content-addressed binary store.
+ *
+ * A store is a directory (normally <data>/filestore) holding
+ *   <root>/<first two hex of sha256>/<sha256>   one file per binary
+ *   <root>/_pre/                                uploads in progress
+ * An upload streams into a private file under _pre/, is fsynced and then
+ * renamed under its hash (or dropped when the store already holds that
+ * content): nothing half-written is ever visible under a hash.
+ *
+ * Caveats:
+ *  - The caller computes the hashes (the daemon hashes while it streams);
+ *    bs_upload_commit() trusts the sha256 it is given.
+ *  - One process per store: the daemon holds a lock on its data directory.
+ *    bs_open() removes leftovers in _pre/ from a previous crash.
+ *  - Thread-safe: a struct bs_store is shared by all threads; a struct
+ *    bs_upload belongs to one request (one thread at a time).
+ *
+ * Replication, placement and scrub arrive with the cluster (issue "Blobs");
+ * this header is where they will be declared.
+ */
+#ifndef BS_H
+#define BS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum bs_err {
+    BS_OK = 0,
+    BS_ENOTFOUND = -1, /* no binary with that hash */
+    BS_EIO = -2,       /* a system call failed (details in errno at return) */
+    BS_ENOSPC = -3,    /* the file system is full */
+    BS_EINVAL = -4,    /* not a lowercase 64-hex sha256, or misuse */
+    BS_ENOMEM = -5,
+};
+
+/* Short text for a bs_err; static storage. */
+const char *bs_strerror(int err);
+
+struct bs_store;
+struct bs_upload;
+
+/*
+ * Open (creating if needed) a store rooted at dir.
+ * @param[in] dir  the store's root; created with mode 0750 if missing.
+ * @param[out] out the store; close with bs_close().
+ * @return BS_OK, BS_EIO (cannot create or read dir), BS_ENOMEM.
+ * @note Removes every file left in <dir>/_pre/ by a crashed process.
+ */
+int bs_open(const char *dir, struct bs_store **out) __attribute__((warn_unused_result));
+void bs_close(struct bs_store *bs);
+
+/*
+ * Start an upload: creates a private temp file under _pre/.
+ * @return BS_OK, BS_EIO, BS_ENOSPC, BS_ENOMEM.
+ * @note The upload must end with exactly one of bs_upload_commit() or
+ *       bs_upload_abort(); both free it.
+ */
+int bs_upload_begin(struct bs_store *bs, struct bs_upload **out)
+    __attribute__((warn_unused_result));
+
+/* Append len bytes. BS_OK, BS_EIO, BS_ENOSPC (the upload stays abortable). */
+int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
+    __attribute__((warn_unused_result));
+
+/* Bytes written so far. */
+uint64_t bs_upload_size(const struct bs_upload *u);
+
+/*
+ * Make the upload durable under sha256: fsync the file, rename it to
+ * <root>/<aa>/<sha256> and fsync the directory; if that binary is already
+ * stored, the temp file is removed instead and *existed is set.
+ * @param[in] sha256 lowercase hex of the content (the caller computed it).
+ * @param[out] existed may be NULL.
+ * @return BS_OK, BS_EINVAL (bad hash), BS_EIO, BS_ENOSPC. On any return
+ *         the upload is freed and its temp file gone (or renamed).
+ */
+int bs_upload_commit(struct bs_upload *u, const char *sha256, bool *existed)
+    __attribute__((warn_unused_result));
+
+/* Drop the upload and its temp file. NULL is fine. */
+void bs_upload_abort(struct bs_upload *u);
+
+/*
+ * Open a stored binary for reading.
+ * @param[out] fd   a read-only fd the caller owns and must close.
+ * @param[out] size its size in bytes.
+ * @return BS_OK, BS_ENOTFOUND, BS_EINVAL, BS_EIO.
+ */
+int bs_open_blob(struct bs_store *bs, const char *sha256, int *fd, uint64_t *size)
+    __attribute__((warn_unused_result));
+
+/* True when the store holds the binary. */
+bool bs_has(struct bs_store *bs, const char *sha256);
+
+/* Bytes free for uploads on the store's file system, or -1. */
+int64_t bs_free_bytes(struct bs_store *bs);
+
+/* True for a lowercase 64-character hex string. */
+bool bs_valid_sha256(const char *s);
+
+#endif

@@ -1,0 +1,316 @@
+/* config.c - defaults < config file < GRANARY_* environment < flags. */
+#include "config.h"
+
+#include "base/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->data_dir, sizeof(c->data_dir), "/var/lib/granary");
+    snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+    c->listen_port = 8080;
+    c->db_pool_size = 8;
+    c->threads = 0;
+    c->max_body_size = 0;
+    c->anonymous_read = -1;
+    snprintf(c->log_level, sizeof(c->log_level), "info");
+    c->cache_size_mb = 1024;
+    c->connection_timeout = 60;
+    c->shutdown_timeout = 30;
+}
+
+static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
+                        size_t errsz)
+{
+    if (strlen(v) >= dsz) {
+        snprintf(err, errsz, "%s: value too long (max %zu bytes)", key, dsz - 1);
+        return GR_EINVAL;
+    }
+    strcpy(dst, v);
+    return GR_OK;
+}
+
+static int config__u64(uint64_t *dst, const char *v, const char *key, char *err, size_t errsz)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    uint64_t mul = 1;
+    if (end != v && *end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K':
+            mul = 1024ULL;
+            end++;
+            break;
+        case 'M':
+            mul = 1024ULL * 1024;
+            end++;
+            break;
+        case 'G':
+            mul = 1024ULL * 1024 * 1024;
+            end++;
+            break;
+        }
+    }
+    if (end == v || *end || errno || v[0] == '-' || (mul > 1 && n > UINT64_MAX / mul)) {
+        snprintf(err, errsz, "%s: not a size: '%s'", key, v);
+        return GR_EINVAL;
+    }
+    *dst = (uint64_t)n * mul;
+    return GR_OK;
+}
+
+static int config__int(int *dst, const char *v, int lo, int hi, const char *key, char *err,
+                       size_t errsz)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < lo || n > hi) {
+        snprintf(err, errsz, "%s: expected an integer in [%d, %d], got '%s'", key, lo, hi, v);
+        return GR_EINVAL;
+    }
+    *dst = (int)n;
+    return GR_OK;
+}
+
+static int config__bool(int *dst, const char *v, const char *key, char *err, size_t errsz)
+{
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") ||
+        !strcmp(v, "1")) {
+        *dst = 1;
+    } else if (!strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcasecmp(v, "no") ||
+               !strcmp(v, "0")) {
+        *dst = 0;
+    } else {
+        snprintf(err, errsz, "%s: expected true or false, got '%s'", key, v);
+        return GR_EINVAL;
+    }
+    return GR_OK;
+}
+
+static int config__listen(struct config *c, const char *v, char *err, size_t errsz)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) {
+        snprintf(err, errsz, "listen: expected HOST:PORT, got '%s'", v);
+        return GR_EINVAL;
+    }
+    size_t hl = (size_t)(colon - v);
+    if (hl >= sizeof(c->listen_host)) {
+        snprintf(err, errsz, "listen: host too long");
+        return GR_EINVAL;
+    }
+    int port;
+    if (config__int(&port, colon + 1, 0, 65535, "listen port", err, errsz))
+        return GR_EINVAL;
+    memcpy(c->listen_host, v, hl);
+    c->listen_host[hl] = '\0';
+    /* [::1]:8080 */
+    if (hl >= 2 && c->listen_host[0] == '[' && c->listen_host[hl - 1] == ']') {
+        memmove(c->listen_host, c->listen_host + 1, hl - 2);
+        c->listen_host[hl - 2] = '\0';
+    }
+    c->listen_port = port;
+    return GR_OK;
+}
+
+int config_set(struct config *c, const char *rawkey, const char *v, char *err, size_t errsz)
+{
+    char key[64];
+    size_t i;
+    for (i = 0; rawkey[i] && i < sizeof(key) - 1; i++)
+        key[i] = rawkey[i] == '-' ? '_' : (char)tolower((unsigned char)rawkey[i]);
+    key[i] = '\0';
+
+    if (!strcmp(key, "data_dir"))
+        return config__copy(c->data_dir, sizeof(c->data_dir), v, key, err, errsz);
+    if (!strcmp(key, "listen"))
+        return config__listen(c, v, err, errsz);
+    if (!strcmp(key, "database_url"))
+        return config__copy(c->database_url, sizeof(c->database_url), v, key, err, errsz);
+    if (!strcmp(key, "db_pool_size"))
+        return config__int(&c->db_pool_size, v, 1, 256, key, err, errsz);
+    if (!strcmp(key, "threads"))
+        return config__int(&c->threads, v, 0, 256, key, err, errsz);
+    if (!strcmp(key, "max_body_size"))
+        return config__u64(&c->max_body_size, v, key, err, errsz);
+    if (!strcmp(key, "anonymous_read"))
+        return config__bool(&c->anonymous_read, v, key, err, errsz);
+    if (!strcmp(key, "log_level")) {
+        if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
+            snprintf(err, errsz, "log_level: expected debug, info, warn or error");
+            return GR_EINVAL;
+        }
+        return config__copy(c->log_level, sizeof(c->log_level), v, key, err, errsz);
+    }
+    if (!strcmp(key, "cache_size_mb"))
+        return config__u64(&c->cache_size_mb, v, key, err, errsz);
+    if (!strcmp(key, "connection_timeout"))
+        return config__int(&c->connection_timeout, v, 1, 3600, key, err, errsz);
+    if (!strcmp(key, "shutdown_timeout"))
+        return config__int(&c->shutdown_timeout, v, 0, 3600, key, err, errsz);
+    snprintf(err, errsz, "unknown setting '%s'", rawkey);
+    return GR_EINVAL;
+}
+
+static char *config__trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return GR_EIO;
+    }
+    char line[2048];
+    int lineno = 0, rc = GR_OK;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = config__trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errsz, "%s:%d: expected 'key = value'", path, lineno);
+            rc = GR_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char *k = config__trim(s), *v = config__trim(eq + 1);
+        size_t vl = strlen(v);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        char sub[512];
+        if (config_set(c, k, v, sub, sizeof(sub))) {
+            snprintf(err, errsz, "%s:%d: %s", path, lineno, sub);
+            rc = GR_EINVAL;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int config_load_env(struct config *c, char *const *envp, char *err, size_t errsz)
+{
+    for (; envp && *envp; envp++) {
+        if (strncmp(*envp, "GRANARY_", 8) != 0)
+            continue;
+        const char *eq = strchr(*envp, '=');
+        if (!eq)
+            continue;
+        char key[64];
+        size_t kl = (size_t)(eq - (*envp + 8));
+        if (kl >= sizeof(key))
+            continue;
+        memcpy(key, *envp + 8, kl);
+        key[kl] = '\0';
+        if (!strcmp(key, "CONFIG") || !strncmp(key, "TEST_", 5) || !strncmp(key, "PG_", 3))
+            continue; /* not settings: the config path and test/tool knobs */
+        char sub[512];
+        if (config_set(c, key, eq + 1, sub, sizeof(sub))) {
+            snprintf(err, errsz, "environment GRANARY_%s: %s", key, sub);
+            return GR_EINVAL;
+        }
+    }
+    return GR_OK;
+}
+
+const char *config_usage(void)
+{
+    return "usage: granaryd [options]\n"
+           "  --config FILE            settings file (key = value); also GRANARY_CONFIG\n"
+           "  --data-dir DIR           data directory (default /var/lib/granary)\n"
+           "  --listen HOST:PORT       public HTTP address (default 127.0.0.1:8080)\n"
+           "  --database-url URL       PostgreSQL URL; none: a private embedded server\n"
+           "  --db-pool-size N         database connections (default 8)\n"
+           "  --threads N              HTTP worker threads (default: one per core)\n"
+           "  --max-body-size SIZE     largest upload, e.g. 2G (default: no limit)\n"
+           "  --anonymous-read BOOL    set cluster-wide anonymous read access at start\n"
+           "  --log-level LEVEL        debug, info, warn, error\n"
+           "  --cache-size-mb N        LMDB cache map size (default 1024)\n"
+           "  --connection-timeout S   close connections silent for S seconds (default 60)\n"
+           "  --shutdown-timeout S     SIGTERM waits S seconds for requests (default 30)\n"
+           "  --help, --version\n"
+           "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
+}
+
+int config_load(struct config *c, int argc, char *const *argv, char *const *envp, char *err,
+                size_t errsz)
+{
+    const char *file = NULL;
+    config_defaults(c);
+    for (char *const *e = envp; e && *e; e++)
+        if (!strncmp(*e, "GRANARY_CONFIG=", 15))
+            file = *e + 15;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            file = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            file = argv[i] + 9;
+    }
+    if (file && *file) {
+        int rc = config_load_file(c, file, err, errsz);
+        if (rc)
+            return rc == GR_EIO ? GR_EINVAL : rc;
+    }
+    if (config_load_env(c, envp, err, errsz))
+        return GR_EINVAL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            c->show_help = true;
+            continue;
+        }
+        if (!strcmp(a, "--version")) {
+            c->show_version = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errsz, "unexpected argument '%s'", a);
+            return GR_EINVAL;
+        }
+        char key[64];
+        const char *val, *eq = strchr(a, '=');
+        if (eq) {
+            size_t kl = (size_t)(eq - a - 2);
+            if (kl >= sizeof(key)) {
+                snprintf(err, errsz, "unknown option '%s'", a);
+                return GR_EINVAL;
+            }
+            memcpy(key, a + 2, kl);
+            key[kl] = '\0';
+            val = eq + 1;
+        } else {
+            if (strlen(a + 2) >= sizeof(key) || i + 1 >= argc) {
+                snprintf(err, errsz, "option '%s' needs a value", a);
+                return GR_EINVAL;
+            }
+            strcpy(key, a + 2);
+            val = argv[++i];
+        }
+        if (!strcmp(key, "config"))
+            continue;
+        if (config_set(c, key, val, err, errsz))
+            return GR_EINVAL;
+    }
+    return GR_OK;
+}

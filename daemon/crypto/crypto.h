@@ -1,0 +1,58 @@
+/*
+ * crypto.h - digests, HMAC, random bytes and password hashing: the only
+ * part of granary that includes OpenSSL.
+ *
+ * All functions are thread-safe. Hex digests are lowercase and
+ * NUL-terminated in caller-provided buffers of the CR_*_HEX sizes.
+ */
+#ifndef CR_CRYPTO_H
+#define CR_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CR_SHA256_HEX 65
+#define CR_SHA1_HEX 41
+#define CR_MD5_HEX 33
+
+/* sha256, sha1 and md5 of one stream, computed in the same pass. */
+struct cr_multihash;
+
+/* A new context; NULL means out of memory. Free with cr_multihash_free(). */
+struct cr_multihash *cr_multihash_new(void);
+void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len);
+/* Finish and write the three hex digests; the context can then only be freed. */
+void cr_multihash_final(struct cr_multihash *h, char sha256[CR_SHA256_HEX], char sha1[CR_SHA1_HEX],
+                        char md5[CR_MD5_HEX]);
+void cr_multihash_free(struct cr_multihash *h);
+
+/* sha256 of a buffer, as hex. */
+void cr_sha256_hex(const void *data, size_t len, char out[CR_SHA256_HEX]);
+
+/* HMAC-SHA256 of data under key, raw 32 bytes. */
+void cr_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
+                    unsigned char out[32]);
+
+/* n cryptographically random bytes; 0, or GR_EIO if the RNG failed. */
+int cr_random(void *buf, size_t n) __attribute__((warn_unused_result));
+
+/* A random password of len characters from [A-Za-z0-9] into out[len+1]. */
+int cr_random_password(char *out, size_t len) __attribute__((warn_unused_result));
+
+/* Constant-time comparison of two buffers of the same length. */
+bool cr_equal(const void *a, const void *b, size_t len);
+
+/*
+ * Hash a password for storage: "pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>"
+ * with a 16-byte random salt. out must hold CR_PASSWORD_HASH_MAX bytes.
+ * Returns 0, or GR_EIO if the RNG or the KDF failed.
+ */
+#define CR_PASSWORD_HASH_MAX 160
+#define CR_PBKDF2_ITERATIONS 100000
+int cr_password_hash(const char *password, char out[CR_PASSWORD_HASH_MAX])
+    __attribute__((warn_unused_result));
+
+/* True when password matches a string made by cr_password_hash(); constant time. */
+bool cr_password_verify(const char *password, const char *stored);
+
+#endif

@@ -1,0 +1,698 @@
+/*
+ * pool.c - a fixed-size PostgreSQL connection pool, statements and results,
+ * and the mapping of SQLSTATEs to gr_err. See db.h for the contract and
+ * README.md for the reconnect rules.
+ */
+#include "db/db.h"
+#include "db/db_internal.h"
+
+#include "base/arena.h"
+#include "base/err.h"
+#include "base/log.h"
+
+#include <libpq-fe.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DB_MAX_POOL 1000
+#define DB_ERRMSG_MAX 512
+#define DB_DOWN_LOG_EVERY_MS 10000
+
+struct db_conn {
+    struct db_pool *pool;
+    PGconn *pg;                 /* NULL until connected, or after a close */
+    bool busy;                  /* acquired by a thread; guarded by pool->mu */
+    bool broken;                /* died inside a transaction: fail until release */
+    char sqlstate[6];           /* of the last failure, "" if none or not the server's */
+    char errmsg[DB_ERRMSG_MAX]; /* of the last failure, "" if none */
+};
+
+struct db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when a connection is released */
+    int size;
+    int nfree;
+    bool down;              /* the last connect attempt failed */
+    int64_t down_logged_ms; /* when "cannot connect" was last logged */
+    struct db__params params;
+    char desc[256]; /* for log lines; no password */
+    struct db_conn *conns;
+};
+
+struct db_res {
+    PGresult *pg;
+};
+
+static atomic_uint_fast64_t db__queries;
+
+static int64_t db__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void db__count_query(void)
+{
+    atomic_fetch_add_explicit(&db__queries, 1, memory_order_relaxed);
+}
+
+uint64_t db_query_count(void)
+{
+    return (uint64_t)atomic_load_explicit(&db__queries, memory_order_relaxed);
+}
+
+/* ---- SQLSTATE mapping ----------------------------------------------------- */
+
+int db__sqlstate_err(const char *sqlstate)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return GR_EDB;
+    if (strcmp(sqlstate, "23505") == 0)
+        return GR_EEXIST;
+    if (strcmp(sqlstate, "23503") == 0)
+        return GR_ENOTFOUND;
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0)
+        return GR_EINVAL;
+    return GR_EDB;
+}
+
+/* ---- connection parameters ------------------------------------------------ */
+
+void db__params_free(struct db__params *p)
+{
+    if (!p->keys)
+        return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->keys[i]);
+        free(p->vals[i]);
+    }
+    free(p->keys);
+    free(p->vals);
+    p->keys = p->vals = NULL;
+    p->n = 0;
+}
+
+const char *db__params_get(const struct db__params *p, const char *key)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->keys[i], key) == 0)
+            return p->vals[i];
+    return NULL;
+}
+
+static int params__add(struct db__params *p, const char *key, const char *val)
+{
+    char *k = strdup(key), *v = strdup(val);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return GR_ENOMEM;
+    }
+    p->keys[p->n] = k;
+    p->vals[p->n] = v;
+    p->n++;
+    return GR_OK;
+}
+
+static bool env__set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+int db__params_build(const char *conninfo, struct db__params *p, char *err, size_t errlen)
+{
+    char *perr = NULL;
+
+    memset(p, 0, sizeof(*p));
+    if (errlen)
+        err[0] = '\0';
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &perr);
+    if (!opts) {
+        if (!perr)
+            return GR_ENOMEM;
+        snprintf(err, errlen, "%s", perr);
+        size_t len = strlen(err);
+        while (len && (err[len - 1] == '\n' || err[len - 1] == ' '))
+            err[--len] = '\0';
+        PQfreemem(perr);
+        return GR_EINVAL;
+    }
+    int total = 2; /* application_name, connect_timeout */
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val)
+            total++;
+    p->keys = calloc((size_t)total + 1, sizeof(char *));
+    p->vals = calloc((size_t)total + 1, sizeof(char *));
+    if (!p->keys || !p->vals)
+        goto out_free;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && params__add(p, o->keyword, o->val) != GR_OK)
+            goto out_free;
+    if (!db__params_get(p, "application_name") && !env__set("PGAPPNAME") &&
+        params__add(p, "application_name", "granary") != GR_OK)
+        goto out_free;
+    if (!db__params_get(p, "connect_timeout") && !env__set("PGCONNECT_TIMEOUT") &&
+        params__add(p, "connect_timeout", "5") != GR_OK)
+        goto out_free;
+    PQconninfoFree(opts);
+    return GR_OK;
+
+out_free:
+    PQconninfoFree(opts);
+    for (int i = 0; i < p->n; i++) {
+        free(p->keys[i]);
+        free(p->vals[i]);
+    }
+    free(p->keys);
+    free(p->vals);
+    memset(p, 0, sizeof(*p));
+    return GR_ENOMEM;
+}
+
+void db__params_describe(const struct db__params *p, char *buf, size_t len)
+{
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user"};
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+        const char *v = db__params_get(p, shown[i]);
+        if (!v || !*v || off >= len)
+            continue;
+        int m = snprintf(buf + off, len - off, "%s%s=%s", off ? " " : "", shown[i], v);
+        if (m < 0)
+            break;
+        off += (size_t)m;
+    }
+    if (!buf[0])
+        snprintf(buf, len, "(libpq defaults)");
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+/* Keep msg in c->errmsg on one line, without libpq's trailing newline. */
+static void conn__set_error(struct db_conn *c, const char *sqlstate, const char *msg)
+{
+    snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", sqlstate ? sqlstate : "");
+    snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg && *msg ? msg : "unknown error");
+    size_t len = 0;
+    for (char *s = c->errmsg; *s; s++, len++)
+        if (*s == '\n' || *s == '\t' || *s == '\r')
+            *s = ' ';
+    while (len && c->errmsg[len - 1] == ' ')
+        c->errmsg[--len] = '\0';
+}
+
+static void conn__clear_error(struct db_conn *c)
+{
+    c->sqlstate[0] = '\0';
+    c->errmsg[0] = '\0';
+}
+
+const char *db_last_error(struct db_conn *c)
+{
+    return c ? c->errmsg : "";
+}
+
+const char *db_last_sqlstate(struct db_conn *c)
+{
+    return c ? c->sqlstate : "";
+}
+
+/* The first line of sql, shortened, for log lines. */
+static void sql__brief(const char *sql, char *buf, size_t len)
+{
+    while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+        sql++;
+    size_t n = strcspn(sql, "\n");
+    if (n > 60)
+        n = 60;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, sql, n);
+    buf[n] = '\0';
+}
+
+/* ---- pool ----------------------------------------------------------------- */
+
+/* libpq notices (e.g. "relation ... already exists, skipping") go to debug. */
+static void conn__notice(void *arg, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        n--;
+    gr_debug("db: server notice: %.*s", (int)n, msg);
+}
+
+static void pool__note_down(struct db_pool *p, const char *msg)
+{
+    int64_t now = db__now_ms();
+    bool log;
+    pthread_mutex_lock(&p->mu);
+    log = !p->down || now - p->down_logged_ms >= DB_DOWN_LOG_EVERY_MS;
+    if (log)
+        p->down_logged_ms = now;
+    p->down = true;
+    pthread_mutex_unlock(&p->mu);
+    if (log)
+        gr_error("db: cannot connect to %s: %s", p->desc, msg);
+}
+
+static void pool__note_up(struct db_pool *p)
+{
+    bool was_down;
+    pthread_mutex_lock(&p->mu);
+    was_down = p->down;
+    p->down = false;
+    pthread_mutex_unlock(&p->mu);
+    if (was_down)
+        gr_info("db: connected to %s again", p->desc);
+}
+
+/* (Re)connect c: close what is there and open a fresh connection. */
+static int conn__connect(struct db_conn *c)
+{
+    struct db_pool *p = c->pool;
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    c->broken = false;
+    PGconn *pg = PQconnectdbParams((const char *const *)p->params.keys,
+                                   (const char *const *)p->params.vals, 0);
+    if (!pg) {
+        conn__set_error(c, NULL, "out of memory");
+        pool__note_down(p, c->errmsg);
+        return GR_EDB;
+    }
+    if (PQstatus(pg) != CONNECTION_OK) {
+        conn__set_error(c, NULL, PQerrorMessage(pg));
+        PQfinish(pg);
+        pool__note_down(p, c->errmsg);
+        return GR_EDB;
+    }
+    PQsetNoticeProcessor(pg, conn__notice, NULL);
+    c->pg = pg;
+    pool__note_up(p);
+    return GR_OK;
+}
+
+static void conn__close(struct db_conn *c)
+{
+    if (c->pg)
+        PQfinish(c->pg);
+    c->pg = NULL;
+    c->broken = false;
+}
+
+int db_pool_open(const char *conninfo, int size, struct db_pool **out)
+{
+    char err[256];
+    int rc;
+
+    *out = NULL;
+    if (size < 1 || size > DB_MAX_POOL) {
+        gr_error("db: pool size %d out of range 1..%d", size, DB_MAX_POOL);
+        return GR_EINVAL;
+    }
+    if (!PQisthreadsafe()) {
+        gr_error("db: libpq was built without thread safety");
+        return GR_EINVAL;
+    }
+    struct db_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return GR_ENOMEM;
+    p->conns = calloc((size_t)size, sizeof(*p->conns));
+    if (!p->conns) {
+        rc = GR_ENOMEM;
+        goto out_free;
+    }
+    rc = db__params_build(conninfo, &p->params, err, sizeof(err));
+    if (rc != GR_OK) {
+        if (rc == GR_EINVAL)
+            gr_error("db: bad database url: %s", err);
+        goto out_free;
+    }
+    db__params_describe(&p->params, p->desc, sizeof(p->desc));
+
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        rc = GR_ENOMEM;
+        goto out_params;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int e = pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (e != 0) {
+        rc = GR_ENOMEM;
+        goto out_params;
+    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        rc = GR_ENOMEM;
+        goto out_cond;
+    }
+    p->size = p->nfree = size;
+    for (int i = 0; i < size; i++)
+        p->conns[i].pool = p;
+    gr_info("db: pool of %d connections to %s", size, p->desc);
+    *out = p;
+    return GR_OK;
+
+out_cond:
+    pthread_cond_destroy(&p->cv);
+out_params:
+    db__params_free(&p->params);
+out_free:
+    free(p->conns);
+    free(p);
+    return rc;
+}
+
+void db_pool_close(struct db_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->size; i++) {
+        if (p->conns[i].busy)
+            gr_error("db: pool closed while a connection is still acquired");
+        conn__close(&p->conns[i]);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    db__params_free(&p->params);
+    free(p->conns);
+    free(p);
+}
+
+/* A free slot, preferring one already connected. Called with p->mu held. */
+static struct db_conn *pool__take(struct db_pool *p)
+{
+    struct db_conn *spare = NULL;
+    for (int i = 0; i < p->size; i++) {
+        struct db_conn *c = &p->conns[i];
+        if (c->busy)
+            continue;
+        if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
+            spare = c;
+            break;
+        }
+        if (!spare)
+            spare = c;
+    }
+    spare->busy = true;
+    p->nfree--;
+    return spare;
+}
+
+static void pool__give_back(struct db_conn *c)
+{
+    struct db_pool *p = c->pool;
+    pthread_mutex_lock(&p->mu);
+    c->busy = false;
+    p->nfree++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
+{
+    struct timespec deadline;
+    *out = NULL;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    while (p->nfree == 0) {
+        int e = timeout_ms < 0 ? pthread_cond_wait(&p->cv, &p->mu)
+                               : pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
+        if (e == ETIMEDOUT && p->nfree == 0) {
+            pthread_mutex_unlock(&p->mu);
+            gr_warn("db: no free connection after %d ms (pool of %d)", timeout_ms, p->size);
+            return GR_EDB;
+        }
+    }
+    struct db_conn *c = pool__take(p);
+    pthread_mutex_unlock(&p->mu);
+
+    conn__clear_error(c);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        if (conn__connect(c) != GR_OK) {
+            pool__give_back(c);
+            return GR_EDB;
+        }
+    }
+    *out = c;
+    return GR_OK;
+}
+
+void db_release(struct db_conn *c)
+{
+    if (!c)
+        return;
+    if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
+        PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+            gr_debug("db: connection released inside a transaction; rolling back");
+            db__count_query();
+            PGresult *r = PQexec(c->pg, "ROLLBACK");
+            if (PQresultStatus(r) != PGRES_COMMAND_OK ||
+                PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+                gr_warn("db: rollback on release failed; closing the connection");
+                conn__close(c);
+            }
+            PQclear(r);
+        } else if (ts != PQTRANS_IDLE) {
+            conn__close(c); /* state unknown: do not hand it to someone else */
+        }
+    } else {
+        conn__close(c); /* broken: the next db_acquire() of this slot reconnects */
+    }
+    pool__give_back(c);
+}
+
+/* ---- statements ----------------------------------------------------------- */
+
+/*
+ * Send sql (with params, or as a script with PQexec) and return the
+ * successful PGresult in *out. On a dead connection outside a transaction,
+ * reconnect once and resend, unless script (a migration is never resent).
+ */
+static int conn__run(struct db_conn *c, PGresult **out, const char *sql, int nparams,
+                     const char *const *params, bool script)
+{
+    char brief[64];
+    *out = NULL;
+    if (!c->pg || c->broken) {
+        conn__set_error(c, NULL, "connection lost inside a transaction");
+        return GR_EDB;
+    }
+    bool idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    for (int attempt = 0;; attempt++) {
+        db__count_query();
+        PGresult *r = script ? PQexec(c->pg, sql)
+                             : PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            *out = r;
+            return GR_OK;
+        }
+        sql__brief(sql, brief, sizeof(brief));
+        if (PQstatus(c->pg) != CONNECTION_OK) {
+            const char *sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+            conn__set_error(c, sqlstate, PQerrorMessage(c->pg));
+            PQclear(r);
+            if (idle && attempt == 0 && !script) {
+                gr_warn("db: connection lost (%s); reconnecting", c->errmsg);
+                PQreset(c->pg);
+                if (PQstatus(c->pg) == CONNECTION_OK) {
+                    pool__note_up(c->pool);
+                    continue;
+                }
+                conn__set_error(c, NULL, PQerrorMessage(c->pg));
+                pool__note_down(c->pool, c->errmsg); /* logged at most every 10 s */
+                return GR_EDB;
+            }
+            if (!idle) {
+                c->broken = true;
+                gr_error("db: connection lost inside a transaction: %s [%s]", c->errmsg, brief);
+            } else {
+                gr_error("db: connection lost: %s [%s]", c->errmsg, brief);
+            }
+            return GR_EDB;
+        }
+        if (!r) {
+            conn__set_error(c, NULL, PQerrorMessage(c->pg));
+            gr_error("db: %s [%s]", c->errmsg, brief);
+            return GR_EDB;
+        }
+        const char *sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+        if (st == PGRES_EMPTY_QUERY)
+            primary = "empty query";
+        else if (st != PGRES_FATAL_ERROR && !primary)
+            primary = PQresStatus(st); /* COPY and the like: never sent by granary */
+        conn__set_error(c, sqlstate, primary ? primary : PQresultErrorMessage(r));
+        int err = st == PGRES_FATAL_ERROR ? db__sqlstate_err(sqlstate) : GR_EDB;
+        if (err == GR_EDB)
+            gr_error("db: %s %s%s%s [%s]", c->sqlstate[0] ? c->sqlstate : "-", c->errmsg,
+                     detail ? ": " : "", detail ? detail : "", brief);
+        else
+            gr_info("db: %s %s%s%s [%s]", c->sqlstate, c->errmsg, detail ? ": " : "",
+                    detail ? detail : "", brief);
+        PQclear(r);
+        return err;
+    }
+}
+
+int db_exec(struct db_conn *c, struct db_res **out, const char *sql, int nparams,
+            const char *const *params)
+{
+    PGresult *r;
+    if (out)
+        *out = NULL;
+    int rc = conn__run(c, &r, sql, nparams, params, false);
+    if (rc != GR_OK)
+        return rc;
+    if (!out) {
+        PQclear(r);
+        return GR_OK;
+    }
+    struct db_res *res = malloc(sizeof(*res));
+    if (!res) {
+        PQclear(r);
+        return GR_ENOMEM;
+    }
+    res->pg = r;
+    *out = res;
+    return GR_OK;
+}
+
+int db__exec_script(struct db_conn *c, const char *sql)
+{
+    PGresult *r;
+    int rc = conn__run(c, &r, sql, 0, NULL, true);
+    PQclear(r);
+    return rc;
+}
+
+bool db__conn_in_txn(struct db_conn *c)
+{
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
+        return false;
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+    return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+}
+
+int db_exec1(struct db_pool *p, struct db_res **out, const char *sql, int nparams,
+             const char *const *params)
+{
+    struct db_conn *c;
+    if (out)
+        *out = NULL;
+    int rc = db_acquire(p, DB_ACQUIRE_TIMEOUT_MS, &c);
+    if (rc != GR_OK)
+        return rc;
+    rc = db_exec(c, out, sql, nparams, params);
+    db_release(c);
+    return rc;
+}
+
+int db_begin(struct db_conn *c)
+{
+    return db_exec(c, NULL, "BEGIN", 0, NULL);
+}
+
+int db_commit(struct db_conn *c)
+{
+    PGresult *r;
+    int rc = conn__run(c, &r, "COMMIT", 0, NULL, false);
+    if (rc != GR_OK)
+        return rc;
+    /* COMMIT of a failed transaction succeeds as "ROLLBACK" */
+    bool rolled_back = strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
+    PQclear(r);
+    if (rolled_back) {
+        conn__set_error(c, NULL, "transaction was rolled back");
+        gr_error("db: commit of a failed transaction rolled it back");
+        return GR_EDB;
+    }
+    return GR_OK;
+}
+
+int db_rollback(struct db_conn *c)
+{
+    if (!c->pg || c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+        c->broken = true; /* released connections are closed, then reconnected */
+        return GR_OK;
+    }
+    PGresult *r;
+    int rc = conn__run(c, &r, "ROLLBACK", 0, NULL, false);
+    PQclear(r);
+    if (rc != GR_OK)
+        c->broken = true;
+    return rc;
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+int db_res_rows(const struct db_res *r)
+{
+    return r ? PQntuples(r->pg) : 0;
+}
+
+int db_res_cols(const struct db_res *r)
+{
+    return r ? PQnfields(r->pg) : 0;
+}
+
+static bool res__in_range(const struct db_res *r, int row, int col)
+{
+    return r && row >= 0 && col >= 0 && row < PQntuples(r->pg) && col < PQnfields(r->pg);
+}
+
+const char *db_res_get(const struct db_res *r, int row, int col)
+{
+    if (!res__in_range(r, row, col))
+        return "";
+    const char *v = PQgetvalue(r->pg, row, col);
+    return v ? v : "";
+}
+
+bool db_res_isnull(const struct db_res *r, int row, int col)
+{
+    return !res__in_range(r, row, col) || PQgetisnull(r->pg, row, col);
+}
+
+void db_res_free(struct db_res *r)
+{
+    if (!r)
+        return;
+    PQclear(r->pg);
+    free(r);
+}
+
+static void res__cleanup(void *arg)
+{
+    db_res_free(arg);
+}
+
+void db_res_arena(struct db_res *r, struct gr_arena *a)
+{
+    if (r)
+        gr_arena_cleanup(a, res__cleanup, r);
+}

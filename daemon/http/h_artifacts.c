@@ -1,0 +1,409 @@
+/*
+ * h_artifacts.c - /<repo>/<path>: download (sendfile), deploy (streamed,
+ * hashed in one pass), deploy by checksum, delete, folder listings.
+ */
+#include "http/req.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct upload {
+    struct bs_upload *bu;
+    struct cr_multihash *hash;
+    void *cleanup;
+};
+
+static void artifacts__upload_cleanup(void *arg)
+{
+    struct upload *u = arg;
+    bs_upload_abort(u->bu); /* NULL after a commit */
+    cr_multihash_free(u->hash);
+}
+
+static int artifacts__bs_err(int bsrc)
+{
+    switch (bsrc) {
+    case BS_ENOSPC:
+        return GR_ENOSPC;
+    case BS_ENOTFOUND:
+        return GR_ENOTFOUND;
+    case BS_EINVAL:
+        return GR_EINVAL;
+    case BS_ENOMEM:
+        return GR_ENOMEM;
+    default:
+        return GR_EIO;
+    }
+}
+
+static json_t *artifacts__deploy_json(struct http_req *r, const struct artifact *a)
+{
+    char created[40];
+    http_iso8601(a->created_ms, created, sizeof(created));
+    struct gr_sbuf enc = GR_SBUF_INIT;
+    gr_sbuf_add_urlpath(&enc, a->path);
+    const char *base = http_base_url(r);
+    json_t *doc = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:s}", "repo", a->repo,
+        "path", gr_arena_printf(r->arena, "/%s", a->path), "created", created, "createdBy",
+        a->created_by, "downloadUri", gr_arena_printf(r->arena, "%s/%s/%s", base, a->repo, enc.buf),
+        "mimeType", http_mime_type(a->path), "size",
+        gr_arena_printf(r->arena, "%llu", (unsigned long long)a->size), "checksums", "sha1",
+        a->sha1, "md5", a->md5, "sha256", a->sha256, "originalChecksums", "sha1", a->sha1, "md5",
+        a->md5, "sha256", a->sha256, "uri",
+        gr_arena_printf(r->arena, "%s/api/storage/%s/%s", base, a->repo, enc.buf));
+    gr_sbuf_release(&enc);
+    return doc;
+}
+
+/* A checksum header: absent, or a well-formed hex digest of n chars (lowercased). */
+static bool artifacts__checksum_header(struct http_req *r, const char *name, size_t n,
+                                       const char **out)
+{
+    const char *v = http_req_header(r, name);
+    *out = NULL;
+    if (!v)
+        return true;
+    if (strlen(v) != n) {
+        http_error(r, 400, "%s must be %zu hex characters", name, n);
+        return false;
+    }
+    char *low = gr_arena_strdup(r->arena, v);
+    for (char *p = low; *p; p++) {
+        if (!isxdigit((unsigned char)*p)) {
+            http_error(r, 400, "%s must be hex", name);
+            return false;
+        }
+        *p = (char)tolower((unsigned char)*p);
+    }
+    *out = low;
+    return true;
+}
+
+static void artifacts__commit(struct http_req *r, struct artifact *a)
+{
+    a->repo = r->repo_key;
+    a->path = r->path;
+    a->modified_by = r->user.name;
+    int rc = artifact_put(r->ctx, r->arena, a);
+    if (rc == GR_ENOTFOUND) {
+        http_error(r, 404, "repository '%s' not found", r->repo_key);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    http_json(r, 201, artifacts__deploy_json(r, a));
+}
+
+static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len)
+{
+    struct upload *u = r->hctx;
+    uint64_t max = r->srv->opt.max_body_size;
+    if (max && r->body_bytes > max)
+        return GR_ETOOBIG;
+    cr_multihash_update(u->hash, data, len);
+    int rc = bs_upload_write(u->bu, data, len);
+    return rc == BS_OK ? GR_OK : artifacts__bs_err(rc);
+}
+
+static void artifacts__put_end(struct http_req *r)
+{
+    struct upload *u = r->hctx;
+    if (r->body_error) {
+        if (r->body_error == GR_ETOOBIG)
+            http_error(r, 413, "body larger than the limit of %llu bytes",
+                       (unsigned long long)r->srv->opt.max_body_size);
+        else
+            http_error_code(r, r->body_error, "cannot store the upload");
+        return;
+    }
+    struct artifact a = {0};
+    cr_multihash_final(u->hash, a.sha256, a.sha1, a.md5);
+    a.size = bs_upload_size(u->bu);
+    const char *want256, *want1, *wantmd5;
+    if (!artifacts__checksum_header(r, "X-Checksum-Sha256", 64, &want256) ||
+        !artifacts__checksum_header(r, "X-Checksum-Sha1", 40, &want1) ||
+        !artifacts__checksum_header(r, "X-Checksum-Md5", 32, &wantmd5))
+        return;
+    const char *bad = want256 && strcmp(want256, a.sha256) ? "sha256"
+                      : want1 && strcmp(want1, a.sha1)     ? "sha1"
+                      : wantmd5 && strcmp(wantmd5, a.md5)  ? "md5"
+                                                           : NULL;
+    if (bad) {
+        http_error(r, 409, "checksum mismatch: the %s sent differs from the content's (%s)", bad,
+                   !strcmp(bad, "sha256") ? a.sha256
+                   : !strcmp(bad, "sha1") ? a.sha1
+                                          : a.md5);
+        return;
+    }
+    struct bs_upload *bu = u->bu;
+    u->bu = NULL; /* commit frees it whatever happens */
+    int rc = bs_upload_commit(bu, a.sha256, NULL);
+    if (rc) {
+        http_error_code(r, artifacts__bs_err(rc), "cannot store the upload");
+        return;
+    }
+    artifacts__commit(r, &a);
+}
+
+static void artifacts__deploy_by_checksum(struct http_req *r)
+{
+    const char *s256, *s1, *md5;
+    if (!artifacts__checksum_header(r, "X-Checksum-Sha256", 64, &s256) ||
+        !artifacts__checksum_header(r, "X-Checksum-Sha1", 40, &s1) ||
+        !artifacts__checksum_header(r, "X-Checksum-Md5", 32, &md5))
+        return;
+    if (!s256 && !s1) {
+        http_error(r, 400, "checksum deploy needs X-Checksum-Sha256 or X-Checksum-Sha1");
+        return;
+    }
+    struct artifact a = {0};
+    int rc = artifact_find_binary(r->ctx, s256, s256 ? NULL : s1, &a);
+    if (rc == GR_ENOTFOUND) {
+        http_error(r, 404, "checksum deploy failed: no binary with that checksum");
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    if ((s1 && strcmp(s1, a.sha1)) || (md5 && strcmp(md5, a.md5))) {
+        http_error(r, 409, "checksum mismatch between the headers sent");
+        return;
+    }
+    artifacts__commit(r, &a);
+}
+
+static void artifacts__put(struct http_req *r)
+{
+    if (r->trailing_slash || !*r->path) {
+        http_error(r, 400, "cannot deploy to a folder path; name a file");
+        return;
+    }
+    const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t max = r->srv->opt.max_body_size;
+    if (cl && max && strtoull(cl, NULL, 10) > max) {
+        http_error(r, 413, "body of %s bytes is larger than the limit of %llu bytes", cl,
+                   (unsigned long long)max);
+        return;
+    }
+    const char *cd = http_req_header(r, "X-Checksum-Deploy");
+    if (cd && !strcasecmp(cd, "true")) {
+        artifacts__deploy_by_checksum(r);
+        return;
+    }
+    struct upload *u = gr_arena_calloc(r->arena, sizeof(*u));
+    u->hash = cr_multihash_new();
+    int rc = u->hash ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
+    gr_arena_cleanup(r->arena, artifacts__upload_cleanup, u);
+    if (rc) {
+        http_error_code(r, artifacts__bs_err(rc), "cannot start the upload");
+        return;
+    }
+    r->hctx = u;
+    r->on_body = artifacts__put_chunk;
+    r->on_end = artifacts__put_end;
+}
+
+static void artifacts__listing(struct http_req *r, const struct folder_entry *v, int n)
+{
+    struct gr_sbuf sb = GR_SBUF_INIT, self = GR_SBUF_INIT;
+    gr_sbuf_addf(&sb, "%s/%s/", r->base, r->repo_key);
+    gr_sbuf_add_urlpath(&sb, r->path);
+    if (*r->path)
+        gr_sbuf_adds(&sb, "/");
+    gr_sbuf_add(&self, sb.buf, sb.len);
+    gr_sbuf_reset(&sb);
+    gr_sbuf_adds(&sb, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+    gr_sbuf_add_html(&sb, r->repo_key);
+    gr_sbuf_adds(&sb, "/");
+    gr_sbuf_add_html(&sb, r->path);
+    gr_sbuf_adds(&sb, "</title></head>\n<body><h1>Index of ");
+    gr_sbuf_add_html(&sb, r->repo_key);
+    gr_sbuf_adds(&sb, "/");
+    gr_sbuf_add_html(&sb, r->path);
+    gr_sbuf_adds(&sb, "</h1>\n<pre>");
+    if (*r->path)
+        gr_sbuf_adds(&sb, "<a href=\"../\">../</a>\n");
+    for (int i = 0; i < n; i++) {
+        char date[40];
+        http_iso8601(v[i].modified_ms, date, sizeof(date));
+        gr_sbuf_adds(&sb, "<a href=\"");
+        gr_sbuf_add_html(&sb, self.buf);
+        struct gr_sbuf enc = GR_SBUF_INIT;
+        gr_sbuf_add_urlpath(&enc, v[i].name);
+        gr_sbuf_add_html(&sb, enc.buf);
+        gr_sbuf_release(&enc);
+        if (v[i].is_folder)
+            gr_sbuf_adds(&sb, "/");
+        gr_sbuf_adds(&sb, "\">");
+        gr_sbuf_add_html(&sb, v[i].name);
+        if (v[i].is_folder)
+            gr_sbuf_addf(&sb, "/</a>  %s  -\n", date);
+        else
+            gr_sbuf_addf(&sb, "</a>  %s  %llu\n", date, (unsigned long long)v[i].size);
+    }
+    gr_sbuf_adds(&sb, "</pre></body></html>\n");
+    http_text(r, 200, "text/html; charset=utf-8", sb.buf, sb.len);
+    gr_sbuf_release(&sb);
+    gr_sbuf_release(&self);
+}
+
+static void artifacts__folder(struct http_req *r)
+{
+    struct folder_entry *v = NULL;
+    int n = 0;
+    int rc = artifact_list_folder(r->ctx, r->arena, r->repo_key, r->path, &v, &n);
+    if (rc == GR_ENOTFOUND)
+        http_error(r, 404, "not found: %s/%s", r->repo_key, r->path);
+    else if (rc)
+        http_error_code(r, rc, NULL);
+    else
+        artifacts__listing(r, v, n);
+}
+
+static bool artifacts__etag_match(const char *inm, const char *etag)
+{
+    if (!inm)
+        return false;
+    if (!strcmp(inm, "*"))
+        return true;
+    return strstr(inm, etag) != NULL;
+}
+
+static void artifacts__get(struct http_req *r)
+{
+    if (r->trailing_slash || !*r->path) {
+        artifacts__folder(r);
+        return;
+    }
+    struct artifact a;
+    int rc = artifact_get(r->ctx, r->arena, r->repo_key, r->path, &a);
+    if (rc == GR_ENOTFOUND) {
+        artifacts__folder(r);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    char etag[48], lm[40];
+    snprintf(etag, sizeof(etag), "\"%s\"", a.sha1);
+    http_date(a.modified_ms, lm, sizeof(lm));
+    struct MHD_Response *resp;
+    int status = 200;
+    if (artifacts__etag_match(http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        status = 304;
+    } else {
+        int fd;
+        uint64_t size;
+        int brc = bs_open_blob(r->ctx->bs, a.sha256, &fd, &size);
+        if (brc) {
+            gr_error("req=%llu binary %s of %s/%s is missing from the filestore: %s",
+                     (unsigned long long)r->id, a.sha256, r->repo_key, r->path, bs_strerror(brc));
+            http_error(r, 500, "the binary of this artifact is missing from storage");
+            return;
+        }
+        resp = MHD_create_response_from_fd64(size, fd); /* sendfile; MHD closes fd */
+        if (!resp) {
+            close(fd);
+            http_error(r, 500, "out of memory");
+            return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, http_mime_type(r->path));
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, lm);
+    MHD_add_response_header(resp, "X-Checksum-Sha1", a.sha1);
+    MHD_add_response_header(resp, "X-Checksum-Sha256", a.sha256);
+    MHD_add_response_header(resp, "X-Checksum-Md5", a.md5);
+    const char *slash = strrchr(r->path, '/');
+    MHD_add_response_header(resp, "X-Artifactory-Filename", slash ? slash + 1 : r->path);
+    http_send(r, status, resp);
+}
+
+void h_artifact(struct http_req *r)
+{
+    struct repo_config cfg;
+    int rc = repo_get(r->ctx, r->arena, r->repo_key, &cfg);
+    if (rc == GR_ENOTFOUND) {
+        /* do not tell anonymous callers which repositories exist */
+        if (r->user.anonymous && !http_need_read(r))
+            return;
+        http_error(r, 404, "repository '%s' not found", r->repo_key);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    switch (r->method) {
+    case HM_GET:
+    case HM_HEAD:
+        if (http_need_read(r))
+            artifacts__get(r);
+        return;
+    case HM_PUT:
+        if (http_need_write(r))
+            artifacts__put(r);
+        return;
+    case HM_DELETE:
+        if (!http_need_write(r))
+            return;
+        rc = artifact_delete(r->ctx, r->repo_key, r->path);
+        if (rc == GR_ENOTFOUND)
+            http_error(r, 404, "not found: %s/%s", r->repo_key, r->path);
+        else if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            http_text(r, 204, NULL, "", 0);
+        return;
+    default:
+        http_error(r, 405, "method %s not allowed on artifacts", r->method_str);
+    }
+}
+
+void h_root(struct http_req *r)
+{
+    if (r->method != HM_GET && r->method != HM_HEAD) {
+        http_error(r, 405, "method %s not allowed here", r->method_str);
+        return;
+    }
+    if (!http_need_read(r))
+        return;
+    struct repo_config *v;
+    int n;
+    int rc = repo_list(r->ctx, r->arena, &v, &n);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    gr_sbuf_adds(&sb, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>granary</title>"
+                      "</head>\n<body><h1>Repositories</h1>\n<pre>");
+    for (int i = 0; i < n; i++) {
+        gr_sbuf_addf(&sb, "<a href=\"%s/", r->base);
+        gr_sbuf_add_html(&sb, v[i].key);
+        gr_sbuf_adds(&sb, "/\">");
+        gr_sbuf_add_html(&sb, v[i].key);
+        gr_sbuf_adds(&sb, "/</a>  ");
+        gr_sbuf_add_html(&sb, v[i].package_type);
+        gr_sbuf_adds(&sb, "\n");
+    }
+    gr_sbuf_adds(&sb, "</pre></body></html>\n");
+    http_text(r, 200, "text/html; charset=utf-8", sb.buf, sb.len);
+    gr_sbuf_release(&sb);
+}

@@ -1,0 +1,207 @@
+/* h_repos.c - /api/repositories in Artifactory's shapes. */
+#include "http/path.h"
+#include "http/req.h"
+
+#include "base/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static json_t *repos__json(struct http_req *r, const struct repo_config *c, bool full)
+{
+    if (!full)
+        return json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", c->key, "type", "LOCAL", "description",
+                         c->description, "url",
+                         gr_arena_printf(r->arena, "%s/%s", http_base_url(r), c->key),
+                         "packageType", c->package_type);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "key", c->key, "rclass", c->rclass, "packageType",
+                     c->package_type, "description", c->description, "includesPattern",
+                     c->includes_pattern, "excludesPattern", c->excludes_pattern);
+}
+
+/* Apply the fields of doc onto cfg; false: an answer (400) was sent. */
+static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cfg)
+{
+    if (!json_is_object(doc)) {
+        http_error(r, 400, "expected a JSON object");
+        return false;
+    }
+    static const char *const known[] = {"key",           "rclass",          "packageType",
+                                        "description",   "includesPattern", "excludesPattern",
+                                        "repoLayoutRef", "notes",           NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        bool ok = false;
+        for (int i = 0; known[i]; i++)
+            ok |= !strcmp(k, known[i]);
+        if (!ok) {
+            http_error(r, 400, "unknown field '%s'", k);
+            return false;
+        }
+        if (!json_is_string(v)) {
+            http_error(r, 400, "field '%s' must be a string", k);
+            return false;
+        }
+        const char *s = json_string_value(v);
+        if (strlen(s) > 4096 || !http_utf8_valid(s, strlen(s)) ||
+            memchr(s, '\0', json_string_length(v))) {
+            http_error(r, 400, "field '%s' is not a valid string", k);
+            return false;
+        }
+    }
+    const char *key = json_string_value(json_object_get(doc, "key"));
+    if (key && strcmp(key, cfg->key)) {
+        http_error(r, 400, "key '%s' in the body differs from the key in the path", key);
+        return false;
+    }
+    const char *rclass = json_string_value(json_object_get(doc, "rclass"));
+    if (rclass && strcmp(rclass, "local")) {
+        http_error(r, 400, "unsupported rclass '%s' (supported: local)", rclass);
+        return false;
+    }
+    const char *pt = json_string_value(json_object_get(doc, "packageType"));
+    if (pt && strcmp(pt, "generic")) {
+        http_error(r, 400, "unsupported packageType '%s' (supported: generic)", pt);
+        return false;
+    }
+    if (pt)
+        snprintf(cfg->package_type, sizeof(cfg->package_type), "%s", pt);
+    const char *d = json_string_value(json_object_get(doc, "description"));
+    const char *inc = json_string_value(json_object_get(doc, "includesPattern"));
+    const char *exc = json_string_value(json_object_get(doc, "excludesPattern"));
+    if (d)
+        cfg->description = gr_arena_strdup(r->arena, d);
+    if (inc)
+        cfg->includes_pattern = gr_arena_strdup(r->arena, inc);
+    if (exc)
+        cfg->excludes_pattern = gr_arena_strdup(r->arena, exc);
+    return true;
+}
+
+static void repos__create(struct http_req *r, json_t *doc)
+{
+    struct repo_config cfg = {
+        .description = "", .includes_pattern = "**/*", .excludes_pattern = ""};
+    snprintf(cfg.key, sizeof(cfg.key), "%s", r->repo_key);
+    snprintf(cfg.rclass, sizeof(cfg.rclass), "local");
+    snprintf(cfg.package_type, sizeof(cfg.package_type), "generic");
+    if (!json_object_get(doc, "rclass") && json_is_object(doc)) {
+        http_error(r, 400, "missing field 'rclass'");
+        return;
+    }
+    if (!repos__apply(r, doc, &cfg))
+        return;
+    int rc = repo_create(r->ctx, &cfg);
+    if (rc == GR_EEXIST) {
+        http_error(r, 400, "repository '%s' already exists", cfg.key);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    char *msg = gr_arena_printf(r->arena, "Successfully created repository '%s' \n", cfg.key);
+    http_text(r, 200, "text/plain", msg, strlen(msg));
+}
+
+static void repos__update(struct http_req *r, json_t *doc)
+{
+    struct repo_config cfg;
+    int rc = repo_get(r->ctx, r->arena, r->repo_key, &cfg);
+    if (rc == GR_ENOTFOUND) {
+        http_error(r, 404, "repository '%s' not found", r->repo_key);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    if (!repos__apply(r, doc, &cfg))
+        return;
+    rc = repo_update(r->ctx, &cfg);
+    if (rc) {
+        http_error_code(r, rc, rc == GR_ENOTFOUND ? "repository not found" : NULL);
+        return;
+    }
+    char *msg = gr_arena_printf(r->arena, "Repository '%s' update successful.\n", cfg.key);
+    http_text(r, 200, "text/plain", msg, strlen(msg));
+}
+
+void h_repositories(struct http_req *r, const char *sub)
+{
+    bool get = r->method == HM_GET || r->method == HM_HEAD;
+    if (!strcmp(sub, "repositories")) {
+        if (!get) {
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+            return;
+        }
+        if (!http_need_read(r))
+            return;
+        struct repo_config *v;
+        int n;
+        int rc = repo_list(r->ctx, r->arena, &v, &n);
+        if (rc) {
+            http_error_code(r, rc, NULL);
+            return;
+        }
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, repos__json(r, &v[i], false));
+        http_json(r, 200, arr);
+        return;
+    }
+    const char *key = sub + strlen("repositories/");
+    if (repo_key_check(key) != GR_OK) {
+        if (r->method == HM_PUT)
+            http_error(r, 400,
+                       "invalid repository key: use letters, digits, '.', '_' and '-',"
+                       " starting with a letter or digit, at most %d characters; "
+                       "reserved: api, artifactory, ui, v2",
+                       REPO_KEY_MAX);
+        else
+            http_error(r, 404, "repository not found");
+        return;
+    }
+    r->repo_key = key;
+    if (get) {
+        if (!http_need_read(r))
+            return;
+        struct repo_config cfg;
+        int rc = repo_get(r->ctx, r->arena, key, &cfg);
+        if (rc == GR_ENOTFOUND)
+            http_error(r, 404, "repository '%s' not found", key);
+        else if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            http_json(r, 200, repos__json(r, &cfg, true));
+        return;
+    }
+    if (!http_need_admin(r))
+        return;
+    switch (r->method) {
+    case HM_PUT:
+        http_read_json_body(r, repos__create);
+        return;
+    case HM_POST:
+        http_read_json_body(r, repos__update);
+        return;
+    case HM_DELETE: {
+        int rc = repo_delete(r->ctx, key);
+        if (rc == GR_ENOTFOUND) {
+            http_error(r, 404, "repository '%s' not found", key);
+        } else if (rc) {
+            http_error_code(r, rc, NULL);
+        } else {
+            char *msg = gr_arena_printf(
+                r->arena, "Repository '%s' and all its content have been removed successfully.\n",
+                key);
+            http_text(r, 200, "text/plain", msg, strlen(msg));
+        }
+        return;
+    }
+    default:
+        http_error(r, 405, "method %s not allowed here", r->method_str);
+    }
+}

@@ -1,0 +1,47 @@
+/*
+ * http.h - the public HTTP listener (libmicrohttpd, thread pool + epoll).
+ *
+ * The only module that includes microhttpd.h. main starts it once the
+ * repository context is ready, flips readiness, and on SIGTERM quiesces it
+ * (no new connections, readiness 503), waits for in-flight requests and
+ * stops it.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct repo_ctx;
+struct http_server;
+
+struct http_options {
+    const char *host;
+    int port;
+    int threads;            /* worker threads (>= 1) */
+    int connection_timeout; /* seconds */
+    uint64_t max_body_size; /* 0: unlimited */
+    const char *version;
+};
+
+/*
+ * Bind and start serving (readiness is off until http_set_ready()).
+ * @return GR_OK, GR_EIO (cannot bind: the message is logged), GR_ENOMEM.
+ * @note ctx must outlive the server.
+ */
+int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_server **out)
+    __attribute__((warn_unused_result));
+
+/* Readiness as /api/v1/system/readiness reports it. */
+void http_set_ready(struct http_server *h, bool ready);
+
+/* Stop accepting connections (existing ones go on); readiness turns 503. */
+void http_quiesce(struct http_server *h);
+
+/* Requests being processed right now. */
+int http_active_requests(struct http_server *h);
+
+/* Close every connection and free the server. NULL is fine. */
+void http_stop(struct http_server *h);
+
+#endif

@@ -1,0 +1,130 @@
+/* path.c - percent-decoding and validation of artifact paths. */
+#include "http/path.h"
+
+#include "base/err.h"
+
+#include <string.h>
+
+static int path__hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool http_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        unsigned int cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + n >= len)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+int http_query_decode(const char *raw, size_t rawlen, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < rawlen; i++) {
+        char c = raw[i];
+        if (c == '%') {
+            if (i + 2 >= rawlen)
+                return GR_EINVAL;
+            int h = path__hex(raw[i + 1]), l = path__hex(raw[i + 2]);
+            if (h < 0 || l < 0)
+                return GR_EINVAL;
+            c = (char)(h * 16 + l);
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (c == '\0')
+            return GR_EINVAL;
+        if (o + 1 >= outsz)
+            return GR_ETOOBIG;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return GR_OK;
+}
+
+int http_path_normalize(const char *raw, size_t rawlen, char *out, size_t outsz, bool *trailing)
+{
+    size_t o = 0, seg_start = 0;
+    *trailing = false;
+    if (outsz <= HTTP_PATH_MAX)
+        return GR_EINVAL;
+    for (size_t i = 0; i < rawlen; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c == '%') {
+            if (i + 2 >= rawlen)
+                return GR_EINVAL;
+            int h = path__hex(raw[i + 1]), l = path__hex(raw[i + 2]);
+            if (h < 0 || l < 0)
+                return GR_EINVAL;
+            c = (unsigned char)(h * 16 + l);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            return GR_EINVAL;
+        if (o >= HTTP_PATH_MAX)
+            return GR_ETOOBIG;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    if (!http_utf8_valid(out, o))
+        return GR_EINVAL;
+    if (o > 0 && out[o - 1] == '/') {
+        *trailing = true;
+        out[--o] = '\0';
+        if (o == 0)
+            return GR_EINVAL; /* "/" alone: an empty segment */
+    }
+    /* check every segment */
+    for (size_t i = 0; i <= o; i++) {
+        if (i == o || out[i] == '/') {
+            size_t n = i - seg_start;
+            const char *seg = out + seg_start;
+            if (n == 0 && o > 0)
+                return GR_EINVAL;
+            if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                return GR_EINVAL;
+            if (n > HTTP_SEGMENT_MAX)
+                return GR_ETOOBIG;
+            seg_start = i + 1;
+        }
+    }
+    return GR_OK;
+}

@@ -1,0 +1,120 @@
+/*
+ * req.h - the request as handlers see it, and the helpers they answer with.
+ * Internal to http/: only the files of this folder include it.
+ *
+ * A handler is called once when the headers are in. It either answers
+ * (http_send / http_error / ...) or, for a request with a body, sets
+ * on_body and on_end and answers from on_end. Everything it allocates
+ * comes from r->arena, freed when the connection is done with the request.
+ */
+#ifndef HTTP_REQ_H
+#define HTTP_REQ_H
+
+#include "base/arena.h"
+#include "http/http.h"
+#include "repo/repo.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HTTP_HEADER_LINE_MAX (16 * 1024) /* larger header lines get 431 */
+#define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
+
+enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct repo_ctx *ctx;
+    struct http_options opt;
+    char *version;
+    atomic_bool ready;
+    atomic_bool quiesced;
+    atomic_int active;
+    atomic_uint_fast64_t next_id;
+    atomic_uint_fast64_t requests;
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct repo_ctx *ctx;
+    struct MHD_Connection *conn;
+    struct gr_arena *arena;
+    uint64_t id;
+    enum http_method method;
+    const char *method_str;
+    char *raw_uri;       /* as received: path and query, still encoded */
+    size_t raw_path_len; /* bytes of raw_uri before '?' */
+    const char *base;    /* "" or "/artifactory": how the client addressed us */
+    struct auth_user user;
+    bool started, responded, counted;
+    bool deferred; /* routed at the second access call (see server.c) */
+    int status;
+    uint64_t sent_bytes;
+    struct timespec t0;
+
+    /* artifact routes */
+    const char *repo_key;
+    char *path; /* normalised */
+    bool trailing_slash;
+
+    /* request bodies */
+    int (*on_body)(struct http_req *r, const char *data, size_t len);
+    void (*on_end)(struct http_req *r);
+    void *hctx;
+    uint64_t body_bytes;
+    int body_error; /* first error while streaming; answered from on_end */
+    char *body_error_msg;
+};
+
+/* ---- answering ---- */
+
+/* Queue resp with status (takes ownership of resp). */
+void http_send(struct http_req *r, int status, struct MHD_Response *resp);
+/* The JSON error shape {"errors":[{"status":N,"message":"..."}]}; 401 adds a Basic challenge. */
+void http_error(struct http_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map a gr_err to its status and answer with msg (or gr_strerror()). */
+void http_error_code(struct http_req *r, int err, const char *msg);
+/* Answer with a JSON document (reference stolen). */
+void http_json(struct http_req *r, int status, json_t *doc);
+/* Answer with a copy of a text body. */
+void http_text(struct http_req *r, int status, const char *content_type, const char *body,
+               size_t len);
+/* Add a header to a response being built (values copied by MHD). */
+void http_header(struct MHD_Response *resp, const char *name, const char *value);
+
+/* ---- request data ---- */
+
+/* A request header (case-insensitive), or NULL. */
+const char *http_req_header(struct http_req *r, const char *name);
+/* A decoded query parameter (in the arena), NULL when absent, "" when empty.
+ * A malformed escape reads as absent. */
+const char *http_query(struct http_req *r, const char *name);
+/* Collect a JSON body into the arena (max HTTP_JSON_BODY_MAX) and then call done. */
+void http_read_json_body(struct http_req *r, void (*done)(struct http_req *r, json_t *doc));
+
+/* ---- who may do what: false means an answer (401/403) was sent ---- */
+bool http_need_read(struct http_req *r);
+bool http_need_write(struct http_req *r);
+bool http_need_admin(struct http_req *r);
+
+/* RFC 7231 date for ms since the epoch, into buf (>= 32 bytes). */
+void http_date(int64_t ms, char *buf, size_t n);
+/* ISO 8601 with milliseconds and offset, as Artifactory prints: 2026-11-28T01:02:03.456Z */
+void http_iso8601(int64_t ms, char *buf, size_t n);
+/* Scheme://host[:port] of this request, from Host (X-Forwarded-* with the proxy issue). */
+const char *http_base_url(struct http_req *r);
+/* A content type for a file name, by extension. */
+const char *http_mime_type(const char *name);
+
+/* ---- handlers (one file per group) ---- */
+void h_system(struct http_req *r, const char *sub);
+void h_repositories(struct http_req *r, const char *sub);
+void h_artifact(struct http_req *r);
+void h_root(struct http_req *r);
+
+#endif

@@ -1,0 +1,223 @@
+/* respond.c - answering helpers and request accessors for handlers. */
+#include "http/path.h"
+#include "http/req.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void http_header(struct MHD_Response *resp, const char *name, const char *value)
+{
+    MHD_add_response_header(resp, name, value);
+}
+
+void http_send(struct http_req *r, int status, struct MHD_Response *resp)
+{
+    if (r->responded) {
+        MHD_destroy_response(resp);
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
+    MHD_add_response_header(resp, "X-Request-Id", id);
+    MHD_add_response_header(resp, "Server", "granary");
+    if (MHD_queue_response(r->conn, (unsigned int)status, resp) == MHD_YES) {
+        r->responded = true;
+        r->status = status;
+    }
+    MHD_destroy_response(resp);
+}
+
+void http_text(struct http_req *r, int status, const char *content_type, const char *body,
+               size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return;
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    http_send(r, status, resp);
+}
+
+void http_json(struct http_req *r, int status, json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(doc);
+    if (!s) {
+        http_text(r, 500, "application/json",
+                  "{\"errors\":[{\"status\":500,\"message\":\"out of memory\"}]}", 54);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    http_send(r, status, resp);
+}
+
+void http_error(struct http_req *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *doc = json_pack("{s:[{s:i,s:s}]}", "errors", "status", status, "message", msg);
+    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(doc);
+    if (!s)
+        return;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
+    if (status >= 500)
+        gr_warn("req=%llu %d %s", (unsigned long long)r->id, status, msg);
+    http_send(r, status, resp);
+}
+
+void http_error_code(struct http_req *r, int err, const char *msg)
+{
+    http_error(r, gr_err_http_status(err), "%s", msg ? msg : gr_strerror(err));
+}
+
+const char *http_req_header(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct http_req *r, const char *name)
+{
+    const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!raw)
+        return NULL;
+    size_t n = strlen(raw);
+    char *out = gr_arena_alloc(r->arena, n + 1);
+    if (http_query_decode(raw, n, out, n + 1) != GR_OK)
+        return NULL;
+    return out;
+}
+
+struct respond__json_body {
+    struct gr_sbuf buf;
+    void (*done)(struct http_req *r, json_t *doc);
+};
+
+static void respond__json_free(void *arg)
+{
+    struct respond__json_body *b = arg;
+    gr_sbuf_release(&b->buf);
+}
+
+static int respond__json_chunk(struct http_req *r, const char *data, size_t len)
+{
+    struct respond__json_body *b = r->hctx;
+    if (b->buf.len + len > HTTP_JSON_BODY_MAX)
+        return GR_ETOOBIG;
+    gr_sbuf_add(&b->buf, data, len);
+    return GR_OK;
+}
+
+static void respond__json_end(struct http_req *r)
+{
+    struct respond__json_body *b = r->hctx;
+    if (r->body_error == GR_ETOOBIG) {
+        http_error(r, 413, "request body larger than %d bytes", HTTP_JSON_BODY_MAX);
+        return;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(b->buf.buf, b->buf.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        http_error(r, 400, "invalid JSON: %s at line %d column %d", jerr.text, jerr.line,
+                   jerr.column);
+        return;
+    }
+    b->done(r, doc);
+    json_decref(doc);
+}
+
+void http_read_json_body(struct http_req *r, void (*done)(struct http_req *r, json_t *doc))
+{
+    struct respond__json_body *b = gr_arena_calloc(r->arena, sizeof(*b));
+    gr_sbuf_init(&b->buf);
+    b->done = done;
+    gr_arena_cleanup(r->arena, respond__json_free, b);
+    r->hctx = b;
+    r->on_body = respond__json_chunk;
+    r->on_end = respond__json_end;
+}
+
+void http_date(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void http_iso8601(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+const char *http_base_url(struct http_req *r)
+{
+    const char *host = http_req_header(r, MHD_HTTP_HEADER_HOST);
+    if (!host || !*host || strpbrk(host, " /\\\"<>"))
+        host = "localhost";
+    return gr_arena_printf(r->arena, "http://%s%s", host, r->base);
+}
+
+const char *http_mime_type(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {"jar", "application/java-archive"},
+        {"war", "application/java-archive"},
+        {"ear", "application/java-archive"},
+        {"pom", "application/x-maven-pom+xml"},
+        {"xml", "application/xml"},
+        {"json", "application/json"},
+        {"txt", "text/plain"},
+        {"md", "text/markdown"},
+        {"html", "text/html"},
+        {"htm", "text/html"},
+        {"css", "text/css"},
+        {"js", "application/javascript"},
+        {"sha1", "text/plain"},
+        {"sha256", "text/plain"},
+        {"sha512", "text/plain"},
+        {"md5", "text/plain"},
+        {"asc", "text/plain"},
+        {"tgz", "application/x-gzip"},
+        {"gz", "application/x-gzip"},
+        {"tar", "application/x-tar"},
+        {"zip", "application/zip"},
+        {"whl", "application/zip"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"svg", "image/svg+xml"},
+        {"pdf", "application/pdf"},
+        {"deb", "application/vnd.debian.binary-package"},
+        {"rpm", "application/x-rpm"},
+    };
+    const char *dot = strrchr(name, '.');
+    const char *slash = strrchr(name, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+            if (!strcasecmp(dot + 1, types[i].ext))
+                return types[i].type;
+    return "application/octet-stream";
+}

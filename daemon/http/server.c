@@ -1,0 +1,452 @@
+/*
+ * server.c - libmicrohttpd set-up, the access handler, routing, auth and
+ * the access log. Handlers live in h_*.c.
+ */
+#include "http/http.h"
+#include "http/path.h"
+#include "http/req.h"
+
+#include "base/err.h"
+#include "base/log.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Keep URIs raw: the path normaliser and http_query() decode, and must see %00. */
+static size_t server__unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/* Called first for every request, with the raw URI: create its arena. */
+static void *server__uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct http_server *h = cls;
+    struct gr_arena *a = gr_arena_new();
+    (void)conn; /* r->conn is set at the first access call */
+    if (!a)
+        return NULL;
+    struct http_req *r = gr_arena_calloc(a, sizeof(*r));
+    r->arena = a;
+    r->srv = h;
+    r->ctx = h->ctx;
+    r->id = atomic_fetch_add(&h->next_id, 1) + 1;
+    r->raw_uri = gr_arena_strdup(a, uri ? uri : "/");
+    r->raw_path_len = strcspn(r->raw_uri, "?");
+    r->base = "";
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    return r;
+}
+
+static void server__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *h = cls;
+    struct http_req *r = *con_cls;
+    (void)conn;
+    if (!r)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms =
+        (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    if (r->started) {
+        gr_info("req=%llu %s %.*s %d %s%.1fms user=%s", (unsigned long long)r->id,
+                r->method_str ? r->method_str : "-",
+                (int)(r->raw_path_len > 300 ? 300 : r->raw_path_len), r->raw_uri,
+                r->responded ? r->status : 0,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted ", ms,
+                r->user.name[0] ? r->user.name : "-");
+    }
+    if (r->counted)
+        atomic_fetch_sub(&h->active, 1);
+    gr_arena_free(r->arena); /* runs cleanups: temp files, fds, results */
+    *con_cls = NULL;
+}
+
+/* ---- auth ---- */
+
+static int server__b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decode base64 into out (NUL-terminated); -1 when malformed or too long. */
+static int server__b64decode(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    unsigned int acc = 0;
+    int bits = 0;
+    for (; *in && *in != '='; in++) {
+        int v = server__b64val(*in);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned int)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= outsz)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* Authenticate from the Authorization header. false: an answer was sent. */
+static bool server__authenticate(struct http_req *r)
+{
+    const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth) {
+        snprintf(r->user.name, sizeof(r->user.name), "anonymous");
+        r->user.anonymous = true;
+        return true;
+    }
+    if (strncasecmp(auth, "Basic ", 6) == 0) {
+        char dec[512];
+        int n = server__b64decode(auth + 6, dec, sizeof(dec));
+        char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+        if (!colon || memchr(dec, '\0', (size_t)n)) {
+            http_error(r, 401, "malformed basic credentials");
+            return false;
+        }
+        *colon = '\0';
+        int rc = auth_check_password(r->ctx, dec, colon + 1, &r->user);
+        if (rc == GR_OK)
+            return true;
+        if (rc == GR_EAUTH) {
+            gr_warn("req=%llu authentication failed for user '%.64s'", (unsigned long long)r->id,
+                    dec);
+            http_error(r, 401, "bad credentials");
+        } else {
+            http_error_code(r, rc, NULL);
+        }
+        return false;
+    }
+    http_error(r, 401, "unsupported authorization scheme");
+    return false;
+}
+
+bool http_need_read(struct http_req *r)
+{
+    if (!r->user.anonymous)
+        return true;
+    bool on = false;
+    int rc = settings_anonymous_read(r->ctx, &on);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    if (on)
+        return true;
+    http_error(r, 401, "authentication required");
+    return false;
+}
+
+bool http_need_write(struct http_req *r)
+{
+    if (r->user.anonymous) {
+        http_error(r, 401, "authentication required");
+        return false;
+    }
+    return true;
+}
+
+bool http_need_admin(struct http_req *r)
+{
+    if (!http_need_write(r))
+        return false;
+    if (!r->user.admin) {
+        http_error(r, 403, "admin rights required");
+        return false;
+    }
+    return true;
+}
+
+/* ---- routing ---- */
+
+static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    bool *too_long = cls;
+    (void)kind;
+    if (strlen(key) + (value ? strlen(value) : 0) > HTTP_HEADER_LINE_MAX) {
+        *too_long = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static void server__route(struct http_req *r)
+{
+    const char *p = r->raw_uri;
+    size_t len = r->raw_path_len;
+    bool too_long = false;
+
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, server__header_check, &too_long);
+    if (too_long) {
+        http_error(r, 431, "a header line is longer than %d bytes", HTTP_HEADER_LINE_MAX);
+        return;
+    }
+    if (len == 0 || p[0] != '/') {
+        http_error(r, 400, "the request target must be an absolute path");
+        return;
+    }
+    if (len > HTTP_PATH_MAX * 3 + 128) {
+        http_error(r, 414, "the path is longer than %d bytes", HTTP_PATH_MAX);
+        return;
+    }
+    if (len >= 12 && !strncmp(p, "/artifactory", 12) && (len == 12 || p[12] == '/')) {
+        r->base = "/artifactory";
+        p += 12;
+        len -= 12;
+        if (len == 0) {
+            p = "/";
+            len = 1;
+        }
+    }
+    /* health checks answer before authentication */
+    bool is_api = len >= 5 && !strncmp(p, "/api/", 5);
+    if (is_api && !strncmp(p, "/api/v1/system/", 15)) {
+        h_system(r, gr_arena_strndup(r->arena, p + 5, len - 5));
+        return;
+    }
+    if (is_api && len == 16 && !strncmp(p, "/api/system/ping", 16)) {
+        h_system(r, "system/ping");
+        return;
+    }
+    if (!atomic_load(&r->srv->ready)) {
+        http_error(r, 503, "node is not ready");
+        return;
+    }
+    if (!server__authenticate(r))
+        return;
+    if (is_api) {
+        const char *sub = gr_arena_strndup(r->arena, p + 5, len - 5);
+        if (!strncmp(sub, "system/", 7))
+            h_system(r, sub);
+        else if (!strcmp(sub, "repositories") || !strncmp(sub, "repositories/", 13))
+            h_repositories(r, sub);
+        else
+            http_error(r, 404, "no such api: /api/%s", sub);
+        return;
+    }
+    if (len == 1) {
+        h_root(r);
+        return;
+    }
+    /* /<repo>[/<path>] */
+    const char *key = p + 1;
+    size_t kl = strcspn(key, "/?");
+    if (kl > len - 1)
+        kl = len - 1;
+    r->repo_key = gr_arena_strndup(r->arena, key, kl);
+    if (repo_key_check(r->repo_key) != GR_OK) {
+        http_error(r, 404, "no such repository");
+        return;
+    }
+    const char *rest = key + kl;
+    size_t rl = len - 1 - kl;
+    if (rl > 0) { /* skip the slash after the key */
+        rest++;
+        rl--;
+    }
+    r->path = gr_arena_alloc(r->arena, HTTP_PATH_MAX + 1);
+    int rc = http_path_normalize(rest, rl, r->path, HTTP_PATH_MAX + 1, &r->trailing_slash);
+    if (rc == GR_ETOOBIG) {
+        http_error(r, 414, "path or path segment too long (limits: %d and %d bytes)", HTTP_PATH_MAX,
+                   HTTP_SEGMENT_MAX);
+        return;
+    }
+    if (rc) {
+        http_error(r, 400,
+                   "invalid path: traversal, empty segments, control characters, "
+                   "backslashes and bad escapes are refused");
+        return;
+    }
+    if (rl == 0 && kl + 1 < len)
+        r->trailing_slash = true;
+    h_artifact(r);
+}
+
+static enum http_method server__method(const char *m)
+{
+    if (!strcmp(m, "GET"))
+        return HM_GET;
+    if (!strcmp(m, "HEAD"))
+        return HM_HEAD;
+    if (!strcmp(m, "PUT"))
+        return HM_PUT;
+    if (!strcmp(m, "POST"))
+        return HM_POST;
+    if (!strcmp(m, "DELETE"))
+        return HM_DELETE;
+    return HM_OTHER;
+}
+
+static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    struct http_server *h = cls;
+    struct http_req *r = *con_cls;
+    (void)url;
+    (void)version;
+    if (!r)
+        return MHD_NO; /* out of memory at accept */
+    if (!r->started) {
+        r->started = true;
+        r->conn = conn;
+        r->counted = true;
+        atomic_fetch_add(&h->active, 1);
+        atomic_fetch_add(&h->requests, 1);
+        r->method_str = gr_arena_strdup(r->arena, method);
+        r->method = server__method(method);
+        /*
+         * libmicrohttpd 0.9.75 closes the connection after any answer queued
+         * in this first call. Requests with a body are routed now anyway, so
+         * that a refusal comes before "100 Continue" and before the body
+         * (closing is right then); the rest are routed at the next call and
+         * keep their connection alive.
+         */
+        const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        bool has_body =
+            (cl && strcmp(cl, "0")) || http_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (has_body)
+            server__route(r);
+        else
+            r->deferred = true;
+        return MHD_YES;
+    }
+    if (r->deferred) {
+        r->deferred = false;
+        server__route(r);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        r->body_bytes += n;
+        if (r->responded)
+            return MHD_YES; /* answered early: drain */
+        if (!r->on_body)
+            return MHD_YES; /* a body nobody asked for is ignored */
+        if (r->body_error == GR_OK) {
+            int rc = r->on_body(r, upload_data, n);
+            if (rc) {
+                r->body_error = rc;
+                /* answer now if MHD lets us; otherwise at the end */
+                if (r->on_end)
+                    r->on_end(r);
+                if (!r->responded)
+                    return MHD_NO;
+            }
+        }
+        return MHD_YES;
+    }
+    /* end of the request body */
+    if (!r->responded && r->on_end)
+        r->on_end(r);
+    if (!r->responded)
+        http_error(r, 500, "handler gave no answer");
+    return MHD_YES;
+}
+
+static int server__threads(int n)
+{
+    if (n > 0)
+        return n;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 2;
+}
+
+int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_server **out)
+{
+    struct http_server *h = calloc(1, sizeof(*h));
+    if (!h)
+        return GR_ENOMEM;
+    h->ctx = ctx;
+    h->opt = *o;
+    h->version = strdup(o->version ? o->version : "0");
+    h->opt.version = h->version;
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", o->port);
+    int grc = getaddrinfo(o->host, port, &hints, &ai);
+    if (grc) {
+        gr_error("cannot resolve listen address %s: %s", o->host, gai_strerror(grc));
+        free(h->version);
+        free(h);
+        return GR_EIO;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->mhd = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, server__access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)server__threads(o->threads),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
+        server__completed, h, MHD_OPTION_URI_LOG_CALLBACK, server__uri_log, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, server__unescape, NULL, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->mhd) {
+        gr_error("cannot listen on %s:%d (address in use or not allowed)", o->host, o->port);
+        free(h->version);
+        free(h);
+        return GR_EIO;
+    }
+    *out = h;
+    return GR_OK;
+}
+
+void http_set_ready(struct http_server *h, bool ready)
+{
+    atomic_store(&h->ready, ready);
+}
+
+void http_quiesce(struct http_server *h)
+{
+    atomic_store(&h->ready, false);
+    atomic_store(&h->quiesced, true);
+    MHD_socket s = MHD_quiesce_daemon(h->mhd);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+}
+
+int http_active_requests(struct http_server *h)
+{
+    return atomic_load(&h->active);
+}
+
+void http_stop(struct http_server *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->mhd);
+    free(h->version);
+    free(h);
+}

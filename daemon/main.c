@@ -1,0 +1,218 @@
+/* main.c - granaryd: arguments, start-up and shutdown order, signals. */
+#include "server.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+#include "db/db.h"
+#include "db/embedded.h"
+#include "db/migrate.h"
+#include "http/http.h"
+#include "lc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int main__lock(struct server *s)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%.900s/granary.lock", s->cfg.data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        gr_error("cannot open %s: %s", path, strerror(errno));
+        return GR_EIO;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        gr_error("data directory %s is in use by another granaryd", s->cfg.data_dir);
+        return GR_ELOCKED;
+    }
+    char pid[24];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) == 0 && write(s->lock_fd, pid, (size_t)n) != n)
+        gr_warn("cannot write pid to %s", path);
+    return GR_OK;
+}
+
+/* Database work that must succeed before the node is ready. */
+static int main__prepare(struct server *s, bool *first_admin, char pw[33])
+{
+    int from = 0, to = 0;
+    int rc = db_migrate(s->ctx.db, db_migrations, db_migrations_count, &from, &to);
+    if (rc)
+        return rc;
+    if (from != to)
+        gr_info("database schema migrated from version %d to %d", from, to);
+    bool kept = false;
+    rc = repo_cache_start(&s->ctx, &kept);
+    if (rc)
+        return rc;
+    gr_info("metadata cache %s", kept ? "kept (clean stop, no change since)" : "dropped");
+    if (s->cfg.anonymous_read >= 0) {
+        rc = settings_set_anonymous_read(&s->ctx, s->cfg.anonymous_read == 1);
+        if (rc)
+            return rc;
+    }
+    return auth_bootstrap_admin(&s->ctx, s->cfg.data_dir, pw, first_admin);
+}
+
+static bool main__stop_signal(sigset_t *set, int timeout_ms)
+{
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    siginfo_t si;
+    for (;;) {
+        int sig = sigtimedwait(set, &si, &ts);
+        if (sig < 0)
+            return false; /* timeout */
+        return true;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct server srv;
+    struct server *s = &srv;
+    char err[1024];
+    int rc, exit_code = 1;
+
+    if (config_load(&s->cfg, argc, argv, environ, err, sizeof(err))) {
+        fprintf(stderr, "granaryd: %s\n%s", err, config_usage());
+        return 2;
+    }
+    if (s->cfg.show_help) {
+        fputs(config_usage(), stdout);
+        return 0;
+    }
+    if (s->cfg.show_version) {
+        printf("granaryd %s\n", GRANARY_VERSION);
+        return 0;
+    }
+    gr_log_set_level(!strcmp(s->cfg.log_level, "debug")   ? GR_LOG_DEBUG
+                     : !strcmp(s->cfg.log_level, "warn")  ? GR_LOG_WARN
+                     : !strcmp(s->cfg.log_level, "error") ? GR_LOG_ERROR
+                                                          : GR_LOG_INFO);
+    /* signals are taken synchronously by this thread only */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST) {
+        gr_error("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    s->lock_fd = -1;
+    if (main__lock(s))
+        return 1;
+    if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
+        goto out_unlock;
+
+    if (!s->cfg.database_url[0]) {
+        char pgdir[1024];
+        snprintf(pgdir, sizeof(pgdir), "%.900s/pg", s->cfg.data_dir);
+        rc = db_embedded_start(pgdir, &s->embedded);
+        if (rc) {
+            gr_error("cannot start the embedded PostgreSQL: %s", gr_strerror(rc));
+            goto out_unlock;
+        }
+        s->conninfo = db_embedded_conninfo(s->embedded);
+    } else {
+        s->conninfo = s->cfg.database_url;
+    }
+    if (db_pool_open(s->conninfo, s->cfg.db_pool_size, &s->ctx.db)) {
+        gr_error("cannot create the database pool");
+        goto out_pg;
+    }
+    char path[1024];
+    snprintf(path, sizeof(path), "%.900s/cache", s->cfg.data_dir);
+    rc = lc_open(path, (size_t)s->cfg.cache_size_mb * 1024 * 1024, &s->ctx.cache);
+    if (rc) {
+        gr_error("cannot open the metadata cache in %s: %s", path, lc_strerror(rc));
+        goto out_pool;
+    }
+    snprintf(path, sizeof(path), "%.900s/filestore", s->cfg.data_dir);
+    rc = bs_open(path, &s->ctx.bs);
+    if (rc) {
+        gr_error("cannot open the filestore %s: %s", path, bs_strerror(rc));
+        goto out_cache;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    struct http_options ho = {
+        .host = s->cfg.listen_host,
+        .port = s->cfg.listen_port,
+        .threads = s->cfg.threads > 0 ? s->cfg.threads : (int)(cores > 0 ? cores : 2),
+        .connection_timeout = s->cfg.connection_timeout,
+        .max_body_size = s->cfg.max_body_size,
+        .version = GRANARY_VERSION,
+    };
+    if (http_start(&ho, &s->ctx, &s->http))
+        goto out_bs;
+
+    /* the database may still be starting: retry until it answers */
+    bool first_admin = false;
+    char pw[33] = "";
+    for (int attempt = 0;; attempt++) {
+        rc = main__prepare(s, &first_admin, pw);
+        if (rc == GR_OK)
+            break;
+        if (rc == GR_ESCHEMA)
+            goto out_http;
+        if (attempt % 10 == 0)
+            gr_warn("database not ready (%s); retrying", gr_strerror(rc));
+        if (main__stop_signal(&set, 1000))
+            goto out_http_clean;
+    }
+    http_set_ready(s->http, true);
+    const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
+    printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
+    if (first_admin)
+        printf("admin user: admin  password: %s  (also in %s/admin.password)\n", pw,
+               s->cfg.data_dir);
+    else
+        printf("admin user: admin  password: see %s/admin.password\n", s->cfg.data_dir);
+    printf("database: %s\n", s->embedded ? "embedded PostgreSQL under data-dir/pg" : "external");
+    fflush(stdout);
+
+    while (!main__stop_signal(&set, 60000))
+        ;
+    gr_info("stopping: waiting for in-flight requests");
+out_http_clean:
+    http_quiesce(s->http);
+    for (int i = 0; i < s->cfg.shutdown_timeout * 10 && http_active_requests(s->http) > 0; i++)
+        usleep(100000);
+    if (http_active_requests(s->http) > 0)
+        gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
+    http_stop(s->http);
+    s->http = NULL;
+    if (repo_cache_stop(&s->ctx) != GR_OK)
+        gr_warn("could not record a clean cache stop; the cache will be dropped at next start");
+    exit_code = 0;
+out_http:
+    http_stop(s->http);
+out_bs:
+    bs_close(s->ctx.bs);
+out_cache:
+    lc_close(s->ctx.cache);
+out_pool:
+    db_pool_close(s->ctx.db);
+out_pg:
+    if (s->embedded && db_embedded_stop(s->embedded))
+        gr_warn("embedded PostgreSQL did not stop cleanly");
+out_unlock:
+    close(s->lock_fd);
+    gr_info("stopped");
+    return exit_code;
+}

@@ -1,0 +1,228 @@
+/* artifacts.c - artifact rows: lookup (cached), deploy, delete, folder listing. */
+#include "repo/internal.h"
+
+#include "base/err.h"
+#include "bs.h"
+#include "db/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+
+struct artifacts__key {
+    const char *repo, *path;
+};
+
+static int artifacts__load(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
+{
+    struct artifacts__key *k = arg;
+    const char *p[2] = {k->repo, k->path};
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT a.sha256, b.sha1, b.md5, a.size, " MS("a.created") ", " MS(
+                          "a.modified") ", " MS("a.updated") ", a.created_by, a.modified_by"
+                                                             " FROM artifacts a JOIN binaries b "
+                                                             "USING (sha256)"
+                                                             " WHERE a.repo = $1 AND a.path = $2",
+                      2, p);
+    if (rc == GR_OK) {
+        if (db_res_rows(res) == 0)
+            rc = GR_ENOTFOUND;
+        else
+            for (int c = 0; c < 9; c++) {
+                const char *v = db_res_get(res, 0, c);
+                gr_sbuf_add(rec, v, strlen(v) + 1);
+            }
+    }
+    db_res_free(res);
+    return rc;
+}
+
+int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 struct artifact *out)
+{
+    struct artifacts__key key = {repo, path};
+    struct gr_sbuf k = GR_SBUF_INIT;
+    const char *rec;
+    size_t len;
+    repo__key_artifact(&k, repo, path);
+    int rc = repo__cached(ctx, a, &k, artifacts__load, &key, &rec, &len);
+    gr_sbuf_release(&k);
+    if (rc)
+        return rc;
+    const char *f[9] = {"", "", "", "0", "0", "0", "0", "", ""};
+    repo__fields(a, rec, len, f, 9);
+    out->repo = repo;
+    out->path = path;
+    snprintf(out->sha256, sizeof(out->sha256), "%s", f[0]);
+    snprintf(out->sha1, sizeof(out->sha1), "%s", f[1]);
+    snprintf(out->md5, sizeof(out->md5), "%s", f[2]);
+    out->size = strtoull(f[3], NULL, 10);
+    out->created_ms = strtoll(f[4], NULL, 10);
+    out->modified_ms = strtoll(f[5], NULL, 10);
+    out->updated_ms = strtoll(f[6], NULL, 10);
+    out->created_by = f[7];
+    out->modified_by = f[8];
+    return GR_OK;
+}
+
+int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
+{
+    char size[24];
+    snprintf(size, sizeof(size), "%llu", (unsigned long long)art->size);
+    const char *pb[4] = {art->sha256, art->sha1, art->md5, size};
+    const char *pa[5] = {art->repo, art->path, art->sha256, size, art->modified_by};
+    struct db_conn *c;
+    struct db_res *res = NULL;
+    int rc = db_acquire(ctx->db, 5000, &c);
+    if (rc)
+        return rc;
+    rc = db_begin(c);
+    if (rc == GR_OK)
+        rc = db_exec(c, NULL,
+                     "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
+                     " ON CONFLICT (sha256) DO NOTHING",
+                     4, pb);
+    if (rc == GR_OK)
+        rc = db_exec(
+            c, &res,
+            "INSERT INTO artifacts (repo, path, sha256, size, created_by, modified_by)"
+            " VALUES ($1,$2,$3,$4,$5,$5) ON CONFLICT (repo, path) DO UPDATE SET"
+            " sha256 = EXCLUDED.sha256, size = EXCLUDED.size, modified = now(),"
+            " modified_by = EXCLUDED.modified_by, updated = now()"
+            " RETURNING " MS("created") ", " MS("modified") ", " MS("updated") ", created_by",
+            5, pa);
+    if (rc == GR_OK && db_res_rows(res) == 1) {
+        art->created_ms = strtoll(db_res_get(res, 0, 0), NULL, 10);
+        art->modified_ms = strtoll(db_res_get(res, 0, 1), NULL, 10);
+        art->updated_ms = strtoll(db_res_get(res, 0, 2), NULL, 10);
+        art->created_by = gr_arena_strdup(a, db_res_get(res, 0, 3));
+    }
+    db_res_free(res);
+    if (rc == GR_OK)
+        rc = repo__bump(c);
+    rc = repo__finish(c, rc);
+    struct gr_sbuf k = GR_SBUF_INIT;
+    repo__key_artifact(&k, art->repo, art->path);
+    repo__invalidate(ctx, &k, 1);
+    gr_sbuf_release(&k);
+    return rc;
+}
+
+int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *sha1,
+                         struct artifact *out)
+{
+    struct db_res *res = NULL;
+    const char *p = sha256 ? sha256 : sha1;
+    int rc = db_exec1(ctx->db, &res,
+                      sha256 ? "SELECT sha256, sha1, md5, size FROM binaries WHERE sha256 = $1"
+                             : "SELECT sha256, sha1, md5, size FROM binaries WHERE sha1 = $1"
+                               " LIMIT 1",
+                      1, &p);
+    if (rc == GR_OK && db_res_rows(res) == 0)
+        rc = GR_ENOTFOUND;
+    if (rc == GR_OK) {
+        snprintf(out->sha256, sizeof(out->sha256), "%s", db_res_get(res, 0, 0));
+        snprintf(out->sha1, sizeof(out->sha1), "%s", db_res_get(res, 0, 1));
+        snprintf(out->md5, sizeof(out->md5), "%s", db_res_get(res, 0, 2));
+        out->size = strtoull(db_res_get(res, 0, 3), NULL, 10);
+        if (!bs_has(ctx->bs, out->sha256))
+            rc = GR_ENOTFOUND;
+    }
+    db_res_free(res);
+    return rc;
+}
+
+/* path with LIKE's special characters escaped, then "/%" */
+static void artifacts__like_below(struct gr_sbuf *sb, const char *path)
+{
+    for (const char *s = path; *s; s++) {
+        if (*s == '\\' || *s == '%' || *s == '_')
+            gr_sbuf_add(sb, "\\", 1);
+        gr_sbuf_add(sb, s, 1);
+    }
+    if (*path)
+        gr_sbuf_add(sb, "/", 1);
+    gr_sbuf_add(sb, "%", 1);
+}
+
+int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path)
+{
+    struct gr_sbuf like = GR_SBUF_INIT;
+    artifacts__like_below(&like, path);
+    const char *p[3] = {repo, path, like.buf};
+    struct db_conn *c;
+    struct db_res *res = NULL;
+    int rows = 0;
+    int rc = db_acquire(ctx->db, 5000, &c);
+    if (rc) {
+        gr_sbuf_release(&like);
+        return rc;
+    }
+    rc = db_begin(c);
+    if (rc == GR_OK)
+        rc = db_exec(c, &res,
+                     "WITH d AS (DELETE FROM artifacts WHERE repo = $1 AND (path = $2 OR"
+                     " path LIKE $3 ESCAPE '\\') RETURNING 1) SELECT count(*) FROM d",
+                     3, p);
+    if (rc == GR_OK)
+        rows = atoi(db_res_get(res, 0, 0));
+    db_res_free(res);
+    if (rc == GR_OK && rows == 0)
+        rc = GR_ENOTFOUND;
+    if (rc == GR_OK)
+        rc = repo__bump(c);
+    rc = repo__finish(c, rc);
+    if (rc != GR_ENOTFOUND) {
+        struct gr_sbuf k = GR_SBUF_INIT, prefix = GR_SBUF_INIT;
+        repo__key_artifact(&k, repo, path);
+        repo__invalidate(ctx, &k, 1);
+        repo__key_artifact(&prefix, repo, path);
+        if (*path)
+            gr_sbuf_add(&prefix, "/", 1);
+        repo__invalidate_prefix(ctx, &prefix);
+        gr_sbuf_release(&k);
+        gr_sbuf_release(&prefix);
+    }
+    gr_sbuf_release(&like);
+    return rc;
+}
+
+int artifact_list_folder(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                         const char *path, struct folder_entry **out, int *n)
+{
+    struct gr_sbuf like = GR_SBUF_INIT;
+    artifacts__like_below(&like, path);
+    char skip[24];
+    snprintf(skip, sizeof(skip), "%zu", *path ? strlen(path) + 2 : (size_t)1);
+    const char *p[3] = {repo, like.buf, skip};
+    struct db_res *res = NULL;
+    int rc =
+        db_exec1(ctx->db, &res,
+                 "SELECT name, is_dir, max(size), max(ms) FROM ("
+                 " SELECT split_part(substr(path, $3::int), '/', 1) AS name,"
+                 "  strpos(substr(path, $3::int), '/') > 0 AS is_dir, size, " MS(
+                     "modified") " AS ms"
+                                 " FROM artifacts WHERE repo = $1 AND path LIKE $2 ESCAPE '\\') s"
+                                 " GROUP BY name, is_dir ORDER BY is_dir DESC, name",
+                 3, p);
+    gr_sbuf_release(&like);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    int rows = db_res_rows(res);
+    if (rows == 0 && *path)
+        return GR_ENOTFOUND;
+    struct folder_entry *v = gr_arena_calloc(a, sizeof(*v) * (size_t)(rows ? rows : 1));
+    for (int i = 0; i < rows; i++) {
+        v[i].name = db_res_get(res, i, 0);
+        v[i].is_folder = db_res_get(res, i, 1)[0] == 't';
+        v[i].size = strtoull(db_res_get(res, i, 2), NULL, 10);
+        v[i].modified_ms = strtoll(db_res_get(res, i, 3), NULL, 10);
+    }
+    *out = v;
+    *n = rows;
+    return GR_OK;
+}

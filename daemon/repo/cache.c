@@ -1,0 +1,229 @@
+/* cache.c - read-through and invalidation over lmdb-cache (docs/cache.md). */
+#include "repo/internal.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "crypto/crypto.h"
+#include "db/db.h"
+#include "lc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_KEY_DIRECT_MAX 400 /* LMDB keys are at most 511 bytes */
+#define CACHE_VAL_STACK 4096
+
+/* Long keys are stored under "h:" + sha256(key); they lose prefix invalidation. */
+static void cache__physical(const struct gr_sbuf *key, struct gr_sbuf *phys)
+{
+    if (key->len <= CACHE_KEY_DIRECT_MAX) {
+        gr_sbuf_add(phys, key->buf, key->len);
+        return;
+    }
+    char hex[CR_SHA256_HEX];
+    cr_sha256_hex(key->buf, key->len, hex);
+    gr_sbuf_adds(phys, "h:");
+    gr_sbuf_adds(phys, hex);
+}
+
+void repo__key_repo(struct gr_sbuf *k, const char *repo)
+{
+    gr_sbuf_adds(k, "r:");
+    gr_sbuf_adds(k, repo);
+}
+
+void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path)
+{
+    gr_sbuf_adds(k, "a:");
+    gr_sbuf_add(k, repo, strlen(repo) + 1); /* keep the NUL as separator */
+    gr_sbuf_adds(k, path);
+}
+
+void repo__key_user(struct gr_sbuf *k, const char *user)
+{
+    gr_sbuf_adds(k, "u:");
+    gr_sbuf_adds(k, user);
+}
+
+void repo__key_setting(struct gr_sbuf *k, const char *name)
+{
+    gr_sbuf_adds(k, "s:");
+    gr_sbuf_adds(k, name);
+}
+
+int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max)
+{
+    (void)a;
+    int n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= len && n < max; i++) {
+        if (i == len || rec[i] == '\0') {
+            f[n++] = rec + start;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+void repo__fill(struct repo_ctx *ctx, const struct gr_sbuf *key, const struct gr_sbuf *rec,
+                uint64_t token)
+{
+    struct gr_sbuf phys = GR_SBUF_INIT;
+    cache__physical(key, &phys);
+    int rc = lc_fill(ctx->cache, phys.buf, phys.len, rec->buf, rec->len, token);
+    if (rc != LC_OK && rc != LC_ESTALE)
+        gr_warn("cache fill failed: %s", lc_strerror(rc));
+    gr_sbuf_release(&phys);
+}
+
+int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                 repo__load_fn load, void *arg, const char **rec, size_t *reclen)
+{
+    struct gr_sbuf phys = GR_SBUF_INIT;
+    char stackbuf[CACHE_VAL_STACK];
+    size_t vlen = 0;
+    cache__physical(key, &phys);
+    int rc = lc_get(ctx->cache, phys.buf, phys.len, stackbuf, sizeof(stackbuf), &vlen);
+    if (rc == LC_ERANGE) {
+        char *big = gr_arena_alloc(a, vlen);
+        rc = lc_get(ctx->cache, phys.buf, phys.len, big, vlen, &vlen);
+        if (rc == LC_OK) {
+            gr_sbuf_release(&phys);
+            atomic_fetch_add(&ctx->cache_hits, 1);
+            if (big[0] == 'A')
+                return GR_ENOTFOUND;
+            *rec = big + 1;
+            *reclen = vlen - 1;
+            return GR_OK;
+        }
+    }
+    if (rc == LC_OK && vlen >= 1) {
+        gr_sbuf_release(&phys);
+        atomic_fetch_add(&ctx->cache_hits, 1);
+        if (stackbuf[0] == 'A')
+            return GR_ENOTFOUND;
+        *rec = gr_arena_strndup(a, stackbuf + 1, vlen - 1);
+        *reclen = vlen - 1;
+        return GR_OK;
+    }
+    atomic_fetch_add(&ctx->cache_misses, 1);
+
+    /* miss: token first, then the source of truth, then a guarded fill */
+    uint64_t token = lc_fill_token(ctx->cache, phys.buf, phys.len);
+    struct gr_sbuf val = GR_SBUF_INIT;
+    gr_sbuf_add(&val, "P", 1);
+    rc = load(ctx, arg, &val);
+    if (rc == GR_OK || rc == GR_ENOTFOUND) {
+        if (rc == GR_ENOTFOUND) {
+            gr_sbuf_reset(&val);
+            gr_sbuf_add(&val, "A", 1);
+        }
+        int frc = lc_fill(ctx->cache, phys.buf, phys.len, val.buf, val.len, token);
+        if (frc != LC_OK && frc != LC_ESTALE)
+            gr_warn("cache fill failed: %s", lc_strerror(frc));
+    }
+    if (rc == GR_OK) {
+        *rec = gr_arena_strndup(a, val.buf + 1, val.len - 1);
+        *reclen = val.len - 1;
+    }
+    gr_sbuf_release(&val);
+    gr_sbuf_release(&phys);
+    return rc;
+}
+
+void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)
+{
+    struct gr_sbuf phys[8];
+    struct lc_key lk[8] = {{0}};
+    if (n > 8)
+        n = 8;
+    for (size_t i = 0; i < n; i++) {
+        gr_sbuf_init(&phys[i]);
+        cache__physical(&keys[i], &phys[i]);
+        lk[i].data = phys[i].buf;
+        lk[i].len = phys[i].len;
+    }
+    int rc = lc_invalidate(ctx->cache, lk, n);
+    if (rc != LC_OK) {
+        /* the cache must never keep what the database no longer says */
+        gr_error("cache invalidation failed (%s): dropping the cache", lc_strerror(rc));
+        if (lc_drop(ctx->cache) != LC_OK)
+            gr_error("cache drop failed too");
+    }
+    for (size_t i = 0; i < n; i++)
+        gr_sbuf_release(&phys[i]);
+}
+
+void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
+{
+    int rc = lc_invalidate_prefix(ctx->cache, prefix->buf, prefix->len);
+    if (rc == LC_OK)
+        rc = lc_invalidate_prefix(ctx->cache, "h:", 2);
+    if (rc != LC_OK) {
+        gr_error("cache invalidation failed (%s): dropping the cache", lc_strerror(rc));
+        if (lc_drop(ctx->cache) != LC_OK)
+            gr_error("cache drop failed too");
+    }
+}
+
+int repo__bump(struct db_conn *c)
+{
+    return db_exec(c, NULL, "UPDATE change_counter SET value = value + 1 WHERE id = 1", 0, NULL);
+}
+
+int repo__finish(struct db_conn *c, int rc)
+{
+    if (rc == GR_OK)
+        rc = db_commit(c);
+    else
+        db_rollback(c);
+    db_release(c);
+    return rc;
+}
+
+static int cache__counter(struct repo_ctx *ctx, uint64_t *v)
+{
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res, "SELECT value FROM change_counter WHERE id = 1", 0, NULL);
+    if (rc == GR_OK) {
+        if (db_res_rows(res) == 1)
+            *v = strtoull(db_res_get(res, 0, 0), NULL, 10);
+        else
+            rc = GR_EDB;
+    }
+    db_res_free(res);
+    return rc;
+}
+
+int repo_cache_start(struct repo_ctx *ctx, bool *kept)
+{
+    uint64_t clean = 0, now = 0;
+    *kept = false;
+    int rc = cache__counter(ctx, &now);
+    if (rc)
+        return rc;
+    if (lc_meta_get(ctx->cache, "clean_counter", &clean) == LC_OK && clean == now)
+        *kept = true;
+    else if (lc_drop(ctx->cache) != LC_OK)
+        return GR_EIO;
+    /* from here on a crash must not look like a clean stop */
+    if (lc_meta_del(ctx->cache, "clean_counter") != LC_OK)
+        return GR_EIO;
+    return GR_OK;
+}
+
+int repo_cache_stop(struct repo_ctx *ctx)
+{
+    uint64_t now = 0;
+    int rc = cache__counter(ctx, &now);
+    if (rc)
+        return rc;
+    if (lc_sync(ctx->cache) != LC_OK || lc_meta_set(ctx->cache, "clean_counter", now) != LC_OK)
+        return GR_EIO;
+    return GR_OK;
+}
+
+int repo_cache_drop(struct repo_ctx *ctx)
+{
+    return lc_drop(ctx->cache) == LC_OK ? GR_OK : GR_EIO;
+}

@@ -1,0 +1,55 @@
+/*
+ * internal.h - helpers shared by the files of repo/ (not for other modules).
+ */
+#ifndef REPO_INTERNAL_H
+#define REPO_INTERNAL_H
+
+#include "base/sbuf.h"
+#include "repo/repo.h"
+
+#include <stddef.h>
+
+struct db_conn;
+
+/*
+ * Loads one record from the database into rec (fields separated by NUL
+ * bytes), or returns GR_ENOTFOUND to have the absence cached, or another
+ * error (nothing cached).
+ */
+typedef int (*repo__load_fn)(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec);
+
+/*
+ * Read-through lookup of key: a hit costs one LMDB read; a miss takes a
+ * fill token, calls load and stores the result only if no invalidation
+ * touched the key meanwhile. *rec (in the arena) holds the record.
+ * GR_ENOTFOUND for a (cached) absence, or load's error.
+ */
+int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                 repo__load_fn load, void *arg, const char **rec, size_t *reclen);
+
+/* Store a record under key with a token taken before its source was read. */
+void repo__fill(struct repo_ctx *ctx, const struct gr_sbuf *key, const struct gr_sbuf *rec,
+                uint64_t token);
+
+/* Invalidate keys (each a NUL-free or NUL-containing sbuf). */
+void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n);
+/* Invalidate every key starting with prefix, and every hashed long key. */
+void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix);
+
+/* Cache keys. */
+void repo__key_repo(struct gr_sbuf *k, const char *repo);
+void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path);
+void repo__key_user(struct gr_sbuf *k, const char *user);
+void repo__key_setting(struct gr_sbuf *k, const char *name);
+
+/* Split a NUL-separated record into at most max fields; returns the count. */
+int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max);
+
+/* Run the change-counter bump inside the open transaction of c. */
+int repo__bump(struct db_conn *c) __attribute__((warn_unused_result));
+
+/* Commit c's transaction (or roll back when rc != 0), release c; returns rc or the commit's error.
+ */
+int repo__finish(struct db_conn *c, int rc);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * repo.h - repository, artifact, user and settings logic over PostgreSQL
+ * (source of truth), the LMDB cache and the local blob store.
+ *
+ * Every read goes through the cache (read-through, fill-race guarded);
+ * every mutation commits in PostgreSQL first, bumps the change counter in
+ * the same transaction, then invalidates the keys it touched in the local
+ * cache (docs/cache.md). Functions are thread-safe; strings they return
+ * live in the caller's arena.
+ */
+#ifndef REPO_H
+#define REPO_H
+
+#include "base/arena.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct db_pool;
+struct lc_env;
+struct bs_store;
+
+/* What the repository logic needs; owned by the server struct. */
+struct repo_ctx {
+    struct db_pool *db;
+    struct lc_env *cache;
+    struct bs_store *bs;
+    unsigned char node_secret[32]; /* per process: keys the credential fast path */
+    atomic_uint_fast64_t cache_hits, cache_misses;
+};
+
+/* ---- repositories ---- */
+
+#define REPO_KEY_MAX 64
+
+struct repo_config {
+    char key[REPO_KEY_MAX + 1];
+    char rclass[16];       /* "local" */
+    char package_type[32]; /* "generic" */
+    const char *description, *includes_pattern, *excludes_pattern;
+};
+
+/* GR_OK for a valid, non-reserved key ([A-Za-z0-9][A-Za-z0-9._-]*, <= 64). */
+int repo_key_check(const char *key);
+/* Cached. GR_ENOTFOUND, GR_EDB. */
+int repo_get(struct repo_ctx *ctx, struct gr_arena *a, const char *key, struct repo_config *out)
+    __attribute__((warn_unused_result));
+/* All repositories, ordered by key (from the database). */
+int repo_list(struct repo_ctx *ctx, struct gr_arena *a, struct repo_config **out, int *n)
+    __attribute__((warn_unused_result));
+/* GR_EEXIST, GR_EINVAL, GR_EDB. */
+int repo_create(struct repo_ctx *ctx, const struct repo_config *cfg)
+    __attribute__((warn_unused_result));
+/* GR_ENOTFOUND, GR_EINVAL, GR_EDB. */
+int repo_update(struct repo_ctx *ctx, const struct repo_config *cfg)
+    __attribute__((warn_unused_result));
+/* Deletes the repository and its artifacts. GR_ENOTFOUND, GR_EDB. */
+int repo_delete(struct repo_ctx *ctx, const char *key) __attribute__((warn_unused_result));
+
+/* ---- artifacts ---- */
+
+struct artifact {
+    const char *repo, *path;
+    char sha256[65], sha1[41], md5[33];
+    uint64_t size;
+    int64_t created_ms, modified_ms, updated_ms; /* Unix epoch milliseconds */
+    const char *created_by, *modified_by;
+};
+
+/* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */
+int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 struct artifact *out) __attribute__((warn_unused_result));
+
+/*
+ * Record a deployed artifact whose binary is already durable in the blob
+ * store: upserts the binary row and the artifact row (a re-deploy replaces
+ * the path), keeping `created` on replace. In: repo, path, hashes, size,
+ * modified_by. Out: the times and created_by as stored.
+ * GR_ENOTFOUND (repository deleted meanwhile), GR_EDB.
+ */
+int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
+    __attribute__((warn_unused_result));
+
+/*
+ * Find a stored binary by checksum (X-Checksum-Deploy): exactly one of
+ * sha256 or sha1 given (the other NULL). Fills hashes and size.
+ * GR_ENOTFOUND when no binary has it (or its file is gone), GR_EDB.
+ */
+int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *sha1,
+                         struct artifact *out) __attribute__((warn_unused_result));
+
+/* Delete a file, or a folder and everything under it. GR_ENOTFOUND, GR_EDB. */
+int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path)
+    __attribute__((warn_unused_result));
+
+struct folder_entry {
+    const char *name;
+    bool is_folder;
+    uint64_t size;       /* files only */
+    int64_t modified_ms; /* newest below, for folders */
+};
+
+/*
+ * Immediate children of a folder ("" is the repository root), folders
+ * first then files, each by name. GR_ENOTFOUND when nothing is below path
+ * (and path is not the root), GR_EDB.
+ */
+int artifact_list_folder(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                         const char *path, struct folder_entry **out, int *n)
+    __attribute__((warn_unused_result));
+
+/* ---- users, credentials, settings ---- */
+
+struct auth_user {
+    char name[128];
+    bool admin;
+    bool anonymous;
+};
+
+/*
+ * Check a user name and password. The first success for a password costs
+ * one PBKDF2 run; later ones an HMAC and a cache read (the verifier is
+ * dropped with the user's cache entry when the user changes).
+ * GR_EAUTH (unknown user, wrong password, disabled), GR_EDB.
+ */
+int auth_check_password(struct repo_ctx *ctx, const char *user, const char *password,
+                        struct auth_user *out) __attribute__((warn_unused_result));
+
+/*
+ * First start: when no user exists, create `admin` with a random password,
+ * write it to <data_dir>/admin.password (0600) and return it in pw (which
+ * must hold 33 bytes); *created tells whether this happened.
+ */
+int auth_bootstrap_admin(struct repo_ctx *ctx, const char *data_dir, char pw[33], bool *created)
+    __attribute__((warn_unused_result));
+
+/* Cluster-wide anonymous read access (cached). GR_EDB. */
+int settings_anonymous_read(struct repo_ctx *ctx, bool *on) __attribute__((warn_unused_result));
+int settings_set_anonymous_read(struct repo_ctx *ctx, bool on) __attribute__((warn_unused_result));
+
+/* ---- cache lifecycle ---- */
+
+/*
+ * Before serving: keep the cache only when the last stop was clean and
+ * nothing changed in the database since (the change counter matches);
+ * otherwise drop it. *kept tells which.
+ */
+int repo_cache_start(struct repo_ctx *ctx, bool *kept) __attribute__((warn_unused_result));
+/* At a clean stop, after the last request: record the change counter. */
+int repo_cache_stop(struct repo_ctx *ctx) __attribute__((warn_unused_result));
+/* Drop every cached entry (granaryctl cache-drop, tests). */
+int repo_cache_drop(struct repo_ctx *ctx) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bats
+# With no database URL granaryd runs a private PostgreSQL under DIR/pg:
+# unix socket only, as an unprivileged user, stopped with the node.
+load helpers
+
+setup_file() {
+    export SUITE_TMP=$(suite_tmp)
+    start_node e
+    export NODE_e_URL NODE_e_PASS NODE_e_PID NODE_e_DIR NODE_e_PORT
+}
+teardown_file() { cleanup_suite; }
+
+postmaster_pid() {
+    head -1 "$NODE_e_DIR/pg/data/postmaster.pid" 2>/dev/null
+}
+
+@test "first start creates the database, prints the URL and the admin password once" {
+    grep -q "ready at http://127.0.0.1:$NODE_e_PORT/" "$NODE_e_DIR/stdout.log"
+    grep -q "admin user: admin  password: $NODE_e_PASS" "$NODE_e_DIR/stdout.log"
+    [ "$(stat -c %a "$NODE_e_DIR/admin.password")" = 600 ]
+    [ ${#NODE_e_PASS} -ge 20 ]
+    [ "$(code -u "admin:$NODE_e_PASS" "$NODE_e_URL/api/repositories")" = 200 ]
+    [ -d "$NODE_e_DIR/pg/data" ]
+}
+
+@test "the embedded server listens on no TCP port and runs unprivileged" {
+    local pid
+    pid=$(postmaster_pid)
+    [ -n "$pid" ]
+    kill -0 "$pid"
+    [ -z "$(ss -ltnpH | grep "pid=$pid,")" ]
+    ls "$NODE_e_DIR"/pg/run/.s.PGSQL.*
+    if [ "$(id -u)" = 0 ]; then
+        [ "$(ps -o user= -p "$pid")" = postgres ]
+    fi
+}
+
+@test "data persists across a restart, and SIGTERM stops the embedded server" {
+    make_repo e keep
+    echo persisted >"$SUITE_TMP/p"
+    acurl e -T "$SUITE_TMP/p" /keep/p.txt >/dev/null
+    local pid
+    pid=$(postmaster_pid)
+    stop_node e
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$pid" 2>/dev/null
+    # the password is not printed again
+    : >"$NODE_e_DIR/stdout.log"
+    restart_node e
+    ! grep -q "$NODE_e_PASS" "$NODE_e_DIR/stdout.log"
+    [ "$(acurl e /keep/p.txt)" = persisted ]
+}
+
+@test "a granaryd killed with SIGKILL does not leave its PostgreSQL running" {
+    local pid
+    pid=$(postmaster_pid)
+    kill -KILL "$(node_pid e)"
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$pid" 2>/dev/null
+    # and the next start works
+    restart_node e
+    [ "$(acurl e /keep/p.txt)" = persisted ]
+}

@@ -1,0 +1,184 @@
+# helpers.bash - shared by the bats suites: a real PostgreSQL per suite
+# (initdb in a temp dir, random free port) and real granaryd processes,
+# all stopped by pid in teardown.
+
+BUILD=${BUILD:-build}
+GRANARYD=${GRANARYD:-$PWD/$BUILD/granaryd}
+GRANARYCTL=${GRANARYCTL:-$PWD/$BUILD/granaryctl}
+PG_BIN=${GRANARY_PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+[ -x "$PG_BIN/initdb" ] || PG_BIN=/usr/lib/postgresql/15/bin
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Run a PostgreSQL tool as the postgres user when we are root.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# A temp dir the postgres user can traverse.
+suite_tmp() {
+    local d
+    d=$(mktemp -d /tmp/granary-test.XXXXXX)
+    chmod 0711 "$d"
+    echo "$d"
+}
+
+# start_pg: a private PostgreSQL for this suite; sets PGPORT, PGDATA_DIR, DBURL_BASE.
+start_pg() {
+    export SUITE_TMP=${SUITE_TMP:-$(suite_tmp)}
+    export PGDATA_DIR=$SUITE_TMP/pgdata
+    export PGPORT
+    PGPORT=$(free_port)
+    mkdir -p "$PGDATA_DIR" && chmod 0700 "$PGDATA_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$PGDATA_DIR"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U granary --auth=trust --no-locale -E UTF8 >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" -w -t 60 \
+        -o "-p $PGPORT -k $PGDATA_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    export DBURL_BASE="postgresql://granary@127.0.0.1:$PGPORT"
+}
+
+stop_pg() {
+    [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ] &&
+        as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null 2>&1
+    return 0
+}
+
+# new_db NAME: create a database, print its URL.
+new_db() {
+    "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U granary -d postgres -c "CREATE DATABASE \"$1\"" >/dev/null
+    echo "$DBURL_BASE/$1"
+}
+
+psql_db() { # psql_db DBNAME SQL
+    "$PG_BIN/psql" -qAt -h 127.0.0.1 -p "$PGPORT" -U granary -d "$1" -c "$2"
+}
+
+# start_node NAME [granaryd args...]: start granaryd with its own data dir
+# and port; sets NODE_<NAME>_{PORT,PID,DIR,URL,PASS}; waits for readiness.
+start_node() {
+    local name=$1
+    shift
+    local dir=$SUITE_TMP/node-$name
+    local port
+    port=$(free_port)
+    mkdir -p "$dir"
+    "$GRANARYD" --data-dir "$dir" --listen "127.0.0.1:$port" "$@" \
+        >>"$dir/stdout.log" 2>>"$dir/stderr.log" &
+    local pid=$!
+    echo "$pid" >>"$SUITE_TMP/pids"
+    echo "$pid" >"$dir/pid"
+    eval "NODE_${name}_PORT=$port NODE_${name}_PID=$pid NODE_${name}_DIR=$dir"
+    eval "NODE_${name}_URL=http://127.0.0.1:$port"
+    wait_ready "http://127.0.0.1:$port" "$pid" || {
+        echo "granaryd $name did not become ready; stderr:" >&2
+        tail -20 "$dir/stderr.log" >&2
+        return 1
+    }
+    eval "NODE_${name}_PASS=\$(cat $dir/admin.password 2>/dev/null)" || true
+}
+
+wait_ready() { # URL PID [seconds]
+    local i
+    for ((i = 0; i < ${3:-60} * 10; i++)); do
+        kill -0 "$2" 2>/dev/null || return 1
+        curl -fsS -o /dev/null "$1/api/v1/system/readiness" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# node_pid NAME: the node's current pid (tests run in subshells, so the
+# pid of a restarted node is kept in its data dir).
+node_pid() {
+    local dir
+    eval "dir=\$NODE_${1}_DIR"
+    cat "$dir/pid"
+}
+
+# restart_node NAME [granaryd args...]: start NAME again on its data dir and port.
+restart_node() {
+    local name=$1 dir port
+    shift
+    eval "dir=\$NODE_${name}_DIR port=\$NODE_${name}_PORT"
+    "$GRANARYD" --data-dir "$dir" --listen "127.0.0.1:$port" "$@" \
+        >>"$dir/stdout.log" 2>>"$dir/stderr.log" &
+    local pid=$!
+    echo "$pid" >>"$SUITE_TMP/pids"
+    echo "$pid" >"$dir/pid"
+    eval "NODE_${name}_PID=$pid"
+    wait_ready "http://127.0.0.1:$port" "$pid"
+}
+
+# stop_node NAME: SIGTERM and wait for the exit.
+stop_node() {
+    local pid
+    pid=$(node_pid "$1")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    local i
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    ! kill -0 "$pid" 2>/dev/null || return 1
+    wait "$pid" 2>/dev/null || true # 127 when started by another subshell
+}
+
+stop_all() {
+    [ -f "${SUITE_TMP:-/nonexistent}/pids" ] || return 0
+    local pid
+    for pid in $(cat "$SUITE_TMP/pids"); do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in $(cat "$SUITE_TMP/pids"); do
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+    done
+    rm -f "$SUITE_TMP/pids"
+}
+
+cleanup_suite() {
+    stop_all
+    stop_pg
+    # an embedded PostgreSQL left by a killed node: stop it by its pid file
+    local pm
+    for pm in "$SUITE_TMP"/node-*/pg/data/postmaster.pid; do
+        [ -f "$pm" ] && kill -INT "$(head -1 "$pm")" 2>/dev/null
+    done
+    sleep 0.2
+    [ -n "${SUITE_TMP:-}" ] && rm -rf "$SUITE_TMP"
+}
+
+# curl as admin against node NAME: acurl NAME [curl args] PATH
+acurl() {
+    local name=$1
+    shift
+    local url pass
+    eval "url=\$NODE_${name}_URL pass=\$NODE_${name}_PASS"
+    local path=${!#}
+    curl -sS -u "admin:$pass" "${@:1:$#-1}" "$url$path"
+}
+
+# status code only
+code() {
+    curl -s -o /dev/null -w '%{http_code}' "$@"
+}
+
+# metric NAME-of-node METRIC: read a counter from /api/system/metrics
+metric() {
+    acurl "$1" /api/system/metrics | awk -v m="$2" '$1 == m { print $2 }'
+}
+
+make_repo() { # node key
+    acurl "$1" -X PUT -H 'Content-Type: application/json' \
+        -d "{\"key\":\"$2\",\"rclass\":\"local\",\"packageType\":\"generic\"}" \
+        "/api/repositories/$2" >/dev/null
+}

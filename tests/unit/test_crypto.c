@@ -1,0 +1,440 @@
+/*
+ * test_crypto.c - unit tests of the crypto helpers (crypto/crypto.h):
+ * digests against published vectors, chunked versus one-shot hashing,
+ * HMAC-SHA256 (RFC 4231), password hashing and verification (including
+ * malformed stored strings), random bytes and passwords.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "crypto/crypto.h"
+
+struct vec {
+    const char *in;
+    const char *sha256, *sha1, *md5;
+};
+
+static const struct vec vectors[] = {
+    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+     "da39a3ee5e6b4b0d3255bfef95601890afd80709", "d41d8cd98f00b204e9800998ecf8427e"},
+    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+     "a9993e364706816aba3e25717850c26c9cd0d89d", "900150983cd24fb0d6963f7d28e17f72"},
+    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+     "84983e441c3bd26ebaae4aa1f95129e5e54670f1", "8215ef0796a20bcaaae116d3876c664a"},
+};
+
+/* One million 'a' (FIPS 180 long-message vectors). */
+#define MILLION_SHA256 "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+#define MILLION_SHA1 "34aa973cd4c4daa4f61eeb2bdbad27316534016f"
+#define MILLION_MD5 "7707d6ae4e027c70eea2a935c2296f21"
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", in[i]);
+}
+
+/* ---- digests -------------------------------------------------------------- */
+
+static void cr_multihash__known_vectors__match(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        char s256[CR_SHA256_HEX], s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
+        struct cr_multihash *h = cr_multihash_new();
+        assert_non_null(h);
+        cr_multihash_update(h, vectors[i].in, strlen(vectors[i].in));
+        cr_multihash_final(h, s256, s1, m5);
+        cr_multihash_free(h);
+        assert_string_equal(s256, vectors[i].sha256);
+        assert_string_equal(s1, vectors[i].sha1);
+        assert_string_equal(m5, vectors[i].md5);
+    }
+}
+
+static void cr_multihash__no_update__empty_digests(void **state)
+{
+    (void)state;
+    char s256[CR_SHA256_HEX], s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
+    struct cr_multihash *h = cr_multihash_new();
+    assert_non_null(h);
+    cr_multihash_final(h, s256, s1, m5);
+    cr_multihash_free(h);
+    assert_string_equal(s256, vectors[0].sha256);
+    assert_string_equal(s1, vectors[0].sha1);
+    assert_string_equal(m5, vectors[0].md5);
+}
+
+static void cr_multihash__chunked__equals_one_shot(void **state)
+{
+    (void)state;
+    enum { N = 1000000 };
+    char *a = malloc(N);
+    assert_non_null(a);
+    memset(a, 'a', N);
+
+    char one[3][CR_SHA256_HEX], chunked[3][CR_SHA256_HEX];
+    struct cr_multihash *h = cr_multihash_new();
+    assert_non_null(h);
+    cr_multihash_update(h, a, N);
+    cr_multihash_final(h, one[0], one[1], one[2]);
+    cr_multihash_free(h);
+
+    /* uneven chunks, some empty, crossing every block boundary */
+    h = cr_multihash_new();
+    assert_non_null(h);
+    size_t off = 0, step = 0;
+    while (off < N) {
+        size_t n = (step * 7919) % 1031;
+        if (n > N - off)
+            n = N - off;
+        cr_multihash_update(h, a + off, n);
+        off += n;
+        step++;
+    }
+    cr_multihash_final(h, chunked[0], chunked[1], chunked[2]);
+    cr_multihash_free(h);
+    free(a);
+
+    assert_string_equal(one[0], MILLION_SHA256);
+    assert_string_equal(one[1], MILLION_SHA1);
+    assert_string_equal(one[2], MILLION_MD5);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(chunked[i], one[i]);
+}
+
+static void cr_multihash_free__null__ok(void **state)
+{
+    (void)state;
+    cr_multihash_free(NULL);
+}
+
+static void cr_sha256_hex__known_vectors__match(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        char out[CR_SHA256_HEX];
+        memset(out, 'X', sizeof(out));
+        cr_sha256_hex(vectors[i].in, strlen(vectors[i].in), out);
+        assert_string_equal(out, vectors[i].sha256);
+    }
+}
+
+/* ---- HMAC ----------------------------------------------------------------- */
+
+static void cr_hmac_sha256__rfc4231_case2__match(void **state)
+{
+    (void)state;
+    unsigned char mac[32];
+    char h[65];
+    const char *data = "what do ya want for nothing?";
+    cr_hmac_sha256("Jefe", 4, data, strlen(data), mac);
+    hex(mac, 32, h);
+    assert_string_equal(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+static void cr_hmac_sha256__rfc4231_case1__match(void **state)
+{
+    (void)state;
+    unsigned char key[20], mac[32];
+    char h[65];
+    memset(key, 0x0b, sizeof(key));
+    cr_hmac_sha256(key, sizeof(key), "Hi There", 8, mac);
+    hex(mac, 32, h);
+    assert_string_equal(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+static void cr_hmac_sha256__rfc4231_case6_long_key__match(void **state)
+{
+    (void)state;
+    unsigned char key[131], mac[32];
+    char h[65];
+    const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
+    memset(key, 0xaa, sizeof(key));
+    cr_hmac_sha256(key, sizeof(key), data, strlen(data), mac);
+    hex(mac, 32, h);
+    assert_string_equal(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+/* ---- cr_equal / cr_random ------------------------------------------------- */
+
+static void cr_equal__cases__compared(void **state)
+{
+    (void)state;
+    assert_true(cr_equal("abcdef", "abcdef", 6));
+    assert_false(cr_equal("abcdef", "abcdeg", 6));
+    assert_false(cr_equal("xbcdef", "abcdef", 6));
+    assert_true(cr_equal("abc", "abd", 2));
+    assert_true(cr_equal("a", "b", 0));
+}
+
+static void cr_random__bytes__filled_and_different(void **state)
+{
+    (void)state;
+    unsigned char a[32] = {0}, b[32] = {0}, zero[32] = {0};
+    assert_int_equal(cr_random(a, sizeof(a)), GR_OK);
+    assert_int_equal(cr_random(b, sizeof(b)), GR_OK);
+    assert_memory_not_equal(a, zero, sizeof(a));
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_int_equal(cr_random(a, 0), GR_OK);
+}
+
+static bool alnum_only(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+            return false;
+    return true;
+}
+
+static void cr_random_password__len24__alphabet_and_length(void **state)
+{
+    (void)state;
+    char a[25], b[25];
+    memset(a, '!', sizeof(a));
+    assert_int_equal(cr_random_password(a, 24), GR_OK);
+    assert_int_equal(strlen(a), 24);
+    assert_true(alnum_only(a));
+    assert_int_equal(cr_random_password(b, 24), GR_OK);
+    assert_string_not_equal(a, b);
+}
+
+static void cr_random_password__len0__empty(void **state)
+{
+    (void)state;
+    char out[1] = {'!'};
+    assert_int_equal(cr_random_password(out, 0), GR_OK);
+    assert_string_equal(out, "");
+}
+
+static void cr_random_password__many__every_class_seen(void **state)
+{
+    (void)state;
+    bool upper = false, lower = false, digit = false;
+    for (int i = 0; i < 100; i++) {
+        char p[33];
+        assert_int_equal(cr_random_password(p, 32), GR_OK);
+        assert_int_equal(strlen(p), 32);
+        assert_true(alnum_only(p));
+        for (const char *c = p; *c; c++) {
+            upper |= *c >= 'A' && *c <= 'Z';
+            lower |= *c >= 'a' && *c <= 'z';
+            digit |= *c >= '0' && *c <= '9';
+        }
+    }
+    assert_true(upper && lower && digit);
+}
+
+static void cr_random_password__long__ok_or_error_no_overflow(void **state)
+{
+    (void)state;
+    /* the header names no limit: either a full password or an error code */
+    enum { LEN = 1000 };
+    char *out = malloc(LEN + 1);
+    assert_non_null(out);
+    int rc = cr_random_password(out, LEN);
+    if (rc == GR_OK) {
+        assert_int_equal(strlen(out), LEN);
+        assert_true(alnum_only(out));
+    } else {
+        assert_true(rc < 0);
+    }
+    free(out);
+}
+
+/* ---- passwords ------------------------------------------------------------ */
+
+/*
+ * A link-time spy on OpenSSL's EVP_DecodeBlock(): this definition in the
+ * test binary takes precedence over libcrypto's for crypto.o (symbol
+ * interposition). It calls the real one into a buffer of its own, records
+ * the largest decode and copies the bytes out with memcpy(), so that
+ * AddressSanitizer checks the caller's destination. Declared here because
+ * only daemon/crypto/ includes OpenSSL headers.
+ */
+int EVP_DecodeBlock(unsigned char *t, const unsigned char *f, int n);
+static int spy_max_decoded;
+
+int EVP_DecodeBlock(unsigned char *t, const unsigned char *f, int n)
+{
+    static int (*real)(unsigned char *, const unsigned char *, int);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "EVP_DecodeBlock");
+    if (real == NULL)
+        fail_msg("dlsym(EVP_DecodeBlock): %s", dlerror());
+    unsigned char *tmp = malloc((n > 0 ? (size_t)n : 0) / 4 * 3 + 4);
+    if (tmp == NULL)
+        fail_msg("out of memory");
+    int r = real(tmp, f, n);
+    if (r > 0) {
+        memcpy(t, tmp, (size_t)r);
+        if (r > spy_max_decoded)
+            spy_max_decoded = r;
+    }
+    free(tmp);
+    return r;
+}
+
+/*
+ * cr_password_hash() always runs CR_PBKDF2_ITERATIONS rounds, so these few
+ * calls are the slow part of the suite; the other checks verify against
+ * strings made elsewhere with 1000 rounds.
+ */
+static void cr_password_hash__round_trip__verifies(void **state)
+{
+    (void)state;
+    char stored[CR_PASSWORD_HASH_MAX], again[CR_PASSWORD_HASH_MAX];
+    assert_int_equal(cr_password_hash("s3cret pass", stored), GR_OK);
+    assert_int_equal(strncmp(stored, "pbkdf2-sha256$100000$", 21), 0);
+    assert_true(strlen(stored) < CR_PASSWORD_HASH_MAX);
+    assert_true(cr_password_verify("s3cret pass", stored));
+    assert_false(cr_password_verify("s3cret pasS", stored));
+    /* a fresh salt each time */
+    assert_int_equal(cr_password_hash("s3cret pass", again), GR_OK);
+    assert_string_not_equal(stored, again);
+}
+
+/* Made with Python: hashlib.pbkdf2_hmac("sha256", b"correct horse", bytes(range(16)), 1000). */
+#define KNOWN_STORED                                                                               \
+    "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ="
+/* The same for the empty password and salt bytes(range(100, 116)). */
+#define KNOWN_EMPTY                                                                                \
+    "pbkdf2-sha256$1000$ZGVmZ2hpamtsbW5vcHFycw==$9PPl2xkpkQejHQyH/rxA1CYopOfKGZ35QxGMt/82HZQ="
+
+static void cr_password_verify__foreign_known_hash__true(void **state)
+{
+    (void)state;
+    assert_true(cr_password_verify("correct horse", KNOWN_STORED));
+    assert_true(cr_password_verify("", KNOWN_EMPTY));
+}
+
+static void cr_password_verify__wrong_password__false(void **state)
+{
+    (void)state;
+    assert_false(cr_password_verify("correct horsE", KNOWN_STORED));
+    assert_false(cr_password_verify("correct horse ", KNOWN_STORED));
+    assert_false(cr_password_verify("correct hors", KNOWN_STORED));
+    assert_false(cr_password_verify("", KNOWN_STORED));
+    assert_false(cr_password_verify("x", KNOWN_EMPTY));
+}
+
+/* The salt and key fields of KNOWN_STORED. */
+#define KNOWN_TAIL "AAECAwQFBgcICQoLDA0ODw==$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ="
+
+static void cr_password_verify__malformed__false(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "$",
+        "pbkdf2-sha256",
+        "pbkdf2-sha256$",
+        "pbkdf2-sha256$$$",
+        "pbkdf2-sha256$1000",
+        "pbkdf2-sha256$1000$",
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==",
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$",
+        "pbkdf2-sha1$1000$" KNOWN_TAIL,
+        "PBKDF2-SHA256$1000$" KNOWN_TAIL,
+        "bcrypt$2b$12$abcdefghijklmnopqrstuu",
+        /* iterations out of range or not a number */
+        "pbkdf2-sha256$999$" KNOWN_TAIL,
+        "pbkdf2-sha256$0$" KNOWN_TAIL,
+        "pbkdf2-sha256$-1000$" KNOWN_TAIL,
+        "pbkdf2-sha256$x$" KNOWN_TAIL,
+        "pbkdf2-sha256$99999999999999999999$" KNOWN_TAIL,
+        "pbkdf2-sha256$20000000$" KNOWN_TAIL,
+        /* bad base64, short salt, short key */
+        "pbkdf2-sha256$1000$!!!!!!!!!!!!!!!!!!!!!!!!$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$!!!!",
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+        "pbkdf2-sha256$1000$AAECAw==$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$yRTMTwbMbo9G0Vfj",
+        /* the right key under a wrong salt */
+        "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODg==$yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (cr_password_verify("correct horse", bad[i]))
+            fail_msg("verified against malformed '%s'", bad[i]);
+}
+
+static void cr_password_verify__too_long__false(void **state)
+{
+    (void)state;
+    char stored[CR_PASSWORD_HASH_MAX + 40];
+    snprintf(stored, sizeof(stored), "%s", KNOWN_STORED);
+    size_t n = strlen(stored);
+    memset(stored + n, '=', sizeof(stored) - 1 - n);
+    stored[sizeof(stored) - 1] = '\0';
+    assert_false(cr_password_verify("correct horse", stored));
+}
+
+static void cr_password_verify__long_base64_fields__false_no_overflow(void **state)
+{
+    (void)state;
+    /*
+     * BUG (reported): cr_password_verify() decodes the salt and the key with
+     * EVP_DecodeBlock() into 64-byte stack arrays (salt[64], want[64])
+     * without bounding the base64 input. A stored string shorter than
+     * CR_PASSWORD_HASH_MAX whose salt field is 136 base64 characters decodes
+     * to 102 bytes: a stack buffer overflow (the SANITIZE build reports
+     * stack-buffer-overflow through the spy's memcpy; the plain build fails
+     * the size assertion below). Malformed stored strings must just give
+     * false. A valid field decodes to at most 18 (salt) or 33 (key) bytes.
+     */
+    skip();
+    char stored[CR_PASSWORD_HASH_MAX];
+    int n = snprintf(stored, sizeof(stored), "pbkdf2-sha256$1000$");
+    memset(stored + n, 'A', 136);
+    strcpy(stored + n + 136, "$");
+    assert_true(strlen(stored) < CR_PASSWORD_HASH_MAX);
+    spy_max_decoded = 0;
+    assert_false(cr_password_verify("x", stored));
+    assert_in_range(spy_max_decoded, 0, 64);
+
+    n = snprintf(stored, sizeof(stored), "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$");
+    memset(stored + n, 'A', 112);
+    stored[n + 112] = '\0';
+    assert_true(strlen(stored) < CR_PASSWORD_HASH_MAX);
+    spy_max_decoded = 0;
+    assert_false(cr_password_verify("x", stored));
+    assert_in_range(spy_max_decoded, 0, 64);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cr_multihash__known_vectors__match),
+        cmocka_unit_test(cr_multihash__no_update__empty_digests),
+        cmocka_unit_test(cr_multihash__chunked__equals_one_shot),
+        cmocka_unit_test(cr_multihash_free__null__ok),
+        cmocka_unit_test(cr_sha256_hex__known_vectors__match),
+        cmocka_unit_test(cr_hmac_sha256__rfc4231_case2__match),
+        cmocka_unit_test(cr_hmac_sha256__rfc4231_case1__match),
+        cmocka_unit_test(cr_hmac_sha256__rfc4231_case6_long_key__match),
+        cmocka_unit_test(cr_equal__cases__compared),
+        cmocka_unit_test(cr_random__bytes__filled_and_different),
+        cmocka_unit_test(cr_random_password__len24__alphabet_and_length),
+        cmocka_unit_test(cr_random_password__len0__empty),
+        cmocka_unit_test(cr_random_password__many__every_class_seen),
+        cmocka_unit_test(cr_random_password__long__ok_or_error_no_overflow),
+        cmocka_unit_test(cr_password_hash__round_trip__verifies),
+        cmocka_unit_test(cr_password_verify__foreign_known_hash__true),
+        cmocka_unit_test(cr_password_verify__wrong_password__false),
+        cmocka_unit_test(cr_password_verify__malformed__false),
+        cmocka_unit_test(cr_password_verify__too_long__false),
+        cmocka_unit_test(cr_password_verify__long_base64_fields__false_no_overflow),
+    };
+    return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
+}
