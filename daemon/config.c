@@ -59,7 +59,7 @@ static int config__u64(uint64_t *dst, const char *v, const char *key, char *err,
             break;
         }
     }
-    if (end == v || *end || errno || v[0] == '-' || (mul > 1 && n > UINT64_MAX / mul)) {
+    if (v[0] < '0' || v[0] > '9' || *end || errno || (mul > 1 && n > UINT64_MAX / mul)) {
         snprintf(err, errsz, "%s: not a size: '%s'", key, v);
         return GR_EINVAL;
     }
@@ -113,10 +113,13 @@ static int config__listen(struct config *c, const char *v, char *err, size_t err
         return GR_EINVAL;
     memcpy(c->listen_host, v, hl);
     c->listen_host[hl] = '\0';
-    /* [::1]:8080 */
+    /* [::1]:8080; a bare IPv6 address is ambiguous */
     if (hl >= 2 && c->listen_host[0] == '[' && c->listen_host[hl - 1] == ']') {
         memmove(c->listen_host, c->listen_host + 1, hl - 2);
         c->listen_host[hl - 2] = '\0';
+    } else if (memchr(c->listen_host, ':', hl)) {
+        snprintf(err, errsz, "listen: write IPv6 addresses in brackets, e.g. [::1]:8080");
+        return GR_EINVAL;
     }
     c->listen_port = port;
     return GR_OK;
@@ -151,8 +154,13 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         }
         return config__copy(c->log_level, sizeof(c->log_level), v, key, err, errsz);
     }
-    if (!strcmp(key, "cache_size_mb"))
-        return config__u64(&c->cache_size_mb, v, key, err, errsz);
+    if (!strcmp(key, "cache_size_mb")) {
+        int mb;
+        if (config__int(&mb, v, 1, 1024 * 1024, key, err, errsz))
+            return GR_EINVAL;
+        c->cache_size_mb = (uint64_t)mb;
+        return GR_OK;
+    }
     if (!strcmp(key, "connection_timeout"))
         return config__int(&c->connection_timeout, v, 1, 3600, key, err, errsz);
     if (!strcmp(key, "shutdown_timeout"))

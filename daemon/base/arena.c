@@ -50,6 +50,10 @@ struct gr_arena *gr_arena_new(void)
 
 void *gr_arena_alloc(struct gr_arena *a, size_t n)
 {
+    if (n > SIZE_MAX / 2) {
+        fputs("granary: arena allocation too large\n", stderr);
+        abort();
+    }
     size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     struct arena__block *b = a->blocks;
     if (need == 0)

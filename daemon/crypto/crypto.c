@@ -144,8 +144,12 @@ bool cr_password_verify(const char *password, const char *stored)
     if (!dk64)
         return false;
     *dk64++ = '\0';
-    long it = strtol(iters, NULL, 10);
-    if (it < 1000 || it > 10000000)
+    char *end;
+    long it = strtol(iters, &end, 10);
+    if (*end || it < 1000 || it > 10000000)
+        return false;
+    /* 16 bytes of salt and 32 of key are 24 and 44 base64 characters */
+    if (strlen(salt64) != 24 || strlen(dk64) != 44)
         return false;
     unsigned char salt[64], want[64], got[32];
     int sl = EVP_DecodeBlock(salt, (const unsigned char *)salt64, (int)strlen(salt64));

@@ -57,6 +57,8 @@ bool http_utf8_valid(const char *str, size_t len)
 int http_query_decode(const char *raw, size_t rawlen, char *out, size_t outsz)
 {
     size_t o = 0;
+    if (outsz == 0)
+        return GR_ETOOBIG;
     for (size_t i = 0; i < rawlen; i++) {
         char c = raw[i];
         if (c == '%') {

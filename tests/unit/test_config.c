@@ -184,6 +184,22 @@ static void config_set__listen_ipv6_brackets__host_unbracketed(void **state)
     assert_int_equal(fx->c.listen_port, 443);
 }
 
+static void config_set__listen_bare_ipv6__einval(void **state)
+{
+    struct fx *fx = *state;
+    assert_bad(fx, "listen", "::1");
+    assert_bad(fx, "listen", "fe80::1:8080");
+}
+
+static void config_set__cache_size_mb__plain_megabytes(void **state)
+{
+    struct fx *fx = *state;
+    assert_int_equal(set(fx, "cache_size_mb", "2048"), GR_OK);
+    assert_int_equal(fx->c.cache_size_mb, 2048);
+    assert_bad(fx, "cache_size_mb", "1G");
+    assert_bad(fx, "cache_size_mb", "0");
+}
+
 static void config_set__listen_bad__einval_unchanged(void **state)
 {
     struct fx *fx = *state;
@@ -273,12 +289,11 @@ static void config_set__size_negative_leading_space__einval(void **state)
 {
     struct fx *fx = *state;
     /*
-     * BUG (reported): config__u64() refuses negatives by testing v[0] == '-',
+     * Regression guard (fixed): config__u64() refuses negatives by testing v[0] == '-',
      * but strtoull() skips leading white space and accepts a sign, so " -1"
      * (e.g. GRANARY_MAX_BODY_SIZE=" -1" or --max-body-size " -1") is taken
      * as 18446744073709551615 instead of being refused.
      */
-    skip();
     assert_bad(fx, "max_body_size", " -1");
     assert_bad(fx, "cache_size_mb", "\t-5");
 }
@@ -666,6 +681,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults__fresh__documented_values),
         T(config_set__data_dir__copied),
+        T(config_set__listen_bare_ipv6__einval),
+        T(config_set__cache_size_mb__plain_megabytes),
         T(config_set__data_dir_too_long__einval),
         T(config_set__key_spellings__accepted),
         T(config_set__unknown_key__einval_with_message),
