@@ -6,7 +6,8 @@
 -- path each time; the first 24 bytes of the body are replaced by
 -- "%08d%016d" (thread, n) so that no two uploads have the same content
 -- (no server can answer from deduplication). bench/run rebuilds the body
--- of thread 1, request 1 and checks that both servers stored it.
+-- of thread 2, request 1 and checks that both servers stored it (thread 1
+-- starts at 2: wrk calls request() once to probe the script and drops it).
 --
 -- done() prints one machine-readable line that bench/run parses:
 --   BENCH requests=N duration_us=N bytes=N connect=N read=N write=N status=N timeout=N p50_us=N p99_us=N

@@ -115,7 +115,11 @@ static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len
         return GR_ETOOBIG;
     cr_multihash_update(u->hash, data, len);
     int rc = bs_upload_write(u->bu, data, len);
-    return rc == BS_OK ? GR_OK : artifacts__bs_err(rc);
+    if (rc == BS_OK)
+        return GR_OK;
+    bs_upload_abort(u->bu); /* free the space now, not after draining the body */
+    u->bu = NULL;
+    return artifacts__bs_err(rc);
 }
 
 static void artifacts__put_end(struct http_req *r)

@@ -352,10 +352,12 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
             int rc = r->on_body(r, upload_data, n);
             if (rc) {
                 r->body_error = rc;
-                /* answer now if MHD lets us; otherwise at the end */
-                if (r->on_end)
-                    r->on_end(r);
-                if (!r->responded)
+                /*
+                 * libmicrohttpd 0.9.75 cannot answer mid-body. A body of
+                 * declared length is drained and answered at its end; a
+                 * chunked one may be endless, so its connection is cut.
+                 */
+                if (!http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH))
                     return MHD_NO;
             }
         }
