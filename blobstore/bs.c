@@ -245,6 +245,19 @@ bool bs_has(struct bs_store *bs, const char *sha256)
     return faccessat(bs->root_fd, rel, F_OK, 0) == 0;
 }
 
+int64_t bs_total_bytes(struct bs_store *bs)
+{
+    struct statvfs v;
+    if (fstatvfs(bs->root_fd, &v) < 0)
+        return -1;
+    return (int64_t)v.f_blocks * (int64_t)v.f_frsize;
+}
+
+const char *bs_root(const struct bs_store *bs)
+{
+    return bs->root;
+}
+
 int64_t bs_free_bytes(struct bs_store *bs)
 {
     struct statvfs v;

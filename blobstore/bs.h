@@ -97,6 +97,12 @@ bool bs_has(struct bs_store *bs, const char *sha256);
 /* Bytes free for uploads on the store's file system, or -1. */
 int64_t bs_free_bytes(struct bs_store *bs);
 
+/* Size of the store's file system in bytes, or -1. */
+int64_t bs_total_bytes(struct bs_store *bs);
+
+/* The store's root directory; valid until bs_close(). */
+const char *bs_root(const struct bs_store *bs);
+
 /* True for a lowercase 64-character hex string. */
 bool bs_valid_sha256(const char *s);
 

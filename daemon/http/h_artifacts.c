@@ -2,6 +2,7 @@
  * h_artifacts.c - /<repo>/<path>: download (sendfile), deploy (streamed,
  * hashed in one pass), deploy by checksum, delete, folder listings.
  */
+#include "http/range.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -46,10 +47,12 @@ static int artifacts__bs_err(int bsrc)
     }
 }
 
-static json_t *artifacts__deploy_json(struct http_req *r, const struct artifact *a)
+json_t *http_artifact_json(struct http_req *r, const struct artifact *a, bool full)
 {
-    char created[40];
+    char created[40], modified[40], updated[40];
     http_iso8601(a->created_ms, created, sizeof(created));
+    http_iso8601(a->modified_ms, modified, sizeof(modified));
+    http_iso8601(a->updated_ms, updated, sizeof(updated));
     struct gr_sbuf enc = GR_SBUF_INIT;
     gr_sbuf_add_urlpath(&enc, a->path);
     const char *base = http_base_url(r);
@@ -62,6 +65,11 @@ static json_t *artifacts__deploy_json(struct http_req *r, const struct artifact 
         a->sha1, "md5", a->md5, "sha256", a->sha256, "originalChecksums", "sha1", a->sha1, "md5",
         a->md5, "sha256", a->sha256, "uri",
         gr_arena_printf(r->arena, "%s/api/storage/%s/%s", base, a->repo, enc.buf));
+    if (full) {
+        json_object_set_new(doc, "lastModified", json_string(modified));
+        json_object_set_new(doc, "modifiedBy", json_string(a->modified_by));
+        json_object_set_new(doc, "lastUpdated", json_string(updated));
+    }
     gr_sbuf_release(&enc);
     return doc;
 }
@@ -95,16 +103,21 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
     a->repo = r->repo_key;
     a->path = r->path;
     a->modified_by = r->user.name;
+    a->matrix = r->matrix;
     int rc = artifact_put(r->ctx, r->arena, a);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "repository '%s' not found", r->repo_key);
+        return;
+    }
+    if (rc == GR_EINVAL) {
+        http_error(r, 400, "malformed matrix parameters: expected ;key=value[;key=value...]");
         return;
     }
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
     }
-    http_json(r, 201, artifacts__deploy_json(r, a));
+    http_json(r, 201, http_artifact_json(r, a, false));
 }
 
 static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len)
@@ -287,6 +300,39 @@ static bool artifacts__etag_match(const char *inm, const char *etag)
     return strstr(inm, etag) != NULL;
 }
 
+/*
+ * GET <path>.sha1|.sha256|.md5 of an artifact whose checksum file was never
+ * deployed: answer from the stored checksums. false: not such a request.
+ */
+static bool artifacts__checksum_file(struct http_req *r)
+{
+    static const char *const exts[] = {".sha1", ".sha256", ".md5"};
+    size_t n = strlen(r->path);
+    for (int i = 0; i < 3; i++) {
+        size_t el = strlen(exts[i]);
+        if (n <= el || strcmp(r->path + n - el, exts[i]))
+            continue;
+        char *base = gr_arena_strndup(r->arena, r->path, n - el);
+        struct artifact a;
+        if (artifact_get(r->ctx, r->arena, r->repo_key, base, &a) != GR_OK)
+            return false;
+        const char *sum = i == 0 ? a.sha1 : i == 1 ? a.sha256 : a.md5;
+        http_text(r, 200, "text/plain", sum, strlen(sum));
+        return true;
+    }
+    return false;
+}
+
+/* 304 per If-None-Match, or (without it) If-Modified-Since. */
+static bool artifacts__not_modified(struct http_req *r, const char *etag, int64_t modified_ms)
+{
+    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm)
+        return artifacts__etag_match(inm, etag);
+    int64_t ims = http_date_parse(http_req_header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE));
+    return ims >= 0 && modified_ms / 1000 <= ims;
+}
+
 static void artifacts__get(struct http_req *r)
 {
     if (r->trailing_slash || !*r->path) {
@@ -296,7 +342,8 @@ static void artifacts__get(struct http_req *r)
     struct artifact a;
     int rc = artifact_get(r->ctx, r->arena, r->repo_key, r->path, &a);
     if (rc == GR_ENOTFOUND) {
-        artifacts__folder(r);
+        if (!artifacts__checksum_file(r))
+            artifacts__folder(r);
         return;
     }
     if (rc) {
@@ -308,12 +355,12 @@ static void artifacts__get(struct http_req *r)
     http_date(a.modified_ms, lm, sizeof(lm));
     struct MHD_Response *resp;
     int status = 200;
-    if (artifacts__etag_match(http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+    if (artifacts__not_modified(r, etag, a.modified_ms)) {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;
     } else {
         int fd;
-        uint64_t size;
+        uint64_t size, first = 0, last = 0;
         int brc = bs_open_blob(r->ctx->bs, a.sha256, &fd, &size);
         if (brc) {
             gr_error("req=%llu binary %s of %s/%s is missing from the filestore: %s",
@@ -321,13 +368,45 @@ static void artifacts__get(struct http_req *r)
             http_error(r, 500, "the binary of this artifact is missing from storage");
             return;
         }
-        resp = MHD_create_response_from_fd64(size, fd); /* sendfile; MHD closes fd */
+        const char *range = http_req_header(r, MHD_HTTP_HEADER_RANGE);
+        const char *if_range = http_req_header(r, MHD_HTTP_HEADER_IF_RANGE);
+        if (if_range && strcmp(if_range, etag) && strcmp(if_range, lm))
+            range = NULL; /* the client's copy is stale: send it all */
+        enum http_range_result rr = http_range_parse(range, size, &first, &last);
+        if (rr == HTTP_RANGE_UNSATISFIABLE) {
+            close(fd);
+            char cr[48];
+            snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+            json_t *doc = json_pack("{s:[{s:i,s:s}]}", "errors", "status", 416, "message",
+                                    "range not satisfiable");
+            char *body = json_dumps(doc, JSON_COMPACT);
+            json_decref(doc);
+            resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            http_send(r, 416, resp);
+            return;
+        }
+        if (rr == HTTP_RANGE_OK) {
+            /* sendfile from an offset; MHD closes fd */
+            resp = MHD_create_response_from_fd_at_offset64(last - first + 1, fd, first);
+            status = 206;
+        } else {
+            resp = MHD_create_response_from_fd64(size, fd); /* sendfile; MHD closes fd */
+        }
         if (!resp) {
             close(fd);
             http_error(r, 500, "out of memory");
             return;
         }
+        if (rr == HTTP_RANGE_OK) {
+            char cr[80];
+            snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
+                     (unsigned long long)last, (unsigned long long)size);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        }
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, http_mime_type(r->path));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, lm);

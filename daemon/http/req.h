@@ -60,6 +60,7 @@ struct http_req {
     const char *repo_key;
     char *path; /* normalised */
     bool trailing_slash;
+    const char *matrix; /* raw ";k=v;k2=v2" after the path (without the first ';'), or NULL */
 
     /* request bodies */
     int (*on_body)(struct http_req *r, const char *data, size_t len);
@@ -108,13 +109,34 @@ void http_date(int64_t ms, char *buf, size_t n);
 void http_iso8601(int64_t ms, char *buf, size_t n);
 /* Scheme://host[:port] of this request, from Host (X-Forwarded-* with the proxy issue). */
 const char *http_base_url(struct http_req *r);
+/*
+ * Artifactory's item JSON for an artifact: repo, path, created, createdBy,
+ * downloadUri, mimeType, size (a string), checksums, originalChecksums, uri;
+ * full adds lastModified, modifiedBy, lastUpdated (storage info).
+ */
+json_t *http_artifact_json(struct http_req *r, const struct artifact *a, bool full);
 /* A content type for a file name, by extension. */
 const char *http_mime_type(const char *name);
+
+/*
+ * Split "<repo>[/<path>][;matrix]" (raw, without the leading slash) into
+ * r->repo_key, r->path, r->trailing_slash and r->matrix. false: an error
+ * answer (404 bad key, 400 bad path, 414 too long) was sent.
+ */
+bool http_parse_repo_path(struct http_req *r, const char *p, size_t len);
 
 /* ---- handlers (one file per group) ---- */
 void h_system(struct http_req *r, const char *sub);
 void h_repositories(struct http_req *r, const char *sub);
 void h_artifact(struct http_req *r);
 void h_root(struct http_req *r);
+void h_storage(struct http_req *r, const char *sub); /* h_storage.c: /api/storage/... */
+void h_storageinfo(struct http_req *r);              /* h_storage.c: /api/storageinfo */
+/* h_props.c: /api/storage/{repo}/{path}?properties (GET, PUT, DELETE); r->repo_key,
+ * r->path and r->trailing_slash are parsed and authentication is done */
+void h_properties(struct http_req *r);
+void h_search(struct http_req *r, const char *sub);               /* h_search.c: /api/search/... */
+void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.c */
+void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
 
 #endif

@@ -94,10 +94,13 @@ const char *http_req_header(struct http_req *r, const char *name)
 
 const char *http_query(struct http_req *r, const char *name)
 {
-    const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    if (!raw)
+    const char *raw = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &raw,
+                                      &n) != MHD_YES)
         return NULL;
-    size_t n = strlen(raw);
+    if (!raw) /* "?list": present without a value */
+        return "";
     char *out = gr_arena_alloc(r->arena, n + 1);
     if (http_query_decode(raw, n, out, n + 1) != GR_OK)
         return NULL;

@@ -182,6 +182,48 @@ bool http_need_admin(struct http_req *r)
 
 /* ---- routing ---- */
 
+bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
+{
+    size_t kl = strcspn(p, "/;?");
+    if (kl > len)
+        kl = len;
+    r->repo_key = gr_arena_strndup(r->arena, p, kl);
+    if (repo_key_check(r->repo_key) != GR_OK) {
+        http_error(r, 404, "no such repository");
+        return false;
+    }
+    const char *rest = p + kl;
+    size_t rl = len - kl;
+    bool slash_after_key = rl > 0 && rest[0] == '/';
+    if (slash_after_key) {
+        rest++;
+        rl--;
+    }
+    /* matrix parameters: everything from the first raw ';' (a ';' in a name is %3B) */
+    const char *semi = memchr(rest, ';', rl);
+    r->matrix = NULL;
+    if (semi) {
+        r->matrix = gr_arena_strndup(r->arena, semi + 1, rl - (size_t)(semi - rest) - 1);
+        rl = (size_t)(semi - rest);
+    }
+    r->path = gr_arena_alloc(r->arena, HTTP_PATH_MAX + 1);
+    int rc = http_path_normalize(rest, rl, r->path, HTTP_PATH_MAX + 1, &r->trailing_slash);
+    if (rc == GR_ETOOBIG) {
+        http_error(r, 414, "path or path segment too long (limits: %d and %d bytes)", HTTP_PATH_MAX,
+                   HTTP_SEGMENT_MAX);
+        return false;
+    }
+    if (rc) {
+        http_error(r, 400,
+                   "invalid path: traversal, empty segments, control characters, "
+                   "backslashes and bad escapes are refused");
+        return false;
+    }
+    if (rl == 0 && slash_after_key)
+        r->trailing_slash = true;
+    return true;
+}
+
 static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, const char *key,
                                             const char *value)
 {
@@ -244,6 +286,18 @@ static void server__route(struct http_req *r)
             h_system(r, sub);
         else if (!strcmp(sub, "repositories") || !strncmp(sub, "repositories/", 13))
             h_repositories(r, sub);
+        else if (!strncmp(sub, "storage/", 8))
+            h_storage(r, sub + 8);
+        else if (!strcmp(sub, "storageinfo"))
+            h_storageinfo(r);
+        else if (!strncmp(sub, "search/", 7))
+            h_search(r, sub + 7);
+        else if (!strncmp(sub, "copy/", 5))
+            h_copy_move(r, sub + 5, false);
+        else if (!strncmp(sub, "move/", 5))
+            h_copy_move(r, sub + 5, true);
+        else if (!strcmp(sub, "trash") || !strncmp(sub, "trash/", 6))
+            h_trash(r, sub);
         else
             http_error(r, 404, "no such api: /api/%s", sub);
         return;
@@ -253,37 +307,8 @@ static void server__route(struct http_req *r)
         return;
     }
     /* /<repo>[/<path>] */
-    const char *key = p + 1;
-    size_t kl = strcspn(key, "/?");
-    if (kl > len - 1)
-        kl = len - 1;
-    r->repo_key = gr_arena_strndup(r->arena, key, kl);
-    if (repo_key_check(r->repo_key) != GR_OK) {
-        http_error(r, 404, "no such repository");
-        return;
-    }
-    const char *rest = key + kl;
-    size_t rl = len - 1 - kl;
-    if (rl > 0) { /* skip the slash after the key */
-        rest++;
-        rl--;
-    }
-    r->path = gr_arena_alloc(r->arena, HTTP_PATH_MAX + 1);
-    int rc = http_path_normalize(rest, rl, r->path, HTTP_PATH_MAX + 1, &r->trailing_slash);
-    if (rc == GR_ETOOBIG) {
-        http_error(r, 414, "path or path segment too long (limits: %d and %d bytes)", HTTP_PATH_MAX,
-                   HTTP_SEGMENT_MAX);
-        return;
-    }
-    if (rc) {
-        http_error(r, 400,
-                   "invalid path: traversal, empty segments, control characters, "
-                   "backslashes and bad escapes are refused");
-        return;
-    }
-    if (rl == 0 && kl + 1 < len)
-        r->trailing_slash = true;
-    h_artifact(r);
+    if (http_parse_repo_path(r, p + 1, len - 1))
+        h_artifact(r);
 }
 
 static enum http_method server__method(const char *m)

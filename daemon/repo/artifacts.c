@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "bs.h"
 #include "db/db.h"
+#include "repo/props.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,8 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
         art->created_by = gr_arena_strdup(a, db_res_get(res, 0, 3));
     }
     db_res_free(res);
+    if (rc == GR_OK)
+        rc = props_apply_matrix(c, art->repo, art->path, art->matrix);
     if (rc == GR_OK)
         rc = repo__bump(c);
     rc = repo__finish(c, rc);

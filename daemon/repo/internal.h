@@ -45,6 +45,9 @@ void repo__key_setting(struct gr_sbuf *k, const char *name);
 /* Split a NUL-separated record into at most max fields; returns the count. */
 int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max);
 
+/* LIKE pattern (escape '\\') for everything below path ("" = the whole repository). */
+void repo__like_below(struct gr_sbuf *sb, const char *path);
+
 /* Run the change-counter bump inside the open transaction of c. */
 int repo__bump(struct db_conn *c) __attribute__((warn_unused_result));
 

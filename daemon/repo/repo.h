@@ -66,6 +66,7 @@ struct artifact {
     uint64_t size;
     int64_t created_ms, modified_ms, updated_ms; /* Unix epoch milliseconds */
     const char *created_by, *modified_by;
+    const char *matrix; /* artifact_put only: raw matrix parameters to store as properties */
 };
 
 /* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */

@@ -1,0 +1,172 @@
+/* storage.c - folder info, file lists and the storage summary. */
+#include "repo/storage.h"
+
+#include "base/err.h"
+#include "db/db.h"
+#include "repo/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+
+int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                        const char *path, struct storage_folder *out)
+{
+    int rc = artifact_list_folder(ctx, a, repo, path, &out->children, &out->n);
+    if (rc)
+        return rc;
+    struct gr_sbuf like = GR_SBUF_INIT;
+    repo__like_below(&like, path);
+    const char *p[2] = {repo, like.buf};
+    struct db_res *res = NULL;
+    rc = db_exec1(
+        ctx->db, &res,
+        "SELECT " MS("coalesce(min(a.created), r.created)") ", " MS("coalesce(max(a.modified), "
+                                                                    "r.created)") ", " MS(
+            "coalesce(max(a.updated), "
+            "r.created)") ","
+                          " coalesce((array_agg(a.created_by ORDER BY a.created))[1], ''),"
+                          " coalesce((array_agg(a.modified_by ORDER BY a.modified DESC))[1], '')"
+                          " FROM repositories r LEFT JOIN artifacts a ON a.repo = r.key"
+                          " AND a.path LIKE $2 ESCAPE '\\' WHERE r.key = $1 GROUP BY r.created",
+        2, p);
+    gr_sbuf_release(&like);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    if (db_res_rows(res) != 1)
+        return GR_ENOTFOUND;
+    out->created_ms = strtoll(db_res_get(res, 0, 0), NULL, 10);
+    out->modified_ms = strtoll(db_res_get(res, 0, 1), NULL, 10);
+    out->updated_ms = strtoll(db_res_get(res, 0, 2), NULL, 10);
+    out->created_by = db_res_get(res, 0, 3);
+    out->modified_by = db_res_get(res, 0, 4);
+    return GR_OK;
+}
+
+static int storage__cmp(const void *x, const void *y)
+{
+    const struct storage_entry *a = x, *b = y;
+    return strcmp(a->rel, b->rel);
+}
+
+int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 bool deep, int depth, bool folders, struct storage_entry **out, int *n)
+{
+    struct gr_sbuf like = GR_SBUF_INIT;
+    repo__like_below(&like, path);
+    const char *p[2] = {repo, like.buf};
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT a.path, a.size, " MS("a.modified") ", b.sha1, a.sha256"
+                                                                 " FROM artifacts a JOIN binaries "
+                                                                 "b USING (sha256)"
+                                                                 " WHERE a.repo = $1 AND a.path "
+                                                                 "LIKE $2 ESCAPE '\\'"
+                                                                 " ORDER BY a.path",
+                      2, p);
+    gr_sbuf_release(&like);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    int rows = db_res_rows(res);
+    if (rows == 0 && *path)
+        return GR_ENOTFOUND;
+    size_t skip = *path ? strlen(path) + 1 : 0;
+    int maxdepth = deep ? (depth > 0 ? depth : 1 << 30) : 1;
+    /* every file contributes itself and, with folders, each of its parent folders */
+    size_t cap = (size_t)rows * 2 + 1, cnt = 0;
+    struct storage_entry *v = gr_arena_calloc(a, sizeof(*v) * cap);
+    for (int i = 0; i < rows; i++) {
+        const char *rel = db_res_get(res, i, 0) + skip;
+        int64_t mod = strtoll(db_res_get(res, i, 2), NULL, 10);
+        int d = 1;
+        for (const char *s = rel; *s; s++) {
+            if (*s != '/')
+                continue;
+            if (folders && d <= maxdepth) {
+                if (cnt == cap) {
+                    cap *= 2;
+                    struct storage_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
+                    memcpy(nv, v, sizeof(*v) * cnt);
+                    v = nv;
+                }
+                v[cnt].rel = gr_arena_printf(a, "/%.*s", (int)(s - rel), rel);
+                v[cnt].folder = true;
+                v[cnt].modified_ms = mod;
+                cnt++;
+            }
+            d++;
+        }
+        if (d > maxdepth)
+            continue;
+        if (cnt == cap) {
+            cap *= 2;
+            struct storage_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
+            memcpy(nv, v, sizeof(*v) * cnt);
+            v = nv;
+        }
+        v[cnt].rel = gr_arena_printf(a, "/%s", rel);
+        v[cnt].size = strtoull(db_res_get(res, i, 1), NULL, 10);
+        v[cnt].modified_ms = mod;
+        v[cnt].sha1 = db_res_get(res, i, 3);
+        v[cnt].sha256 = db_res_get(res, i, 4);
+        cnt++;
+    }
+    qsort(v, cnt, sizeof(*v), storage__cmp);
+    /* merge duplicate folders, keeping the newest modification below them */
+    size_t o = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        if (o > 0 && v[i].folder && v[o - 1].folder && !strcmp(v[o - 1].rel, v[i].rel)) {
+            if (v[i].modified_ms > v[o - 1].modified_ms)
+                v[o - 1].modified_ms = v[i].modified_ms;
+            continue;
+        }
+        v[o++] = v[i];
+    }
+    *out = v;
+    *n = (int)o;
+    return GR_OK;
+}
+
+int storage_summary(struct repo_ctx *ctx, struct gr_arena *a, struct storage_summary *out)
+{
+    struct db_res *res = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT (SELECT count(*) FROM binaries), (SELECT coalesce(sum(size), 0)"
+                      " FROM binaries), count(*), coalesce(sum(size), 0) FROM artifacts",
+                      0, NULL);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    out->binaries_count = strtoull(db_res_get(res, 0, 0), NULL, 10);
+    out->binaries_bytes = strtoull(db_res_get(res, 0, 1), NULL, 10);
+    out->artifacts_count = strtoull(db_res_get(res, 0, 2), NULL, 10);
+    out->artifacts_bytes = strtoull(db_res_get(res, 0, 3), NULL, 10);
+    /* folders: the distinct parent paths of each repository's files */
+    rc = db_exec1(ctx->db, &res,
+                  "SELECT r.key, r.package_type,"
+                  " (SELECT count(*) FROM artifacts a WHERE a.repo = r.key),"
+                  " (SELECT coalesce(sum(size), 0) FROM artifacts a WHERE a.repo = r.key),"
+                  " (SELECT count(DISTINCT array_to_string((string_to_array(a.path, '/'))[1:i],"
+                  "  '/')) FROM artifacts a, generate_series(1,"
+                  "  array_length(string_to_array(a.path, '/'), 1) - 1) i WHERE a.repo = r.key)"
+                  " FROM repositories r ORDER BY r.key",
+                  0, NULL);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    out->nrepos = db_res_rows(res);
+    out->repos = gr_arena_calloc(a, sizeof(*out->repos) * (size_t)(out->nrepos + 1));
+    for (int i = 0; i < out->nrepos; i++) {
+        struct storage_repo_summary *s = &out->repos[i];
+        s->key = db_res_get(res, i, 0);
+        s->package_type = db_res_get(res, i, 1);
+        s->files = strtoull(db_res_get(res, i, 2), NULL, 10);
+        s->bytes = strtoull(db_res_get(res, i, 3), NULL, 10);
+        s->folders = strtoull(db_res_get(res, i, 4), NULL, 10);
+    }
+    return GR_OK;
+}

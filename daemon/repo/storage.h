@@ -1,0 +1,55 @@
+/*
+ * storage.h - what /api/storage and /api/storageinfo report: folder info,
+ * file lists and the storage summary. Reads only (from PostgreSQL: these
+ * are admin and tooling calls, not the hot download path).
+ */
+#ifndef REPO_STORAGE_H
+#define REPO_STORAGE_H
+
+#include "repo/repo.h"
+
+struct storage_folder {
+    int64_t created_ms, modified_ms, updated_ms;
+    const char *created_by, *modified_by;
+    struct folder_entry *children;
+    int n;
+};
+
+/* A folder ("" is the repository root). GR_ENOTFOUND, GR_EDB. */
+int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                        const char *path, struct storage_folder *out)
+    __attribute__((warn_unused_result));
+
+struct storage_entry {
+    const char *rel; /* "/a/b.jar", relative to the listed folder */
+    bool folder;
+    uint64_t size;
+    int64_t modified_ms;
+    const char *sha1, *sha256; /* files only */
+};
+
+/*
+ * Files (and with folders=true, folders) below path: immediate children
+ * unless deep; with deep, at most depth levels (0: unlimited). Ordered by
+ * path. GR_ENOTFOUND when path is neither the root nor a folder, GR_EDB.
+ */
+int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 bool deep, int depth, bool folders, struct storage_entry **out, int *n)
+    __attribute__((warn_unused_result));
+
+struct storage_repo_summary {
+    const char *key, *package_type;
+    uint64_t files, folders, bytes;
+};
+
+struct storage_summary {
+    uint64_t binaries_count, binaries_bytes; /* distinct contents */
+    uint64_t artifacts_count, artifacts_bytes;
+    struct storage_repo_summary *repos;
+    int nrepos;
+};
+
+int storage_summary(struct repo_ctx *ctx, struct gr_arena *a, struct storage_summary *out)
+    __attribute__((warn_unused_result));
+
+#endif
