@@ -5,6 +5,7 @@
 #include "bs.h"
 #include "db/db.h"
 #include "repo/props.h"
+#include "repo/trash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,28 +152,21 @@ static void artifacts__like_below(struct gr_sbuf *sb, const char *path)
     gr_sbuf_add(sb, "%", 1);
 }
 
-int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path)
+int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path, const char *user)
 {
-    struct gr_sbuf like = GR_SBUF_INIT;
-    artifacts__like_below(&like, path);
-    const char *p[3] = {repo, path, like.buf};
-    struct db_conn *c;
-    struct db_res *res = NULL;
-    int rows = 0;
-    int rc = db_acquire(ctx->db, 5000, &c);
-    if (rc) {
-        gr_sbuf_release(&like);
+    /* rows go to the trash (repo/trash.h) unless its retention is 0 */
+    int days = TRASH_RETENTION_DEFAULT;
+    int rc = trash_retention_days(ctx, &days);
+    if (rc)
         return rc;
-    }
+    struct db_conn *c;
+    int rows = 0;
+    rc = db_acquire(ctx->db, 5000, &c);
+    if (rc)
+        return rc;
     rc = db_begin(c);
     if (rc == GR_OK)
-        rc = db_exec(c, &res,
-                     "WITH d AS (DELETE FROM artifacts WHERE repo = $1 AND (path = $2 OR"
-                     " path LIKE $3 ESCAPE '\\') RETURNING 1) SELECT count(*) FROM d",
-                     3, p);
-    if (rc == GR_OK)
-        rows = atoi(db_res_get(res, 0, 0));
-    db_res_free(res);
+        rc = trash_take(c, repo, path, user ? user : "", days > 0, &rows);
     if (rc == GR_OK && rows == 0)
         rc = GR_ENOTFOUND;
     if (rc == GR_OK)
@@ -189,7 +183,6 @@ int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path)
         gr_sbuf_release(&k);
         gr_sbuf_release(&prefix);
     }
-    gr_sbuf_release(&like);
     return rc;
 }
 
