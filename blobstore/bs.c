@@ -19,11 +19,16 @@ struct bs_store {
     atomic_uint_fast64_t seq;
 };
 
+/* Start writeback of every this many bytes while the upload streams, so the
+ * final fsync waits for the tail only, not for the whole file. */
+#define BS_WRITEBACK_CHUNK (8u * 1024 * 1024)
+
 struct bs_upload {
     struct bs_store *bs;
     int fd;
     uint64_t size;
-    char name[64]; /* file name under _pre/ */
+    uint64_t flushed; /* bytes handed to writeback */
+    char name[64];    /* file name under _pre/ */
 };
 
 const char *bs_strerror(int err)
@@ -149,6 +154,12 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
         p += w;
         len -= (size_t)w;
         u->size += (uint64_t)w;
+    }
+    if (u->size - u->flushed >= BS_WRITEBACK_CHUNK) {
+        /* asynchronous: starts the disk writes now, waits for nothing */
+        sync_file_range(u->fd, (off64_t)u->flushed, (off64_t)(u->size - u->flushed),
+                        SYNC_FILE_RANGE_WRITE);
+        u->flushed = u->size;
     }
     return BS_OK;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 void config_defaults(struct config *c)
 {
@@ -24,6 +25,14 @@ void config_defaults(struct config *c)
     c->cache_size_mb = 1024;
     c->connection_timeout = 60;
     c->shutdown_timeout = 30;
+    if (gethostname(c->node_id, sizeof(c->node_id) - 1) != 0 || !c->node_id[0])
+        snprintf(c->node_id, sizeof(c->node_id), "node");
+    snprintf(c->zone, sizeof(c->zone), "default");
+    c->lease_ms = 3000;
+    c->heartbeat_ms = 1000;
+    c->down_after_ms = 5000;
+    c->remove_down_after = 3600;
+    c->bus_timeout_ms = 1000;
 }
 
 static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
@@ -165,6 +174,40 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->connection_timeout, v, 1, 3600, key, err, errsz);
     if (!strcmp(key, "shutdown_timeout"))
         return config__int(&c->shutdown_timeout, v, 0, 3600, key, err, errsz);
+    if (!strcmp(key, "node_id")) {
+        for (const char *s = v; *s; s++)
+            if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.') {
+                snprintf(err, errsz, "node_id: use letters, digits, '.', '_' and '-'");
+                return GR_EINVAL;
+            }
+        if (!*v) {
+            snprintf(err, errsz, "node_id: empty");
+            return GR_EINVAL;
+        }
+        return config__copy(c->node_id, sizeof(c->node_id), v, key, err, errsz);
+    }
+    if (!strcmp(key, "public_url"))
+        return config__copy(c->public_url, sizeof(c->public_url), v, key, err, errsz);
+    if (!strcmp(key, "cluster_listen"))
+        return config__copy(c->cluster_listen, sizeof(c->cluster_listen), v, key, err, errsz);
+    if (!strcmp(key, "bus_listen"))
+        return config__copy(c->bus_listen, sizeof(c->bus_listen), v, key, err, errsz);
+    if (!strcmp(key, "zone"))
+        return config__copy(c->zone, sizeof(c->zone), v, key, err, errsz);
+    if (!strcmp(key, "join_key_file"))
+        return config__copy(c->join_key_file, sizeof(c->join_key_file), v, key, err, errsz);
+    if (!strcmp(key, "lease_ms"))
+        return config__int(&c->lease_ms, v, 300, 600000, key, err, errsz);
+    if (!strcmp(key, "heartbeat_ms"))
+        return config__int(&c->heartbeat_ms, v, 50, 60000, key, err, errsz);
+    if (!strcmp(key, "down_after_ms"))
+        return config__int(&c->down_after_ms, v, 100, 3600000, key, err, errsz);
+    if (!strcmp(key, "remove_down_after"))
+        return config__int(&c->remove_down_after, v, 1, 86400 * 365, key, err, errsz);
+    if (!strcmp(key, "preferred_primary"))
+        return config__bool(&c->preferred_primary, v, key, err, errsz);
+    if (!strcmp(key, "bus_timeout_ms"))
+        return config__int(&c->bus_timeout_ms, v, 10, 60000, key, err, errsz);
     snprintf(err, errsz, "unknown setting '%s'", rawkey);
     return GR_EINVAL;
 }
@@ -257,6 +300,19 @@ const char *config_usage(void)
            "  --cache-size-mb N        LMDB cache map size (default 1024)\n"
            "  --connection-timeout S   close connections silent for S seconds (default 60)\n"
            "  --shutdown-timeout S     SIGTERM waits S seconds for requests (default 30)\n"
+           "cluster (docs/cluster.md):\n"
+           "  --join-key-file FILE     the cluster join key: makes this node a cluster node\n"
+           "  --node-id ID             unique node name (default: the host name)\n"
+           "  --public-url URL         how clients reach this node (default http://LISTEN)\n"
+           "  --cluster-listen H:P     internal port, never behind the load balancer\n"
+           "  --bus-listen H:P         ZeroMQ bus address peers connect to\n"
+           "  --zone NAME              failure zone (default 'default')\n"
+           "  --lease-ms MS            cache lease (default 3000)\n"
+           "  --heartbeat-ms MS        heartbeat period (default 1000)\n"
+           "  --down-after-ms MS       stale heartbeat: node down (default 5000)\n"
+           "  --remove-down-after S    primary removes nodes down longer (default 3600)\n"
+           "  --preferred-primary BOOL take the primary role whenever alive\n"
+           "  --bus-timeout-ms MS      wait for invalidation acks (default 1000)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

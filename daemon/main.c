@@ -4,15 +4,18 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "bs.h"
+#include "cluster/cluster.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "db/embedded.h"
 #include "db/migrate.h"
 #include "http/http.h"
 #include "lc.h"
+#include "repo/trash.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +69,72 @@ static int main__prepare(struct server *s, bool *first_admin, char pw[33])
     return auth_bootstrap_admin(&s->ctx, s->cfg.data_dir, pw, first_admin);
 }
 
+/*
+ * Join the cluster when a join key is configured; otherwise make sure this
+ * database does not belong to a cluster (a node without the key would serve
+ * from a cache nobody invalidates).
+ */
+static int main__cluster(struct server *s)
+{
+    if (!s->cfg.join_key_file[0]) {
+        struct db_res *res = NULL;
+        int rc = db_exec1(s->ctx.db, &res,
+                          "SELECT 1 FROM settings WHERE key = 'cluster_key_verifier'", 0, NULL);
+        int rows = rc == GR_OK ? db_res_rows(res) : 0;
+        db_res_free(res);
+        if (rc)
+            return rc;
+        if (rows > 0) {
+            gr_error("this database belongs to a cluster: start with --join-key-file");
+            return GR_EAUTH;
+        }
+        return GR_OK;
+    }
+    unsigned char key[256];
+    int fd = open(s->cfg.join_key_file, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, key, sizeof(key)) : -1;
+    if (fd >= 0)
+        close(fd);
+    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
+        n--;
+    if (n < 16) {
+        gr_error("join key file %s: unreadable or shorter than 16 bytes", s->cfg.join_key_file);
+        return GR_EAUTH;
+    }
+    if (!s->cfg.bus_listen[0]) {
+        gr_error("a cluster node needs --bus-listen HOST:PORT");
+        return GR_EINVAL;
+    }
+    char public_url[300];
+    if (s->cfg.public_url[0])
+        snprintf(public_url, sizeof(public_url), "%s", s->cfg.public_url);
+    else
+        snprintf(public_url, sizeof(public_url), "http://%.200s:%d", s->cfg.listen_host,
+                 s->cfg.listen_port);
+    char cluster_url[300] = "";
+    if (s->cfg.cluster_listen[0])
+        snprintf(cluster_url, sizeof(cluster_url), "http://%.250s", s->cfg.cluster_listen);
+    struct cluster_options co = {
+        .node_id = s->cfg.node_id,
+        .public_url = public_url,
+        .cluster_url = cluster_url,
+        .bus_listen = s->cfg.bus_listen,
+        .zone = s->cfg.zone,
+        .version = GRANARY_VERSION,
+        .key = key,
+        .key_len = (size_t)n,
+        .lease_ms = s->cfg.lease_ms,
+        .heartbeat_ms = s->cfg.heartbeat_ms,
+        .down_after_ms = s->cfg.down_after_ms,
+        .remove_down_after_s = s->cfg.remove_down_after,
+        .bus_timeout_ms = s->cfg.bus_timeout_ms,
+        .preferred_primary = s->cfg.preferred_primary == 1,
+    };
+    int rc = cluster_start(&co, &s->ctx, &s->cluster);
+    memset(key, 0, sizeof(key));
+    return rc;
+}
+
 static bool main__stop_signal(sigset_t *set, int timeout_ms)
 {
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
@@ -109,6 +178,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* upload chunks (~128 KiB) come and go all the time: keep them on the
+     * heap instead of an mmap/munmap (and page faults) per chunk */
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 
     if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST) {
         gr_error("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
@@ -150,6 +223,10 @@ int main(int argc, char **argv)
         goto out_cache;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cr_hashpool_start(cores > 1 ? (int)cores : 1, &s->ctx.hashpool)) {
+        gr_error("cannot start the hashing threads");
+        goto out_bs;
+    }
     struct http_options ho = {
         .host = s->cfg.listen_host,
         .port = s->cfg.listen_port,
@@ -175,6 +252,9 @@ int main(int argc, char **argv)
         if (main__stop_signal(&set, 1000))
             goto out_http_clean;
     }
+    rc = main__cluster(s);
+    if (rc)
+        goto out_http;
     http_set_ready(s->http, true);
     const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
     printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
@@ -186,8 +266,12 @@ int main(int argc, char **argv)
     printf("database: %s\n", s->embedded ? "embedded PostgreSQL under data-dir/pg" : "external");
     fflush(stdout);
 
-    while (!main__stop_signal(&set, 60000))
-        ;
+    /* once a minute: expired trash (safe on every node, idempotent) */
+    while (!main__stop_signal(&set, 60000)) {
+        int purged = 0;
+        if (trash_purge_expired(&s->ctx, &purged) == GR_OK && purged > 0)
+            gr_info("trash: purged %d expired items", purged);
+    }
     gr_info("stopping: waiting for in-flight requests");
 out_http_clean:
     http_quiesce(s->http);
@@ -197,12 +281,20 @@ out_http_clean:
         gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
     http_stop(s->http);
     s->http = NULL;
-    if (repo_cache_stop(&s->ctx) != GR_OK)
+    if (s->cluster) {
+        /* a cluster node always drops its cache at start: it cannot know that
+         * it received every invalidation up to any change counter */
+        cluster_stop(s->cluster);
+        s->cluster = NULL;
+    } else if (repo_cache_stop(&s->ctx) != GR_OK) {
         gr_warn("could not record a clean cache stop; the cache will be dropped at next start");
+    }
     exit_code = 0;
 out_http:
+    cluster_stop(s->cluster);
     http_stop(s->http);
 out_bs:
+    cr_hashpool_stop(s->ctx.hashpool);
     bs_close(s->ctx.bs);
 out_cache:
     lc_close(s->ctx.cache);

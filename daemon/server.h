@@ -14,6 +14,7 @@
 #include "config.h"
 #include "repo/repo.h"
 
+struct cluster;
 struct db_embedded;
 struct http_server;
 
@@ -24,6 +25,7 @@ struct server {
     const char *conninfo;         /* the URL, or the embedded server's */
     struct repo_ctx ctx;
     struct http_server *http;
+    struct cluster *cluster; /* NULL on a single node */
 };
 
 #endif

@@ -7,36 +7,216 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct cr_multihash {
-    EVP_MD_CTX *sha256, *sha1, *md5;
+/* A copy of upload bytes, shared by the pooled digests (refcounted). */
+struct hash__chunk {
+    atomic_int refs;
+    size_t len;
+    unsigned char data[];
 };
 
-struct cr_multihash *cr_multihash_new(void)
+struct hash__node {
+    struct hash__node *next;
+    struct hash__chunk *chunk;
+};
+
+/* One digest fed by the pool's workers, in order, one worker at a time. */
+struct hash__stream {
+    EVP_MD_CTX *md;
+    struct cr_multihash *owner;
+    int index;
+    struct hash__node *head, *tail; /* under pool->lock */
+    bool scheduled;                 /* on the run queue or being hashed */
+    struct hash__stream *next_run;
+};
+
+#define HASH__POOLED 2 /* sha1 and md5 on the pool; sha256 inline */
+
+struct cr_multihash {
+    EVP_MD_CTX *sha256;
+    struct hash__stream streams[HASH__POOLED]; /* sha1, md5 */
+    struct cr_hashpool *pool;                  /* NULL: everything inline */
+    size_t pending;                            /* bytes queued, under pool->lock */
+    pthread_cond_t drained;
+};
+
+struct cr_hashpool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct hash__stream *run_head, *run_tail;
+    bool stopping;
+    int n;
+    pthread_t threads[];
+};
+
+static void hash__unref(struct hash__chunk *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+static void *hash__worker(void *arg)
+{
+    struct cr_hashpool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->run_head && !p->stopping)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (!p->run_head)
+            break;
+        struct hash__stream *st = p->run_head;
+        p->run_head = st->next_run;
+        if (!p->run_head)
+            p->run_tail = NULL;
+        int idx = st->index;
+        struct cr_multihash *h = st->owner;
+        /* this worker owns st until its queue is empty */
+        while (st->head) {
+            struct hash__node *nd = st->head;
+            st->head = nd->next;
+            if (!st->head)
+                st->tail = NULL;
+            pthread_mutex_unlock(&p->lock);
+            EVP_DigestUpdate(st->md, nd->chunk->data, nd->chunk->len);
+            pthread_mutex_lock(&p->lock);
+            if (idx == HASH__POOLED - 1)
+                h->pending -= nd->chunk->len; /* counted once, on the last stream */
+            hash__unref(nd->chunk);
+            free(nd);
+            pthread_cond_broadcast(&h->drained);
+        }
+        st->scheduled = false;
+        pthread_cond_broadcast(&h->drained);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int cr_hashpool_start(int n, struct cr_hashpool **out)
+{
+    struct cr_hashpool *p = calloc(1, sizeof(*p) + sizeof(pthread_t) * (size_t)n);
+    if (!p)
+        return GR_ENOMEM;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    for (; p->n < n; p->n++)
+        if (pthread_create(&p->threads[p->n], NULL, hash__worker, p) != 0) {
+            cr_hashpool_stop(p);
+            return GR_ENOMEM;
+        }
+    *out = p;
+    return GR_OK;
+}
+
+void cr_hashpool_stop(struct cr_hashpool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+struct cr_multihash *cr_multihash_new(struct cr_hashpool *pool)
 {
     struct cr_multihash *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
+    h->pool = pool;
+    pthread_cond_init(&h->drained, NULL);
+    for (int i = 0; i < HASH__POOLED; i++) {
+        h->streams[i].owner = h;
+        h->streams[i].index = i;
+    }
     h->sha256 = EVP_MD_CTX_new();
-    h->sha1 = EVP_MD_CTX_new();
-    h->md5 = EVP_MD_CTX_new();
-    if (!h->sha256 || !h->sha1 || !h->md5 || !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL) ||
-        !EVP_DigestInit_ex(h->sha1, EVP_sha1(), NULL) ||
-        !EVP_DigestInit_ex(h->md5, EVP_md5(), NULL)) {
+    h->streams[0].md = EVP_MD_CTX_new();
+    h->streams[1].md = EVP_MD_CTX_new();
+    if (!h->sha256 || !h->streams[0].md || !h->streams[1].md ||
+        !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL) ||
+        !EVP_DigestInit_ex(h->streams[0].md, EVP_sha1(), NULL) ||
+        !EVP_DigestInit_ex(h->streams[1].md, EVP_md5(), NULL)) {
         cr_multihash_free(h);
         return NULL;
     }
     return h;
 }
 
+/* Wait until no worker holds or will take any stream of h (pool lock held). */
+static void hash__drain(struct cr_multihash *h)
+{
+    while (h->streams[0].scheduled || h->streams[1].scheduled)
+        pthread_cond_wait(&h->drained, &h->pool->lock);
+}
+
 void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len)
 {
+    struct cr_hashpool *p = h->pool;
+    struct hash__chunk *c = p && len ? malloc(sizeof(*c) + len) : NULL;
+    struct hash__node *nd[HASH__POOLED] = {NULL, NULL};
+    if (c) {
+        nd[0] = malloc(sizeof(*nd[0]));
+        nd[1] = malloc(sizeof(*nd[1]));
+        if (!nd[0] || !nd[1]) {
+            free(nd[0]);
+            free(nd[1]);
+            free(c);
+            c = NULL;
+        }
+    }
+    if (c) {
+        atomic_init(&c->refs, HASH__POOLED);
+        c->len = len;
+        memcpy(c->data, data, len);
+    }
     EVP_DigestUpdate(h->sha256, data, len);
-    EVP_DigestUpdate(h->sha1, data, len);
-    EVP_DigestUpdate(h->md5, data, len);
+    if (!c) { /* no pool, nothing to hash, or no memory for a copy: inline */
+        if (p) {
+            pthread_mutex_lock(&p->lock);
+            hash__drain(h); /* keep every digest in order */
+            pthread_mutex_unlock(&p->lock);
+        }
+        EVP_DigestUpdate(h->streams[0].md, data, len);
+        EVP_DigestUpdate(h->streams[1].md, data, len);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    while (h->pending > CR_HASHPOOL_BACKLOG)
+        pthread_cond_wait(&h->drained, &p->lock);
+    h->pending += len;
+    for (int i = 0; i < HASH__POOLED; i++) {
+        struct hash__stream *st = &h->streams[i];
+        nd[i]->next = NULL;
+        nd[i]->chunk = c;
+        if (st->tail)
+            st->tail->next = nd[i];
+        else
+            st->head = nd[i];
+        st->tail = nd[i];
+        if (!st->scheduled) {
+            st->scheduled = true;
+            st->next_run = NULL;
+            if (p->run_tail)
+                p->run_tail->next_run = st;
+            else
+                p->run_head = st;
+            p->run_tail = st;
+            pthread_cond_signal(&p->work);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void crypto__hex(const unsigned char *in, size_t n, char *out)
@@ -60,18 +240,29 @@ static void crypto__final(EVP_MD_CTX *c, char *out)
 void cr_multihash_final(struct cr_multihash *h, char sha256[CR_SHA256_HEX], char sha1[CR_SHA1_HEX],
                         char md5[CR_MD5_HEX])
 {
+    if (h->pool) {
+        pthread_mutex_lock(&h->pool->lock);
+        hash__drain(h);
+        pthread_mutex_unlock(&h->pool->lock);
+    }
     crypto__final(h->sha256, sha256);
-    crypto__final(h->sha1, sha1);
-    crypto__final(h->md5, md5);
+    crypto__final(h->streams[0].md, sha1);
+    crypto__final(h->streams[1].md, md5);
 }
 
 void cr_multihash_free(struct cr_multihash *h)
 {
     if (!h)
         return;
+    if (h->pool) {
+        pthread_mutex_lock(&h->pool->lock);
+        hash__drain(h);
+        pthread_mutex_unlock(&h->pool->lock);
+    }
+    pthread_cond_destroy(&h->drained);
     EVP_MD_CTX_free(h->sha256);
-    EVP_MD_CTX_free(h->sha1);
-    EVP_MD_CTX_free(h->md5);
+    EVP_MD_CTX_free(h->streams[0].md);
+    EVP_MD_CTX_free(h->streams[1].md);
     free(h);
 }
 

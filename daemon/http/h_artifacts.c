@@ -222,7 +222,7 @@ static void artifacts__put(struct http_req *r)
         return;
     }
     struct upload *u = gr_arena_calloc(r->arena, sizeof(*u));
-    u->hash = cr_multihash_new();
+    u->hash = cr_multihash_new(r->ctx->hashpool);
     int rc = u->hash ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
     gr_arena_cleanup(r->arena, artifacts__upload_cleanup, u);
     if (rc) {
@@ -391,11 +391,25 @@ static void artifacts__get(struct http_req *r)
             /* sendfile from an offset; MHD closes fd */
             resp = MHD_create_response_from_fd_at_offset64(last - first + 1, fd, first);
             status = 206;
+        } else if (size <= HTTP_SMALL_BODY) {
+            /* small files: one read and one send with the headers, instead of
+             * a header send plus a sendfile(2) */
+            char *buf = malloc(size ? size : 1);
+            ssize_t got = buf ? pread(fd, buf, size, 0) : -1;
+            close(fd);
+            if (got != (ssize_t)size) {
+                free(buf);
+                http_error(r, 500, "cannot read the binary of this artifact");
+                return;
+            }
+            resp = MHD_create_response_from_buffer(size, buf, MHD_RESPMEM_MUST_FREE);
+            fd = -1;
         } else {
             resp = MHD_create_response_from_fd64(size, fd); /* sendfile; MHD closes fd */
         }
         if (!resp) {
-            close(fd);
+            if (fd >= 0)
+                close(fd);
             http_error(r, 500, "out of memory");
             return;
         }
@@ -446,7 +460,7 @@ void h_artifact(struct http_req *r)
     case HM_DELETE:
         if (!http_need_write(r))
             return;
-        rc = artifact_delete(r->ctx, r->repo_key, r->path);
+        rc = artifact_delete(r->ctx, r->repo_key, r->path, r->user.name);
         if (rc == GR_ENOTFOUND)
             http_error(r, 404, "not found: %s/%s", r->repo_key, r->path);
         else if (rc)

@@ -22,6 +22,16 @@
 #include <time.h>
 
 #define HTTP_HEADER_LINE_MAX (16 * 1024) /* larger header lines get 431 */
+/*
+ * libmicrohttpd's per-connection pool: request headers and the read buffer
+ * live in it, and libmicrohttpd 0.9.75 zeroes it for every request, so it
+ * is a per-request cost: 256 KiB made a 1 KiB GET spend 38% of its CPU in
+ * memset. All headers together must fit (docs/limits.md).
+ */
+#define HTTP_CONN_MEMORY (64 * 1024)
+/* Downloads up to this size are read and sent with their headers in one go;
+ * larger ones go out with sendfile(2). */
+#define HTTP_SMALL_BODY (16 * 1024)
 #define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
 
 enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
@@ -33,6 +43,7 @@ struct http_server {
     char *version;
     atomic_bool ready;
     atomic_bool quiesced;
+    atomic_bool draining; /* readiness 503, in-flight requests go on */
     atomic_int active;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t requests;

@@ -434,7 +434,7 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         flags, (uint16_t)o->port, NULL, NULL, server__access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)server__threads(o->threads),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
         server__completed, h, MHD_OPTION_URI_LOG_CALLBACK, server__uri_log, h,

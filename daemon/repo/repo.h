@@ -18,8 +18,17 @@
 #include <stdint.h>
 
 struct db_pool;
+struct cluster;
+struct cr_hashpool;
 struct lc_env;
 struct bs_store;
+
+/* A cache key (or key prefix) to invalidate. */
+struct repo_inval {
+    const char *key;
+    size_t len;
+    bool prefix;
+};
 
 /* What the repository logic needs; owned by the server struct. */
 struct repo_ctx {
@@ -28,7 +37,25 @@ struct repo_ctx {
     struct bs_store *bs;
     unsigned char node_secret[32]; /* per process: keys the credential fast path */
     atomic_uint_fast64_t cache_hits, cache_misses;
+    /* installed by the cluster module; all NULL on a single node */
+    struct repo_hooks {
+        /* false while the cache lease has lapsed: reads bypass the cache */
+        bool (*cache_ok)(void *arg);
+        /* after a mutation's local invalidation: tell every peer and wait
+         * for their acknowledgements (or their leases) before returning */
+        void (*invalidate)(void *arg, const struct repo_inval *items, size_t n);
+        void *arg;
+    } hooks;
+    struct cluster *cluster;      /* NULL on a single node */
+    struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
 };
+
+/*
+ * Drop keys and prefixes from this node's cache (the local half of an
+ * invalidation; the cluster module calls it for invalidations from peers).
+ * Never fails: if LMDB refuses, the whole cache is dropped.
+ */
+void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *items, size_t n);
 
 /* ---- repositories ---- */
 
@@ -91,8 +118,12 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
 int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *sha1,
                          struct artifact *out) __attribute__((warn_unused_result));
 
-/* Delete a file, or a folder and everything under it. GR_ENOTFOUND, GR_EDB. */
-int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path)
+/*
+ * Delete a file, or a folder and everything under it, with their property
+ * rows; into the trash (repo/trash.h, deleted by user) unless its retention
+ * is 0. GR_ENOTFOUND, GR_EDB.
+ */
+int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path, const char *user)
     __attribute__((warn_unused_result));
 
 struct folder_entry {

@@ -20,17 +20,20 @@ int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *re
     repo__like_below(&like, path);
     const char *p[2] = {repo, like.buf};
     struct db_res *res = NULL;
-    rc = db_exec1(
-        ctx->db, &res,
-        "SELECT " MS("coalesce(min(a.created), r.created)") ", " MS("coalesce(max(a.modified), "
-                                                                    "r.created)") ", " MS(
-            "coalesce(max(a.updated), "
-            "r.created)") ","
-                          " coalesce((array_agg(a.created_by ORDER BY a.created))[1], ''),"
-                          " coalesce((array_agg(a.modified_by ORDER BY a.modified DESC))[1], '')"
-                          " FROM repositories r LEFT JOIN artifacts a ON a.repo = r.key"
-                          " AND a.path LIKE $2 ESCAPE '\\' WHERE r.key = $1 GROUP BY r.created",
-        2, p);
+    rc = db_exec1(ctx->db, &res,
+                  "SELECT " MS("coalesce(min(a.created), r.created)") ", " MS(
+                      "coalesce(max(a.modified), "
+                      "r.created)") ", " MS("coalesce(max(a.updated), "
+                                            "r.created)") ","
+                                                          " coalesce((array_agg(a.created_by ORDER "
+                                                          "BY a.created))[1], ''),"
+                                                          " coalesce((array_agg(a.modified_by "
+                                                          "ORDER BY a.modified DESC))[1], '')"
+                                                          " FROM repositories r LEFT JOIN "
+                                                          "artifacts a ON a.repo = r.key"
+                                                          " AND a.path LIKE $2 ESCAPE '\\' WHERE "
+                                                          "r.key = $1 GROUP BY r.created",
+                  2, p);
     gr_sbuf_release(&like);
     if (rc)
         return rc;

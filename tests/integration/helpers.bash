@@ -73,6 +73,7 @@ start_node() {
     local pid=$!
     echo "$pid" >>"$SUITE_TMP/pids"
     echo "$pid" >"$dir/pid"
+    echo "$port" >"$dir/port"
     eval "NODE_${name}_PORT=$port NODE_${name}_PID=$pid NODE_${name}_DIR=$dir"
     eval "NODE_${name}_URL=http://127.0.0.1:$port"
     wait_ready "http://127.0.0.1:$port" "$pid" || {
@@ -96,23 +97,25 @@ wait_ready() { # URL PID [seconds]
 # node_pid NAME: the node's current pid (tests run in subshells, so the
 # pid of a restarted node is kept in its data dir).
 node_pid() {
-    local dir
-    eval "dir=\$NODE_${1}_DIR"
-    cat "$dir/pid"
+    cat "$SUITE_TMP/node-$1/pid"
 }
 
 # restart_node NAME [granaryd args...]: start NAME again on its data dir and port.
 restart_node() {
-    local name=$1 dir port
+    local name=$1 dir=$SUITE_TMP/node-$1 port
     shift
-    eval "dir=\$NODE_${name}_DIR port=\$NODE_${name}_PORT"
+    port=$(cat "$dir/port")
     "$GRANARYD" --data-dir "$dir" --listen "127.0.0.1:$port" "$@" \
         >>"$dir/stdout.log" 2>>"$dir/stderr.log" &
     local pid=$!
     echo "$pid" >>"$SUITE_TMP/pids"
     echo "$pid" >"$dir/pid"
     eval "NODE_${name}_PID=$pid"
-    wait_ready "http://127.0.0.1:$port" "$pid"
+    wait_ready "http://127.0.0.1:$port" "$pid" || {
+        echo "granaryd $name did not become ready again; stderr:" >&2
+        tail -20 "$dir/stderr.log" >&2
+        return 1
+    }
 }
 
 # stop_node NAME: SIGTERM and wait for the exit.
@@ -181,4 +184,42 @@ make_repo() { # node key
     acurl "$1" -X PUT -H 'Content-Type: application/json' \
         -d "{\"key\":\"$2\",\"rclass\":\"local\",\"packageType\":\"generic\"}" \
         "/api/repositories/$2" >/dev/null
+}
+
+# ---- clusters ----
+
+# cluster_key: a join key file for this suite (created once).
+cluster_key() {
+    [ -f "$SUITE_TMP/join.key" ] || head -c 32 /dev/urandom | base64 >"$SUITE_TMP/join.key"
+    echo "$SUITE_TMP/join.key"
+}
+
+# start_cluster_node NAME DBURL [granaryd args...]: a cluster node with its
+# own bus port; lease and heartbeat are short so the tests run fast.
+start_cluster_node() {
+    local name=$1 db=$2
+    shift 2
+    local bus
+    bus=$(free_port)
+    start_node "$name" --database-url "$db" --join-key-file "$(cluster_key)" --node-id "$name" \
+        --bus-listen "127.0.0.1:$bus" --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 \
+        --down-after-ms 2000 "$@"
+    eval "NODE_${name}_BUS=$bus"
+    echo "$bus" >"$SUITE_TMP/node-$name/bus"
+}
+
+# restart_cluster_node NAME DBURL [args...]: same data dir, ports and id.
+restart_cluster_node() {
+    local name=$1 db=$2
+    shift 2
+    local bus
+    bus=$(cat "$SUITE_TMP/node-$name/bus")
+    restart_node "$name" --database-url "$db" --join-key-file "$(cluster_key)" --node-id "$name" \
+        --bus-listen "127.0.0.1:$bus" --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 \
+        --down-after-ms 2000 "$@"
+}
+
+# the admin password of a cluster is the first node's
+cluster_pass() {
+    cat "$SUITE_TMP"/node-*/admin.password 2>/dev/null | head -1
 }

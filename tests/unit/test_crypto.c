@@ -52,7 +52,7 @@ static void cr_multihash__known_vectors__match(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
         char s256[CR_SHA256_HEX], s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
-        struct cr_multihash *h = cr_multihash_new();
+        struct cr_multihash *h = cr_multihash_new(NULL);
         assert_non_null(h);
         cr_multihash_update(h, vectors[i].in, strlen(vectors[i].in));
         cr_multihash_final(h, s256, s1, m5);
@@ -67,7 +67,7 @@ static void cr_multihash__no_update__empty_digests(void **state)
 {
     (void)state;
     char s256[CR_SHA256_HEX], s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
-    struct cr_multihash *h = cr_multihash_new();
+    struct cr_multihash *h = cr_multihash_new(NULL);
     assert_non_null(h);
     cr_multihash_final(h, s256, s1, m5);
     cr_multihash_free(h);
@@ -85,14 +85,14 @@ static void cr_multihash__chunked__equals_one_shot(void **state)
     memset(a, 'a', N);
 
     char one[3][CR_SHA256_HEX], chunked[3][CR_SHA256_HEX];
-    struct cr_multihash *h = cr_multihash_new();
+    struct cr_multihash *h = cr_multihash_new(NULL);
     assert_non_null(h);
     cr_multihash_update(h, a, N);
     cr_multihash_final(h, one[0], one[1], one[2]);
     cr_multihash_free(h);
 
     /* uneven chunks, some empty, crossing every block boundary */
-    h = cr_multihash_new();
+    h = cr_multihash_new(NULL);
     assert_non_null(h);
     size_t off = 0, step = 0;
     while (off < N) {
@@ -411,9 +411,46 @@ static void cr_password_verify__long_base64_fields__false_no_overflow(void **sta
     assert_in_range(spy_max_decoded, 0, 64);
 }
 
+static void cr_multihash__pooled_chunks__same_digests(void **state)
+{
+    (void)state;
+    struct cr_hashpool *pool = NULL;
+    assert_int_equal(cr_hashpool_start(2, &pool), 0);
+    size_t n = 3 * 1024 * 1024 + 17;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)(i * 31 + (i >> 8));
+    char a256[CR_SHA256_HEX], a1[CR_SHA1_HEX], amd5[CR_MD5_HEX];
+    char b256[CR_SHA256_HEX], b1[CR_SHA1_HEX], bmd5[CR_MD5_HEX];
+    struct cr_multihash *plain = cr_multihash_new(NULL), *pooled = cr_multihash_new(pool);
+    struct cr_multihash *abandoned = cr_multihash_new(pool);
+    for (size_t off = 0; off < n;) {
+        size_t len = (off * 7 % 65521) + 1;
+        if (len > n - off)
+            len = n - off;
+        cr_multihash_update(plain, buf + off, len);
+        cr_multihash_update(pooled, buf + off, len);
+        cr_multihash_update(abandoned, buf + off, len);
+        off += len;
+    }
+    cr_multihash_update(pooled, buf, 0);
+    cr_multihash_final(plain, a256, a1, amd5);
+    cr_multihash_final(pooled, b256, b1, bmd5);
+    assert_string_equal(a256, b256);
+    assert_string_equal(a1, b1);
+    assert_string_equal(amd5, bmd5);
+    cr_multihash_free(abandoned); /* freed with work queued: waits, no leak */
+    cr_multihash_free(plain);
+    cr_multihash_free(pooled);
+    free(buf);
+    cr_hashpool_stop(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cr_multihash__pooled_chunks__same_digests),
         cmocka_unit_test(cr_multihash__known_vectors__match),
         cmocka_unit_test(cr_multihash__no_update__empty_digests),
         cmocka_unit_test(cr_multihash__chunked__equals_one_shot),

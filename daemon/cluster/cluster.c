@@ -1,0 +1,688 @@
+/*
+ * cluster.c - heartbeat thread (membership, cache lease, primary lease,
+ * cluster tasks) and the writer's side of acknowledged invalidation.
+ * The protocol is DESIGN.md's; docs/cluster.md walks through it.
+ */
+#include "cluster/cluster.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+#include "bus.h"
+#include "crypto/crypto.h"
+#include "db/db.h"
+#include "repo/repo.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+#define CLUSTER_MSG_INVALIDATE 1
+#define CLUSTER_PRIMARY_LEASE_MS 3000
+#define CLUSTER_MAX_PEERS 64
+
+struct cluster {
+    struct repo_ctx *ctx;
+    struct bus *bus;
+    char id[64], public_url[256], cluster_url[256], bus_endpoint[300], zone[64], version[32];
+    unsigned char key[256];
+    size_t key_len;
+    int lease_ms, heartbeat_ms, down_after_ms, remove_down_after_s, bus_timeout_ms;
+    bool preferred;
+
+    pthread_t thread;
+    pthread_mutex_t lock; /* stop flag and wake-ups; the peer list */
+    pthread_cond_t wake;
+    bool stopping;
+
+    atomic_int_fast64_t lease_deadline_ns; /* monotonic; the cache may be used before it */
+    atomic_bool draining, primary;
+    atomic_uint_fast64_t primary_token;
+
+    char peer_ids[CLUSTER_MAX_PEERS][64], peer_eps[CLUSTER_MAX_PEERS][300];
+    int npeers;
+
+    atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
+};
+
+static int64_t cluster__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void cluster__hmac(const void *key, size_t klen, const void *data, size_t len,
+                          unsigned char out[32])
+{
+    cr_hmac_sha256(key, klen, data, len, out);
+}
+
+/* ---- the reader's side: is the cache lease valid? ---- */
+
+static bool cluster__cache_ok(void *arg)
+{
+    struct cluster *c = arg;
+    return cluster__mono_ns() < atomic_load(&c->lease_deadline_ns);
+}
+
+/* ---- invalidation messages: [u8 prefix][u32 len][key] ... ---- */
+
+static void cluster__encode(struct gr_sbuf *sb, const struct repo_inval *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char h[5] = {items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
+                              (unsigned char)(items[i].len >> 16),
+                              (unsigned char)(items[i].len >> 8), (unsigned char)items[i].len};
+        gr_sbuf_add(sb, h, 5);
+        gr_sbuf_add(sb, items[i].key, items[i].len);
+    }
+}
+
+static int cluster__on_message(void *arg, const struct bus_msg *m, void **reply, size_t *reply_len)
+{
+    struct cluster *c = arg;
+    *reply = NULL;
+    *reply_len = 0;
+    if (m->type != CLUSTER_MSG_INVALIDATE)
+        return 0; /* events we do not know yet are acknowledged and ignored */
+    const unsigned char *p = m->payload;
+    size_t left = m->len, n = 0;
+    struct repo_inval items[64];
+    while (left > 0) {
+        if (left < 5 || n == 64)
+            goto bad;
+        size_t len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
+        if (len > left - 5)
+            goto bad;
+        items[n++] = (struct repo_inval){(const char *)p + 5, len, p[0] == 1};
+        p += 5 + len;
+        left -= 5 + len;
+    }
+    repo_apply_invalidation(c->ctx, items, n);
+    return 0;
+bad:
+    /* cannot tell what to drop: drop everything, then acknowledge */
+    gr_warn("cluster: malformed invalidation from %s: dropping the cache", m->sender);
+    if (repo_cache_drop(c->ctx) != GR_OK)
+        return -1;
+    return 0;
+}
+
+static void cluster__on_gap(void *arg, const char *sender)
+{
+    struct cluster *c = arg;
+    gr_warn("cluster: messages from %s were lost: dropping the cache", sender);
+    atomic_fetch_add(&c->st_flushes, 1);
+    if (repo_cache_drop(c->ctx) != GR_OK)
+        gr_error("cluster: cache drop failed");
+}
+
+/* ---- peers ---- */
+
+/* Make the bus peers the union of ids/eps and the current list (under lock). */
+static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)[300], int n,
+                                 bool replace)
+{
+    pthread_mutex_lock(&c->lock);
+    bool changed = false;
+    if (replace) {
+        if (n != c->npeers)
+            changed = true;
+        for (int i = 0; i < n && !changed; i++)
+            if (strcmp(ids[i], c->peer_ids[i]) || strcmp(eps[i], c->peer_eps[i]))
+                changed = true;
+        if (changed) {
+            for (int i = 0; i < n; i++) {
+                memcpy(c->peer_ids[i], ids[i], 64);
+                memcpy(c->peer_eps[i], eps[i], 300);
+            }
+            c->npeers = n;
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            int j;
+            for (j = 0; j < c->npeers; j++)
+                if (!strcmp(c->peer_ids[j], ids[i]))
+                    break;
+            if (j == c->npeers && c->npeers < CLUSTER_MAX_PEERS) {
+                memcpy(c->peer_ids[j], ids[i], 64);
+                memcpy(c->peer_eps[j], eps[i], 300);
+                c->npeers++;
+                changed = true;
+            } else if (j < c->npeers && strcmp(c->peer_eps[j], eps[i])) {
+                memcpy(c->peer_eps[j], eps[i], 300);
+                changed = true;
+            }
+        }
+    }
+    if (changed) {
+        struct bus_peer peers[CLUSTER_MAX_PEERS];
+        for (int i = 0; i < c->npeers; i++) {
+            peers[i].id = c->peer_ids[i];
+            peers[i].endpoint = c->peer_eps[i];
+        }
+        if (bus_set_peers(c->bus, peers, (size_t)c->npeers) != 0)
+            gr_warn("cluster: cannot update bus peers");
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the writer's side ---- */
+
+/*
+ * A peer did not acknowledge: flag it to flush, then wait until it
+ * confirms the flush or its lease has expired by the database clock. Never
+ * longer than the lease (plus a margin), even without a database.
+ */
+static void cluster__wait_out(struct cluster *c, const char *peer)
+{
+    atomic_fetch_add(&c->st_waits, 1);
+    int64_t deadline = cluster__mono_ns() + (int64_t)(c->lease_ms + 200) * 1000000LL;
+    const char *p[2] = {peer, NULL};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
+                      " RETURNING flush_epoch",
+                      1, p);
+    char epoch[24] = "";
+    if (rc == GR_OK && db_res_rows(res) == 1)
+        snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
+    db_res_free(res);
+    if (rc == GR_OK && !epoch[0])
+        return; /* the node was removed */
+    while (cluster__mono_ns() < deadline) {
+        if (epoch[0]) {
+            p[1] = epoch;
+            res = NULL;
+            rc = db_exec1(c->ctx->db, &res,
+                          "SELECT lease_expiry <= now() OR flushed_epoch >= $2::bigint"
+                          " FROM cluster_nodes WHERE id = $1",
+                          2, p);
+            bool done = rc == GR_OK && (db_res_rows(res) == 0 || db_res_get(res, 0, 0)[0] == 't');
+            db_res_free(res);
+            if (done)
+                return;
+        }
+        usleep(20000);
+    }
+}
+
+static void cluster__invalidate(void *arg, const struct repo_inval *items, size_t n)
+{
+    struct cluster *c = arg;
+    /* who holds a lease now, by the database clock: a node that joined a
+     * moment ago is included, a node whose lease expired will flush anyway */
+    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
+    int np = 0;
+    const char *p[1] = {c->id};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
+                      " AND lease_expiry > now() ORDER BY id",
+                      1, p);
+    if (rc == GR_OK) {
+        for (int i = 0; i < db_res_rows(res) && np < CLUSTER_MAX_PEERS; i++, np++) {
+            snprintf(ids[np], 64, "%s", db_res_get(res, i, 0));
+            snprintf(eps[np], 300, "%s", db_res_get(res, i, 1));
+        }
+    } else {
+        /* no database: every known peer, and no way to flag them */
+        pthread_mutex_lock(&c->lock);
+        np = c->npeers;
+        memcpy(ids, c->peer_ids, sizeof(ids[0]) * (size_t)np);
+        memcpy(eps, c->peer_eps, sizeof(eps[0]) * (size_t)np);
+        pthread_mutex_unlock(&c->lock);
+    }
+    db_res_free(res);
+    if (np == 0)
+        return;
+    cluster__merge_peers(c, ids, eps, np, false);
+    struct gr_sbuf payload = GR_SBUF_INIT;
+    cluster__encode(&payload, items, n);
+    struct bus_ack_result acks;
+    memset(&acks, 0, sizeof(acks));
+    atomic_fetch_add(&c->st_sent, 1);
+    int brc = bus_request_all(c->bus, CLUSTER_MSG_INVALIDATE, payload.buf, payload.len,
+                              c->bus_timeout_ms, &acks);
+    (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
+    gr_sbuf_release(&payload);
+    for (int i = 0; i < np; i++) {
+        bool acked = false;
+        for (size_t j = 0; j < acks.n; j++)
+            if (acks.acks[j].status == BUS_OK && !strcmp(acks.acks[j].peer, ids[i]))
+                acked = true;
+        if (acked)
+            continue;
+        atomic_fetch_add(&c->st_missing, 1);
+        gr_warn("cluster: no acknowledgement from %s: waiting out its lease", ids[i]);
+        if (rc == GR_OK) {
+            cluster__wait_out(c, ids[i]);
+        } else {
+            usleep((useconds_t)(c->lease_ms + 200) * 1000);
+            break; /* one full lease covers every peer */
+        }
+    }
+    bus_ack_result_free(&acks);
+}
+
+/* ---- the heartbeat thread ---- */
+
+static int cluster__register(struct cluster *c)
+{
+    const char *p[7] = {c->id,
+                        c->public_url,
+                        c->cluster_url,
+                        c->bus_endpoint,
+                        c->zone,
+                        c->version,
+                        c->preferred ? "true" : "false"};
+    return db_exec1(c->ctx->db, NULL,
+                    "INSERT INTO cluster_nodes (id, public_url, cluster_url, bus_endpoint, zone,"
+                    " version, preferred_primary, state, started, heartbeat, lease_expiry)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7::boolean, 'active', now(), now(), now())"
+                    " ON CONFLICT (id) DO UPDATE SET public_url = $2, cluster_url = $3,"
+                    " bus_endpoint = $4, zone = $5, version = $6, preferred_primary = $7::boolean,"
+                    " state = 'active', started = now(), heartbeat = now()",
+                    7, p);
+}
+
+/* Renew the row and the cache lease; drop the cache first when needed. */
+static void cluster__renew(struct cluster *c)
+{
+    int64_t t0 = cluster__mono_ns(); /* before the renewal is sent */
+    bool lapsed = t0 >= atomic_load(&c->lease_deadline_ns);
+    char lease[16], hits[24], misses[24];
+    snprintf(lease, sizeof(lease), "%d", c->lease_ms);
+    snprintf(hits, sizeof(hits), "%llu", (unsigned long long)atomic_load(&c->ctx->cache_hits));
+    snprintf(misses, sizeof(misses), "%llu",
+             (unsigned long long)atomic_load(&c->ctx->cache_misses));
+    const char *p[5] = {c->id, lease, hits, misses,
+                        atomic_load(&c->draining) ? "draining" : "active"};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "UPDATE cluster_nodes SET heartbeat = now(),"
+                      " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
+                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5"
+                      " WHERE id = $1 RETURNING flush_epoch, flushed_epoch",
+                      5, p);
+    if (rc) {
+        db_res_free(res);
+        return; /* the lease lapses by itself */
+    }
+    if (db_res_rows(res) == 0) {
+        db_res_free(res);
+        gr_warn("cluster: this node's row was removed: registering again");
+        if (cluster__register(c) == GR_OK)
+            atomic_store(&c->lease_deadline_ns, 0); /* flush at the next renewal */
+        return;
+    }
+    char epoch[24];
+    snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
+    bool flagged = strtoll(epoch, NULL, 10) > strtoll(db_res_get(res, 0, 1), NULL, 10);
+    db_res_free(res);
+    if (lapsed || flagged) {
+        /* we may have missed invalidations: writers stopped waiting for us */
+        if (repo_cache_drop(c->ctx) != GR_OK)
+            return;
+        atomic_fetch_add(&c->st_flushes, 1);
+        const char *q[2] = {c->id, epoch};
+        if (db_exec1(c->ctx->db, NULL,
+                     "UPDATE cluster_nodes SET flushed_epoch = greatest(flushed_epoch,"
+                     " $2::bigint) WHERE id = $1",
+                     2, q) != GR_OK)
+            return;
+        if (lapsed)
+            gr_info("cluster: cache lease renewed after a lapse; cache dropped");
+    }
+    atomic_store(&c->lease_deadline_ns, t0 + (int64_t)c->lease_ms * 1000000LL);
+}
+
+static void cluster__refresh_peers(struct cluster *c)
+{
+    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
+    char down[16];
+    snprintf(down, sizeof(down), "%d", c->down_after_ms);
+    const char *p[2] = {c->id, down};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1 AND"
+                      " (lease_expiry > now() OR (state <> 'down' AND heartbeat > now() -"
+                      " make_interval(secs => $2::double precision / 1000))) ORDER BY id",
+                      2, p);
+    if (rc == GR_OK) {
+        int n = 0;
+        for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++, n++) {
+            snprintf(ids[n], 64, "%s", db_res_get(res, i, 0));
+            snprintf(eps[n], 300, "%s", db_res_get(res, i, 1));
+        }
+        cluster__merge_peers(c, ids, eps, n, true);
+    }
+    db_res_free(res);
+}
+
+static void cluster__primary(struct cluster *c)
+{
+    char lease[16], down[16];
+    snprintf(lease, sizeof(lease), "%d", CLUSTER_PRIMARY_LEASE_MS);
+    snprintf(down, sizeof(down), "%d", c->down_after_ms);
+    const char *p[4] = {c->id, lease, c->preferred ? "true" : "false", down};
+    struct db_res *res = NULL;
+    int rc = db_exec1(
+        c->ctx->db, &res,
+        "INSERT INTO cluster_leases AS l (name, holder, token, expiry) VALUES ('primary', $1, 1,"
+        " now() + make_interval(secs => $2::double precision / 1000))"
+        " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
+        " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END,"
+        " expiry = EXCLUDED.expiry"
+        " WHERE l.holder = EXCLUDED.holder OR l.expiry < now() OR ($3::boolean AND NOT EXISTS"
+        " (SELECT 1 FROM cluster_nodes n WHERE n.id = l.holder AND n.preferred_primary AND"
+        " n.state <> 'down' AND n.heartbeat > now() - make_interval(secs => $4::double precision"
+        " / 1000)))"
+        " RETURNING holder, token",
+        4, p);
+    bool mine = rc == GR_OK && db_res_rows(res) == 1 && !strcmp(db_res_get(res, 0, 0), c->id);
+    if (mine) {
+        uint64_t token = strtoull(db_res_get(res, 0, 1), NULL, 10);
+        if (!atomic_load(&c->primary) || atomic_load(&c->primary_token) != token)
+            gr_info("cluster: this node is now the primary (token %llu)",
+                    (unsigned long long)token);
+        atomic_store(&c->primary_token, token);
+    } else if (atomic_load(&c->primary)) {
+        gr_info("cluster: this node is no longer the primary");
+    }
+    atomic_store(&c->primary, mine);
+    db_res_free(res);
+}
+
+/* Cluster task: forget nodes down for longer than remove_down_after (fenced). */
+static void cluster__tasks(struct cluster *c)
+{
+    if (!atomic_load(&c->primary))
+        return;
+    char secs[16], token[24];
+    snprintf(secs, sizeof(secs), "%d", c->remove_down_after_s);
+    snprintf(token, sizeof(token), "%llu", (unsigned long long)atomic_load(&c->primary_token));
+    const char *p[3] = {c->id, token, secs};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "DELETE FROM cluster_nodes n WHERE n.id <> $1 AND n.heartbeat < now() -"
+                      " make_interval(secs => $3::double precision) AND EXISTS (SELECT 1 FROM"
+                      " cluster_leases l WHERE l.name = 'primary' AND l.holder = $1 AND"
+                      " l.token = $2::bigint AND l.expiry > now()) RETURNING n.id",
+                      3, p);
+    if (rc == GR_OK) {
+        atomic_fetch_add(&c->st_tasks, 1);
+        for (int i = 0; i < db_res_rows(res); i++)
+            gr_info("cluster: removed node %s (down for more than %d s)", db_res_get(res, i, 0),
+                    c->remove_down_after_s);
+    }
+    db_res_free(res);
+}
+
+static void *cluster__thread(void *arg)
+{
+    struct cluster *c = arg;
+    int period = c->heartbeat_ms < c->lease_ms / 3 ? c->heartbeat_ms : c->lease_ms / 3;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stopping) {
+        pthread_mutex_unlock(&c->lock);
+        cluster__renew(c);
+        cluster__refresh_peers(c);
+        cluster__primary(c);
+        cluster__tasks(c);
+        pthread_mutex_lock(&c->lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(period % 1000) * 1000000L;
+        ts.tv_sec += period / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        if (!c->stopping)
+            pthread_cond_timedwait(&c->wake, &c->lock, &ts);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int cluster__check_key(struct cluster *c)
+{
+    unsigned char mac[32];
+    char hex[65];
+    static const char digits[] = "0123456789abcdef";
+    static const char label[] = "granary cluster join key v1";
+    cr_hmac_sha256(c->key, c->key_len, label, sizeof(label) - 1, mac);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[mac[i] >> 4];
+        hex[2 * i + 1] = digits[mac[i] & 15];
+    }
+    hex[64] = '\0';
+    const char *p[1] = {hex};
+    struct db_res *res = NULL;
+    int rc = db_exec1(c->ctx->db, &res,
+                      "WITH ins AS (INSERT INTO settings (key, value) VALUES"
+                      " ('cluster_key_verifier', $1) ON CONFLICT (key) DO NOTHING RETURNING value)"
+                      " SELECT value FROM ins UNION ALL SELECT value FROM settings"
+                      " WHERE key = 'cluster_key_verifier'",
+                      1, p);
+    if (rc == GR_OK) {
+        if (db_res_rows(res) < 1 || !cr_equal(db_res_get(res, 0, 0), hex, 64))
+            rc = GR_EAUTH;
+    }
+    db_res_free(res);
+    return rc;
+}
+
+int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct cluster **out)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c)
+        return GR_ENOMEM;
+    c->ctx = ctx;
+    snprintf(c->id, sizeof(c->id), "%s", o->node_id);
+    snprintf(c->public_url, sizeof(c->public_url), "%s", o->public_url);
+    snprintf(c->cluster_url, sizeof(c->cluster_url), "%s", o->cluster_url ? o->cluster_url : "");
+    snprintf(c->bus_endpoint, sizeof(c->bus_endpoint), "tcp://%s", o->bus_listen);
+    snprintf(c->zone, sizeof(c->zone), "%s", o->zone);
+    snprintf(c->version, sizeof(c->version), "%s", o->version);
+    if (o->key_len == 0 || o->key_len > sizeof(c->key)) {
+        free(c);
+        return GR_EINVAL;
+    }
+    memcpy(c->key, o->key, o->key_len);
+    c->key_len = o->key_len;
+    c->lease_ms = o->lease_ms;
+    c->heartbeat_ms = o->heartbeat_ms;
+    c->down_after_ms = o->down_after_ms;
+    c->remove_down_after_s = o->remove_down_after_s;
+    c->bus_timeout_ms = o->bus_timeout_ms;
+    c->preferred = o->preferred_primary;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+
+    int rc = cluster__check_key(c);
+    if (rc == GR_EAUTH) {
+        gr_error("cluster: this node's join key is not the cluster's: refusing to join");
+        goto out_free;
+    }
+    if (rc)
+        goto out_free;
+    struct bus_options bo = {
+        .node_id = c->id,
+        .listen_endpoint = c->bus_endpoint,
+        .key = c->key,
+        .key_len = c->key_len,
+    };
+    struct bus_callbacks cb = {
+        .hmac = cluster__hmac,
+        .on_message = cluster__on_message,
+        .on_gap = cluster__on_gap,
+        .arg = c,
+    };
+    if (bus_open(&bo, &cb, &c->bus) != 0) {
+        gr_error("cluster: cannot open the bus on %s", c->bus_endpoint);
+        rc = GR_EIO;
+        goto out_free;
+    }
+    rc = cluster__register(c);
+    if (rc)
+        goto out_bus;
+    ctx->hooks.cache_ok = cluster__cache_ok;
+    ctx->hooks.invalidate = cluster__invalidate;
+    ctx->hooks.arg = c;
+    ctx->cluster = c;
+    /* the first lease; the cache was validated (or dropped) by repo_cache_start */
+    atomic_store(&c->lease_deadline_ns, INT64_MAX);
+    cluster__renew(c);
+    cluster__refresh_peers(c);
+    cluster__primary(c);
+    if (pthread_create(&c->thread, NULL, cluster__thread, c) != 0) {
+        rc = GR_ENOMEM;
+        goto out_hooks;
+    }
+    gr_info("cluster: node %s joined (bus %s, zone %s, lease %d ms)", c->id, c->bus_endpoint,
+            c->zone, c->lease_ms);
+    *out = c;
+    return GR_OK;
+out_hooks:
+    memset(&ctx->hooks, 0, sizeof(ctx->hooks));
+    ctx->cluster = NULL;
+out_bus:
+    bus_close(c->bus);
+out_free:
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return rc;
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    const char *p[1] = {c->id};
+    if (db_exec1(c->ctx->db, NULL,
+                 "UPDATE cluster_nodes SET state = 'down', lease_expiry = now() WHERE id = $1", 1,
+                 p) != GR_OK)
+        gr_warn("cluster: could not mark this node down; peers wait out its lease");
+    if (db_exec1(c->ctx->db, NULL,
+                 "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1", 1,
+                 p) != GR_OK)
+        gr_warn("cluster: could not release the primary lease");
+    memset(&c->ctx->hooks, 0, sizeof(c->ctx->hooks));
+    c->ctx->cluster = NULL;
+    bus_close(c->bus);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+int cluster_set_draining(struct cluster *c, bool draining)
+{
+    atomic_store(&c->draining, draining);
+    const char *p[2] = {c->id, draining ? "draining" : "active"};
+    return db_exec1(c->ctx->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
+}
+
+bool cluster_is_draining(struct cluster *c)
+{
+    return c && atomic_load(&c->draining);
+}
+
+bool cluster_is_primary(struct cluster *c)
+{
+    return c && atomic_load(&c->primary);
+}
+
+void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!c)
+        return;
+    st->invalidations_sent = atomic_load(&c->st_sent);
+    st->acks_missing = atomic_load(&c->st_missing);
+    st->lease_waits = atomic_load(&c->st_waits);
+    st->flushes = atomic_load(&c->st_flushes);
+    st->primary_tasks_run = atomic_load(&c->st_tasks);
+}
+
+int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
+                   struct cluster_status *out)
+{
+    char down[16];
+    snprintf(down, sizeof(down), "%d", c ? c->down_after_ms : 5000);
+    const char *p[1] = {down};
+    struct db_res *res = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = db_exec1(
+        ctx->db, &res,
+        "SELECT id, CASE WHEN state <> 'down' AND heartbeat < now() - make_interval(secs =>"
+        " $1::double precision / 1000) THEN 'down' ELSE state END, zone, public_url,"
+        " cluster_url, bus_endpoint, version, " MS("started") ", " MS("heartbeat") ", " MS(
+            "lease_expiry") ", cache_hits, cache_misses, preferred_primary,"
+                            " (SELECT holder FROM cluster_leases WHERE name = 'primary' AND"
+                            " expiry > now()),"
+                            " (SELECT token FROM cluster_leases WHERE name = 'primary')"
+                            " FROM cluster_nodes ORDER BY id",
+        1, p);
+    if (rc)
+        return rc;
+    db_res_arena(res, a);
+    out->n = db_res_rows(res);
+    out->nodes = gr_arena_calloc(a, sizeof(*out->nodes) * (size_t)(out->n + 1));
+    out->primary = "";
+    for (int i = 0; i < out->n; i++) {
+        struct cluster_node_info *n = &out->nodes[i];
+        n->id = db_res_get(res, i, 0);
+        n->state = db_res_get(res, i, 1);
+        n->zone = db_res_get(res, i, 2);
+        n->url = db_res_get(res, i, 3);
+        n->cluster_url = db_res_get(res, i, 4);
+        n->bus = db_res_get(res, i, 5);
+        n->version = db_res_get(res, i, 6);
+        n->started_ms = strtoll(db_res_get(res, i, 7), NULL, 10);
+        n->heartbeat_ms = strtoll(db_res_get(res, i, 8), NULL, 10);
+        n->lease_expiry_ms = strtoll(db_res_get(res, i, 9), NULL, 10);
+        n->cache_hits = strtoull(db_res_get(res, i, 10), NULL, 10);
+        n->cache_misses = strtoull(db_res_get(res, i, 11), NULL, 10);
+        n->preferred_primary = db_res_get(res, i, 12)[0] == 't';
+        out->primary = db_res_get(res, i, 13);
+        out->primary_token = strtoull(db_res_get(res, i, 14), NULL, 10);
+    }
+    return GR_OK;
+}
+
+int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
+{
+    char down[16];
+    snprintf(down, sizeof(down), "%d", down_after_ms);
+    const char *p[2] = {id, down};
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res,
+                      "WITH d AS (DELETE FROM cluster_nodes WHERE id = $1 AND (state = 'down' OR"
+                      " heartbeat < now() - make_interval(secs => $2::double precision / 1000))"
+                      " RETURNING 1) SELECT (SELECT count(*) FROM d),"
+                      " (SELECT count(*) FROM cluster_nodes WHERE id = $1)",
+                      2, p);
+    if (rc == GR_OK) {
+        if (db_res_get(res, 0, 0)[0] != '0')
+            rc = GR_OK;
+        else if (db_res_get(res, 0, 1)[0] != '0')
+            rc = GR_ECONFLICT;
+        else
+            rc = GR_ENOTFOUND;
+    }
+    db_res_free(res);
+    return rc;
+}
