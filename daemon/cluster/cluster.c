@@ -257,6 +257,28 @@ static void cluster__invalidate(void *arg, const struct repo_inval *items, size_
         for (size_t j = 0; j < acks.n; j++)
             if (acks.acks[j].status == BUS_OK && !strcmp(acks.acks[j].peer, ids[i]))
                 acked = true;
+        /* not connected yet (a peer that joined a moment ago): retry it
+         * for up to the ack timeout before waiting out its lease */
+        for (int t = 0; !acked && t < c->bus_timeout_ms; t += 50) {
+            bool unreach = false;
+            for (size_t j = 0; j < acks.n; j++)
+                if (!strcmp(acks.acks[j].peer, ids[i]) && acks.acks[j].status == BUS_EUNREACH)
+                    unreach = true;
+            if (!unreach)
+                break;
+            usleep(50000);
+            struct gr_sbuf again = GR_SBUF_INIT;
+            cluster__encode(&again, items, n);
+            struct bus_ack_result one;
+            memset(&one, 0, sizeof(one));
+            int orc = bus_request_one(c->bus, ids[i], CLUSTER_MSG_INVALIDATE, again.buf, again.len,
+                                      c->bus_timeout_ms, &one);
+            gr_sbuf_release(&again);
+            acked = orc == BUS_OK;
+            if (!acked && one.n == 1 && one.acks[0].status != BUS_EUNREACH)
+                t = c->bus_timeout_ms; /* reachable but silent: stop retrying */
+            bus_ack_result_free(&one);
+        }
         if (acked)
             continue;
         atomic_fetch_add(&c->st_missing, 1);

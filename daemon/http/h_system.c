@@ -22,6 +22,26 @@ static void system__metrics(struct http_req *r)
                  (unsigned long long)atomic_load(&r->ctx->cache_hits),
                  (unsigned long long)atomic_load(&r->ctx->cache_misses),
                  (unsigned long long)atomic_load(&h->requests), atomic_load(&h->active));
+    if (r->ctx->cluster) {
+        struct cluster_stats cs;
+        cluster_get_stats(r->ctx->cluster, &cs);
+        gr_sbuf_addf(&sb,
+                     "# TYPE granary_cluster_invalidations_total counter\n"
+                     "granary_cluster_invalidations_total %llu\n"
+                     "# TYPE granary_cluster_acks_missing_total counter\n"
+                     "granary_cluster_acks_missing_total %llu\n"
+                     "# TYPE granary_cluster_lease_waits_total counter\n"
+                     "granary_cluster_lease_waits_total %llu\n"
+                     "# TYPE granary_cluster_cache_flushes_total counter\n"
+                     "granary_cluster_cache_flushes_total %llu\n"
+                     "# TYPE granary_cluster_primary_tasks_total counter\n"
+                     "granary_cluster_primary_tasks_total %llu\n"
+                     "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
+                     (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
+                     (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
+                     (unsigned long long)cs.primary_tasks_run,
+                     cluster_is_primary(r->ctx->cluster) ? 1 : 0);
+    }
     http_text(r, 200, "text/plain; version=0.0.4", sb.buf, sb.len);
     gr_sbuf_release(&sb);
 }

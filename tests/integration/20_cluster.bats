@@ -128,6 +128,32 @@ cluster_json() { cget "$NODE_n1_URL/api/system/cluster"; }
     [ "$(cluster_json | jq -r '.nodes[] | select(.id=="n3") | .state')" = active ]
 }
 
+@test "a preferred primary takes the role while alive; a stopped node can be removed by an admin" {
+    start_cluster_node n5 "$DB" --preferred-primary true
+    local p=""
+    for i in $(seq 40); do
+        p=$(cluster_json | jq -r .primary)
+        [ "$p" = n5 ] && break
+        sleep 0.25
+    done
+    [ "$p" = n5 ]
+    cget "$NODE_n5_URL/api/system/metrics" | grep -q '^granary_cluster_primary 1'
+    # an alive node cannot be removed
+    [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/api/system/cluster/nodes/n5")" = 409 ]
+    stop_node n5
+    # the role moves on at once (released at a clean stop)
+    for i in $(seq 40); do
+        p=$(cluster_json | jq -r .primary)
+        [ -n "$p" ] && [ "$p" != n5 ] && [ "$p" != null ] && break
+        sleep 0.25
+    done
+    [ "$p" != n5 ] && [ -n "$p" ]
+    [ "$(cluster_json | jq -r '.nodes[] | select(.id=="n5") | .state')" = down ]
+    [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/api/system/cluster/nodes/n5")" = 204 ]
+    [ "$(cluster_json | jq '[.nodes[] | select(.id=="n5")] | length')" = 0 ]
+    [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/api/system/cluster/nodes/n5")" = 404 ]
+}
+
 @test "kill -9 the primary: another node is primary within 5 s and runs the cluster tasks" {
     local p survivor
     p=$(cluster_json | jq -r .primary)
