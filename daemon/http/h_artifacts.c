@@ -447,6 +447,17 @@ void h_artifact(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
+    if (!strcmp(cfg.package_type, "maven")) {
+        h_maven(r, &cfg); /* h_maven.c: the Maven layout rules, then back here */
+        return;
+    }
+    h_artifact_generic(r, &cfg);
+}
+
+void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
+{
+    int rc;
+    (void)cfg;
     switch (r->method) {
     case HM_GET:
     case HM_HEAD:

@@ -62,8 +62,8 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         return false;
     }
     const char *pt = json_string_value(json_object_get(doc, "packageType"));
-    if (pt && strcmp(pt, "generic")) {
-        http_error(r, 400, "unsupported packageType '%s' (supported: generic)", pt);
+    if (pt && strcmp(pt, "generic") && strcmp(pt, "maven") && strcmp(pt, "npm")) {
+        http_error(r, 400, "unsupported packageType '%s' (supported: generic, maven, npm)", pt);
         return false;
     }
     if (pt)

@@ -140,6 +140,12 @@ bool http_parse_repo_path(struct http_req *r, const char *p, size_t len);
 void h_system(struct http_req *r, const char *sub);
 void h_repositories(struct http_req *r, const char *sub);
 void h_artifact(struct http_req *r);
+/* The generic artifact methods (GET/HEAD/PUT/DELETE) for a known repository. */
+void h_artifact_generic(struct http_req *r, const struct repo_config *cfg);
+/* h_maven.c: /<repo>/<path> of a maven repository */
+void h_maven(struct http_req *r, const struct repo_config *cfg);
+/* h_npm.c: /api/npm/<repo>/... (sub is the raw text after "/api/npm/") */
+void h_npm(struct http_req *r, const char *sub);
 void h_root(struct http_req *r);
 void h_storage(struct http_req *r, const char *sub); /* h_storage.c: /api/storage/... */
 void h_storageinfo(struct http_req *r);              /* h_storage.c: /api/storageinfo */

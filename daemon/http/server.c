@@ -298,6 +298,8 @@ static void server__route(struct http_req *r)
             h_copy_move(r, sub + 5, true);
         else if (!strcmp(sub, "trash") || !strncmp(sub, "trash/", 6))
             h_trash(r, sub);
+        else if (!strncmp(sub, "npm/", 4))
+            h_npm(r, sub + 4);
         else
             http_error(r, 404, "no such api: /api/%s", sub);
         return;
