@@ -274,6 +274,50 @@ void cr_sha256_hex(const void *data, size_t len, char out[CR_SHA256_HEX])
     crypto__hex(md, 32, out);
 }
 
+void cr_sha512_hex(const void *data, size_t len, char out[CR_SHA512_HEX])
+{
+    unsigned char md[64];
+    unsigned int n = 64;
+    EVP_Digest(data, len, md, &n, EVP_sha512(), NULL);
+    crypto__hex(md, 64, out);
+}
+
+struct cr_digest *cr_digest_new(enum cr_algo algo)
+{
+    const EVP_MD *md = algo == CR_MD5      ? EVP_md5()
+                       : algo == CR_SHA1   ? EVP_sha1()
+                       : algo == CR_SHA256 ? EVP_sha256()
+                                           : EVP_sha512();
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && !EVP_DigestInit_ex(c, md, NULL)) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    return (struct cr_digest *)c;
+}
+
+void cr_digest_update(struct cr_digest *d, const void *data, size_t len)
+{
+    EVP_DigestUpdate((EVP_MD_CTX *)d, data, len);
+}
+
+size_t cr_digest_final(struct cr_digest *d, unsigned char out[64])
+{
+    unsigned int n = 0;
+    EVP_DigestFinal_ex((EVP_MD_CTX *)d, out, &n);
+    return n;
+}
+
+void cr_digest_free(struct cr_digest *d)
+{
+    EVP_MD_CTX_free((EVP_MD_CTX *)d);
+}
+
+size_t cr_base64_encode(const void *in, size_t n, char *out)
+{
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
 void cr_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
                     unsigned char out[32])
 {

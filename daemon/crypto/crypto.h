@@ -49,6 +49,27 @@ void cr_multihash_free(struct cr_multihash *h);
 /* sha256 of a buffer, as hex. */
 void cr_sha256_hex(const void *data, size_t len, char out[CR_SHA256_HEX]);
 
+#define CR_SHA512_HEX 129
+
+/* sha512 of a buffer, as hex. */
+void cr_sha512_hex(const void *data, size_t len, char out[CR_SHA512_HEX]);
+
+/* One digest over a stream (for formats that need sha512, e.g. npm's integrity). */
+enum cr_algo { CR_MD5, CR_SHA1, CR_SHA256, CR_SHA512 };
+struct cr_digest;
+
+/* NULL means out of memory. Free with cr_digest_free(). */
+struct cr_digest *cr_digest_new(enum cr_algo algo);
+void cr_digest_update(struct cr_digest *d, const void *data, size_t len);
+/* The raw digest into out (at least 64 bytes); returns its length. The
+ * digest can then only be freed. */
+size_t cr_digest_final(struct cr_digest *d, unsigned char out[64]);
+void cr_digest_free(struct cr_digest *d);
+
+/* Standard base64 (with padding) of n bytes into out, which must hold
+ * 4 * ((n + 2) / 3) + 1 bytes; returns the length written (NUL excluded). */
+size_t cr_base64_encode(const void *in, size_t n, char *out);
+
 /* HMAC-SHA256 of data under key, raw 32 bytes. */
 void cr_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
                     unsigned char out[32]);

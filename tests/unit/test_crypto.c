@@ -447,10 +447,33 @@ static void cr_multihash__pooled_chunks__same_digests(void **state)
     cr_hashpool_stop(pool);
 }
 
+static void cr_sha512_and_digest__abc__known_vectors(void **state)
+{
+    (void)state;
+    static const char want[] = "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+                               "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
+    char hex[CR_SHA512_HEX];
+    cr_sha512_hex("abc", 3, hex);
+    assert_string_equal(hex, want);
+    struct cr_digest *d = cr_digest_new(CR_SHA512);
+    assert_non_null(d);
+    cr_digest_update(d, "a", 1);
+    cr_digest_update(d, "bc", 2);
+    unsigned char raw[64];
+    assert_int_equal(cr_digest_final(d, raw), 64);
+    cr_digest_free(d);
+    assert_int_equal(raw[0], 0xdd);
+    assert_int_equal(raw[63], 0x9f);
+    char b64[16];
+    assert_int_equal(cr_base64_encode("abcd", 4, b64), 8);
+    assert_string_equal(b64, "YWJjZA==");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cr_multihash__pooled_chunks__same_digests),
+        cmocka_unit_test(cr_sha512_and_digest__abc__known_vectors),
         cmocka_unit_test(cr_multihash__known_vectors__match),
         cmocka_unit_test(cr_multihash__no_update__empty_digests),
         cmocka_unit_test(cr_multihash__chunked__equals_one_shot),
