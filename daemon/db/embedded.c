@@ -50,12 +50,23 @@ struct db_embedded {
     char conninfo[PATH_MAX + 64];
     pid_t pid; /* postmaster, our child */
     bool drop; /* children switch to uid/gid/groups below */
+    /*
+     * The postgres user cannot traverse an ancestor of pgdir (a clone in a
+     * 0700 directory, say): children then get pgdir opened as fd
+     * EMB_DIR_FD before they drop privileges, and every path they are given
+     * starts with "/proc/self/fd/<EMB_DIR_FD>", which resolves through the
+     * open directory without looking at its ancestors.
+     */
+    bool via_fd;
     uid_t uid;
     gid_t gid;
     gid_t groups[EMB_MAX_GROUPS];
     int ngroups;
     char *envp[6]; /* prepared before fork: children only exec */
 };
+
+#define EMB_DIR_FD 3
+#define EMB_FD_BASE "/proc/self/fd/3"
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -168,6 +179,13 @@ static int emb__spawn(const struct db_embedded *e, char *const argv[], int outfd
         if (close_range(3, ~0U, 0) != 0)
             for (int fd = 3; fd < 1024; fd++)
                 close(fd);
+        if (e->via_fd) { /* opened while still root: see struct db_embedded */
+            int dfd = open(e->pgdir, O_RDONLY | O_DIRECTORY);
+            if (dfd < 0 || (dfd != EMB_DIR_FD && dup2(dfd, EMB_DIR_FD) != EMB_DIR_FD))
+                emb__child_fail("cannot open the pg directory");
+            if (dfd != EMB_DIR_FD)
+                close(dfd);
+        }
         if (e->drop) {
             if (setgroups((size_t)e->ngroups, e->groups) != 0)
                 emb__child_fail("setgroups failed");
@@ -181,7 +199,7 @@ static int emb__spawn(const struct db_embedded *e, char *const argv[], int outfd
             emb__child_fail("prctl(PR_SET_PDEATHSIG) failed");
         if (getppid() != parent)
             _exit(127); /* granaryd died before the death signal was armed */
-        if (chdir(e->pgdir) != 0)
+        if (e->via_fd ? fchdir(EMB_DIR_FD) != 0 : chdir(e->pgdir) != 0)
             emb__child_fail("cannot chdir to the pg directory");
         umask(077);
         execve(argv[0], argv, e->envp);
@@ -455,7 +473,7 @@ static bool emb__can_traverse(const struct db_embedded *e, const struct stat *st
  * directory) is made 0711-traversable if needed; any other directory on the
  * way that is not traversable is an error naming it.
  */
-static int emb__check_path(const struct db_embedded *e)
+static int emb__check_path(struct db_embedded *e)
 {
     char prefix[PATH_MAX];
     struct stat st;
@@ -489,10 +507,12 @@ static int emb__check_path(const struct db_embedded *e)
                     (unsigned)mode, EMB_USER, e->pgdir);
             continue;
         }
-        gr_error("db: user %s cannot traverse %s to reach %s; make it searchable "
-                 "(chmod o+x) or use a data directory elsewhere",
-                 EMB_USER, prefix, e->pgdir);
-        return GR_EINVAL;
+        /* someone else's directory: reach pgdir through an open descriptor */
+        gr_info("db: user %s cannot traverse %s: the embedded server gets %s as an open "
+                "directory",
+                EMB_USER, prefix, e->pgdir);
+        e->via_fd = true;
+        return GR_OK;
     }
     return GR_OK;
 }
@@ -704,7 +724,7 @@ static int emb__initdb(const struct db_embedded *e, int logfd)
     gr_info("db: creating a postgresql cluster in %s", e->datadir);
     char *const argv[] = {initdb,
                           (char *)"-D",
-                          tmp,
+                          e->via_fd ? (char *)EMB_FD_BASE "/data.init" : tmp,
                           (char *)"-U",
                           (char *)EMB_ROLE,
                           (char *)"--auth-local=trust",
@@ -868,7 +888,8 @@ int db_embedded_start(const char *pgdir, struct db_embedded **out)
     /* socket directory as a quoted list entry: "dir" with " doubled */
     size_t o = 0;
     sockdirs[o++] = '"';
-    for (const char *s = e->rundir; *s && o + 3 < sizeof(sockdirs); s++) {
+    for (const char *s = e->via_fd ? EMB_FD_BASE "/run" : e->rundir; *s && o + 3 < sizeof(sockdirs);
+         s++) {
         if (*s == '"')
             sockdirs[o++] = '"';
         sockdirs[o++] = *s;
@@ -881,7 +902,7 @@ int db_embedded_start(const char *pgdir, struct db_embedded **out)
         goto out_close;
     char *const argv[] = {postgres,
                           (char *)"-D",
-                          e->datadir,
+                          e->via_fd ? (char *)EMB_FD_BASE "/data" : e->datadir,
                           (char *)"-c",
                           (char *)"listen_addresses=",
                           (char *)"-c",

@@ -1,7 +1,766 @@
-/* h_npm.c - the npm registry API (issue 10 replaces this). */
+/*
+ * h_npm.c - the npm registry API at /api/npm/{repo}/ (docs/npm.md):
+ * packuments (full and abbreviated, ETag/304), publish (the base64 tarball
+ * decoded straight into the blob store while hashing), tarballs (served as
+ * artifacts), dist-tags, deprecate, unpublish, login tokens, whoami,
+ * search and a no-op audit endpoint. The rows live in repo/npm.c.
+ */
 #include "http/req.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+#include "repo/npm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NPM_ABBREV_TYPE "application/vnd.npm.install-v1+json"
+#define NPM_DECODE_CHUNK (64 * 1024) /* base64 characters decoded per step */
+
+/* One npm request, in the arena. */
+struct npm_ctx {
+    struct repo_config cfg;
+    const char *repo, *name, *tail;
+    /* a collected body (publish, -rev PUT, dist-tag PUT) */
+    char *buf;
+    size_t len, cap;
+    void (*done)(struct http_req *r);
+};
+
+static void npm__body_free(void *arg)
+{
+    struct npm_ctx *n = arg;
+    free(n->buf);
+}
+
+static int npm__body_chunk(struct http_req *r, const char *data, size_t len)
+{
+    struct npm_ctx *n = r->hctx;
+    if (n->len + len > NPM_BODY_MAX)
+        return GR_ETOOBIG;
+    if (n->len + len + 1 > n->cap) {
+        size_t cap = n->cap ? n->cap : 64 * 1024;
+        while (cap < n->len + len + 1)
+            cap *= 2;
+        char *b = realloc(n->buf, cap);
+        if (!b)
+            return GR_ENOMEM;
+        n->buf = b;
+        n->cap = cap;
+    }
+    memcpy(n->buf + n->len, data, len);
+    n->len += len;
+    n->buf[n->len] = '\0';
+    return GR_OK;
+}
+
+static void npm__body_end(struct http_req *r)
+{
+    struct npm_ctx *n = r->hctx;
+    if (r->body_error == GR_ETOOBIG) {
+        http_error(r, 413, "request body larger than the limit of %u bytes", NPM_BODY_MAX);
+        return;
+    }
+    if (r->body_error) {
+        http_error_code(r, r->body_error, "cannot read the request body");
+        return;
+    }
+    n->done(r);
+}
+
+/* Collect the body (bounded by NPM_BODY_MAX, 413 above), then call done. */
+static void npm__read_body(struct http_req *r, struct npm_ctx *n, void (*done)(struct http_req *r))
+{
+    const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > NPM_BODY_MAX) {
+        http_error(r, 413, "body of %s bytes is larger than the limit of %u bytes", cl,
+                   NPM_BODY_MAX);
+        return;
+    }
+    n->done = done;
+    gr_arena_cleanup(r->arena, npm__body_free, n);
+    if (cl) {
+        size_t want = (size_t)strtoull(cl, NULL, 10) + 1;
+        n->buf = malloc(want);
+        n->cap = n->buf ? want : 0;
+    }
+    r->hctx = n;
+    r->on_body = npm__body_chunk;
+    r->on_end = npm__body_end;
+}
+
+/* The body parsed as JSON (any value), or NULL after a 400. Reference stolen by the arena. */
+static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n)
+{
+    json_error_t err;
+    json_t *doc = n->buf ? json_loadb(n->buf, n->len, JSON_DECODE_ANY, &err) : NULL;
+    if (!doc) {
+        http_error(r, 400, "invalid JSON: %s", n->buf ? err.text : "empty body");
+        return NULL;
+    }
+    gr_arena_cleanup(r->arena, (gr_cleanup_fn)json_decref, doc);
+    return doc;
+}
+
+static void npm__ok(struct http_req *r, int status)
+{
+    http_json(r, status, json_pack("{s:b}", "ok", 1));
+}
+
+static void npm__err(struct http_req *r, int rc, const char *what)
+{
+    if (rc == GR_ENOTFOUND)
+        http_error(r, 404, "not found: %s", what);
+    else if (rc == GR_ECONFLICT)
+        http_error(r, 409, "%s changed meanwhile: fetch it again", what);
+    else
+        http_error_code(r, rc, NULL);
+}
+
+/* ---- packuments ---- */
+
+static const char *npm__tarball_base(struct http_req *r, struct npm_ctx *n)
+{
+    return gr_arena_printf(r->arena, "%s/api/npm/%s", http_base_url(r), n->repo);
+}
+
+static bool npm__wants_abbreviated(struct http_req *r)
+{
+    const char *accept = http_req_header(r, MHD_HTTP_HEADER_ACCEPT);
+    const char *w = http_query(r, "write");
+    return accept && strstr(accept, NPM_ABBREV_TYPE) && !(w && !strcmp(w, "true"));
+}
+
+/* Send doc (stolen) with an ETag of its bytes; 304 when If-None-Match has it. */
+static void npm__send_doc(struct http_req *r, json_t *doc, const char *type)
+{
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!s) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    size_t len = strlen(s);
+    char sum[CR_SHA256_HEX], etag[48];
+    cr_sha256_hex(s, len, sum);
+    snprintf(etag, sizeof(etag), "\"%.40s\"", sum);
+    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *resp;
+    int status = 200;
+    if (inm && (strstr(inm, etag) || !strcmp(inm, "*"))) {
+        free(s);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        status = 304;
+    } else {
+        resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+    http_send(r, status, resp);
+}
+
+static void npm__packument_get(struct http_req *r, struct npm_ctx *n)
+{
+    struct npm_package p;
+    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
+    if (rc) {
+        npm__err(r, rc, n->name);
+        return;
+    }
+    bool ab = npm__wants_abbreviated(r);
+    json_t *doc = npm_packument(&p, npm__tarball_base(r, n), ab);
+    if (!doc) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    npm__send_doc(r, doc, ab ? NPM_ABBREV_TYPE : "application/json");
+}
+
+/* GET /{name}/{version|tag}: one version's manifest. */
+static void npm__version_get(struct http_req *r, struct npm_ctx *n)
+{
+    struct npm_package p;
+    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
+    if (rc) {
+        npm__err(r, rc, n->name);
+        return;
+    }
+    json_t *doc = npm_packument(&p, npm__tarball_base(r, n), false);
+    const char *spec = npm_unescape(r->arena, n->tail, strlen(n->tail));
+    const char *tagged =
+        spec ? json_string_value(json_object_get(json_object_get(doc, "dist-tags"), spec)) : NULL;
+    json_t *v = json_object_get(json_object_get(doc, "versions"), tagged ? tagged
+                                                                  : spec ? spec
+                                                                         : "");
+    if (!v) {
+        json_decref(doc);
+        http_error(r, 404, "no such version: %s@%s", n->name, spec ? spec : "?");
+        return;
+    }
+    json_incref(v);
+    json_decref(doc);
+    npm__send_doc(r, v, "application/json");
+}
+
+/* ---- publish ---- */
+
+/* The sha512 entry of an SRI string ("sha512-<b64> ..."), or NULL. */
+static const char *npm__sri_sha512(struct gr_arena *a, const char *sri)
+{
+    for (const char *p = sri; p && *p;) {
+        p += strspn(p, " \t");
+        size_t l = strcspn(p, " \t");
+        if (l > 7 && !strncmp(p, "sha512-", 7)) {
+            size_t q = strcspn(p + 7, "? \t");
+            return gr_arena_strndup(a, p + 7, q < l - 7 ? q : l - 7);
+        }
+        p += l;
+    }
+    return NULL;
+}
+
+struct npm_upload {
+    struct bs_upload *bu;
+    struct cr_multihash *hash;
+    struct cr_digest *sha512;
+    unsigned char *out;
+};
+
+static void npm__upload_cleanup(void *arg)
+{
+    struct npm_upload *u = arg;
+    bs_upload_abort(u->bu);
+    cr_multihash_free(u->hash);
+    cr_digest_free(u->sha512);
+    free(u->out);
+}
+
+static int npm__bs_err(int bsrc)
+{
+    return bsrc == BS_ENOSPC ? GR_ENOSPC : bsrc == BS_ENOMEM ? GR_ENOMEM : GR_EIO;
+}
+
+/*
+ * Decode the base64 tarball at data[0..len) into a blob store upload while
+ * computing sha256, sha1, md5 and sha512. false: an answer was sent.
+ */
+static bool npm__store_tarball(struct http_req *r, struct npm_upload *u, const char *data,
+                               size_t len, struct artifact *t, unsigned char sha512[64])
+{
+    u->hash = cr_multihash_new(r->ctx->hashpool);
+    u->sha512 = cr_digest_new(CR_SHA512);
+    u->out = malloc(NPM_DECODE_CHUNK * 3 / 4 + 3);
+    int brc = u->hash && u->sha512 && u->out ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
+    if (brc) {
+        http_error_code(r, npm__bs_err(brc), "cannot start the upload");
+        return false;
+    }
+    struct npm_b64 st = {0};
+    for (size_t off = 0; off < len; off += NPM_DECODE_CHUNK) {
+        size_t n = len - off < NPM_DECODE_CHUNK ? len - off : NPM_DECODE_CHUNK, got = 0;
+        if (npm_b64_decode(&st, data + off, n, u->out, &got) != GR_OK) {
+            http_error(r, 400, "the attachment's data is not base64");
+            return false;
+        }
+        cr_multihash_update(u->hash, u->out, got);
+        cr_digest_update(u->sha512, u->out, got);
+        brc = bs_upload_write(u->bu, u->out, got);
+        if (brc) {
+            http_error_code(r, npm__bs_err(brc), "cannot store the tarball");
+            return false;
+        }
+    }
+    if (npm_b64_finish(&st) != GR_OK) {
+        http_error(r, 400, "the attachment's data is truncated base64");
+        return false;
+    }
+    cr_multihash_final(u->hash, t->sha256, t->sha1, t->md5);
+    cr_digest_final(u->sha512, sha512);
+    t->size = bs_upload_size(u->bu);
+    return true;
+}
+
+static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size_t dlen)
+{
+    struct npm_upload *u = gr_arena_calloc(r->arena, sizeof(*u));
+    gr_arena_cleanup(r->arena, npm__upload_cleanup, u);
+    struct npm_publish pub = {.repo = n->repo, .name = n->name, .user = r->user.name};
+    unsigned char sha512[64];
+    if (!npm__store_tarball(r, u, n->buf + off, dlen, &pub.tarball, sha512))
+        return;
+    /* drop the base64 from the body before parsing the (now small) rest */
+    memmove(n->buf + off, n->buf + off + dlen, n->len - off - dlen);
+    n->len -= dlen;
+    json_t *doc = npm__body_json(r, n);
+    if (!doc)
+        return;
+    const char *docname = json_string_value(json_object_get(doc, "name"));
+    json_t *versions = json_object_get(doc, "versions");
+    if (!docname || strcmp(docname, n->name)) {
+        http_error(r, 400, "the document's name does not match the URL's (%s)", n->name);
+        return;
+    }
+    if (!json_is_object(versions) || json_object_size(versions) != 1) {
+        http_error(r, 400, "a publish must hold exactly one version");
+        return;
+    }
+    const char *ver = json_object_iter_key(json_object_iter(versions));
+    json_t *m = json_object_iter_value(json_object_iter(versions));
+    const char *mname = json_string_value(json_object_get(m, "name"));
+    const char *mver = json_string_value(json_object_get(m, "version"));
+    if (!json_is_object(m) || !mname || strcmp(mname, n->name) || !mver || strcmp(mver, ver) ||
+        !*ver || strlen(ver) > 256 || strpbrk(ver, "/\\ ")) {
+        http_error(r, 400, "version %s: its manifest must carry the same name and version", ver);
+        return;
+    }
+    json_t *dist = json_object_get(m, "dist");
+    const char *shasum = json_string_value(json_object_get(dist, "shasum"));
+    const char *sri = json_string_value(json_object_get(dist, "integrity"));
+    if (shasum && strcasecmp(shasum, pub.tarball.sha1)) {
+        http_error(r, 400, "dist.shasum %s does not match the tarball's sha1 %s", shasum,
+                   pub.tarball.sha1);
+        return;
+    }
+    const char *want512 = sri ? npm__sri_sha512(r->arena, sri) : NULL;
+    if (want512) {
+        char have[90];
+        cr_base64_encode(sha512, 64, have);
+        if (strcmp(want512, have)) {
+            http_error(r, 400, "dist.integrity does not match the tarball's sha512 (sha512-%s)",
+                       have);
+            return;
+        }
+    }
+    /* the tags of this publish: those of dist-tags naming this version */
+    json_t *tags = json_object_get(doc, "dist-tags");
+    pub.tags = gr_arena_calloc(r->arena, sizeof(char *) * (json_object_size(tags) + 1));
+    const char *tag;
+    json_t *tv;
+    json_object_foreach(tags, tag, tv)
+    {
+        if (json_is_string(tv) && !strcmp(json_string_value(tv), ver))
+            ((const char **)pub.tags)[pub.ntags++] = tag;
+    }
+    char *text = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    pub.manifest = gr_arena_strdup(r->arena, text);
+    free(text);
+    pub.version = ver;
+    pub.file = gr_arena_printf(r->arena, "%s-%s.tgz", npm_basename(n->name), ver);
+    struct bs_upload *bu = u->bu;
+    u->bu = NULL;
+    int brc = bs_upload_commit(bu, pub.tarball.sha256, NULL);
+    if (brc) {
+        http_error_code(r, npm__bs_err(brc), "cannot store the tarball");
+        return;
+    }
+    int rc = npm_publish(r->ctx, r->arena, &pub);
+    if (rc == GR_EEXIST) {
+        http_error(r, 403, "cannot publish over the previously published version %s of %s", ver,
+                   n->name);
+        return;
+    }
+    if (rc) {
+        npm__err(r, rc, n->repo);
+        return;
+    }
+    gr_info("req=%llu npm publish %s/%s@%s by %s", (unsigned long long)r->id, n->repo, n->name, ver,
+            r->user.name);
+    npm__ok(r, 201);
+}
+
+/* PUT /{name}: a publish (with an attachment) or a document update (deprecate). */
+static void npm__put_done(struct http_req *r)
+{
+    struct npm_ctx *n = r->hctx;
+    size_t off = 0, dlen = 0;
+    const char *file = NULL;
+    int rc = n->buf ? npm_find_attachment(r->arena, n->buf, n->len, &off, &dlen, &file) : GR_EINVAL;
+    if (rc == GR_OK) {
+        npm__publish(r, n, off, dlen);
+        return;
+    }
+    if (rc != GR_ENOTFOUND) {
+        http_error(r, 400, "a publish body is a JSON object with one attachment");
+        return;
+    }
+    json_t *doc = npm__body_json(r, n);
+    if (!doc)
+        return;
+    rc = npm_update(r->ctx, n->repo, n->name, doc, false, NULL, r->user.name);
+    if (rc)
+        npm__err(r, rc, n->name);
+    else
+        npm__ok(r, 200);
+}
+
+/* PUT /{name}/-rev/{rev}: the document minus unpublished versions. */
+static void npm__rev_put_done(struct http_req *r)
+{
+    struct npm_ctx *n = r->hctx;
+    json_t *doc = npm__body_json(r, n);
+    if (!doc)
+        return;
+    if (!json_is_object(json_object_get(doc, "versions"))) {
+        http_error(r, 400, "the document has no versions");
+        return;
+    }
+    const char *rev = n->tail + strlen("-rev/");
+    int rc = npm_update(r->ctx, n->repo, n->name, doc, true, *rev ? rev : NULL, r->user.name);
+    if (rc)
+        npm__err(r, rc, n->name);
+    else
+        npm__ok(r, 200);
+}
+
+/* ---- dist-tags ---- */
+
+static void npm__tag_put_done(struct http_req *r)
+{
+    struct npm_ctx *n = r->hctx;
+    json_t *doc = npm__body_json(r, n);
+    if (!doc)
+        return;
+    if (!json_is_string(doc)) {
+        http_error(r, 400, "the body must be a JSON string: the version");
+        return;
+    }
+    const char *tag = n->tail + strlen("dist-tags/");
+    int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, json_string_value(doc));
+    if (rc == GR_ENOTFOUND)
+        http_error(r, 404, "no version %s of %s", json_string_value(doc), n->name);
+    else if (rc)
+        npm__err(r, rc, n->name);
+    else
+        npm__ok(r, 201);
+}
+
+static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
+{
+    const char *tag = NULL;
+    if (!strncmp(n->tail, "dist-tags/", 10) && n->tail[10])
+        tag = npm_unescape(r->arena, n->tail + 10, strlen(n->tail + 10));
+    else if (strcmp(n->tail, "dist-tags") && strcmp(n->tail, "dist-tags/")) {
+        http_error(r, 404, "no such npm api");
+        return;
+    }
+    if (!tag || !*tag || strchr(tag, '/')) {
+        if (tag || r->method != HM_GET) {
+            http_error(r, tag ? 400 : 405, tag ? "bad tag" : "name a tag");
+            return;
+        }
+        if (!http_need_read(r))
+            return;
+        struct npm_package p;
+        int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
+        if (rc) {
+            npm__err(r, rc, n->name);
+            return;
+        }
+        json_t *doc = npm_packument(&p, "", true);
+        json_t *tags = json_incref(json_object_get(doc, "dist-tags"));
+        json_decref(doc);
+        http_json(r, 200, tags);
+        return;
+    }
+    n->tail = gr_arena_printf(r->arena, "dist-tags/%s", tag);
+    if (r->method == HM_PUT || r->method == HM_POST) {
+        if (http_need_write(r))
+            npm__read_body(r, n, npm__tag_put_done);
+    } else if (r->method == HM_DELETE) {
+        if (!http_need_write(r))
+            return;
+        if (!strcmp(tag, "latest")) {
+            http_error(r, 400, "the latest tag cannot be removed");
+            return;
+        }
+        int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, NULL);
+        if (rc)
+            npm__err(r, rc, tag);
+        else
+            npm__ok(r, 200);
+    } else {
+        http_error(r, 405, "method %s not allowed on dist-tags", r->method_str);
+    }
+}
+
+/* ---- users ---- */
+
+static void npm__login_done(struct http_req *r, json_t *doc)
+{
+    struct npm_ctx *n = r->hctx;
+    (void)n;
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *password = json_string_value(json_object_get(doc, "password"));
+    if (!name || !password) {
+        http_error(r, 400, "name and password required");
+        return;
+    }
+    struct auth_user u;
+    int rc = auth_check_password(r->ctx, name, password, &u);
+    if (rc == GR_EAUTH) {
+        gr_warn("req=%llu npm login failed for user '%.64s'", (unsigned long long)r->id, name);
+        http_error(r, 401, "bad credentials (users are created by an administrator)");
+        return;
+    }
+    char token[NPM_TOKEN_LEN + 1];
+    if (rc == GR_OK)
+        rc = npm_token_issue(r->ctx, u.name, token);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    http_json(r, 201,
+              json_pack("{s:b,s:s,s:s}", "ok", 1, "id",
+                        gr_arena_printf(r->arena, "org.couchdb.user:%s", u.name), "token", token));
+}
+
+static void npm__search(struct http_req *r, struct npm_ctx *n)
+{
+    const char *text = http_query(r, "text");
+    const char *fs = http_query(r, "from"), *ss = http_query(r, "size");
+    int from = fs ? atoi(fs) : 0, size = ss ? atoi(ss) : 20;
+    if (from < 0)
+        from = 0;
+    if (size <= 0 || size > 250)
+        size = 20;
+    json_t *rows;
+    int total = 0;
+    int rc = npm_search(r->ctx, r->arena, n->repo, text ? text : "", from, size, &rows, &total);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    json_t *objects = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *m = json_object_get(row, "manifest");
+        char date[40];
+        http_iso8601(json_integer_value(json_object_get(row, "modified_ms")), date, sizeof(date));
+        json_t *pkg = json_pack("{s:O,s:O,s:s}", "name", json_object_get(row, "name"), "version",
+                                json_object_get(row, "version"), "date", date);
+        static const char *const keys[] = {"description", "keywords",  "author",
+                                           "maintainers", "publisher", "license"};
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+            if (json_object_get(m, keys[k]))
+                json_object_set(pkg, keys[k], json_object_get(m, keys[k]));
+        json_object_set_new(pkg, "links", json_object());
+        json_array_append_new(objects,
+                              json_pack("{s:o,s:{s:f,s:{s:f,s:f,s:f}},s:f}", "package", pkg,
+                                        "score", "final", 1.0, "detail", "quality", 1.0,
+                                        "popularity", 1.0, "maintenance", 1.0, "searchScore", 1.0));
+    }
+    char now[40];
+    http_iso8601((int64_t)time(NULL) * 1000, now, sizeof(now));
+    http_json(r, 200, json_pack("{s:o,s:i,s:s}", "objects", objects, "total", total, "time", now));
+}
+
+static void npm__audit_done(struct http_req *r)
+{
+    http_json(r, 200, json_object());
+}
+
+static int npm__drain(struct http_req *r, const char *data, size_t len)
+{
+    (void)r, (void)data, (void)len;
+    return GR_OK;
+}
+
+/* /-/... routes that name no package. true when handled. */
+static bool npm__special(struct http_req *r, struct npm_ctx *n, const char *rest)
+{
+    if (!strcmp(rest, "-/whoami")) {
+        if (r->user.anonymous)
+            http_error(r, 401, "not logged in");
+        else
+            http_json(r, 200, json_pack("{s:s}", "username", r->user.name));
+        return true;
+    }
+    if (!strcmp(rest, "-/ping")) {
+        http_json(r, 200, json_object());
+        return true;
+    }
+    if (!strcmp(rest, "-/v1/login")) {
+        http_error(r, 404, "web login is not supported: use the legacy login");
+        return true;
+    }
+    if (!strncmp(rest, "-/user/", 7)) {
+        if (r->method != HM_PUT) {
+            http_error(r, 404, "no such user api");
+            return true;
+        }
+        r->hctx = n;
+        http_read_json_body(r, npm__login_done);
+        return true;
+    }
+    if (!strcmp(rest, "-/v1/search")) {
+        if (http_need_read(r))
+            npm__search(r, n);
+        return true;
+    }
+    if (!strncmp(rest, "-/npm/v1/security/", 18)) {
+        /* audits: nothing known, nothing to report */
+        if (r->method == HM_POST) {
+            r->on_body = npm__drain;
+            r->on_end = npm__audit_done;
+        } else {
+            http_json(r, 200, json_object());
+        }
+        return true;
+    }
+    if (!strncmp(rest, "-/package/", 10)) {
+        if (npm_split_name(r->arena, rest + 10, &n->name, &n->tail)) {
+            http_error(r, 400, "invalid package name");
+            return true;
+        }
+        npm__dist_tags(r, n);
+        return true;
+    }
+    if (!strncmp(rest, "-/", 2)) {
+        http_error(r, 404, "no such npm api: %s", rest);
+        return true;
+    }
+    return false;
+}
+
+/* Authenticate a Bearer token issued by npm login. false: an answer was sent. */
+static bool npm__bearer(struct http_req *r)
+{
+    const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7))
+        return true;
+    const char *tok = auth + 7;
+    while (*tok == ' ')
+        tok++;
+    int rc = npm_token_check(r->ctx, tok, &r->user);
+    if (rc == GR_OK) {
+        r->user.anonymous = false;
+        return true;
+    }
+    if (rc == GR_EAUTH)
+        http_error(r, 401, "unknown or revoked token");
+    else
+        http_error_code(r, rc, NULL);
+    return false;
+}
+
+/* Routes below a package name. */
+static void npm__package(struct http_req *r, struct npm_ctx *n)
+{
+    const char *t = n->tail;
+    if (!*t) {
+        if (r->method == HM_GET || r->method == HM_HEAD) {
+            if (http_need_read(r))
+                npm__packument_get(r, n);
+        } else if (r->method == HM_PUT) {
+            if (http_need_write(r))
+                npm__read_body(r, n, npm__put_done);
+        } else {
+            http_error(r, 405, "method %s not allowed on a package", r->method_str);
+        }
+        return;
+    }
+    if (!strncmp(t, "-rev/", 5)) {
+        if (!http_need_write(r))
+            return;
+        if (r->method == HM_PUT) {
+            npm__read_body(r, n, npm__rev_put_done);
+        } else if (r->method == HM_DELETE) {
+            int rc =
+                npm_delete_package(r->ctx, n->repo, n->name, t[5] ? t + 5 : NULL, r->user.name);
+            if (rc)
+                npm__err(r, rc, n->name);
+            else
+                npm__ok(r, 200);
+        } else {
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+        }
+        return;
+    }
+    if (!strncmp(t, "-/", 2)) {
+        const char *f = t + 2;
+        const char *revp = strstr(f, "/-rev/");
+        char *file = npm_unescape(r->arena, f, revp ? (size_t)(revp - f) : strlen(f));
+        if (!file || !*file || strchr(file, '/') || file[0] == '.') {
+            http_error(r, 404, "no such tarball");
+            return;
+        }
+        r->repo_key = n->repo;
+        r->path = gr_arena_printf(r->arena, "%s/-/%s", n->name, file);
+        r->trailing_slash = false;
+        r->matrix = NULL;
+        if (revp) {
+            /* npm unpublish: the version's tarball went with its version */
+            if (r->method != HM_DELETE) {
+                http_error(r, 405, "method %s not allowed here", r->method_str);
+                return;
+            }
+            if (http_need_write(r))
+                npm__ok(r, 200);
+            return;
+        }
+        if (r->method != HM_GET && r->method != HM_HEAD) {
+            http_error(r, 405, "tarballs are published with the package document");
+            return;
+        }
+        h_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
+        return;
+    }
+    if (!strchr(t, '/') && (r->method == HM_GET || r->method == HM_HEAD)) {
+        if (http_need_read(r))
+            npm__version_get(r, n);
+        return;
+    }
+    http_error(r, 404, "no such npm api");
+}
 
 void h_npm(struct http_req *r, const char *sub)
 {
-    http_error(r, 404, "no such api: /api/npm/%s", sub);
+    struct npm_ctx *n = gr_arena_calloc(r->arena, sizeof(*n));
+    size_t kl = strcspn(sub, "/?");
+    n->repo = gr_arena_strndup(r->arena, sub, kl);
+    if (repo_key_check(n->repo) != GR_OK) {
+        http_error(r, 404, "no such repository");
+        return;
+    }
+    const char *rest = sub + kl;
+    if (*rest == '/')
+        rest++;
+    const char *q = strchr(rest, '?');
+    if (q)
+        rest = gr_arena_strndup(r->arena, rest, (size_t)(q - rest));
+    if (!npm__bearer(r))
+        return;
+    int rc = repo_get(r->ctx, r->arena, n->repo, &n->cfg);
+    if (rc == GR_ENOTFOUND || (rc == GR_OK && strcmp(n->cfg.package_type, "npm"))) {
+        if (r->user.anonymous && !http_need_read(r))
+            return;
+        http_error(r, 404, "no npm repository '%s'", n->repo);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    if (npm__special(r, n, rest))
+        return;
+    if (!*rest) {
+        http_json(r, 200, json_pack("{s:s}", "db_name", n->repo));
+        return;
+    }
+    if (npm_split_name(r->arena, rest, &n->name, &n->tail)) {
+        http_error(r, 400, "invalid package name");
+        return;
+    }
+    npm__package(r, n);
 }

@@ -110,11 +110,14 @@ static int server__b64decode(const char *in, char *out, size_t outsz)
     return (int)o;
 }
 
-/* Authenticate from the Authorization header. false: an answer was sent. */
-static bool server__authenticate(struct http_req *r)
+/*
+ * Authenticate from the Authorization header. false: an answer was sent.
+ * bearer_ok: a Bearer token is left to the handler (npm tokens, h_npm.c).
+ */
+static bool server__authenticate(struct http_req *r, bool bearer_ok)
 {
     const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth) {
+    if (!auth || (bearer_ok && !strncasecmp(auth, "Bearer ", 7))) {
         snprintf(r->user.name, sizeof(r->user.name), "anonymous");
         r->user.anonymous = true;
         return true;
@@ -278,7 +281,7 @@ static void server__route(struct http_req *r)
         http_error(r, 503, "node is not ready");
         return;
     }
-    if (!server__authenticate(r))
+    if (!server__authenticate(r, is_api && len >= 9 && !strncmp(p + 5, "npm/", 4)))
         return;
     if (is_api) {
         const char *sub = gr_arena_strndup(r->arena, p + 5, len - 5);

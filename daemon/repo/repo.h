@@ -66,7 +66,15 @@ struct repo_config {
     char rclass[16];       /* "local" */
     char package_type[32]; /* "generic" */
     const char *description, *includes_pattern, *excludes_pattern;
+    /* Maven (docs/maven.md; Artifactory's names: handleReleases, handleSnapshots,
+     * maxUniqueSnapshots, suppressPomConsistencyChecks; allowReleaseRedeploy is
+     * granary's). repo_config_defaults() sets Artifactory's defaults. */
+    bool handle_releases, handle_snapshots, suppress_pom_checks, allow_release_redeploy;
+    int max_unique_snapshots; /* 0: no limit */
 };
+
+/* A configuration with every field at its default (key and strings empty). */
+void repo_config_defaults(struct repo_config *cfg);
 
 /* GR_OK for a valid, non-reserved key ([A-Za-z0-9][A-Za-z0-9._-]*, <= 64). */
 int repo_key_check(const char *key);

@@ -61,3 +61,26 @@ postmaster_pid() {
     restart_node e
     [ "$(acurl e /keep/p.txt)" = persisted ]
 }
+
+@test "the embedded server also runs under a directory its user cannot traverse" {
+    [ "$(id -u)" = 0 ] || skip "only root drops to the postgres user"
+    local locked=$SUITE_TMP/locked
+    mkdir -p "$locked" && chmod 0700 "$locked" # a fresh clone in a mktemp -d looks like this
+    local port
+    port=$(free_port)
+    "$GRANARYD" --data-dir "$locked/data" --listen 127.0.0.1:$port >"$SUITE_TMP/locked.out" 2>"$SUITE_TMP/locked.err" &
+    local pid=$!
+    echo $pid >>"$SUITE_TMP/pids"
+    wait_ready "http://127.0.0.1:$port" $pid || { tail -20 "$SUITE_TMP/locked.err"; return 1; }
+    grep -q "as an open directory" "$SUITE_TMP/locked.err"
+    [ "$(stat -c %a "$locked")" = 700 ] # left as it was
+    local pass
+    pass=$(cat "$locked/data/admin.password")
+    [ "$(code -u "admin:$pass" "http://127.0.0.1:$port/api/repositories")" = 200 ]
+    local pm
+    pm=$(head -1 "$locked/data/pg/data/postmaster.pid")
+    kill -TERM $pid
+    for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 $pid 2>/dev/null
+    ! kill -0 "$pm" 2>/dev/null
+}
