@@ -240,7 +240,7 @@ ms() {
 }
 
 @test "search: unknown kinds are 404, other methods 405, anonymous 401" {
-    run search 'gavc?g=x'
+    run search 'nosuch?g=x'
     [ "${lines[-1]}" = 404 ]
     [ "$(code -u "admin:$NODE_a_PASS" -X POST "$NODE_a_URL/api/search/artifact?name=x")" = 405 ]
     [ "$(code "$NODE_a_URL/api/search/prop?team=red")" = 401 ]

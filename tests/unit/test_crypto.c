@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -447,6 +448,64 @@ static void cr_multihash__pooled_chunks__same_digests(void **state)
     cr_hashpool_stop(pool);
 }
 
+struct pool_stress {
+    struct cr_hashpool *pool;
+    int seed;
+    int failures;
+};
+
+static void *pool_stress_thread(void *arg)
+{
+    struct pool_stress *ps = arg;
+    unsigned char buf[70000];
+    unsigned int x = (unsigned int)ps->seed;
+    for (int round = 0; round < 40; round++) {
+        struct cr_multihash *plain = cr_multihash_new(NULL), *pooled = cr_multihash_new(ps->pool);
+        int chunks = 1 + round % 7;
+        for (int c = 0; c < chunks; c++) {
+            x = x * 1103515245u + 12345u;
+            size_t len = x % sizeof(buf);
+            for (size_t i = 0; i < len; i++)
+                buf[i] = (unsigned char)(x >> (i % 24));
+            cr_multihash_update(plain, buf, len);
+            cr_multihash_update(pooled, buf, len);
+        }
+        if (round % 5 == 4) { /* abandoned with work queued, as an aborted upload */
+            cr_multihash_free(pooled);
+            cr_multihash_free(plain);
+            continue;
+        }
+        char a256[CR_SHA256_HEX], a1[CR_SHA1_HEX], amd5[CR_MD5_HEX];
+        char b256[CR_SHA256_HEX], b1[CR_SHA1_HEX], bmd5[CR_MD5_HEX];
+        cr_multihash_final(plain, a256, a1, amd5);
+        cr_multihash_final(pooled, b256, b1, bmd5);
+        if (strcmp(a256, b256) || strcmp(a1, b1) || strcmp(amd5, bmd5))
+            ps->failures++;
+        cr_multihash_free(plain);
+        cr_multihash_free(pooled);
+    }
+    return NULL;
+}
+
+/* Many uploads at once from several threads share two workers. */
+static void cr_hashpool__concurrent_contexts__right_digests_no_deadlock(void **state)
+{
+    (void)state;
+    struct cr_hashpool *pool = NULL;
+    assert_int_equal(cr_hashpool_start(2, &pool), 0);
+    pthread_t t[6];
+    struct pool_stress ps[6];
+    for (int i = 0; i < 6; i++) {
+        ps[i] = (struct pool_stress){pool, i + 1, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, pool_stress_thread, &ps[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(ps[i].failures, 0);
+    }
+    cr_hashpool_stop(pool);
+}
+
 static void cr_sha512_and_digest__abc__known_vectors(void **state)
 {
     (void)state;
@@ -474,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cr_multihash__pooled_chunks__same_digests),
         cmocka_unit_test(cr_sha512_and_digest__abc__known_vectors),
+        cmocka_unit_test(cr_hashpool__concurrent_contexts__right_digests_no_deadlock),
         cmocka_unit_test(cr_multihash__known_vectors__match),
         cmocka_unit_test(cr_multihash__no_update__empty_digests),
         cmocka_unit_test(cr_multihash__chunked__equals_one_shot),
