@@ -166,27 +166,20 @@ static int settings__load(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
     return rc;
 }
 
-int settings_anonymous_read(struct repo_ctx *ctx, bool *on)
+int repo__setting_get(struct repo_ctx *ctx, struct gr_arena *a, const char *name,
+                      const char **value)
 {
-    struct gr_arena *a = gr_arena_new();
-    if (!a)
-        return GR_ENOMEM;
     struct gr_sbuf k = GR_SBUF_INIT;
-    const char *rec;
     size_t len;
-    repo__key_setting(&k, "anonymous_read");
-    int rc = repo__cached(ctx, a, &k, settings__load, (void *)"anonymous_read", &rec, &len);
-    *on = rc == GR_OK && len == 4 && !memcmp(rec, "true", 4);
-    if (rc == GR_ENOTFOUND)
-        rc = GR_OK; /* default: off */
+    repo__key_setting(&k, name);
+    int rc = repo__cached(ctx, a, &k, settings__load, (void *)name, value, &len);
     gr_sbuf_release(&k);
-    gr_arena_free(a);
     return rc;
 }
 
-int settings_set_anonymous_read(struct repo_ctx *ctx, bool on)
+int repo__setting_set(struct repo_ctx *ctx, const char *name, const char *value)
 {
-    const char *p[1] = {on ? "true" : "false"};
+    const char *p[2] = {name, value};
     struct db_conn *c;
     int rc = db_acquire(ctx->db, 5000, &c);
     if (rc)
@@ -194,15 +187,34 @@ int settings_set_anonymous_read(struct repo_ctx *ctx, bool on)
     rc = db_begin(c);
     if (rc == GR_OK)
         rc = db_exec(c, NULL,
-                     "INSERT INTO settings (key, value) VALUES ('anonymous_read', $1)"
+                     "INSERT INTO settings (key, value) VALUES ($1, $2)"
                      " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                     1, p);
+                     2, p);
     if (rc == GR_OK)
         rc = repo__bump(c);
     rc = repo__finish(c, rc);
     struct gr_sbuf k = GR_SBUF_INIT;
-    repo__key_setting(&k, "anonymous_read");
+    repo__key_setting(&k, name);
     repo__invalidate(ctx, &k, 1);
     gr_sbuf_release(&k);
     return rc;
+}
+
+int settings_anonymous_read(struct repo_ctx *ctx, bool *on)
+{
+    struct gr_arena *a = gr_arena_new();
+    if (!a)
+        return GR_ENOMEM;
+    const char *v = NULL;
+    int rc = repo__setting_get(ctx, a, "anonymous_read", &v);
+    *on = rc == GR_OK && !strcmp(v, "true");
+    if (rc == GR_ENOTFOUND)
+        rc = GR_OK; /* default: off */
+    gr_arena_free(a);
+    return rc;
+}
+
+int settings_set_anonymous_read(struct repo_ctx *ctx, bool on)
+{
+    return repo__setting_set(ctx, "anonymous_read", on ? "true" : "false");
 }

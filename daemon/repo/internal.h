@@ -36,6 +36,16 @@ void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n
 /* Invalidate every key starting with prefix, and every hashed long key. */
 void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix);
 
+/*
+ * Cluster-wide settings (table `settings`), read through the cache. get:
+ * the value in the arena, GR_ENOTFOUND when unset, GR_EDB. set: upsert,
+ * bump the change counter, invalidate everywhere.
+ */
+int repo__setting_get(struct repo_ctx *ctx, struct gr_arena *a, const char *name,
+                      const char **value) __attribute__((warn_unused_result));
+int repo__setting_set(struct repo_ctx *ctx, const char *name, const char *value)
+    __attribute__((warn_unused_result));
+
 /* Cache keys. */
 void repo__key_repo(struct gr_sbuf *k, const char *repo);
 void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path);

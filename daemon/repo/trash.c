@@ -18,41 +18,22 @@
 
 /* ---- the retention setting ---- */
 
-static int trash__load_setting(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
-{
-    const char *name = arg;
-    struct db_res *res = NULL;
-    int rc = db_exec1(ctx->db, &res, "SELECT value FROM settings WHERE key = $1", 1, &name);
-    if (rc == GR_OK) {
-        if (db_res_rows(res) == 0)
-            rc = GR_ENOTFOUND;
-        else
-            gr_sbuf_adds(rec, db_res_get(res, 0, 0));
-    }
-    db_res_free(res);
-    return rc;
-}
-
 int trash_retention_days(struct repo_ctx *ctx, int *days)
 {
     struct gr_arena *a = gr_arena_new();
     if (!a)
         return GR_ENOMEM;
-    struct gr_sbuf k = GR_SBUF_INIT;
-    const char *rec;
-    size_t len;
-    repo__key_setting(&k, TRASH_SETTING);
-    int rc = repo__cached(ctx, a, &k, trash__load_setting, (void *)TRASH_SETTING, &rec, &len);
+    const char *v = NULL;
+    int rc = repo__setting_get(ctx, a, TRASH_SETTING, &v);
     *days = TRASH_RETENTION_DEFAULT;
     if (rc == GR_OK) {
         char *end;
-        long v = strtol(rec, &end, 10);
-        if (end != rec && v >= 0 && v <= TRASH_RETENTION_MAX)
-            *days = (int)v;
+        long n = strtol(v, &end, 10);
+        if (end != v && n >= 0 && n <= TRASH_RETENTION_MAX)
+            *days = (int)n;
     } else if (rc == GR_ENOTFOUND) {
         rc = GR_OK;
     }
-    gr_sbuf_release(&k);
     gr_arena_free(a);
     return rc;
 }
@@ -63,25 +44,7 @@ int trash_set_retention_days(struct repo_ctx *ctx, int days)
         return GR_EINVAL;
     char v[16];
     snprintf(v, sizeof(v), "%d", days);
-    const char *p[2] = {TRASH_SETTING, v};
-    struct db_conn *c;
-    int rc = db_acquire(ctx->db, 5000, &c);
-    if (rc)
-        return rc;
-    rc = db_begin(c);
-    if (rc == GR_OK)
-        rc = db_exec(c, NULL,
-                     "INSERT INTO settings (key, value) VALUES ($1, $2)"
-                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                     2, p);
-    if (rc == GR_OK)
-        rc = repo__bump(c);
-    rc = repo__finish(c, rc);
-    struct gr_sbuf k = GR_SBUF_INIT;
-    repo__key_setting(&k, TRASH_SETTING);
-    repo__invalidate(ctx, &k, 1);
-    gr_sbuf_release(&k);
-    return rc;
+    return repo__setting_set(ctx, TRASH_SETTING, v);
 }
 
 /* ---- into the trash ---- */
