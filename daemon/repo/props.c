@@ -6,6 +6,7 @@
 #include "repo/internal.h"
 
 #include "base/err.h"
+#include "base/utf8.h"
 #include "base/sbuf.h"
 #include "db/db.h"
 
@@ -14,49 +15,10 @@
 
 /* ---- pure parsing ---- */
 
-/* True when s[0..len) is valid UTF-8 without overlongs or surrogates. */
-static bool props__utf8(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned int cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + n >= len)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 bool props_key_valid(const char *key)
 {
     size_t n = strlen(key);
-    if (n == 0 || n > PROPS_KEY_MAX || !props__utf8(key, n))
+    if (n == 0 || n > PROPS_KEY_MAX || !gr_utf8_valid(key, n))
         return false;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
         if (*p <= 0x20 || *p == 0x7f || strchr(")(}{][*+^$\\/~`!@#%&<>;=,|", *p))
@@ -71,7 +33,7 @@ bool props_key_valid(const char *key)
 bool props_value_valid(const char *value)
 {
     size_t n = strlen(value);
-    return n <= PROPS_VALUE_MAX && props__utf8(value, n);
+    return n <= PROPS_VALUE_MAX && gr_utf8_valid(value, n);
 }
 
 /* Bytes of s before the first unescaped character of stops (or the end). */
