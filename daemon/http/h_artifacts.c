@@ -117,6 +117,8 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
         http_error_code(r, rc, NULL);
         return;
     }
+    if (r->deploy.done)
+        r->deploy.done(r, a);
     http_json(r, 201, http_artifact_json(r, a, false));
 }
 
@@ -126,6 +128,8 @@ static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len
     uint64_t max = r->srv->opt.max_body_size;
     if (max && r->body_bytes > max)
         return GR_ETOOBIG;
+    if (r->deploy.tap)
+        r->deploy.tap(r, data, len);
     cr_multihash_update(u->hash, data, len);
     int rc = bs_upload_write(u->bu, data, len);
     if (rc == BS_OK)
@@ -165,6 +169,8 @@ static void artifacts__put_end(struct http_req *r)
                                           : a.md5);
         return;
     }
+    if (r->deploy.check && !r->deploy.check(r, &a))
+        return; /* the arena cleanup aborts the upload */
     struct bs_upload *bu = u->bu;
     u->bu = NULL; /* commit frees it whatever happens */
     int rc = bs_upload_commit(bu, a.sha256, NULL);
@@ -200,6 +206,8 @@ static void artifacts__deploy_by_checksum(struct http_req *r)
         http_error(r, 409, "checksum mismatch between the headers sent");
         return;
     }
+    if (r->deploy.check && !r->deploy.check(r, &a))
+        return;
     artifacts__commit(r, &a);
 }
 

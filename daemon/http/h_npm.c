@@ -93,6 +93,11 @@ static void npm__read_body(struct http_req *r, struct npm_ctx *n, void (*done)(s
     r->on_end = npm__body_end;
 }
 
+static void npm__decref(void *arg)
+{
+    json_decref(arg);
+}
+
 /* The body parsed as JSON (any value), or NULL after a 400. Reference stolen by the arena. */
 static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n)
 {
@@ -102,7 +107,7 @@ static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n)
         http_error(r, 400, "invalid JSON: %s", n->buf ? err.text : "empty body");
         return NULL;
     }
-    gr_arena_cleanup(r->arena, (gr_cleanup_fn)json_decref, doc);
+    gr_arena_cleanup(r->arena, npm__decref, doc);
     return doc;
 }
 
@@ -496,8 +501,6 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
 
 static void npm__login_done(struct http_req *r, json_t *doc)
 {
-    struct npm_ctx *n = r->hctx;
-    (void)n;
     const char *name = json_string_value(json_object_get(doc, "name"));
     const char *password = json_string_value(json_object_get(doc, "password"));
     if (!name || !password) {
@@ -549,11 +552,16 @@ static void npm__search(struct http_req *r, struct npm_ctx *n)
         http_iso8601(json_integer_value(json_object_get(row, "modified_ms")), date, sizeof(date));
         json_t *pkg = json_pack("{s:O,s:O,s:s}", "name", json_object_get(row, "name"), "version",
                                 json_object_get(row, "version"), "date", date);
-        static const char *const keys[] = {"description", "keywords",  "author",
-                                           "maintainers", "publisher", "license"};
+        static const char *const keys[] = {"description", "author", "license"};
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
             if (json_object_get(m, keys[k]))
                 json_object_set(pkg, keys[k], json_object_get(m, keys[k]));
+        json_t *kw = json_object_get(m, "keywords");
+        json_object_set_new(pkg, "keywords", json_is_array(kw) ? json_incref(kw) : json_array());
+        /* npm search prints maintainers[].username */
+        const char *by = json_string_value(json_object_get(row, "publisher"));
+        json_object_set_new(pkg, "publisher", json_pack("{s:s}", "username", by ? by : ""));
+        json_object_set_new(pkg, "maintainers", json_pack("[{s:s}]", "username", by ? by : ""));
         json_object_set_new(pkg, "links", json_object());
         json_array_append_new(objects,
                               json_pack("{s:o,s:{s:f,s:{s:f,s:f,s:f}},s:f}", "package", pkg,
@@ -599,7 +607,6 @@ static bool npm__special(struct http_req *r, struct npm_ctx *n, const char *rest
             http_error(r, 404, "no such user api");
             return true;
         }
-        r->hctx = n;
         http_read_json_body(r, npm__login_done);
         return true;
     }

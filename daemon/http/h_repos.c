@@ -14,9 +14,65 @@ static json_t *repos__json(struct http_req *r, const struct repo_config *c, bool
                          c->description, "url",
                          gr_arena_printf(r->arena, "%s/%s", http_base_url(r), c->key),
                          "packageType", c->package_type);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "key", c->key, "rclass", c->rclass, "packageType",
-                     c->package_type, "description", c->description, "includesPattern",
-                     c->includes_pattern, "excludesPattern", c->excludes_pattern);
+    json_t *doc =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "key", c->key, "rclass", c->rclass, "packageType",
+                  c->package_type, "description", c->description, "includesPattern",
+                  c->includes_pattern, "excludesPattern", c->excludes_pattern);
+    if (!strcmp(c->package_type, "maven")) /* Artifactory's names (docs/maven.md) */
+        json_object_update_new(
+            doc, json_pack("{s:b,s:b,s:i,s:b,s:s,s:s,s:b}", "handleReleases", c->handle_releases,
+                           "handleSnapshots", c->handle_snapshots, "maxUniqueSnapshots",
+                           c->max_unique_snapshots, "suppressPomConsistencyChecks",
+                           c->suppress_pom_checks, "snapshotVersionBehavior", "unique",
+                           "checksumPolicyType", "client-checksums", "allowReleaseRedeploy",
+                           c->allow_release_redeploy));
+    return doc;
+}
+
+/* Maven fields: booleans, a count, and two settings granary has one value of. */
+static const char *const repos__bools[] = {"handleReleases", "handleSnapshots",
+                                           "suppressPomConsistencyChecks", "allowReleaseRedeploy",
+                                           NULL};
+
+static bool repos__is_bool_field(const char *k)
+{
+    for (int i = 0; repos__bools[i]; i++)
+        if (!strcmp(k, repos__bools[i]))
+            return true;
+    return false;
+}
+
+/* Check and apply the Maven fields of doc; false: an answer (400) was sent. */
+static bool repos__apply_maven(struct http_req *r, json_t *doc, struct repo_config *cfg)
+{
+    json_t *v;
+    bool *dst[] = {&cfg->handle_releases, &cfg->handle_snapshots, &cfg->suppress_pom_checks,
+                   &cfg->allow_release_redeploy};
+    for (int i = 0; repos__bools[i]; i++)
+        if ((v = json_object_get(doc, repos__bools[i])))
+            *dst[i] = json_is_true(v);
+    if ((v = json_object_get(doc, "maxUniqueSnapshots"))) {
+        json_int_t n = json_integer_value(v);
+        if (!json_is_integer(v) || n < 0 || n > 1000000) {
+            http_error(r, 400, "field 'maxUniqueSnapshots' must be an integer from 0 to 1000000");
+            return false;
+        }
+        cfg->max_unique_snapshots = (int)n;
+    }
+    const char *svb = json_string_value(json_object_get(doc, "snapshotVersionBehavior"));
+    if (svb && strcmp(svb, "unique")) {
+        http_error(r, 400, "unsupported snapshotVersionBehavior '%s' (supported: unique)", svb);
+        return false;
+    }
+    const char *cp = json_string_value(json_object_get(doc, "checksumPolicyType"));
+    if (cp && strcmp(cp, "client-checksums") && strcmp(cp, "server-generated-checksums")) {
+        http_error(r, 400,
+                   "unsupported checksumPolicyType '%s' (supported: client-checksums,"
+                   " server-generated-checksums)",
+                   cp);
+        return false;
+    }
+    return true;
 }
 
 /* Apply the fields of doc onto cfg; false: an answer (400) was sent. */
@@ -26,9 +82,22 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         http_error(r, 400, "expected a JSON object");
         return false;
     }
-    static const char *const known[] = {"key",           "rclass",          "packageType",
-                                        "description",   "includesPattern", "excludesPattern",
-                                        "repoLayoutRef", "notes",           NULL};
+    static const char *const known[] = {"key",
+                                        "rclass",
+                                        "packageType",
+                                        "description",
+                                        "includesPattern",
+                                        "excludesPattern",
+                                        "repoLayoutRef",
+                                        "notes",
+                                        "handleReleases",
+                                        "handleSnapshots",
+                                        "maxUniqueSnapshots",
+                                        "suppressPomConsistencyChecks",
+                                        "allowReleaseRedeploy",
+                                        "snapshotVersionBehavior",
+                                        "checksumPolicyType",
+                                        NULL};
     const char *k;
     json_t *v;
     json_object_foreach(doc, k, v)
@@ -40,6 +109,15 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
             http_error(r, 400, "unknown field '%s'", k);
             return false;
         }
+        if (repos__is_bool_field(k)) {
+            if (!json_is_boolean(v)) {
+                http_error(r, 400, "field '%s' must be true or false", k);
+                return false;
+            }
+            continue;
+        }
+        if (!strcmp(k, "maxUniqueSnapshots"))
+            continue; /* checked by repos__apply_maven */
         if (!json_is_string(v)) {
             http_error(r, 400, "field '%s' must be a string", k);
             return false;
@@ -77,13 +155,13 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         cfg->includes_pattern = gr_arena_strdup(r->arena, inc);
     if (exc)
         cfg->excludes_pattern = gr_arena_strdup(r->arena, exc);
-    return true;
+    return repos__apply_maven(r, doc, cfg);
 }
 
 static void repos__create(struct http_req *r, json_t *doc)
 {
-    struct repo_config cfg = {
-        .description = "", .includes_pattern = "**/*", .excludes_pattern = ""};
+    struct repo_config cfg;
+    repo_config_defaults(&cfg);
     snprintf(cfg.key, sizeof(cfg.key), "%s", r->repo_key);
     snprintf(cfg.rclass, sizeof(cfg.rclass), "local");
     snprintf(cfg.package_type, sizeof(cfg.package_type), "generic");

@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/sbuf.h"
+#include "repo/maven.h"
 #include "repo/search.h"
 
 #include <stdio.h>
@@ -20,6 +21,8 @@ struct search__ctx {
     bool info, props;    /* X-Result-Detail */
     bool created, modif; /* dates: fields added to each result */
     bool empty_is_404;   /* dates: Artifactory answers 404 when nothing matched */
+    bool gavc;           /* gavc: repo/maven.c runs it */
+    struct maven_gavc gq;
 };
 
 /* ?repos=a,b into q->repos; each must exist (404 otherwise). false: an answer was sent. */
@@ -262,6 +265,29 @@ static bool search__dates(struct http_req *r, struct search__ctx *s)
     return true;
 }
 
+/* gavc: Maven coordinates with '*' and '?' (repo/maven.h); at least one. */
+static bool search__gavc(struct http_req *r, struct search__ctx *s)
+{
+    const char **f[4] = {&s->gq.g, &s->gq.a, &s->gq.v, &s->gq.c};
+    static const char *const names[4] = {"g", "a", "v", "c"};
+    bool any = false;
+    for (int i = 0; i < 4; i++) {
+        const char *v = http_query(r, names[i]);
+        if (v && (strlen(v) > HTTP_SEGMENT_MAX || !http_utf8_valid(v, strlen(v)))) {
+            http_error(r, 400, "%s: at most %d bytes of UTF-8", names[i], HTTP_SEGMENT_MAX);
+            return false;
+        }
+        *f[i] = v;
+        any |= v && *v;
+    }
+    if (!any) {
+        http_error(r, 400, "Missing search parameters: give at least one of g, a, v or c");
+        return false;
+    }
+    s->gavc = true;
+    return true;
+}
+
 /* One result object. */
 static json_t *search__result(struct http_req *r, const struct search__ctx *s,
                               const struct search_hit *h)
@@ -319,6 +345,7 @@ void h_search(struct http_req *r, const char *sub)
         : !strcmp(kind, "checksum") ? search__checksum
         : !strcmp(kind, "prop")     ? search__prop
         : !strcmp(kind, "dates")    ? search__dates
+        : !strcmp(kind, "gavc")     ? search__gavc
                                     : NULL;
     if (!parse) {
         http_error(r, 404, "no such api: /api/search/%s", sub);
@@ -336,7 +363,9 @@ void h_search(struct http_req *r, const char *sub)
     struct search_hit *hits;
     int n;
     bool truncated;
-    int rc = search_run(r->ctx, r->arena, &s->q, s->props, &hits, &n, &truncated);
+    int rc = s->gavc ? maven_gavc_search(r->ctx, r->arena, &s->gq, &s->q, s->props, &hits, &n,
+                                         &truncated)
+                     : search_run(r->ctx, r->arena, &s->q, s->props, &hits, &n, &truncated);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;

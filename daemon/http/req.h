@@ -80,6 +80,19 @@ struct http_req {
     uint64_t body_bytes;
     int body_error; /* first error while streaming; answered from on_end */
     char *body_error_msg;
+
+    /* Deploy hooks: a package handler (h_maven.c) may set them before
+     * h_artifact_generic() takes a PUT; NULL members do nothing. */
+    struct http_deploy_hooks {
+        /* every body chunk, in order (not for deploys by checksum) */
+        void (*tap)(struct http_req *r, const char *data, size_t len);
+        /* hashed and verified, nothing stored yet: false refuses the deploy
+         * (the hook has answered) and nothing is stored */
+        bool (*check)(struct http_req *r, const struct artifact *a);
+        /* the artifact row is committed; called before the 201 answer */
+        void (*done)(struct http_req *r, const struct artifact *a);
+        void *arg;
+    } deploy;
 };
 
 /* ---- answering ---- */

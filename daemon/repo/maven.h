@@ -46,7 +46,7 @@ struct maven_path {
     bool timestamped;       /* file_version is a unique snapshot build */
     char timestamp[16];     /* "20261128.002356" (timestamped only) */
     int build;              /* build number (timestamped only) */
-    char buf[2048];
+    char buf[10 * 1024];    /* paths up to 1136 bytes */
 };
 
 /*

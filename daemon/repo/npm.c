@@ -929,7 +929,7 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
     struct db_res *res = NULL;
     int rc = db_exec1(ctx->db, &res,
                       "SELECT p.name, v.version, v.manifest, " MS(
-                          "p.modified") ", count(*) OVER ()"
+                          "p.modified") ", count(*) OVER (), coalesce(v.published_by, '')"
                                         " FROM npm_packages p"
                                         " LEFT JOIN npm_dist_tags t ON t.repo = p.repo AND t.name "
                                         "= p.name AND t.tag = 'latest'"
@@ -949,10 +949,11 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
     *total = rows ? atoi(db_res_get(res, 0, 4)) : 0;
     for (int i = 0; i < rows; i++) {
         json_t *m = json_loads(db_res_get(res, i, 2), 0, NULL);
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:I}", "name", db_res_get(res, i, 0),
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:I,s:s}", "name", db_res_get(res, i, 0),
                                              "version", db_res_get(res, i, 1), "manifest",
                                              m ? m : json_object(), "modified_ms",
-                                             (json_int_t)strtoll(db_res_get(res, i, 3), NULL, 10)));
+                                             (json_int_t)strtoll(db_res_get(res, i, 3), NULL, 10),
+                                             "publisher", db_res_get(res, i, 5)));
     }
     *out = arr;
     return GR_OK;

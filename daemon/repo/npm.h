@@ -164,7 +164,7 @@ int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const 
 /*
  * Packages whose name contains text (case-insensitive), by name, with the
  * latest version's manifest: a JSON array of {name, version, manifest,
- * modified_ms}, at most size from from. GR_EDB.
+ * modified_ms, publisher}, at most size from from. GR_EDB.
  */
 int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *text,
                int from, int size, json_t **out, int *total) __attribute__((warn_unused_result));
