@@ -70,32 +70,31 @@ int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
     return GR_OK;
 }
 
-int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
+int repo__put_binary(struct db_conn *c, const struct artifact *art)
 {
     char size[24];
     snprintf(size, sizeof(size), "%llu", (unsigned long long)art->size);
     const char *pb[4] = {art->sha256, art->sha1, art->md5, size};
+    return db_exec(c, NULL,
+                   "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
+                   " ON CONFLICT (sha256) DO NOTHING",
+                   4, pb);
+}
+
+int repo__put_artifact(struct db_conn *c, struct gr_arena *a, struct artifact *art)
+{
+    char size[24];
+    snprintf(size, sizeof(size), "%llu", (unsigned long long)art->size);
     const char *pa[5] = {art->repo, art->path, art->sha256, size, art->modified_by};
-    struct db_conn *c;
     struct db_res *res = NULL;
-    int rc = db_acquire(ctx->db, 5000, &c);
-    if (rc)
-        return rc;
-    rc = db_begin(c);
-    if (rc == GR_OK)
-        rc = db_exec(c, NULL,
-                     "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
-                     " ON CONFLICT (sha256) DO NOTHING",
-                     4, pb);
-    if (rc == GR_OK)
-        rc = db_exec(
-            c, &res,
-            "INSERT INTO artifacts (repo, path, sha256, size, created_by, modified_by)"
-            " VALUES ($1,$2,$3,$4,$5,$5) ON CONFLICT (repo, path) DO UPDATE SET"
-            " sha256 = EXCLUDED.sha256, size = EXCLUDED.size, modified = now(),"
-            " modified_by = EXCLUDED.modified_by, updated = now()"
-            " RETURNING " MS("created") ", " MS("modified") ", " MS("updated") ", created_by",
-            5, pa);
+    int rc =
+        db_exec(c, &res,
+                "INSERT INTO artifacts (repo, path, sha256, size, created_by, modified_by)"
+                " VALUES ($1,$2,$3,$4,$5,$5) ON CONFLICT (repo, path) DO UPDATE SET"
+                " sha256 = EXCLUDED.sha256, size = EXCLUDED.size, modified = now(),"
+                " modified_by = EXCLUDED.modified_by, updated = now()"
+                " RETURNING " MS("created") ", " MS("modified") ", " MS("updated") ", created_by",
+                5, pa);
     if (rc == GR_OK && db_res_rows(res) == 1) {
         art->created_ms = strtoll(db_res_get(res, 0, 0), NULL, 10);
         art->modified_ms = strtoll(db_res_get(res, 0, 1), NULL, 10);
@@ -103,6 +102,20 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
         art->created_by = gr_arena_strdup(a, db_res_get(res, 0, 3));
     }
     db_res_free(res);
+    return rc;
+}
+
+int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
+{
+    struct db_conn *c;
+    int rc = db_acquire(ctx->db, 5000, &c);
+    if (rc)
+        return rc;
+    rc = db_begin(c);
+    if (rc == GR_OK)
+        rc = repo__put_binary(c, art);
+    if (rc == GR_OK)
+        rc = repo__put_artifact(c, a, art);
     if (rc == GR_OK)
         rc = props_apply_matrix(c, art->repo, art->path, art->matrix);
     if (rc == GR_OK)

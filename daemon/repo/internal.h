@@ -58,6 +58,17 @@ int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f
 /* LIKE pattern (escape '\\') for everything below path ("" = the whole repository). */
 void repo__like_below(struct gr_sbuf *sb, const char *path);
 
+/*
+ * Inside the open transaction of c: record art's binary (sha256, sha1, md5,
+ * size; kept if known), and upsert art's artifact row (repo, path, sha256,
+ * size, modified_by; a re-deploy keeps `created`), filling its times and
+ * created_by (strings in a). GR_ENOTFOUND when the repository is gone.
+ */
+int repo__put_binary(struct db_conn *c, const struct artifact *art)
+    __attribute__((warn_unused_result));
+int repo__put_artifact(struct db_conn *c, struct gr_arena *a, struct artifact *art)
+    __attribute__((warn_unused_result));
+
 /* Run the change-counter bump inside the open transaction of c. */
 int repo__bump(struct db_conn *c) __attribute__((warn_unused_result));
 

@@ -655,8 +655,6 @@ int npm_publish(struct repo_ctx *ctx, struct gr_arena *a, struct npm_publish *p)
     t->repo = p->repo;
     t->path = gr_arena_printf(a, "%s/-/%s", p->name, p->file);
     t->modified_by = p->user;
-    char size[24];
-    snprintf(size, sizeof(size), "%llu", (unsigned long long)t->size);
     struct db_conn *c;
     struct db_res *res = NULL;
     int rc = db_acquire(ctx->db, DB_ACQUIRE_TIMEOUT_MS, &c);
@@ -671,12 +669,8 @@ int npm_publish(struct repo_ctx *ctx, struct gr_arena *a, struct npm_publish *p)
                     "INSERT INTO npm_packages (repo, name) VALUES ($1, $2) ON CONFLICT (repo, name)"
                     " DO UPDATE SET modified = clock_timestamp()",
                     2, pp);
-    const char *pb[4] = {t->sha256, t->sha1, t->md5, size};
     if (rc == GR_OK)
-        rc = db_exec(c, NULL,
-                     "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
-                     " ON CONFLICT (sha256) DO NOTHING",
-                     4, pb);
+        rc = repo__put_binary(c, t);
     const char *pv[7] = {p->repo, p->name, p->version, p->manifest, t->path, t->sha256, p->user};
     if (rc == GR_OK)
         rc =
@@ -689,23 +683,8 @@ int npm_publish(struct repo_ctx *ctx, struct gr_arena *a, struct npm_publish *p)
         rc = GR_EEXIST;
     db_res_free(res);
     res = NULL;
-    const char *pa[5] = {p->repo, t->path, t->sha256, size, p->user};
     if (rc == GR_OK)
-        rc = db_exec(
-            c, &res,
-            "INSERT INTO artifacts (repo, path, sha256, size, created_by, modified_by)"
-            " VALUES ($1,$2,$3,$4,$5,$5) ON CONFLICT (repo, path) DO UPDATE SET"
-            " sha256 = EXCLUDED.sha256, size = EXCLUDED.size, modified = now(),"
-            " modified_by = EXCLUDED.modified_by, updated = now()"
-            " RETURNING " MS("created") ", " MS("modified") ", " MS("updated") ", created_by",
-            5, pa);
-    if (rc == GR_OK && db_res_rows(res) == 1) {
-        t->created_ms = strtoll(db_res_get(res, 0, 0), NULL, 10);
-        t->modified_ms = strtoll(db_res_get(res, 0, 1), NULL, 10);
-        t->updated_ms = strtoll(db_res_get(res, 0, 2), NULL, 10);
-        t->created_by = gr_arena_strdup(a, db_res_get(res, 0, 3));
-    }
-    db_res_free(res);
+        rc = repo__put_artifact(c, a, t);
     for (int i = 0; rc == GR_OK && i < p->ntags; i++) {
         const char *pt[4] = {p->repo, p->name, p->tags[i], p->version};
         rc = db_exec(c, NULL,
