@@ -293,7 +293,7 @@ const char *config_usage(void)
            "  --listen HOST:PORT       public HTTP address (default 127.0.0.1:8080)\n"
            "  --database-url URL       PostgreSQL URL; none: a private embedded server\n"
            "  --db-pool-size N         database connections (default 8)\n"
-           "  --threads N              HTTP worker threads (default: one per core)\n"
+           "  --threads N              HTTP worker threads (default: four per core)\n"
            "  --max-body-size SIZE     largest upload, e.g. 2G (default: no limit)\n"
            "  --anonymous-read BOOL    set cluster-wide anonymous read access at start\n"
            "  --log-level LEVEL        debug, info, warn, error\n"

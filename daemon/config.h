@@ -23,7 +23,7 @@ struct config {
     int listen_port;
     char database_url[1024]; /* "" means the embedded PostgreSQL */
     int db_pool_size;
-    int threads;            /* HTTP worker threads; 0 means one per core */
+    int threads;            /* HTTP worker threads; 0 means four per core */
     uint64_t max_body_size; /* bytes; 0 means no limit */
     int anonymous_read;     /* -1: keep the cluster-wide setting; 0/1: set it at start */
     char log_level[16];

@@ -230,7 +230,9 @@ int main(int argc, char **argv)
     struct http_options ho = {
         .host = s->cfg.listen_host,
         .port = s->cfg.listen_port,
-        .threads = s->cfg.threads > 0 ? s->cfg.threads : (int)(cores > 0 ? cores : 2),
+        /* four per core: an upload blocks its thread in fsync and PostgreSQL,
+         * and every connection on that thread waits behind it */
+        .threads = s->cfg.threads > 0 ? s->cfg.threads : 4 * (int)(cores > 0 ? cores : 2),
         .connection_timeout = s->cfg.connection_timeout,
         .max_body_size = s->cfg.max_body_size,
         .version = GRANARY_VERSION,
