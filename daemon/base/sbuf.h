@@ -29,7 +29,8 @@ char *gr_sbuf_detach(struct gr_sbuf *sb);
 void gr_sbuf_add(struct gr_sbuf *sb, const void *data, size_t len);
 void gr_sbuf_adds(struct gr_sbuf *sb, const char *s);
 void gr_sbuf_addf(struct gr_sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s with the five HTML special characters escaped. */
+/* Append s with the five HTML special characters escaped (also right for XML text and attributes).
+ */
 void gr_sbuf_add_html(struct gr_sbuf *sb, const char *s);
 /* Append s percent-encoded for a URL path (slashes kept). */
 void gr_sbuf_add_urlpath(struct gr_sbuf *sb, const char *s);

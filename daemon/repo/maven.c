@@ -444,32 +444,10 @@ int maven_version_cmp(const char *a, const char *b)
 
 /* ---- metadata ---- */
 
-static void maven__xml(struct gr_sbuf *sb, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            gr_sbuf_adds(sb, "&amp;");
-            break;
-        case '<':
-            gr_sbuf_adds(sb, "&lt;");
-            break;
-        case '>':
-            gr_sbuf_adds(sb, "&gt;");
-            break;
-        case '"':
-            gr_sbuf_adds(sb, "&quot;");
-            break;
-        default:
-            gr_sbuf_add(sb, s, 1);
-        }
-    }
-}
-
 static void maven__elem(struct gr_sbuf *sb, const char *indent, const char *name, const char *v)
 {
     gr_sbuf_addf(sb, "%s<%s>", indent, name);
-    maven__xml(sb, v);
+    gr_sbuf_add_html(sb, v);
     gr_sbuf_addf(sb, "</%s>\n", name);
 }
 
