@@ -17,7 +17,7 @@ void config_defaults(struct config *c)
     snprintf(c->data_dir, sizeof(c->data_dir), "/var/lib/granary");
     snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
     c->listen_port = 8080;
-    c->db_pool_size = 8;
+    c->db_pool_size = 16; /* > HTTP threads (4 per core) + heartbeat + main */
     c->threads = 0;
     c->max_body_size = 0;
     c->anonymous_read = -1;
@@ -292,7 +292,7 @@ const char *config_usage(void)
            "  --data-dir DIR           data directory (default /var/lib/granary)\n"
            "  --listen HOST:PORT       public HTTP address (default 127.0.0.1:8080)\n"
            "  --database-url URL       PostgreSQL URL; none: a private embedded server\n"
-           "  --db-pool-size N         database connections (default 8)\n"
+           "  --db-pool-size N         database connections (default 16)\n"
            "  --threads N              HTTP worker threads (default: four per core)\n"
            "  --max-body-size SIZE     largest upload, e.g. 2G (default: no limit)\n"
            "  --anonymous-read BOOL    set cluster-wide anonymous read access at start\n"

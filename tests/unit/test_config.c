@@ -97,7 +97,7 @@ static void config_defaults__fresh__documented_values(void **state)
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8080);
     assert_string_equal(c.database_url, "");
-    assert_int_equal(c.db_pool_size, 8);
+    assert_int_equal(c.db_pool_size, 16);
     assert_int_equal(c.threads, 0);
     assert_int_equal(c.max_body_size, 0);
     assert_int_equal(c.anonymous_read, -1);
@@ -391,7 +391,7 @@ static void config_load_file__comments_blanks_quotes__applied(void **state)
     assert_int_equal(fx->c.max_body_size, 1ULL << 30);
     assert_int_equal(fx->c.anonymous_read, 1);
     /* untouched keys keep their defaults */
-    assert_int_equal(fx->c.db_pool_size, 8);
+    assert_int_equal(fx->c.db_pool_size, 16);
 }
 
 static void config_load_file__empty_quoted__empty_value(void **state)
