@@ -2,20 +2,10 @@
 #include "http/path.h"
 
 #include "base/err.h"
+#include "base/pct.h"
 #include "base/utf8.h"
 
 #include <string.h>
-
-static int path__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 bool http_utf8_valid(const char *str, size_t len)
 {
@@ -32,7 +22,7 @@ int http_query_decode(const char *raw, size_t rawlen, char *out, size_t outsz)
         if (c == '%') {
             if (i + 2 >= rawlen)
                 return GR_EINVAL;
-            int h = path__hex(raw[i + 1]), l = path__hex(raw[i + 2]);
+            int h = gr_hex_digit(raw[i + 1]), l = gr_hex_digit(raw[i + 2]);
             if (h < 0 || l < 0)
                 return GR_EINVAL;
             c = (char)(h * 16 + l);
@@ -61,7 +51,7 @@ int http_path_normalize(const char *raw, size_t rawlen, char *out, size_t outsz,
         if (c == '%') {
             if (i + 2 >= rawlen)
                 return GR_EINVAL;
-            int h = path__hex(raw[i + 1]), l = path__hex(raw[i + 2]);
+            int h = gr_hex_digit(raw[i + 1]), l = gr_hex_digit(raw[i + 2]);
             if (h < 0 || l < 0)
                 return GR_EINVAL;
             c = (unsigned char)(h * 16 + l);

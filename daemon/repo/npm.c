@@ -6,6 +6,7 @@
 #include "repo/npm.h"
 
 #include "base/err.h"
+#include "base/pct.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "repo/internal.h"
@@ -48,38 +49,9 @@ bool npm_name_valid(const char *name)
            npm__part_valid(slash + 1, n - (size_t)(slash - name) - 1);
 }
 
-static int npm__hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *npm_unescape(struct gr_arena *a, const char *s, size_t n)
 {
-    char *out = gr_arena_alloc(a, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= n)
-                return NULL;
-            int h = npm__hexval(s[i + 1]), l = npm__hexval(s[i + 2]);
-            if (h < 0 || l < 0 || (h == 0 && l == 0))
-                return NULL;
-            out[o++] = (char)(h * 16 + l);
-            i += 2;
-        } else if (s[i] == '\0') {
-            return NULL;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return gr_pct_decode(a, s, n);
 }
 
 int npm_split_name(struct gr_arena *a, const char *raw, const char **name, const char **tail)

@@ -6,6 +6,7 @@
 #include "repo/internal.h"
 
 #include "base/err.h"
+#include "base/pct.h"
 #include "base/utf8.h"
 #include "base/sbuf.h"
 #include "db/db.h"
@@ -174,39 +175,6 @@ int props_parse_list(struct gr_arena *a, const char *s, struct props_set *out)
     return GR_OK;
 }
 
-static int props__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n) into a; NULL for a bad escape or %00. */
-static char *props__pct_decode(struct gr_arena *a, const char *s, size_t n)
-{
-    char *out = gr_arena_alloc(a, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (i + 2 >= n)
-            return NULL;
-        int h = props__hex(s[i + 1]), l = props__hex(s[i + 2]);
-        if (h < 0 || l < 0 || (h == 0 && l == 0))
-            return NULL;
-        out[o++] = (char)(h * 16 + l);
-        i += 2;
-    }
-    out[o] = '\0';
-    return out;
-}
-
 int props_parse_matrix(struct gr_arena *a, const char *raw, struct props_set *out)
 {
     struct props__builder b = {.a = a};
@@ -215,7 +183,7 @@ int props_parse_matrix(struct gr_arena *a, const char *raw, struct props_set *ou
     for (;;) {
         size_t n = props__span(raw, ";");
         if (n) {
-            char *item = props__pct_decode(a, raw, n);
+            char *item = gr_pct_decode(a, raw, n);
             if (!item)
                 return GR_EINVAL;
             /* a decoded ';', '|' or '%' is data: the item is parsed whole */
