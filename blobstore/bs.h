@@ -106,4 +106,24 @@ const char *bs_root(const struct bs_store *bs);
 /* True for a lowercase 64-character hex string. */
 bool bs_valid_sha256(const char *s);
 
+/* ---- checksums ---------------------------------------------------------- */
+
+/*
+ * CRC-32C (Castagnoli) of len bytes, continuing crc (0 to start):
+ * bs_crc32c(bs_crc32c(0, a, n), b, m) is the CRC of a followed by b, and
+ * bs_crc32c(0, "123456789", 9) == 0xE3069283. Uses the SSE4.2 crc32
+ * instruction when the CPU has it, else a table-driven fallback.
+ */
+uint32_t bs_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* The table-driven implementation, whatever the CPU (for tests, benches). */
+uint32_t bs_crc32c_sw(uint32_t crc, const void *data, size_t len);
+
+/* The SSE4.2 implementation; falls back to bs_crc32c_sw() when the CPU has
+ * no SSE4.2 (see bs_crc32c_has_hw()). For tests and benchmarks. */
+uint32_t bs_crc32c_hw(uint32_t crc, const void *data, size_t len);
+
+/* True when bs_crc32c() runs on the CPU's crc32 instruction. */
+bool bs_crc32c_has_hw(void);
+
 #endif

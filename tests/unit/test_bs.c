@@ -522,6 +522,84 @@ static void bs_upload_write__file_size_limit__error_nothing_visible(void **state
     assert_int_equal(count_entries(fx->dir), 1); /* only _pre: nothing under any hash */
 }
 
+/* ---- CRC32C ---------------------------------------------------------------- */
+
+/* xorshift64*: repeatable test data without libc's rand() */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static unsigned char *random_bytes(size_t len, uint64_t seed)
+{
+    unsigned char *b = malloc(len ? len : 1);
+    assert_non_null(b);
+    uint64_t s = seed | 1;
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(rnd(&s) >> 56);
+    return b;
+}
+
+typedef uint32_t crc_fn(uint32_t, const void *, size_t);
+
+static void bs_crc32c__known_vectors__match(void **state)
+{
+    (void)state;
+    crc_fn *fns[] = {bs_crc32c, bs_crc32c_sw, bs_crc32c_hw};
+    unsigned char zeros[32] = {0}, ones[32], inc[32], dec[32];
+    for (int i = 0; i < 32; i++) {
+        ones[i] = 0xff;
+        inc[i] = (unsigned char)i;
+        dec[i] = (unsigned char)(31 - i);
+    }
+    for (size_t f = 0; f < 3; f++) {
+        assert_int_equal(fns[f](0, "123456789", 9), 0xE3069283u);
+        assert_int_equal(fns[f](0, "", 0), 0);
+        /* RFC 3720 B.4 */
+        assert_int_equal(fns[f](0, zeros, 32), 0x8A9136AAu);
+        assert_int_equal(fns[f](0, ones, 32), 0x62A8AB43u);
+        assert_int_equal(fns[f](0, inc, 32), 0x46DD794Eu);
+        assert_int_equal(fns[f](0, dec, 32), 0x113FDB5Cu);
+        /* chaining */
+        assert_int_equal(fns[f](fns[f](0, "1234", 4), "56789", 5), 0xE3069283u);
+    }
+}
+
+static void bs_crc32c__hw_and_sw_random__agree(void **state)
+{
+    (void)state;
+    enum { LEN = 3 << 20 };
+    unsigned char *b = random_bytes(LEN, 42);
+    uint64_t s = 7;
+    if (!bs_crc32c_has_hw())
+        print_message("no SSE4.2 here: the hardware path is the software one\n");
+    /* every length around the interleave sizes, at every alignment */
+    static const size_t lens[] = {0,     1,     7,     8,     9,       255,    256,   767,
+                                  768,   769,   1000,  4096,  24575,   24576,  24577, 65535,
+                                  65536, 65537, 98304, 99999, 1 << 20, LEN - 8};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        for (size_t a = 0; a < 8; a++)
+            assert_int_equal(bs_crc32c_hw(0, b + a, lens[i]), bs_crc32c_sw(0, b + a, lens[i]));
+    for (int i = 0; i < 2000; i++) {
+        size_t off = (size_t)(rnd(&s) % LEN);
+        size_t len = (size_t)(rnd(&s) % (LEN - off + 1));
+        if (i % 2)
+            len %= 100000;
+        uint32_t seed = (uint32_t)rnd(&s);
+        uint32_t sw = bs_crc32c_sw(seed, b + off, len);
+        assert_int_equal(bs_crc32c_hw(seed, b + off, len), sw);
+        assert_int_equal(bs_crc32c(seed, b + off, len), sw);
+        /* split anywhere: the same CRC */
+        size_t cut = len ? (size_t)(rnd(&s) % len) : 0;
+        assert_int_equal(bs_crc32c_hw(bs_crc32c_hw(seed, b + off, cut), b + off + cut, len - cut),
+                         sw);
+    }
+    free(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -548,6 +626,8 @@ int main(void)
         cmocka_unit_test(bs_valid_sha256__cases__lowercase_64_hex_only),
         cmocka_unit_test(bs_strerror__every_code__text),
         T(bs_upload_write__file_size_limit__error_nothing_visible),
+        cmocka_unit_test(bs_crc32c__known_vectors__match),
+        cmocka_unit_test(bs_crc32c__hw_and_sw_random__agree),
     };
     return cmocka_run_group_tests_name("bs", tests, NULL, NULL);
 }
