@@ -126,4 +126,32 @@ uint32_t bs_crc32c_hw(uint32_t crc, const void *data, size_t len);
 /* True when bs_crc32c() runs on the CPU's crc32 instruction. */
 bool bs_crc32c_has_hw(void);
 
+/* ---- placement ---------------------------------------------------------- */
+
+/* A candidate node for bs_place(). zone NULL or "" is one anonymous zone. */
+struct bs_node {
+    const char *id;
+    const char *zone;
+};
+
+/*
+ * Choose up to `want` nodes to hold the binary sha256, in preference order,
+ * by rendezvous (highest random weight) hashing: each node scores
+ * splitmix64(FNV-1a(sha256, NUL, node id)); repeatedly take the best-scoring
+ * node whose zone is not used yet (first_zone, the receiving node's zone,
+ * counts as used; NULL for none), and once no unused zone remains, the
+ * best-scoring node left. Equal scores are ordered by id, so the result
+ * does not depend on the order of nodes[] (only on the set). Adding or
+ * removing a node only moves binaries for which that node scores highest.
+ * Pure: no I/O, no allocation, thread-safe.
+ * @param[in] sha256 the binary (any NUL-terminated string is hashed).
+ * @param[in] nodes  n candidates (the receiving node excluded by the caller).
+ * @param[out] out   indices into nodes[]; room for min(want, n).
+ * @return the number chosen, min(want, n) (0 if either is <= 0), or
+ *         BS_EINVAL when sha256, nodes (with n > 0) or out is NULL, or a
+ *         node id is NULL.
+ */
+int bs_place(const char *sha256, const struct bs_node *nodes, int n, const char *first_zone,
+             int want, int *out);
+
 #endif
