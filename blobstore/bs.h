@@ -2,22 +2,33 @@
  * bs.h - granary's local content-addressed binary store.
  *
  * A store is a directory (normally <data>/filestore) holding
- *   <root>/<first two hex of sha256>/<sha256>   one file per binary
- *   <root>/_pre/                                uploads in progress
+ *   <root>/<first two hex of sha256>/<sha256>      one file per binary
+ *   <root>/<first two hex of sha256>/<sha256>.crc  its block checksums
+ *   <root>/_pre/                                   uploads in progress, stages
+ *   <root>/_quarantine/<sha256>.<unix time>[.crc]  copies that failed a check
+ *   <root>/STORE_ID                                this store's random id
  * An upload streams into a private file under _pre/, is fsynced and then
  * renamed under its hash (or dropped when the store already holds that
- * content): nothing half-written is ever visible under a hash.
+ * content): nothing half-written is ever visible under a hash. Its sidecar
+ * (.crc: the CRC32C of every BS_BLOCK bytes) is made durable under its final
+ * name before the data is renamed into place, so a binary visible under its
+ * hash always has one (binaries stored before sidecars existed excepted:
+ * bs_blob_open() says BS_ENOCRC for them, see bs_crc_rebuild()).
  *
  * Caveats:
  *  - The caller computes the hashes (the daemon hashes while it streams);
- *    bs_upload_commit() trusts the sha256 it is given.
+ *    bs_upload_commit() and bs_stage_commit() trust the sha256 they are
+ *    given. The store itself only computes CRC32C (no crypto library).
  *  - One process per store: the daemon holds a lock on its data directory.
- *    bs_open() removes leftovers in _pre/ from a previous crash.
+ *    bs_open() removes leftovers in _pre/ from a previous crash, including
+ *    stages that were never committed.
  *  - Thread-safe: a struct bs_store is shared by all threads; a struct
- *    bs_upload belongs to one request (one thread at a time).
+ *    bs_upload and a struct bs_blob belong to one thread at a time.
+ *  - Functions that take a sha256 return BS_EINVAL unless it is lowercase
+ *    64-character hex (no path can be smuggled in through it).
  *
- * Replication, placement and scrub arrive with the cluster (issue "Blobs");
- * this header is where they will be declared.
+ * Placement across nodes (bs_place) lives here too; replication itself is
+ * the cluster layer's, which calls this API.
  */
 #ifndef BS_H
 #define BS_H
@@ -25,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum bs_err {
     BS_OK = 0,
@@ -33,7 +45,12 @@ enum bs_err {
     BS_ENOSPC = -3,    /* the file system is full */
     BS_EINVAL = -4,    /* not a lowercase 64-hex sha256, or misuse */
     BS_ENOMEM = -5,
+    BS_ECORRUPT = -6, /* a block does not match its CRC32C */
+    BS_ENOCRC = -7,   /* data present, sidecar missing or damaged */
 };
+
+/* Bytes covered by one CRC32C in a sidecar. */
+#define BS_BLOCK (64 * 1024)
 
 /* Short text for a bs_err; static storage. */
 const char *bs_strerror(int err);
@@ -45,8 +62,12 @@ struct bs_upload;
  * Open (creating if needed) a store rooted at dir.
  * @param[in] dir  the store's root; created with mode 0750 if missing.
  * @param[out] out the store; close with bs_close().
- * @return BS_OK, BS_EIO (cannot create or read dir), BS_ENOMEM.
- * @note Removes every file left in <dir>/_pre/ by a crashed process.
+ * @return BS_OK, BS_EIO (cannot create or read dir, or cannot create
+ *         STORE_ID), BS_ENOSPC (no room for STORE_ID), BS_ENOMEM.
+ * @note Removes every file left in <dir>/_pre/ by a crashed process
+ *       (unfinished uploads and uncommitted stages alike).
+ * @note Reads <dir>/STORE_ID, or creates it (fsynced) when it is missing or
+ *       unreadable garbage: see bs_store_id().
  */
 int bs_open(const char *dir, struct bs_store **out) __attribute__((warn_unused_result));
 void bs_close(struct bs_store *bs);
@@ -60,7 +81,11 @@ void bs_close(struct bs_store *bs);
 int bs_upload_begin(struct bs_store *bs, struct bs_upload **out)
     __attribute__((warn_unused_result));
 
-/* Append len bytes. BS_OK, BS_EIO, BS_ENOSPC (the upload stays abortable). */
+/*
+ * Append len bytes; the CRC32C of every BS_BLOCK is computed on the way.
+ * @return BS_OK, BS_EIO, BS_ENOSPC, BS_ENOMEM (the checksum list could not
+ *         grow). After an error the upload can only be aborted.
+ */
 int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
     __attribute__((warn_unused_result));
 
@@ -68,19 +93,41 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
 uint64_t bs_upload_size(const struct bs_upload *u);
 
 /*
- * Make the upload durable under sha256: fsync the file, rename it to
- * <root>/<aa>/<sha256> and fsync the directory; if that binary is already
- * stored, the temp file is removed instead and *existed is set.
+ * Make the upload durable under sha256: fsync the file (skipped when
+ * bs_upload_sync() already did and nothing was written since), write the
+ * sidecar <root>/<aa>/<sha256>.crc (temp file, fsync, rename, directory
+ * fsync), then rename the data to <root>/<aa>/<sha256> with
+ * RENAME_NOREPLACE and fsync the directory. If that binary is already
+ * stored, the temp file is removed instead and *existed is set; its sidecar
+ * is kept when it is identical to the one just computed, else replaced.
  * @param[in] sha256 lowercase hex of the content (the caller computed it).
  * @param[out] existed may be NULL.
- * @return BS_OK, BS_EINVAL (bad hash), BS_EIO, BS_ENOSPC. On any return
- *         the upload is freed and its temp file gone (or renamed).
+ * @return BS_OK, BS_EINVAL (bad hash), BS_EIO, BS_ENOSPC, BS_ENOMEM. On any
+ *         return the upload is freed and its temp file gone (or renamed).
  */
 int bs_upload_commit(struct bs_upload *u, const char *sha256, bool *existed)
     __attribute__((warn_unused_result));
 
 /* Drop the upload and its temp file. NULL is fine. */
 void bs_upload_abort(struct bs_upload *u);
+
+/*
+ * Make the bytes written so far durable (fsync), without publishing them;
+ * lets the caller pay for the fsync outside a database lock. Idempotent:
+ * a second call with nothing written in between does no I/O, and
+ * bs_upload_commit()/bs_upload_stage() then skip their own fsync.
+ * @return BS_OK, BS_EIO, BS_ENOSPC (the upload stays abortable).
+ */
+int bs_upload_sync(struct bs_upload *u) __attribute__((warn_unused_result));
+
+/*
+ * Absolute path of the upload's temp file (under <root>/_pre/), e.g. for
+ * the replication client to send it to peers while it is being committed.
+ * @note Owned by the upload: valid until bs_upload_commit(),
+ *       bs_upload_stage() or bs_upload_abort(). Read the file only; the
+ *       bytes are complete once the caller has stopped writing.
+ */
+const char *bs_upload_path(const struct bs_upload *u);
 
 /*
  * Open a stored binary for reading.
@@ -91,7 +138,8 @@ void bs_upload_abort(struct bs_upload *u);
 int bs_open_blob(struct bs_store *bs, const char *sha256, int *fd, uint64_t *size)
     __attribute__((warn_unused_result));
 
-/* True when the store holds the binary. */
+/* True when the store holds the binary (data file; says nothing of its
+ * sidecar or its health). */
 bool bs_has(struct bs_store *bs, const char *sha256);
 
 /* Bytes free for uploads on the store's file system, or -1. */
@@ -105,6 +153,15 @@ const char *bs_root(const struct bs_store *bs);
 
 /* True for a lowercase 64-character hex string. */
 bool bs_valid_sha256(const char *s);
+
+/*
+ * The store's identity: 32 lowercase hex characters drawn with getrandom(2)
+ * when bs_open() found no STORE_ID (a new store, or a wiped data directory)
+ * and read from <root>/STORE_ID afterwards. A node whose store id changed
+ * has lost its binaries, whatever the database says it holds.
+ * @note Owned by the store; valid until bs_close().
+ */
+const char *bs_store_id(const struct bs_store *bs);
 
 /* ---- checksums ---------------------------------------------------------- */
 
@@ -125,6 +182,160 @@ uint32_t bs_crc32c_hw(uint32_t crc, const void *data, size_t len);
 
 /* True when bs_crc32c() runs on the CPU's crc32 instruction. */
 bool bs_crc32c_has_hw(void);
+
+/* ---- staging: durable now, published later ------------------------------ */
+
+/* Size of a stage id: 32 lowercase hex characters and a NUL. */
+#define BS_STAGE_ID 33
+
+/*
+ * Make an upload durable without publishing it (a replica received from a
+ * peer waits for the sender's word): fsync the data (unless
+ * bs_upload_sync() already did), write its sidecar (fsynced) as
+ * _pre/stage-<id>.crc and keep the data as _pre/stage-<id>.
+ * @param[in] u       the upload; freed on any return.
+ * @param[in] sha256  the content's hash, checked for form only (the stage
+ *                    does not record it: bs_stage_commit() is told again).
+ * @param[out] id     the new stage's id, NUL-terminated (getrandom(2)).
+ * @return BS_OK, BS_EINVAL (bad hash; nothing staged), BS_EIO, BS_ENOSPC,
+ *         BS_ENOMEM. On error nothing is left in _pre/.
+ * @note A stage ends with bs_stage_commit() or bs_stage_abort(); else
+ *       bs_stage_expire() or the next bs_open() removes it. Stages do not
+ *       survive a restart: a sender whose commit gets BS_ENOTFOUND must count
+ *       that replica as lost (its bytes are durable only once committed).
+ */
+int bs_upload_stage(struct bs_upload *u, const char *sha256, char id[BS_STAGE_ID])
+    __attribute__((warn_unused_result));
+
+/*
+ * Publish a stage under sha256 exactly like bs_upload_commit(): its sidecar
+ * first (kept if the store already has an identical one), then the data with
+ * RENAME_NOREPLACE, directory fsynced; when the binary is already stored the
+ * stage is dropped and *existed set. The data was fsynced when staged.
+ * @param[in] id      from bs_upload_stage().
+ * @param[in] sha256  the content's hash (trusted, as in bs_upload_commit()).
+ * @param[out] existed may be NULL.
+ * @return BS_OK, BS_ENOTFOUND (no such stage: aborted, expired, committed,
+ *         or the store was reopened), BS_EINVAL (malformed id or hash),
+ *         BS_EIO, BS_ENOSPC, BS_ENOMEM. On BS_OK the stage is gone; on an
+ *         error other than BS_EINVAL/BS_ENOTFOUND it stays for a retry or
+ *         bs_stage_abort().
+ * @note A stage whose sidecar went missing gets a new one computed from its
+ *       data before it is published.
+ */
+int bs_stage_commit(struct bs_store *bs, const char *id, const char *sha256, bool *existed)
+    __attribute__((warn_unused_result));
+
+/* Remove a stage (data and sidecar). Unknown or malformed ids are ignored. */
+void bs_stage_abort(struct bs_store *bs, const char *id);
+
+/*
+ * Remove stages staged more than older_than_s seconds ago (by the data
+ * file's mtime, set when it was staged), and orphan stage sidecars as old.
+ * @return how many stages were removed (>= 0), or BS_EIO if _pre/ cannot
+ *         be listed.
+ */
+int bs_stage_expire(struct bs_store *bs, int64_t older_than_s);
+
+/* ---- verified reads ----------------------------------------------------- */
+
+struct bs_blob;
+
+/*
+ * Open a stored binary for reads checked against its sidecar.
+ * @param[out] out the blob; close with bs_blob_close(). Untouched on error.
+ * @return BS_OK; BS_ENOTFOUND (no data file); BS_EINVAL (bad hash); BS_EIO;
+ *         BS_ENOMEM; BS_ENOCRC: the data is there but its sidecar is
+ *         missing, fails its own CRC, or describes another size: the caller
+ *         re-hashes the data (bs_open_blob()) and then calls
+ *         bs_crc_rebuild() or bs_quarantine().
+ */
+int bs_blob_open(struct bs_store *bs, const char *sha256, struct bs_blob **out)
+    __attribute__((warn_unused_result));
+
+/* Size in bytes (as the sidecar and the data file agreed at open). */
+uint64_t bs_blob_size(const struct bs_blob *b);
+
+/*
+ * The blob's read-only fd, e.g. for sendfile() once a range is verified.
+ * @note Owned by the blob: do not close it; valid until bs_blob_close().
+ *       Reads through it are not checked.
+ */
+int bs_blob_fd(const struct bs_blob *b);
+
+/*
+ * Read len bytes at off into buf, having checked the CRC32C of every block
+ * the range touches. Whole blocks are read: aligned full blocks straight
+ * into buf, partial edges through a scratch block inside the blob.
+ * @return the bytes read: min(len, size - off), 0 at or past EOF (a short
+ *         count only at EOF); or BS_ECORRUPT (a touched block does not match
+ *         its checksum, or the file got shorter: the copy must be
+ *         quarantined) or BS_EIO (errno set). On error buf holds garbage.
+ * @note A blob is used by one thread at a time (the scratch block).
+ */
+ssize_t bs_blob_read(struct bs_blob *b, uint64_t off, void *buf, size_t len)
+    __attribute__((warn_unused_result));
+
+/* Close the blob and its fd. NULL is fine. */
+void bs_blob_close(struct bs_blob *b);
+
+/*
+ * Recompute and durably rewrite the sidecar of a stored binary (temp file,
+ * fsync, rename, directory fsync), e.g. after bs_blob_open() said BS_ENOCRC.
+ * @return BS_OK, BS_ENOTFOUND, BS_EINVAL, BS_EIO, BS_ENOSPC, BS_ENOMEM.
+ * @note Trusts the data: call it only after re-hashing the binary with
+ *       sha256, or a damaged copy gets checksums that bless it.
+ */
+int bs_crc_rebuild(struct bs_store *bs, const char *sha256) __attribute__((warn_unused_result));
+
+/*
+ * Check every block of a stored binary against its sidecar (scrub).
+ * @return BS_OK, BS_ECORRUPT (some block differs, or the file is shorter),
+ *         BS_ENOCRC, BS_ENOTFOUND, BS_EINVAL, BS_EIO, BS_ENOMEM.
+ */
+int bs_verify_blocks(struct bs_store *bs, const char *sha256) __attribute__((warn_unused_result));
+
+/* ---- quarantine, delete, inventory -------------------------------------- */
+
+/*
+ * Take a bad copy out of service: move <aa>/<sha256> to
+ * <root>/_quarantine/<sha256>.<unix time> (a ".<n>" suffix is added if
+ * that name is taken) and its sidecar, if any, beside it with ".crc"
+ * appended; fsync both directories. Readers that already opened the copy
+ * keep their fd.
+ * @return BS_OK, BS_ENOTFOUND (no data file), BS_EINVAL, BS_EIO.
+ */
+int bs_quarantine(struct bs_store *bs, const char *sha256) __attribute__((warn_unused_result));
+
+/* Data files in _quarantine/ (sidecars not counted); 0 when it does not
+ * exist, -1 if it cannot be read. */
+int64_t bs_quarantine_count(struct bs_store *bs);
+
+/*
+ * Delete a stored binary: unlink the data, then its sidecar, then fsync
+ * the directory. Open fds keep reading the old file.
+ * @return BS_OK, BS_ENOTFOUND (no data file; a stray sidecar is removed
+ *         anyway), BS_EINVAL, BS_EIO.
+ * @note The caller (garbage collection) decides that nothing references
+ *       the binary; the store does not know.
+ */
+int bs_delete(struct bs_store *bs, const char *sha256) __attribute__((warn_unused_result));
+
+/*
+ * Call fn(arg, sha256, size) for every stored binary in ascending sha256
+ * order, starting strictly after the cursor `after` (NULL or "" = from the
+ * start; any string compares with strcmp, so the last sha256 seen resumes
+ * an interrupted walk). Skips _pre/, _quarantine/, sidecars and every name
+ * that is not a 64-hex hash in its own <aa>/ directory. Binaries added or
+ * removed during the walk may or may not be seen. fn may delete or
+ * quarantine the binary it is given.
+ * @param[in] fn  returns 0 to go on; any other value stops the walk.
+ * @return BS_OK; fn's non-zero value when fn stopped the walk; BS_EIO (a
+ *         directory could not be read); BS_ENOMEM.
+ * @note The sha256 string passed to fn is valid during the call only.
+ */
+int bs_each(struct bs_store *bs, const char *after,
+            int (*fn)(void *arg, const char *sha256, uint64_t size), void *arg);
 
 /* ---- placement ---------------------------------------------------------- */
 
