@@ -46,9 +46,11 @@ teardown_file() {
             acurl f "/libs/f$i" | cmp - "$SUITE_TMP/f$i"
         fi
     done
-    # no file under a hash is shorter than its content
-    for f in $(find "$NODE_f_DIR/filestore" -type f -not -path '*/_pre/*'); do
+    # no file under a hash is shorter than its content, and each has its sidecar
+    for f in $(find "$NODE_f_DIR/filestore" -mindepth 2 -type f -not -path '*/_pre/*' \
+        -not -name '*.crc'); do
         [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$(basename "$f")" ]
+        [ -s "$f.crc" ]
     done
     [ "$(code "$NODE_f_URL/api/system/ping")" = 200 ]
 }
