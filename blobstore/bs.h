@@ -272,6 +272,9 @@ int bs_blob_fd(const struct bs_blob *b);
  *         its checksum, or the file got shorter: the copy must be
  *         quarantined) or BS_EIO (errno set). On error buf holds garbage.
  * @note A blob is used by one thread at a time (the scratch block).
+ * @note Fastest with block-aligned off and len and a page-aligned buf (the
+ *       kernel's copy out of the page cache is much slower into a
+ *       misaligned buffer); see `make bench-bs`.
  */
 ssize_t bs_blob_read(struct bs_blob *b, uint64_t off, void *buf, size_t len)
     __attribute__((warn_unused_result));

@@ -145,7 +145,7 @@ int bs__crc_compute(int fd, uint64_t *size, uint32_t **crcs)
     if (n > SIZE_MAX / sizeof(uint32_t))
         return BS_ENOMEM;
     uint32_t *c = n ? malloc(n * sizeof(*c)) : NULL;
-    unsigned char *buf = malloc(CHUNK);
+    unsigned char *buf = aligned_alloc(4096, CHUNK);
     if ((n && !c) || !buf) {
         free(c);
         free(buf);
