@@ -1170,6 +1170,57 @@ static void bs_delete__stored__data_and_sidecar_gone(void **state)
     assert_int_equal(bs_verify_blocks(fx->bs, SHA_ABC), BS_OK);
 }
 
+/* ---- a sidecar that cannot be written ------------------------------------ */
+
+/*
+ * The data is written; then RLIMIT_FSIZE (as above) drops below the size of
+ * the sidecar, so that commit's and stage's only write fails. Nothing may
+ * become visible and _pre/ must be left empty.
+ */
+static void bs_upload_commit__sidecar_write_fails__error_nothing_visible(void **state)
+{
+    struct fx *fx = *state;
+    enum { LEN = 3 * BS_BLOCK };
+    unsigned char *data = random_bytes(LEN, 12);
+    char sha[65], id[BS_STAGE_ID];
+    fake_sha(12, sha);
+    struct bs_upload *u = NULL, *v = NULL;
+    assert_int_equal(bs_upload_begin(fx->bs, &u), BS_OK);
+    assert_int_equal(bs_upload_write(u, data, LEN), BS_OK);
+    assert_int_equal(bs_upload_begin(fx->bs, &v), BS_OK);
+    assert_int_equal(bs_upload_write(v, data, LEN), BS_OK);
+    free(data);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < LEN) {
+        bs_upload_abort(u);
+        bs_upload_abort(v);
+        skip();
+    }
+    struct sigaction ign = {.sa_handler = SIG_IGN}, oldsa;
+    sigemptyset(&ign.sa_mask);
+    assert_int_equal(sigaction(SIGXFSZ, &ign, &oldsa), 0);
+    lim = old;
+    lim.rlim_cur = 10; /* a sidecar of 3 blocks is 36 bytes */
+    int lrc = setrlimit(RLIMIT_FSIZE, &lim);
+    int crc = bs_upload_commit(u, sha, NULL);
+    int src = bs_upload_stage(v, sha, id);
+    setrlimit(RLIMIT_FSIZE, &old);
+    sigaction(SIGXFSZ, &oldsa, NULL);
+
+    assert_int_equal(lrc, 0);
+    if (crc != BS_EIO && crc != BS_ENOSPC)
+        fail_msg("commit with no room for the sidecar: rc %d", crc);
+    if (src != BS_EIO && src != BS_ENOSPC)
+        fail_msg("stage with no room for the sidecar: rc %d", src);
+    assert_false(bs_has(fx->bs, sha));
+    assert_int_equal(count_entries(fx->pre), 0);
+    char sub[200];
+    snprintf(sub, sizeof(sub), "%s/%.2s", fx->dir, sha);
+    assert_true(count_entries(sub) <= 0); /* missing or empty */
+}
+
 /* ---- bs_each -------------------------------------------------------------- */
 
 struct seen {
@@ -1345,6 +1396,7 @@ int main(void)
         T(bs_open__stale_stage__removed),
         T(bs_quarantine__stored__moved_with_sidecar),
         T(bs_delete__stored__data_and_sidecar_gone),
+        T(bs_upload_commit__sidecar_write_fails__error_nothing_visible),
         T(bs_each__store_with_junk__ascending_resumable),
         T(bs_store_id__reopen_same_wipe_new),
     };
