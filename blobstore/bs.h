@@ -67,7 +67,8 @@ struct bs_upload;
  * @note Removes every file left in <dir>/_pre/ by a crashed process
  *       (unfinished uploads and uncommitted stages alike).
  * @note Reads <dir>/STORE_ID, or creates it (fsynced) when it is missing or
- *       unreadable garbage: see bs_store_id().
+ *       does not hold 32 hex characters: see bs_store_id(). A STORE_ID
+ *       that exists but cannot be read is BS_EIO, not a new identity.
  */
 int bs_open(const char *dir, struct bs_store **out) __attribute__((warn_unused_result));
 void bs_close(struct bs_store *bs);
@@ -75,8 +76,8 @@ void bs_close(struct bs_store *bs);
 /*
  * Start an upload: creates a private temp file under _pre/.
  * @return BS_OK, BS_EIO, BS_ENOSPC, BS_ENOMEM.
- * @note The upload must end with exactly one of bs_upload_commit() or
- *       bs_upload_abort(); both free it.
+ * @note The upload must end with exactly one of bs_upload_commit(),
+ *       bs_upload_stage() or bs_upload_abort(); each frees it.
  */
 int bs_upload_begin(struct bs_store *bs, struct bs_upload **out)
     __attribute__((warn_unused_result));
