@@ -22,6 +22,7 @@ struct http_options {
     int connection_timeout; /* seconds */
     uint64_t max_body_size; /* 0: unlimited */
     const char *version;
+    bool internal; /* the cluster port (h_internal.c), not the public API */
 };
 
 /*
