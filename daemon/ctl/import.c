@@ -48,7 +48,8 @@ struct imp_item {
 struct imp_opts {
     const char *url, *user, *password_file, *repo, *prefix, *dir, *filestore, *map, *state;
     int parallel, retries;
-    int progress; /* -1: when stderr is a TTY */
+    uint64_t limit_rate; /* bytes/s for all uploads together; 0: none */
+    int progress;        /* -1: when stderr is a TTY */
     bool no_overwrite;
     const char **excludes;
     int nexcludes;
@@ -140,6 +141,8 @@ void imp_usage(FILE *f)
           "FILE>" IMP_STATE_SUFFIX ")\n"
           "      --parallel N                concurrent transfers (default 4, at most 64)\n"
           "      --retries N                 retries of a 5xx or network error (default 4)\n"
+          "      --limit-rate RATE           cap the upload bandwidth of all transfers together,\n"
+          "                                  in bytes/s with an optional K, M or G (1024-based)\n"
           "      --exclude GLOB              skip files and folders whose name or relative path\n"
           "                                  matches (repeatable; directory mode)\n"
           "      --no-overwrite              fail a path that holds different content instead\n"
@@ -926,8 +929,9 @@ static int imp__parse(struct imp_opts *o, int argc, char **argv)
             continue;
         }
         static const char *const valued[] = {
-            "--url",       "--user", "--password-file", "--repo",     "--prefix",  "--dir",
-            "--filestore", "--map",  "--state",         "--parallel", "--retries", "--exclude"};
+            "--url",     "--user",      "--password-file", "--repo",  "--prefix",
+            "--dir",     "--filestore", "--map",           "--state", "--parallel",
+            "--retries", "--exclude",   "--limit-rate"};
         bool known = false;
         for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
             known |= !strcmp(a, valued[k]);
@@ -956,6 +960,18 @@ static int imp__parse(struct imp_opts *o, int argc, char **argv)
         } else if (!strcmp(a, "--retries")) {
             if (imp__int_arg(a, v, 0, 100, &o->retries))
                 return 2;
+        } else if (!strcmp(a, "--limit-rate")) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            int shift = !*end                                    ? 0
+                        : !strcmp(end, "K") || !strcmp(end, "k") ? 10
+                        : !strcmp(end, "M") || !strcmp(end, "m") ? 20
+                        : !strcmp(end, "G") || !strcmp(end, "g") ? 30
+                                                                 : -1;
+            if (errno || end == v || *v == '-' || shift < 0 || !n || n > (1ULL << 40))
+                return imp__bad_arg("--limit-rate '%s': expected bytes/s such as 500K or 20M", v);
+            o->limit_rate = (uint64_t)n << shift;
         } else if (!strcmp(a, "--exclude")) {
             const char **e = realloc(o->excludes, (size_t)(o->nexcludes + 1) * sizeof(*e));
             if (!e)
@@ -1220,6 +1236,10 @@ int imp_main(int argc, char **argv)
         .user = r->o.user,
         .password = r->password,
         .retries = r->o.retries,
+        /* each transfer gets its share; 1 byte/s at least (0 is no limit) */
+        .limit_rate = r->o.limit_rate ? (r->o.limit_rate + (uint64_t)r->o.parallel - 1) /
+                                            (uint64_t)r->o.parallel
+                                      : 0,
         .stop = &imp_stop,
     };
     pthread_mutex_init(&r->mu, NULL);

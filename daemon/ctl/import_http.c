@@ -227,6 +227,8 @@ static int imp_http__do(struct imp_http *h, const char *url, enum imp_http_metho
             curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, imp_http__seek);
             curl_easy_setopt(c, CURLOPT_SEEKDATA, h);
             curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+            if (h->srv->limit_rate)
+                curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->srv->limit_rate);
         }
         gr_sbuf_reset(&h->body);
         h->errbuf[0] = '\0';

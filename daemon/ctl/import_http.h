@@ -20,6 +20,7 @@ struct imp_server {
     const char *user;            /* Basic auth */
     const char *password;        /* Basic auth */
     int retries;                 /* extra attempts after a retryable failure */
+    uint64_t limit_rate;         /* bytes/s of one upload; 0: no limit */
     volatile sig_atomic_t *stop; /* set by a signal: abort transfers and retries */
 };
 
