@@ -865,10 +865,12 @@ static void imp__report(struct imp_run *r, double el, bool interrupted)
     printf("  corrupt          %8llu files\n", (unsigned long long)r->st.corrupt);
     if (interrupted)
         printf("  not done         %8llu files (run again to resume)\n", (unsigned long long)left);
+    /* an interrupted run's rate is over what it did */
+    double bytes = interrupted ? (double)(atomic_load(&r->units_done) / 2) : (double)r->total_bytes;
+    double files = (double)atomic_load(&r->files_done);
     printf("  total            %8llu files, %s, %.1f MiB/s, %.1f files/s\n",
-           (unsigned long long)r->total_files, total,
-           el > 0 ? (double)r->total_bytes / el / (1024.0 * 1024.0) : 0.0,
-           el > 0 ? (double)r->total_files / el : 0.0);
+           (unsigned long long)r->total_files, total, el > 0 ? bytes / el / (1024.0 * 1024.0) : 0.0,
+           el > 0 ? files / el : 0.0);
     fputs(r->skipped_list.buf, stdout);
     fputs(r->corrupt_list.buf, stdout);
     fputs(r->failed_list.buf, stdout);
