@@ -126,11 +126,13 @@ static int imp_journal__load(struct imp_journal *j, char *err, size_t errsz)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    off_t whole = 0; /* bytes of complete lines */
     bool torn = false;
     while ((n = getline(&line, &cap, j->f)) > 0) {
         torn = line[n - 1] != '\n';
         if (torn)
             break; /* a crash mid-line: never trust it */
+        whole += n;
         line[n - 1] = '\0';
         struct imp_jentry e;
         const char *key;
@@ -149,9 +151,10 @@ static int imp_journal__load(struct imp_journal *j, char *err, size_t errsz)
         snprintf(err, errsz, "cannot read the state file: %s", strerror(errno));
         return -1;
     }
-    /* Append after a torn line on a line of its own. */
-    if (torn && fputc('\n', j->f) == EOF) {
-        snprintf(err, errsz, "cannot write the state file: %s", strerror(errno));
+    /* Cut a torn line off: completed by the next append it would be
+     * trusted, and it may hold a cut path. */
+    if (torn && ftruncate(j->fd, whole) < 0) {
+        snprintf(err, errsz, "cannot repair the state file: %s", strerror(errno));
         return -1;
     }
     return 0;

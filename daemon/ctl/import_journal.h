@@ -5,7 +5,8 @@
  *
  * Line format (docs/import.md), appended and never rewritten:
  *     <sha256> <sha1> <size> <mtime_ns> <repo>/<path>
- * Lines starting with '#' are comments; a torn last line is ignored.
+ * Lines starting with '#' are comments; a torn last line (a crash while
+ * it was written) is cut off at open.
  *
  * Threads: open/close from one thread; imp_journal_find() may be called
  * from any thread (the table is read-only after open) and
