@@ -236,6 +236,34 @@ teardown_file() { cleanup_suite; }
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/api/storage/libs/bad")" = 404 ]
 }
 
+@test "through one cluster node, seen by another; a re-run through it sends nothing" {
+    local db tree=$SUITE_TMP/ctree
+    db=$(new_db import_cluster)
+    start_cluster_node b "$db"
+    start_cluster_node c "$db"
+    # the admin of this cluster is the first node's (node a has its own database)
+    NODE_b_PASS=$(cat "$SUITE_TMP/node-b/admin.password")
+    NODE_c_PASS=$NODE_b_PASS
+    make_repo b libs
+    mkdir -p "$tree/x y"
+    local i
+    for ((i = 0; i < 30; i++)); do head -c $((i * 311)) /dev/urandom >"$tree/x y/f$i.bin"; done
+    run env GRANARY_PASSWORD="$NODE_b_PASS" "$GRANARYCTL" import --url "$NODE_b_URL" --user admin \
+        --repo libs --dir "$tree" --state "$SUITE_TMP/ctree.b.state"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ $(($(report_count "$output" imported) + $(report_count "$output" deduplicated))) -eq 30 ]
+    # node c knows every path with the right sha256 at once
+    for ((i = 0; i < 30; i++)); do
+        [ "$(acurl c "/api/storage/libs/x%20y/f$i.bin" | jq -r .checksums.sha256)" = \
+            "$(sha256sum <"$tree/x y/f$i.bin" | cut -c1-64)" ]
+    done
+    run env GRANARY_PASSWORD="$NODE_c_PASS" "$GRANARYCTL" import --url "$NODE_c_URL" --user admin \
+        --repo libs --dir "$tree" --state "$SUITE_TMP/ctree.c.state"
+    [ "$status" -eq 0 ]
+    [ "$(report_count "$output" "already present")" -eq 30 ]
+}
+
 @test "granaryctl help documents import" {
     run "$GRANARYCTL" help
     [ "$status" -eq 0 ]
