@@ -58,6 +58,7 @@ struct imp_opts {
 /* Counts for the report; under imp_run.mu. */
 struct imp_stats {
     uint64_t imported, bytes_sent, dedup, present, journaled, skipped, excluded, failed, corrupt;
+    uint64_t retried; /* requests sent again after a 5xx or a network error */
 };
 
 /* The one run: options, the work list, and what workers share. Workers
@@ -863,6 +864,8 @@ static void imp__report(struct imp_run *r, double el, bool interrupted)
         printf("  excluded         %8llu (--exclude)\n", (unsigned long long)r->st.excluded);
     printf("  failed           %8llu files\n", (unsigned long long)r->st.failed);
     printf("  corrupt          %8llu files\n", (unsigned long long)r->st.corrupt);
+    printf("  retried          %8llu requests sent again (after a 5xx or a network error)\n",
+           (unsigned long long)r->st.retried);
     if (interrupted)
         printf("  not done         %8llu files (run again to resume)\n", (unsigned long long)left);
     /* an interrupted run's rate is over what it did */
@@ -1200,6 +1203,8 @@ static int imp__run(struct imp_run *r)
     for (int i = 0; i < nw; i++) {
         if (i < started)
             pthread_join(w[i].tid, NULL);
+        if (w[i].http)
+            r->st.retried += imp_http_retried(w[i].http);
         imp_http_free(w[i].http);
         free(w[i].buf);
     }

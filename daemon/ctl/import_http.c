@@ -29,6 +29,7 @@ struct imp_http {
     int fd;
     _Atomic uint64_t *progress;
     uint64_t sent; /* bytes of this attempt, taken back from progress on a rewind */
+    uint64_t retried;
 };
 
 enum imp_http_method { IMP_GET, IMP_PUT_EMPTY, IMP_PUT_FILE };
@@ -66,6 +67,11 @@ void imp_http_free(struct imp_http *h)
     curl_easy_cleanup(h->c);
     gr_sbuf_release(&h->body);
     free(h);
+}
+
+uint64_t imp_http_retried(const struct imp_http *h)
+{
+    return h->retried;
 }
 
 static size_t imp_http__write(char *p, size_t size, size_t n, void *ud)
@@ -263,6 +269,7 @@ static int imp_http__do(struct imp_http *h, const char *url, enum imp_http_metho
             }
             return IMP_EFAIL;
         }
+        h->retried++;
         long ms = IMP_HTTP_BACKOFF_MS << (attempt < 6 ? attempt : 6);
         imp_http__sleep_ms(h, ms < IMP_HTTP_BACKOFF_MAX_MS ? ms : IMP_HTTP_BACKOFF_MAX_MS);
     }

@@ -56,6 +56,9 @@ void imp_http_global_cleanup(void);
 struct imp_http *imp_http_new(const struct imp_server *srv);
 void imp_http_free(struct imp_http *h);
 
+/* How many requests this client has sent again after a retryable failure. */
+uint64_t imp_http_retried(const struct imp_http *h);
+
 /*
  * GET /api/repositories/{repo}: the pre-flight check of the URL, the
  * credentials and the repository. IMP_OK, IMP_ABSENT (no such repository)

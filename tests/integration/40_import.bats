@@ -136,6 +136,28 @@ teardown_file() { cleanup_suite; }
     [ "$(verify_tree "$tree" killed)" -eq 300 ]
 }
 
+@test "the node restarts during an import: requests are retried and the import completes" {
+    local tree=$SUITE_TMP/tree3 state=$SUITE_TMP/restart.state
+    make_tree "$tree" 3
+    GRANARY_PASSWORD=$NODE_a_PASS "$GRANARYCTL" import --url "$NODE_a_URL" --user admin --repo libs \
+        --prefix restart --dir "$tree" --state "$state" --parallel 2 --limit-rate 4M --retries 8 \
+        >"$SUITE_TMP/restart.out" 2>&1 &
+    local pid=$! i
+    for ((i = 0; i < 600; i++)); do
+        [ -f "$state" ] && [ "$(wc -l <"$state")" -ge 60 ] && break
+        sleep 0.1
+    done
+    stop_node a
+    sleep 0.5
+    restart_node a --database-url "$DB"
+    local rc=0
+    wait $pid || rc=$?
+    cat "$SUITE_TMP/restart.out"
+    [ "$rc" -eq 0 ]
+    [ "$(report_count "$(cat "$SUITE_TMP/restart.out")" retried)" -gt 0 ]
+    [ "$(verify_tree "$tree" restart)" -eq 300 ]
+}
+
 @test "filestore mode: sha1 and sha256 names, one blob on two paths, a corrupt blob" {
     local fs=$SUITE_TMP/filestore map=$SUITE_TMP/filestore.map
     mkdir -p "$fs"
