@@ -93,10 +93,13 @@ teardown_file() { cleanup_suite; }
 }
 
 @test "a second run imports nothing new: journal, then the server-side check" {
-    run imp --prefix tree --dir "$TREE"
+    run imp --prefix tree --dir "$TREE" --progress
     [ "$status" -eq 0 ]
     [ "$(report_count "$output" imported)" -eq 0 ]
     [ "$(report_count "$output" journaled)" -eq "$ALL" ]
+    # --progress without a terminal: plain lines on stderr, totals from the pre-scan
+    [[ "$output" == *"$ALL files, "*" to check; state in $TREE.granary-import.state"* ]]
+    [[ "$output" == *"$ALL/$ALL files  "*"MiB/s  ETA "* ]]
     # without the journal the repository says what it has
     run imp --prefix tree --dir "$TREE" --state "$SUITE_TMP/fresh.state"
     [ "$status" -eq 0 ]
