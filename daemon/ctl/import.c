@@ -715,6 +715,13 @@ static void imp__fail_all(struct imp_run *r, struct imp_item *it, const bool *pe
             imp__done(r, o, it->targets[i], msg);
 }
 
+/*
+ * One source file: skip its journaled paths; hash it once (and check its
+ * name in filestore mode); then each remaining path in turn. Every path
+ * ends counted in the report, unless the run is stopped. Progress gets
+ * 2 * size units per file whatever happened (hash + send), so that the
+ * bytes shown reach the total.
+ */
 static void imp__do_item(struct imp_worker *w, struct imp_item *it)
 {
     struct imp_run *r = w->r;

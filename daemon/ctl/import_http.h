@@ -64,20 +64,22 @@ uint64_t imp_http_retried(const struct imp_http *h);
  * credentials and the repository. IMP_OK, IMP_ABSENT (no such repository)
  * or IMP_EFAIL/IMP_ESTOP with ans filled (401: wrong user or password).
  */
-int imp_http_repo_check(struct imp_http *h, const char *repo, struct imp_answer *ans);
+int imp_http_repo_check(struct imp_http *h, const char *repo, struct imp_answer *ans)
+    __attribute__((warn_unused_result));
 
 /*
  * GET /api/storage/{repo}/{path}: IMP_OK with the stored sha256 in
  * sha256_out ("" for a folder), IMP_ABSENT, or an error.
  */
 int imp_http_stat(struct imp_http *h, const char *repo, const char *path, char sha256_out[65],
-                  struct imp_answer *ans);
+                  struct imp_answer *ans) __attribute__((warn_unused_result));
 
 /* PUT with X-Checksum-Deploy: IMP_OK (201: deployed from a binary the
  * server has; nothing sent), IMP_ABSENT (404: it lacks the binary), or an
  * error. */
 int imp_http_put_checksum(struct imp_http *h, const char *repo, const char *path,
-                          const struct imp_sums *sums, struct imp_answer *ans);
+                          const struct imp_sums *sums, struct imp_answer *ans)
+    __attribute__((warn_unused_result));
 
 /*
  * PUT the content of fd (size bytes from offset 0, streamed, never loaded
@@ -88,6 +90,6 @@ int imp_http_put_checksum(struct imp_http *h, const char *repo, const char *path
  */
 int imp_http_put_file(struct imp_http *h, const char *repo, const char *path, int fd, uint64_t size,
                       const struct imp_sums *sums, _Atomic uint64_t *progress,
-                      struct imp_answer *ans);
+                      struct imp_answer *ans) __attribute__((warn_unused_result));
 
 #endif
