@@ -230,6 +230,22 @@ teardown_file() { cleanup_suite; }
     [ "$(acurl a /libs/refused/ok/same.txt)" = new ]
 }
 
+@test "--exclude leaves out matching files and whole folders, counted apart" {
+    local d=$SUITE_TMP/excl
+    mkdir -p "$d/keep" "$d/tmp/sub"
+    echo a >"$d/keep/a.jar"
+    echo b >"$d/keep/.nfs0001"
+    echo c >"$d/tmp/sub/c.jar"
+    echo d >"$d/keep/d.jar.tmp"
+    run imp --prefix excl --dir "$d" --exclude '.nfs*' --exclude tmp --exclude '*.tmp'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(report_count "$output" imported)" -eq 1 ]
+    [ "$(report_count "$output" excluded)" -eq 3 ]
+    [ "$(report_count "$output" skipped)" -eq 0 ]
+    [ "$(acurl a "/api/storage/libs/excl?list&deep=1" | jq -c '[.files[].uri]')" = '["/keep/a.jar"]' ]
+}
+
 @test "bad inputs: unknown repository, wrong password, missing directory, bad map" {
     local before
     before=$(acurl a "/api/storage/libs?list&deep=1" | jq '.files | length')
