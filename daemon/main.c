@@ -11,6 +11,7 @@
 #include "db/migrate.h"
 #include "http/http.h"
 #include "lc.h"
+#include "repo/plugins.h"
 #include "repo/trash.h"
 
 #include <errno.h>
@@ -241,6 +242,7 @@ int main(int argc, char **argv)
         goto out_bs;
 
     /* the database may still be starting: retry until it answers */
+    struct plugins *plugins = NULL;
     bool first_admin = false;
     char pw[33] = "";
     for (int attempt = 0;; attempt++) {
@@ -257,6 +259,18 @@ int main(int argc, char **argv)
     rc = main__cluster(s);
     if (rc)
         goto out_http;
+    struct plugins_options po = {
+        .node_id = s->cfg.node_id,
+        .dir = s->cfg.plugins_dir,
+        .mem_limit = (size_t)s->cfg.plugins_memory_mb << 20,
+        .budget = (uint64_t)s->cfg.plugins_budget_m * 1000000ULL,
+        .job_budget = (uint64_t)s->cfg.plugins_job_budget_m * 1000000ULL,
+    };
+    rc = plugins_start(&po, &s->ctx, &plugins);
+    if (rc) {
+        gr_error("cannot start the plugins: %s", gr_strerror(rc));
+        goto out_http;
+    }
     http_set_ready(s->http, true);
     const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
     printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
@@ -283,6 +297,8 @@ out_http_clean:
         gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
     http_stop(s->http);
     s->http = NULL;
+    plugins_stop(plugins); /* after the HTTP threads: they may be in a plugin */
+    plugins = NULL;
     if (s->cluster) {
         /* a cluster node always drops its cache at start: it cannot know that
          * it received every invalidation up to any change counter */
@@ -293,8 +309,9 @@ out_http_clean:
     }
     exit_code = 0;
 out_http:
-    cluster_stop(s->cluster);
     http_stop(s->http);
+    plugins_stop(s->ctx.plugins);
+    cluster_stop(s->cluster);
 out_bs:
     cr_hashpool_stop(s->ctx.hashpool);
     bs_close(s->ctx.bs);

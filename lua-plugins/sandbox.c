@@ -136,9 +136,9 @@ static int sandbox__collectgarbage(lua_State *L)
 static void sandbox__log(lua_State *L, enum plug_log level, int first)
 {
     struct plug__state *s = sandbox__state(L);
+    int n = lua_gettop(L); /* before luaL_buffinit, which pushes a placeholder */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
     for (int i = first; i <= n; i++) {
         if (i > first)
             luaL_addchar(&b, ' ');

@@ -22,6 +22,7 @@ struct cluster;
 struct cr_hashpool;
 struct lc_env;
 struct bs_store;
+struct plugins;
 
 /* A cache key (or key prefix) to invalidate. */
 struct repo_inval {
@@ -48,6 +49,7 @@ struct repo_ctx {
     } hooks;
     struct cluster *cluster;      /* NULL on a single node */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
+    struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
 };
 
 /*
