@@ -55,7 +55,9 @@ struct plug__state {
     bool mem_refused;
     uint64_t budget, count;
     bool over;
-    bool broken; /* an error happened: rebuild before the next call */
+    bool broken;  /* a budget or memory failure: rebuild before the next call */
+    bool loading; /* running a plugin's top level: no host calls */
+    char job_user[80];
     int depth;
     int last_line;
     void *call;

@@ -393,7 +393,9 @@ static int plug__load_into(struct plug__state *s, int index, const char *name, c
 {
     struct plug__load_op op = {s, index, name, src, len, decl, PLUG_OK, NULL};
     s->plugin = name;
+    s->loading = true;
     int rc = plug__protect(s, plug__load_op_fn, &op, &op.msg);
+    s->loading = false;
     s->plugin = NULL;
     if (rc == PLUG_OK)
         rc = op.rc;
@@ -1205,7 +1207,8 @@ int plug_run_job(struct plug_runtime *rt, const char *plugin, const char *job, v
         return PLUG_ENOTFOUND;
     }
     s->call = call;
-    s->user = "_plugin_job";
+    snprintf(s->job_user, sizeof(s->job_user), "plugin:%s", plugin);
+    s->user = s->job_user;
     s->admin = true;
     s->plugin = s->set->p[idx].name;
     struct plug__job_op op = {s, idx, job, NULL, PLUG_OK};

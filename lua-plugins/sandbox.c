@@ -276,6 +276,8 @@ static int api__host_fail(lua_State *L, int rc)
     do {                                                                                           \
         if (!(s)->rt || !(s)->rt->host.fn)                                                         \
             return luaL_error(L, "granary: " #fn " is not available here");                        \
+        if ((s)->loading)                                                                          \
+            return luaL_error(L, "granary: " #fn " cannot be called while the plugin loads");      \
     } while (0)
 
 static int api__artifact(lua_State *L)

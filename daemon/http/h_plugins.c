@@ -488,7 +488,7 @@ void h_plugins(struct http_req *r, const char *sub)
         return;
     }
     if (!strncmp(rest, "execute/", 8)) {
-        if (r->method != HM_POST && r->method != HM_GET) {
+        if (r->method != HM_POST) {
             http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
             return;
         }

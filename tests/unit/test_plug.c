@@ -304,6 +304,16 @@ static void check__compile_error__line(void **state)
     assert_non_null(strstr(err, "bad:2:"));
 }
 
+static void check__host_calls_at_load__refused(void **state)
+{
+    struct fx *fx = *state;
+    char err[256];
+    const char *src = "local a = granary.artifact('libs', 'a/b.jar') return {}";
+    assert_int_equal(plug_check(fx->rt, "early", src, strlen(src), err, sizeof(err)),
+                     PLUG_ECOMPILE);
+    assert_non_null(strstr(err, "while the plugin loads"));
+}
+
 static void check__unknown_field__refused(void **state)
 {
     struct fx *fx = *state;
@@ -582,6 +592,16 @@ static void job__declared_and_run(void **state)
     char err[256];
     assert_int_equal(plug_run_job(fx->rt, "jb", "tick", NULL, err, sizeof(err)), PLUG_OK);
     assert_non_null(strstr(fx->fake.log, "tick"));
+    load1(fx, "jb2",
+          "return { jobs = { who = { interval = 1, run = function()\n"
+          "  assert(granary.user().name == 'plugin:jb2' and granary.user().admin) end } } }");
+    assert_int_equal(plug_run_job(fx->rt, "jb2", "who", NULL, err, sizeof(err)), PLUG_OK);
+    load1(fx, "jb",
+          "return { jobs = {\n"
+          "  tick = { interval = 2, where = 'every-node', run = function() granary.log('tick') "
+          "end },\n"
+          "  nightly = { cron = '0 3 * * *', run = function() while true do end end },\n"
+          "} }");
     assert_int_equal(plug_run_job(fx->rt, "jb", "nightly", NULL, err, sizeof(err)), PLUG_EBUDGET);
     assert_non_null(strstr(err, "jb:"));
     assert_int_equal(plug_run_job(fx->rt, "jb", "nope", NULL, err, sizeof(err)), PLUG_ENOTFOUND);
@@ -661,6 +681,7 @@ int main(void)
         T(sandbox__globals__per_plugin),
         T(sandbox__text_load__allowed),
         T(check__compile_error__line),
+        T(check__host_calls_at_load__refused),
         T(check__unknown_field__refused),
         T(load__bad_plugin__left_out),
         T(hook__reject__status_and_message),
