@@ -48,6 +48,7 @@ struct plugins {
     bool stopping;
     struct plugins__local_job local[PLUGINS_LOCAL_JOBS];
     int nlocal;
+    int64_t trimmed_ms; /* last trim of plugin_job_runs */
 };
 
 static int64_t plugins__now_ms(void)
@@ -303,7 +304,7 @@ struct plug_runtime *plugins_runtime(struct plugins *p, struct gr_arena *a)
     if (!p)
         return NULL;
     if (a && plugins__sync(p, a) != GR_OK)
-        gr_warn("plugins: cannot read the plugin generation; keeping the loaded set");
+        gr_debug("plugins: cannot read the plugin generation; keeping the loaded set");
     return p->rt;
 }
 
@@ -673,6 +674,16 @@ static void plugins__tick(struct plugins *p)
     if (plug_jobs(p->rt, &v, &n) != PLUG_OK)
         return;
     int64_t now = plugins__now_ms();
+    uint64_t ptoken = p->ctx->cluster ? cluster_primary_token(p->ctx->cluster) : 0;
+    if (n > 0 && (ptoken || !p->ctx->cluster) && now - p->trimmed_ms > 3600 * 1000) {
+        /* the run log keeps a week (the primary trims it hourly; no query
+         * at all while no job is declared) */
+        p->trimmed_ms = now;
+        if (db_exec1(p->ctx->db, NULL,
+                     "DELETE FROM plugin_job_runs WHERE started < now() - interval '7 days'", 0,
+                     NULL) != GR_OK)
+            gr_warn("plugins: cannot trim the job run log");
+    }
     for (int i = 0; i < n; i++) {
         if (v[i].where == PLUG_WHERE_EVERY_NODE) {
             if (plugins__local_due(p, &v[i], now))
@@ -721,6 +732,7 @@ int plugins_start(const struct plugins_options *o, struct repo_ctx *ctx, struct 
     if (!p)
         return GR_ENOMEM;
     p->ctx = ctx;
+    p->trimmed_ms = plugins__now_ms();
     snprintf(p->node_id, sizeof(p->node_id), "%s", o->node_id ? o->node_id : "");
     snprintf(p->dir, sizeof(p->dir), "%s", o->dir ? o->dir : "");
     atomic_init(&p->synced, UINT64_MAX);
