@@ -179,7 +179,7 @@ static void hp__matrix_add(struct gr_sbuf *sb, const char *s)
     }
 }
 
-bool http_plug_before_upload(struct http_req *r)
+static bool hp__before_upload(struct http_req *r, int64_t size)
 {
     struct plug_runtime *rt = hp__rt(r, PLUG_BEFORE_UPLOAD, true);
     if (!rt)
@@ -191,8 +191,7 @@ bool http_plug_before_upload(struct http_req *r)
         hp__props(r, &set, false, &ev);
     else
         ev.props = NULL;
-    const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    ev.size = cl ? strtoll(cl, NULL, 10) : -1;
+    ev.size = size;
     struct plug_result res;
     bool go = hp__run(r, rt, PLUG_BEFORE_UPLOAD, &ev, &res);
     if (go && res.nadd > 0) {
@@ -211,6 +210,17 @@ bool http_plug_before_upload(struct http_req *r)
     }
     plug_result_release(&res);
     return go;
+}
+
+bool http_plug_before_upload(struct http_req *r)
+{
+    const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return hp__before_upload(r, cl ? strtoll(cl, NULL, 10) : -1);
+}
+
+bool http_plug_before_upload_sized(struct http_req *r, int64_t size)
+{
+    return hp__before_upload(r, size);
 }
 
 void http_plug_after_upload(struct http_req *r, const struct artifact *a)

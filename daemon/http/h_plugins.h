@@ -23,6 +23,10 @@ bool http_plug_before_download(struct http_req *r, const struct artifact *a);
 void http_plug_after_download(struct http_req *r, const struct artifact *a, int status);
 /* May add properties to r->matrix (set on the deployed artifact). */
 bool http_plug_before_upload(struct http_req *r);
+/* The same for an upload whose size is known and is not the request's
+ * Content-Length (npm publish: the tarball inside the document); added
+ * properties are ignored there. */
+bool http_plug_before_upload_sized(struct http_req *r, int64_t size);
 void http_plug_after_upload(struct http_req *r, const struct artifact *a);
 bool http_plug_before_delete(struct http_req *r);
 void http_plug_after_delete(struct http_req *r);

@@ -312,3 +312,36 @@ escape() { # name hook-body expected-text
     del_plugin spin2
     serving
 }
+
+@test "npm: a publish is an upload of {name}/-/{file} to the hooks; tarball downloads run the download hooks" {
+    acurl a -X PUT -H 'Content-Type: application/json' -d '{"rclass":"local","packageType":"npm"}' \
+        /api/repositories/npmr >/dev/null
+    [ "$(put_plugin npmguard 'return {
+  beforeUpload = function(e)
+    if e.path:find("^evil/") then granary.reject(403, "no evil packages (" .. e.size .. " bytes)") end end,
+  afterUpload = function(e) granary.log("npm upload " .. e.repo .. "/" .. e.artifact.path) end,
+  beforeDownload = function(e)
+    if e.path:find("^good/") then granary.reject(451, "downloads of good are paused") end end,
+}')" = 201 ]
+    mkdoc() { # NAME: a publish body as npm sends it, 5 bytes of tarball
+        python3 - "$1" <<'PY'
+import base64, hashlib, json, sys
+name, ver, data = sys.argv[1], "1.0.0", b"hello"
+doc = {"_id": name, "name": name, "dist-tags": {"latest": ver},
+       "versions": {ver: {"name": name, "version": ver,
+                          "dist": {"shasum": hashlib.sha1(data).hexdigest()}}},
+       "_attachments": {name + "-" + ver + ".tgz": {"content_type": "application/octet-stream",
+                        "data": base64.b64encode(data).decode(), "length": len(data)}}}
+print(json.dumps(doc))
+PY
+    }
+    run acurl a -X PUT -H 'Content-Type: application/json' -d "$(mkdoc evil)" /api/npm/npmr/evil
+    echo "$output"
+    [[ "$output" == *'"status":403'* && "$output" == *"no evil packages (5 bytes)"* ]]
+    [ "$(acurl a -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        -d "$(mkdoc good)" /api/npm/npmr/good)" = 201 ]
+    grep -q "plugin npmguard: npm upload npmr/good/-/good-1.0.0.tgz" "$NODE_a_DIR/stderr.log"
+    [ "$(acurl a -o /dev/null -w '%{http_code}' /api/npm/npmr/good/-/good-1.0.0.tgz)" = 451 ]
+    del_plugin npmguard
+    [ "$(acurl a /api/npm/npmr/good/-/good-1.0.0.tgz)" = hello ]
+}
