@@ -82,6 +82,8 @@ static bool hp__run(struct http_req *r, struct plug_runtime *rt, enum plug_hook 
 
 bool http_plug_authenticate(struct http_req *r, const char *user, const char *password)
 {
+    if (!strcmp(user, "anonymous"))
+        return false; /* the name of unauthenticated callers */
     struct plug_runtime *rt = plugins_runtime(r->ctx->plugins, r->arena);
     if (!rt || !plug_has_realm(rt))
         return false;
