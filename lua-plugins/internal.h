@@ -58,6 +58,7 @@ struct plug__state {
     bool broken;  /* a budget or memory failure: rebuild before the next call */
     bool loading; /* running a plugin's top level: no host calls */
     char job_user[80];
+    const struct plug_artifact *cur_artifact; /* e.artifact, built on first access */
     int depth;
     int last_line;
     void *call;
@@ -76,6 +77,8 @@ void plug__arm(struct plug__state *s, uint64_t budget);
 /* Push a reject error object (granary.reject) check: true if v at idx is one; fills status/msg. */
 bool plug__is_reject(lua_State *L, int idx, int *status, const char **msg);
 
+/* Give the event table at the top its lazy `artifact` (s->cur_artifact). */
+void plug__event_lazy(lua_State *L);
 /* Push an artifact as the table plugins see, and properties as {key = {values}}. */
 void plug__push_artifact(lua_State *L, const struct plug_artifact *a);
 void plug__push_props(lua_State *L, const struct plug_prop *p, int n);

@@ -667,6 +667,7 @@ static int plug__enter(struct plug_runtime *rt, struct plug__state **out)
 static void plug__leave(struct plug__state *s)
 {
     s->depth--;
+    s->cur_artifact = NULL;
     s->call = NULL;
     s->user = NULL;
     s->plugin = NULL;
@@ -735,8 +736,9 @@ struct plug__hook_op {
     int rc;
 };
 
-static void plug__push_event(lua_State *L, const struct plug_event *ev)
+static void plug__push_event(struct plug__state *s, const struct plug_event *ev)
 {
+    lua_State *L = s->L;
     lua_createtable(L, 0, 12);
 #define EV_STR(field, name)                                                                        \
     if (ev->field) {                                                                               \
@@ -752,10 +754,9 @@ static void plug__push_event(lua_State *L, const struct plug_event *ev)
 #undef EV_STR
     lua_pushboolean(L, ev->admin);
     lua_setfield(L, -2, "admin");
-    if (ev->artifact) {
-        plug__push_artifact(L, ev->artifact);
-        lua_setfield(L, -2, "artifact");
-    }
+    s->cur_artifact = ev->artifact;
+    if (ev->artifact)
+        plug__event_lazy(L);
     if (ev->props || ev->nprops) {
         plug__push_props(L, ev->props, ev->nprops);
         lua_setfield(L, -2, "properties");
@@ -857,7 +858,7 @@ static int plug__hook_fn(lua_State *L)
             continue;
         }
         s->plugin = set->p[i].name;
-        plug__push_event(L, op->ev);
+        plug__push_event(s, op->ev);
         char *msg = NULL;
         int status = 0;
         int rc = plug__pcall(s, 1, 1, s->rt->opt.budget, &msg, &status);

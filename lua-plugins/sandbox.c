@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define REG_REJECT "granary.reject_mt"
+#define REG_EVENT "granary.event_mt"
 
 /* ---- allocator and budget ---- */
 
@@ -517,6 +518,34 @@ static const luaL_Reg sandbox__api[] = {
     {NULL, NULL},
 };
 
+static const char sandbox__cur_event = 0; /* registry key: the event of the running call */
+
+/* __index of events: `artifact` from s->cur_artifact (during the call only), then cached. */
+static int sandbox__event_index(lua_State *L)
+{
+    struct plug__state *s = sandbox__state(L);
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (!k || strcmp(k, "artifact") || !s->cur_artifact)
+        return 0;
+    /* only the event of the running call: a kept event has no artifact later */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox__cur_event);
+    bool current = lua_rawequal(L, 1, -1);
+    lua_pop(L, 1);
+    if (!current)
+        return 0;
+    api__push_artifact(L, s->cur_artifact);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "artifact"); /* no __newindex: a raw set */
+    return 1;
+}
+
+void plug__event_lazy(lua_State *L)
+{
+    luaL_setmetatable(L, REG_EVENT);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox__cur_event);
+}
+
 static int sandbox__reject_tostring(lua_State *L)
 {
     lua_getfield(L, 1, "message");
@@ -540,6 +569,15 @@ static int sandbox__setup(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
+
+    /* events build their artifact table only when a hook reads it (most
+     * hooks never do, and it is most of an empty hook's cost) */
+    luaL_newmetatable(L, REG_EVENT);
+    lua_pushcfunction(L, sandbox__event_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
 
     luaL_newmetatable(L, REG_REJECT);
     lua_pushcfunction(L, sandbox__reject_tostring);

@@ -388,6 +388,25 @@ static void hook__order_by_name__first_rejection_wins(void **state)
     plug_result_release(&res);
 }
 
+static void hook__kept_event__no_stale_artifact(void **state)
+{
+    struct fx *fx = *state;
+    load1(fx, "keep",
+          "local last\nreturn { beforeDownload = function(e)\n"
+          "  if last then assert(last.artifact == nil or last.artifact.path == 'first') end\n"
+          "  if not last then last = e end\n"
+          "  assert(e.artifact.path ~= nil) end }");
+    struct plug_artifact a1 = fake_art, a2 = fake_art;
+    a1.path = "first";
+    a2.path = "second";
+    struct plug_event ev = ev_dl;
+    struct plug_result res;
+    ev.artifact = &a1;
+    assert_int_equal(plug_run_hook(fx->rt, PLUG_BEFORE_DOWNLOAD, &ev, NULL, &res), PLUG_OK);
+    ev.artifact = &a2;
+    assert_int_equal(plug_run_hook(fx->rt, PLUG_BEFORE_DOWNLOAD, &ev, NULL, &res), PLUG_OK);
+}
+
 static void hook__upload_adds_properties(void **state)
 {
     struct fx *fx = *state;
@@ -687,6 +706,7 @@ int main(void)
         T(hook__reject__status_and_message),
         T(hook__alternative_response),
         T(hook__order_by_name__first_rejection_wins),
+        T(hook__kept_event__no_stale_artifact),
         T(hook__upload_adds_properties),
         T(hook__every_hook__called),
         T(hook__after_failure__others_run),
