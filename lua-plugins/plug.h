@@ -7,9 +7,9 @@
  * Caveats
  * - Threads: a runtime is shared by any number of threads. Each thread
  *   that calls into it gets its own Lua state (a pthread key), built from
- *   the current plugin set and rebuilt when the set changes or after any
- *   error in it (so a memory bomb or a budget overrun leaves nothing
- *   behind). A set is immutable and reference counted.
+ *   the current plugin set and rebuilt when the set changes or after a
+ *   budget or memory failure in it (so a memory bomb or a runaway loop
+ *   leaves nothing behind; a plain Lua error leaves the state usable). A set is immutable and reference counted.
  * - Re-entrancy: a call made from inside a plugin call on the same thread
  *   (a host callback that would run another hook) is skipped with
  *   PLUG_EBUSY: actions plugins take through the API fire no hooks.
@@ -205,8 +205,9 @@ void plug_result_release(struct plug_result *res);
  * @return PLUG_OK (res->status 0, or res->respond with an alternative
  *         response, or res->add_props); PLUG_EDENIED (res->status and
  *         res->message); PLUG_ERUNTIME / PLUG_EBUDGET / PLUG_EMEMORY (a
- *         plugin failed: res->message says where; an after* hook goes on
- *         with the next plugin and returns the first failure); PLUG_EBUSY.
+ *         plugin failed: res->message says where; after* hooks go on
+ *         with the next plugin after a Lua error, not after a budget or
+ *         memory failure; the first failure is returned); PLUG_EBUSY.
  */
 int plug_run_hook(struct plug_runtime *rt, enum plug_hook h, const struct plug_event *ev,
                   void *call, struct plug_result *res) __attribute__((warn_unused_result));
