@@ -9,7 +9,8 @@
  *   that calls into it gets its own Lua state (a pthread key), built from
  *   the current plugin set and rebuilt when the set changes or after a
  *   budget or memory failure in it (so a memory bomb or a runaway loop
- *   leaves nothing behind; a plain Lua error leaves the state usable). A set is immutable and reference counted.
+ *   leaves nothing behind; a plain Lua error leaves the state usable).
+ *   A set is immutable and reference counted.
  * - Re-entrancy: a call made from inside a plugin call on the same thread
  *   (a host callback that would run another hook) is skipped with
  *   PLUG_EBUSY: actions plugins take through the API fire no hooks.
