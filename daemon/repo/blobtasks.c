@@ -248,8 +248,8 @@ static int blobs__inventory(struct blobs *b)
     if (db_res_rows(res) == 1 && strcmp(db_res_get(res, 0, 0), id)) {
         gr_warn("storage: this node's filestore is new (id %s, was %s): forgetting its copies", id,
                 db_res_get(res, 0, 0));
-        if (db_exec1(b->ctx->db, NULL, "DELETE FROM binary_locations WHERE node = $3", 3, p) !=
-            GR_OK)
+        if (db_exec1(b->ctx->db, NULL, "DELETE FROM binary_locations WHERE node = $1", 1,
+                     &p[2]) != GR_OK)
             gr_warn("storage: could not forget this node's copies");
     }
     db_res_free(res);

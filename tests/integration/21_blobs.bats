@@ -293,6 +293,7 @@ wait_up() {
     wait_up n2
     # (the primary may already be repairing: only the log line is certain)
     grep -q 'filestore is new' "$SUITE_TMP/node-n2/stderr.log"
+    ! grep -q 'could not forget' "$SUITE_TMP/node-n2/stderr.log"
     run cget -X POST "$NODE_n3_URL/api/system/storage/optimize"
     echo "$output"
     [ "$(echo "$output" | jq .failed)" = 0 ]
