@@ -400,34 +400,38 @@ void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *
         blobs_kick_repair(b);
 }
 
-/* sha256 of a local file by its fd: true when it matches. */
-static bool blobs__rehash(int fd, const char *sha256)
+int blobs__hash_file(int fd, char hex[65])
 {
     struct cr_digest *d = cr_digest_new(CR_SHA256);
     char *buf = malloc(1 << 20);
-    bool ok = d && buf;
+    int rc = d && buf ? GR_OK : GR_ENOMEM;
     off_t off = 0;
-    while (ok) {
+    while (rc == GR_OK) {
         ssize_t got = pread(fd, buf, 1 << 20, off);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            ok = false;
+            rc = GR_EIO;
         if (got <= 0)
             break;
         cr_digest_update(d, buf, (size_t)got);
         off += got;
     }
-    unsigned char raw[64];
-    char hex[65];
-    if (ok) {
+    if (rc == GR_OK) {
+        unsigned char raw[64];
         cr_digest_final(d, raw);
         blobs__hex(raw, 32, hex);
-        ok = !strcmp(hex, sha256);
     }
     cr_digest_free(d);
     free(buf);
-    return ok;
+    return rc;
+}
+
+/* sha256 of a local file by its fd: true when it matches. */
+static bool blobs__rehash(int fd, const char *sha256)
+{
+    char hex[65];
+    return blobs__hash_file(fd, hex) == GR_OK && !strcmp(hex, sha256);
 }
 
 int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)

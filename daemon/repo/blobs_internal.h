@@ -63,5 +63,7 @@ int blobs__redundancy(struct blobs *b);
 int blobs__call(struct blobs *b, const char *method, const char *base, const char *uri,
                 const char *request_id, char *body, size_t bodysz);
 int64_t blobs__now_ms(void);
+/* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
+int blobs__hash_file(int fd, char hex[65]);
 
 #endif

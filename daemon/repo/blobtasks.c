@@ -248,8 +248,8 @@ static int blobs__inventory(struct blobs *b)
     if (db_res_rows(res) == 1 && strcmp(db_res_get(res, 0, 0), id)) {
         gr_warn("storage: this node's filestore is new (id %s, was %s): forgetting its copies", id,
                 db_res_get(res, 0, 0));
-        if (db_exec1(b->ctx->db, NULL, "DELETE FROM binary_locations WHERE node = $1", 1,
-                     &p[2]) != GR_OK)
+        if (db_exec1(b->ctx->db, NULL, "DELETE FROM binary_locations WHERE node = $1", 1, &p[2]) !=
+            GR_OK)
             gr_warn("storage: could not forget this node's copies");
     }
     db_res_free(res);
@@ -315,36 +315,10 @@ static int blobs__scrub_one(void *arg, const char *sha256, uint64_t size)
     uint64_t sz;
     if (bs_open_blob(b->ctx->bs, sha256, &fd, &sz) != BS_OK)
         return 0; /* deleted meanwhile */
-    struct cr_digest *d = cr_digest_new(CR_SHA256);
-    char *buf = malloc(1 << 20);
-    bool ok = d && buf, io = false;
-    off_t off = 0;
-    while (ok) {
-        ssize_t got = pread(fd, buf, 1 << 20, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            io = true;
-        if (got <= 0)
-            break;
-        cr_digest_update(d, buf, (size_t)got);
-        off += got;
-    }
+    char hex[65];
+    int hrc = blobs__hash_file(fd, hex);
     close(fd);
-    free(buf);
-    unsigned char raw[64];
-    char hex[65] = "";
-    if (ok && !io) {
-        cr_digest_final(d, raw);
-        static const char hx[] = "0123456789abcdef";
-        for (int i = 0; i < 32; i++) {
-            hex[2 * i] = hx[raw[i] >> 4];
-            hex[2 * i + 1] = hx[raw[i] & 15];
-        }
-        hex[64] = '\0';
-    }
-    cr_digest_free(d);
-    if (!ok || io)
+    if (hrc)
         return 0; /* out of memory or an I/O error: try again next pass */
     s->rep->files++;
     s->rep->bytes += (int64_t)size;
