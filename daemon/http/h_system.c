@@ -190,6 +190,10 @@ void h_system(struct http_req *r, const char *sub)
             http_read_json_body(r, system__maintenance);
         return;
     }
+    if (!strncmp(sub, "system/configuration/reverseProxy/", 34)) {
+        h_proxy(r, sub + 34);
+        return;
+    }
     if (!strncmp(sub, "system/storage/", 15)) {
         h_system_storage(r, sub + 15);
         return;

@@ -173,12 +173,43 @@ void http_iso8601(int64_t ms, char *buf, size_t n)
     snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
 }
 
+/* A forwarded header's first value (proxies append ", next"), trimmed;
+ * NULL when absent, empty or holding characters no host or scheme has. */
+static const char *respond__forwarded(struct http_req *r, const char *name)
+{
+    const char *v = http_req_header(r, name);
+    if (!v)
+        return NULL;
+    v += strspn(v, " \t");
+    size_t n = strcspn(v, ", \t");
+    if (n == 0 || n > 255)
+        return NULL;
+    char *s = gr_arena_strndup(r->arena, v, n);
+    if (strpbrk(s, "/\\\"<>'`@?#%"))
+        return NULL;
+    return s;
+}
+
+/*
+ * The URL clients reach this node by: X-Forwarded-Proto, -Host and -Port
+ * when a load balancer sent them (docs/operations.md), else Host.
+ */
 const char *http_base_url(struct http_req *r)
 {
-    const char *host = http_req_header(r, MHD_HTTP_HEADER_HOST);
+    const char *proto = respond__forwarded(r, "X-Forwarded-Proto");
+    proto = proto && !strcasecmp(proto, "https") ? "https" : "http";
+    const char *host = respond__forwarded(r, "X-Forwarded-Host");
+    if (!host)
+        host = http_req_header(r, MHD_HTTP_HEADER_HOST);
     if (!host || !*host || strpbrk(host, " /\\\"<>"))
         host = "localhost";
-    return gr_arena_printf(r->arena, "http://%s%s", host, r->base);
+    const char *port = respond__forwarded(r, "X-Forwarded-Port");
+    const char *bracket = strrchr(host, ']');
+    bool has_port = strchr(bracket ? bracket : host, ':') != NULL;
+    if (port && !has_port && strspn(port, "0123456789") == strlen(port) &&
+        strcmp(port, proto[4] ? "443" : "80"))
+        return gr_arena_printf(r->arena, "%s://%s:%s%s", proto, host, port, r->base);
+    return gr_arena_printf(r->arena, "%s://%s%s", proto, host, r->base);
 }
 
 const char *http_mime_type(const char *name)
