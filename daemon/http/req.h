@@ -170,6 +170,10 @@ void h_search(struct http_req *r, const char *sub);               /* h_search.c:
 void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.c */
 void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
 void h_internal(struct http_req *r); /* h_internal.c: the cluster port */
+/* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
+void h_metrics(struct http_req *r);
+/* metrics.c: count a finished request and write its access log line */
+void http_access_done(struct http_req *r, bool completed, double ms);
 /* h_proxy.c: /api/system/configuration/reverseProxy/{type} */
 void h_proxy(struct http_req *r, const char *type);
 /* h_blobs.c: /api/system/storage/{gc,optimize,scrub,config} (sub after "storage/") */

@@ -42,6 +42,7 @@ void http_text(struct http_req *r, int status, const char *content_type, const c
         return;
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
 }
 
@@ -54,9 +55,10 @@ void http_json(struct http_req *r, int status, json_t *doc)
                   "{\"errors\":[{\"status\":500,\"message\":\"out of memory\"}]}", 54);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    size_t len = strlen(s);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
 }
 
@@ -72,9 +74,10 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     json_decref(doc);
     if (!s)
         return;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    size_t len = strlen(s);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
     if (status >= 500)

@@ -171,6 +171,60 @@ wait_upstreams() { # N: until the watched file lists N nodes
     grep -q 'wrote .* and reloaded' "$LB/watch.log"
 }
 
+@test "metrics: /api/v1/metrics in Prometheus text: routes, statuses, latency, bytes, pool, bus, storage" {
+    head -c 5000 /dev/urandom >"$SUITE_TMP/m1"
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/m1" "$NODE_n1_URL/libs/m/m1.bin")" = 201 ]
+    [ "$(code -u "admin:$PASS" "$NODE_n1_URL/libs/m/m1.bin")" = 200 ]
+    [ "$(code -u "admin:$PASS" "$NODE_n1_URL/libs/m/absent.bin")" = 404 ]
+    [ "$(code "$NODE_n1_URL/api/v1/metrics")" = 401 ]
+    cget -o "$SUITE_TMP/metrics" "$NODE_n1_URL/api/v1/metrics"
+    local f=$SUITE_TMP/metrics
+    grep -E '^granary_http_requests_by_route_total\{route="artifact",status="201"\} [1-9]' "$f"
+    grep -E '^granary_http_requests_by_route_total\{route="artifact",status="404"\} [1-9]' "$f"
+    grep -E '^granary_http_request_duration_seconds_bucket\{route="artifact",le="\+Inf"\} [1-9]' "$f"
+    grep -E '^granary_http_received_bytes_total\{route="artifact"\} [1-9]' "$f"
+    grep -E '^granary_http_sent_bytes_total\{route="artifact"\} [1-9]' "$f"
+    # the copy was staged on a peer through its cluster port, counted there
+    for n in n2 n3; do cget "$(eval echo \$NODE_${n}_URL)/api/v1/metrics"; done |
+        grep -E '^granary_http_requests_by_route_total\{route="cluster",status="201"\} [1-9]'
+    for m in granary_cache_hits_total granary_cache_misses_total granary_db_pool_size \
+        granary_db_pool_in_use granary_db_errors_total granary_bus_messages_sent_total \
+        granary_cluster_invalidation_seconds_count granary_storage_under_replicated \
+        granary_storage_gc_runs_total granary_storage_gc_bytes_freed_total \
+        granary_storage_scrub_bad_total granary_storage_replication_failures_total; do
+        grep -qE "^$m [0-9]" "$f" || { echo "missing $m"; return 1; }
+    done
+    # the text format: comments, or name{labels} value
+    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
+    # no metric is declared twice
+    [ -z "$(grep '^# TYPE' "$f" | awk '{print $3}' | sort | uniq -d)" ]
+    # the old address gives the same families
+    [ "$(cget "$NODE_n1_URL/api/system/metrics" | grep -c '^# TYPE')" = "$(grep -c '^# TYPE' "$f")" ]
+}
+
+@test "logs: one access line per request; the request id reaches the peers' logs and nginx's" {
+    head -c 70000 /dev/urandom >"$SUITE_TMP/l1"
+    local s
+    s=$(sha "$SUITE_TMP/l1")
+    curl -sS -u "admin:$PASS" -T "$SUITE_TMP/l1" -D "$SUITE_TMP/hdr" -o /dev/null "$NODE_n1_URL/libs/log/l1.bin"
+    local id
+    id=$(tr -d '\r' <"$SUITE_TMP/hdr" | awk -F': ' 'tolower($1) == "x-request-id" {print $2}')
+    [ -n "$id" ]
+    sleep 0.3
+    grep -E "req=$id access method=PUT path=/libs/log/l1.bin status=201 in=70000 out=[0-9]+ ms=[0-9.]+ user=admin route=artifact" \
+        "$SUITE_TMP/node-n1/stderr.log"
+    # the copy went to a peer over the cluster port: its line names our request
+    grep -hE "access method=PUT path=/v1/blobs/$s/stage status=201 .*route=cluster rid=$id from=n1" \
+        "$SUITE_TMP"/node-n[23]/stderr.log
+    # through nginx: its request id is in granary's line and in nginx's log
+    curl -sS -u "admin:$PASS" -o /dev/null "$LB_URL/libs/log/l1.bin?trace=1"
+    sleep 0.3
+    local rid
+    rid=$(grep 'uri="/libs/log/l1.bin?trace=1"' "$LB/access.log" | sed -n 's/.*rid=\([0-9a-f]*\) .*/\1/p' | tail -1)
+    [ ${#rid} = 32 ]
+    grep -h "path=/libs/log/l1.bin status=200 .* rid=$rid" "$SUITE_TMP"/node-n?/stderr.log
+}
+
 # one HA phase at a time, labelled for the client loop
 set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
 
