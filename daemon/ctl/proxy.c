@@ -49,6 +49,7 @@ void pxc_usage(FILE *f)
           "      --ssl-cert FILE --ssl-key FILE  terminate TLS too\n"
           "      --ssl-listen [HOST:]PORT    the TLS listener [443]\n"
           "      --read-timeout SECONDS      upstream read timeout [900]\n"
+          "      --keepalive N               idle connections kept to the nodes [0]\n"
           "      --watch                     rewrite FILE whenever the node list changes\n"
           "      --interval SECONDS          how often --watch looks [2]\n"
           "      --reload-cmd CMD            run (sh -c) after each rewrite, e.g. 'nginx -s "
@@ -220,6 +221,8 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
             o->pc.tls_listen = v;
         else if (!strcmp(a, "--read-timeout"))
             o->pc.read_timeout_s = atoi(v);
+        else if (!strcmp(a, "--keepalive"))
+            o->pc.keepalive = atoi(v);
         else if (!strcmp(a, "--interval"))
             o->interval_s = atof(v);
         else {

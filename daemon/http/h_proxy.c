@@ -14,7 +14,8 @@
 
 /*
  * Query parameters: listen, sslListen, serverName, sslCertificate, sslKey,
- * readTimeout (seconds). A single node (no cluster) lists itself.
+ * readTimeout (seconds), keepalive (idle connections to the nodes). A single node (no cluster)
+ * lists itself.
  */
 void h_proxy(struct http_req *r, const char *type)
 {
@@ -51,6 +52,7 @@ void h_proxy(struct http_req *r, const char *type)
         n = 1;
     }
     const char *rt = http_query(r, "readTimeout");
+    const char *ka = http_query(r, "keepalive");
     struct pc_options o = {
         .listen = http_query(r, "listen"),
         .tls_listen = http_query(r, "sslListen"),
@@ -58,6 +60,7 @@ void h_proxy(struct http_req *r, const char *type)
         .tls_cert = http_query(r, "sslCertificate"),
         .tls_key = http_query(r, "sslKey"),
         .read_timeout_s = rt ? atoi(rt) : 0,
+        .keepalive = ka ? atoi(ka) : 0,
     };
     struct gr_sbuf sb = GR_SBUF_INIT;
     rc = pc_write(t, nodes, n, &o, &sb);

@@ -107,6 +107,7 @@ static void pc__nginx_location(struct gr_sbuf *o, const struct pc_options *opt, 
                  "    location / {\n"
                  "        proxy_pass http://%s;\n"
                  "        proxy_http_version 1.1;\n"
+                 "%s"
                  "        proxy_set_header Host $http_host;\n"
                  "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
                  "        proxy_set_header X-Forwarded-Proto $scheme;\n"
@@ -126,7 +127,8 @@ static void pc__nginx_location(struct gr_sbuf *o, const struct pc_options *opt, 
                  "        proxy_buffering off;\n"
                  "        proxy_redirect off;\n"
                  "    }\n",
-                 up, opt->read_timeout_s, opt->read_timeout_s);
+                 up, opt->keepalive > 0 ? "        proxy_set_header Connection \"\";\n" : "",
+                 opt->read_timeout_s, opt->read_timeout_s);
 }
 
 static void pc__nginx(struct gr_sbuf *o, const struct pc__backend *b, int n,
@@ -137,8 +139,10 @@ static void pc__nginx(struct gr_sbuf *o, const struct pc__backend *b, int n,
     for (int i = 0; i < n; i++)
         gr_sbuf_addf(o, "    server %s:%d max_fails=1 fail_timeout=%ds%s; # %s\n", b[i].host,
                      b[i].port, opt->fail_timeout_s, b[i].down ? " down" : "", b[i].id);
-    /* No upstream keepalive: a node that is stopping closes idle connections,
-     * and a PUT sent on one of them could not be retried (its body has gone). */
+    /* By default no upstream keepalive: a node that is stopping closes idle
+     * connections, and a PUT sent on one of them could not be retried. */
+    if (opt->keepalive > 0)
+        gr_sbuf_addf(o, "    keepalive %d;\n", opt->keepalive);
     gr_sbuf_adds(o, "}\n\n");
     gr_sbuf_addf(o,
                  "server {\n"
@@ -172,7 +176,7 @@ static void pc__haproxy(struct gr_sbuf *o, const struct pc__backend *b, int n,
                  "    mode http\n"
                  "    option httplog\n"
                  "    option forwardfor\n"
-                 "    option http-server-close\n"
+                 "    %s\n"
                  "    option redispatch\n"
                  "    retries 2\n"
                  "    # connection failures, empty answers and 503 go to the next node;\n"
@@ -187,6 +191,7 @@ static void pc__haproxy(struct gr_sbuf *o, const struct pc__backend *b, int n,
                  "\n"
                  "frontend %s\n"
                  "    bind %s\n",
+                 opt->keepalive > 0 ? "http-reuse safe" : "option http-server-close",
                  opt->read_timeout_s, opt->read_timeout_s, opt->upstream_name, opt->listen);
     if (tls)
         gr_sbuf_addf(o,
@@ -230,9 +235,9 @@ static void pc__apache(struct gr_sbuf *o, const struct pc__backend *b, int n,
         gr_sbuf_addf(o,
                      "    BalancerMember \"http://%s:%d\" route=%s retry=%d connectiontimeout=2 "
                      "hcmethod=GET hcuri=/api/v1/system/readiness hcinterval=2 hcpasses=2 "
-                     "hcfails=1%s\n",
+                     "hcfails=1%s%s\n",
                      b[i].host, b[i].port, b[i].id, opt->fail_timeout_s,
-                     b[i].down ? " status=+D" : "");
+                     opt->keepalive > 0 ? "" : " disablereuse=On", b[i].down ? " status=+D" : "");
     gr_sbuf_addf(o,
                  "    ProxySet lbmethod=byrequests failonstatus=503 timeout=%d\n"
                  "</Proxy>\n",

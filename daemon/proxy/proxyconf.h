@@ -40,6 +40,12 @@ struct pc_options {
     int read_timeout_s;        /* upstream read/send timeout [900] */
     int fail_timeout_s;        /* a failed node is skipped this long [5] */
     const char *upstream_name; /* ["granary"] */
+    /* idle connections kept open to the nodes (nginx keepalive, HAProxy
+     * http-reuse, Apache connection reuse) [0: a new connection per
+     * request]. Faster, but a PUT sent on a connection that a stopping node
+     * closes at that moment fails instead of going to the next node (its
+     * body has gone): docs/operations.md. */
+    int keepalive;
 };
 
 /* "nginx", "apache" (or "apache2"), "haproxy": 0 and *out, or GR_EINVAL. */
