@@ -22,6 +22,8 @@
 struct pxc_opts {
     const char *urls[16];
     int nurls;
+    char *url_lists[16]; /* the --url values, split in place (owned) */
+    int nlists;
     const char *user, *password_file, *type, *out, *reload_cmd;
     struct pc_options pc;
     bool watch;
@@ -191,7 +193,12 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
         }
         const char *v = argv[++i];
         if (!strcmp(a, "--url")) {
-            char *copy = strdup(v), *save = NULL;
+            char *copy = o->nlists < 16 ? strdup(v) : NULL, *save = NULL;
+            if (!copy) {
+                fprintf(stderr, "granaryctl proxy-config: too many --url options\n");
+                return -1;
+            }
+            o->url_lists[o->nlists++] = copy;
             for (char *t = strtok_r(copy, ",", &save); t && o->nurls < 16;
                  t = strtok_r(NULL, ",", &save)) {
                 size_t l = strlen(t);
@@ -297,11 +304,26 @@ static int pxc__apply(const struct pxc_opts *o, const struct gr_sbuf *cfg, bool 
     return 0;
 }
 
+static void pxc__opts_release(struct pxc_opts *o)
+{
+    for (int i = 0; i < o->nlists; i++)
+        free(o->url_lists[i]);
+    o->nlists = 0;
+}
+
+static int pxc__run(struct pxc_opts *o);
+
 int pxc_main(int argc, char **argv)
 {
     struct pxc_opts o;
-    if (pxc__parse(argc, argv, &o))
-        return 2;
+    int rc = pxc__parse(argc, argv, &o) ? 2 : pxc__run(&o);
+    pxc__opts_release(&o);
+    return rc;
+}
+
+static int pxc__run(struct pxc_opts *op)
+{
+    struct pxc_opts o = *op;
     char *password = pxc__password(&o);
     if (!password)
         return 2;
