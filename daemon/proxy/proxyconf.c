@@ -12,7 +12,6 @@ struct pc__backend {
     const char *id;
     char host[256]; /* as written in the URL, brackets kept for IPv6 */
     int port;
-    bool down; /* listed only because no node is active */
 };
 
 int pc_type_parse(const char *s, enum pc_type *out)
@@ -137,8 +136,8 @@ static void pc__nginx(struct gr_sbuf *o, const struct pc__backend *b, int n,
     const char *up = opt->upstream_name;
     gr_sbuf_addf(o, "upstream %s {\n", up);
     for (int i = 0; i < n; i++)
-        gr_sbuf_addf(o, "    server %s:%d max_fails=1 fail_timeout=%ds%s; # %s\n", b[i].host,
-                     b[i].port, opt->fail_timeout_s, b[i].down ? " down" : "", b[i].id);
+        gr_sbuf_addf(o, "    server %s:%d max_fails=1 fail_timeout=%ds; # %s\n", b[i].host,
+                     b[i].port, opt->fail_timeout_s, b[i].id);
     /* By default no upstream keepalive: a node that is stopping closes idle
      * connections, and a PUT sent on one of them could not be retried. */
     if (opt->keepalive > 0)
@@ -214,8 +213,7 @@ static void pc__haproxy(struct gr_sbuf *o, const struct pc__backend *b, int n,
                  "    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2\n",
                  opt->upstream_name, opt->upstream_name);
     for (int i = 0; i < n; i++)
-        gr_sbuf_addf(o, "    server %s %s:%d check%s\n", b[i].id, b[i].host, b[i].port,
-                     b[i].down ? " disabled" : "");
+        gr_sbuf_addf(o, "    server %s %s:%d check\n", b[i].id, b[i].host, b[i].port);
 }
 
 static void pc__apache(struct gr_sbuf *o, const struct pc__backend *b, int n,
@@ -235,9 +233,9 @@ static void pc__apache(struct gr_sbuf *o, const struct pc__backend *b, int n,
         gr_sbuf_addf(o,
                      "    BalancerMember \"http://%s:%d\" route=%s retry=%d connectiontimeout=2 "
                      "hcmethod=GET hcuri=/api/v1/system/readiness hcinterval=2 hcpasses=2 "
-                     "hcfails=1%s%s\n",
+                     "hcfails=1%s\n",
                      b[i].host, b[i].port, b[i].id, opt->fail_timeout_s,
-                     opt->keepalive > 0 ? "" : " disablereuse=On", b[i].down ? " status=+D" : "");
+                     opt->keepalive > 0 ? "" : " disablereuse=On");
     gr_sbuf_addf(o,
                  "    ProxySet lbmethod=byrequests failonstatus=503 timeout=%d\n"
                  "</Proxy>\n",
@@ -311,7 +309,6 @@ int pc_write(enum pc_type t, const struct pc_node *nodes, int n, const struct pc
                 return GR_EINVAL;
             }
             b[nb].id = nodes[i].id;
-            b[nb].down = pass == 1;
             active += pass == 0;
             nb++;
         }
@@ -322,7 +319,7 @@ int pc_write(enum pc_type t, const struct pc_node *nodes, int n, const struct pc
                  "# (granaryctl proxy-config --watch). The cluster port is never exposed.\n",
                  pc_type_name(t), active, active == 1 ? "" : "s");
     if (active == 0)
-        gr_sbuf_adds(out, "# no node is active: every known node is listed, marked down\n");
+        gr_sbuf_adds(out, "# no node is active: every known node is listed (fail open)\n");
     gr_sbuf_adds(out, "\n");
     switch (t) {
     case PC_NGINX:

@@ -56,9 +56,11 @@ const char *pc_type_name(enum pc_type t);
 
 /*
  * Append the configuration for the nodes to out. Nodes whose state is not
- * "active" are left out; when no node is active, every node with a usable
- * URL is listed (marked down for nginx) so that the file stays valid and
- * the proxy answers 502/503 rather than refusing to load.
+ * "active" are left out. When no node is active, every node with a usable
+ * URL is listed, as if active: more likely the view is wrong (heartbeats
+ * late on an overloaded database) than every node dead, and the proxy's
+ * own health checks then decide; a file with no usable upstream would
+ * answer 502 to everything.
  * GR_OK; GR_EINVAL when a URL is unusable (not http://host:port or an
  * option holds a character that would break the file) - nothing is then
  * guaranteed about out; GR_ENOTFOUND when nodes is empty.

@@ -272,7 +272,8 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
     wait $loop || rc=$?
     cat "$SUITE_TMP/ha.out"
     # the counts, for the log of `make test`
-    sed -n -e 's/^total /# HA counts: /p' -e 's/^phase /# HA phase /p' "$SUITE_TMP/ha.out" >&3
+    sed -n -e 's/^total /# HA counts: /p' -e 's/^phase /# HA phase /p' -e 's/^  /# HA failure: /p' \
+        "$SUITE_TMP/ha.out" >&3
     [ $rc = 0 ]
     local t=$SUITE_TMP/ha.json
     [ "$(jq '.total.get_failed // 0' "$t")" = 0 ]

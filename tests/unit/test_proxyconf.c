@@ -51,16 +51,17 @@ static void pc_write__nginx__only_active_nodes_are_upstreams(void **state)
     gr_sbuf_release(&sb);
 }
 
-static void pc_write__no_active_node__lists_all_marked_down(void **state)
+static void pc_write__no_active_node__lists_all_fail_open(void **state)
 {
     (void)state;
     struct gr_sbuf sb = GR_SBUF_INIT;
     struct pc_options o = {0};
     assert_int_equal(pc_write(PC_NGINX, three + 1, 2, &o, &sb), GR_OK);
-    assert_int_equal(count(sb.buf, " down; #"), 2);
+    assert_int_equal(count(sb.buf, "    server 10.0.0."), 2);
+    assert_null(strstr(sb.buf, " down;"));
     gr_sbuf_reset(&sb);
     assert_int_equal(pc_write(PC_HAPROXY, three + 1, 2, &o, &sb), GR_OK);
-    assert_int_equal(count(sb.buf, " check disabled"), 2);
+    assert_int_equal(count(sb.buf, " check\n"), 2);
     gr_sbuf_release(&sb);
 }
 
@@ -163,7 +164,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pc_write__nginx__only_active_nodes_are_upstreams),
-        cmocka_unit_test(pc_write__no_active_node__lists_all_marked_down),
+        cmocka_unit_test(pc_write__no_active_node__lists_all_fail_open),
         cmocka_unit_test(pc_write__haproxy_and_apache__check_readiness),
         cmocka_unit_test(pc_write__tls__certificate_paths_in_every_type),
         cmocka_unit_test(pc_write__unsafe_values__refused),

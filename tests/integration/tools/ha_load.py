@@ -3,7 +3,7 @@
 
 N clients PUT new artifacts, GET them back (sha256 checked) and HEAD them,
 through the load balancer, until the stop file appears. The phase named in
-the phase file labels every failure. A failed PUT is retried (same path and
+the phase file labels every failure (the phase when it failed). A failed PUT is retried (same path and
 bytes) until it succeeds or 30 s pass; only then is the artifact
 "acknowledged". At the end every acknowledged artifact is fetched from every
 node directly and its sha256 compared. Prints one summary line per phase and
@@ -89,9 +89,12 @@ def client(args, auth, idx, stop):
                     mine.append(path)
                     break
                 if first:
-                    bump(ph, "put_failed")
+                    # labelled with the phase at the failure (a PUT that began
+                    # just before a node was killed fails in the kill phase)
+                    fph = phase(args)
+                    bump(fph, "put_failed")
                     with lock:
-                        errors.append("%s PUT %s: %s" % (ph, path, err))
+                        errors.append("%s PUT %s: %s" % (fph, path, err))
                     first = False
                 if time.time() > t_end:
                     bump(ph, "put_unacked")
@@ -119,9 +122,10 @@ def client(args, auth, idx, stop):
         if err is None:
             bump(ph, key + "_ok")
         else:
-            bump(ph, key + "_failed")
+            fph = phase(args)
+            bump(fph, key + "_failed")
             with lock:
-                errors.append("%s %s %s: %s" % (ph, method, path, err))
+                errors.append("%s %s %s: %s" % (fph, method, path, err))
 
 
 def verify(args, auth):
