@@ -74,6 +74,7 @@ def client(args, auth, idx, stop):
             ph = phase(args)
             t_end = time.time() + 30
             first = True
+            fph = ph
             while True:
                 try:
                     st, data, _ = request(args.lb, "PUT", path, auth, body)
@@ -83,7 +84,7 @@ def client(args, auth, idx, stop):
                 if err is None:
                     bump(ph, "put_ok")
                     if not first:
-                        bump(ph, "put_retried_ok")
+                        bump(fph, "put_retried_ok")
                     with lock:
                         acked[path] = sha
                     mine.append(path)
