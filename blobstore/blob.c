@@ -206,6 +206,8 @@ int bs_crc_rebuild(struct bs_store *bs, const char *sha256)
              (unsigned long long)atomic_fetch_add(&bs->seq, 1));
     rc = bs__crc_install(bs, dfd, sha256, tmp, false, enc, len);
     free(enc);
+    if (rc == BS_OK && fsync(dfd) < 0)
+        rc = bs__errno();
 out_close_dir:
     close(dfd);
     return rc;

@@ -10,10 +10,12 @@
  * An upload streams into a private file under _pre/, is fsynced and then
  * renamed under its hash (or dropped when the store already holds that
  * content): nothing half-written is ever visible under a hash. Its sidecar
- * (.crc: the CRC32C of every BS_BLOCK bytes) is made durable under its final
- * name before the data is renamed into place, so a binary visible under its
- * hash always has one (binaries stored before sidecars existed excepted:
- * bs_blob_open() says BS_ENOCRC for them, see bs_crc_rebuild()).
+ * (.crc: the CRC32C of every BS_BLOCK bytes) is renamed under its final name
+ * before the data is, and one directory fsync makes both durable. The
+ * sidecar itself is not fsynced (it would double the flushes of a small
+ * upload): one that a crash lost or tore fails its own CRC, and
+ * bs_blob_open() says BS_ENOCRC, as for binaries stored before sidecars
+ * existed; the caller re-hashes and calls bs_crc_rebuild()).
  *
  * Caveats:
  *  - The caller computes the hashes (the daemon hashes while it streams);
@@ -96,8 +98,8 @@ uint64_t bs_upload_size(const struct bs_upload *u);
 /*
  * Make the upload durable under sha256: fsync the file (skipped when
  * bs_upload_sync() already did and nothing was written since), write the
- * sidecar <root>/<aa>/<sha256>.crc (temp file, fsync, rename, directory
- * fsync), then rename the data to <root>/<aa>/<sha256> with
+ * sidecar <root>/<aa>/<sha256>.crc (temp file, rename; not fsynced, see
+ * above), then rename the data to <root>/<aa>/<sha256> with
  * RENAME_NOREPLACE and fsync the directory. If that binary is already
  * stored, the temp file is removed instead and *existed is set; its sidecar
  * is kept when it is identical to the one just computed, else replaced.
@@ -192,7 +194,7 @@ bool bs_crc32c_has_hw(void);
 /*
  * Make an upload durable without publishing it (a replica received from a
  * peer waits for the sender's word): fsync the data (unless
- * bs_upload_sync() already did), write its sidecar (fsynced) as
+ * bs_upload_sync() already did), write its sidecar (not fsynced) as
  * _pre/stage-<id>.crc and keep the data as _pre/stage-<id>.
  * @param[in] u       the upload; freed on any return.
  * @param[in] sha256  the content's hash, checked for form only (the stage
@@ -284,8 +286,8 @@ ssize_t bs_blob_read(struct bs_blob *b, uint64_t off, void *buf, size_t len)
 void bs_blob_close(struct bs_blob *b);
 
 /*
- * Recompute and durably rewrite the sidecar of a stored binary (temp file,
- * fsync, rename, directory fsync), e.g. after bs_blob_open() said BS_ENOCRC.
+ * Recompute and rewrite the sidecar of a stored binary (temp file, rename,
+ * directory fsync), e.g. after bs_blob_open() said BS_ENOCRC.
  * @return BS_OK, BS_ENOTFOUND, BS_EINVAL, BS_EIO, BS_ENOSPC, BS_ENOMEM.
  * @note Trusts the data: call it only after re-hashing the binary with
  *       sha256, or a damaged copy gets checksums that bless it.

@@ -261,8 +261,8 @@ static bool peer__stream_pump(struct bs_peer_stream *s, int wait_ms)
             if (msg->data.result != CURLE_OK)
                 s->failed = true;
         }
-    if (!s->done && running && wait_ms > 0)
-        curl_multi_poll(s->m, NULL, 0, wait_ms, NULL);
+    if (!s->done && running && wait_ms > 0 && s->off == s->len && !s->paused)
+        curl_multi_poll(s->m, NULL, 0, wait_ms, NULL); /* nothing came: wait for the socket */
     return !s->done;
 }
 
@@ -333,7 +333,9 @@ ssize_t bs_peer_stream_read(struct bs_peer_stream *s, void *buf, size_t max)
             if (s->off != s->len)
                 break;
         }
-        peer__stream_pump(s, 1000);
+        /* a short wait: libcurl may hold data of a transfer it just
+         * unpaused without the socket becoming readable again */
+        peer__stream_pump(s, 10);
     }
     size_t n = s->len - s->off;
     if (n > max)

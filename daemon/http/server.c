@@ -2,6 +2,7 @@
  * server.c - libmicrohttpd set-up, the access handler, routing, auth and
  * the access log. Handlers live in h_*.c.
  */
+#include "http/h_plugins.h"
 #include "http/http.h"
 #include "http/path.h"
 #include "http/req.h"
@@ -128,6 +129,8 @@ static bool server__authenticate(struct http_req *r, bool bearer_ok)
         int rc = auth_check_password(r->ctx, dec, colon + 1, &r->user);
         if (rc == GR_OK)
             return true;
+        if (rc == GR_EAUTH && http_plug_authenticate(r, dec, colon + 1))
+            return true; /* a plugin realm accepted the user */
         if (rc == GR_EAUTH) {
             gr_warn("req=%llu authentication failed for user '%.64s'", (unsigned long long)r->id,
                     dec);
@@ -301,6 +304,8 @@ static void server__route(struct http_req *r)
             h_trash(r, sub);
         else if (!strncmp(sub, "npm/", 4))
             h_npm(r, sub + 4);
+        else if (!strcmp(sub, "plugins") || !strncmp(sub, "plugins/", 8))
+            h_plugins(r, sub);
         else if (!strcmp(sub, "v1/metrics"))
             h_metrics(r);
         else

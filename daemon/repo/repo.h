@@ -24,6 +24,7 @@ struct lc_env;
 struct bs_store;
 struct blobs;
 struct blobs_pending;
+struct plugins;
 
 /* A cache key (or key prefix) to invalidate. */
 struct repo_inval {
@@ -51,6 +52,7 @@ struct repo_ctx {
     struct cluster *cluster;      /* NULL on a single node */
     struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
+    struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
 };
 
 /*

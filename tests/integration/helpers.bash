@@ -8,8 +8,17 @@ GRANARYCTL=${GRANARYCTL:-$PWD/$BUILD/granaryctl}
 PG_BIN=${GRANARY_PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 [ -x "$PG_BIN/initdb" ] || PG_BIN=/usr/lib/postgresql/15/bin
 
+# free_port: a port nothing listens on now, and not handed out before in this
+# suite (a node binds its ports one after another: two of its ports, or two
+# nodes', must not be given the same free port).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    local p used=${SUITE_TMP:-/tmp}/ports.used i
+    for ((i = 0; i < 20; i++)); do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+        grep -qx "$p" "$used" 2>/dev/null || break
+    done
+    [ -n "${SUITE_TMP:-}" ] && echo "$p" >>"$used"
+    echo "$p"
 }
 
 # Run a PostgreSQL tool as the postgres user when we are root.
