@@ -48,7 +48,11 @@ struct cluster {
     int npeers;
 
     atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
+    atomic_uint_fast64_t st_inval_bucket[CLUSTER_INVAL_BUCKETS + 1], st_inval_us;
 };
+
+const double cluster_inval_bounds[CLUSTER_INVAL_BUCKETS] = {0.001, 0.002, 0.005, 0.01,
+                                                            0.05,  0.25,  1,     5};
 
 static int64_t cluster__mono_ns(void)
 {
@@ -213,9 +217,24 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
     }
 }
 
+static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n);
+
+/* Acknowledged invalidation (below), timed for the metrics. */
 static void cluster__invalidate(void *arg, const struct repo_inval *items, size_t n)
 {
     struct cluster *c = arg;
+    int64_t t0 = cluster__mono_ns();
+    cluster__invalidate_peers(c, items, n);
+    double s = (double)(cluster__mono_ns() - t0) / 1e9;
+    int b = 0;
+    while (b < CLUSTER_INVAL_BUCKETS && s > cluster_inval_bounds[b])
+        b++;
+    atomic_fetch_add(&c->st_inval_bucket[b], 1);
+    atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
+}
+
+static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n)
+{
     /* who holds a lease now, by the database clock: a node that joined a
      * moment ago is included, a node whose lease expired will flush anyway */
     char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
@@ -642,6 +661,23 @@ void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
     st->lease_waits = atomic_load(&c->st_waits);
     st->flushes = atomic_load(&c->st_flushes);
     st->primary_tasks_run = atomic_load(&c->st_tasks);
+    uint64_t cum = 0;
+    for (int b = 0; b <= CLUSTER_INVAL_BUCKETS; b++) {
+        cum += atomic_load(&c->st_inval_bucket[b]);
+        st->inval_bucket[b] = cum;
+    }
+    st->inval_count = cum;
+    st->inval_sum_us = atomic_load(&c->st_inval_us);
+    if (c->bus) {
+        struct bus_stats bs;
+        bus_stats(c->bus, &bs);
+        st->bus_sent = bs.sent;
+        st->bus_received = bs.received;
+        st->bus_timeouts = bs.timeouts;
+        st->bus_dropped = bs.dropped_malformed + bs.dropped_version + bs.dropped_forged +
+                          bs.dropped_replayed + bs.dropped_skew + bs.dropped_overflow;
+        st->bus_gaps = bs.gaps;
+    }
 }
 
 int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,

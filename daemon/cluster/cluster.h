@@ -76,8 +76,20 @@ int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
 int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
     __attribute__((warn_unused_result));
 
+/* Upper bounds (seconds) of the invalidation latency histogram's buckets. */
+#define CLUSTER_INVAL_BUCKETS 8
+extern const double cluster_inval_bounds[CLUSTER_INVAL_BUCKETS];
+
 struct cluster_stats {
     uint64_t invalidations_sent, acks_missing, lease_waits, flushes, primary_tasks_run;
+    /* acknowledged invalidation, from the send to the last ack (or lease wait):
+     * cumulative counts per bucket of cluster_inval_bounds, then +Inf */
+    uint64_t inval_bucket[CLUSTER_INVAL_BUCKETS + 1];
+    uint64_t inval_count, inval_sum_us;
+    /* the bus (zmq-bus bus_stats): messages sent and accepted, request
+     * targets that timed out, messages dropped (forged, replayed, skewed,
+     * malformed, overflow), sequence gaps seen */
+    uint64_t bus_sent, bus_received, bus_timeouts, bus_dropped, bus_gaps;
 };
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st);
 

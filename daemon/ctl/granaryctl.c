@@ -7,6 +7,7 @@
 #include "db/migrate.h"
 #include "import.h"
 #include "lc.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@ static int usage(FILE *f)
           "The options of these are granaryd's (--config FILE, GRANARY_* variables).\n",
           f);
     imp_usage(f);
+    pxc_usage(f);
     return f == stdout ? 0 : 2;
 }
 
@@ -102,6 +104,8 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "import")) /* its own options, over HTTP (import.c) */
         return imp_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "proxy-config")) /* over HTTP too (proxy.c) */
+        return pxc_main(argc - 1, argv + 1);
     struct config c;
     char err[1024];
     if (config_load(&c, argc - 1, argv + 1, environ, err, sizeof(err))) {

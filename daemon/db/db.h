@@ -145,6 +145,16 @@ void db_res_arena(struct db_res *r, struct gr_arena *a);
  */
 uint64_t db_query_count(void);
 
+/* The pool's state for the metrics: its size, connections handed out now,
+ * and since start: statements that failed with GR_EDB (not data errors such
+ * as a unique violation), connection attempts that failed, and
+ * db_acquire() calls that timed out waiting for a free connection. */
+struct db_pool_stats {
+    int size, in_use;
+    uint64_t errors, connect_failures, acquire_timeouts;
+};
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
+
 /*
  * The message of the last failure on c (server or connection), or "" if
  * none since db_acquire(). Valid until the next statement on c.

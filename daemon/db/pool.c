@@ -50,6 +50,8 @@ struct db_res {
 };
 
 static atomic_uint_fast64_t db__queries;
+/* process-wide, like db__queries: for db_pool_stats() */
+static atomic_uint_fast64_t db__errors, db__connect_failures, db__acquire_timeouts;
 
 static int64_t db__now_ms(void)
 {
@@ -66,6 +68,20 @@ void db__count_query(void)
 uint64_t db_query_count(void)
 {
     return (uint64_t)atomic_load_explicit(&db__queries, memory_order_relaxed);
+}
+
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        st->size = p->size;
+        st->in_use = p->size - p->nfree;
+        pthread_mutex_unlock(&p->mu);
+    }
+    st->errors = atomic_load(&db__errors);
+    st->connect_failures = atomic_load(&db__connect_failures);
+    st->acquire_timeouts = atomic_load(&db__acquire_timeouts);
 }
 
 /* ---- SQLSTATE mapping ----------------------------------------------------- */
@@ -289,11 +305,13 @@ static int conn__connect(struct db_conn *c)
     PGconn *pg = PQconnectdbParams((const char *const *)p->params.keys,
                                    (const char *const *)p->params.vals, 0);
     if (!pg) {
+        atomic_fetch_add(&db__connect_failures, 1);
         conn__set_error(c, NULL, "out of memory");
         pool__note_down(p, c->errmsg);
         return GR_EDB;
     }
     if (PQstatus(pg) != CONNECTION_OK) {
+        atomic_fetch_add(&db__connect_failures, 1);
         conn__set_error(c, NULL, PQerrorMessage(pg));
         PQfinish(pg);
         pool__note_down(p, c->errmsg);
@@ -441,6 +459,7 @@ int db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
                                : pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
         if (e == ETIMEDOUT && p->nfree == 0) {
             pthread_mutex_unlock(&p->mu);
+            atomic_fetch_add(&db__acquire_timeouts, 1);
             gr_warn("db: no free connection after %d ms (pool of %d)", timeout_ms, p->size);
             return GR_EDB;
         }
@@ -548,6 +567,8 @@ static int conn__run(struct db_conn *c, PGresult **out, const char *sql, int npa
             primary = PQresStatus(st); /* COPY and the like: never sent by granary */
         conn__set_error(c, sqlstate, primary ? primary : PQresultErrorMessage(r));
         int err = st == PGRES_FATAL_ERROR ? db__sqlstate_err(sqlstate) : GR_EDB;
+        if (err == GR_EDB)
+            atomic_fetch_add(&db__errors, 1);
         if (err == GR_EDB)
             gr_error("db: %s %s%s%s [%s]", c->sqlstate[0] ? c->sqlstate : "-", c->errmsg,
                      detail ? ": " : "", detail ? detail : "", brief);

@@ -23,14 +23,17 @@ struct blobsend__local {
     uint64_t first;
     char sha256[65];
     uint64_t req;
+    uint64_t *sent; /* the request's bytes out (alive until the response is done) */
 };
 
 static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct blobsend__local *s = cls;
     ssize_t n = bs_blob_read(s->blob, s->first + pos, buf, max);
-    if (n > 0)
+    if (n > 0) {
+        *s->sent += (uint64_t)n;
         return n;
+    }
     if (n == 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
     gr_error("req=%llu reading %s at %llu: %s; connection cut", (unsigned long long)s->req,
@@ -79,6 +82,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
     s->blob = blob;
     s->first = first;
     s->req = r->id;
+    s->sent = &r->sent_bytes;
     snprintf(s->sha256, sizeof(s->sha256), "%s", sha256);
     struct MHD_Response *resp = MHD_create_response_from_callback(
         len, BLOBSEND_CHUNK, blobsend__local_read, s, blobsend__local_free);
@@ -91,6 +95,7 @@ struct blobsend__remote {
     struct blobs_remote *rem;
     uint64_t len;
     uint64_t req;
+    uint64_t *sent; /* as in blobsend__local */
 };
 
 static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -103,8 +108,10 @@ static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t 
         if (blobs_remote_read(s->rem, &extra, 1) != 0)
             n = -1;
     }
-    if (n > 0)
+    if (n > 0) {
+        *s->sent += (uint64_t)n;
         return n;
+    }
     if (n < 0 || pos < s->len) {
         gr_error("req=%llu peer stream failed at %llu of %llu; connection cut",
                  (unsigned long long)s->req, (unsigned long long)pos, (unsigned long long)s->len);
@@ -131,6 +138,7 @@ struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_
     s->rem = rem;
     s->len = len;
     s->req = r->id;
+    s->sent = &r->sent_bytes;
     struct MHD_Response *resp = MHD_create_response_from_callback(
         len, BLOBSEND_CHUNK, blobsend__remote_read, s, blobsend__remote_free);
     if (!resp)

@@ -385,8 +385,10 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         char *buf = malloc(len ? len : 1);
         ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
         bs_blob_close(blob);
-        if (got == (ssize_t)len)
+        if (got == (ssize_t)len) {
+            r->sent_bytes += len;
             return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        }
         free(buf);
         if (got == BS_ECORRUPT)
             blobs_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");

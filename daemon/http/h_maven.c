@@ -81,6 +81,7 @@ static void maven__send_bytes(struct http_req *r, const char *body, size_t len, 
         status = 304;
     } else {
         resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     }
     if (!resp) {
         http_error(r, 500, "out of memory");

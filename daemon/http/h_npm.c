@@ -165,6 +165,7 @@ static void npm__send_doc(struct http_req *r, json_t *doc, const char *type)
     } else {
         resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");

@@ -392,6 +392,7 @@ void h_search(struct http_req *r, const char *sub)
         return;
     }
     http_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    r->sent_bytes += strlen(body);
     if (truncated) {
         char lim[16];
         snprintf(lim, sizeof(lim), "%d", s->q.limit);

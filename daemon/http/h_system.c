@@ -8,45 +8,6 @@
 
 #include <string.h>
 
-static void system__metrics(struct http_req *r)
-{
-    struct gr_sbuf sb = GR_SBUF_INIT;
-    struct http_server *h = r->srv;
-    gr_sbuf_addf(&sb,
-                 "# TYPE granary_db_queries_total counter\ngranary_db_queries_total %llu\n"
-                 "# TYPE granary_cache_hits_total counter\ngranary_cache_hits_total %llu\n"
-                 "# TYPE granary_cache_misses_total counter\ngranary_cache_misses_total %llu\n"
-                 "# TYPE granary_http_requests_total counter\ngranary_http_requests_total %llu\n"
-                 "# TYPE granary_http_active_requests gauge\ngranary_http_active_requests %d\n",
-                 (unsigned long long)db_query_count(),
-                 (unsigned long long)atomic_load(&r->ctx->cache_hits),
-                 (unsigned long long)atomic_load(&r->ctx->cache_misses),
-                 (unsigned long long)atomic_load(&h->requests), atomic_load(&h->active));
-    if (r->ctx->cluster) {
-        struct cluster_stats cs;
-        cluster_get_stats(r->ctx->cluster, &cs);
-        gr_sbuf_addf(&sb,
-                     "# TYPE granary_cluster_invalidations_total counter\n"
-                     "granary_cluster_invalidations_total %llu\n"
-                     "# TYPE granary_cluster_acks_missing_total counter\n"
-                     "granary_cluster_acks_missing_total %llu\n"
-                     "# TYPE granary_cluster_lease_waits_total counter\n"
-                     "granary_cluster_lease_waits_total %llu\n"
-                     "# TYPE granary_cluster_cache_flushes_total counter\n"
-                     "granary_cluster_cache_flushes_total %llu\n"
-                     "# TYPE granary_cluster_primary_tasks_total counter\n"
-                     "granary_cluster_primary_tasks_total %llu\n"
-                     "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
-                     (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
-                     (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
-                     (unsigned long long)cs.primary_tasks_run,
-                     cluster_is_primary(r->ctx->cluster) ? 1 : 0);
-    }
-    http_storage_metrics(r, &sb);
-    http_text(r, 200, "text/plain; version=0.0.4", sb.buf, sb.len);
-    gr_sbuf_release(&sb);
-}
-
 static void system__settings_put(struct http_req *r, json_t *doc)
 {
     json_t *v = json_object_get(doc, "anonymousRead");
@@ -153,10 +114,7 @@ void h_system(struct http_req *r, const char *sub)
         return;
     }
     if (!strcmp(sub, "system/metrics")) {
-        if (!get)
-            goto method;
-        if (http_need_admin(r))
-            system__metrics(r);
+        h_metrics(r); /* metrics.c, also at /api/v1/metrics */
         return;
     }
     if (!strcmp(sub, "system/cluster")) {
@@ -188,6 +146,10 @@ void h_system(struct http_req *r, const char *sub)
             goto method;
         if (http_need_admin(r))
             http_read_json_body(r, system__maintenance);
+        return;
+    }
+    if (!strncmp(sub, "system/configuration/reverseProxy/", 34)) {
+        h_proxy(r, sub + 34);
         return;
     }
     if (!strncmp(sub, "system/storage/", 15)) {

@@ -131,7 +131,8 @@ bool http_need_admin(struct http_req *r);
 void http_date(int64_t ms, char *buf, size_t n);
 /* ISO 8601 with milliseconds and offset, as Artifactory prints: 2026-11-28T01:02:03.456Z */
 void http_iso8601(int64_t ms, char *buf, size_t n);
-/* Scheme://host[:port] of this request, from Host (X-Forwarded-* with the proxy issue). */
+/* Scheme://host[:port][/artifactory] clients reach us by: X-Forwarded-Proto/-Host/-Port, else Host.
+ */
 const char *http_base_url(struct http_req *r);
 /*
  * Artifactory's item JSON for an artifact: repo, path, created, createdBy,
@@ -169,6 +170,12 @@ void h_search(struct http_req *r, const char *sub);               /* h_search.c:
 void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.c */
 void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
 void h_internal(struct http_req *r); /* h_internal.c: the cluster port */
+/* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
+void h_metrics(struct http_req *r);
+/* metrics.c: count a finished request and write its access log line */
+void http_access_done(struct http_req *r, bool completed, double ms);
+/* h_proxy.c: /api/system/configuration/reverseProxy/{type} */
+void h_proxy(struct http_req *r, const char *type);
 /* h_blobs.c: /api/system/storage/{gc,optimize,scrub,config} (sub after "storage/") */
 void h_system_storage(struct http_req *r, const char *sub);
 /* The replication state as JSON (null when storage is not started). */

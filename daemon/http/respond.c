@@ -42,6 +42,7 @@ void http_text(struct http_req *r, int status, const char *content_type, const c
         return;
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
 }
 
@@ -54,9 +55,10 @@ void http_json(struct http_req *r, int status, json_t *doc)
                   "{\"errors\":[{\"status\":500,\"message\":\"out of memory\"}]}", 54);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    size_t len = strlen(s);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
 }
 
@@ -72,9 +74,10 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     json_decref(doc);
     if (!s)
         return;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    size_t len = strlen(s);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
     if (status >= 500)
@@ -173,12 +176,43 @@ void http_iso8601(int64_t ms, char *buf, size_t n)
     snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
 }
 
+/* A forwarded header's first value (proxies append ", next"), trimmed;
+ * NULL when absent, empty or holding characters no host or scheme has. */
+static const char *respond__forwarded(struct http_req *r, const char *name)
+{
+    const char *v = http_req_header(r, name);
+    if (!v)
+        return NULL;
+    v += strspn(v, " \t");
+    size_t n = strcspn(v, ", \t");
+    if (n == 0 || n > 255)
+        return NULL;
+    char *s = gr_arena_strndup(r->arena, v, n);
+    if (strpbrk(s, "/\\\"<>'`@?#%"))
+        return NULL;
+    return s;
+}
+
+/*
+ * The URL clients reach this node by: X-Forwarded-Proto, -Host and -Port
+ * when a load balancer sent them (docs/operations.md), else Host.
+ */
 const char *http_base_url(struct http_req *r)
 {
-    const char *host = http_req_header(r, MHD_HTTP_HEADER_HOST);
+    const char *proto = respond__forwarded(r, "X-Forwarded-Proto");
+    proto = proto && !strcasecmp(proto, "https") ? "https" : "http";
+    const char *host = respond__forwarded(r, "X-Forwarded-Host");
+    if (!host)
+        host = http_req_header(r, MHD_HTTP_HEADER_HOST);
     if (!host || !*host || strpbrk(host, " /\\\"<>"))
         host = "localhost";
-    return gr_arena_printf(r->arena, "http://%s%s", host, r->base);
+    const char *port = respond__forwarded(r, "X-Forwarded-Port");
+    const char *bracket = strrchr(host, ']');
+    bool has_port = strchr(bracket ? bracket : host, ':') != NULL;
+    if (port && !has_port && strspn(port, "0123456789") == strlen(port) &&
+        strcmp(port, proto[4] ? "443" : "80"))
+        return gr_arena_printf(r->arena, "%s://%s:%s%s", proto, host, port, r->base);
+    return gr_arena_printf(r->arena, "%s://%s%s", proto, host, r->base);
 }
 
 const char *http_mime_type(const char *name)

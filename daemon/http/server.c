@@ -57,14 +57,8 @@ static void server__completed(void *cls, struct MHD_Connection *conn, void **con
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms =
         (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
-    if (r->started) {
-        gr_info("req=%llu %s %.*s %d %s%.1fms user=%s", (unsigned long long)r->id,
-                r->method_str ? r->method_str : "-",
-                (int)(r->raw_path_len > 300 ? 300 : r->raw_path_len), r->raw_uri,
-                r->responded ? r->status : 0,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted ", ms,
-                r->user.name[0] ? r->user.name : "-");
-    }
+    if (r->started) /* the access line and the request metrics (metrics.c) */
+        http_access_done(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, ms);
     if (r->counted)
         atomic_fetch_sub(&h->active, 1);
     gr_arena_free(r->arena); /* runs cleanups: temp files, fds, results */
@@ -312,6 +306,8 @@ static void server__route(struct http_req *r)
             h_npm(r, sub + 4);
         else if (!strcmp(sub, "plugins") || !strncmp(sub, "plugins/", 8))
             h_plugins(r, sub);
+        else if (!strcmp(sub, "v1/metrics"))
+            h_metrics(r);
         else
             http_error(r, 404, "no such api: /api/%s", sub);
         return;
