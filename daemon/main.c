@@ -190,6 +190,7 @@ int main(int argc, char **argv)
     s->lock_fd = -1;
     if (main__lock(s))
         return 1;
+    s->ctx.node_id = s->cfg.node_id;
     if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
         goto out_unlock;
 

@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "repo/security.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -64,6 +65,9 @@ static void server__completed(void *cls, struct MHD_Connection *conn, void **con
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted ", ms,
                 r->user.name[0] ? r->user.name : "-");
     }
+    if (r->audit_action && r->responded && r->status >= 200 && r->status < 300)
+        sec_audit(r->ctx, r->user.name, r->client, r->audit_action, r->audit_repo, r->audit_path,
+                  r->audit_detail);
     if (r->counted)
         atomic_fetch_sub(&h->active, 1);
     gr_arena_free(r->arena); /* runs cleanups: temp files, fds, results */
@@ -110,17 +114,85 @@ static int server__b64decode(const char *in, char *out, size_t outsz)
     return (int)o;
 }
 
-/*
- * Authenticate from the Authorization header. false: an answer was sent.
- * bearer_ok: a Bearer token is left to the handler (npm tokens, h_npm.c).
- */
-static bool server__authenticate(struct http_req *r, bool bearer_ok)
+/* The peer's address as text (arena), "" when unknown. */
+static const char *server__client(struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof(buf));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, sizeof(buf));
+    }
+    return gr_arena_strdup(r->arena, buf);
+}
+
+/* A token (Bearer, or the password of Basic auth). false: an answer was sent. */
+static bool server__token(struct http_req *r, const char *user, const char *token)
+{
+    int rc = sec_token_check(r->ctx, token, &r->user);
+    if (rc == GR_OK && (!user || !*user || !strcmp(user, r->user.name)))
+        return true;
+    memset(&r->user, 0, sizeof(r->user));
+    if (rc == GR_OK || rc == GR_EAUTH) {
+        gr_warn("req=%llu token authentication failed from %s", (unsigned long long)r->id,
+                r->client);
+        http_error(r, 401, "bad credentials: unknown, expired or revoked token");
+    } else {
+        http_error_code(r, rc, NULL);
+    }
+    return false;
+}
+
+/* A password, throttled per user and per client address. false: an answer was sent. */
+static bool server__password(struct http_req *r, const char *user, const char *password)
+{
+    int wait = sec_throttle_wait(user, r->client);
+    if (wait > 0) {
+        char *ra = gr_arena_printf(r->arena, "%d", wait);
+        gr_warn("req=%llu login for '%.64s' from %s refused: throttled for %d s",
+                (unsigned long long)r->id, user, r->client, wait);
+        http_error(r, 429, "too many failed logins: retry in %s s", ra);
+        return false;
+    }
+    int rc = auth_check_password(r->ctx, user, password, &r->user);
+    if (rc == GR_OK) {
+        sec_throttle_result(user, r->client, true);
+        if (r->user.slow_path) /* the first check of this password on this node */
+            sec_audit(r->ctx, user, r->client, "login", NULL, NULL, "password");
+        return true;
+    }
+    memset(&r->user, 0, sizeof(r->user));
+    if (rc == GR_EAUTH) {
+        int n = sec_throttle_result(user, r->client, false);
+        gr_warn("req=%llu authentication failed for user '%.64s' from %s (%d in a row)",
+                (unsigned long long)r->id, user, r->client, n);
+        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, "password");
+        http_error(r, 401, "bad credentials");
+    } else {
+        http_error_code(r, rc, NULL);
+    }
+    return false;
+}
+
+/* Authenticate from the Authorization header. false: an answer was sent. */
+static bool server__authenticate(struct http_req *r)
 {
     const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || (bearer_ok && !strncasecmp(auth, "Bearer ", 7))) {
+    r->client = server__client(r);
+    if (!auth) {
         snprintf(r->user.name, sizeof(r->user.name), "anonymous");
         r->user.anonymous = true;
         return true;
+    }
+    if (!strncasecmp(auth, "Bearer ", 7)) {
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        return server__token(r, NULL, tok);
     }
     if (strncasecmp(auth, "Basic ", 6) == 0) {
         char dec[512];
@@ -131,56 +203,13 @@ static bool server__authenticate(struct http_req *r, bool bearer_ok)
             return false;
         }
         *colon = '\0';
-        int rc = auth_check_password(r->ctx, dec, colon + 1, &r->user);
-        if (rc == GR_OK)
-            return true;
-        if (rc == GR_EAUTH) {
-            gr_warn("req=%llu authentication failed for user '%.64s'", (unsigned long long)r->id,
-                    dec);
-            http_error(r, 401, "bad credentials");
-        } else {
-            http_error_code(r, rc, NULL);
-        }
-        return false;
+        /* Maven, pip and npm send an access token as the password */
+        if (sec_token_shaped(colon + 1))
+            return server__token(r, dec, colon + 1);
+        return server__password(r, dec, colon + 1);
     }
     http_error(r, 401, "unsupported authorization scheme");
     return false;
-}
-
-bool http_need_read(struct http_req *r)
-{
-    if (!r->user.anonymous)
-        return true;
-    bool on = false;
-    int rc = settings_anonymous_read(r->ctx, &on);
-    if (rc) {
-        http_error_code(r, rc, NULL);
-        return false;
-    }
-    if (on)
-        return true;
-    http_error(r, 401, "authentication required");
-    return false;
-}
-
-bool http_need_write(struct http_req *r)
-{
-    if (r->user.anonymous) {
-        http_error(r, 401, "authentication required");
-        return false;
-    }
-    return true;
-}
-
-bool http_need_admin(struct http_req *r)
-{
-    if (!http_need_write(r))
-        return false;
-    if (!r->user.admin) {
-        http_error(r, 403, "admin rights required");
-        return false;
-    }
-    return true;
 }
 
 /* ---- routing ---- */
@@ -281,7 +310,7 @@ static void server__route(struct http_req *r)
         http_error(r, 503, "node is not ready");
         return;
     }
-    if (!server__authenticate(r, is_api && len >= 9 && !strncmp(p + 5, "npm/", 4)))
+    if (!server__authenticate(r))
         return;
     if (is_api) {
         const char *sub = gr_arena_strndup(r->arena, p + 5, len - 5);
@@ -303,6 +332,9 @@ static void server__route(struct http_req *r)
             h_trash(r, sub);
         else if (!strncmp(sub, "npm/", 4))
             h_npm(r, sub + 4);
+        else if (!strncmp(sub, "security/", 9) || !strncmp(sub, "v2/security/", 12) ||
+                 !strcmp(sub, "audit"))
+            h_security(r, sub);
         else
             http_error(r, 404, "no such api: /api/%s", sub);
         return;

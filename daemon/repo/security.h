@@ -219,7 +219,7 @@ int sec_token_list(struct repo_ctx *ctx, struct gr_arena *a, const char *user,
  * is acknowledged by every node before this returns. GR_ENOTFOUND, GR_EDB.
  */
 int sec_token_revoke(struct repo_ctx *ctx, const char *token, const char *id, const char *owner,
-                     const char **revoked_user) __attribute__((warn_unused_result));
+                     char revoked_user[SEC_NAME_MAX + 1]) __attribute__((warn_unused_result));
 
 /* ---- audit ---- */
 
