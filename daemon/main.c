@@ -69,6 +69,18 @@ static int main__prepare(struct server *s, bool *first_admin, char pw[33])
     return auth_bootstrap_admin(&s->ctx, s->cfg.data_dir, pw, first_admin);
 }
 
+/* A join key file's bytes, trailing blanks dropped; -1 when unreadable. */
+static ssize_t main__read_key(const char *path, unsigned char *key, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, key, size) : -1;
+    if (fd >= 0)
+        close(fd);
+    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 /*
  * Join the cluster when a join key is configured; otherwise make sure this
  * database does not belong to a cluster (a node without the key would serve
@@ -90,16 +102,20 @@ static int main__cluster(struct server *s)
         }
         return GR_OK;
     }
-    unsigned char key[256];
-    int fd = open(s->cfg.join_key_file, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, key, sizeof(key)) : -1;
-    if (fd >= 0)
-        close(fd);
-    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
-        n--;
+    unsigned char key[256], next[256];
+    ssize_t n = main__read_key(s->cfg.join_key_file, key, sizeof(key));
     if (n < 16) {
         gr_error("join key file %s: unreadable or shorter than 16 bytes", s->cfg.join_key_file);
         return GR_EAUTH;
+    }
+    ssize_t nn = 0;
+    if (s->cfg.join_key_next_file[0]) {
+        nn = main__read_key(s->cfg.join_key_next_file, next, sizeof(next));
+        if (nn < 16) {
+            gr_error("join key file %s: unreadable or shorter than 16 bytes",
+                     s->cfg.join_key_next_file);
+            return GR_EAUTH;
+        }
     }
     if (!s->cfg.bus_listen[0]) {
         gr_error("a cluster node needs --bus-listen HOST:PORT");
@@ -123,6 +139,8 @@ static int main__cluster(struct server *s)
         .version = GRANARY_VERSION,
         .key = key,
         .key_len = (size_t)n,
+        .next_key = nn > 0 ? next : NULL,
+        .next_key_len = (size_t)nn,
         .lease_ms = s->cfg.lease_ms,
         .heartbeat_ms = s->cfg.heartbeat_ms,
         .down_after_ms = s->cfg.down_after_ms,
@@ -132,6 +150,7 @@ static int main__cluster(struct server *s)
     };
     int rc = cluster_start(&co, &s->ctx, &s->cluster);
     memset(key, 0, sizeof(key));
+    memset(next, 0, sizeof(next));
     return rc;
 }
 
@@ -235,6 +254,8 @@ int main(int argc, char **argv)
          * and every connection on that thread waits behind it */
         .threads = s->cfg.threads > 0 ? s->cfg.threads : 4 * (int)(cores > 0 ? cores : 2),
         .connection_timeout = s->cfg.connection_timeout,
+        .header_timeout = s->cfg.header_timeout,
+        .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
         .version = GRANARY_VERSION,
     };

@@ -16,12 +16,14 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #define HTTP_HEADER_LINE_MAX (16 * 1024) /* larger header lines get 431 */
+#define HTTP_HEADER_COUNT_MAX 100        /* more header lines get 431 */
 /*
  * libmicrohttpd's per-connection pool: request headers and the read buffer
  * live in it, and libmicrohttpd 0.9.75 zeroes it for every request, so it
@@ -47,6 +49,22 @@ struct http_server {
     atomic_int active;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t requests;
+    /* header deadlines (server.c): every open connection, checked by a reaper thread */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t conns_cv;
+    struct http_conn *conns;
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+    atomic_uint_fast64_t cut_slow; /* connections cut for slow headers */
+};
+
+/* One open connection, for the header deadline (server.c). */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    bool in_request; /* headers complete, the request is being handled */
+    bool cut;
+    int64_t deadline_ms; /* monotonic: full request head due by then */
 };
 
 struct http_req {

@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static void server__conn_mark(struct http_req *r, bool in_request);
 
 /* Keep URIs raw: the path normaliser and http_query() decode, and must see %00. */
 static size_t server__unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -68,6 +72,8 @@ static void server__completed(void *cls, struct MHD_Connection *conn, void **con
     if (r->audit_action && r->responded && r->status >= 200 && r->status < 300)
         sec_audit(r->ctx, r->user.name, r->client, r->audit_action, r->audit_repo, r->audit_path,
                   r->audit_detail);
+    if (r->started && conn)
+        server__conn_mark(r, false);
     if (r->counted)
         atomic_fetch_sub(&h->active, 1);
     gr_arena_free(r->arena); /* runs cleanups: temp files, fds, results */
@@ -212,6 +218,96 @@ static bool server__authenticate(struct http_req *r)
     return false;
 }
 
+/* ---- header deadlines: a client that sends its request head too slowly
+ * (slowloris) is cut off; idle keep-alive connections likewise ---- */
+
+static int64_t server__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void server__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct http_conn *c = calloc(1, sizeof(*c));
+        *socket_context = c;
+        if (!c)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->deadline_ms = server__mono_ms() + (int64_t)h->opt.header_timeout * 1000;
+        pthread_mutex_lock(&h->conns_mu);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->conns_mu);
+        return;
+    }
+    /* closed: libmicrohttpd calls this before it closes the socket */
+    struct http_conn *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&h->conns_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* The request head is in (in_request) or its answer is done (a new deadline). */
+static void server__conn_mark(struct http_req *r, bool in_request)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct http_conn *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&r->srv->conns_mu);
+    c->in_request = in_request;
+    c->deadline_ms = server__mono_ms() + (int64_t)r->srv->opt.header_timeout * 1000;
+    pthread_mutex_unlock(&r->srv->conns_mu);
+}
+
+/* Every 250 ms: shut down (not close: libmicrohttpd owns the fd) connections
+ * past their header deadline; libmicrohttpd then sees the end and cleans up. */
+static void *server__reaper(void *arg)
+{
+    struct http_server *h = arg;
+    pthread_mutex_lock(&h->conns_mu);
+    while (!h->reaper_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->conns_cv, &h->conns_mu, &until);
+        int64_t now = server__mono_ms();
+        for (struct http_conn *c = h->conns; c; c = c->next) {
+            if (c->in_request || c->cut || c->fd < 0 || now < c->deadline_ms)
+                continue;
+            c->cut = true;
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_fetch_add(&h->cut_slow, 1);
+            gr_info("connection cut: no complete request head within %d s", h->opt.header_timeout);
+        }
+    }
+    pthread_mutex_unlock(&h->conns_mu);
+    return NULL;
+}
+
 /* ---- routing ---- */
 
 bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
@@ -256,13 +352,19 @@ bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
     return true;
 }
 
+struct server__hdr {
+    bool too_long;
+    int count;
+};
+
 static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, const char *key,
                                             const char *value)
 {
-    bool *too_long = cls;
+    struct server__hdr *h = cls;
     (void)kind;
+    h->count++;
     if (strlen(key) + (value ? strlen(value) : 0) > HTTP_HEADER_LINE_MAX) {
-        *too_long = true;
+        h->too_long = true;
         return MHD_NO;
     }
     return MHD_YES;
@@ -272,11 +374,15 @@ static void server__route(struct http_req *r)
 {
     const char *p = r->raw_uri;
     size_t len = r->raw_path_len;
-    bool too_long = false;
+    struct server__hdr hdr = {false, 0};
 
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, server__header_check, &too_long);
-    if (too_long) {
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, server__header_check, &hdr);
+    if (hdr.too_long) {
         http_error(r, 431, "a header line is longer than %d bytes", HTTP_HEADER_LINE_MAX);
+        return;
+    }
+    if (hdr.count > HTTP_HEADER_COUNT_MAX) {
+        http_error(r, 431, "more than %d header lines", HTTP_HEADER_COUNT_MAX);
         return;
     }
     if (len == 0 || p[0] != '/') {
@@ -377,6 +483,7 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
     if (!r->started) {
         r->started = true;
         r->conn = conn;
+        server__conn_mark(r, true);
         r->counted = true;
         atomic_fetch_add(&h->active, 1);
         atomic_fetch_add(&h->requests, 1);
@@ -448,6 +555,14 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         return GR_ENOMEM;
     h->ctx = ctx;
     h->opt = *o;
+    if (h->opt.header_timeout <= 0)
+        h->opt.header_timeout = 20;
+    pthread_mutex_init(&h->conns_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->conns_cv, &ca);
+    pthread_condattr_destroy(&ca);
     h->version = strdup(o->version ? o->version : "0");
     h->opt.version = h->version;
 
@@ -475,7 +590,9 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
         server__completed, h, MHD_OPTION_URI_LOG_CALLBACK, server__uri_log, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, server__unescape, NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, server__unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        server__conn_notify, h, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)(o->max_conn_per_client > 0 ? o->max_conn_per_client : 0), MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->mhd) {
         gr_error("cannot listen on %s:%d (address in use or not allowed)", o->host, o->port);
@@ -483,6 +600,10 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         free(h);
         return GR_EIO;
     }
+    if (pthread_create(&h->reaper, NULL, server__reaper, h) == 0)
+        h->reaper_started = true;
+    else
+        gr_warn("no header-deadline thread: slow clients are only cut by connection_timeout");
     *out = h;
     return GR_OK;
 }
@@ -510,7 +631,16 @@ void http_stop(struct http_server *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->mhd);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->conns_mu);
+        h->reaper_stop = true;
+        pthread_cond_signal(&h->conns_cv);
+        pthread_mutex_unlock(&h->conns_mu);
+        pthread_join(h->reaper, NULL);
+    }
+    MHD_stop_daemon(h->mhd); /* runs the close notifications */
+    pthread_cond_destroy(&h->conns_cv);
+    pthread_mutex_destroy(&h->conns_mu);
     free(h->version);
     free(h);
 }

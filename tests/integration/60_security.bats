@@ -268,3 +268,18 @@ as() { # user [curl args] URLPATH -> status code
     [[ "$all" != *"${tok:4:20}"* ]]
     ! grep -q "$tok" "$NODE_a_DIR/stderr.log"
 }
+
+@test "a slowloris client is cut off without hurting others; connections per address are capped" {
+    start_node lim --database-url "$(new_db limits)" --header-timeout 2 --max-conn-per-client 4
+    run python3 tests/integration/tools/slowloris.py "$NODE_lim_PORT" 2 4
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -q "connection cut: no complete request head within 2 s" "$SUITE_TMP/node-lim/stderr.log"
+}
+
+@test "more than 100 header lines: 431" {
+    local h=()
+    for i in $(seq 1 101); do h+=(-H "X-H$i: v"); done
+    [ "$(code "${h[@]}" -u "admin:$NODE_a_PASS" "$U/api/repositories")" = 431 ]
+    [ "$(code -u "admin:$NODE_a_PASS" "$U/api/repositories")" = 200 ]
+}
