@@ -98,9 +98,20 @@ bool http_need_deploy(struct http_req *r)
         http_error_code(r, rc, NULL);
         return false;
     }
-    /* overwriting is deleting the old content */
-    if (!http_need_perm(r, r->repo_key, r->path, SEC_DELETE))
+    /* overwriting is deleting the old content (Artifactory's rule and message) */
+    unsigned have = 0;
+    rc = sec_effective(r->ctx, r->arena, &r->user, r->repo_key, r->path, &have, NULL);
+    if (rc) {
+        http_error_code(r, rc, NULL);
         return false;
+    }
+    if (!(have & SEC_DELETE)) {
+        http_error(r, 403,
+                   "Not enough permissions to overwrite artifact '%s:%s' (user '%s' needs DELETE"
+                   " permission).",
+                   r->repo_key, r->path, r->user.name);
+        return false;
+    }
     http_audit(r, "overwrite", r->repo_key, r->path, a.sha256);
     return true;
 }
