@@ -11,6 +11,8 @@
 #include "db/migrate.h"
 #include "http/http.h"
 #include "lc.h"
+#include "peer.h"
+#include "repo/blobs.h"
 #include "repo/trash.h"
 
 #include <errno.h>
@@ -86,8 +88,9 @@ static ssize_t main__read_key(const char *path, unsigned char *key, size_t size)
  * database does not belong to a cluster (a node without the key would serve
  * from a cache nobody invalidates).
  */
-static int main__cluster(struct server *s)
+static int main__cluster(struct server *s, unsigned char key[256], size_t *key_len)
 {
+    *key_len = 0;
     if (!s->cfg.join_key_file[0]) {
         struct db_res *res = NULL;
         int rc = db_exec1(s->ctx.db, &res,
@@ -102,8 +105,8 @@ static int main__cluster(struct server *s)
         }
         return GR_OK;
     }
-    unsigned char key[256], next[256];
-    ssize_t n = main__read_key(s->cfg.join_key_file, key, sizeof(key));
+    unsigned char next[256];
+    ssize_t n = main__read_key(s->cfg.join_key_file, key, 256);
     if (n < 16) {
         gr_error("join key file %s: unreadable or shorter than 16 bytes", s->cfg.join_key_file);
         return GR_EAUTH;
@@ -148,9 +151,47 @@ static int main__cluster(struct server *s)
         .bus_timeout_ms = s->cfg.bus_timeout_ms,
         .preferred_primary = s->cfg.preferred_primary == 1,
     };
+    *key_len = (size_t)n;
     int rc = cluster_start(&co, &s->ctx, &s->cluster);
-    memset(key, 0, sizeof(key));
     memset(next, 0, sizeof(next));
+    return rc;
+}
+
+/*
+ * Redundant storage (repo/blobs.h), and the cluster port that peers reach
+ * it through when this node is in a cluster.
+ */
+static int main__blobs(struct server *s, const unsigned char *key, size_t key_len)
+{
+    struct blobs_options bo = {
+        .node_id = s->cfg.node_id,
+        .zone = s->cfg.zone,
+        .key = key_len ? key : NULL,
+        .key_len = key_len,
+        .down_after_ms = s->cfg.down_after_ms,
+    };
+    int rc = blobs_start(&bo, &s->ctx, &s->blobs);
+    if (rc || !key_len || !s->cfg.cluster_listen[0])
+        return rc;
+    char host[256];
+    snprintf(host, sizeof(host), "%s", s->cfg.cluster_listen);
+    char *colon = strrchr(host, ':');
+    if (!colon) {
+        gr_error("cluster_listen must be HOST:PORT");
+        return GR_EINVAL;
+    }
+    *colon = '\0';
+    struct http_options ho = {
+        .host = host,
+        .port = atoi(colon + 1),
+        .threads = 4,
+        .connection_timeout = s->cfg.connection_timeout,
+        .version = GRANARY_VERSION,
+        .internal = true,
+    };
+    rc = http_start(&ho, &s->ctx, &s->internal);
+    if (rc == GR_OK)
+        http_set_ready(s->internal, true);
     return rc;
 }
 
@@ -197,6 +238,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (bs_peer_global_init()) {
+        fprintf(stderr, "granaryd: cannot initialise libcurl\n");
+        return 1;
+    }
     /* upload chunks (~128 KiB) come and go all the time: keep them on the
      * heap instead of an mmap/munmap (and page faults) per chunk */
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
@@ -276,7 +321,12 @@ int main(int argc, char **argv)
         if (main__stop_signal(&set, 1000))
             goto out_http_clean;
     }
-    rc = main__cluster(s);
+    unsigned char key[256];
+    size_t key_len = 0;
+    rc = main__cluster(s, key, &key_len);
+    if (rc == GR_OK)
+        rc = main__blobs(s, key, key_len);
+    memset(key, 0, sizeof(key));
     if (rc)
         goto out_http;
     http_set_ready(s->http, true);
@@ -305,6 +355,10 @@ out_http_clean:
         gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
     http_stop(s->http);
     s->http = NULL;
+    http_stop(s->internal);
+    s->internal = NULL;
+    blobs_stop(s->blobs);
+    s->blobs = NULL;
     if (s->cluster) {
         /* a cluster node always drops its cache at start: it cannot know that
          * it received every invalidation up to any change counter */
@@ -315,6 +369,8 @@ out_http_clean:
     }
     exit_code = 0;
 out_http:
+    http_stop(s->internal);
+    blobs_stop(s->blobs);
     cluster_stop(s->cluster);
     http_stop(s->http);
 out_bs:

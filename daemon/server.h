@@ -25,7 +25,9 @@ struct server {
     const char *conninfo;         /* the URL, or the embedded server's */
     struct repo_ctx ctx;
     struct http_server *http;
-    struct cluster *cluster; /* NULL on a single node */
+    struct cluster *cluster;      /* NULL on a single node */
+    struct blobs *blobs;          /* redundant binary storage */
+    struct http_server *internal; /* the cluster port; NULL without one */
 };
 
 #endif

@@ -5,6 +5,7 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "import.h"
 #include "lc.h"
 
 #include <errno.h>
@@ -16,16 +17,18 @@
 
 extern char **environ;
 
-static int usage(void)
+static int usage(FILE *f)
 {
     fputs("usage: granaryctl COMMAND [options]\n"
+          "  help                            this text\n"
           "  version                         print the version\n"
           "  cache-drop --data-dir DIR       empty a stopped node's metadata cache\n"
           "  migrate --database-url URL      apply the schema migrations this build knows\n"
           "  hash-password                   read a password on stdin, print its stored form\n"
-          "Options are the same as granaryd's (--config FILE, GRANARY_* variables).\n",
-          stderr);
-    return 2;
+          "The options of these are granaryd's (--config FILE, GRANARY_* variables).\n",
+          f);
+    imp_usage(f);
+    return f == stdout ? 0 : 2;
 }
 
 static int ctl_cache_drop(struct config *c)
@@ -93,8 +96,12 @@ static int ctl_hash_password(void)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage();
+        return usage(stderr);
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help"))
+        return usage(stdout);
+    if (!strcmp(cmd, "import")) /* its own options, over HTTP (import.c) */
+        return imp_main(argc - 1, argv + 1);
     struct config c;
     char err[1024];
     if (config_load(&c, argc - 1, argv + 1, environ, err, sizeof(err))) {
@@ -112,5 +119,5 @@ int main(int argc, char **argv)
         return ctl_migrate(&c);
     if (!strcmp(cmd, "hash-password"))
         return ctl_hash_password();
-    return usage();
+    return usage(stderr);
 }

@@ -2,6 +2,7 @@
  * h_artifacts.c - /<repo>/<path>: download (sendfile), deploy (streamed,
  * hashed in one pass), deploy by checksum, delete, folder listings.
  */
+#include "http/blobsend.h"
 #include "http/range.h"
 #include "http/req.h"
 
@@ -10,6 +11,7 @@
 #include "base/sbuf.h"
 #include "bs.h"
 #include "crypto/crypto.h"
+#include "repo/blobs.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -113,6 +115,10 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
         http_error(r, 400, "malformed matrix parameters: expected ;key=value[;key=value...]");
         return;
     }
+    if (rc == GR_EUNAVAIL) {
+        http_error(r, 503, "too few nodes could store a copy of the upload; try again");
+        return;
+    }
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
@@ -172,10 +178,15 @@ static void artifacts__put_end(struct http_req *r)
     if (r->deploy.check && !r->deploy.check(r, &a))
         return; /* the arena cleanup aborts the upload */
     struct bs_upload *bu = u->bu;
-    u->bu = NULL; /* commit frees it whatever happens */
-    int rc = bs_upload_commit(bu, a.sha256, NULL);
+    u->bu = NULL; /* replication takes it whatever happens */
+    char rid[24];
+    snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
+    int rc = blobs_replicate(r->ctx, r->arena, bu, a.sha256, a.size, gr_arena_strdup(r->arena, rid),
+                             &a.pending);
     if (rc) {
-        http_error_code(r, artifacts__bs_err(rc), "cannot store the upload");
+        http_error_code(r, rc,
+                        rc == GR_EUNAVAIL ? "too few nodes could store a copy; try again"
+                                          : "cannot store the upload");
         return;
     }
     artifacts__commit(r, &a);
@@ -341,6 +352,67 @@ static bool artifacts__not_modified(struct http_req *r, const char *etag, int64_
     return ims >= 0 && modified_ms / 1000 <= ims;
 }
 
+static ssize_t artifacts__no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls, (void)pos, (void)buf, (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR; /* never called for HEAD */
+}
+
+/*
+ * The body of a download: this node's copy, every block verified before it
+ * goes out (a small one read and checked in one go), or else a peer's. A
+ * copy that fails before the answer starts is quarantined and the next
+ * holder serves. NULL: an error answer was sent.
+ */
+static struct MHD_Response *artifacts__body(struct http_req *r, const struct artifact *a,
+                                            uint64_t first, uint64_t len)
+{
+    if (r->method == HM_HEAD) /* only the length matters */
+        return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
+    struct bs_blob *blob = NULL;
+    int rc = blobs_open_local(r->ctx, a->sha256, &blob);
+    if (rc == GR_OK && bs_blob_size(blob) != a->size) {
+        bs_blob_close(blob);
+        blobs_bad_local_copy(r->ctx, a->sha256, "wrong size");
+        rc = GR_ENOTFOUND;
+    }
+    if (rc == GR_OK && len <= HTTP_SMALL_BODY) {
+        /* small: one verified read, sent with the headers */
+        char *buf = malloc(len ? len : 1);
+        ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
+        bs_blob_close(blob);
+        if (got == (ssize_t)len)
+            return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        free(buf);
+        if (got == BS_ECORRUPT)
+            blobs_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");
+        rc = GR_ENOTFOUND;
+    } else if (rc == GR_OK) {
+        if (http_blob_check_first(r, blob, a->sha256, first, len) == 0)
+            return http_blob_local_response(r, blob, a->sha256, first, len);
+        bs_blob_close(blob);
+        rc = GR_ENOTFOUND;
+    }
+    if (rc == GR_ENOTFOUND) {
+        char rid[24], range[64];
+        snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
+        snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)first,
+                 (unsigned long long)(first + len - 1));
+        bool whole = first == 0 && len == a->size;
+        struct blobs_remote *rem = NULL;
+        if (len == 0) /* nothing to fetch */
+            return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        rc = blobs_open_remote(r->ctx, a->sha256, a->size, whole ? NULL : range,
+                               gr_arena_strdup(r->arena, rid), &rem);
+        if (rc == GR_OK)
+            return http_blob_remote_response(r, rem, len);
+    }
+    gr_error("req=%llu no node could serve binary %s of %s/%s: %s", (unsigned long long)r->id,
+             a->sha256, r->repo_key, r->path, gr_strerror(rc));
+    http_error(r, 503, "no good copy of this artifact's binary is reachable; try again");
+    return NULL;
+}
+
 static void artifacts__get(struct http_req *r)
 {
     if (r->trailing_slash || !*r->path) {
@@ -367,22 +439,13 @@ static void artifacts__get(struct http_req *r)
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;
     } else {
-        int fd;
-        uint64_t size, first = 0, last = 0;
-        int brc = bs_open_blob(r->ctx->bs, a.sha256, &fd, &size);
-        if (brc) {
-            gr_error("req=%llu binary %s of %s/%s is missing from the filestore: %s",
-                     (unsigned long long)r->id, a.sha256, r->repo_key, r->path, bs_strerror(brc));
-            http_error(r, 500, "the binary of this artifact is missing from storage");
-            return;
-        }
+        uint64_t size = a.size, first = 0, last = 0;
         const char *range = http_req_header(r, MHD_HTTP_HEADER_RANGE);
         const char *if_range = http_req_header(r, MHD_HTTP_HEADER_IF_RANGE);
         if (if_range && strcmp(if_range, etag) && strcmp(if_range, lm))
             range = NULL; /* the client's copy is stale: send it all */
         enum http_range_result rr = http_range_parse(range, size, &first, &last);
         if (rr == HTTP_RANGE_UNSATISFIABLE) {
-            close(fd);
             char cr[48];
             snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
             json_t *doc = json_pack("{s:[{s:i,s:s}]}", "errors", "status", 416, "message",
@@ -395,32 +458,12 @@ static void artifacts__get(struct http_req *r)
             http_send(r, 416, resp);
             return;
         }
-        if (rr == HTTP_RANGE_OK) {
-            /* sendfile from an offset; MHD closes fd */
-            resp = MHD_create_response_from_fd_at_offset64(last - first + 1, fd, first);
+        if (rr == HTTP_RANGE_OK)
             status = 206;
-        } else if (size <= HTTP_SMALL_BODY) {
-            /* small files: one read and one send with the headers, instead of
-             * a header send plus a sendfile(2) */
-            char *buf = malloc(size ? size : 1);
-            ssize_t got = buf ? pread(fd, buf, size, 0) : -1;
-            close(fd);
-            if (got != (ssize_t)size) {
-                free(buf);
-                http_error(r, 500, "cannot read the binary of this artifact");
-                return;
-            }
-            resp = MHD_create_response_from_buffer(size, buf, MHD_RESPMEM_MUST_FREE);
-            fd = -1;
-        } else {
-            resp = MHD_create_response_from_fd64(size, fd); /* sendfile; MHD closes fd */
-        }
-        if (!resp) {
-            if (fd >= 0)
-                close(fd);
-            http_error(r, 500, "out of memory");
-            return;
-        }
+        uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
+        resp = artifacts__body(r, &a, first, len);
+        if (!resp)
+            return; /* answered */
         if (rr == HTTP_RANGE_OK) {
             char cr[80];
             snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,

@@ -10,7 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "bs.h"
+#include "repo/blobs.h"
 #include "crypto/crypto.h"
 #include "repo/maven.h"
 
@@ -198,24 +198,17 @@ static const char *maven__resolve_snapshot(struct http_req *r, const struct mave
     return out;
 }
 
-/* sha512 of a stored binary (not kept in the database), hex into out. */
-static int maven__blob_sha512(struct http_req *r, const char *sha256, char out[CR_SHA512_HEX])
+static int maven__digest_chunk(void *arg, const void *data, size_t len)
 {
-    int fd;
-    uint64_t size;
-    if (bs_open_blob(r->ctx->bs, sha256, &fd, &size) != BS_OK)
-        return GR_EIO;
+    cr_digest_update(arg, data, len);
+    return GR_OK;
+}
+
+/* sha512 of a stored binary (not kept in the database), hex into out. */
+static int maven__blob_sha512(struct http_req *r, const struct artifact *a, char out[CR_SHA512_HEX])
+{
     struct cr_digest *d = cr_digest_new(CR_SHA512);
-    char *buf = malloc(256 * 1024);
-    int rc = d && buf ? GR_OK : GR_ENOMEM;
-    for (ssize_t got; rc == GR_OK && (got = read(fd, buf, 256 * 1024)) != 0;) {
-        if (got < 0)
-            rc = GR_EIO;
-        else
-            cr_digest_update(d, buf, (size_t)got);
-    }
-    close(fd);
-    free(buf);
+    int rc = d ? blobs_read_all(r->ctx, a->sha256, a->size, maven__digest_chunk, d) : GR_ENOMEM;
     if (rc == GR_OK) {
         unsigned char raw[64];
         size_t n = cr_digest_final(d, raw);
@@ -253,7 +246,7 @@ static void maven__get_checksum(struct http_req *r, const struct maven_path *mp)
         sum = a.md5;
     else if (!strcmp(mp->checksum, "sha256"))
         sum = a.sha256;
-    else if ((rc = maven__blob_sha512(r, a.sha256, hex)) != GR_OK) {
+    else if ((rc = maven__blob_sha512(r, &a, hex)) != GR_OK) {
         http_error(r, 500, "cannot read the binary of this artifact");
         return;
     }
@@ -334,21 +327,28 @@ static void maven__pom_tap(struct http_req *r, const char *data, size_t len)
     maven__append(r, r->deploy.arg, data, len, MAVEN_POM_MAX);
 }
 
+struct maven__pom_read {
+    struct http_req *r;
+    struct maven_put *m;
+};
+
+static int maven__pom_chunk(void *arg, const void *data, size_t len)
+{
+    struct maven__pom_read *pr = arg;
+    maven__append(pr->r, pr->m, data, len, MAVEN_POM_MAX);
+    return pr->m->overflow ? GR_ETOOBIG : GR_OK;
+}
+
 /* The POM's bytes when they were not streamed (a deploy by checksum). */
 static bool maven__pom_read_blob(struct http_req *r, struct maven_put *m, const struct artifact *a)
 {
-    int fd;
-    uint64_t size;
-    if (a->size > MAVEN_POM_MAX || bs_open_blob(r->ctx->bs, a->sha256, &fd, &size) != BS_OK)
+    if (a->size > MAVEN_POM_MAX)
         return false;
     m->len = 0;
     m->overflow = false;
-    char buf[16384];
-    ssize_t got;
-    while ((got = read(fd, buf, sizeof(buf))) > 0)
-        maven__append(r, m, buf, (size_t)got, MAVEN_POM_MAX);
-    close(fd);
-    return got == 0 && !m->overflow;
+    struct maven__pom_read pr = {r, m};
+    return blobs_read_all(r->ctx, a->sha256, a->size, maven__pom_chunk, &pr) == GR_OK &&
+           !m->overflow;
 }
 
 static bool maven__same(const char *pom, const char *path)

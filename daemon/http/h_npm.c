@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "bs.h"
+#include "repo/blobs.h"
 #include "crypto/crypto.h"
 #include "repo/npm.h"
 
@@ -362,12 +363,15 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     pub.file = gr_arena_printf(r->arena, "%s-%s.tgz", npm_basename(n->name), ver);
     struct bs_upload *bu = u->bu;
     u->bu = NULL;
-    int brc = bs_upload_commit(bu, pub.tarball.sha256, NULL);
-    if (brc) {
-        http_error_code(r, npm__bs_err(brc), "cannot store the tarball");
+    char rid[24];
+    snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
+    int rc = blobs_replicate(r->ctx, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
+                             gr_arena_strdup(r->arena, rid), &pub.tarball.pending);
+    if (rc) {
+        http_error_code(r, rc, "cannot store the tarball");
         return;
     }
-    int rc = npm_publish(r->ctx, r->arena, &pub);
+    rc = npm_publish(r->ctx, r->arena, &pub);
     if (rc == GR_EEXIST) {
         http_error(r, 403, "cannot publish over the previously published version %s of %s", ver,
                    n->name);

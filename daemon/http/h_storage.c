@@ -233,6 +233,7 @@ void h_storageinfo(struct http_req *r)
         "totalSpaceInBytes", (json_int_t)tb, "usedSpaceInBytes", (json_int_t)used,
         "freeSpaceInBytes", (json_int_t)fb);
     http_json(r, 200,
-              json_pack("{s:o,s:o,s:o}", "binariesSummary", bin, "fileStoreSummary", fs,
-                        "repositoriesSummaryList", list));
+              json_pack("{s:o,s:o,s:o,s:o}", "binariesSummary", bin, "fileStoreSummary", fs,
+                        "repositoriesSummaryList", list, "replication",
+                        http_storage_status_json(r)));
 }

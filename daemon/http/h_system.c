@@ -42,6 +42,7 @@ static void system__metrics(struct http_req *r)
                      (unsigned long long)cs.primary_tasks_run,
                      cluster_is_primary(r->ctx->cluster) ? 1 : 0);
     }
+    http_storage_metrics(r, &sb);
     http_text(r, 200, "text/plain; version=0.0.4", sb.buf, sb.len);
     gr_sbuf_release(&sb);
 }
@@ -87,9 +88,9 @@ static void system__cluster(struct http_req *r)
                       n->preferred_primary, "cacheHits", (json_int_t)n->cache_hits, "cacheMisses",
                       (json_int_t)n->cache_misses));
     }
-    json_t *doc = json_pack("{s:s,s:I,s:o,s:b}", "primary", st.primary, "primaryToken",
+    json_t *doc = json_pack("{s:s,s:I,s:o,s:b,s:o}", "primary", st.primary, "primaryToken",
                             (json_int_t)st.primary_token, "nodes", nodes, "clustered",
-                            r->ctx->cluster != NULL);
+                            r->ctx->cluster != NULL, "storage", http_storage_status_json(r));
     http_json(r, 200, doc);
 }
 
@@ -187,6 +188,10 @@ void h_system(struct http_req *r, const char *sub)
             goto method;
         if (http_need_admin(r))
             http_read_json_body(r, system__maintenance);
+        return;
+    }
+    if (!strncmp(sub, "system/storage/", 15)) {
+        h_system_storage(r, sub + 15);
         return;
     }
     if (!strcmp(sub, "system/settings")) {

@@ -24,6 +24,7 @@ struct http_options {
     int max_conn_per_client; /* per client address; 0: no limit */
     uint64_t max_body_size;  /* 0: unlimited */
     const char *version;
+    bool internal; /* the cluster port (h_internal.c), not the public API */
 };
 
 /*

@@ -213,5 +213,13 @@ void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.
 void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
 /* h_security.c: /api/security/..., /api/v2/security/..., /api/audit (sub after "/api/") */
 void h_security(struct http_req *r, const char *sub);
+void h_internal(struct http_req *r); /* h_internal.c: the cluster port */
+/* h_blobs.c: /api/system/storage/{gc,optimize,scrub,config} (sub after "storage/") */
+void h_system_storage(struct http_req *r, const char *sub);
+/* The replication state as JSON (null when storage is not started). */
+json_t *http_storage_status_json(struct http_req *r);
+struct gr_sbuf;
+/* Prometheus lines of the storage counters. */
+void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb);
 
 #endif

@@ -393,6 +393,10 @@ static void server__route(struct http_req *r)
         http_error(r, 414, "the path is longer than %d bytes", HTTP_PATH_MAX);
         return;
     }
+    if (r->srv->opt.internal) {
+        h_internal(r); /* the cluster port: signed requests only */
+        return;
+    }
     if (len >= 12 && !strncmp(p, "/artifactory", 12) && (len == 12 || p[12] == '/')) {
         r->base = "/artifactory";
         p += 12;

@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "bs.h"
 #include "db/db.h"
+#include "repo/blobs.h"
 #include "repo/props.h"
 #include "repo/trash.h"
 
@@ -70,15 +71,34 @@ int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
     return GR_OK;
 }
 
-int repo__put_binary(struct db_conn *c, const struct artifact *art)
+int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artifact *art)
 {
     char size[24];
     snprintf(size, sizeof(size), "%llu", (unsigned long long)art->size);
     const char *pb[4] = {art->sha256, art->sha1, art->md5, size};
-    return db_exec(c, NULL,
-                   "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
-                   " ON CONFLICT (sha256) DO NOTHING",
-                   4, pb);
+    struct db_res *res = NULL;
+    /*
+     * The binary's row lock serialises this deploy with the garbage
+     * collector (repo/blobs.h): it waits while a collection deletes the
+     * files, and a tombstone it meets is cleared before any copy is
+     * published under that hash.
+     */
+    int rc = db_exec(
+        c, &res, "SELECT tombstoned IS NOT NULL FROM binaries WHERE sha256 = $1 FOR UPDATE", 1, pb);
+    bool tombstoned = rc == GR_OK && db_res_rows(res) == 1 && db_res_get(res, 0, 0)[0] == 't';
+    db_res_free(res);
+    if (rc == GR_OK && tombstoned && !art->pending)
+        return GR_ENOTFOUND; /* its files may be half deleted: send the content */
+    if (rc == GR_OK)
+        rc = db_exec(c, NULL,
+                     "INSERT INTO binaries (sha256, sha1, md5, size) VALUES ($1,$2,$3,$4)"
+                     " ON CONFLICT (sha256) DO UPDATE SET touched = now(), tombstoned = NULL",
+                     4, pb);
+    if (rc == GR_OK && tombstoned) /* the collector may have deleted some copies */
+        rc = db_exec(c, NULL, "DELETE FROM binary_locations WHERE sha256 = $1", 1, pb);
+    if (rc == GR_OK && ctx->blobs)
+        rc = blobs_publish(ctx, c, art->sha256, art->pending);
+    return rc;
 }
 
 int repo__put_artifact(struct db_conn *c, struct gr_arena *a, struct artifact *art)
@@ -113,7 +133,7 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
         return rc;
     rc = db_begin(c);
     if (rc == GR_OK)
-        rc = repo__put_binary(c, art);
+        rc = repo__put_binary(ctx, c, art);
     if (rc == GR_OK)
         rc = repo__put_artifact(c, a, art);
     if (rc == GR_OK)
@@ -134,9 +154,12 @@ int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *s
     struct db_res *res = NULL;
     const char *p = sha256 ? sha256 : sha1;
     int rc = db_exec1(ctx->db, &res,
-                      sha256 ? "SELECT sha256, sha1, md5, size FROM binaries WHERE sha256 = $1"
-                             : "SELECT sha256, sha1, md5, size FROM binaries WHERE sha1 = $1"
-                               " LIMIT 1",
+                      sha256 ? "SELECT sha256, sha1, md5, size FROM binaries b WHERE sha256 = $1"
+                               " AND tombstoned IS NULL AND EXISTS (SELECT 1 FROM"
+                               " binary_locations l WHERE l.sha256 = b.sha256)"
+                             : "SELECT sha256, sha1, md5, size FROM binaries b WHERE sha1 = $1"
+                               " AND tombstoned IS NULL AND EXISTS (SELECT 1 FROM"
+                               " binary_locations l WHERE l.sha256 = b.sha256) LIMIT 1",
                       1, &p);
     if (rc == GR_OK && db_res_rows(res) == 0)
         rc = GR_ENOTFOUND;
@@ -145,8 +168,6 @@ int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *s
         snprintf(out->sha1, sizeof(out->sha1), "%s", db_res_get(res, 0, 1));
         snprintf(out->md5, sizeof(out->md5), "%s", db_res_get(res, 0, 2));
         out->size = strtoull(db_res_get(res, 0, 3), NULL, 10);
-        if (!bs_has(ctx->bs, out->sha256))
-            rc = GR_ENOTFOUND;
     }
     db_res_free(res);
     return rc;

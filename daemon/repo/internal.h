@@ -60,11 +60,13 @@ void repo__like_below(struct gr_sbuf *sb, const char *path);
 
 /*
  * Inside the open transaction of c: record art's binary (sha256, sha1, md5,
- * size; kept if known), and upsert art's artifact row (repo, path, sha256,
- * size, modified_by; a re-deploy keeps `created`), filling its times and
+ * size; kept if known) under its row lock and publish art->pending's copies
+ * (repo/blobs.h; GR_ENOTFOUND when art->pending is NULL and no node holds
+ * the binary, GR_EUNAVAIL when too few copies could be published), and upsert art's artifact row
+ * (repo, path, sha256, size, modified_by; a re-deploy keeps `created`), filling its times and
  * created_by (strings in a). GR_ENOTFOUND when the repository is gone.
  */
-int repo__put_binary(struct db_conn *c, const struct artifact *art)
+int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artifact *art)
     __attribute__((warn_unused_result));
 int repo__put_artifact(struct db_conn *c, struct gr_arena *a, struct artifact *art)
     __attribute__((warn_unused_result));

@@ -643,7 +643,7 @@ int npm_publish(struct repo_ctx *ctx, struct gr_arena *a, struct npm_publish *p)
                     " DO UPDATE SET modified = clock_timestamp()",
                     2, pp);
     if (rc == GR_OK)
-        rc = repo__put_binary(c, t);
+        rc = repo__put_binary(ctx, c, t);
     const char *pv[7] = {p->repo, p->name, p->version, p->manifest, t->path, t->sha256, p->user};
     if (rc == GR_OK)
         rc =

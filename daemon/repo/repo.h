@@ -22,6 +22,8 @@ struct cluster;
 struct cr_hashpool;
 struct lc_env;
 struct bs_store;
+struct blobs;
+struct blobs_pending;
 
 /* A cache key (or key prefix) to invalidate. */
 struct repo_inval {
@@ -47,6 +49,7 @@ struct repo_ctx {
         void *arg;
     } hooks;
     struct cluster *cluster;      /* NULL on a single node */
+    struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
     const char *node_id;          /* for the audit log; may be NULL or "" */
 };
@@ -103,6 +106,9 @@ struct artifact {
     int64_t created_ms, modified_ms, updated_ms; /* Unix epoch milliseconds */
     const char *created_by, *modified_by;
     const char *matrix; /* artifact_put only: raw matrix parameters to store as properties */
+    /* artifact_put only: the upload's copies to publish (repo/blobs.h), or
+     * NULL when the binary must already be stored (a deploy by checksum) */
+    struct blobs_pending *pending;
 };
 
 /* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */

@@ -199,24 +199,28 @@ cluster_key() {
 start_cluster_node() {
     local name=$1 db=$2
     shift 2
-    local bus
+    local bus cport
     bus=$(free_port)
-    start_node "$name" --database-url "$db" --join-key-file "$(cluster_key)" --node-id "$name" \
-        --bus-listen "127.0.0.1:$bus" --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 \
-        --down-after-ms 2000 "$@"
-    eval "NODE_${name}_BUS=$bus"
+    cport=$(free_port)
+    mkdir -p "$SUITE_TMP/node-$name"
     echo "$bus" >"$SUITE_TMP/node-$name/bus"
+    echo "$cport" >"$SUITE_TMP/node-$name/cport"
+    start_node "$name" --database-url "$db" --join-key-file "$(cluster_key)" --node-id "$name" \
+        --bus-listen "127.0.0.1:$bus" --cluster-listen "127.0.0.1:$cport" \
+        --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 --down-after-ms 2000 "$@"
+    eval "NODE_${name}_BUS=$bus NODE_${name}_CPORT=$cport"
 }
 
 # restart_cluster_node NAME DBURL [args...]: same data dir, ports and id.
 restart_cluster_node() {
     local name=$1 db=$2
     shift 2
-    local bus
+    local bus cport
     bus=$(cat "$SUITE_TMP/node-$name/bus")
+    cport=$(cat "$SUITE_TMP/node-$name/cport")
     restart_node "$name" --database-url "$db" --join-key-file "$(cluster_key)" --node-id "$name" \
-        --bus-listen "127.0.0.1:$bus" --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 \
-        --down-after-ms 2000 "$@"
+        --bus-listen "127.0.0.1:$bus" --cluster-listen "127.0.0.1:$cport" \
+        --lease-ms "${LEASE_MS:-1500}" --heartbeat-ms 250 --down-after-ms 2000 "$@"
 }
 
 # the admin password of a cluster is the first node's

@@ -1,0 +1,73 @@
+/*
+ * peer.h - moving binaries between nodes over the cluster port (libcurl).
+ *
+ * The transport half of replication: push a file to several peers at once,
+ * make small calls (commit a stage, delete, quarantine, pull), and stream a
+ * binary from a peer without holding it in memory. The caller builds each
+ * request's authentication header (the daemon signs with the join key; see
+ * daemon/repo/blobs.c): this module knows URLs and bytes, nothing else.
+ *
+ * Caveats:
+ *  - bs_peer_global_init() must run once before any thread uses the rest
+ *    (curl_global_init is not thread-safe).
+ *  - Every function is thread-safe; a struct bs_peer_stream belongs to one
+ *    thread at a time.
+ */
+#ifndef BS_PEER_H
+#define BS_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One request to one peer, and what came back. */
+struct bs_peer_req {
+    const char *url;   /* in: absolute URL */
+    const char *auth;  /* in: full header line "Name: value", or NULL */
+    const char *extra; /* in: another header line, or NULL */
+    int status;        /* out: HTTP status, 0 when no answer */
+    char body[512];    /* out: the answer's first bytes, NUL-terminated */
+    char error[128];   /* out: transport error text when status is 0 */
+};
+
+/* Once per process, before threads use this module. 0 or -1. */
+int bs_peer_global_init(void);
+
+/*
+ * PUT the first size bytes of the file at path to every reqs[i].url in
+ * parallel (one connection each), streamed from the file.
+ * @param[in] stall_s  a transfer that moves no byte for this long fails
+ *                      (there is no limit on the whole transfer)
+ * @note Fills status/body/error of each request; never fails as a whole.
+ */
+void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int n, int stall_s);
+
+/* A request without a body (method "POST", "DELETE", "GET"); fills status/body/error. */
+void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s);
+
+/* A download from a peer, pulled by the reader. */
+struct bs_peer_stream;
+
+/*
+ * Start a GET and wait for the answer's headers (at most timeout_s without
+ * progress, then as long as bytes keep coming).
+ * @param[in]  range  "bytes=a-b" or NULL
+ * @param[out] status the HTTP status (0 when the peer did not answer)
+ * @param[out] length Content-Length, or UINT64_MAX when absent
+ * @return 0 with *out set (only for status 200 or 206), -1 otherwise
+ *         (then *out is NULL and req->error/status say why).
+ */
+int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_s,
+                        struct bs_peer_stream **out, uint64_t *length);
+
+/*
+ * Up to max bytes of the body into buf. Returns the count, 0 at the end of
+ * a complete body, -1 on a transport error or a body shorter than announced.
+ */
+ssize_t bs_peer_stream_read(struct bs_peer_stream *s, void *buf, size_t max);
+
+/* Abort or finish the transfer and free it. NULL is fine. */
+void bs_peer_stream_close(struct bs_peer_stream *s);
+
+#endif

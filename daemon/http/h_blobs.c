@@ -1,0 +1,213 @@
+/*
+ * h_blobs.c - /api/system/storage/...: the storage tasks on demand (gc,
+ * optimize = repair, scrub), the cluster-wide storage settings, and the
+ * replication state shown in /api/system/cluster, /api/storageinfo and
+ * the metrics.
+ */
+#include "http/req.h"
+
+#include "base/err.h"
+#include "base/sbuf.h"
+#include "repo/blobs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+json_t *http_storage_status_json(struct http_req *r)
+{
+    struct blobs_status st;
+    struct blobs_settings set = {0};
+    if (!r->ctx->blobs || blobs_status(r->ctx, true, &st) != GR_OK)
+        return json_null();
+    blobs_get_settings(r->ctx->blobs, &set);
+    return json_pack(
+        "{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:I,s:I,s:I},s:{s:b,s:I,s:I,s:I},"
+        "s:{s:b,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+        "redundancy", set.redundancy, "lenientLimit", set.lenient_limit, "binaries",
+        (json_int_t)st.binaries, "underReplicated", (json_int_t)st.under_replicated, "unavailable",
+        (json_int_t)st.unavailable, "overReplicated", (json_int_t)st.over_replicated, "tombstoned",
+        (json_int_t)st.tombstoned, "repair", "running", st.repair_running, "runs",
+        (json_int_t)st.repair_runs, "copied", (json_int_t)st.repaired, "trimmed",
+        (json_int_t)st.trimmed, "gc", "running", st.gc_running, "runs", (json_int_t)st.gc_runs,
+        "bytesFreed", (json_int_t)st.gc_bytes_freed, "filesDeleted",
+        (json_int_t)st.gc_files_deleted, "scrub", "running", st.scrub_running, "files",
+        (json_int_t)st.scrubbed_files, "bytes", (json_int_t)st.scrubbed_bytes, "bad",
+        (json_int_t)st.scrub_bad, "thisNode", "replicatedCopies", (json_int_t)st.replicated_copies,
+        "replicationFailures", (json_int_t)st.replication_failures, "remoteReads",
+        (json_int_t)st.remote_reads, "remoteReadFailures", (json_int_t)st.remote_read_failures,
+        "badCopies", (json_int_t)st.bad_copies, "quarantined", (json_int_t)st.quarantined);
+}
+
+void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
+{
+    struct blobs_status st;
+    if (!r->ctx->blobs || blobs_status(r->ctx, false, &st) != GR_OK)
+        return;
+    gr_sbuf_addf(
+        sb,
+        "# TYPE granary_storage_binaries gauge\ngranary_storage_binaries %lld\n"
+        "# TYPE granary_storage_under_replicated gauge\n"
+        "granary_storage_under_replicated %lld\n"
+        "# TYPE granary_storage_unavailable gauge\ngranary_storage_unavailable %lld\n"
+        "# TYPE granary_storage_replicated_copies_total counter\n"
+        "granary_storage_replicated_copies_total %llu\n"
+        "# TYPE granary_storage_replication_failures_total counter\n"
+        "granary_storage_replication_failures_total %llu\n"
+        "# TYPE granary_storage_remote_reads_total counter\n"
+        "granary_storage_remote_reads_total %llu\n"
+        "# TYPE granary_storage_bad_copies_total counter\n"
+        "granary_storage_bad_copies_total %llu\n"
+        "# TYPE granary_storage_scrubbed_bytes_total counter\n"
+        "granary_storage_scrubbed_bytes_total %llu\n"
+        "# TYPE granary_storage_scrub_bad_total counter\n"
+        "granary_storage_scrub_bad_total %llu\n"
+        "# TYPE granary_storage_repaired_total counter\n"
+        "granary_storage_repaired_total %llu\n"
+        "# TYPE granary_storage_gc_runs_total counter\ngranary_storage_gc_runs_total %llu\n"
+        "# TYPE granary_storage_gc_bytes_freed_total counter\n"
+        "granary_storage_gc_bytes_freed_total %llu\n",
+        (long long)st.binaries, (long long)st.under_replicated, (long long)st.unavailable,
+        (unsigned long long)st.replicated_copies, (unsigned long long)st.replication_failures,
+        (unsigned long long)st.remote_reads, (unsigned long long)st.bad_copies,
+        (unsigned long long)st.scrubbed_bytes, (unsigned long long)st.scrub_bad,
+        (unsigned long long)st.repaired, (unsigned long long)st.gc_runs,
+        (unsigned long long)st.gc_bytes_freed);
+}
+
+static bool blobs__int(json_t *doc, const char *name, int64_t *v)
+{
+    json_t *x = json_object_get(doc, name);
+    if (!x)
+        return true;
+    if (!json_is_integer(x))
+        return false;
+    *v = json_integer_value(x);
+    return true;
+}
+
+static void blobs__config_put(struct http_req *r, json_t *doc)
+{
+    struct blobs_settings s;
+    blobs_get_settings(r->ctx->blobs, &s);
+    int64_t red = s.redundancy, len = s.lenient_limit;
+    if (!json_is_object(doc) || !blobs__int(doc, "redundancy", &red) ||
+        !blobs__int(doc, "lenientLimit", &len) ||
+        !blobs__int(doc, "gcGraceSeconds", &s.gc_grace_s) ||
+        !blobs__int(doc, "gcIntervalSeconds", &s.gc_interval_s) ||
+        !blobs__int(doc, "scrubBytesPerSecond", &s.scrub_rate) ||
+        !blobs__int(doc, "repairBytesPerSecond", &s.repair_rate) || red > 16 || len > 16) {
+        http_error(r, 400,
+                   "expected a JSON object of integers: redundancy, lenientLimit, gcGraceSeconds,"
+                   " gcIntervalSeconds, scrubBytesPerSecond, repairBytesPerSecond");
+        return;
+    }
+    s.redundancy = (int)red;
+    s.lenient_limit = (int)len;
+    int rc = blobs_set_settings(r->ctx->blobs, &s);
+    if (rc == GR_EINVAL) {
+        http_error(r, 400,
+                   "out of range: 1 <= lenientLimit <= redundancy <= 16, rates and times >= 0,"
+                   " repairBytesPerSecond >= 1024");
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    blobs_kick_repair(r->ctx->blobs);
+    http_json(r, 200, http_storage_status_json(r));
+}
+
+static void blobs__config_get(struct http_req *r)
+{
+    struct blobs_settings s;
+    blobs_get_settings(r->ctx->blobs, &s);
+    http_json(r, 200,
+              json_pack("{s:i,s:i,s:I,s:I,s:I,s:I}", "redundancy", s.redundancy, "lenientLimit",
+                        s.lenient_limit, "gcGraceSeconds", (json_int_t)s.gc_grace_s,
+                        "gcIntervalSeconds", (json_int_t)s.gc_interval_s, "scrubBytesPerSecond",
+                        (json_int_t)s.scrub_rate, "repairBytesPerSecond",
+                        (json_int_t)s.repair_rate));
+}
+
+void h_system_storage(struct http_req *r, const char *sub)
+{
+    if (!http_need_admin(r))
+        return;
+    if (!r->ctx->blobs) {
+        http_error(r, 503, "storage is not started");
+        return;
+    }
+    if (!strcmp(sub, "config")) {
+        if (r->method == HM_GET || r->method == HM_HEAD)
+            blobs__config_get(r);
+        else if (r->method == HM_PUT || r->method == HM_POST)
+            http_read_json_body(r, blobs__config_put);
+        else
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+        return;
+    }
+    if (r->method != HM_POST) {
+        http_error(r, 405, "method %s not allowed here", r->method_str);
+        return;
+    }
+    if (!strcmp(sub, "gc")) {
+        const char *g = http_query(r, "graceSeconds");
+        char *end = NULL;
+        long long grace = g ? strtoll(g, &end, 10) : -1;
+        if (g && (*end || grace < 0)) {
+            http_error(r, 400, "graceSeconds must be a number >= 0");
+            return;
+        }
+        struct blobs_gc_report rep;
+        int rc = blobs_gc(r->ctx, grace, &rep);
+        if (rc == GR_EUNAVAIL)
+            http_error(r, 409, "a garbage collection is already running on this node");
+        else if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            http_json(r, 200,
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "revived", (json_int_t)rep.revived,
+                                "tombstoned", (json_int_t)rep.tombstoned, "binariesDeleted",
+                                (json_int_t)rep.deleted, "filesDeleted",
+                                (json_int_t)rep.files_deleted, "bytesFreed",
+                                (json_int_t)rep.bytes_freed, "keptUnreachable",
+                                (json_int_t)rep.kept_unreachable, "durationMs",
+                                (json_int_t)rep.duration_ms));
+        return;
+    }
+    if (!strcmp(sub, "optimize")) {
+        struct blobs_repair_report rep;
+        int rc = blobs_repair(r->ctx, &rep);
+        if (rc == GR_EUNAVAIL)
+            http_error(r, 409, "a repair pass is already running on this node");
+        else if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            http_json(r, 200,
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "checked", (json_int_t)rep.checked,
+                                "copied", (json_int_t)rep.copied, "trimmed",
+                                (json_int_t)rep.trimmed, "failed", (json_int_t)rep.failed,
+                                "unavailable", (json_int_t)rep.unavailable, "bytes",
+                                (json_int_t)rep.bytes, "durationMs", (json_int_t)rep.duration_ms));
+        return;
+    }
+    if (!strcmp(sub, "scrub")) {
+        struct blobs_scrub_report rep;
+        int rc = blobs_scrub(r->ctx, &rep);
+        if (rc == GR_EUNAVAIL)
+            http_error(r, 409, "a scrub is already running on this node");
+        else if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            http_json(r, 200,
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "orphansDeleted",
+                                (json_int_t)rep.orphans, "files", (json_int_t)rep.files, "bytes",
+                                (json_int_t)rep.bytes, "bad", (json_int_t)rep.bad, "healed",
+                                (json_int_t)rep.healed, "missing", (json_int_t)rep.missing,
+                                "adopted", (json_int_t)rep.adopted, "durationMs",
+                                (json_int_t)rep.duration_ms));
+        return;
+    }
+    http_error(r, 404, "no such api: /api/system/storage/%s", sub);
+}

@@ -1,0 +1,229 @@
+/*
+ * h_internal.c - the cluster port: what nodes ask of each other to keep
+ * binaries redundant. Every request is signed with the join key
+ * (blobs_auth_check); nothing here is reachable from the public port.
+ *
+ *   PUT    /v1/blobs/{sha256}/stage       receive a copy: verify, fsync, stage
+ *   POST   /v1/stages/{id}/commit?sha256= publish a staged copy
+ *   DELETE /v1/stages/{id}                drop a staged copy
+ *   GET    /v1/blobs/{sha256}             this node's copy, block-verified (Range ok)
+ *   DELETE /v1/blobs/{sha256}             delete this node's copy (GC, trim)
+ *   POST   /v1/blobs/{sha256}/pull?from=  fetch a copy from those nodes (repair)
+ *   POST   /v1/blobs/{sha256}/quarantine  this node's copy failed a peer's check
+ *   GET    /v1/ping
+ */
+#include "http/blobsend.h"
+#include "http/range.h"
+#include "http/req.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+#include "repo/blobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct internal__stage {
+    struct bs_upload *bu;
+    struct cr_digest *d;
+    char sha256[65];
+};
+
+static void internal__stage_cleanup(void *arg)
+{
+    struct internal__stage *s = arg;
+    bs_upload_abort(s->bu);
+    cr_digest_free(s->d);
+}
+
+static int internal__bs_err(int rc)
+{
+    return rc == BS_ENOSPC ? GR_ENOSPC : rc == BS_ENOMEM ? GR_ENOMEM : GR_EIO;
+}
+
+static int internal__stage_chunk(struct http_req *r, const char *data, size_t len)
+{
+    struct internal__stage *s = r->hctx;
+    cr_digest_update(s->d, data, len);
+    int rc = bs_upload_write(s->bu, data, len);
+    if (rc == BS_OK)
+        return GR_OK;
+    bs_upload_abort(s->bu);
+    s->bu = NULL;
+    return internal__bs_err(rc);
+}
+
+static void internal__stage_end(struct http_req *r)
+{
+    struct internal__stage *s = r->hctx;
+    if (r->body_error) {
+        http_error_code(r, r->body_error, "cannot stage the copy");
+        return;
+    }
+    unsigned char raw[64];
+    char hex[65];
+    static const char hx[] = "0123456789abcdef";
+    cr_digest_final(s->d, raw);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = hx[raw[i] >> 4];
+        hex[2 * i + 1] = hx[raw[i] & 15];
+    }
+    hex[64] = '\0';
+    if (strcmp(hex, s->sha256)) {
+        gr_warn("req=%s staged copy of %s arrived as %s: refused",
+                http_req_header(r, "X-Request-Id"), s->sha256, hex);
+        http_error(r, 409, "checksum mismatch: the copy's sha256 is %s", hex);
+        return;
+    }
+    char id[BS_STAGE_ID];
+    struct bs_upload *bu = s->bu;
+    s->bu = NULL;
+    int rc = bs_upload_stage(bu, s->sha256, id);
+    if (rc) {
+        http_error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        return;
+    }
+    http_json(r, 201, json_pack("{s:s}", "stage", id));
+}
+
+static void internal__stage(struct http_req *r, const char *sha256)
+{
+    struct internal__stage *s = gr_arena_calloc(r->arena, sizeof(*s));
+    snprintf(s->sha256, sizeof(s->sha256), "%s", sha256);
+    s->d = cr_digest_new(CR_SHA256);
+    gr_arena_cleanup(r->arena, internal__stage_cleanup, s);
+    int rc = s->d ? bs_upload_begin(r->ctx->bs, &s->bu) : BS_ENOMEM;
+    if (rc) {
+        http_error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        return;
+    }
+    r->hctx = s;
+    r->on_body = internal__stage_chunk;
+    r->on_end = internal__stage_end;
+}
+
+static void internal__get(struct http_req *r, const char *sha256)
+{
+    struct bs_blob *blob = NULL;
+    int rc = blobs_open_local(r->ctx, sha256, &blob);
+    if (rc) {
+        http_error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
+        return;
+    }
+    uint64_t size = bs_blob_size(blob), first = 0, last = 0;
+    enum http_range_result rr =
+        http_range_parse(http_req_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+    if (rr == HTTP_RANGE_UNSATISFIABLE) {
+        bs_blob_close(blob);
+        http_error(r, 416, "range not satisfiable");
+        return;
+    }
+    uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
+    if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
+        bs_blob_close(blob);
+        http_error(r, 404, "the copy of %s here failed its check", sha256);
+        return;
+    }
+    struct MHD_Response *resp = http_blob_local_response(r, blob, sha256, first, len);
+    if (!resp) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    if (rr == HTTP_RANGE_OK) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
+                 (unsigned long long)last, (unsigned long long)size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    }
+    http_send(r, rr == HTTP_RANGE_OK ? 206 : 200, resp);
+}
+
+/* "/v1/blobs/<sha>[/<verb>]": the hash into sha, the verb (or "") returned. */
+static const char *internal__blob_path(const char *p, char sha[65])
+{
+    if (strncmp(p, "/v1/blobs/", 10) || strlen(p) < 74)
+        return NULL;
+    memcpy(sha, p + 10, 64);
+    sha[64] = '\0';
+    if (!bs_valid_sha256(sha))
+        return NULL;
+    const char *rest = p + 74;
+    if (*rest == '\0')
+        return rest;
+    return *rest == '/' ? rest + 1 : NULL;
+}
+
+void h_internal(struct http_req *r)
+{
+    const char *why;
+    if (!blobs_auth_check(r->ctx->blobs, r->method_str, r->raw_uri,
+                          http_req_header(r, "X-Granary-Auth"), &why)) {
+        gr_warn("req=%llu cluster port: %s %s refused: %s", (unsigned long long)r->id,
+                r->method_str, r->raw_uri, why);
+        http_error(r, 401, "cluster request refused: %s", why);
+        return;
+    }
+    char *path = gr_arena_strndup(r->arena, r->raw_uri, r->raw_path_len);
+    const char *rid = http_req_header(r, "X-Request-Id");
+    char sha[65];
+    const char *verb = internal__blob_path(path, sha);
+    if (!strcmp(path, "/v1/ping")) {
+        http_json(r, 200, json_pack("{s:b}", "ok", 1));
+    } else if (verb && !*verb && (r->method == HM_GET || r->method == HM_HEAD)) {
+        internal__get(r, sha);
+    } else if (verb && !*verb && r->method == HM_DELETE) {
+        int rc = bs_delete(r->ctx->bs, sha);
+        if (rc == BS_OK)
+            gr_info("req=%s deleted the copy of %s", rid ? rid : "", sha);
+        if (rc == BS_OK || rc == BS_ENOTFOUND)
+            http_text(r, rc == BS_OK ? 204 : 404, NULL, "", 0);
+        else
+            http_error(r, 500, "cannot delete %s: %s", sha, bs_strerror(rc));
+    } else if (verb && !strcmp(verb, "stage") && r->method == HM_PUT) {
+        internal__stage(r, sha);
+    } else if (verb && !strcmp(verb, "pull") && r->method == HM_POST) {
+        int rc = blobs_pull(r->ctx, sha, http_query(r, "from"), rid);
+        if (rc)
+            http_error_code(r, rc, "cannot pull the copy");
+        else
+            http_json(r, 200, json_pack("{s:s}", "sha256", sha));
+    } else if (verb && !strcmp(verb, "quarantine") && r->method == HM_POST) {
+        int rc = bs_quarantine(r->ctx->bs, sha);
+        gr_error("req=%s a peer found this node's copy of %s bad: %s", rid ? rid : "", sha,
+                 rc == BS_OK ? "quarantined" : bs_strerror(rc));
+        blobs_forget_local(r->ctx, sha);
+        http_json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
+    } else if (!strncmp(path, "/v1/stages/", 11)) {
+        char id[BS_STAGE_ID + 16];
+        snprintf(id, sizeof(id), "%s", path + 11);
+        char *slash = strchr(id, '/');
+        bool commit = slash && !strcmp(slash, "/commit");
+        if (slash)
+            *slash = '\0';
+        if (commit && r->method == HM_POST) {
+            const char *want = http_query(r, "sha256");
+            bool existed = false;
+            int rc = want && bs_valid_sha256(want) ? bs_stage_commit(r->ctx->bs, id, want, &existed)
+                                                   : BS_EINVAL;
+            if (rc == BS_OK)
+                http_json(r, 200, json_pack("{s:b}", "existed", existed));
+            else
+                http_error(r,
+                           rc == BS_ENOTFOUND ? 404
+                           : rc == BS_EINVAL  ? 400
+                                              : 500,
+                           "cannot publish stage %s: %s", id, bs_strerror(rc));
+        } else if (!slash && r->method == HM_DELETE) {
+            bs_stage_abort(r->ctx->bs, id);
+            http_text(r, 204, NULL, "", 0);
+        } else {
+            http_error(r, 404, "no such cluster call: %s %s", r->method_str, path);
+        }
+    } else {
+        http_error(r, 404, "no such cluster call: %s %s", r->method_str, path);
+    }
+}

@@ -1,0 +1,215 @@
+/*
+ * blobs.h - redundant binary storage across the nodes (DESIGN.md "Binary
+ * storage", docs/blobs.md): placement, synchronous replication over the
+ * cluster port, reads from peers, bad-copy handling, and the storage tasks
+ * (repair and garbage collection on the primary, scrub on every node).
+ *
+ * Who holds which binary lives in PostgreSQL (binary_locations). An upload
+ * is made durable locally, staged on R-1 peers (each verifies sha256 and
+ * fsyncs), and published (renamed into place everywhere) inside the
+ * transaction that records the artifact, under the binary's row lock: the
+ * garbage collector takes the same lock, so no upload ever publishes a copy
+ * under a tombstone and no collection deletes a copy an upload relies on.
+ *
+ * Thread-safe. One struct blobs per process, owned by the server struct and
+ * reached through repo_ctx.blobs.
+ */
+#ifndef REPO_BLOBS_H
+#define REPO_BLOBS_H
+
+#include "base/arena.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct repo_ctx;
+struct db_conn;
+struct bs_upload;
+struct blobs;
+
+struct blobs_options {
+    const char *node_id;
+    const char *zone;
+    const void *key; /* the join key; NULL on a single node (no cluster port) */
+    size_t key_len;
+    int down_after_ms;
+};
+
+/* Cluster-wide storage settings (table settings, keys "storage.*"). */
+struct blobs_settings {
+    int redundancy;        /* copies of every binary (default 2) */
+    int lenient_limit;     /* fewest copies an upload may be acknowledged with (1) */
+    int64_t gc_grace_s;    /* unreferenced binaries younger than this are kept (3600) */
+    int64_t gc_interval_s; /* scheduled collection (3600; 0 = only on demand) */
+    int64_t scrub_rate;    /* bytes/s re-hashed by each node's scrub (8 MiB/s; 0 = off) */
+    int64_t repair_rate;   /* bytes/s copied by repair (64 MiB/s) */
+};
+
+/*
+ * Start: record this node's filestore identity (a changed identity means an
+ * empty or replaced disk: this node's locations are forgotten), take an
+ * inventory of the local files, and start the storage thread (membership,
+ * stage expiry, scrub, and on the primary repair and collection).
+ * GR_EDB, GR_ENOMEM.
+ */
+int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blobs **out)
+    __attribute__((warn_unused_result));
+/* Stop the thread and free. NULL is fine. */
+void blobs_stop(struct blobs *b);
+
+/* Current settings (refreshed by the storage thread every few seconds). */
+void blobs_get_settings(struct blobs *b, struct blobs_settings *out);
+/* Store settings cluster-wide. GR_EINVAL (out of range), GR_EDB. */
+int blobs_set_settings(struct blobs *b, const struct blobs_settings *s)
+    __attribute__((warn_unused_result));
+
+/* ---- uploads ---- */
+
+/* An upload's copies between staging and publication (arena-owned). */
+struct blobs_pending;
+
+/*
+ * After an upload's body is in and hashed: fsync the local copy, pick R-1
+ * peers by rendezvous hashing over the active nodes (distinct zones
+ * first), and stage a copy on each (streamed; each verifies sha256 and
+ * fsyncs). Takes bu (consumed whatever happens). A failing peer is replaced
+ * by the next in placement order. Nothing is published yet.
+ * @param[out] out  the pending copies; an arena cleanup aborts whatever is
+ *                  not published by then
+ * @return GR_OK; GR_EUNAVAIL when fewer than lenient_limit copies could be
+ *         made durable (nothing is kept), GR_ENOSPC, GR_EIO, GR_ENOMEM.
+ */
+int blobs_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
+                    const char *sha256, uint64_t size, const char *request_id,
+                    struct blobs_pending **out) __attribute__((warn_unused_result));
+
+/*
+ * Inside the transaction of c, after the binary's row is locked (and any
+ * tombstone cleared): publish the pending copies (local rename, commit of
+ * each peer stage) and record their locations. p NULL (a deploy by
+ * checksum, npm metadata...): check that some node holds the binary.
+ * @return GR_OK; GR_EUNAVAIL when fewer than lenient_limit copies were
+ *         published (the caller rolls back), GR_ENOTFOUND (p NULL and no
+ *         copy anywhere), GR_EDB.
+ */
+int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
+                  struct blobs_pending *p) __attribute__((warn_unused_result));
+
+/* ---- reads ---- */
+
+/* A download from a peer (see blobs_open_remote). */
+struct blobs_remote;
+
+/*
+ * Open a stream of a binary this node does not hold (or holds a bad copy
+ * of), from the nodes that hold it, trying the next on failure.
+ * @param[in] range "bytes=a-b" or NULL for the whole binary (then the
+ *                  stream verifies sha256 at its end)
+ * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EDB.
+ */
+int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+                      const char *request_id, struct blobs_remote **out)
+    __attribute__((warn_unused_result));
+/*
+ * Next bytes: count, 0 at the end (after a whole-binary stream's sha256
+ * matched), -1 on a transport failure or a sha256 mismatch (then the
+ * peer's copy is quarantined and its location removed).
+ */
+long blobs_remote_read(struct blobs_remote *s, void *buf, size_t max);
+void blobs_remote_close(struct blobs_remote *s);
+
+/*
+ * This node's copy failed a check (a block checksum, or sha256): move it to
+ * quarantine, forget its location, count it, and wake repair.
+ */
+void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why);
+
+/*
+ * Open this node's copy for a verified read, settling missing block
+ * checksums (the file is re-hashed: good, the checksums are rebuilt; bad,
+ * the copy is quarantined). GR_OK with *blob set, GR_ENOTFOUND (no good
+ * local copy), GR_EIO.
+ */
+struct bs_blob;
+int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
+    __attribute__((warn_unused_result));
+
+/*
+ * Read a whole binary in order, chunk by chunk to fn: this node's copy
+ * (block-verified) or else a peer's (sha256-verified at the end, so fn must
+ * not act on the bytes before GR_OK is returned). GR_OK, GR_ENOTFOUND,
+ * GR_EIO, GR_ENOMEM, or fn's non-zero value.
+ */
+int blobs_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+                   int (*fn)(void *arg, const void *data, size_t len), void *arg)
+    __attribute__((warn_unused_result));
+
+/* ---- the cluster port (daemon/http/h_internal.c) ---- */
+
+/*
+ * Check a request's X-Granary-Auth header: HMAC-SHA256 with the join key
+ * over method, path and query, time and nonce; at most 60 s old, and a
+ * nonce is accepted once. false: refuse (why says why).
+ */
+bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
+                      const char **why);
+/*
+ * Fetch a binary from one of sources (comma-separated cluster URLs),
+ * verify it, and publish it here with its location (under the row lock:
+ * never for a tombstoned or deleted binary). GR_OK, GR_ENOTFOUND (no
+ * source had a good copy, or the binary is gone), GR_ENOSPC, GR_EIO, GR_EDB.
+ */
+int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
+               const char *request_id) __attribute__((warn_unused_result));
+/* Forget this node's location of sha256 (after quarantine or delete). */
+void blobs_forget_local(struct repo_ctx *ctx, const char *sha256);
+
+/* ---- tasks ---- */
+
+struct blobs_gc_report {
+    int64_t tombstoned, deleted, files_deleted, bytes_freed, kept_unreachable;
+    int64_t revived; /* tombstoned, then found referenced under its lock */
+    int64_t duration_ms;
+};
+/* Collect now, with grace_s (-1: the setting). GR_OK, GR_EDB, GR_EUNAVAIL (one is running). */
+int blobs_gc(struct repo_ctx *ctx, int64_t grace_s, struct blobs_gc_report *out)
+    __attribute__((warn_unused_result));
+
+struct blobs_repair_report {
+    int64_t checked, copied, trimmed, failed, unavailable, bytes;
+    int64_t duration_ms;
+};
+/* One repair pass now (any node may run it; the primary runs it on a schedule). */
+int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
+    __attribute__((warn_unused_result));
+
+struct blobs_scrub_report {
+    int64_t files, bytes, bad, healed, missing, adopted, orphans;
+    int64_t duration_ms;
+};
+/* One full scrub pass of this node's copies now, at full speed. */
+int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
+    __attribute__((warn_unused_result));
+
+struct blobs_status {
+    int64_t binaries, under_replicated, unavailable, over_replicated, tombstoned;
+    uint64_t replicated_copies, replication_failures, remote_reads, remote_read_failures;
+    uint64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
+    uint64_t repaired, trimmed, repair_runs, gc_runs, gc_bytes_freed, gc_files_deleted;
+    bool repair_running, gc_running, scrub_running;
+    int64_t last_repair_ms, last_gc_ms, last_scrub_ms; /* Unix ms of the last pass end, 0: never */
+};
+/*
+ * Counters of this node and the cluster-wide replication state. fresh:
+ * count binaries in PostgreSQL now; otherwise the counts of the last fresh
+ * call (the storage thread of a cluster node makes one every 15 s), so that
+ * a metrics scrape costs no query. GR_EDB.
+ */
+int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
+    __attribute__((warn_unused_result));
+
+/* Wake the storage thread for a repair pass (on the primary) soon. */
+void blobs_kick_repair(struct blobs *b);
+
+#endif

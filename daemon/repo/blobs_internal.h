@@ -1,0 +1,67 @@
+/*
+ * blobs_internal.h - state shared by blobs.c (replication, reads, the
+ * cluster-port helpers) and blobtasks.c (the storage thread and its tasks).
+ */
+#ifndef REPO_BLOBS_INTERNAL_H
+#define REPO_BLOBS_INTERNAL_H
+
+#include "repo/blobs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define BLOBS_MAX_NODES 64
+#define BLOBS_NONCES 8192 /* replay window entries */
+#define BLOBS_AUTH_WINDOW_MS 60000
+#define BLOBS_STALL_S 10 /* a peer that moves no byte for this long is given up */
+#define BLOBS_CALL_TIMEOUT_S 10
+
+/* A node as the storage thread last saw it in cluster_nodes. */
+struct blobs__node {
+    char id[64], url[256], zone[64];
+    bool placeable; /* active (not draining) */
+};
+
+struct blobs {
+    struct repo_ctx *ctx;
+    char node[64], zone[64];
+    unsigned char key[256];
+    size_t key_len;
+    bool clustered;
+    int down_after_ms;
+
+    pthread_mutex_t lock; /* guards the members below up to the counters */
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stopping, kick;
+    struct blobs_settings set;
+    struct blobs__node nodes[BLOBS_MAX_NODES]; /* live nodes, this one included */
+    int n_nodes;
+    struct {
+        uint64_t h;
+        int64_t ms;
+    } nonces[BLOBS_NONCES];
+    char scrub_cursor[65];
+    int64_t counts[5]; /* the last fresh blobs_status() counts */
+
+    atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
+    atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
+    atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
+    atomic_bool gc_running, repair_running, scrub_running;
+    atomic_int_fast64_t last_repair_ms, last_gc_ms, last_scrub_ms;
+};
+
+/* X-Granary-Auth header line for method and uri (path and query, as sent). */
+void blobs__sign(struct blobs *b, const char *method, const char *uri, char *out, size_t n);
+/* Copies of the live nodes; returns the count. */
+int blobs__snapshot(struct blobs *b, struct blobs__node *out);
+/* The URL of a live node, or NULL (copied into out). */
+bool blobs__node_url(struct blobs *b, const char *id, char *out, size_t n);
+/* Effective redundancy: 1 on a single node. */
+int blobs__redundancy(struct blobs *b);
+/* Call a peer: method on url base + uri, signed; returns the HTTP status (0: no answer). */
+int blobs__call(struct blobs *b, const char *method, const char *base, const char *uri,
+                const char *request_id, char *body, size_t bodysz);
+int64_t blobs__now_ms(void);
+
+#endif

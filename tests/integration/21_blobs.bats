@@ -1,0 +1,354 @@
+#!/usr/bin/env bats
+# Redundant binary storage on three real nodes (DESIGN.md "Binary storage",
+# docs/blobs.md): replication, reads from any node, bit rot, repair, scrub,
+# garbage collection racing uploads, node loss.
+load helpers
+
+setup_file() {
+    start_pg
+    export DB=$(new_db blobs)
+    start_cluster_node n1 "$DB"
+    start_cluster_node n2 "$DB"
+    start_cluster_node n3 "$DB"
+    export PASS=$(cluster_pass)
+    export NODE_n1_URL NODE_n2_URL NODE_n3_URL NODE_n1_DIR NODE_n2_DIR NODE_n3_DIR
+    export NODE_n1_CPORT NODE_n2_CPORT NODE_n3_CPORT
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"local","packageType":"generic"}' "$NODE_n1_URL/api/repositories/libs" >/dev/null
+    # the tests start the storage tasks themselves
+    storage_config '{"redundancy":2,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"retentionPeriodDays":0}' "$NODE_n1_URL/api/trash/settings" >/dev/null
+}
+teardown_file() {
+    stop_all
+    local m
+    for m in $(cat "$SUITE_TMP/mounts" 2>/dev/null); do umount "$m" 2>/dev/null || true; done
+    cleanup_suite
+}
+
+storage_config() {
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' -d "$1" \
+        "$NODE_n1_URL/api/system/storage/config" >/dev/null
+}
+cget() { curl -sS -u "admin:$PASS" "$@"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+sql() { psql_db "$(basename "$DB")" "$1"; }
+# holders SHA256: the nodes that hold a copy, by the database, sorted
+holders() { sql "SELECT string_agg(node, ',' ORDER BY node) FROM binary_locations WHERE sha256 = '$1'"; }
+# files SHA256: the nodes whose filestore has the file, sorted
+files() {
+    local n out=""
+    for n in n1 n2 n3; do
+        [ -f "$SUITE_TMP/node-$n/filestore/${1:0:2}/$1" ] && out="$out${out:+,}$n"
+    done
+    echo "$out"
+}
+url_of() { eval "echo \$NODE_$1_URL"; }
+wait_down() { # NODE: until the others see it down (heartbeat older than 2 s)
+    local i
+    for ((i = 0; i < 60; i++)); do
+        [ "$(sql "SELECT count(*) FROM cluster_nodes WHERE id = '$1' AND heartbeat > now() - interval '2 s'")" = 0 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+wait_up() {
+    local i
+    for ((i = 0; i < 60; i++)); do
+        [ "$(sql "SELECT count(*) FROM cluster_nodes WHERE id = '$1' AND state = 'active' AND heartbeat > now() - interval '1 s'")" = 1 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+@test "an upload is durable on two nodes before the 201, and readable from all three" {
+    head -c 1048576 /dev/urandom >"$SUITE_TMP/a"
+    local s
+    s=$(sha "$SUITE_TMP/a")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/a" "$NODE_n1_URL/libs/a.bin")" = 201 ]
+    local h
+    h=$(holders "$s")
+    echo "holders $h files $(files "$s")"
+    [ "$(echo "$h" | tr , '\n' | wc -l)" = 2 ]
+    [[ "$h" == *n1* ]] # the receiving node keeps a copy
+    [ "$(files "$s")" = "$h" ]
+    # the block checksums are stored with the copy
+    [ -f "$SUITE_TMP/node-n1/filestore/${s:0:2}/$s.crc" ]
+    for n in n1 n2 n3; do
+        cget -o "$SUITE_TMP/got" "$(url_of $n)/libs/a.bin"
+        [ "$(sha "$SUITE_TMP/got")" = "$s" ] || { echo "wrong bytes from $n"; return 1; }
+    done
+    # a range from the node without a copy comes from a peer
+    local other
+    for n in n1 n2 n3; do [[ "$h" == *$n* ]] || other=$n; done
+    [ "$(cget -r 1000-1999 "$(url_of $other)/libs/a.bin" | sha256sum | cut -d' ' -f1)" = \
+        "$(tail -c +1001 "$SUITE_TMP/a" | head -c 1000 | sha256sum | cut -d' ' -f1)" ]
+    # a deploy by checksum on the node without a copy works too
+    [ "$(code -u "admin:$PASS" -X PUT -H 'X-Checksum-Deploy: true' -H "X-Checksum-Sha256: $s" \
+        "$(url_of $other)/libs/copy-of-a.bin")" = 201 ]
+}
+
+@test "the cluster port refuses unsigned, wrongly signed and replayed requests" {
+    local s cp
+    s=$(sha "$SUITE_TMP/a")
+    cp=$NODE_n1_CPORT
+    run curl -sS -w ' %{http_code}' "http://127.0.0.1:$cp/v1/blobs/$s"
+    [[ "$output" == *"missing X-Granary-Auth"*" 401" ]]
+    run curl -sS -w ' %{http_code}' -H "X-Granary-Auth: v1 n2 $(date +%s000) 0011223344556677 $(printf '%064d' 0)" \
+        "http://127.0.0.1:$cp/v1/blobs/$s"
+    [[ "$output" == *"bad signature"*" 401" ]]
+    # a genuine signature, captured and sent twice: the second is refused
+    local key ms nonce mac
+    key=$(cat "$SUITE_TMP/join.key")
+    ms=$(date +%s%3N)
+    nonce=0123456789abcdef
+    mac=$(printf 'GET\n/v1/blobs/%s\nn2\n%s\n%s' "$s" "$ms" "$nonce" |
+        openssl dgst -sha256 -hmac "$key" | awk '{print $2}')
+    [ "$(code -H "X-Granary-Auth: v1 n2 $ms $nonce $mac" "http://127.0.0.1:$cp/v1/blobs/$s")" = 200 ]
+    run curl -sS -w ' %{http_code}' -H "X-Granary-Auth: v1 n2 $ms $nonce $mac" "http://127.0.0.1:$cp/v1/blobs/$s"
+    [[ "$output" == *"replayed"*" 401" ]]
+    # the public port does not serve cluster calls
+    [ "$(code "$NODE_n1_URL/v1/blobs/$s")" != 200 ]
+}
+
+@test "redundancy 3 and lenient uploads: a down node is repaired, extra copies trimmed" {
+    storage_config '{"redundancy":3,"lenientLimit":1}'
+    head -c 200000 /dev/urandom >"$SUITE_TMP/r3"
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/r3" "$NODE_n1_URL/libs/r3.bin")" = 201 ]
+    [ "$(holders "$(sha "$SUITE_TMP/r3")")" = n1,n2,n3 ]
+    # n3 stops answering: uploads go on with two copies, recorded as under-replicated
+    kill -STOP "$(node_pid n3)"
+    wait_down n3
+    sleep 1.2 # every node refreshes its view of the cluster once a second
+    head -c 200000 /dev/urandom >"$SUITE_TMP/r3b"
+    local s
+    s=$(sha "$SUITE_TMP/r3b")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/r3b" "$NODE_n2_URL/libs/r3b.bin")" = 201 ]
+    [ "$(holders "$s")" = n1,n2 ]
+    [ "$(cget "$NODE_n1_URL/api/system/cluster" | jq .storage.underReplicated)" -ge 1 ]
+    # lenient limit 3 with a node down: 503 and nothing committed
+    storage_config '{"redundancy":3,"lenientLimit":3}'
+    head -c 1000 /dev/urandom >"$SUITE_TMP/r3c"
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/r3c" "$NODE_n1_URL/libs/r3c.bin")" = 503 ]
+    [ "$(code -u "admin:$PASS" "$NODE_n2_URL/libs/r3c.bin")" = 404 ]
+    [ -z "$(holders "$(sha "$SUITE_TMP/r3c")")" ]
+    storage_config '{"redundancy":3,"lenientLimit":1}'
+    kill -CONT "$(node_pid n3)"
+    wait_up n3
+    run cget -X POST "$NODE_n2_URL/api/system/storage/optimize"
+    echo "$output"
+    [ "$(echo "$output" | jq .failed)" = 0 ]
+    [ "$(holders "$s")" = n1,n2,n3 ]
+    [ "$(files "$s")" = n1,n2,n3 ]
+    [ "$(cget "$NODE_n3_URL/api/storageinfo" | jq .replication.underReplicated)" = 0 ]
+    # back to 2: repair trims the third copy, file and location (the
+    # primary, woken by the change, may do it before this call does)
+    storage_config '{"redundancy":2,"lenientLimit":1}'
+    run cget -X POST "$NODE_n3_URL/api/system/storage/optimize"
+    echo "$output"
+    [ "$(echo "$output" | jq .failed)" = 0 ]
+    [ "$(sql "SELECT count(*) FROM binary_locations GROUP BY sha256 HAVING count(*) > 2")" = "" ]
+    [ "$(holders "$s" | tr , '\n' | wc -l)" = 2 ]
+    [ "$(files "$s")" = "$(holders "$s")" ]
+    for n in n1 n2 n3; do
+        [ "$(cget "$(url_of $n)/libs/r3b.bin" | sha256sum | cut -d' ' -f1)" = "$s" ]
+    done
+}
+
+@test "kill -9 a node during 200 uploads: every acknowledged upload is readable from every survivor" {
+    python3 tests/integration/tools/blob_load.py upload 200 "$SUITE_TMP/acked" "$PASS" libs \
+        "$NODE_n1_URL" "$NODE_n2_URL" "$NODE_n3_URL" >"$SUITE_TMP/load.out" 2>&1 &
+    local load=$!
+    sleep 1.5
+    kill -9 "$(node_pid n3)"
+    wait "$load"
+    cat "$SUITE_TMP/load.out"
+    local acked
+    acked=$(wc -l <"$SUITE_TMP/acked")
+    [ "$acked" -ge 100 ]
+    run python3 tests/integration/tools/blob_load.py verify "$SUITE_TMP/acked" "$PASS" libs \
+        "$NODE_n1_URL" "$NODE_n2_URL"
+    echo "$output" | tail -3
+    [ "$status" -eq 0 ]
+    [[ "${lines[-1]}" == "checked $((acked * 2)) bad 0" ]]
+    # n3 comes back: it serves them all too, and repair restores redundancy
+    restart_cluster_node n3 "$DB"
+    wait_up n3
+    cget -X POST "$NODE_n1_URL/api/system/storage/optimize" >/dev/null
+    run python3 tests/integration/tools/blob_load.py verify "$SUITE_TMP/acked" "$PASS" libs "$NODE_n3_URL"
+    [ "$status" -eq 0 ]
+    [ "$(cget "$NODE_n1_URL/api/system/cluster" | jq .storage.underReplicated)" = 0 ]
+}
+
+@test "a flipped byte is never served as good content; a retry gets the right bytes; scrub heals" {
+    head -c 600000 /dev/urandom >"$SUITE_TMP/rot"
+    local s h bad f
+    s=$(sha "$SUITE_TMP/rot")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/rot" "$NODE_n1_URL/libs/rot.bin")" = 201 ]
+    h=$(holders "$s")
+    bad=${h%%,*}
+    f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
+    # flip one byte in the middle of the copy on one holder
+    printf '\xff' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
+    cmp -s "$f" "$SUITE_TMP/rot" && printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
+    ! cmp -s "$f" "$SUITE_TMP/rot"
+    local n i good=0 wrong=0 cut=0
+    for i in 1 2 3; do
+        for n in n1 n2 n3; do
+            if curl -sS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of $n)/libs/rot.bin" 2>/dev/null; then
+                if [ "$(sha "$SUITE_TMP/got")" = "$s" ]; then good=$((good + 1)); else wrong=$((wrong + 1)); fi
+            else
+                cut=$((cut + 1)) # the connection was cut: the client sees an error
+            fi
+        done
+    done
+    echo "good $good wrong $wrong cut $cut"
+    [ "$wrong" = 0 ]
+    [ "$good" -ge 8 ] # at most the first read through the bad copy is cut
+    # the bad copy went to quarantine
+    [ -n "$(ls "$SUITE_TMP/node-$bad/filestore/_quarantine/")" ]
+    # repair restores the second copy
+    cget -X POST "$NODE_n1_URL/api/system/storage/optimize" >/dev/null
+    [ "$(holders "$s" | tr , '\n' | wc -l)" = 2 ]
+
+    # bit rot found by scrub: one pass quarantines and heals it
+    h=$(holders "$s")
+    bad=${h%%,*}
+    f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
+    printf '\x55\xaa' | dd of="$f" bs=1 seek=10 conv=notrunc status=none
+    ! cmp -s "$f" "$SUITE_TMP/rot"
+    run cget -X POST "$(url_of "$bad")/api/system/storage/scrub"
+    echo "$output"
+    [ "$(echo "$output" | jq .bad)" = 1 ]
+    [ "$(echo "$output" | jq .healed)" = 1 ]
+    cmp "$f" "$SUITE_TMP/rot"
+    [ "$(holders "$s")" = "$h" ]
+    [ "$(cget "$(url_of "$bad")/api/system/metrics" | awk '$1 == "granary_storage_scrub_bad_total" { print $2 }')" -ge 1 ]
+}
+
+@test "scrub deletes old files that no binary knows of, and keeps recent ones" {
+    local d o
+    for o in old new; do
+        head -c 5000 /dev/urandom >"$SUITE_TMP/orphan-$o"
+        eval "s_$o=$(sha "$SUITE_TMP/orphan-$o")"
+    done
+    for o in old new; do
+        eval "d=\$s_$o"
+        mkdir -p "$SUITE_TMP/node-n1/filestore/${d:0:2}"
+        cp "$SUITE_TMP/orphan-$o" "$SUITE_TMP/node-n1/filestore/${d:0:2}/$d"
+    done
+    touch -d '2 hours ago' "$SUITE_TMP/node-n1/filestore/${s_old:0:2}/$s_old"
+    run cget -X POST "$NODE_n1_URL/api/system/storage/scrub"
+    echo "$output"
+    [ "$(echo "$output" | jq .orphansDeleted)" = 1 ]
+    [ "$(echo "$output" | jq .bad)" = 0 ]
+    [ ! -e "$SUITE_TMP/node-n1/filestore/${s_old:0:2}/$s_old" ]
+    [ -e "$SUITE_TMP/node-n1/filestore/${s_new:0:2}/$s_new" ]
+}
+
+@test "garbage collection with grace 0 in a loop while clients upload, delete and re-upload: nothing lost" {
+    run python3 tests/integration/tools/blob_load.py gcloop 20 "$PASS" libs \
+        "$NODE_n1_URL" "$NODE_n2_URL" "$NODE_n3_URL"
+    echo "$output" | tail -5
+    [ "$status" -eq 0 ]
+    [[ "${lines[-1]}" == *" lost 0 "* ]]
+}
+
+@test "garbage collection frees the space in the same run, on every holder" {
+    head -c 300000 /dev/urandom >"$SUITE_TMP/gone"
+    local s h
+    s=$(sha "$SUITE_TMP/gone")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/gone" "$NODE_n2_URL/libs/gone.bin")" = 201 ]
+    h=$(holders "$s")
+    [ "$(files "$s")" = "$h" ]
+    [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n3_URL/libs/gone.bin")" = 204 ]
+    # inside the grace period nothing goes
+    run cget -X POST "$NODE_n1_URL/api/system/storage/gc"
+    [ "$(files "$s")" = "$h" ]
+    run cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0"
+    echo "$output"
+    [ "$(echo "$output" | jq .bytesFreed)" -ge 600000 ]
+    [ -z "$(files "$s")" ]
+    [ -z "$(holders "$s")" ]
+    [ "$(sql "SELECT count(*) FROM binaries WHERE sha256 = '$s'")" = 0 ]
+    [ "$(code -u "admin:$PASS" -X PUT -H 'X-Checksum-Deploy: true' -H "X-Checksum-Sha256: $s" \
+        "$NODE_n1_URL/libs/gone-again.bin")" = 404 ]
+    run cget "$NODE_n1_URL/api/system/metrics"
+    [[ "$output" == *"granary_storage_gc_bytes_freed_total"* ]]
+}
+
+@test "a node that comes back with an empty disk gets its copies back from repair" {
+    local i
+    for i in 1 2 3 4 5 6; do
+        head -c 100000 /dev/urandom >"$SUITE_TMP/e$i"
+        [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/e$i" "$NODE_n1_URL/libs/empty/e$i")" = 201 ]
+    done
+    local before
+    before=$(sql "SELECT count(*) FROM binary_locations WHERE node = 'n2'")
+    [ "$before" -ge 1 ]
+    stop_node n2
+    rm -rf "$SUITE_TMP/node-n2/filestore"
+    restart_cluster_node n2 "$DB"
+    wait_up n2
+    # (the primary may already be repairing: only the log line is certain)
+    grep -q 'filestore is new' "$SUITE_TMP/node-n2/stderr.log"
+    run cget -X POST "$NODE_n3_URL/api/system/storage/optimize"
+    echo "$output"
+    [ "$(echo "$output" | jq .failed)" = 0 ]
+    [ "$(cget "$NODE_n1_URL/api/system/cluster" | jq .storage.underReplicated)" = 0 ]
+    [ "$(sql "SELECT count(*) FROM binary_locations WHERE node = 'n2'")" -ge "$before" ]
+    for i in 1 2 3 4 5 6; do
+        [ "$(cget "$NODE_n2_URL/libs/empty/e$i" | sha256sum | cut -d' ' -f1)" = "$(sha "$SUITE_TMP/e$i")" ]
+    done
+}
+
+@test "a node whose disk fills up: uploads go to other nodes or fail cleanly, nothing half-written" {
+    [ "$(id -u)" = 0 ] || skip "needs root to mount a small tmpfs"
+    mkdir -p "$SUITE_TMP/node-n4/filestore"
+    mount -t tmpfs -o size=3m tmpfs "$SUITE_TMP/node-n4/filestore" || skip "cannot mount a tmpfs"
+    echo "$SUITE_TMP/node-n4/filestore" >>"$SUITE_TMP/mounts"
+    start_cluster_node n4 "$DB"
+    wait_up n4
+    sleep 1.2
+    local i st ok=0 refused=0 other=0
+    : >"$SUITE_TMP/full-acked"
+    for i in $(seq 16); do
+        head -c 600000 /dev/urandom >"$SUITE_TMP/full$i"
+        # every other upload goes through the node that fills up
+        local via=$NODE_n1_URL
+        ((i % 2)) && via=$NODE_n4_URL
+        st=$(curl -sS -u "admin:$PASS" -T "$SUITE_TMP/full$i" -o "$SUITE_TMP/full-out" -w '%{http_code}' "$via/libs/full/f$i")
+        case $st in
+        201)
+            ok=$((ok + 1))
+            echo "full/f$i $(sha "$SUITE_TMP/full$i")" >>"$SUITE_TMP/full-acked"
+            ;;
+        507)
+            refused=$((refused + 1))
+            [ "$(jq -r '.errors[0].status' "$SUITE_TMP/full-out")" = 507 ]
+            [ "$(code -u "admin:$PASS" "$NODE_n2_URL/libs/full/f$i")" = 404 ]
+            ;;
+        *) other=$((other + 1)); cat "$SUITE_TMP/full-out" ;;
+        esac
+    done
+    echo "stored $ok, refused $refused (507), other $other; n4 holds $(sql "SELECT count(*) FROM binary_locations WHERE node = 'n4'")"
+    [ "$other" = 0 ]
+    [ "$refused" -ge 1 ]            # the full node refused what it could not hold
+    [ "$ok" -ge 8 ]                 # uploads through n1 found room elsewhere
+    # every acknowledged upload is complete, with its copies, on every node
+    run python3 tests/integration/tools/blob_load.py verify "$SUITE_TMP/full-acked" "$PASS" libs \
+        "$NODE_n1_URL" "$NODE_n2_URL" "$NODE_n3_URL" "$NODE_n4_URL"
+    echo "$output" | tail -2
+    [ "$status" -eq 0 ]
+    while read -r p s; do
+        [ "$(holders "$s" | tr , '\n' | wc -l)" = 2 ] || { echo "$p has $(holders "$s")"; return 1; }
+    done <"$SUITE_TMP/full-acked"
+    # nothing half-written on the full node: no leftovers, every copy verifies
+    [ -z "$(ls -A "$SUITE_TMP/node-n4/filestore/_pre")" ]
+    run cget -X POST "$NODE_n4_URL/api/system/storage/scrub"
+    echo "$output"
+    [ "$(echo "$output" | jq .bad)" = 0 ]
+    stop_node n4
+    umount "$SUITE_TMP/node-n4/filestore"
+}
