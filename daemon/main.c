@@ -88,9 +88,11 @@ static ssize_t main__read_key(const char *path, unsigned char *key, size_t size)
  * database does not belong to a cluster (a node without the key would serve
  * from a cache nobody invalidates).
  */
-static int main__cluster(struct server *s, unsigned char key[256], size_t *key_len)
+static int main__cluster(struct server *s, unsigned char key[256], size_t *key_len,
+                         unsigned char next[256], size_t *next_len)
 {
     *key_len = 0;
+    *next_len = 0;
     if (!s->cfg.join_key_file[0]) {
         struct db_res *res = NULL;
         int rc = db_exec1(s->ctx.db, &res,
@@ -105,7 +107,6 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
         }
         return GR_OK;
     }
-    unsigned char next[256];
     ssize_t n = main__read_key(s->cfg.join_key_file, key, 256);
     if (n < 16) {
         gr_error("join key file %s: unreadable or shorter than 16 bytes", s->cfg.join_key_file);
@@ -113,7 +114,7 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
     }
     ssize_t nn = 0;
     if (s->cfg.join_key_next_file[0]) {
-        nn = main__read_key(s->cfg.join_key_next_file, next, sizeof(next));
+        nn = main__read_key(s->cfg.join_key_next_file, next, 256);
         if (nn < 16) {
             gr_error("join key file %s: unreadable or shorter than 16 bytes",
                      s->cfg.join_key_next_file);
@@ -152,22 +153,24 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
         .preferred_primary = s->cfg.preferred_primary == 1,
     };
     *key_len = (size_t)n;
-    int rc = cluster_start(&co, &s->ctx, &s->cluster);
-    memset(next, 0, sizeof(next));
-    return rc;
+    *next_len = (size_t)nn;
+    return cluster_start(&co, &s->ctx, &s->cluster);
 }
 
 /*
  * Redundant storage (repo/blobs.h), and the cluster port that peers reach
  * it through when this node is in a cluster.
  */
-static int main__blobs(struct server *s, const unsigned char *key, size_t key_len)
+static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
+                       const unsigned char *next, size_t next_len)
 {
     struct blobs_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
         .key = key_len ? key : NULL,
         .key_len = key_len,
+        .next_key = next_len ? next : NULL,
+        .next_key_len = next_len,
         .down_after_ms = s->cfg.down_after_ms,
     };
     int rc = blobs_start(&bo, &s->ctx, &s->blobs);
@@ -321,12 +324,13 @@ int main(int argc, char **argv)
         if (main__stop_signal(&set, 1000))
             goto out_http_clean;
     }
-    unsigned char key[256];
-    size_t key_len = 0;
-    rc = main__cluster(s, key, &key_len);
+    unsigned char key[256], next[256];
+    size_t key_len = 0, next_len = 0;
+    rc = main__cluster(s, key, &key_len, next, &next_len);
     if (rc == GR_OK)
-        rc = main__blobs(s, key, key_len);
+        rc = main__blobs(s, key, key_len, next, next_len);
     memset(key, 0, sizeof(key));
+    memset(next, 0, sizeof(next));
     if (rc)
         goto out_http;
     http_set_ready(s->http, true);
