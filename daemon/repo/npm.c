@@ -916,7 +916,14 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 /* npm login tokens are access tokens (repo/tokens.c): revocable, cached, audited */
 int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
 {
-    return sec_token_issue(ctx, user, "applied-permissions/user", 0, "npm login", out, NULL, NULL);
+    /* the token carries the user's rights, an admin's included (as npm tokens did) */
+    bool admin = false, disabled = false;
+    int rc = auth_user_lookup(ctx, user, &admin, &disabled);
+    if (rc)
+        return rc;
+    return sec_token_issue(ctx, user,
+                           admin ? "applied-permissions/admin" : "applied-permissions/user", 0,
+                           "npm login", out, NULL, NULL);
 }
 
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
