@@ -116,9 +116,41 @@ bool http_need_deploy(struct http_req *r)
     return true;
 }
 
+/*
+ * A folder (anything that is not a file) is acted on as a whole: the
+ * actions must come from targets that cover everything below it, so that
+ * excluded files cannot be deleted, moved or copied along with their
+ * folder. false: an answer was sent.
+ */
+static bool perm__need_tree(struct http_req *r, const char *repo, const char *path, unsigned action)
+{
+    struct artifact a;
+    int rc = artifact_get(r->ctx, r->arena, repo, path ? path : "", &a);
+    if (rc == GR_OK && path && *path)
+        return true; /* a file: the path check was enough */
+    if (rc != GR_OK && rc != GR_ENOTFOUND) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    unsigned have = 0;
+    rc = sec_effective_tree(r->ctx, r->arena, &r->user, repo, path ? path : "", &have);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    if ((have & action) == action)
+        return true;
+    http_error(r, 403,
+               "user '%s' has no %s permission on everything below '%s/%s' (patterns exclude"
+               " some of it)",
+               r->user.name, sec_action_name(action), repo, path ? path : "");
+    return false;
+}
+
 bool http_need_delete(struct http_req *r)
 {
-    if (!http_need_perm(r, r->repo_key, r->path, SEC_DELETE))
+    if (!http_need_perm(r, r->repo_key, r->path, SEC_DELETE) ||
+        !perm__need_tree(r, r->repo_key, r->path, SEC_DELETE))
         return false;
     http_audit(r, "delete", r->repo_key, r->path, NULL);
     return true;
@@ -135,7 +167,9 @@ bool http_need_annotate(struct http_req *r)
 bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
                          const char *dst_repo, const char *dst_path, bool move)
 {
-    if (!http_need_perm(r, src_repo, src_path, move ? SEC_DELETE : SEC_READ) ||
+    unsigned src_action = move ? SEC_DELETE : SEC_READ;
+    if (!http_need_perm(r, src_repo, src_path, src_action) ||
+        !perm__need_tree(r, src_repo, src_path, src_action) ||
         !http_need_perm(r, dst_repo, dst_path, SEC_WRITE))
         return false;
     char *detail = gr_arena_printf(r->arena, "to %s/%s", dst_repo, dst_path);

@@ -620,8 +620,58 @@ static int sec__perms(struct repo_ctx *ctx, struct gr_arena *a, const char *user
     return GR_OK;
 }
 
+/*
+ * Whether a target's patterns accept every path below folder path (and the
+ * folder): no excludes, and an include that is "**" or "<prefix>/ **" (no space) with
+ * a literal prefix that path equals or lies below. Conservative: patterns
+ * that might leave something below out do not count.
+ */
+static bool sec__covers_tree(const char *includes, const char *excludes, const char *path)
+{
+    if (*excludes)
+        return false;
+    size_t pl = strlen(path);
+    for (const char *s = includes; *s;) {
+        size_t n = strcspn(s, ",");
+        while (n > 0 && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        size_t m = n;
+        while (m > 0 && (s[m - 1] == ' ' || s[m - 1] == '\t'))
+            m--;
+        if (m == 2 && !memcmp(s, "**", 2))
+            return true;
+        if (m > 3 && !memcmp(s + m - 3, "/**", 3)) {
+            size_t k = m - 3; /* the prefix */
+            bool literal = memchr(s, '*', k) == NULL && memchr(s, '?', k) == NULL;
+            if (literal && pl >= k && !memcmp(path, s, k) && (pl == k || path[k] == '/'))
+                return true;
+        }
+        s += n;
+        while (*s == ',' || *s == ' ')
+            s++;
+    }
+    return false;
+}
+
+static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                          const char *repo, const char *path, bool tree, unsigned *actions,
+                          bool *group_admin);
+
 int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
                   const char *repo, const char *path, unsigned *actions, bool *group_admin)
+{
+    return sec__effective(ctx, a, user, repo, path, false, actions, group_admin);
+}
+
+int sec_effective_tree(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                       const char *repo, const char *path, unsigned *actions)
+{
+    return sec__effective(ctx, a, user, repo, path, true, actions, NULL);
+}
+
+static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                          const char *repo, const char *path, bool tree, unsigned *actions,
+                          bool *group_admin)
 {
     *actions = 0;
     if (group_admin)
@@ -648,6 +698,8 @@ int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_us
         if (!repo || !sec__repo_in(f[i], repo))
             continue;
         if (path && !pattern_accepts(f[i + 1], f[i + 2], path))
+            continue;
+        if (tree && !sec__covers_tree(f[i + 1], f[i + 2], path ? path : ""))
             continue;
         unsigned got = 0;
         (void)sec_actions_parse_letters(f[i + 3], &got);

@@ -175,6 +175,14 @@ int sec_target_delete(struct repo_ctx *ctx, const char *name) __attribute__((war
 int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
                   const char *repo, const char *path, unsigned *actions, bool *group_admin)
     __attribute__((warn_unused_result));
+/*
+ * As sec_effective, for a whole folder (a folder delete, move or copy):
+ * only targets whose patterns surely cover everything below path count
+ * (no excludes; an include "**" or "<literal prefix>/ **" (no space) above path).
+ */
+int sec_effective_tree(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                       const char *repo, const char *path, unsigned *actions)
+    __attribute__((warn_unused_result));
 /* Whether any target gives user any of the actions in any repository (cached). */
 int sec_any(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
             unsigned actions, bool *yes) __attribute__((warn_unused_result));

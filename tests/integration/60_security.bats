@@ -89,6 +89,10 @@ as() { # user [curl args] URLPATH -> status code
     # delete
     [ "$(as deployer -X DELETE /libs/org/new/d.txt)" = 403 ]
     [ "$(as deleter -X DELETE /libs/org/new/d.txt)" = 204 ]
+    # a folder goes as a whole: not with files excluded from the permission below it
+    [ "$(as deleter -X DELETE /libs/)" = 403 ]
+    [ "$(as deleter -X POST '/api/move/libs/?to=/other/x')" = 403 ]
+    [ "$(curl -s -u "admin:$NODE_a_PASS" "$U/libs/secret/s.txt")" = v1 ]
     # effective permissions
     run curl -s -u "deleter:$PW" "$U/api/security/permissions/effective?repo=libs&path=org/a"
     [ "$(echo "$output" | jq -c .actions)" = '["read","annotate","write","delete"]' ]
