@@ -35,6 +35,9 @@ void config_defaults(struct config *c)
     c->down_after_ms = 5000;
     c->remove_down_after = 3600;
     c->bus_timeout_ms = 1000;
+    c->plugins_memory_mb = 32;
+    c->plugins_budget_m = 20;
+    c->plugins_job_budget_m = 500;
 }
 
 static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
@@ -217,6 +220,14 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__bool(&c->preferred_primary, v, key, err, errsz);
     if (!strcmp(key, "bus_timeout_ms"))
         return config__int(&c->bus_timeout_ms, v, 10, 60000, key, err, errsz);
+    if (!strcmp(key, "plugins_dir"))
+        return config__copy(c->plugins_dir, sizeof(c->plugins_dir), v, key, err, errsz);
+    if (!strcmp(key, "plugins_memory_mb"))
+        return config__int(&c->plugins_memory_mb, v, 1, 4096, key, err, errsz);
+    if (!strcmp(key, "plugins_budget_m"))
+        return config__int(&c->plugins_budget_m, v, 1, 100000, key, err, errsz);
+    if (!strcmp(key, "plugins_job_budget_m"))
+        return config__int(&c->plugins_job_budget_m, v, 1, 1000000, key, err, errsz);
     snprintf(err, errsz, "unknown setting '%s'", rawkey);
     return GR_EINVAL;
 }
@@ -325,6 +336,11 @@ const char *config_usage(void)
            "  --remove-down-after S    primary removes nodes down longer (default 3600)\n"
            "  --preferred-primary BOOL take the primary role whenever alive\n"
            "  --bus-timeout-ms MS      wait for invalidation acks (default 1000)\n"
+           "plugins (docs/plugins.md):\n"
+           "  --plugins-dir DIR        install DIR/*.lua as plugins at start\n"
+           "  --plugins-memory-mb N    memory cap per Lua state (default 32)\n"
+           "  --plugins-budget-m N     million instructions per hook call (default 20)\n"
+           "  --plugins-job-budget-m N million instructions per job run (default 500)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

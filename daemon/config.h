@@ -8,7 +8,8 @@
  *   anonymous_read, log_level, cache_size_mb, connection_timeout,
  *   shutdown_timeout, and for a cluster node: node_id, public_url,
  *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, lease_ms, heartbeat_ms,
- *   down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms
+ *   down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
+ *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m
  */
 #ifndef GR_CONFIG_H
 #define GR_CONFIG_H
@@ -46,6 +47,11 @@ struct config {
     int remove_down_after;        /* seconds; the primary removes nodes down for longer */
     int preferred_primary;        /* 0/1 */
     int bus_timeout_ms;           /* how long a writer waits for acknowledgements */
+    /* Lua plugins (docs/plugins.md) */
+    char plugins_dir[512];    /* *.lua installed at start; "" means none */
+    int plugins_memory_mb;    /* memory cap per Lua state */
+    int plugins_budget_m;     /* million instructions per hook, realm or execution call */
+    int plugins_job_budget_m; /* million instructions per job run */
     bool show_help, show_version;
 };
 

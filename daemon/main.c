@@ -13,6 +13,7 @@
 #include "lc.h"
 #include "peer.h"
 #include "repo/blobs.h"
+#include "repo/plugins.h"
 #include "repo/trash.h"
 
 #include <errno.h>
@@ -311,6 +312,7 @@ int main(int argc, char **argv)
         goto out_bs;
 
     /* the database may still be starting: retry until it answers */
+    struct plugins *plugins = NULL;
     bool first_admin = false;
     char pw[33] = "";
     for (int attempt = 0;; attempt++) {
@@ -333,6 +335,18 @@ int main(int argc, char **argv)
     memset(next, 0, sizeof(next));
     if (rc)
         goto out_http;
+    struct plugins_options po = {
+        .node_id = s->cfg.node_id,
+        .dir = s->cfg.plugins_dir,
+        .mem_limit = (size_t)s->cfg.plugins_memory_mb << 20,
+        .budget = (uint64_t)s->cfg.plugins_budget_m * 1000000ULL,
+        .job_budget = (uint64_t)s->cfg.plugins_job_budget_m * 1000000ULL,
+    };
+    rc = plugins_start(&po, &s->ctx, &plugins);
+    if (rc) {
+        gr_error("cannot start the plugins: %s", gr_strerror(rc));
+        goto out_http;
+    }
     http_set_ready(s->http, true);
     const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
     printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
@@ -363,6 +377,8 @@ out_http_clean:
     s->internal = NULL;
     blobs_stop(s->blobs);
     s->blobs = NULL;
+    plugins_stop(plugins); /* after the HTTP threads: they may be in a plugin */
+    plugins = NULL;
     if (s->cluster) {
         /* a cluster node always drops its cache at start: it cannot know that
          * it received every invalidation up to any change counter */
@@ -373,10 +389,11 @@ out_http_clean:
     }
     exit_code = 0;
 out_http:
+    http_stop(s->http);
     http_stop(s->internal);
     blobs_stop(s->blobs);
+    plugins_stop(s->ctx.plugins);
     cluster_stop(s->cluster);
-    http_stop(s->http);
 out_bs:
     cr_hashpool_stop(s->ctx.hashpool);
     bs_close(s->ctx.bs);

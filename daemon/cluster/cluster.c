@@ -671,6 +671,11 @@ bool cluster_is_primary(struct cluster *c)
     return c && atomic_load(&c->primary);
 }
 
+uint64_t cluster_primary_token(struct cluster *c)
+{
+    return c && atomic_load(&c->primary) ? atomic_load(&c->primary_token) : 0;
+}
+
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
 {
     memset(st, 0, sizeof(*st));

@@ -52,6 +52,9 @@ void cluster_stop(struct cluster *c);
 int cluster_set_draining(struct cluster *c, bool draining) __attribute__((warn_unused_result));
 bool cluster_is_draining(struct cluster *c);
 bool cluster_is_primary(struct cluster *c);
+/* The fencing token of the primary lease this node holds (0 when it holds
+ * none or c is NULL): cluster tasks check it inside their own statement. */
+uint64_t cluster_primary_token(struct cluster *c);
 
 struct cluster_node_info {
     const char *id, *state, *zone, *url, *cluster_url, *bus, *version;

@@ -3,6 +3,7 @@
  * hashed in one pass), deploy by checksum, delete, folder listings.
  */
 #include "http/blobsend.h"
+#include "http/h_plugins.h"
 #include "http/range.h"
 #include "http/req.h"
 
@@ -125,6 +126,7 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
     }
     if (r->deploy.done)
         r->deploy.done(r, a);
+    http_plug_after_upload(r, a); /* plugins (h_plugins.c) */
     http_json(r, 201, http_artifact_json(r, a, false));
 }
 
@@ -235,6 +237,8 @@ static void artifacts__put(struct http_req *r)
                    (unsigned long long)max);
         return;
     }
+    if (!http_plug_before_upload(r)) /* plugins (h_plugins.c): may refuse, may add properties */
+        return;
     const char *cd = http_req_header(r, "X-Checksum-Deploy");
     if (cd && !strcasecmp(cd, "true")) {
         artifacts__deploy_by_checksum(r);
@@ -430,6 +434,8 @@ static void artifacts__get(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
+    if (!http_plug_before_download(r, &a)) /* plugins (h_plugins.c): refused or answered */
+        return;
     char etag[48], lm[40];
     snprintf(etag, sizeof(etag), "\"%s\"", a.sha1);
     http_date(a.modified_ms, lm, sizeof(lm));
@@ -481,6 +487,7 @@ static void artifacts__get(struct http_req *r)
     const char *slash = strrchr(r->path, '/');
     MHD_add_response_header(resp, "X-Artifactory-Filename", slash ? slash + 1 : r->path);
     http_send(r, status, resp);
+    http_plug_after_download(r, &a, status); /* plugins (h_plugins.c) */
 }
 
 void h_artifact(struct http_req *r)
@@ -520,7 +527,7 @@ void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
             artifacts__put(r);
         return;
     case HM_DELETE:
-        if (!http_need_delete(r))
+        if (!http_need_delete(r) || !http_plug_before_delete(r)) /* plugins: h_plugins.c */
             return;
         rc = artifact_delete(r->ctx, r->repo_key, r->path, r->user.name);
         if (rc == GR_ENOTFOUND)
@@ -529,6 +536,8 @@ void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
             http_error_code(r, rc, NULL);
         else
             http_text(r, 204, NULL, "", 0);
+        if (rc == GR_OK)
+            http_plug_after_delete(r);
         return;
     default:
         http_error(r, 405, "method %s not allowed on artifacts", r->method_str);

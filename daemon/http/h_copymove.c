@@ -5,6 +5,7 @@
  * Refusals also carry the house error shape ({"errors":[...]}) in the same
  * body, so both kinds of client read them.
  */
+#include "http/h_plugins.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -125,6 +126,8 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
     if (!http_need_copy_move(r, q.src_repo, q.src_path, q.dst_repo, q.dst_path, move))
         return;
 
+    if (!dry && !http_plug_before_copymove(r, move, q.dst_repo, q.dst_path)) /* h_plugins.c */
+        return;
     struct copymove_result res;
     int rc = copymove_run(r->ctx, r->arena, &q, &res);
     if (rc && res.nproblems > 0) {
@@ -140,4 +143,6 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
         move ? "moving" : "copying", q.src_repo, q.src_path, q.dst_repo, res.dst_path, res.files,
         res.folders, move ? "moved" : "copied");
     http_json(r, 200, json_pack("{s:[{s:s,s:s}]}", "messages", "level", "INFO", "message", msg));
+    if (!dry)
+        http_plug_after_copymove(r, move, q.dst_repo, res.dst_path);
 }

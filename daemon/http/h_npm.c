@@ -5,6 +5,7 @@
  * artifacts), dist-tags, deprecate, unpublish, login tokens, whoami,
  * search and a no-op audit endpoint. The rows live in repo/npm.c.
  */
+#include "http/h_plugins.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -361,6 +362,12 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     free(text);
     pub.version = ver;
     pub.file = gr_arena_printf(r->arena, "%s-%s.tgz", npm_basename(n->name), ver);
+    /* plugins (h_plugins.c) see the tarball as an upload of {name}/-/{file} */
+    r->repo_key = n->repo;
+    r->path = gr_arena_printf(r->arena, "%s/-/%s", n->name, pub.file);
+    r->matrix = NULL;
+    if (!http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
+        return;
     struct bs_upload *bu = u->bu;
     u->bu = NULL;
     char rid[24];
@@ -383,6 +390,7 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     }
     gr_info("req=%llu npm publish %s/%s@%s by %s", (unsigned long long)r->id, n->repo, n->name, ver,
             r->user.name);
+    http_plug_after_upload(r, &pub.tarball); /* plugins (h_plugins.c) */
     npm__ok(r, 201);
 }
 

@@ -3,6 +3,7 @@
  * item properties in Artifactory's shapes (docs/api.md).
  */
 #include "http/path.h"
+#include "http/h_plugins.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -118,7 +119,7 @@ static void props__put(struct http_req *r, const char *spec)
         http_error(r, 400, "no properties given: %s", PROPS_SYNTAX);
         return;
     }
-    if (!props__recursive(r, &rec))
+    if (!props__recursive(r, &rec) || !http_plug_before_props(r, "set", &set))
         return;
     int rc = props_set_item(r->ctx, r->repo_key, r->path, &set, rec);
     if (rc == GR_ENOTFOUND)
@@ -127,6 +128,8 @@ static void props__put(struct http_req *r, const char *spec)
         http_error_code(r, rc, NULL);
     else
         http_text(r, 204, NULL, "", 0);
+    if (rc == GR_OK)
+        http_plug_after_props(r, "set", &set);
 }
 
 static void props__delete(struct http_req *r, const char *spec)
@@ -141,7 +144,7 @@ static void props__delete(struct http_req *r, const char *spec)
         http_error(r, 400, "no property keys given: expected properties=key[,key...]");
         return;
     }
-    if (!props__recursive(r, &rec))
+    if (!props__recursive(r, &rec) || !http_plug_before_props(r, "delete", &keys))
         return;
     int rc = props_delete_keys(r->ctx, r->repo_key, r->path, &keys, rec);
     if (rc == GR_ENOTFOUND)
@@ -150,6 +153,8 @@ static void props__delete(struct http_req *r, const char *spec)
         http_error_code(r, rc, NULL);
     else
         http_text(r, 204, NULL, "", 0);
+    if (rc == GR_OK)
+        http_plug_after_props(r, "delete", &keys);
 }
 
 void h_properties(struct http_req *r)

@@ -2,6 +2,7 @@
  * server.c - libmicrohttpd set-up, the access handler, routing, auth and
  * the access log. Handlers live in h_*.c.
  */
+#include "http/h_plugins.h"
 #include "http/http.h"
 #include "http/path.h"
 #include "http/req.h"
@@ -165,6 +166,16 @@ static bool server__password(struct http_req *r, const char *user, const char *p
         return false;
     }
     int rc = auth_check_password(r->ctx, user, password, &r->user);
+    if (rc == GR_EAUTH) {
+        /* credentials granary's users refuse are offered to plugin realms */
+        memset(&r->user, 0, sizeof(r->user));
+        if (http_plug_authenticate(r, user, password)) {
+            sec_throttle_result(user, r->client, true);
+            return true;
+        }
+        if (r->responded)
+            return false;
+    }
     if (rc == GR_OK) {
         sec_throttle_result(user, r->client, true);
         if (r->user.slow_path) /* the first check of this password on this node */
@@ -445,6 +456,8 @@ static void server__route(struct http_req *r)
         else if (!strncmp(sub, "security/", 9) || !strncmp(sub, "v2/security/", 12) ||
                  !strcmp(sub, "audit"))
             h_security(r, sub);
+        else if (!strcmp(sub, "plugins") || !strncmp(sub, "plugins/", 8))
+            h_plugins(r, sub);
         else
             http_error(r, 404, "no such api: /api/%s", sub);
         return;

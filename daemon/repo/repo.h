@@ -24,6 +24,7 @@ struct lc_env;
 struct bs_store;
 struct blobs;
 struct blobs_pending;
+struct plugins;
 
 /* A cache key (or key prefix) to invalidate. */
 struct repo_inval {
@@ -52,6 +53,7 @@ struct repo_ctx {
     struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
     const char *node_id;          /* for the audit log; may be NULL or "" */
+    struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
 };
 
 /*
