@@ -24,6 +24,8 @@ void config_defaults(struct config *c)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->cache_size_mb = 1024;
     c->connection_timeout = 60;
+    c->header_timeout = 20;
+    c->max_conn_per_client = 256;
     c->shutdown_timeout = 30;
     if (gethostname(c->node_id, sizeof(c->node_id) - 1) != 0 || !c->node_id[0])
         snprintf(c->node_id, sizeof(c->node_id), "node");
@@ -175,6 +177,10 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
     }
     if (!strcmp(key, "connection_timeout"))
         return config__int(&c->connection_timeout, v, 1, 3600, key, err, errsz);
+    if (!strcmp(key, "header_timeout"))
+        return config__int(&c->header_timeout, v, 1, 3600, key, err, errsz);
+    if (!strcmp(key, "max_conn_per_client"))
+        return config__int(&c->max_conn_per_client, v, 0, 65535, key, err, errsz);
     if (!strcmp(key, "shutdown_timeout"))
         return config__int(&c->shutdown_timeout, v, 0, 3600, key, err, errsz);
     if (!strcmp(key, "node_id")) {
@@ -199,6 +205,9 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__copy(c->zone, sizeof(c->zone), v, key, err, errsz);
     if (!strcmp(key, "join_key_file"))
         return config__copy(c->join_key_file, sizeof(c->join_key_file), v, key, err, errsz);
+    if (!strcmp(key, "join_key_next_file"))
+        return config__copy(c->join_key_next_file, sizeof(c->join_key_next_file), v, key, err,
+                            errsz);
     if (!strcmp(key, "lease_ms"))
         return config__int(&c->lease_ms, v, 300, 600000, key, err, errsz);
     if (!strcmp(key, "heartbeat_ms"))
@@ -310,9 +319,12 @@ const char *config_usage(void)
            "  --log-level LEVEL        debug, info, warn, error\n"
            "  --cache-size-mb N        LMDB cache map size (default 1024)\n"
            "  --connection-timeout S   close connections silent for S seconds (default 60)\n"
+           "  --header-timeout S       a request's headers must arrive within S s (default 20)\n"
+           "  --max-conn-per-client N  connections per client address (default 256, 0: none)\n"
            "  --shutdown-timeout S     SIGTERM waits S seconds for requests (default 30)\n"
            "cluster (docs/cluster.md):\n"
            "  --join-key-file FILE     the cluster join key: makes this node a cluster node\n"
+           "  --join-key-next-file F   a second key, accepted too (key rotation)\n"
            "  --node-id ID             unique node name (default: the host name)\n"
            "  --public-url URL         how clients reach this node (default http://LISTEN)\n"
            "  --cluster-listen H:P     internal port, never behind the load balancer\n"

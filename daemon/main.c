@@ -72,14 +72,28 @@ static int main__prepare(struct server *s, bool *first_admin, char pw[33])
     return auth_bootstrap_admin(&s->ctx, s->cfg.data_dir, pw, first_admin);
 }
 
+/* A join key file's bytes, trailing blanks dropped; -1 when unreadable. */
+static ssize_t main__read_key(const char *path, unsigned char *key, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, key, size) : -1;
+    if (fd >= 0)
+        close(fd);
+    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 /*
  * Join the cluster when a join key is configured; otherwise make sure this
  * database does not belong to a cluster (a node without the key would serve
  * from a cache nobody invalidates).
  */
-static int main__cluster(struct server *s, unsigned char key[256], size_t *key_len)
+static int main__cluster(struct server *s, unsigned char key[256], size_t *key_len,
+                         unsigned char next[256], size_t *next_len)
 {
     *key_len = 0;
+    *next_len = 0;
     if (!s->cfg.join_key_file[0]) {
         struct db_res *res = NULL;
         int rc = db_exec1(s->ctx.db, &res,
@@ -94,15 +108,19 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
         }
         return GR_OK;
     }
-    int fd = open(s->cfg.join_key_file, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, key, 256) : -1;
-    if (fd >= 0)
-        close(fd);
-    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
-        n--;
+    ssize_t n = main__read_key(s->cfg.join_key_file, key, 256);
     if (n < 16) {
         gr_error("join key file %s: unreadable or shorter than 16 bytes", s->cfg.join_key_file);
         return GR_EAUTH;
+    }
+    ssize_t nn = 0;
+    if (s->cfg.join_key_next_file[0]) {
+        nn = main__read_key(s->cfg.join_key_next_file, next, 256);
+        if (nn < 16) {
+            gr_error("join key file %s: unreadable or shorter than 16 bytes",
+                     s->cfg.join_key_next_file);
+            return GR_EAUTH;
+        }
     }
     if (!s->cfg.bus_listen[0]) {
         gr_error("a cluster node needs --bus-listen HOST:PORT");
@@ -126,6 +144,8 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
         .version = GRANARY_VERSION,
         .key = key,
         .key_len = (size_t)n,
+        .next_key = nn > 0 ? next : NULL,
+        .next_key_len = (size_t)nn,
         .lease_ms = s->cfg.lease_ms,
         .heartbeat_ms = s->cfg.heartbeat_ms,
         .down_after_ms = s->cfg.down_after_ms,
@@ -134,6 +154,7 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
         .preferred_primary = s->cfg.preferred_primary == 1,
     };
     *key_len = (size_t)n;
+    *next_len = (size_t)nn;
     return cluster_start(&co, &s->ctx, &s->cluster);
 }
 
@@ -141,13 +162,16 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
  * Redundant storage (repo/blobs.h), and the cluster port that peers reach
  * it through when this node is in a cluster.
  */
-static int main__blobs(struct server *s, const unsigned char *key, size_t key_len)
+static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
+                       const unsigned char *next, size_t next_len)
 {
     struct blobs_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
         .key = key_len ? key : NULL,
         .key_len = key_len,
+        .next_key = next_len ? next : NULL,
+        .next_key_len = next_len,
         .down_after_ms = s->cfg.down_after_ms,
     };
     int rc = blobs_start(&bo, &s->ctx, &s->blobs);
@@ -234,6 +258,7 @@ int main(int argc, char **argv)
     s->lock_fd = -1;
     if (main__lock(s))
         return 1;
+    s->ctx.node_id = s->cfg.node_id;
     if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
         goto out_unlock;
 
@@ -278,6 +303,8 @@ int main(int argc, char **argv)
          * and every connection on that thread waits behind it */
         .threads = s->cfg.threads > 0 ? s->cfg.threads : 4 * (int)(cores > 0 ? cores : 2),
         .connection_timeout = s->cfg.connection_timeout,
+        .header_timeout = s->cfg.header_timeout,
+        .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
         .version = GRANARY_VERSION,
     };
@@ -299,12 +326,13 @@ int main(int argc, char **argv)
         if (main__stop_signal(&set, 1000))
             goto out_http_clean;
     }
-    unsigned char key[256];
-    size_t key_len = 0;
-    rc = main__cluster(s, key, &key_len);
+    unsigned char key[256], next[256];
+    size_t key_len = 0, next_len = 0;
+    rc = main__cluster(s, key, &key_len, next, &next_len);
     if (rc == GR_OK)
-        rc = main__blobs(s, key, key_len);
+        rc = main__blobs(s, key, key_len, next, next_len);
     memset(key, 0, sizeof(key));
+    memset(next, 0, sizeof(next));
     if (rc)
         goto out_http;
     struct plugins_options po = {

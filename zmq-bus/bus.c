@@ -86,7 +86,7 @@ struct bus__link {
 struct bus__counters {
     _Atomic uint64_t sent, received, acked, nacked, timeouts, acks_late;
     _Atomic uint64_t dropped_malformed, dropped_version, dropped_forged, dropped_replayed;
-    _Atomic uint64_t dropped_skew, dropped_overflow, gaps;
+    _Atomic uint64_t dropped_skew, dropped_overflow, gaps, accepted_next_key;
 };
 
 struct bus {
@@ -95,6 +95,8 @@ struct bus {
     uint64_t incarnation;
     unsigned char *key;
     size_t key_len;
+    unsigned char *next_key; /* NULL, or accepted too during a key rotation */
+    size_t next_key_len;
     struct bus_callbacks cb;
     int send_hwm, recv_hwm, reconnect_ivl, heartbeat_ivl, ipv6;
     int64_t max_skew_ms;
@@ -558,7 +560,13 @@ static void run_cmds(struct bus *b, struct bus__cmd *list)
  * dropped for any reason but the replay rules. */
 static bool accept_msg(struct bus *b, const void *data, size_t len, struct bus_msg *m)
 {
-    switch (bus_msg_decode(data, len, b->cb.hmac, b->key, b->key_len, m)) {
+    int drc = bus_msg_decode(data, len, b->cb.hmac, b->key, b->key_len, m);
+    if (drc == BUS_EFORGED && b->next_key != NULL) {
+        drc = bus_msg_decode(data, len, b->cb.hmac, b->next_key, b->next_key_len, m);
+        if (drc == BUS_OK)
+            COUNT(b, accepted_next_key);
+    }
+    switch (drc) {
     case BUS_OK:
         break;
     case BUS_EVERSION:
@@ -819,6 +827,7 @@ int bus_open(const struct bus_options *o, const struct bus_callbacks *cb, struct
 {
     if (o == NULL || cb == NULL || out == NULL || cb->hmac == NULL || !id_ok(o->node_id) ||
         o->key == NULL || o->key_len < BUS_MIN_KEY || o->listen_endpoint == NULL ||
+        (o->next_key != NULL && o->next_key_len < BUS_MIN_KEY) ||
         bounded_len(o->listen_endpoint, BUS_MAX_ENDPOINT) > BUS_MAX_ENDPOINT || o->send_hwm < 0 ||
         o->recv_hwm < 0 || o->max_skew_ms < 0 || o->reconnect_ivl_ms < 0 ||
         o->heartbeat_ivl_ms < -1 || (o->max_msg_size != 0 && o->max_msg_size < BUS__MIN_MSG))
@@ -847,6 +856,13 @@ int bus_open(const struct bus_options *o, const struct bus_callbacks *cb, struct
         goto out_free;
     memcpy(b->key, o->key, o->key_len);
     b->key_len = o->key_len;
+    if (o->next_key != NULL) {
+        b->next_key = malloc(o->next_key_len);
+        if (b->next_key == NULL)
+            goto out_free;
+        memcpy(b->next_key, o->next_key, o->next_key_len);
+        b->next_key_len = o->next_key_len;
+    }
     b->incarnation = new_incarnation(b);
 
     rc = BUS_EIO;
@@ -905,6 +921,7 @@ out_mu:
 out_free:
     free(b->items);
     free(b->key);
+    free(b->next_key);
     free(b);
     return rc;
 }
@@ -938,6 +955,7 @@ void bus_close(struct bus *b)
     pthread_mutex_destroy(&b->peers_mu);
     pthread_mutex_destroy(&b->mu);
     free(b->key);
+    free(b->next_key);
     free(b);
 }
 
@@ -1228,4 +1246,5 @@ void bus_stats(struct bus *b, struct bus_stats *st)
     st->dropped_skew = atomic_load(&b->st.dropped_skew);
     st->dropped_overflow = atomic_load(&b->st.dropped_overflow);
     st->gaps = atomic_load(&b->st.gaps);
+    st->accepted_next_key = atomic_load(&b->st.accepted_next_key);
 }

@@ -267,9 +267,20 @@ struct bus_options {
      * Required.
      */
     const char *listen_endpoint;
-    /** The cluster join key, at least BUS_MIN_KEY bytes; copied. */
+    /** The cluster join key, at least BUS_MIN_KEY bytes; copied. Every
+     * message this bus sends is signed with it. */
     const void *key;
     size_t key_len;
+    /**
+     * Optional second key (NULL: none), at least BUS_MIN_KEY bytes; copied.
+     * Received messages that do not verify under key are tried under it,
+     * so that a join key can be rotated without downtime (the cluster
+     * README: every node first accepts the new key, then signs with it,
+     * then drops the old one). Messages accepted under it are counted in
+     * bus_stats().accepted_next_key.
+     */
+    const void *next_key;
+    size_t next_key_len;
     /** Messages queued per peer and direction before sends drop (1000). */
     int send_hwm;
     /** Messages buffered per peer on receipt (1000). */
@@ -334,6 +345,7 @@ struct bus_stats {
     uint64_t dropped_skew;      /**< timestamp outside max_skew_ms */
     uint64_t dropped_overflow;  /**< not queued: queue full or not connected */
     uint64_t gaps;              /**< gaps seen (on_gap calls) */
+    uint64_t accepted_next_key; /**< accepted under next_key (a rotation) */
 };
 
 /** @brief Open a bus: bind the listening socket and start the bus thread.
@@ -349,7 +361,7 @@ struct bus_stats {
  * @param[out] out The new bus on success; untouched on failure.
  * @return BUS_OK, or:
  *   - BUS_EINVAL: o, cb, out or cb->hmac NULL, node_id empty or too long,
- *     key shorter than BUS_MIN_KEY, listen_endpoint NULL, too long or not
+ *     key (or a next_key) shorter than BUS_MIN_KEY, listen_endpoint NULL, too long or not
  *     a valid ZeroMQ endpoint, a negative number, max_msg_size too small;
  *   - BUS_EIO: the address is in use or cannot be bound, eventfd, ZeroMQ
  *     or thread creation failed;

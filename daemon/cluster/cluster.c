@@ -30,8 +30,8 @@ struct cluster {
     struct repo_ctx *ctx;
     struct bus *bus;
     char id[64], public_url[256], cluster_url[256], bus_endpoint[300], zone[64], version[32];
-    unsigned char key[256];
-    size_t key_len;
+    unsigned char key[256], next_key[256];
+    size_t key_len, next_key_len; /* next_key_len 0: no rotation under way */
     int lease_ms, heartbeat_ms, down_after_ms, remove_down_after_s, bus_timeout_ms;
     bool preferred;
 
@@ -492,19 +492,36 @@ static void *cluster__thread(void *arg)
 
 /* ---- lifecycle ---- */
 
-static int cluster__check_key(struct cluster *c)
+static void cluster__verifier(const unsigned char *key, size_t len, char hex[65])
 {
     unsigned char mac[32];
-    char hex[65];
     static const char digits[] = "0123456789abcdef";
     static const char label[] = "granary cluster join key v1";
-    cr_hmac_sha256(c->key, c->key_len, label, sizeof(label) - 1, mac);
+    cr_hmac_sha256(key, len, label, sizeof(label) - 1, mac);
     for (int i = 0; i < 32; i++) {
         hex[2 * i] = digits[mac[i] >> 4];
         hex[2 * i + 1] = digits[mac[i] & 15];
     }
     hex[64] = '\0';
-    const char *p[1] = {hex};
+}
+
+/*
+ * settings.cluster_key_verifier holds the verifiers of the keys the cluster
+ * accepts (one, or two separated by ',' during a rotation). The first node
+ * records its own. A node may join when one of its keys is accepted; it
+ * then records its keys as the accepted ones, so the set follows the
+ * rotation (docs/security.md: accept both, sign with the new, drop the old).
+ */
+static int cluster__check_key(struct cluster *c)
+{
+    char mine[2][65], want[140];
+    cluster__verifier(c->key, c->key_len, mine[0]);
+    snprintf(want, sizeof(want), "%s", mine[0]);
+    if (c->next_key_len) {
+        cluster__verifier(c->next_key, c->next_key_len, mine[1]);
+        snprintf(want, sizeof(want), "%s,%s", mine[0], mine[1]);
+    }
+    const char *p[1] = {want};
     struct db_res *res = NULL;
     int rc = db_exec1(c->ctx->db, &res,
                       "WITH ins AS (INSERT INTO settings (key, value) VALUES"
@@ -512,11 +529,32 @@ static int cluster__check_key(struct cluster *c)
                       " SELECT value FROM ins UNION ALL SELECT value FROM settings"
                       " WHERE key = 'cluster_key_verifier'",
                       1, p);
-    if (rc == GR_OK) {
-        if (db_res_rows(res) < 1 || !cr_equal(db_res_get(res, 0, 0), hex, 64))
-            rc = GR_EAUTH;
+    if (rc)
+        return rc;
+    bool ok = false, update = false;
+    if (db_res_rows(res) >= 1) {
+        const char *v = db_res_get(res, 0, 0);
+        for (int k = 0; k < (c->next_key_len ? 2 : 1); k++)
+            for (const char *s = v; *s;) {
+                size_t n = strcspn(s, ",");
+                if (n == 64 && cr_equal(s, mine[k], 64))
+                    ok = true;
+                s += n;
+                if (*s)
+                    s++;
+            }
+        update = ok && strcmp(v, want) != 0;
     }
     db_res_free(res);
+    if (!ok)
+        return GR_EAUTH;
+    if (update) {
+        rc = db_exec1(c->ctx->db, NULL,
+                      "UPDATE settings SET value = $1 WHERE key = 'cluster_key_verifier'", 1, p);
+        if (rc == GR_OK)
+            gr_info("cluster: accepted join keys are now this node's (%s)",
+                    c->next_key_len ? "key rotation: two keys" : "one key");
+    }
     return rc;
 }
 
@@ -538,6 +576,10 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
     }
     memcpy(c->key, o->key, o->key_len);
     c->key_len = o->key_len;
+    if (o->next_key && o->next_key_len > 0 && o->next_key_len <= sizeof(c->next_key)) {
+        memcpy(c->next_key, o->next_key, o->next_key_len);
+        c->next_key_len = o->next_key_len;
+    }
     c->lease_ms = o->lease_ms;
     c->heartbeat_ms = o->heartbeat_ms;
     c->down_after_ms = o->down_after_ms;
@@ -559,6 +601,8 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
         .listen_endpoint = c->bus_endpoint,
         .key = c->key,
         .key_len = c->key_len,
+        .next_key = c->next_key_len ? c->next_key : NULL,
+        .next_key_len = c->next_key_len,
     };
     struct bus_callbacks cb = {
         .hmac = cluster__hmac,

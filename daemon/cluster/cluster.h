@@ -26,8 +26,10 @@ struct cluster_options {
     const char *bus_listen;  /* HOST:PORT */
     const char *zone;
     const char *version;
-    const void *key; /* the join key */
+    const void *key; /* the join key: signs every bus message */
     size_t key_len;
+    const void *next_key; /* NULL, or a second key accepted during a rotation */
+    size_t next_key_len;
     int lease_ms, heartbeat_ms, down_after_ms, remove_down_after_s, bus_timeout_ms;
     bool preferred_primary;
 };

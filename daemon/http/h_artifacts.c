@@ -525,11 +525,11 @@ void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
             artifacts__get(r);
         return;
     case HM_PUT:
-        if (http_need_write(r))
+        if (http_need_deploy(r))
             artifacts__put(r);
         return;
     case HM_DELETE:
-        if (!http_need_write(r) || !http_plug_before_delete(r)) /* plugins: h_plugins.c */
+        if (!http_need_delete(r) || !http_plug_before_delete(r)) /* plugins: h_plugins.c */
             return;
         rc = artifact_delete(r->ctx, r->repo_key, r->path, r->user.name);
         if (rc == GR_ENOTFOUND)

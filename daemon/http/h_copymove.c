@@ -102,7 +102,7 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
         http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
         return;
     }
-    if (!http_need_write(r)) /* read on the source and write on the target, for now one check */
+    if (r->user.anonymous && !http_need_write(r))
         return;
     if (!http_parse_repo_path(r, sub, strlen(sub)))
         return;
@@ -122,6 +122,8 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
         .user = r->user.name,
     };
     if (!copymove__target(r, &q.dst_repo, &q.dst_path, &q.dst_slash))
+        return;
+    if (!http_need_copy_move(r, q.src_repo, q.src_path, q.dst_repo, q.dst_path, move))
         return;
 
     if (!dry && !http_plug_before_copymove(r, move, q.dst_repo, q.dst_path)) /* h_plugins.c */

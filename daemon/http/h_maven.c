@@ -436,21 +436,9 @@ static void maven__put(struct http_req *r, const struct repo_config *cfg, struct
         r->on_end = maven__drain_end;
         return;
     }
-    if (!mp->snapshot && !cfg->allow_release_redeploy) {
-        struct artifact a;
-        int rc = artifact_get(r->ctx, r->arena, r->repo_key, r->path, &a);
-        if (rc == GR_OK) {
-            http_error(r, 403,
-                       "Not enough permissions to overwrite artifact '%s:%s': the repository"
-                       " does not allow redeploying releases (allowReleaseRedeploy is false)",
-                       r->repo_key, r->path);
-            return;
-        }
-        if (rc != GR_ENOTFOUND) {
-            http_error_code(r, rc, NULL);
-            return;
-        }
-    }
+    /* overwriting a file (a release redeploy) needs delete permission (perm.c) */
+    if (!http_need_deploy(r))
+        return;
     r->deploy.arg = m;
     r->deploy.done = maven__after_deploy;
     if (!cfg->suppress_pom_checks && !strcmp(mp->ext, "pom") && !*mp->classifier) {

@@ -464,6 +464,8 @@ static void npm__tag_put_done(struct http_req *r)
 static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
 {
     const char *tag = NULL;
+    r->repo_key = n->repo; /* permission targets see the package as the path <name> */
+    r->path = gr_arena_strdup(r->arena, n->name);
     if (!strncmp(n->tail, "dist-tags/", 10) && n->tail[10])
         tag = npm_unescape(r->arena, n->tail + 10, strlen(n->tail + 10));
     else if (strcmp(n->tail, "dist-tags") && strcmp(n->tail, "dist-tags/")) {
@@ -678,6 +680,9 @@ static bool npm__bearer(struct http_req *r)
 static void npm__package(struct http_req *r, struct npm_ctx *n)
 {
     const char *t = n->tail;
+    /* permission targets see a package as the path <name> (perm.c) */
+    r->repo_key = n->repo;
+    r->path = gr_arena_strdup(r->arena, n->name);
     if (!*t) {
         if (r->method == HM_GET || r->method == HM_HEAD) {
             if (http_need_read(r))
@@ -691,7 +696,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
         return;
     }
     if (!strncmp(t, "-rev/", 5)) {
-        if (!http_need_write(r))
+        if (r->method == HM_DELETE ? !http_need_delete(r) : !http_need_write(r))
             return;
         if (r->method == HM_PUT) {
             npm__read_body(r, n, npm__rev_put_done);

@@ -164,7 +164,7 @@ void h_properties(struct http_req *r)
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;
     }
-    if (get ? !http_need_read(r) : !http_need_write(r))
+    if (get ? !http_need_read(r) : !http_need_annotate(r))
         return;
     struct repo_config cfg;
     int rc = repo_get(r->ctx, r->arena, r->repo_key, &cfg);

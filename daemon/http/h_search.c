@@ -5,6 +5,7 @@
  */
 #include "http/path.h"
 #include "http/req.h"
+#include "repo/security.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
@@ -376,7 +377,8 @@ void h_search(struct http_req *r, const char *sub)
     }
     json_t *results = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(results, search__result(r, s, &hits[i]));
+        if (http_may(r, hits[i].repo, hits[i].path, SEC_READ)) /* hide what one may not read */
+            json_array_append_new(results, search__result(r, s, &hits[i]));
     json_t *doc = json_object();
     json_object_set_new(doc, "results", results);
     char *body = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);

@@ -9,6 +9,7 @@
  *   GET/PUT /api/trash/settings {"enabled","retentionPeriodDays"}     retention
  */
 #include "http/req.h"
+#include "repo/security.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
@@ -210,8 +211,10 @@ static void trash__restore(struct http_req *r, const char *rest)
     if (!http_need_write(r) || !http_parse_repo_path(r, rest, strlen(rest)))
         return;
     const char *to_repo, *to_path;
-    if (!trash__target(r, &to_repo, &to_path))
+    if (!trash__target(r, &to_repo, &to_path) ||
+        !http_need_perm(r, to_repo ? to_repo : r->repo_key, to_path ? to_path : r->path, SEC_WRITE))
         return;
+    http_audit(r, "restore", r->repo_key, r->path, NULL);
     int files = 0;
     const char *why = NULL;
     int rc = trash_restore(r->ctx, r->arena, r->repo_key, r->path, to_repo, to_path, &files, &why);

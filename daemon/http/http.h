@@ -18,9 +18,11 @@ struct http_server;
 struct http_options {
     const char *host;
     int port;
-    int threads;            /* worker threads (>= 1) */
-    int connection_timeout; /* seconds */
-    uint64_t max_body_size; /* 0: unlimited */
+    int threads;             /* worker threads (>= 1) */
+    int connection_timeout;  /* seconds */
+    int header_timeout;      /* seconds from connect (or the last answer) to a full request head */
+    int max_conn_per_client; /* per client address; 0: no limit */
+    uint64_t max_body_size;  /* 0: unlimited */
     const char *version;
     bool internal; /* the cluster port (h_internal.c), not the public API */
 };

@@ -16,12 +16,14 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #define HTTP_HEADER_LINE_MAX (16 * 1024) /* larger header lines get 431 */
+#define HTTP_HEADER_COUNT_MAX 100        /* more header lines get 431 */
 /*
  * libmicrohttpd's per-connection pool: request headers and the read buffer
  * live in it, and libmicrohttpd 0.9.75 zeroes it for every request, so it
@@ -47,6 +49,22 @@ struct http_server {
     atomic_int active;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t requests;
+    /* header deadlines (server.c): every open connection, checked by a reaper thread */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t conns_cv;
+    struct http_conn *conns;
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+    atomic_uint_fast64_t cut_slow; /* connections cut for slow headers */
+};
+
+/* One open connection, for the header deadline (server.c). */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    bool in_request; /* headers complete, the request is being handled */
+    bool cut;
+    int64_t deadline_ms; /* monotonic: full request head due by then */
 };
 
 struct http_req {
@@ -61,6 +79,10 @@ struct http_req {
     size_t raw_path_len; /* bytes of raw_uri before '?' */
     const char *base;    /* "" or "/artifactory": how the client addressed us */
     struct auth_user user;
+    const char *client; /* the peer's address, for throttling and the audit log */
+    /* set by the http_need_* helpers (perm.c): written to the audit log when
+     * the request completes with a 2xx answer */
+    const char *audit_action, *audit_repo, *audit_path, *audit_detail;
     bool started, responded, counted;
     bool deferred; /* routed at the second access call (see server.c) */
     int status;
@@ -77,6 +99,7 @@ struct http_req {
     int (*on_body)(struct http_req *r, const char *data, size_t len);
     void (*on_end)(struct http_req *r);
     void *hctx;
+    void *hctx_sec; /* h_security.c: what a body is for (hctx holds the body) */
     uint64_t body_bytes;
     int body_error; /* first error while streaming; answered from on_end */
     char *body_error_msg;
@@ -122,10 +145,30 @@ const char *http_query(struct http_req *r, const char *name);
 /* Collect a JSON body into the arena (max HTTP_JSON_BODY_MAX) and then call done. */
 void http_read_json_body(struct http_req *r, void (*done)(struct http_req *r, json_t *doc));
 
-/* ---- who may do what: false means an answer (401/403) was sent ---- */
+/*
+ * ---- who may do what (perm.c): false means an answer (401/403) was sent ----
+ * http_need_perm() is the one check: the actions (enum sec_action, all of
+ * them) on repo/path for r->user (anonymous needs anonymous access on).
+ * read/write use r->repo_key and r->path when a repository is addressed,
+ * else read only needs anonymous access or a user and write a user.
+ * deploy: write, and delete too when the path exists (an overwrite);
+ * delete, annotate (properties) and copy/move likewise; each also records
+ * the action for the audit log. admin: the user's flag or an admin group.
+ */
+bool http_need_perm(struct http_req *r, const char *repo, const char *path, unsigned actions);
+/* Whether r->user holds the actions there, answering nothing (to filter results). */
+bool http_may(struct http_req *r, const char *repo, const char *path, unsigned actions);
 bool http_need_read(struct http_req *r);
 bool http_need_write(struct http_req *r);
+bool http_need_deploy(struct http_req *r);
+bool http_need_delete(struct http_req *r);
+bool http_need_annotate(struct http_req *r);
+bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
+                         const char *dst_repo, const char *dst_path, bool move);
 bool http_need_admin(struct http_req *r);
+/* Record an audited action (strings copied); written when the request completes with 2xx. */
+void http_audit(struct http_req *r, const char *action, const char *repo, const char *path,
+                const char *detail);
 
 /* RFC 7231 date for ms since the epoch, into buf (>= 32 bytes). */
 void http_date(int64_t ms, char *buf, size_t n);
@@ -169,6 +212,8 @@ void h_properties(struct http_req *r);
 void h_search(struct http_req *r, const char *sub);               /* h_search.c: /api/search/... */
 void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.c */
 void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
+/* h_security.c: /api/security/..., /api/v2/security/..., /api/audit (sub after "/api/") */
+void h_security(struct http_req *r, const char *sub);
 void h_internal(struct http_req *r); /* h_internal.c: the cluster port */
 /* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
 void h_metrics(struct http_req *r);

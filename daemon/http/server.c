@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "repo/security.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -16,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static void server__conn_mark(struct http_req *r, bool in_request);
 
 /* Keep URIs raw: the path normaliser and http_query() decode, and must see %00. */
 static size_t server__unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -59,6 +64,11 @@ static void server__completed(void *cls, struct MHD_Connection *conn, void **con
         (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
     if (r->started) /* the access line and the request metrics (metrics.c) */
         http_access_done(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, ms);
+    if (r->audit_action && r->responded && r->status >= 200 && r->status < 300)
+        sec_audit(r->ctx, r->user.name, r->client, r->audit_action, r->audit_repo, r->audit_path,
+                  r->audit_detail);
+    if (r->started && conn)
+        server__conn_mark(r, false);
     if (r->counted)
         atomic_fetch_sub(&h->active, 1);
     gr_arena_free(r->arena); /* runs cleanups: temp files, fds, results */
@@ -105,17 +115,95 @@ static int server__b64decode(const char *in, char *out, size_t outsz)
     return (int)o;
 }
 
-/*
- * Authenticate from the Authorization header. false: an answer was sent.
- * bearer_ok: a Bearer token is left to the handler (npm tokens, h_npm.c).
- */
-static bool server__authenticate(struct http_req *r, bool bearer_ok)
+/* The peer's address as text (arena), "" when unknown. */
+static const char *server__client(struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof(buf));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, sizeof(buf));
+    }
+    return gr_arena_strdup(r->arena, buf);
+}
+
+/* A token (Bearer, or the password of Basic auth). false: an answer was sent. */
+static bool server__token(struct http_req *r, const char *user, const char *token)
+{
+    int rc = sec_token_check(r->ctx, token, &r->user);
+    if (rc == GR_OK && (!user || !*user || !strcmp(user, r->user.name)))
+        return true;
+    memset(&r->user, 0, sizeof(r->user));
+    if (rc == GR_OK || rc == GR_EAUTH) {
+        gr_warn("req=%llu token authentication failed from %s", (unsigned long long)r->id,
+                r->client);
+        http_error(r, 401, "bad credentials: unknown, expired or revoked token");
+    } else {
+        http_error_code(r, rc, NULL);
+    }
+    return false;
+}
+
+/* A password, throttled per user and per client address. false: an answer was sent. */
+static bool server__password(struct http_req *r, const char *user, const char *password)
+{
+    int wait = sec_throttle_wait(user, r->client);
+    if (wait > 0) {
+        char *ra = gr_arena_printf(r->arena, "%d", wait);
+        gr_warn("req=%llu login for '%.64s' from %s refused: throttled for %d s",
+                (unsigned long long)r->id, user, r->client, wait);
+        http_error(r, 429, "too many failed logins: retry in %s s", ra);
+        return false;
+    }
+    int rc = auth_check_password(r->ctx, user, password, &r->user);
+    if (rc == GR_EAUTH) {
+        /* credentials granary's users refuse are offered to plugin realms */
+        memset(&r->user, 0, sizeof(r->user));
+        if (http_plug_authenticate(r, user, password)) {
+            sec_throttle_result(user, r->client, true);
+            return true;
+        }
+        if (r->responded)
+            return false;
+    }
+    if (rc == GR_OK) {
+        sec_throttle_result(user, r->client, true);
+        if (r->user.slow_path) /* the first check of this password on this node */
+            sec_audit(r->ctx, user, r->client, "login", NULL, NULL, "password");
+        return true;
+    }
+    memset(&r->user, 0, sizeof(r->user));
+    if (rc == GR_EAUTH) {
+        int n = sec_throttle_result(user, r->client, false);
+        gr_warn("req=%llu authentication failed for user '%.64s' from %s (%d in a row)",
+                (unsigned long long)r->id, user, r->client, n);
+        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, "password");
+        http_error(r, 401, "bad credentials");
+    } else {
+        http_error_code(r, rc, NULL);
+    }
+    return false;
+}
+
+/* Authenticate from the Authorization header. false: an answer was sent. */
+static bool server__authenticate(struct http_req *r)
 {
     const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || (bearer_ok && !strncasecmp(auth, "Bearer ", 7))) {
+    r->client = server__client(r);
+    if (!auth) {
         snprintf(r->user.name, sizeof(r->user.name), "anonymous");
         r->user.anonymous = true;
         return true;
+    }
+    if (!strncasecmp(auth, "Bearer ", 7)) {
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        return server__token(r, NULL, tok);
     }
     if (strncasecmp(auth, "Basic ", 6) == 0) {
         char dec[512];
@@ -126,58 +214,103 @@ static bool server__authenticate(struct http_req *r, bool bearer_ok)
             return false;
         }
         *colon = '\0';
-        int rc = auth_check_password(r->ctx, dec, colon + 1, &r->user);
-        if (rc == GR_OK)
-            return true;
-        if (rc == GR_EAUTH && http_plug_authenticate(r, dec, colon + 1))
-            return true; /* a plugin realm accepted the user */
-        if (rc == GR_EAUTH) {
-            gr_warn("req=%llu authentication failed for user '%.64s'", (unsigned long long)r->id,
-                    dec);
-            http_error(r, 401, "bad credentials");
-        } else {
-            http_error_code(r, rc, NULL);
-        }
-        return false;
+        /* Maven, pip and npm send an access token as the password */
+        if (sec_token_shaped(colon + 1))
+            return server__token(r, dec, colon + 1);
+        return server__password(r, dec, colon + 1);
     }
     http_error(r, 401, "unsupported authorization scheme");
     return false;
 }
 
-bool http_need_read(struct http_req *r)
+/* ---- header deadlines: a client that sends its request head too slowly
+ * (slowloris) is cut off; idle keep-alive connections likewise ---- */
+
+static int64_t server__mono_ms(void)
 {
-    if (!r->user.anonymous)
-        return true;
-    bool on = false;
-    int rc = settings_anonymous_read(r->ctx, &on);
-    if (rc) {
-        http_error_code(r, rc, NULL);
-        return false;
-    }
-    if (on)
-        return true;
-    http_error(r, 401, "authentication required");
-    return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool http_need_write(struct http_req *r)
+static void server__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                enum MHD_ConnectionNotificationCode code)
 {
-    if (r->user.anonymous) {
-        http_error(r, 401, "authentication required");
-        return false;
+    struct http_server *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct http_conn *c = calloc(1, sizeof(*c));
+        *socket_context = c;
+        if (!c)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->deadline_ms = server__mono_ms() + (int64_t)h->opt.header_timeout * 1000;
+        pthread_mutex_lock(&h->conns_mu);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->conns_mu);
+        return;
     }
-    return true;
+    /* closed: libmicrohttpd calls this before it closes the socket */
+    struct http_conn *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&h->conns_mu);
+    free(c);
+    *socket_context = NULL;
 }
 
-bool http_need_admin(struct http_req *r)
+/* The request head is in (in_request) or its answer is done (a new deadline). */
+static void server__conn_mark(struct http_req *r, bool in_request)
 {
-    if (!http_need_write(r))
-        return false;
-    if (!r->user.admin) {
-        http_error(r, 403, "admin rights required");
-        return false;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct http_conn *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&r->srv->conns_mu);
+    c->in_request = in_request;
+    c->deadline_ms = server__mono_ms() + (int64_t)r->srv->opt.header_timeout * 1000;
+    pthread_mutex_unlock(&r->srv->conns_mu);
+}
+
+/* Every 250 ms: shut down (not close: libmicrohttpd owns the fd) connections
+ * past their header deadline; libmicrohttpd then sees the end and cleans up. */
+static void *server__reaper(void *arg)
+{
+    struct http_server *h = arg;
+    pthread_mutex_lock(&h->conns_mu);
+    while (!h->reaper_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->conns_cv, &h->conns_mu, &until);
+        int64_t now = server__mono_ms();
+        for (struct http_conn *c = h->conns; c; c = c->next) {
+            if (c->in_request || c->cut || c->fd < 0 || now < c->deadline_ms)
+                continue;
+            c->cut = true;
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_fetch_add(&h->cut_slow, 1);
+            gr_info("connection cut: no complete request head within %d s", h->opt.header_timeout);
+        }
     }
-    return true;
+    pthread_mutex_unlock(&h->conns_mu);
+    return NULL;
 }
 
 /* ---- routing ---- */
@@ -224,13 +357,19 @@ bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
     return true;
 }
 
+struct server__hdr {
+    bool too_long;
+    int count;
+};
+
 static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, const char *key,
                                             const char *value)
 {
-    bool *too_long = cls;
+    struct server__hdr *h = cls;
     (void)kind;
+    h->count++;
     if (strlen(key) + (value ? strlen(value) : 0) > HTTP_HEADER_LINE_MAX) {
-        *too_long = true;
+        h->too_long = true;
         return MHD_NO;
     }
     return MHD_YES;
@@ -240,11 +379,15 @@ static void server__route(struct http_req *r)
 {
     const char *p = r->raw_uri;
     size_t len = r->raw_path_len;
-    bool too_long = false;
+    struct server__hdr hdr = {false, 0};
 
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, server__header_check, &too_long);
-    if (too_long) {
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, server__header_check, &hdr);
+    if (hdr.too_long) {
         http_error(r, 431, "a header line is longer than %d bytes", HTTP_HEADER_LINE_MAX);
+        return;
+    }
+    if (hdr.count > HTTP_HEADER_COUNT_MAX) {
+        http_error(r, 431, "more than %d header lines", HTTP_HEADER_COUNT_MAX);
         return;
     }
     if (len == 0 || p[0] != '/') {
@@ -282,7 +425,7 @@ static void server__route(struct http_req *r)
         http_error(r, 503, "node is not ready");
         return;
     }
-    if (!server__authenticate(r, is_api && len >= 9 && !strncmp(p + 5, "npm/", 4)))
+    if (!server__authenticate(r))
         return;
     if (is_api) {
         const char *sub = gr_arena_strndup(r->arena, p + 5, len - 5);
@@ -304,6 +447,9 @@ static void server__route(struct http_req *r)
             h_trash(r, sub);
         else if (!strncmp(sub, "npm/", 4))
             h_npm(r, sub + 4);
+        else if (!strncmp(sub, "security/", 9) || !strncmp(sub, "v2/security/", 12) ||
+                 !strcmp(sub, "audit"))
+            h_security(r, sub);
         else if (!strcmp(sub, "plugins") || !strncmp(sub, "plugins/", 8))
             h_plugins(r, sub);
         else if (!strcmp(sub, "v1/metrics"))
@@ -350,6 +496,7 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
     if (!r->started) {
         r->started = true;
         r->conn = conn;
+        server__conn_mark(r, true);
         r->counted = true;
         atomic_fetch_add(&h->active, 1);
         atomic_fetch_add(&h->requests, 1);
@@ -421,6 +568,14 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         return GR_ENOMEM;
     h->ctx = ctx;
     h->opt = *o;
+    if (h->opt.header_timeout <= 0)
+        h->opt.header_timeout = 20;
+    pthread_mutex_init(&h->conns_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->conns_cv, &ca);
+    pthread_condattr_destroy(&ca);
     h->version = strdup(o->version ? o->version : "0");
     h->opt.version = h->version;
 
@@ -448,7 +603,9 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
         server__completed, h, MHD_OPTION_URI_LOG_CALLBACK, server__uri_log, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, server__unescape, NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, server__unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        server__conn_notify, h, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)(o->max_conn_per_client > 0 ? o->max_conn_per_client : 0), MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->mhd) {
         gr_error("cannot listen on %s:%d (address in use or not allowed)", o->host, o->port);
@@ -456,6 +613,10 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         free(h);
         return GR_EIO;
     }
+    if (pthread_create(&h->reaper, NULL, server__reaper, h) == 0)
+        h->reaper_started = true;
+    else
+        gr_warn("no header-deadline thread: slow clients are only cut by connection_timeout");
     *out = h;
     return GR_OK;
 }
@@ -483,7 +644,16 @@ void http_stop(struct http_server *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->mhd);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->conns_mu);
+        h->reaper_stop = true;
+        pthread_cond_signal(&h->conns_cv);
+        pthread_mutex_unlock(&h->conns_mu);
+        pthread_join(h->reaper, NULL);
+    }
+    MHD_stop_daemon(h->mhd); /* runs the close notifications */
+    pthread_cond_destroy(&h->conns_cv);
+    pthread_mutex_destroy(&h->conns_mu);
     free(h->version);
     free(h);
 }

@@ -81,6 +81,7 @@ int auth_check_password(struct repo_ctx *ctx, const char *user, const char *pass
     auth__verifier(ctx, user, password, want);
     /* a verifier from another process (another node secret) just misses */
     bool ok = nf >= 4 && strlen(f[3]) == 64 && cr_equal(want, f[3], 64);
+    bool slow = !ok;
     if (!ok) {
         ok = cr_password_verify(password, f[0]);
         if (ok) {
@@ -100,6 +101,7 @@ int auth_check_password(struct repo_ctx *ctx, const char *user, const char *pass
     snprintf(out->name, sizeof(out->name), "%s", user);
     out->admin = f[1][0] == '1';
     out->anonymous = false;
+    out->slow_path = slow;
 out:
     gr_sbuf_release(&k);
     gr_arena_free(a);
@@ -217,4 +219,27 @@ int settings_anonymous_read(struct repo_ctx *ctx, bool *on)
 int settings_set_anonymous_read(struct repo_ctx *ctx, bool on)
 {
     return repo__setting_set(ctx, "anonymous_read", on ? "true" : "false");
+}
+
+int auth_user_lookup(struct repo_ctx *ctx, const char *user, bool *admin, bool *disabled)
+{
+    if (!*user || strlen(user) >= sizeof(((struct auth_user *)0)->name))
+        return GR_ENOTFOUND;
+    struct gr_arena *a = gr_arena_new();
+    if (!a)
+        return GR_ENOMEM;
+    struct gr_sbuf k = GR_SBUF_INIT;
+    repo__key_user(&k, user);
+    const char *rec;
+    size_t len;
+    int rc = repo__cached(ctx, a, &k, auth__load, (void *)user, &rec, &len);
+    if (rc == GR_OK) {
+        const char *f[3] = {"", "0", "1"};
+        repo__fields(a, rec, len, f, 3);
+        *admin = f[1][0] == '1';
+        *disabled = f[2][0] == '1';
+    }
+    gr_sbuf_release(&k);
+    gr_arena_free(a);
+    return rc;
 }

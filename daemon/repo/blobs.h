@@ -33,6 +33,10 @@ struct blobs_options {
     const char *zone;
     const void *key; /* the join key; NULL on a single node (no cluster port) */
     size_t key_len;
+    /* NULL, or a second key accepted (never used to sign) during a join key
+     * rotation (docs/security.md) */
+    const void *next_key;
+    size_t next_key_len;
     int down_after_ms;
 };
 

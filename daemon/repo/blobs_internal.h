@@ -27,6 +27,8 @@ struct blobs {
     char node[64], zone[64];
     unsigned char key[256];
     size_t key_len;
+    unsigned char next_key[256]; /* accepted too during a key rotation */
+    size_t next_key_len;         /* 0: none */
     bool clustered;
     int down_after_ms;
 

@@ -894,6 +894,11 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
     if (o->key && o->key_len) {
         b->key_len = o->key_len < sizeof(b->key) ? o->key_len : sizeof(b->key);
         memcpy(b->key, o->key, b->key_len);
+        if (o->next_key && o->next_key_len) {
+            b->next_key_len =
+                o->next_key_len < sizeof(b->next_key) ? o->next_key_len : sizeof(b->next_key);
+            memcpy(b->next_key, o->next_key, b->next_key_len);
+        }
         b->clustered = true;
     }
     b->down_after_ms = o->down_after_ms > 0 ? o->down_after_ms : 5000;

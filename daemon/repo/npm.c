@@ -4,6 +4,7 @@
  * body, semver order, packument assembly.
  */
 #include "repo/npm.h"
+#include "repo/security.h"
 
 #include "base/err.h"
 #include "base/pct.h"
@@ -912,41 +913,20 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 
 /* ---- tokens ---- */
 
+/* npm login tokens are access tokens (repo/tokens.c): revocable, cached, audited */
 int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
 {
-    unsigned char raw[32];
-    if (cr_random(raw, sizeof(raw)))
-        return GR_EIO;
-    memcpy(out, "npm_", 4);
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(out + 4 + 2 * i, 3, "%02x", raw[i]);
-    char sum[CR_SHA256_HEX];
-    cr_sha256_hex(out, NPM_TOKEN_LEN, sum);
-    const char *p[2] = {sum, user};
-    return db_exec1(ctx->db, NULL,
-                    "INSERT INTO npm_tokens (token_sha256, user_name) VALUES ($1, $2)", 2, p);
+    /* the token carries the user's rights, an admin's included (as npm tokens did) */
+    bool admin = false, disabled = false;
+    int rc = auth_user_lookup(ctx, user, &admin, &disabled);
+    if (rc)
+        return rc;
+    return sec_token_issue(ctx, user,
+                           admin ? "applied-permissions/admin" : "applied-permissions/user", 0,
+                           "npm login", out, NULL, NULL);
 }
 
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
 {
-    char sum[CR_SHA256_HEX];
-    cr_sha256_hex(token, strlen(token), sum);
-    const char *p[1] = {sum};
-    struct db_res *res = NULL;
-    int rc =
-        db_exec1(ctx->db, &res,
-                 "SELECT u.name, u.admin FROM npm_tokens t JOIN users u ON u.name = t.user_name"
-                 " WHERE t.token_sha256 = $1 AND NOT u.disabled",
-                 1, p);
-    if (rc)
-        return rc;
-    if (db_res_rows(res) == 0) {
-        rc = GR_EAUTH;
-    } else {
-        memset(out, 0, sizeof(*out));
-        snprintf(out->name, sizeof(out->name), "%s", db_res_get(res, 0, 0));
-        out->admin = db_res_get(res, 0, 1)[0] == 't';
-    }
-    db_res_free(res);
-    return rc;
+    return sec_token_check(ctx, token, out);
 }

@@ -52,6 +52,7 @@ struct repo_ctx {
     struct cluster *cluster;      /* NULL on a single node */
     struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
+    const char *node_id;          /* for the audit log; may be NULL or "" */
     struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
 };
 
@@ -164,6 +165,8 @@ struct auth_user {
     char name[128];
     bool admin;
     bool anonymous;
+    bool slow_path; /* auth_check_password: the password was checked by its hash, not the
+                       cached verifier (the first login of this password on this node) */
 };
 
 /*
@@ -181,6 +184,13 @@ int auth_check_password(struct repo_ctx *ctx, const char *user, const char *pass
  * must hold 33 bytes); *created tells whether this happened.
  */
 int auth_bootstrap_admin(struct repo_ctx *ctx, const char *data_dir, char pw[33], bool *created)
+    __attribute__((warn_unused_result));
+
+/*
+ * A user's flags from its cached record (`u:<name>`), for token logins.
+ * GR_ENOTFOUND, GR_EDB.
+ */
+int auth_user_lookup(struct repo_ctx *ctx, const char *user, bool *admin, bool *disabled)
     __attribute__((warn_unused_result));
 
 /* Cluster-wide anonymous read access (cached). GR_EDB. */

@@ -89,15 +89,24 @@ xp() { get "$1" | xmllint --xpath "$2" -; }
     cmp "$SUITE_TMP/x.jar" "$SUITE_TMP/m2-fresh/com/example/x/1.0/x-1.0.jar"
 }
 
-@test "a release cannot be redeployed (403, content kept) unless the repository allows it" {
+@test "a release is overwritten only with delete permission (403, content kept)" {
     printf 'another 1.0\n' >"$SUITE_TMP/x2.jar"
-    run deploy_file "$SUITE_TMP/x2.jar" 1.0 x
+    # a deployer without delete permission (docs/security.md: overwrite needs delete)
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"password":"deployer-pw1","groups":[]}' "$A/api/security/users/mvnw"
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"repo":{"repositories":["libs-release"],"actions":{"users":{"mvnw":["write"]}}}}' \
+        "$A/api/v2/security/permissions/mvnw-deploys"
+    run curl -sS -u mvnw:deployer-pw1 -w '\n%{http_code}' -T "$SUITE_TMP/x2.jar" \
+        "$B/libs-release/com/example/x/1.0/x-1.0.jar"
     echo "$output"
-    [ "$status" -ne 0 ]
-    [[ "$output" == *403* ]]
+    [ "${lines[-1]}" = 403 ]
+    [[ "$output" == *"needs DELETE permission"* ]]
     [ "$(get "$A/libs-release/com/example/x/1.0/x-1.0.jar")" = "release jar 1.0" ]
-    [ "$(status -T "$SUITE_TMP/x2.jar" "$B/libs-release/com/example/x/1.0/x-1.0.jar")" = 403 ]
-    # allowReleaseRedeploy: an authenticated user may overwrite
+    # a new release: write is enough
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -u mvnw:deployer-pw1 -T "$SUITE_TMP/x2.jar" \
+        "$B/libs-release/com/example/z/1.0/z-1.0.jar")" = 201 ]
+    # with delete permission (the admin has every permission) a release may be overwritten
     deploy_file "$SUITE_TMP/x.jar" 1.0 x "$A/libs-redeploy"
     deploy_file "$SUITE_TMP/x2.jar" 1.0 x "$A/libs-redeploy"
     [ "$(get "$A/libs-redeploy/com/example/x/1.0/x-1.0.jar")" = "another 1.0" ]

@@ -69,7 +69,7 @@ EOF
 }
 
 @test "login without a terminal: a token for granary's user, whoami, bad password 401" {
-    [[ "$TOKEN" == npm_* ]]
+    [[ "$TOKEN" == grt_* ]] # an access token (docs/security.md)
     run login admin wrong-password
     [[ "$output" == *'"status":401'* ]]
     [ "$(code -X POST -H 'content-type: application/json' -d '{}' "${REG1}-/v1/login")" = 404 ]
@@ -80,8 +80,11 @@ EOF
     run npm_on n2 whoami
     [ "$output" = admin ]
     [ "$(code -H 'Authorization: Bearer npm_bogus' "${REG1}-/whoami")" = 401 ]
-    # Bearer tokens are for the npm routes only
-    [ "$(code -H "Authorization: Bearer $TOKEN" "$NODE_n1_URL/api/repositories")" = 401 ]
+    # npm tokens are access tokens: good on every route, listed, revocable (docs/security.md)
+    [ "$(code -H "Authorization: Bearer $TOKEN" "$NODE_n1_URL/api/repositories")" = 200 ]
+    curl -fsS -H "Authorization: Bearer $TOKEN" "$NODE_n1_URL/api/security/token" |
+        jq -e '.tokens | map(.description) | index("npm login")'
+    [[ "$(curl -sS -H "Authorization: Bearer $TOKEN" "$NODE_n1_URL/api/security/token")" != *"$TOKEN"* ]]
 }
 
 @test "publish, then install into a fresh directory" {

@@ -204,6 +204,11 @@ return { beforeDelete = no, beforeMove = no, beforeCopy = no, beforePropertyChan
     [ "$(code -u ci:wrong "$NODE_a_URL/api/repositories")" = 401 ]
     [ "$(code -u nobody:x "$NODE_a_URL/api/repositories")" = 401 ]
     echo z >"$SUITE_TMP/z"
+    # deploying needs write permission (docs/security.md), for realm users too
+    [ "$(code -u ci:ci-secret -T "$SUITE_TMP/z" "$NODE_a_URL/libs/realm/z.txt")" = 403 ]
+    acurl a -X PUT -H 'Content-Type: application/json' \
+        -d '{"repo":{"repositories":["libs"],"actions":{"users":{"ci":["write"]}}}}' \
+        /api/v2/security/permissions/realm-ci
     [ "$(code -u ci:ci-secret -T "$SUITE_TMP/z" "$NODE_a_URL/libs/realm/z.txt")" = 201 ]
     [ "$(curl -sS -u ci:ci-secret "$NODE_a_URL/api/storage/libs/realm/z.txt" | jq -r .createdBy)" = ci ]
     [ "$(code -u ci:ci-secret -X PUT --data-binary 'return {}' "$NODE_a_URL/api/plugins/x")" = 403 ]

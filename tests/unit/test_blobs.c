@@ -73,6 +73,32 @@ static void auth__other_key__refused(void **state)
     assert_true(blobs_auth_check(b, "GET", "/v1/ping", value(h), &why));
 }
 
+/* Join key rotation: a request signed with the next key is accepted only
+ * by a receiver that has it as its next key. */
+static void auth__next_key__accepted_during_rotation(void **state)
+{
+    struct blobs *b = *state;
+    const char *why;
+    char h[400];
+    unsigned char old[32];
+    memcpy(old, b->key, 32);
+    b->key[0] ^= 1; /* sign as a node whose key is the new one */
+    blobs__sign(b, "GET", "/v1/ping", h, sizeof(h));
+    memcpy(b->key, old, 32);
+    assert_false(blobs_auth_check(b, "GET", "/v1/ping", value(h), &why));
+    memcpy(b->next_key, old, 32);
+    b->next_key[0] ^= 1;
+    b->next_key_len = 32;
+    blobs__sign(b, "GET", "/v1/ping", h, sizeof(h));
+    assert_true(blobs_auth_check(b, "GET", "/v1/ping", value(h), &why)); /* own key */
+    b->key[0] ^= 1;
+    blobs__sign(b, "GET", "/v1/ping", h, sizeof(h));
+    b->key[0] ^= 1;
+    assert_true(blobs_auth_check(b, "GET", "/v1/ping", value(h), &why));  /* the next key */
+    assert_false(blobs_auth_check(b, "GET", "/v1/ping", value(h), &why)); /* replayed */
+    b->next_key_len = 0;
+}
+
 static void auth__tampered_time_or_node__refused(void **state)
 {
     struct blobs *b = *state;
@@ -107,6 +133,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(auth__signed__accepted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(auth__other_method_or_path__refused, setup, teardown),
         cmocka_unit_test_setup_teardown(auth__other_key__refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(auth__next_key__accepted_during_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(auth__tampered_time_or_node__refused, setup, teardown),
         cmocka_unit_test_setup_teardown(auth__malformed_or_missing__refused, setup, teardown),
     };

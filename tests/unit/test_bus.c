@@ -930,6 +930,55 @@ static void wrong_key_peer__never_acked__counted_forged(void **state)
     assert_true(stats(e).received == 0);
 }
 
+/* Join key rotation: a node with next_key accepts both keys and signs with
+ * its key; a node without it refuses the other key. */
+static void rotation__next_key__both_accepted_old_only_refuses(void **state)
+{
+    struct fx *fx = *state;
+    struct bus_options accept_other = {0}, accept_old = {0};
+    accept_other.next_key = OTHER_KEY;
+    accept_other.next_key_len = strlen(OTHER_KEY);
+    accept_old.next_key = KEY;
+    accept_old.next_key_len = strlen(KEY);
+    node_open(&fx->n[0], "a");                                        /* old key only */
+    node_open_opts(&fx->n[1], "b", LOOPBACK, KEY, &accept_other);     /* phase 1 */
+    node_open_opts(&fx->n[2], "c", LOOPBACK, OTHER_KEY, &accept_old); /* phase 2 */
+    struct node *a = &fx->n[0], *b = &fx->n[1], *c = &fx->n[2];
+    mesh(fx->n, 3);
+
+    /* b signs with the old key: a and c (through its next key) ack */
+    warm(b);
+    /* c signs with the new key: b acks (next key), a never does */
+    struct bus_ack_result r;
+    uint64_t until = mono_ms() + WAIT_MS;
+    for (;;) {
+        assert_true(mono_ms() < until);
+        int rc = bus_request_all(c->b, 1, "k", 1, 200, &r);
+        assert_int_equal(rc, BUS_EINCOMPLETE);
+        bool b_ok = ack_of(&r, "b")->status == BUS_OK;
+        assert_int_not_equal(ack_of(&r, "a")->status, BUS_OK);
+        bus_ack_result_free(&r);
+        if (b_ok && stats(a).dropped_forged > 0)
+            break;
+        sleep_ms(5);
+    }
+    assert_true(stats(b).accepted_next_key > 0);
+    assert_true(stats(c).accepted_next_key > 0); /* b's acks are signed with the old key */
+    assert_int_equal(stats(a).accepted_next_key, 0);
+
+    /* a next key shorter than BUS_MIN_KEY is refused */
+    struct bus_options bad = {0};
+    bad.node_id = "d";
+    bad.listen_endpoint = LOOPBACK;
+    bad.key = KEY;
+    bad.key_len = strlen(KEY);
+    bad.next_key = "short";
+    bad.next_key_len = 5;
+    struct bus_callbacks cb = {cr_hmac_sha256, on_message, on_gap, &fx->n[3]};
+    struct bus *d = NULL;
+    assert_int_equal(bus_open(&bad, &cb, &d), BUS_EINVAL);
+}
+
 /* ---- broadcasts ------------------------------------------------------------------- */
 
 static void broadcast__three_nodes__every_peer_gets_each_event(void **state)
@@ -1310,6 +1359,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(request_all__peer_removed__not_targeted, setup, teardown),
         cmocka_unit_test_setup_teardown(request_all__from_callback__edeadlk, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_key_peer__never_acked__counted_forged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(rotation__next_key__both_accepted_old_only_refuses, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(broadcast__three_nodes__every_peer_gets_each_event, setup,
                                         teardown),
