@@ -255,7 +255,9 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
         stop_node $n
         restart_cluster_node $n "$DB"
         wait_upstreams 3
-        sleep 1
+        # as docs/operations.md says: past nginx's fail_timeout (5 s) before
+        # the next node goes, so that nginx never skips two nodes at once
+        sleep 6
     done
 
     # (c) drain a node, then bring it back
