@@ -18,9 +18,9 @@ setup_file() {
 teardown_file() { cleanup_suite; }
 
 cget() { curl -sS -u "admin:$PASS" "$@"; }
-# The sha256 a node reports for a path (binaries stay on the receiving node
-# until replication arrives with the Blobs issue: metadata is what the cache
-# protocol keeps coherent, and what these tests read on the other nodes).
+# The sha256 a node reports for a path: metadata is what the cache protocol
+# keeps coherent, and what these tests read on the other nodes (binaries
+# are 21_blobs.bats' subject).
 csum() { curl -sS -u "admin:$PASS" "$1/api/storage/$2" | jq -r '.checksums.sha256 // .errors[0].status'; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 cluster_json() { cget "$NODE_n1_URL/api/system/cluster"; }

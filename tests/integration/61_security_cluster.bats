@@ -27,7 +27,7 @@ URLS() { echo "$NODE_n1_URL $NODE_n2_URL $NODE_n3_URL"; }
 # the status codes of the three nodes for the same request
 codes() {
     local out="" u
-    # the storage API: binaries stay on the receiving node until replication arrives
+    # the storage API: what every node's cache says (binaries: 21_blobs.bats)
     for u in $(URLS); do out+="$(code "$@" "$u/api/storage/libs/a.txt") "; done
     echo "${out% }"
 }
