@@ -89,6 +89,25 @@ wait_up() {
         "$(url_of $other)/libs/copy-of-a.bin")" = 201 ]
 }
 
+@test "storage settings and tasks refuse bad input with a JSON error and change nothing" {
+    local before
+    before=$(cget "$NODE_n1_URL/api/system/storage/config")
+    local body
+    for body in '{"redundancy":0}' '{"redundancy":2,"lenientLimit":3}' '{"redundancy":"2"}' \
+        '{"scrubBytesPerSecond":-1}' '{"repairBytesPerSecond":10}' '[1]' 'not json'; do
+        run curl -sS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' -d "$body" \
+            -w ' %{http_code}' "$NODE_n1_URL/api/system/storage/config"
+        [[ "$output" == *'"status":400'*" 400" ]] || { echo "$body: $output"; return 1; }
+    done
+    [ "$(cget "$NODE_n1_URL/api/system/storage/config")" = "$before" ]
+    for g in -1 abc 1x; do
+        [ "$(code -u "admin:$PASS" -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=$g")" = 400 ]
+    done
+    [ "$(code -u "admin:$PASS" -X POST "$NODE_n1_URL/api/system/storage/nope")" = 404 ]
+    [ "$(code -u "admin:$PASS" "$NODE_n1_URL/api/system/storage/gc")" = 405 ]
+    [ "$(code -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0")" = 401 ]
+}
+
 @test "the cluster port refuses unsigned, wrongly signed and replayed requests" {
     local s cp
     s=$(sha "$SUITE_TMP/a")
