@@ -173,19 +173,6 @@ int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *s
     return rc;
 }
 
-/* path with LIKE's special characters escaped, then "/%" */
-static void artifacts__like_below(struct gr_sbuf *sb, const char *path)
-{
-    for (const char *s = path; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_')
-            gr_sbuf_add(sb, "\\", 1);
-        gr_sbuf_add(sb, s, 1);
-    }
-    if (*path)
-        gr_sbuf_add(sb, "/", 1);
-    gr_sbuf_add(sb, "%", 1);
-}
-
 int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path, const char *user)
 {
     /* rows go to the trash (repo/trash.h) unless its retention is 0 */
@@ -224,7 +211,7 @@ int artifact_list_folder(struct repo_ctx *ctx, struct gr_arena *a, const char *r
                          const char *path, struct folder_entry **out, int *n)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    artifacts__like_below(&like, path);
+    repo__like_below(&like, path);
     char skip[24];
     snprintf(skip, sizeof(skip), "%zu", *path ? strlen(path) + 2 : (size_t)1);
     const char *p[3] = {repo, like.buf, skip};

@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
+#include "repo/internal.h"
 #include "repo/repo.h"
 
 #include <errno.h>
@@ -337,17 +338,14 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         db_res_free(res);
         return rc;
     }
-    /* node ids as a PostgreSQL text[] literal; ids are [A-Za-z0-9._-] */
-    char nodes[BLOBS_MAX_NODES * 66 + 4] = "{";
-    size_t nl = 1;
+    const char *held[BLOBS_MAX_NODES + 1]; /* the nodes with a published copy */
     int copies = 0;
     bool existed = false;
     struct bs_upload *bu = p->bu;
     p->bu = NULL;
     int brc = bs_upload_commit(bu, sha256, &existed);
     if (brc == BS_OK) {
-        copies++;
-        nl += (size_t)snprintf(nodes + nl, sizeof(nodes) - nl, "%s", b->node);
+        held[copies++] = b->node;
     } else {
         gr_warn("req=%s cannot publish the local copy of %s: %s", p->request_id, sha256,
                 bs_strerror(brc));
@@ -357,9 +355,7 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         snprintf(uri, sizeof(uri), "/v1/stages/%s/commit?sha256=%s", p->peers[i].id, sha256);
         int st = blobs__call(b, "POST", p->peers[i].url, uri, p->request_id, body, sizeof(body));
         if (st == 200) {
-            copies++;
-            nl += (size_t)snprintf(nodes + nl, sizeof(nodes) - nl, "%s%s", copies > 1 ? "," : "",
-                                   p->peers[i].node);
+            held[copies++] = p->peers[i].node;
         } else {
             atomic_fetch_add(&b->repl_failures, 1);
             gr_warn("req=%s commit of %s on %s failed: %d %s", p->request_id, sha256,
@@ -367,15 +363,17 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         }
     }
     p->done = true; /* committed stages are gone; failed ones expire on their node */
-    snprintf(nodes + nl, sizeof(nodes) - nl, "}");
     if (copies < blobs__lenient(b) || copies == 0)
         return GR_EUNAVAIL;
     atomic_fetch_add(&b->replicated, (uint64_t)copies - 1);
-    const char *pp[2] = {sha256, nodes};
+    struct gr_sbuf nodes = GR_SBUF_INIT;
+    repo__pg_array(&nodes, held, copies);
+    const char *pp[2] = {sha256, nodes.buf};
     int rc = db_exec(c, NULL,
                      "INSERT INTO binary_locations (sha256, node) SELECT $1, unnest($2::text[])"
                      " ON CONFLICT DO NOTHING",
                      2, pp);
+    gr_sbuf_release(&nodes);
     if (rc == GR_OK && copies < blobs__redundancy(b))
         blobs_kick_repair(b);
     return rc;

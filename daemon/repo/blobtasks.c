@@ -12,6 +12,7 @@
 #include "cluster/cluster.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
+#include "repo/internal.h"
 #include "repo/repo.h"
 
 #include <errno.h>
@@ -152,6 +153,7 @@ static void blobs__refresh_nodes(struct blobs *b)
 struct blobs__batch {
     struct blobs *b;
     struct gr_sbuf arr;
+    char sha[BLOBS_BATCH][65];
     int n;
     int64_t adopted, orphans;
     bool sweep; /* also delete old files no binary row knows (scrub) */
@@ -197,7 +199,10 @@ static void blobs__adopt_flush(struct blobs__batch *bt)
 {
     if (bt->n == 0)
         return;
-    gr_sbuf_adds(&bt->arr, "}");
+    const char *v[BLOBS_BATCH];
+    for (int i = 0; i < bt->n; i++)
+        v[i] = bt->sha[i];
+    repo__pg_array(&bt->arr, v, bt->n);
     const char *p[2] = {bt->arr.buf, bt->b->node};
     struct db_res *res = NULL;
     if (db_exec1(bt->b->ctx->db, &res,
@@ -226,8 +231,7 @@ static int blobs__adopt_one(void *arg, const char *sha256, uint64_t size)
 {
     struct blobs__batch *bt = arg;
     (void)size;
-    gr_sbuf_adds(&bt->arr, bt->n ? "," : "{");
-    gr_sbuf_adds(&bt->arr, sha256);
+    snprintf(bt->sha[bt->n], sizeof(bt->sha[0]), "%s", sha256);
     if (++bt->n >= BLOBS_BATCH)
         blobs__adopt_flush(bt);
     return 0;
@@ -416,6 +420,15 @@ static void blobs__scrub_slice(struct blobs *b, int64_t rate)
 
 /* ---- repair ---- */
 
+/* The ids of nodes[0..n) as a text[] literal into sb. */
+static void blobs__ids(const struct blobs__node *nodes, int n, struct gr_sbuf *sb)
+{
+    const char *v[BLOBS_MAX_NODES];
+    for (int i = 0; i < n; i++)
+        v[i] = nodes[i].id;
+    repo__pg_array(sb, v, n);
+}
+
 static int blobs__rank(const char *sha256, const struct blobs__node *nodes, int n, int *order)
 {
     struct bs_node cand[BLOBS_MAX_NODES];
@@ -492,14 +505,10 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
     struct blobs__node nodes[BLOBS_MAX_NODES], place[BLOBS_MAX_NODES];
     int n = blobs__snapshot(b, nodes), np = 0;
     struct gr_sbuf live = GR_SBUF_INIT;
-    gr_sbuf_adds(&live, "{");
-    for (int i = 0; i < n; i++) {
-        gr_sbuf_adds(&live, i ? "," : "");
-        gr_sbuf_adds(&live, nodes[i].id);
+    blobs__ids(nodes, n, &live);
+    for (int i = 0; i < n; i++)
         if (nodes[i].placeable && (nodes[i].url[0] || !b->clustered))
             place[np++] = nodes[i];
-    }
-    gr_sbuf_adds(&live, "}");
     int R = blobs__redundancy(b);
     struct blobs_settings set;
     blobs_get_settings(b, &set);
@@ -755,12 +764,7 @@ int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
         struct blobs__node nodes[BLOBS_MAX_NODES];
         int n = blobs__snapshot(b, nodes);
         struct gr_sbuf live = GR_SBUF_INIT;
-        gr_sbuf_adds(&live, "{");
-        for (int i = 0; i < n; i++) {
-            gr_sbuf_adds(&live, i ? "," : "");
-            gr_sbuf_adds(&live, nodes[i].id);
-        }
-        gr_sbuf_adds(&live, "}");
+        blobs__ids(nodes, n, &live);
         char rs[16];
         snprintf(rs, sizeof(rs), "%d", blobs__redundancy(b));
         const char *p[2] = {live.buf, rs};

@@ -206,18 +206,6 @@ void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
     cache__invalidate(ctx, &item, 1);
 }
 
-void repo__like_below(struct gr_sbuf *sb, const char *path)
-{
-    for (const char *s = path; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_')
-            gr_sbuf_add(sb, "\\", 1);
-        gr_sbuf_add(sb, s, 1);
-    }
-    if (*path)
-        gr_sbuf_add(sb, "/", 1);
-    gr_sbuf_add(sb, "%", 1);
-}
-
 int repo__bump(struct db_conn *c)
 {
     return db_exec(c, NULL, "UPDATE change_counter SET value = value + 1 WHERE id = 1", 0, NULL);

@@ -22,33 +22,6 @@
 
 /* ---- helpers (shared with trash.c) ---- */
 
-void copymove__like_below(struct gr_sbuf *sb, const char *path)
-{
-    for (const char *s = path; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_')
-            gr_sbuf_add(sb, "\\", 1);
-        gr_sbuf_add(sb, s, 1);
-    }
-    if (*path)
-        gr_sbuf_add(sb, "/", 1);
-    gr_sbuf_add(sb, "%", 1);
-}
-
-void copymove__pg_array(struct gr_sbuf *sb, const char *const *v, int n)
-{
-    gr_sbuf_add(sb, "{", 1);
-    for (int i = 0; i < n; i++) {
-        gr_sbuf_adds(sb, i ? ",\"" : "\"");
-        for (const char *s = v[i]; *s; s++) {
-            if (*s == '\\' || *s == '"')
-                gr_sbuf_add(sb, "\\", 1);
-            gr_sbuf_add(sb, s, 1);
-        }
-        gr_sbuf_add(sb, "\"", 1);
-    }
-    gr_sbuf_add(sb, "}", 1);
-}
-
 int copymove__chars(const char *s)
 {
     int n = 0;
@@ -139,7 +112,7 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
 
     /* target paths that are existing files or folders */
     struct gr_sbuf arr = GR_SBUF_INIT;
-    copymove__pg_array(&arr, dst, n);
+    repo__pg_array(&arr, dst, n);
     const char *p[2] = {cfg->key, arr.buf};
     struct db_res *res = NULL;
     int rc =
@@ -173,7 +146,7 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
     if (na == 0)
         return GR_OK;
     struct gr_sbuf arr2 = GR_SBUF_INIT;
-    copymove__pg_array(&arr2, anc, na);
+    repo__pg_array(&arr2, anc, na);
     const char *p2[2] = {cfg->key, arr2.buf};
     res = NULL;
     rc = db_exec(c, &res,
@@ -242,7 +215,7 @@ static int copymove__probe(struct db_conn *c, const char *repo, const char *path
                            bool *folder)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    copymove__like_below(&like, path);
+    repo__like_below(&like, path);
     const char *p[3] = {repo, path, like.buf};
     struct db_res *res = NULL;
     int rc =
@@ -269,7 +242,7 @@ static int copymove__prepare(struct db_conn *c, struct gr_arena *a,
 {
     const char *sp = q->src_path, *t = q->dst_path;
     struct gr_sbuf like = GR_SBUF_INIT;
-    copymove__like_below(&like, sp);
+    repo__like_below(&like, sp);
     pl->like = gr_arena_strdup(a, like.buf);
     gr_sbuf_release(&like);
     const char *p[3] = {q->src_repo, sp, pl->like};
@@ -359,8 +332,8 @@ static int copymove__execute(struct db_conn *c, struct gr_arena *a,
                              const struct copymove_result *out)
 {
     struct gr_sbuf srcs = GR_SBUF_INIT, dsts = GR_SBUF_INIT;
-    copymove__pg_array(&srcs, pl->src, pl->n);
-    copymove__pg_array(&dsts, pl->dst, pl->n);
+    repo__pg_array(&srcs, pl->src, pl->n);
+    repo__pg_array(&dsts, pl->dst, pl->n);
     struct db_res *res = NULL;
 
     /* an overwritten file takes the source's properties, not a mix */

@@ -77,10 +77,6 @@ int copymove_run(struct repo_ctx *ctx, struct gr_arena *a, const struct copymove
 
 /* ---- helpers shared with trash.c (repo/ only) ---- */
 
-/* Append the LIKE pattern of everything below path (escaped + "/%"; "%" for the root). */
-void copymove__like_below(struct gr_sbuf *sb, const char *path);
-/* Append a PostgreSQL text[] literal of v[0..n). */
-void copymove__pg_array(struct gr_sbuf *sb, const char *const *v, int n);
 /* Characters (not bytes) of UTF-8 s: what SQL's substr() counts. */
 int copymove__chars(const char *s);
 /* src (from itself, or below it) moved to below to; in the arena. */

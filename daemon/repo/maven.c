@@ -852,7 +852,7 @@ int maven_gavc_search(struct repo_ctx *ctx, struct gr_arena *a, const struct mav
     gr_sbuf_adds(&like, "/");
     maven__like(&like, g->v && *g->v ? g->v : "*", false);
     gr_sbuf_adds(&like, "/%");
-    props__pg_array(&repos, q->repos, q->nrepos);
+    repo__pg_array(&repos, q->repos, q->nrepos);
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", MAVEN_GAVC_SCAN);
     const char *p[3] = {like.buf, q->nrepos ? repos.buf : NULL, lim};

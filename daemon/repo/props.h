@@ -92,9 +92,6 @@ int props_parse_keys(struct gr_arena *a, const char *s, struct props_set *out)
 int props_parse_values(struct gr_arena *a, const char *s, const char ***values, int *n)
     __attribute__((warn_unused_result));
 
-/* Append a PostgreSQL text[] literal of v[0..n) to sb (for $n::text[] parameters). */
-void props__pg_array(struct gr_sbuf *sb, const char *const *v, int n);
-
 /* ---- storage ---- */
 
 /*

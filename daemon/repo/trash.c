@@ -89,7 +89,7 @@ int trash_take(struct db_conn *c, const char *repo, const char *path, const char
                int *files)
 {
     struct gr_sbuf like = GR_SBUF_INIT, anc = GR_SBUF_INIT;
-    copymove__like_below(&like, path);
+    repo__like_below(&like, path);
     char nseg[16];
     snprintf(nseg, sizeof(nseg), "%d", trash__segments(path) > 0 ? trash__segments(path) : 1);
     struct db_res *res = NULL;
@@ -187,7 +187,7 @@ int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
     struct gr_sbuf like = GR_SBUF_INIT;
     bool by_path = path && *path;
     if (by_path)
-        copymove__like_below(&like, path);
+        repo__like_below(&like, path);
     char off[16], lim[16];
     snprintf(off, sizeof(off), "%d", offset);
     snprintf(lim, sizeof(lim), "%d", limit + 1);
@@ -234,7 +234,7 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
                                const char *to_path, int *files, const char **why)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    copymove__like_below(&like, path);
+    repo__like_below(&like, path);
     const char *likes = gr_arena_strdup(a, like.buf);
     gr_sbuf_release(&like);
     const char *p[3] = {repo, path, likes};
@@ -270,8 +270,8 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
         return rc;
 
     struct gr_sbuf srcs = GR_SBUF_INIT, dsts = GR_SBUF_INIT;
-    copymove__pg_array(&srcs, src, n);
-    copymove__pg_array(&dsts, dst, n);
+    repo__pg_array(&srcs, src, n);
+    repo__pg_array(&dsts, dst, n);
     const char *pd[2] = {tcfg->key, dsts.buf};
     rc = db_exec(c, NULL, "DELETE FROM properties WHERE repo = $1 AND path = ANY ($2::text[])", 2,
                  pd);
@@ -392,7 +392,7 @@ static int trash__purge(struct repo_ctx *ctx, const char *sql_files, const char 
 int trash_clean(struct repo_ctx *ctx, const char *repo, const char *path, int *purged)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    copymove__like_below(&like, path);
+    repo__like_below(&like, path);
     const char *p[3] = {repo, path, like.buf};
     int rc = trash__purge(ctx,
                           "WITH d AS (DELETE FROM trash WHERE repo = $1 AND"
