@@ -24,9 +24,9 @@ struct pxc_opts {
     int nurls;
     char *url_lists[16]; /* the --url values, split in place (owned) */
     int nlists;
-    const char *user, *password_file, *type, *out, *reload_cmd;
+    const char *user, *password_file, *token_file, *type, *out, *reload_cmd;
     struct pc_options pc;
-    bool watch;
+    bool watch, seeds; /* seeds: the --url nodes are the upstreams, nobody is asked */
     double interval_s;
 };
 
@@ -43,8 +43,11 @@ void pxc_usage(FILE *f)
     fputs("  proxy-config --type nginx|apache|haproxy --url URL[,URL...] [options]\n"
           "      a load balancer's configuration from the cluster's active nodes\n"
           "      --url URL                   a node (several: the first that answers)\n"
+          "      --seeds                     list the --url nodes themselves, ask no node\n"
+          "                                  (a first configuration before any node is up)\n"
           "      --user USER                 an admin [admin]\n"
           "      --password-file FILE        its password (first line); or GRANARY_PASSWORD\n"
+          "      --token-file FILE           an access token instead (first line; Bearer)\n"
           "      --out FILE                  write FILE (atomically) instead of stdout\n"
           "      --listen [HOST:]PORT        the proxy's HTTP listener [80]\n"
           "      --server-name NAME          the virtual host's name\n"
@@ -65,12 +68,44 @@ static size_t pxc__collect(char *p, size_t sz, size_t n, void *arg)
     return sz * n;
 }
 
+/* nodes -> cfg in the asked type. 0, or -1 with a message on stderr. */
+static int pxc__render(const struct pxc_opts *o, const struct pc_node *nodes, int n,
+                       struct gr_sbuf *cfg)
+{
+    enum pc_type t = PC_NGINX;
+    int rc = pc_type_parse(o->type, &t);
+    gr_sbuf_reset(cfg);
+    if (rc == GR_OK)
+        rc = pc_write(t, nodes, n, &o->pc, cfg);
+    if (rc) {
+        fprintf(stderr, "granaryctl proxy-config: %s\n",
+                rc == GR_ENOTFOUND ? "the cluster lists no node"
+                                   : "an option or a node URL cannot go into the file");
+        return -1;
+    }
+    return 0;
+}
+
+/* --seeds: every --url is an active upstream named seedN. */
+static int pxc__render_seeds(const struct pxc_opts *o, struct gr_sbuf *cfg)
+{
+    static const char *ids[16] = {"seed1",  "seed2",  "seed3",  "seed4",  "seed5",  "seed6",
+                                  "seed7",  "seed8",  "seed9",  "seed10", "seed11", "seed12",
+                                  "seed13", "seed14", "seed15", "seed16"};
+    struct pc_node nodes[16];
+    for (int u = 0; u < o->nurls; u++)
+        nodes[u] = (struct pc_node){ids[u], o->urls[u], "active"};
+    return pxc__render(o, nodes, o->nurls, cfg);
+}
+
 /*
  * GET /api/system/cluster from the first URL that answers 200 and turn it
  * into the configuration. 0 and cfg filled; -1 with a message on stderr.
  */
 static int pxc__generate(const struct pxc_opts *o, const char *password, struct gr_sbuf *cfg)
 {
+    if (o->seeds)
+        return pxc__render_seeds(o, cfg);
     char err[CURL_ERROR_SIZE] = "";
     for (int u = 0; u < o->nurls; u++) {
         CURL *c = curl_easy_init();
@@ -80,8 +115,13 @@ static int pxc__generate(const struct pxc_opts *o, const char *password, struct 
         char url[2048];
         snprintf(url, sizeof(url), "%s/api/system/cluster", o->urls[u]);
         curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+        if (o->token_file) {
+            curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+            curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, password);
+        } else {
+            curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
+            curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+        }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pxc__collect);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
@@ -95,7 +135,7 @@ static int pxc__generate(const struct pxc_opts *o, const char *password, struct 
         if (cc != CURLE_OK || status != 200) {
             fprintf(stderr, "granaryctl proxy-config: %s: %s\n", url,
                     cc != CURLE_OK  ? err
-                    : status == 401 ? "401 (user or password)"
+                    : status == 401 ? "401 (user, password or token)"
                                     : "not 200");
             gr_sbuf_release(&body);
             continue;
@@ -120,20 +160,10 @@ static int pxc__generate(const struct pxc_opts *o, const char *password, struct 
             nodes[0] = (struct pc_node){"node", o->urls[u], "active"};
             n = 1;
         }
-        enum pc_type t = PC_NGINX;
-        int rc = pc_type_parse(o->type, &t);
-        gr_sbuf_reset(cfg);
-        if (rc == GR_OK)
-            rc = pc_write(t, nodes, (int)n, &o->pc, cfg);
+        int rc = pxc__render(o, nodes, (int)n, cfg);
         free(nodes);
         json_decref(doc);
-        if (rc) {
-            fprintf(stderr, "granaryctl proxy-config: %s\n",
-                    rc == GR_ENOTFOUND ? "the cluster lists no node"
-                                       : "an option or a node URL cannot go into the file");
-            return -1;
-        }
-        return 0;
+        return rc;
     }
     return -1;
 }
@@ -187,6 +217,10 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
             o->watch = true;
             continue;
         }
+        if (!strcmp(a, "--seeds")) {
+            o->seeds = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "granaryctl proxy-config: %s needs a value\n", a);
             return -1;
@@ -210,6 +244,8 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
             o->user = v;
         else if (!strcmp(a, "--password-file"))
             o->password_file = v;
+        else if (!strcmp(a, "--token-file"))
+            o->token_file = v;
         else if (!strcmp(a, "--type"))
             o->type = v;
         else if (!strcmp(a, "--out"))
@@ -246,6 +282,14 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
         fprintf(stderr, "granaryctl proxy-config: --url URL is required\n");
         return -1;
     }
+    if (o->token_file && o->password_file) {
+        fprintf(stderr, "granaryctl proxy-config: --password-file or --token-file, not both\n");
+        return -1;
+    }
+    if (o->watch && o->seeds) {
+        fprintf(stderr, "granaryctl proxy-config: --seeds has nothing to watch\n");
+        return -1;
+    }
     if (o->watch && !o->out) {
         fprintf(stderr, "granaryctl proxy-config: --watch needs --out FILE\n");
         return -1;
@@ -255,19 +299,22 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
     return 0;
 }
 
+/* The password or token, from its file or GRANARY_PASSWORD; NULL (said). */
 static char *pxc__password(const struct pxc_opts *o)
 {
-    if (!o->password_file) {
+    const char *file = o->token_file ? o->token_file : o->password_file;
+    const char *opt = o->token_file ? "--token-file" : "--password-file";
+    if (!file) {
         const char *e = getenv("GRANARY_PASSWORD");
         if (!e)
             fprintf(stderr, "granaryctl proxy-config: give --password-file FILE or set "
                             "GRANARY_PASSWORD\n");
         return e ? strdup(e) : NULL;
     }
-    FILE *f = fopen(o->password_file, "r");
+    FILE *f = fopen(file, "r");
     char line[1024] = "";
     if (!f || !fgets(line, sizeof(line), f)) {
-        fprintf(stderr, "granaryctl proxy-config: --password-file %s: %s\n", o->password_file,
+        fprintf(stderr, "granaryctl proxy-config: %s %s: %s\n", opt, file,
                 f ? "empty" : strerror(errno));
         if (f)
             fclose(f);
@@ -324,7 +371,7 @@ int pxc_main(int argc, char **argv)
 static int pxc__run(struct pxc_opts *op)
 {
     struct pxc_opts o = *op;
-    char *password = pxc__password(&o);
+    char *password = o.seeds ? strdup("") : pxc__password(&o);
     if (!password)
         return 2;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -117,6 +117,47 @@ wait_upstreams() { # N: until the watched file lists N nodes
     done
 }
 
+@test "proxy-config --seeds lists the given nodes without asking any; bad option mixes exit 2" {
+    local d=$SUITE_TMP/seeds dead
+    mkdir -p "$d"
+    dead=$(free_port) # nobody listens there: --seeds must not ask
+    GRANARY_PASSWORD= run "$GRANARYCTL" proxy-config --type nginx --seeds \
+        --url "http://127.0.0.1:$dead,$NODE_n2_URL/" --listen "127.0.0.1:$(free_port)" --out "$d/granary.conf"
+    [ "$status" = 0 ]
+    [ "$(grep -c '^    server ' "$d/granary.conf")" = 2 ]
+    grep -q "server 127.0.0.1:$dead max_fails=1 fail_timeout=5s; # seed1" "$d/granary.conf"
+    grep -q "server 127.0.0.1:$NODE_n2_PORT .*# seed2" "$d/granary.conf"
+    scripts/nginx-main-conf "$d" >"$d/nginx.conf"
+    nginx -t -p "$d" -c "$d/nginx.conf"
+    run "$GRANARYCTL" proxy-config --type nginx --seeds --watch --out "$d/x.conf" --url "$NODE_n1_URL"
+    [ "$status" = 2 ]
+    [[ $output == *"--seeds has nothing to watch"* ]]
+    [ ! -e "$d/x.conf" ]
+    run "$GRANARYCTL" proxy-config --type nginx --seeds --url "http://a b:1" --out "$d/y.conf"
+    [ "$status" = 1 ]
+    [ ! -e "$d/y.conf" ]
+}
+
+@test "proxy-config reads the node list with an access token (--token-file); a revoked one fails" {
+    local d=$SUITE_TMP/token
+    mkdir -p "$d"
+    cget -X POST -d username=admin -d expires_in=600 "$NODE_n1_URL/api/security/token" |
+        jq -r .access_token >"$d/token"
+    run "$GRANARYCTL" proxy-config --type nginx --url "$NODE_n2_URL" --token-file "$d/token" \
+        --listen "127.0.0.1:$LB_PORT" --out "$d/granary.conf"
+    [ "$status" = 0 ]
+    [ "$(grep -c '^    server ' "$d/granary.conf")" = 3 ]
+    cget -o /dev/null -X POST -d "token=$(cat "$d/token")" "$NODE_n1_URL/api/security/token/revoke"
+    run "$GRANARYCTL" proxy-config --type nginx --url "$NODE_n3_URL" --token-file "$d/token" \
+        --listen "127.0.0.1:$LB_PORT" --out "$d/other.conf"
+    [ "$status" = 1 ]
+    [[ $output == *"401 (user, password or token)"* ]]
+    [ ! -e "$d/other.conf" ]
+    run "$GRANARYCTL" proxy-config --type nginx --url "$NODE_n3_URL" --token-file "$d/token" \
+        --password-file "$SUITE_TMP/admin.pass"
+    [ "$status" = 2 ]
+}
+
 @test "traffic goes through nginx and HAProxy; returned URLs name the proxy (X-Forwarded-*)" {
     head -c 300000 /dev/urandom >"$SUITE_TMP/f1"
     [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/f1" "$LB_URL/libs/lb/f1.bin")" = 201 ]
