@@ -122,12 +122,34 @@ static void internal__get(struct http_req *r, const char *sha256)
         return;
     }
     uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
-    if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
+    struct MHD_Response *resp = NULL;
+    if (r->method == HM_GET && len <= HTTP_SMALL_BODY) {
+        /* small: one verified read, sent with the headers */
+        char *buf = malloc(len ? len : 1);
+        ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
+        bs_blob_close(blob);
+        if (got != (ssize_t)len) {
+            free(buf);
+            gr_error("req=%llu reading %s: %s", (unsigned long long)r->id, sha256,
+                     got < 0 ? bs_strerror((int)got) : "short read");
+            if (got == BS_ECORRUPT)
+                blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+            http_error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
+                       sha256);
+            return;
+        }
+        resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(buf);
+        else
+            r->sent_bytes += len;
+    } else if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
         bs_blob_close(blob);
         http_error(r, 404, "the copy of %s here failed its check", sha256);
         return;
+    } else {
+        resp = http_blob_local_response(r, blob, sha256, first, len);
     }
-    struct MHD_Response *resp = http_blob_local_response(r, blob, sha256, first, len);
     if (!resp) {
         http_error(r, 500, "out of memory");
         return;
