@@ -472,21 +472,6 @@ struct blobs_remote {
     const char *request_id;
 };
 
-/* Holders of sha256 other than this node, as (id, url) rows, same zone first. */
-static int blobs__holders(struct repo_ctx *ctx, const char *sha256, struct db_res **res)
-{
-    struct blobs *b = ctx->blobs;
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%d", b ? b->down_after_ms : 5000);
-    const char *p[4] = {sha256, b ? b->node : "", ms, b ? b->zone : ""};
-    return db_exec1(ctx->db, res,
-                    "SELECT n.id, n.cluster_url FROM binary_locations l JOIN cluster_nodes n ON"
-                    " n.id = l.node WHERE l.sha256 = $1 AND n.id <> $2 AND n.cluster_url <> ''"
-                    " AND n.state <> 'down' AND n.heartbeat > now() - make_interval(secs =>"
-                    " $3::double precision / 1000) ORDER BY (n.zone = $4) DESC, random()",
-                    4, p);
-}
-
 /* A peer's copy failed its sha256: quarantine it there and forget it. */
 static void blobs__bad_remote_copy(struct blobs_remote *r)
 {
@@ -494,6 +479,7 @@ static void blobs__bad_remote_copy(struct blobs_remote *r)
     char uri[128];
     gr_error("req=%s copy of %s from %s failed its sha256: quarantining it", r->request_id,
              r->sha256, r->node);
+    blobs__holders_forget(b, r->sha256);
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
     blobs__call(b, "POST", r->url, uri, r->request_id, NULL, 0);
     const char *p[2] = {r->sha256, r->node};
@@ -504,29 +490,29 @@ static void blobs__bad_remote_copy(struct blobs_remote *r)
     blobs_kick_repair(b);
 }
 
-int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
-                      const char *request_id, struct blobs_remote **out)
+/*
+ * Open a stream from the first of the holders ids (in blobs__holders_order)
+ * that answers; every holder tried is added to tried. GR_OK with *out set,
+ * GR_ENOTFOUND when none could serve, GR_ENOMEM.
+ */
+static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+                            const char *range, const char *request_id, char ids[][64], int n,
+                            char tried[][64], int *n_tried, struct blobs_remote **out)
 {
     struct blobs *b = ctx->blobs;
-    *out = NULL;
-    if (!b || !b->clustered)
-        return GR_ENOTFOUND;
-    struct db_res *res = NULL;
-    int rc = blobs__holders(ctx, sha256, &res);
-    if (rc)
-        return rc;
-    rc = GR_ENOTFOUND;
-    for (int i = 0; i < db_res_rows(res) && rc == GR_ENOTFOUND; i++) {
+    struct blobs__holder order[BLOBS_MAX_NODES];
+    int m = blobs__holders_order(b, ids, n, tried, *n_tried, order);
+    for (int i = 0; i < m; i++) {
+        if (*n_tried < BLOBS_MAX_NODES)
+            memcpy(tried[(*n_tried)++], order[i].id, 64);
         struct blobs_remote *r = calloc(1, sizeof(*r));
-        if (!r) {
-            rc = GR_ENOMEM;
-            break;
-        }
+        if (!r)
+            return GR_ENOMEM;
         r->ctx = ctx;
         r->request_id = request_id;
         snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
-        snprintf(r->node, sizeof(r->node), "%s", db_res_get(res, i, 0));
-        snprintf(r->url, sizeof(r->url), "%s", db_res_get(res, i, 1));
+        memcpy(r->node, order[i].id, sizeof(r->node));
+        memcpy(r->url, order[i].url, sizeof(r->url));
         char uri[128], url[512], auth[400], rid[96];
         snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
         snprintf(url, sizeof(url), "%s%s", r->url, uri);
@@ -540,8 +526,7 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
             r->d = range ? NULL : cr_digest_new(CR_SHA256);
             if (range || r->d) {
                 *out = r;
-                rc = GR_OK;
-                break;
+                return GR_OK;
             }
         }
         atomic_fetch_add(&b->remote_failures, 1);
@@ -550,7 +535,48 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
         bs_peer_stream_close(r->s);
         free(r);
     }
-    db_res_free(res);
+    return GR_ENOTFOUND;
+}
+
+/*
+ * The holders come from the holder cache when it has them (no database
+ * query); when every cached holder fails, or on a miss, from PostgreSQL,
+ * and the fresh list (without the holders that just failed) is cached.
+ */
+int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+                      const char *request_id, struct blobs_remote **out)
+{
+    struct blobs *b = ctx->blobs;
+    *out = NULL;
+    if (!b || !b->clustered)
+        return GR_ENOTFOUND;
+    char ids[BLOBS_MAX_NODES][64], tried[BLOBS_MAX_NODES][64];
+    int n_tried = 0;
+    int n = blobs__holders_cached(b, sha256, ids, BLOBS_MAX_NODES);
+    if (n > 0) {
+        int rc =
+            blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+        if (rc != GR_ENOTFOUND)
+            return rc;
+        /* every cached holder failed: the list may be stale, ask the database */
+        atomic_fetch_add(&b->holder_stale, 1);
+        blobs__holders_forget(b, sha256);
+    }
+    n = blobs__holders_query(ctx, sha256, ids, BLOBS_MAX_NODES);
+    if (n < 0)
+        return GR_EDB;
+    int rc = blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+    /* cache what the database said, less the holders that failed just now */
+    char keep[BLOBS_MAX_NODES][64];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        bool failed = false;
+        for (int j = 0; j < n_tried && !failed; j++)
+            failed = !strcmp(tried[j], ids[i]) && !(rc == GR_OK && !strcmp((*out)->node, ids[i]));
+        if (!failed)
+            memcpy(keep[k++], ids[i], 64);
+    }
+    blobs__holders_store(b, sha256, keep, k);
     return rc;
 }
 

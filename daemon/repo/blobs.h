@@ -199,6 +199,12 @@ int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
 struct blobs_status {
     int64_t binaries, under_replicated, unavailable, over_replicated, tombstoned;
     uint64_t replicated_copies, replication_failures, remote_reads, remote_read_failures;
+    /* reads from peers: holder lists from the cache, from PostgreSQL, and
+     * cached lists whose every holder failed (then PostgreSQL was asked) */
+    uint64_t holder_cache_hits, holder_queries, holder_cache_stale;
+    /* connections this node opened to peers, and transfers that reused a
+     * pooled session (and its kept-alive connection) */
+    uint64_t peer_connections, peer_sessions_reused;
     uint64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     uint64_t repaired, trimmed, repair_runs, gc_runs, gc_bytes_freed, gc_files_deleted;
     bool repair_running, gc_running, scrub_running;
