@@ -517,6 +517,14 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
     return 0;
 }
 
+char *bs_peer_stream_header(struct bs_peer_stream *s, const char *name)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(s->x.e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
+        return NULL;
+    return strdup(h->value);
+}
+
 /* Up to max buffered bytes into buf. */
 static size_t peer__stream_take(struct bs_peer_stream *s, void *buf, size_t max)
 {

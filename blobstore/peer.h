@@ -80,6 +80,12 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
                         struct bs_peer_stream **out, uint64_t *length);
 
 /*
+ * The value of the answer's header name (the last one of that name), as a
+ * new string the caller frees; NULL when absent (or out of memory).
+ */
+char *bs_peer_stream_header(struct bs_peer_stream *s, const char *name);
+
+/*
  * Up to max bytes of the body into buf. Returns the count, 0 at the end of
  * a complete body, -1 on a transport error or a body shorter than announced.
  */

@@ -467,18 +467,77 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
 struct blobs_remote {
     struct repo_ctx *ctx;
     struct bs_peer_stream *s;
-    struct cr_digest *d; /* NULL for a range */
+    /* the check of a whole binary: the holder's block checksums, or else
+     * sha256 (d); neither for a range */
+    struct cr_digest *d;
+    uint32_t *crcs;         /* nblocks entries */
+    uint64_t nblocks, size; /* size: the binary's */
+    uint64_t pos;           /* bytes checked or in the current block */
+    uint32_t crc;           /* CRC32C of the current block so far */
+    bool checked;           /* every block matched */
     char sha256[65], node[64], url[256];
     const char *request_id;
 };
 
-/* A peer's copy failed its sha256: quarantine it there and forget it. */
-static void blobs__bad_remote_copy(struct blobs_remote *r)
+/*
+ * The block checksums of a BLOBS_CRC_HEADER value for a binary of size
+ * bytes; NULL when absent or malformed (then the body's sha256 is checked).
+ */
+static uint32_t *blobs__parse_crcs(const char *v, uint64_t size, uint64_t *nblocks)
+{
+    uint64_t n = (size + BS_BLOCK - 1) / BS_BLOCK;
+    char head[16];
+    snprintf(head, sizeof(head), "%d ", BS_BLOCK);
+    if (!v || strncmp(v, head, strlen(head)) || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+        return NULL;
+    v += strlen(head);
+    if (strlen(v) != 8 * n)
+        return NULL;
+    uint32_t *crcs = malloc(n ? n * sizeof(*crcs) : 1);
+    for (uint64_t i = 0; crcs && i < n; i++) {
+        uint32_t c = 0;
+        for (int k = 0; k < 8; k++) {
+            char ch = v[8 * i + (uint64_t)k];
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0) {
+                free(crcs);
+                return NULL;
+            }
+            c = c << 4 | (uint32_t)d;
+        }
+        crcs[i] = c;
+    }
+    *nblocks = n;
+    return crcs;
+}
+
+/* Check the next n bytes of a whole binary against the block checksums: false on a mismatch. */
+static bool blobs__check_blocks(struct blobs_remote *r, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        uint64_t in_block = r->pos % BS_BLOCK, block = r->pos / BS_BLOCK;
+        size_t take = BS_BLOCK - (size_t)in_block;
+        if (take > n)
+            take = n;
+        if (block >= r->nblocks)
+            return false; /* more bytes than the binary has */
+        r->crc = bs_crc32c(in_block ? r->crc : 0, p, take);
+        r->pos += take;
+        p += take;
+        n -= take;
+        if ((r->pos % BS_BLOCK == 0 || r->pos == r->size) && r->crc != r->crcs[block])
+            return false;
+    }
+    return true;
+}
+
+/* A peer's copy failed the check (why): quarantine it there and forget it. */
+static void blobs__bad_remote_copy(struct blobs_remote *r, const char *why)
 {
     struct blobs *b = r->ctx->blobs;
     char uri[128];
-    gr_error("req=%s copy of %s from %s failed its sha256: quarantining it", r->request_id,
-             r->sha256, r->node);
+    gr_error("req=%s copy of %s from %s: %s; quarantining it", r->request_id, r->sha256, r->node,
+             why);
     blobs__holders_forget(b, r->sha256);
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
     blobs__call(b, "POST", r->url, uri, r->request_id, NULL, 0);
@@ -523,8 +582,15 @@ static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t s
         atomic_fetch_add(&b->remote_reads, 1);
         if (bs_peer_stream_open(&req, range, BLOBS_STALL_S, &r->s, &len) == 0 &&
             (range || len == size)) {
-            r->d = range ? NULL : cr_digest_new(CR_SHA256);
-            if (range || r->d) {
+            r->size = size;
+            if (!range) {
+                char *v = bs_peer_stream_header(r->s, BLOBS_CRC_HEADER);
+                r->crcs = blobs__parse_crcs(v, size, &r->nblocks);
+                free(v);
+                if (!r->crcs) /* a holder that sends no checksums: sha256 */
+                    r->d = cr_digest_new(CR_SHA256);
+            }
+            if (range || r->crcs || r->d) {
                 *out = r;
                 return GR_OK;
             }
@@ -583,6 +649,17 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
 long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
 {
     ssize_t n = bs_peer_stream_read(r->s, buf, max);
+    if (n > 0 && r->crcs && !blobs__check_blocks(r, buf, (size_t)n)) {
+        blobs__bad_remote_copy(r, "a block failed its CRC32C");
+        return -1;
+    }
+    if (n == 0 && r->crcs && !r->checked) {
+        if (r->pos != r->size) { /* cannot happen: the stream checks the length */
+            blobs__bad_remote_copy(r, "the body is short");
+            return -1;
+        }
+        r->checked = true;
+    }
     if (n > 0 && r->d)
         cr_digest_update(r->d, buf, (size_t)n);
     if (n == 0 && r->d) {
@@ -593,7 +670,7 @@ long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
         r->d = NULL;
         blobs__hex(raw, 32, hex);
         if (strcmp(hex, r->sha256)) {
-            blobs__bad_remote_copy(r);
+            blobs__bad_remote_copy(r, "it failed its sha256");
             return -1;
         }
     }
@@ -608,6 +685,7 @@ void blobs_remote_close(struct blobs_remote *r)
         return;
     bs_peer_stream_close(r->s);
     cr_digest_free(r->d);
+    free(r->crcs);
     free(r);
 }
 
