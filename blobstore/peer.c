@@ -288,8 +288,10 @@ void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s)
                 }
             if (!done && running)
                 curl_multi_poll(ps->m, NULL, 0, 1000, NULL);
-            else if (!done) /* nothing runs and nothing finished: cannot happen */
+            else if (!done) { /* nothing runs and nothing finished: cannot happen */
+                snprintf(req->error, sizeof(req->error), "transfer ended without a result");
                 break;
+            }
         }
         curl_multi_remove_handle(ps->m, x.e);
     }

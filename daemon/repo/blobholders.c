@@ -50,7 +50,8 @@ int blobs__holders_cached(struct blobs *b, const char *sha256, char ids[][64], i
             memcpy(ids[n], e->ids[n], 64);
     }
     pthread_mutex_unlock(&b->holders_lock);
-    atomic_fetch_add(n > 0 ? &b->holder_hits : &b->holder_misses, 1);
+    if (n > 0)
+        atomic_fetch_add(&b->holder_hits, 1);
     return n;
 }
 

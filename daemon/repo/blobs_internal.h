@@ -65,7 +65,7 @@ struct blobs {
     atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
     atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
-    atomic_uint_fast64_t holder_hits, holder_misses, holder_queries, holder_stale;
+    atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
     atomic_bool gc_running, repair_running, scrub_running;
     atomic_int_fast64_t last_repair_ms, last_gc_ms, last_scrub_ms;
 
