@@ -183,8 +183,7 @@ static size_t peer__read_file(char *buf, size_t sz, size_t nm, void *arg)
     return (size_t)got;
 }
 
-/* Set x up for req on e (a pooled session's handle, reset here), or on a new handle when e is NULL.
- */
+/* Set x up for req on e (a pooled session's handle, reset here), or on a new handle (e NULL). */
 static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char *method,
                        int timeout_s, CURL *e)
 {
