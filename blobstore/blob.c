@@ -83,6 +83,12 @@ int bs_blob_fd(const struct bs_blob *b)
     return b->fd;
 }
 
+const uint32_t *bs_blob_crcs(const struct bs_blob *b, uint64_t *n)
+{
+    *n = bs__nblocks(b->size);
+    return b->crcs;
+}
+
 void bs_blob_close(struct bs_blob *b)
 {
     if (!b)

@@ -267,6 +267,13 @@ uint64_t bs_blob_size(const struct bs_blob *b);
 int bs_blob_fd(const struct bs_blob *b);
 
 /*
+ * The sidecar's block checksums: *n entries, the CRC32C of each BS_BLOCK
+ * bytes (the last block may be short), as bs_blob_read() checks them.
+ * @note Owned by the blob: valid until bs_blob_close().
+ */
+const uint32_t *bs_blob_crcs(const struct bs_blob *b, uint64_t *n);
+
+/*
  * Read len bytes at off into buf, having checked the CRC32C of every block
  * the range touches. Whole blocks are read: aligned full blocks straight
  * into buf, partial edges through a scratch block inside the blob.

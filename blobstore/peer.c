@@ -1,20 +1,145 @@
-/* peer.c - libcurl transport between nodes: parallel pushes, calls, pulled streams. */
+/*
+ * peer.c - libcurl transport between nodes: parallel pushes, calls, pulled
+ * streams. Calls and streams run on pooled sessions (a multi handle, which
+ * keeps the connection cache, and its easy handle), so that a node talks to
+ * a peer over a few kept-alive connections instead of one per request.
+ */
 #include "peer.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define PEER_STREAM_BUF (256 * 1024)
+#define PEER_RECV_BUF (128L * 1024) /* libcurl's receive buffer for streams */
 #define PEER_CONNECT_MS 2000L
+#define PEER_POOL_MAX 32 /* idle sessions kept; more are freed */
+/* an idle connection older than this is not reused: below the cluster
+ * port's idle timeout (connection_timeout, 60 s by default), so a request
+ * rarely meets a connection the peer is closing (libcurl retries once on a
+ * fresh connection when it does) */
+#define PEER_MAXAGE_S 20L
+
+/*
+ * A pooled session: one transfer at a time. The connection cache lives in
+ * the multi handle, so a session that goes back to the pool keeps its
+ * connection to the peer it last talked to (its origin).
+ */
+struct peer__session {
+    CURLM *m;
+    CURL *e;
+    char *buf; /* streams' buffer (PEER_STREAM_BUF), made on first use */
+    char origin[192];
+    struct peer__session *next;
+};
+
+static pthread_mutex_t peer__lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer__session *peer__idle; /* guarded by peer__lock */
+static int peer__n_idle;                 /* guarded by peer__lock */
+static atomic_uint_fast64_t peer__created, peer__reused, peer__connects;
 
 int bs_peer_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static void peer__session_free(struct peer__session *ps)
+{
+    if (!ps)
+        return;
+    if (ps->e)
+        curl_easy_cleanup(ps->e);
+    if (ps->m)
+        curl_multi_cleanup(ps->m);
+    free(ps->buf);
+    free(ps);
+}
+
+void bs_peer_global_cleanup(void)
+{
+    pthread_mutex_lock(&peer__lock);
+    struct peer__session *list = peer__idle;
+    peer__idle = NULL;
+    peer__n_idle = 0;
+    pthread_mutex_unlock(&peer__lock);
+    while (list) {
+        struct peer__session *next = list->next;
+        peer__session_free(list);
+        list = next;
+    }
+    curl_global_cleanup();
+}
+
+void bs_peer_stats(struct bs_peer_stats *out)
+{
+    out->sessions_created = atomic_load(&peer__created);
+    out->sessions_reused = atomic_load(&peer__reused);
+    out->connections = atomic_load(&peer__connects);
+    pthread_mutex_lock(&peer__lock);
+    out->idle = peer__n_idle;
+    pthread_mutex_unlock(&peer__lock);
+}
+
+/* "scheme://host:port" of url (what a kept connection can be reused for). */
+static void peer__origin(const char *url, char *out, size_t n)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    size_t len = p ? (size_t)(p - url) : strlen(url);
+    snprintf(out, n, "%.*s", (int)len, url);
+}
+
+/* An idle session that last talked to url's origin, or a new one; NULL: out of memory. */
+static struct peer__session *peer__session_get(const char *url)
+{
+    char origin[sizeof(((struct peer__session *)0)->origin)];
+    peer__origin(url, origin, sizeof(origin));
+    pthread_mutex_lock(&peer__lock);
+    struct peer__session **pp = &peer__idle;
+    while (*pp && strcmp((*pp)->origin, origin))
+        pp = &(*pp)->next;
+    struct peer__session *ps = *pp;
+    if (ps) {
+        *pp = ps->next;
+        peer__n_idle--;
+    }
+    pthread_mutex_unlock(&peer__lock);
+    if (ps) {
+        atomic_fetch_add(&peer__reused, 1);
+        ps->next = NULL;
+        return ps;
+    }
+    ps = calloc(1, sizeof(*ps));
+    if (!ps || !(ps->m = curl_multi_init()) || !(ps->e = curl_easy_init())) {
+        peer__session_free(ps);
+        return NULL;
+    }
+    snprintf(ps->origin, sizeof(ps->origin), "%s", origin);
+    atomic_fetch_add(&peer__created, 1);
+    return ps;
+}
+
+/* Back to the pool (the easy handle is no longer in the multi), or freed when the pool is full. */
+static void peer__session_put(struct peer__session *ps)
+{
+    if (!ps)
+        return;
+    pthread_mutex_lock(&peer__lock);
+    bool keep = peer__n_idle < PEER_POOL_MAX;
+    if (keep) {
+        ps->next = peer__idle;
+        peer__idle = ps;
+        peer__n_idle++;
+    }
+    pthread_mutex_unlock(&peer__lock);
+    if (!keep)
+        peer__session_free(ps);
 }
 
 /* ---- shared request plumbing ---- */
@@ -22,6 +147,7 @@ int bs_peer_global_init(void)
 struct peer__xfer {
     struct bs_peer_req *req;
     CURL *e;
+    bool own_e; /* e is this transfer's (a push), not a pooled session's */
     struct curl_slist *hdr;
     size_t body_len;
     int fd;             /* push: the file */
@@ -57,15 +183,22 @@ static size_t peer__read_file(char *buf, size_t sz, size_t nm, void *arg)
     return (size_t)got;
 }
 
+/* Set x up for req on e (a pooled session's handle, reset here), or on a new handle (e NULL). */
 static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char *method,
-                       int timeout_s)
+                       int timeout_s, CURL *e)
 {
     memset(x, 0, sizeof(*x));
     x->fd = -1;
     x->req = req;
     req->status = 0;
     req->body[0] = req->error[0] = '\0';
-    x->e = curl_easy_init();
+    if (e) {
+        curl_easy_reset(e);
+        x->e = e;
+    } else {
+        x->e = curl_easy_init();
+        x->own_e = true;
+    }
     if (!x->e) {
         snprintf(req->error, sizeof(req->error), "out of memory");
         return -1;
@@ -82,6 +215,7 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
     if (timeout_s > 0)
         curl_easy_setopt(x->e, CURLOPT_TIMEOUT, (long)timeout_s);
     curl_easy_setopt(x->e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(x->e, CURLOPT_MAXAGE_CONN, PEER_MAXAGE_S);
     curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, peer__collect);
     curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
@@ -97,6 +231,9 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
 
 static void peer__finish(struct peer__xfer *x, CURLcode res)
 {
+    long conns = 0;
+    if (curl_easy_getinfo(x->e, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+        atomic_fetch_add(&peer__connects, (uint64_t)conns);
     if (res == CURLE_OK) {
         long code = 0;
         curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code);
@@ -108,7 +245,7 @@ static void peer__finish(struct peer__xfer *x, CURLcode res)
 
 static void peer__release(struct peer__xfer *x)
 {
-    if (x->e)
+    if (x->e && x->own_e)
         curl_easy_cleanup(x->e);
     curl_slist_free_all(x->hdr);
     if (x->fd >= 0)
@@ -120,10 +257,45 @@ static void peer__release(struct peer__xfer *x)
 
 void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s)
 {
+    struct peer__session *ps = peer__session_get(req->url);
     struct peer__xfer x;
-    if (peer__setup(&x, req, method, timeout_s) == 0)
-        peer__finish(&x, curl_easy_perform(x.e));
+    if (!ps) {
+        req->status = 0;
+        snprintf(req->error, sizeof(req->error), "out of memory");
+        return;
+    }
+    if (peer__setup(&x, req, method, timeout_s, ps->e) == 0) {
+        if (curl_multi_add_handle(ps->m, x.e) != CURLM_OK) {
+            snprintf(req->error, sizeof(req->error), "cannot start the transfer");
+            peer__release(&x);
+            peer__session_free(ps);
+            return;
+        }
+        bool done = false;
+        while (!done) {
+            int running = 0;
+            if (curl_multi_perform(ps->m, &running) != CURLM_OK) {
+                snprintf(req->error, sizeof(req->error), "transfer failed");
+                break;
+            }
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(ps->m, &left)))
+                if (msg->msg == CURLMSG_DONE) {
+                    peer__finish(&x, msg->data.result);
+                    done = true;
+                }
+            if (!done && running)
+                curl_multi_poll(ps->m, NULL, 0, 1000, NULL);
+            else if (!done) { /* nothing runs and nothing finished: cannot happen */
+                snprintf(req->error, sizeof(req->error), "transfer ended without a result");
+                break;
+            }
+        }
+        curl_multi_remove_handle(ps->m, x.e);
+    }
     peer__release(&x);
+    peer__session_put(ps);
 }
 
 void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int n, int stall_s)
@@ -142,7 +314,7 @@ void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int
     }
     for (int i = 0; i < n; i++) {
         struct peer__xfer *x = &xs[i];
-        if (peer__setup(x, &reqs[i], "PUT", 0))
+        if (peer__setup(x, &reqs[i], "PUT", 0, NULL))
             continue;
         x->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (x->fd < 0) {
@@ -194,13 +366,21 @@ void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int
 
 struct bs_peer_stream {
     struct peer__xfer x;
-    CURLM *m;
-    char *buf;
+    struct peer__session *ps;
+    CURLM *m;        /* ps->m */
+    char *buf;       /* ps->buf: what arrived beyond the reader's buffer */
     size_t off, len; /* unread bytes are buf[off, len) */
-    bool paused, headers, done, failed;
+    char *dst;       /* while a read waits: the reader's buffer, filled first */
+    size_t dst_max, dst_len;
+    bool paused, headers, done, failed, added;
     uint64_t got, expect;
 };
 
+/*
+ * Body bytes from libcurl: straight into the waiting reader's buffer, the
+ * rest into buf; a pause when buf is full (libcurl then offers the same
+ * bytes again, so nothing of them may be taken).
+ */
 static size_t peer__stream_write(char *data, size_t sz, size_t nm, void *arg)
 {
     struct bs_peer_stream *s = arg;
@@ -209,21 +389,29 @@ static size_t peer__stream_write(char *data, size_t sz, size_t nm, void *arg)
     curl_easy_getinfo(s->x.e, CURLINFO_RESPONSE_CODE, &code);
     if (code != 200 && code != 206) /* an error answer: keep its first bytes */
         return peer__collect(data, sz, nm, &s->x);
-    if (s->off == s->len)
-        s->off = s->len = 0;
-    if (PEER_STREAM_BUF - s->len < n) {
-        if (s->off > 0) {
+    size_t room = s->dst ? s->dst_max - s->dst_len : 0;
+    size_t take = n < room ? n : room, rest = n - take;
+    if (rest > 0) {
+        if (s->off == s->len)
+            s->off = s->len = 0;
+        if (PEER_STREAM_BUF - s->len < rest && s->off > 0) {
             memmove(s->buf, s->buf + s->off, s->len - s->off);
             s->len -= s->off;
             s->off = 0;
         }
-        if (PEER_STREAM_BUF - s->len < n) {
+        if (PEER_STREAM_BUF - s->len < rest) {
             s->paused = true;
             return CURL_WRITEFUNC_PAUSE;
         }
     }
-    memcpy(s->buf + s->len, data, n);
-    s->len += n;
+    if (take) {
+        memcpy(s->dst + s->dst_len, data, take);
+        s->dst_len += take;
+    }
+    if (rest) {
+        memcpy(s->buf + s->len, data + take, rest);
+        s->len += rest;
+    }
     s->got += n;
     return n;
 }
@@ -261,7 +449,7 @@ static bool peer__stream_pump(struct bs_peer_stream *s, int wait_ms)
             if (msg->data.result != CURLE_OK)
                 s->failed = true;
         }
-    if (!s->done && running && wait_ms > 0 && s->off == s->len && !s->paused)
+    if (!s->done && running && wait_ms > 0 && s->off == s->len && s->dst_len == 0 && !s->paused)
         curl_multi_poll(s->m, NULL, 0, wait_ms, NULL); /* nothing came: wait for the socket */
     return !s->done;
 }
@@ -272,15 +460,20 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
     *out = NULL;
     *length = UINT64_MAX;
     struct bs_peer_stream *s = calloc(1, sizeof(*s));
-    if (!s || !(s->buf = malloc(PEER_STREAM_BUF)) || !(s->m = curl_multi_init())) {
+    struct peer__session *ps = s ? peer__session_get(req->url) : NULL;
+    if (ps && !ps->buf)
+        ps->buf = malloc(PEER_STREAM_BUF);
+    if (!ps || !ps->buf) {
         snprintf(req->error, sizeof(req->error), "out of memory");
         req->status = 0;
-        if (s)
-            free(s->buf);
+        peer__session_put(ps);
         free(s);
         return -1;
     }
-    if (peer__setup(&s->x, req, "GET", 0)) {
+    s->ps = ps;
+    s->m = ps->m;
+    s->buf = ps->buf;
+    if (peer__setup(&s->x, req, "GET", 0, ps->e)) {
         bs_peer_stream_close(s);
         return -1;
     }
@@ -288,13 +481,19 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
     curl_easy_setopt(s->x.e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(s->x.e, CURLOPT_HEADERFUNCTION, peer__stream_header);
     curl_easy_setopt(s->x.e, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(s->x.e, CURLOPT_BUFFERSIZE, PEER_RECV_BUF);
     /* no total timeout (a slow client pauses the transfer); a stalled peer
      * is given up after timeout_s without a byte */
     curl_easy_setopt(s->x.e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(s->x.e, CURLOPT_LOW_SPEED_TIME, (long)(timeout_s > 0 ? timeout_s : 60));
     if (range)
         curl_easy_setopt(s->x.e, CURLOPT_RANGE, range + (strncmp(range, "bytes=", 6) ? 0 : 6));
-    curl_multi_add_handle(s->m, s->x.e);
+    if (curl_multi_add_handle(s->m, s->x.e) != CURLM_OK) {
+        snprintf(req->error, sizeof(req->error), "cannot start the transfer");
+        bs_peer_stream_close(s);
+        return -1;
+    }
+    s->added = true;
     while (!s->headers && peer__stream_pump(s, 200))
         ;
     long code = 0;
@@ -319,41 +518,69 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
     return 0;
 }
 
-ssize_t bs_peer_stream_read(struct bs_peer_stream *s, void *buf, size_t max)
+char *bs_peer_stream_header(struct bs_peer_stream *s, const char *name)
 {
-    while (s->off == s->len) {
-        if (s->done) {
-            if (s->failed || (s->expect != UINT64_MAX && s->got != s->expect))
-                return -1;
-            return 0;
-        }
-        if (s->paused) {
-            s->paused = false;
-            curl_easy_pause(s->x.e, CURLPAUSE_CONT);
-            if (s->off != s->len)
-                break;
-        }
-        /* a short wait: libcurl may hold data of a transfer it just
-         * unpaused without the socket becoming readable again */
-        peer__stream_pump(s, 10);
-    }
+    struct curl_header *h = NULL;
+    if (curl_easy_header(s->x.e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
+        return NULL;
+    return strdup(h->value);
+}
+
+/* Up to max buffered bytes into buf. */
+static size_t peer__stream_take(struct bs_peer_stream *s, void *buf, size_t max)
+{
     size_t n = s->len - s->off;
     if (n > max)
         n = max;
     memcpy(buf, s->buf + s->off, n);
     s->off += n;
-    return (ssize_t)n;
+    return n;
+}
+
+ssize_t bs_peer_stream_read(struct bs_peer_stream *s, void *buf, size_t max)
+{
+    if (s->off < s->len)
+        return (ssize_t)peer__stream_take(s, buf, max);
+    if (max == 0)
+        return 0;
+    /* nothing buffered: libcurl writes into buf directly (one copy less) */
+    s->dst = buf;
+    s->dst_max = max;
+    s->dst_len = 0;
+    while (s->dst_len == 0 && s->off == s->len) {
+        if (s->done)
+            break;
+        if (s->paused) {
+            s->paused = false;
+            curl_easy_pause(s->x.e, CURLPAUSE_CONT); /* may deliver at once */
+            continue;
+        }
+        /* a short wait: libcurl may hold data of a transfer it just
+         * unpaused without the socket becoming readable again */
+        peer__stream_pump(s, 10);
+    }
+    s->dst = NULL;
+    if (s->dst_len > 0)
+        return (ssize_t)s->dst_len;
+    if (s->off < s->len)
+        return (ssize_t)peer__stream_take(s, buf, max);
+    if (s->failed || (s->expect != UINT64_MAX && s->got != s->expect))
+        return -1;
+    return 0;
 }
 
 void bs_peer_stream_close(struct bs_peer_stream *s)
 {
     if (!s)
         return;
-    if (s->x.e && s->m)
+    if (s->added)
         curl_multi_remove_handle(s->m, s->x.e);
     peer__release(&s->x);
-    if (s->m)
-        curl_multi_cleanup(s->m);
-    free(s->buf);
+    if (s->done || !s->added) {
+        peer__session_put(s->ps);
+    } else {
+        /* given up mid-transfer: its connection is closed anyway; start afresh */
+        peer__session_free(s->ps);
+    }
     free(s);
 }

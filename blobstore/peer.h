@@ -7,11 +7,18 @@
  * request's authentication header (the daemon signs with the join key; see
  * daemon/repo/blobs.c): this module knows URLs and bytes, nothing else.
  *
+ * Connections are reused: calls and streams run on sessions taken from a
+ * process-wide pool (at most 32 idle), each keeping its kept-alive
+ * connection to the peer it last talked to; a session is taken for the
+ * same peer when one is idle. Pushes (large uploads, one connection per
+ * peer in parallel) make their own connections.
+ *
  * Caveats:
  *  - bs_peer_global_init() must run once before any thread uses the rest
- *    (curl_global_init is not thread-safe).
+ *    (curl_global_init is not thread-safe); bs_peer_global_cleanup() once
+ *    after every thread is done with it.
  *  - Every function is thread-safe; a struct bs_peer_stream belongs to one
- *    thread at a time.
+ *    thread at a time (any thread, not necessarily the one that opened it).
  */
 #ifndef BS_PEER_H
 #define BS_PEER_H
@@ -33,6 +40,17 @@ struct bs_peer_req {
 
 /* Once per process, before threads use this module. 0 or -1. */
 int bs_peer_global_init(void);
+/* Once per process, when no thread uses this module any more: frees the idle sessions. */
+void bs_peer_global_cleanup(void);
+
+/* Counters since the start (for metrics and tests). */
+struct bs_peer_stats {
+    uint64_t sessions_created; /* sessions made (none idle for that peer) */
+    uint64_t sessions_reused;  /* sessions taken from the pool */
+    uint64_t connections;      /* TCP connections opened by calls and streams (and pushes) */
+    int idle;                  /* sessions in the pool now */
+};
+void bs_peer_stats(struct bs_peer_stats *out);
 
 /*
  * PUT the first size bytes of the file at path to every reqs[i].url in
@@ -60,6 +78,12 @@ struct bs_peer_stream;
  */
 int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_s,
                         struct bs_peer_stream **out, uint64_t *length);
+
+/*
+ * The value of the answer's header name (the last one of that name), as a
+ * new string the caller frees; NULL when absent (or out of memory).
+ */
+char *bs_peer_stream_header(struct bs_peer_stream *s, const char *name);
 
 /*
  * Up to max bytes of the body into buf. Returns the count, 0 at the end of

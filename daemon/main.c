@@ -406,6 +406,7 @@ out_pg:
         gr_warn("embedded PostgreSQL did not stop cleanly");
 out_unlock:
     close(s->lock_fd);
+    bs_peer_global_cleanup(); /* every thread that talks to peers is stopped */
     gr_info("stopped");
     return exit_code;
 }

@@ -17,6 +17,17 @@
 /* MHD's buffer for a callback response: whole 64 KiB blocks go straight in */
 #define BLOBSEND_CHUNK (256 * 1024)
 
+/*
+ * The buffer for a body of len bytes: MHD allocates (and zeroes) it with
+ * every response, so a small body gets a small one.
+ */
+static size_t blobsend__chunk(uint64_t len)
+{
+    if (len >= BLOBSEND_CHUNK)
+        return BLOBSEND_CHUNK;
+    return len > 0 ? (size_t)len : 1;
+}
+
 struct blobsend__local {
     struct repo_ctx *ctx;
     struct bs_blob *blob;
@@ -85,7 +96,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
     s->sent = &r->sent_bytes;
     snprintf(s->sha256, sizeof(s->sha256), "%s", sha256);
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        len, BLOBSEND_CHUNK, blobsend__local_read, s, blobsend__local_free);
+        len, blobsend__chunk(len), blobsend__local_read, s, blobsend__local_free);
     if (!resp)
         blobsend__local_free(s);
     return resp;
@@ -140,7 +151,7 @@ struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_
     s->req = r->id;
     s->sent = &r->sent_bytes;
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        len, BLOBSEND_CHUNK, blobsend__remote_read, s, blobsend__remote_free);
+        len, blobsend__chunk(len), blobsend__remote_read, s, blobsend__remote_free);
     if (!resp)
         blobsend__remote_free(s);
     return resp;

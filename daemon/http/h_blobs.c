@@ -55,6 +55,16 @@ void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
         "granary_storage_replication_failures_total %llu\n"
         "# TYPE granary_storage_remote_reads_total counter\n"
         "granary_storage_remote_reads_total %llu\n"
+        "# TYPE granary_storage_holder_cache_hits_total counter\n"
+        "granary_storage_holder_cache_hits_total %llu\n"
+        "# TYPE granary_storage_holder_queries_total counter\n"
+        "granary_storage_holder_queries_total %llu\n"
+        "# TYPE granary_storage_holder_cache_stale_total counter\n"
+        "granary_storage_holder_cache_stale_total %llu\n"
+        "# TYPE granary_storage_peer_connections_total counter\n"
+        "granary_storage_peer_connections_total %llu\n"
+        "# TYPE granary_storage_peer_sessions_reused_total counter\n"
+        "granary_storage_peer_sessions_reused_total %llu\n"
         "# TYPE granary_storage_bad_copies_total counter\n"
         "granary_storage_bad_copies_total %llu\n"
         "# TYPE granary_storage_scrubbed_bytes_total counter\n"
@@ -68,10 +78,12 @@ void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
         "granary_storage_gc_bytes_freed_total %llu\n",
         (long long)st.binaries, (long long)st.under_replicated, (long long)st.unavailable,
         (unsigned long long)st.replicated_copies, (unsigned long long)st.replication_failures,
-        (unsigned long long)st.remote_reads, (unsigned long long)st.bad_copies,
-        (unsigned long long)st.scrubbed_bytes, (unsigned long long)st.scrub_bad,
-        (unsigned long long)st.repaired, (unsigned long long)st.gc_runs,
-        (unsigned long long)st.gc_bytes_freed);
+        (unsigned long long)st.remote_reads, (unsigned long long)st.holder_cache_hits,
+        (unsigned long long)st.holder_queries, (unsigned long long)st.holder_cache_stale,
+        (unsigned long long)st.peer_connections, (unsigned long long)st.peer_sessions_reused,
+        (unsigned long long)st.bad_copies, (unsigned long long)st.scrubbed_bytes,
+        (unsigned long long)st.scrub_bad, (unsigned long long)st.repaired,
+        (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed);
 }
 
 static bool blobs__int(json_t *doc, const char *name, int64_t *v)

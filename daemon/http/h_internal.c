@@ -105,6 +105,24 @@ static void internal__stage(struct http_req *r, const char *sha256)
     r->on_end = internal__stage_end;
 }
 
+/* BLOBS_CRC_HEADER's value for blob (arena-owned), or NULL when it has too many blocks. */
+static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob)
+{
+    static const char hx[] = "0123456789abcdef";
+    uint64_t n = 0;
+    const uint32_t *crcs = bs_blob_crcs(blob, &n);
+    if (n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+        return NULL;
+    char *out = gr_arena_alloc(a, 16 + 8 * n);
+    int len = snprintf(out, 16, "%d ", BS_BLOCK);
+    char *p = out + len;
+    for (uint64_t i = 0; i < n; i++)
+        for (int k = 7; k >= 0; k--)
+            *p++ = hx[crcs[i] >> (4 * k) & 15];
+    *p = '\0';
+    return out;
+}
+
 static void internal__get(struct http_req *r, const char *sha256)
 {
     struct bs_blob *blob = NULL;
@@ -122,17 +140,43 @@ static void internal__get(struct http_req *r, const char *sha256)
         return;
     }
     uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
-    if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
+    /* a whole binary: its block checksums, for the reader's check */
+    char *crcs = rr == HTTP_RANGE_OK ? NULL : internal__crc_header(r->arena, blob);
+    struct MHD_Response *resp = NULL;
+    if (r->method == HM_GET && len <= HTTP_SMALL_BODY) {
+        /* small: one verified read, sent with the headers */
+        char *buf = malloc(len ? len : 1);
+        ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
+        bs_blob_close(blob);
+        if (got != (ssize_t)len) {
+            free(buf);
+            gr_error("req=%llu reading %s: %s", (unsigned long long)r->id, sha256,
+                     got < 0 ? bs_strerror((int)got) : "short read");
+            if (got == BS_ECORRUPT)
+                blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+            http_error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
+                       sha256);
+            return;
+        }
+        resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(buf);
+        else
+            r->sent_bytes += len;
+    } else if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
         bs_blob_close(blob);
         http_error(r, 404, "the copy of %s here failed its check", sha256);
         return;
+    } else {
+        resp = http_blob_local_response(r, blob, sha256, first, len);
     }
-    struct MHD_Response *resp = http_blob_local_response(r, blob, sha256, first, len);
     if (!resp) {
         http_error(r, 500, "out of memory");
         return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    if (rr != HTTP_RANGE_OK && crcs)
+        MHD_add_response_header(resp, BLOBS_CRC_HEADER, crcs);
     if (rr == HTTP_RANGE_OK) {
         char cr[80];
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,

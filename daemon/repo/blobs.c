@@ -467,33 +467,78 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
 struct blobs_remote {
     struct repo_ctx *ctx;
     struct bs_peer_stream *s;
-    struct cr_digest *d; /* NULL for a range */
+    /* the check of a whole binary: the holder's block checksums, or else
+     * sha256 (d); neither for a range */
+    struct cr_digest *d;
+    uint32_t *crcs;         /* nblocks entries */
+    uint64_t nblocks, size; /* size: the binary's */
+    uint64_t pos;           /* bytes checked or in the current block */
+    uint32_t crc;           /* CRC32C of the current block so far */
+    bool checked;           /* every block matched */
     char sha256[65], node[64], url[256];
     const char *request_id;
 };
 
-/* Holders of sha256 other than this node, as (id, url) rows, same zone first. */
-static int blobs__holders(struct repo_ctx *ctx, const char *sha256, struct db_res **res)
+/*
+ * The block checksums of a BLOBS_CRC_HEADER value for a binary of size
+ * bytes; NULL when absent or malformed (then the body's sha256 is checked).
+ */
+static uint32_t *blobs__parse_crcs(const char *v, uint64_t size, uint64_t *nblocks)
 {
-    struct blobs *b = ctx->blobs;
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%d", b ? b->down_after_ms : 5000);
-    const char *p[4] = {sha256, b ? b->node : "", ms, b ? b->zone : ""};
-    return db_exec1(ctx->db, res,
-                    "SELECT n.id, n.cluster_url FROM binary_locations l JOIN cluster_nodes n ON"
-                    " n.id = l.node WHERE l.sha256 = $1 AND n.id <> $2 AND n.cluster_url <> ''"
-                    " AND n.state <> 'down' AND n.heartbeat > now() - make_interval(secs =>"
-                    " $3::double precision / 1000) ORDER BY (n.zone = $4) DESC, random()",
-                    4, p);
+    uint64_t n = (size + BS_BLOCK - 1) / BS_BLOCK;
+    char head[16];
+    snprintf(head, sizeof(head), "%d ", BS_BLOCK);
+    if (!v || strncmp(v, head, strlen(head)) || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+        return NULL;
+    v += strlen(head);
+    if (strlen(v) != 8 * n)
+        return NULL;
+    uint32_t *crcs = malloc(n ? n * sizeof(*crcs) : 1);
+    for (uint64_t i = 0; crcs && i < n; i++) {
+        uint32_t c = 0;
+        for (int k = 0; k < 8; k++) {
+            char ch = v[8 * i + (uint64_t)k];
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0) {
+                free(crcs);
+                return NULL;
+            }
+            c = c << 4 | (uint32_t)d;
+        }
+        crcs[i] = c;
+    }
+    *nblocks = n;
+    return crcs;
 }
 
-/* A peer's copy failed its sha256: quarantine it there and forget it. */
-static void blobs__bad_remote_copy(struct blobs_remote *r)
+/* Check the next n bytes of a whole binary against the block checksums: false on a mismatch. */
+static bool blobs__check_blocks(struct blobs_remote *r, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        uint64_t in_block = r->pos % BS_BLOCK, block = r->pos / BS_BLOCK;
+        size_t take = BS_BLOCK - (size_t)in_block;
+        if (take > n)
+            take = n;
+        if (block >= r->nblocks)
+            return false; /* more bytes than the binary has */
+        r->crc = bs_crc32c(in_block ? r->crc : 0, p, take);
+        r->pos += take;
+        p += take;
+        n -= take;
+        if ((r->pos % BS_BLOCK == 0 || r->pos == r->size) && r->crc != r->crcs[block])
+            return false;
+    }
+    return true;
+}
+
+/* A peer's copy failed the check (why): quarantine it there and forget it. */
+static void blobs__bad_remote_copy(struct blobs_remote *r, const char *why)
 {
     struct blobs *b = r->ctx->blobs;
     char uri[128];
-    gr_error("req=%s copy of %s from %s failed its sha256: quarantining it", r->request_id,
-             r->sha256, r->node);
+    gr_error("req=%s copy of %s from %s: %s; quarantining it", r->request_id, r->sha256, r->node,
+             why);
+    blobs__holders_forget(b, r->sha256);
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
     blobs__call(b, "POST", r->url, uri, r->request_id, NULL, 0);
     const char *p[2] = {r->sha256, r->node};
@@ -504,29 +549,29 @@ static void blobs__bad_remote_copy(struct blobs_remote *r)
     blobs_kick_repair(b);
 }
 
-int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
-                      const char *request_id, struct blobs_remote **out)
+/*
+ * Open a stream from the first of the holders ids (in blobs__holders_order)
+ * that answers; every holder tried is added to tried. GR_OK with *out set,
+ * GR_ENOTFOUND when none could serve, GR_ENOMEM.
+ */
+static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+                            const char *range, const char *request_id, char ids[][64], int n,
+                            char tried[][64], int *n_tried, struct blobs_remote **out)
 {
     struct blobs *b = ctx->blobs;
-    *out = NULL;
-    if (!b || !b->clustered)
-        return GR_ENOTFOUND;
-    struct db_res *res = NULL;
-    int rc = blobs__holders(ctx, sha256, &res);
-    if (rc)
-        return rc;
-    rc = GR_ENOTFOUND;
-    for (int i = 0; i < db_res_rows(res) && rc == GR_ENOTFOUND; i++) {
+    struct blobs__holder order[BLOBS_MAX_NODES];
+    int m = blobs__holders_order(b, ids, n, tried, *n_tried, order);
+    for (int i = 0; i < m; i++) {
+        if (*n_tried < BLOBS_MAX_NODES)
+            memcpy(tried[(*n_tried)++], order[i].id, 64);
         struct blobs_remote *r = calloc(1, sizeof(*r));
-        if (!r) {
-            rc = GR_ENOMEM;
-            break;
-        }
+        if (!r)
+            return GR_ENOMEM;
         r->ctx = ctx;
         r->request_id = request_id;
         snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
-        snprintf(r->node, sizeof(r->node), "%s", db_res_get(res, i, 0));
-        snprintf(r->url, sizeof(r->url), "%s", db_res_get(res, i, 1));
+        memcpy(r->node, order[i].id, sizeof(r->node));
+        memcpy(r->url, order[i].url, sizeof(r->url));
         char uri[128], url[512], auth[400], rid[96];
         snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
         snprintf(url, sizeof(url), "%s%s", r->url, uri);
@@ -537,11 +582,17 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
         atomic_fetch_add(&b->remote_reads, 1);
         if (bs_peer_stream_open(&req, range, BLOBS_STALL_S, &r->s, &len) == 0 &&
             (range || len == size)) {
-            r->d = range ? NULL : cr_digest_new(CR_SHA256);
-            if (range || r->d) {
+            r->size = size;
+            if (!range) {
+                char *v = bs_peer_stream_header(r->s, BLOBS_CRC_HEADER);
+                r->crcs = blobs__parse_crcs(v, size, &r->nblocks);
+                free(v);
+                if (!r->crcs) /* a holder that sends no checksums: sha256 */
+                    r->d = cr_digest_new(CR_SHA256);
+            }
+            if (range || r->crcs || r->d) {
                 *out = r;
-                rc = GR_OK;
-                break;
+                return GR_OK;
             }
         }
         atomic_fetch_add(&b->remote_failures, 1);
@@ -550,13 +601,65 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
         bs_peer_stream_close(r->s);
         free(r);
     }
-    db_res_free(res);
+    return GR_ENOTFOUND;
+}
+
+/*
+ * The holders come from the holder cache when it has them (no database
+ * query); when every cached holder fails, or on a miss, from PostgreSQL,
+ * and the fresh list (without the holders that just failed) is cached.
+ */
+int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+                      const char *request_id, struct blobs_remote **out)
+{
+    struct blobs *b = ctx->blobs;
+    *out = NULL;
+    if (!b || !b->clustered)
+        return GR_ENOTFOUND;
+    char ids[BLOBS_MAX_NODES][64], tried[BLOBS_MAX_NODES][64];
+    int n_tried = 0;
+    int n = blobs__holders_cached(b, sha256, ids, BLOBS_MAX_NODES);
+    if (n > 0) {
+        int rc =
+            blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+        if (rc != GR_ENOTFOUND)
+            return rc;
+        /* every cached holder failed: the list may be stale, ask the database */
+        atomic_fetch_add(&b->holder_stale, 1);
+        blobs__holders_forget(b, sha256);
+    }
+    n = blobs__holders_query(ctx, sha256, ids, BLOBS_MAX_NODES);
+    if (n < 0)
+        return GR_EDB;
+    int rc = blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+    /* cache what the database said, less the holders that failed just now */
+    char keep[BLOBS_MAX_NODES][64];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        bool failed = false;
+        for (int j = 0; j < n_tried && !failed; j++)
+            failed = !strcmp(tried[j], ids[i]) && !(rc == GR_OK && !strcmp((*out)->node, ids[i]));
+        if (!failed)
+            memcpy(keep[k++], ids[i], 64);
+    }
+    blobs__holders_store(b, sha256, keep, k);
     return rc;
 }
 
 long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
 {
     ssize_t n = bs_peer_stream_read(r->s, buf, max);
+    if (n > 0 && r->crcs && !blobs__check_blocks(r, buf, (size_t)n)) {
+        blobs__bad_remote_copy(r, "a block failed its CRC32C");
+        return -1;
+    }
+    if (n == 0 && r->crcs && !r->checked) {
+        if (r->pos != r->size) { /* cannot happen: the stream checks the length */
+            blobs__bad_remote_copy(r, "the body is short");
+            return -1;
+        }
+        r->checked = true;
+    }
     if (n > 0 && r->d)
         cr_digest_update(r->d, buf, (size_t)n);
     if (n == 0 && r->d) {
@@ -567,7 +670,7 @@ long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
         r->d = NULL;
         blobs__hex(raw, 32, hex);
         if (strcmp(hex, r->sha256)) {
-            blobs__bad_remote_copy(r);
+            blobs__bad_remote_copy(r, "it failed its sha256");
             return -1;
         }
     }
@@ -582,6 +685,7 @@ void blobs_remote_close(struct blobs_remote *r)
         return;
     bs_peer_stream_close(r->s);
     cr_digest_free(r->d);
+    free(r->crcs);
     free(r);
 }
 

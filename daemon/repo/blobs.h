@@ -102,6 +102,17 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
 
 /* ---- reads ---- */
 
+/*
+ * The cluster port's answers to a whole-binary GET carry the copy's block
+ * checksums in this header ("<block size> <8 hex digits per block>") when
+ * the binary has at most BLOBS_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the
+ * header stays within 4 KiB). The holder checked every block against the
+ * same checksums before sending it; the reading node checks every block it
+ * receives against them, instead of hashing the whole body with sha256.
+ */
+#define BLOBS_CRC_HEADER "X-Granary-Block-Crc32c"
+#define BLOBS_CRC_HEADER_MAX_BLOCKS 512
+
 /* A download from a peer (see blobs_open_remote). */
 struct blobs_remote;
 
@@ -109,16 +120,21 @@ struct blobs_remote;
  * Open a stream of a binary this node does not hold (or holds a bad copy
  * of), from the nodes that hold it, trying the next on failure.
  * @param[in] range "bytes=a-b" or NULL for the whole binary (then the
- *                  stream verifies sha256 at its end)
+ *                  stream checks every block against the block checksums
+ *                  the holder sent, or, when it sent none, the sha256 of
+ *                  the whole body at its end)
  * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EDB.
  */
 int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
                       const char *request_id, struct blobs_remote **out)
     __attribute__((warn_unused_result));
 /*
- * Next bytes: count, 0 at the end (after a whole-binary stream's sha256
- * matched), -1 on a transport failure or a sha256 mismatch (then the
- * peer's copy is quarantined and its location removed).
+ * Next bytes: count, 0 at the end (after a whole-binary stream's last
+ * block, or its sha256, checked out), -1 on a transport failure or a
+ * checksum mismatch (then the peer's copy is quarantined and its location
+ * removed). With block checksums the bytes of a block are returned before
+ * the block is checked, except for the last block: a caller that must not
+ * pass on bad bytes holds back the last bytes until a read returns 0.
  */
 long blobs_remote_read(struct blobs_remote *s, void *buf, size_t max);
 void blobs_remote_close(struct blobs_remote *s);
@@ -199,6 +215,12 @@ int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
 struct blobs_status {
     int64_t binaries, under_replicated, unavailable, over_replicated, tombstoned;
     uint64_t replicated_copies, replication_failures, remote_reads, remote_read_failures;
+    /* reads from peers: holder lists from the cache, from PostgreSQL, and
+     * cached lists whose every holder failed (then PostgreSQL was asked) */
+    uint64_t holder_cache_hits, holder_queries, holder_cache_stale;
+    /* connections this node opened to peers, and transfers that reused a
+     * pooled session (and its kept-alive connection) */
+    uint64_t peer_connections, peer_sessions_reused;
     uint64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     uint64_t repaired, trimmed, repair_runs, gc_runs, gc_bytes_freed, gc_files_deleted;
     bool repair_running, gc_running, scrub_running;

@@ -15,11 +15,27 @@
 #define BLOBS_AUTH_WINDOW_MS 60000
 #define BLOBS_STALL_S 10 /* a peer that moves no byte for this long is given up */
 #define BLOBS_CALL_TIMEOUT_S 10
+#define BLOBS_HOLDERS_SLOTS 1024   /* holder cache entries (blobholders.c) */
+#define BLOBS_HOLDERS_MAX 4        /* holders kept per entry */
+#define BLOBS_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
 
 /* A node as the storage thread last saw it in cluster_nodes. */
 struct blobs__node {
     char id[64], url[256], zone[64];
     bool placeable; /* active (not draining) */
+};
+
+/* A binary's holders (other than this node) as PostgreSQL last said. */
+struct blobs__holders_entry {
+    char sha256[65];
+    int n;         /* 0: empty */
+    int64_t at_ms; /* monotonic */
+    char ids[BLOBS_HOLDERS_MAX][64];
+};
+
+/* A holder to read from: a live node with a cluster URL. */
+struct blobs__holder {
+    char id[64], url[256];
 };
 
 struct blobs {
@@ -49,8 +65,12 @@ struct blobs {
     atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
     atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
+    atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
     atomic_bool gc_running, repair_running, scrub_running;
     atomic_int_fast64_t last_repair_ms, last_gc_ms, last_scrub_ms;
+
+    pthread_mutex_t holders_lock; /* guards holders[] */
+    struct blobs__holders_entry holders[BLOBS_HOLDERS_SLOTS];
 };
 
 /* X-Granary-Auth header line for method and uri (path and query, as sent). */
@@ -67,5 +87,23 @@ int blobs__call(struct blobs *b, const char *method, const char *base, const cha
 int64_t blobs__now_ms(void);
 /* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
 int blobs__hash_file(int fd, char hex[65]);
+
+/* ---- the holder cache (blobholders.c) ---- */
+
+/* Cached holders of sha256 into ids (at most max); 0: none cached or expired. */
+int blobs__holders_cached(struct blobs *b, const char *sha256, char ids[][64], int max);
+/* Remember ids as the holders of sha256 (n 0: forget). */
+void blobs__holders_store(struct blobs *b, const char *sha256, char ids[][64], int n);
+/* Forget the cached holders of sha256 (a holder failed or its copy was bad). */
+void blobs__holders_forget(struct blobs *b, const char *sha256);
+/* The holders of sha256 other than this node, from PostgreSQL; -1 on a database error. */
+int blobs__holders_query(struct repo_ctx *ctx, const char *sha256, char ids[][64], int max);
+/*
+ * The live holders among ids (not in skip) with their URLs, this node's
+ * zone first, each group from a rotating start (spreads the reads); returns
+ * the count written to out (room for n).
+ */
+int blobs__holders_order(struct blobs *b, char ids[][64], int n, char skip[][64], int n_skip,
+                         struct blobs__holder *out);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cluster/cluster.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
+#include "peer.h"
 #include "repo/internal.h"
 #include "repo/repo.h"
 
@@ -797,6 +798,13 @@ int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
     out->replication_failures = atomic_load(&b->repl_failures);
     out->remote_reads = atomic_load(&b->remote_reads);
     out->remote_read_failures = atomic_load(&b->remote_failures);
+    out->holder_cache_hits = atomic_load(&b->holder_hits);
+    out->holder_queries = atomic_load(&b->holder_queries);
+    out->holder_cache_stale = atomic_load(&b->holder_stale);
+    struct bs_peer_stats ps;
+    bs_peer_stats(&ps);
+    out->peer_connections = ps.connections;
+    out->peer_sessions_reused = ps.sessions_reused;
     out->bad_copies = atomic_load(&b->bad_copies);
     out->quarantined = atomic_load(&b->quarantined);
     out->scrubbed_files = atomic_load(&b->scrubbed_files);
@@ -908,6 +916,7 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
     b->down_after_ms = o->down_after_ms > 0 ? o->down_after_ms : 5000;
     b->set = blobs__defaults;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->holders_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
     ctx->blobs = b;
     blobs__load_settings(b);
@@ -918,6 +927,7 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
     if (rc) {
         ctx->blobs = NULL;
         pthread_mutex_destroy(&b->lock);
+        pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
         free(b);
         return rc;
@@ -942,6 +952,7 @@ void blobs_stop(struct blobs *b)
         b->ctx->blobs = NULL;
     memset(b->key, 0, sizeof(b->key));
     pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);
     free(b);
 }

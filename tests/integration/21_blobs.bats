@@ -376,3 +376,98 @@ wait_up() {
     stop_node n4
     umount "$SUITE_TMP/node-n4/filestore"
 }
+
+# mvalue NODE METRIC: a metric of a node
+mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+
+@test "reads from a peer: a moved copy costs one retry; warm reads ask PostgreSQL for no holder and reuse the connection" {
+    # redundancy 1, so that a third node can take the only copy
+    storage_config '{"redundancy":1,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
+    sleep 1.2
+    head -c 300000 /dev/urandom >"$SUITE_TMP/hc"
+    local s
+    s=$(sha "$SUITE_TMP/hc")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/hc" "$NODE_n1_URL/libs/hc.bin")" = 201 ]
+    [ "$(holders "$s")" = n1 ]
+    # n2 has no copy: it reads from n1, and keeps n1 as the holder
+    cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/hc.bin"
+    cmp "$SUITE_TMP/got" "$SUITE_TMP/hc"
+    # the copy moves from n1 to n3 behind n2's back
+    local d1=$SUITE_TMP/node-n1/filestore/${s:0:2} d3=$SUITE_TMP/node-n3/filestore/${s:0:2}
+    mkdir -p "$d3"
+    cp "$d1/$s" "$d1/$s.crc" "$d3/"
+    sql "INSERT INTO binary_locations (sha256, node) VALUES ('$s', 'n3')"
+    rm "$d1/$s" "$d1/$s.crc"
+    sql "DELETE FROM binary_locations WHERE sha256 = '$s' AND node = 'n1'"
+    local stale q1
+    stale=$(mvalue n2 granary_storage_holder_cache_stale_total)
+    q1=$(mvalue n2 granary_storage_holder_queries_total)
+    # the cached holder answers 404: n2 asks PostgreSQL again and reads from n3
+    cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/hc.bin"
+    cmp "$SUITE_TMP/got" "$SUITE_TMP/hc"
+    [ "$(mvalue n2 granary_storage_holder_cache_stale_total)" = $((stale + 1)) ]
+    [ "$(mvalue n2 granary_storage_holder_queries_total)" = $((q1 + 1)) ]
+    # warm reads: the holder comes from the cache, over a kept connection
+    local q2 h2 c2 q3 h3 c3 i
+    q2=$(mvalue n2 granary_storage_holder_queries_total)
+    h2=$(mvalue n2 granary_storage_holder_cache_hits_total)
+    c2=$(mvalue n2 granary_storage_peer_connections_total)
+    for i in $(seq 20); do
+        cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/hc.bin"
+        cmp "$SUITE_TMP/got" "$SUITE_TMP/hc"
+    done
+    q3=$(mvalue n2 granary_storage_holder_queries_total)
+    h3=$(mvalue n2 granary_storage_holder_cache_hits_total)
+    c3=$(mvalue n2 granary_storage_peer_connections_total)
+    echo "holder queries $q2 -> $q3, cache hits $h2 -> $h3, connections $c2 -> $c3"
+    # an entry lives 10 s: one expiry is allowed on a slow machine
+    [ $((q3 - q2)) -le 1 ]
+    [ $((h3 - h2)) -ge 19 ]
+    [ $((c3 - c2)) -le 2 ] # one connection per request before
+    storage_config '{"redundancy":2,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
+}
+
+@test "a peer that sends wrong bytes: the reader cuts the answer (block checksums or sha256) and forgets that copy" {
+    local mode s h reader port fk n
+    for mode in crc nocrc; do
+        head -c 200000 /dev/urandom >"$SUITE_TMP/fk-$mode"
+        s=$(sha "$SUITE_TMP/fk-$mode")
+        [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/fk-$mode" "$NODE_n1_URL/libs/fk-$mode.bin")" = 201 ]
+        h=$(holders "$s")
+        for n in n1 n2 n3; do [[ "$h" == *$n* ]] || reader=$n; done
+        # a fake node whose cluster port sends the binary with one byte changed
+        port=$(free_port)
+        : >"$SUITE_TMP/fk.log"
+        python3 tests/integration/tools/fake_holder.py "$port" "$SUITE_TMP/fk-$mode" "$mode" "$SUITE_TMP/fk.log" &
+        fk=$!
+        echo "$fk" >>"$SUITE_TMP/pids"
+        for i in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/v1/ping" 2>/dev/null && break; sleep 0.1; done
+        # alive for an hour by its heartbeat, and the only holder the database knows
+        sql "INSERT INTO cluster_nodes (id, public_url, cluster_url, bus_endpoint, version, heartbeat)
+             VALUES ('fk', 'http://127.0.0.1:$port', 'http://127.0.0.1:$port', 'tcp://127.0.0.1:$(free_port)',
+                     'test', now() + interval '1 hour')
+             ON CONFLICT (id) DO UPDATE SET cluster_url = EXCLUDED.cluster_url, public_url = EXCLUDED.public_url,
+                     heartbeat = EXCLUDED.heartbeat, state = 'active'"
+        sql "DELETE FROM binary_locations WHERE sha256 = '$s'; INSERT INTO binary_locations (sha256, node) VALUES ('$s', 'fk')"
+        sleep 1.5 # every node's view of the live nodes now has fk
+        run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
+        echo "$mode from $reader: curl $status, $(stat -c %s "$SUITE_TMP/got" 2>/dev/null) bytes; fake saw: $(cat "$SUITE_TMP/fk.log")"
+        # never a complete answer with wrong bytes: the connection is cut
+        [ "$status" -ne 0 ]
+        ! cmp -s "$SUITE_TMP/got" "$SUITE_TMP/fk-$mode"
+        # the copy was quarantined there and forgotten
+        grep -q "^POST /v1/blobs/$s/quarantine" "$SUITE_TMP/fk.log"
+        [ -z "$(holders "$s")" ]
+        if [ "$mode" = crc ]; then
+            grep -q "copy of $s from fk: a block failed its CRC32C" "$SUITE_TMP/node-$reader/stderr.log"
+        else
+            grep -q "copy of $s from fk: it failed its sha256" "$SUITE_TMP/node-$reader/stderr.log"
+        fi
+        kill "$fk"
+        # the real copies again: the next read finds them (the bad holder was not kept)
+        sql "INSERT INTO binary_locations (sha256, node) SELECT '$s', unnest(string_to_array('$h', ','))"
+        cget -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
+        cmp "$SUITE_TMP/got" "$SUITE_TMP/fk-$mode"
+    done
+    sql "DELETE FROM cluster_nodes WHERE id = 'fk'"
+}
