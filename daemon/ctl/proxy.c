@@ -89,12 +89,12 @@ static int pxc__render(const struct pxc_opts *o, const struct pc_node *nodes, in
 /* --seeds: every --url is an active upstream named seedN. */
 static int pxc__render_seeds(const struct pxc_opts *o, struct gr_sbuf *cfg)
 {
-    static const char *ids[16] = {"seed1",  "seed2",  "seed3",  "seed4",  "seed5",  "seed6",
-                                  "seed7",  "seed8",  "seed9",  "seed10", "seed11", "seed12",
-                                  "seed13", "seed14", "seed15", "seed16"};
+    char ids[16][8];
     struct pc_node nodes[16];
-    for (int u = 0; u < o->nurls; u++)
+    for (int u = 0; u < o->nurls; u++) {
+        snprintf(ids[u], sizeof(ids[u]), "seed%d", u + 1);
         nodes[u] = (struct pc_node){ids[u], o->urls[u], "active"};
+    }
     return pxc__render(o, nodes, o->nurls, cfg);
 }
 
@@ -233,8 +233,11 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
                 return -1;
             }
             o->url_lists[o->nlists++] = copy;
-            for (char *t = strtok_r(copy, ",", &save); t && o->nurls < 16;
-                 t = strtok_r(NULL, ",", &save)) {
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (o->nurls == 16) {
+                    fprintf(stderr, "granaryctl proxy-config: more than 16 node URLs\n");
+                    return -1;
+                }
                 size_t l = strlen(t);
                 while (l > 0 && t[l - 1] == '/')
                     t[--l] = '\0';

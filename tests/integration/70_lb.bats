@@ -136,6 +136,13 @@ wait_upstreams() { # N: until the watched file lists N nodes
     run "$GRANARYCTL" proxy-config --type nginx --seeds --url "http://a b:1" --out "$d/y.conf"
     [ "$status" = 1 ]
     [ ! -e "$d/y.conf" ]
+    # more nodes than it can list: refused, not cut short
+    local many
+    many=$(for i in $(seq 17); do printf 'http://10.0.0.%d:8080,' "$i"; done)
+    run "$GRANARYCTL" proxy-config --type nginx --seeds --url "${many%,}" --out "$d/z.conf"
+    [ "$status" = 2 ]
+    [[ $output == *"more than 16 node URLs"* ]]
+    [ ! -e "$d/z.conf" ]
 }
 
 @test "proxy-config reads the node list with an access token (--token-file); a revoked one fails" {
