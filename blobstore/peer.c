@@ -152,6 +152,7 @@ struct peer__xfer {
     size_t body_len;
     int fd;             /* push: the file */
     uint64_t off, size; /* push: position and total */
+    bool finished;      /* peer__finish ran: status or error is set */
 };
 
 static size_t peer__collect(char *data, size_t sz, size_t nm, void *arg)
@@ -231,6 +232,7 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
 
 static void peer__finish(struct peer__xfer *x, CURLcode res)
 {
+    x->finished = true;
     long conns = 0;
     if (curl_easy_getinfo(x->e, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
         atomic_fetch_add(&peer__connects, (uint64_t)conns);
@@ -255,6 +257,33 @@ static void peer__release(struct peer__xfer *x)
     x->fd = -1;
 }
 
+/*
+ * Run every transfer added to m until none runs, finishing each (its
+ * peer__xfer is the handle's CURLOPT_PRIVATE). A transfer that ends without
+ * a result (the multi handle failed) gets an error text.
+ */
+static void peer__run(CURLM *m, struct peer__xfer *xs, int n)
+{
+    int running = 1;
+    while (running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)))
+            if (msg->msg == CURLMSG_DONE) {
+                struct peer__xfer *x = NULL;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+                peer__finish(x, msg->data.result);
+            }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    for (int i = 0; i < n; i++)
+        if (xs[i].e && !xs[i].finished && !xs[i].req->error[0])
+            snprintf(xs[i].req->error, sizeof(xs[i].req->error), "transfer ended without a result");
+}
+
 void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s)
 {
     struct peer__session *ps = peer__session_get(req->url);
@@ -271,27 +300,7 @@ void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s)
             peer__session_free(ps);
             return;
         }
-        bool done = false;
-        while (!done) {
-            int running = 0;
-            if (curl_multi_perform(ps->m, &running) != CURLM_OK) {
-                snprintf(req->error, sizeof(req->error), "transfer failed");
-                break;
-            }
-            CURLMsg *msg;
-            int left;
-            while ((msg = curl_multi_info_read(ps->m, &left)))
-                if (msg->msg == CURLMSG_DONE) {
-                    peer__finish(&x, msg->data.result);
-                    done = true;
-                }
-            if (!done && running)
-                curl_multi_poll(ps->m, NULL, 0, 1000, NULL);
-            else if (!done) { /* nothing runs and nothing finished: cannot happen */
-                snprintf(req->error, sizeof(req->error), "transfer ended without a result");
-                break;
-            }
-        }
+        peer__run(ps->m, &x, 1);
         curl_multi_remove_handle(ps->m, x.e);
     }
     peer__release(&x);
@@ -338,21 +347,7 @@ void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int
         curl_easy_setopt(x->e, CURLOPT_LOW_SPEED_TIME, (long)stall_s);
         curl_multi_add_handle(m, x->e);
     }
-    int running = 1;
-    while (running) {
-        if (curl_multi_perform(m, &running) != CURLM_OK)
-            break;
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(m, &left)))
-            if (msg->msg == CURLMSG_DONE) {
-                struct peer__xfer *x = NULL;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-                peer__finish(x, msg->data.result);
-            }
-        if (running)
-            curl_multi_poll(m, NULL, 0, 1000, NULL);
-    }
+    peer__run(m, xs, n);
     for (int i = 0; i < n; i++) {
         if (xs[i].e)
             curl_multi_remove_handle(m, xs[i].e);

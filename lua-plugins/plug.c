@@ -988,40 +988,39 @@ int plug_authenticate(struct plug_runtime *rt, const char *user, const char *pas
 
 /* ---- executions ---- */
 
+/* A malloc'd copy of n elements of size sz (NULL when n is 0); PLUG_ENOMEM. */
+static int plug__copy_out(const void *src, int n, size_t sz, void **out)
+{
+    *out = NULL;
+    if (n <= 0)
+        return PLUG_OK;
+    *out = malloc(sz * (size_t)n);
+    if (!*out)
+        return PLUG_ENOMEM;
+    memcpy(*out, src, sz * (size_t)n);
+    return PLUG_OK;
+}
+
 int plug_executions(struct plug_runtime *rt, struct plug_exec_info **out, int *n)
 {
     struct plug__set *set = plug__set_current(rt);
-    *out = NULL;
-    *n = 0;
-    if (set && set->nexecs) {
-        *out = malloc(sizeof(**out) * (size_t)set->nexecs);
-        if (!*out) {
-            plug__set_unref(set);
-            return PLUG_ENOMEM;
-        }
-        memcpy(*out, set->execs, sizeof(**out) * (size_t)set->nexecs);
-        *n = set->nexecs;
-    }
+    void *copy = NULL;
+    int rc = plug__copy_out(set ? set->execs : NULL, set ? set->nexecs : 0, sizeof(**out), &copy);
+    *out = copy;
+    *n = copy ? set->nexecs : 0;
     plug__set_unref(set);
-    return PLUG_OK;
+    return rc;
 }
 
 int plug_jobs(struct plug_runtime *rt, struct plug_job_info **out, int *n)
 {
     struct plug__set *set = plug__set_current(rt);
-    *out = NULL;
-    *n = 0;
-    if (set && set->njobs) {
-        *out = malloc(sizeof(**out) * (size_t)set->njobs);
-        if (!*out) {
-            plug__set_unref(set);
-            return PLUG_ENOMEM;
-        }
-        memcpy(*out, set->jobs, sizeof(**out) * (size_t)set->njobs);
-        *n = set->njobs;
-    }
+    void *copy = NULL;
+    int rc = plug__copy_out(set ? set->jobs : NULL, set ? set->njobs : 0, sizeof(**out), &copy);
+    *out = copy;
+    *n = copy ? set->njobs : 0;
     plug__set_unref(set);
-    return PLUG_OK;
+    return rc;
 }
 
 static int plug__plugin_index(struct plug__set *set, const char *name)

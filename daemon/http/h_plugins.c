@@ -128,9 +128,10 @@ bool http_plug_before_download(struct http_req *r, const struct artifact *a)
     return go;
 }
 
-void http_plug_after_download(struct http_req *r, const struct artifact *a, int status)
+/* An after-hook of one artifact: its outcome changes nothing. */
+static void hp__after(struct http_req *r, enum plug_hook hook, const struct artifact *a, int status)
 {
-    struct plug_runtime *rt = hp__rt(r, PLUG_AFTER_DOWNLOAD, false);
+    struct plug_runtime *rt = hp__rt(r, hook, false);
     if (!rt)
         return;
     struct plug_event ev;
@@ -140,8 +141,13 @@ void http_plug_after_download(struct http_req *r, const struct artifact *a, int 
     ev.artifact = &pa;
     ev.status = status;
     struct plug_result res;
-    hp__run(r, rt, PLUG_AFTER_DOWNLOAD, &ev, &res);
+    hp__run(r, rt, hook, &ev, &res);
     plug_result_release(&res);
+}
+
+void http_plug_after_download(struct http_req *r, const struct artifact *a, int status)
+{
+    hp__after(r, PLUG_AFTER_DOWNLOAD, a, status);
 }
 
 /* Flatten a parsed property set for an event. */
@@ -227,17 +233,7 @@ bool http_plug_before_upload_sized(struct http_req *r, int64_t size)
 
 void http_plug_after_upload(struct http_req *r, const struct artifact *a)
 {
-    struct plug_runtime *rt = hp__rt(r, PLUG_AFTER_UPLOAD, false);
-    if (!rt)
-        return;
-    struct plug_event ev;
-    struct plug_artifact pa;
-    hp__event(r, &ev);
-    hp__artifact(a, &pa);
-    ev.artifact = &pa;
-    struct plug_result res;
-    hp__run(r, rt, PLUG_AFTER_UPLOAD, &ev, &res);
-    plug_result_release(&res);
+    hp__after(r, PLUG_AFTER_UPLOAD, a, 0);
 }
 
 static bool hp__simple(struct http_req *r, enum plug_hook h, bool sync, const char *dst_repo,
