@@ -89,7 +89,7 @@ static int pxc__render(const struct pxc_opts *o, const struct pc_node *nodes, in
 /* --seeds: every --url is an active upstream named seedN. */
 static int pxc__render_seeds(const struct pxc_opts *o, struct gr_sbuf *cfg)
 {
-    char ids[16][8];
+    char ids[16][16];
     struct pc_node nodes[16];
     for (int u = 0; u < o->nurls; u++) {
         snprintf(ids[u], sizeof(ids[u]), "seed%d", u + 1);
