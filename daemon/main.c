@@ -9,7 +9,9 @@
 #include "db/db.h"
 #include "db/embedded.h"
 #include "db/migrate.h"
+#include "formats/format.h"
 #include "http/http.h"
+#include "http/route.h"
 #include "lc.h"
 #include "peer.h"
 #include "repo/blobs.h"
@@ -199,6 +201,16 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
     return rc;
 }
 
+/* The figures of every module below http for GET /api/v1/metrics. */
+static void main__metrics(void *arg, struct gr_sbuf *sb)
+{
+    struct server *s = arg;
+    db_metrics(s->ctx.db, sb);
+    repo_cache_metrics(&s->ctx, sb);
+    cluster_metrics(s->ctx.cluster, sb);
+    http_storage_metrics(&s->ctx, sb);
+}
+
 static bool main__stop_signal(sigset_t *set, int timeout_ms)
 {
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
@@ -261,6 +273,12 @@ int main(int argc, char **argv)
     s->ctx.node_id = s->cfg.node_id;
     if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
         goto out_unlock;
+    /* the formats' endpoints join the route table before any port serves */
+    for (int i = 0; formats[i]; i++)
+        if (formats[i]->routes && http_routes_add(formats[i]->routes))
+            goto out_unlock;
+    if (http_metrics_add(main__metrics, s))
+        goto out_unlock;
 
     if (!s->cfg.database_url[0]) {
         char pgdir[1024];
@@ -308,6 +326,7 @@ int main(int argc, char **argv)
         .max_body_size = s->cfg.max_body_size,
         .trusted_proxy = s->cfg.trusted_proxy,
         .version = GRANARY_VERSION,
+        .formats = formats,
     };
     if (http_start(&ho, &s->ctx, &s->http))
         goto out_bs;

@@ -793,3 +793,51 @@ int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
     db_res_free(res);
     return rc;
 }
+
+void cluster_metrics(struct cluster *c, struct gr_sbuf *sb)
+{
+    struct cluster_stats cs;
+    if (!c)
+        return;
+    cluster_get_stats(c, &cs);
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_cluster_invalidations_total counter\n"
+                 "granary_cluster_invalidations_total %llu\n"
+                 "# TYPE granary_cluster_acks_missing_total counter\n"
+                 "granary_cluster_acks_missing_total %llu\n"
+                 "# TYPE granary_cluster_lease_waits_total counter\n"
+                 "granary_cluster_lease_waits_total %llu\n"
+                 "# TYPE granary_cluster_cache_flushes_total counter\n"
+                 "granary_cluster_cache_flushes_total %llu\n"
+                 "# TYPE granary_cluster_primary_tasks_total counter\n"
+                 "granary_cluster_primary_tasks_total %llu\n"
+                 "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
+                 (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
+                 (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
+                 (unsigned long long)cs.primary_tasks_run, cluster_is_primary(c) ? 1 : 0);
+    gr_sbuf_adds(sb, "# HELP granary_cluster_invalidation_seconds Acknowledged invalidation: "
+                     "sending the keys until every peer acked or its lease ran out.\n"
+                     "# TYPE granary_cluster_invalidation_seconds histogram\n");
+    for (int b = 0; b < CLUSTER_INVAL_BUCKETS; b++)
+        gr_sbuf_addf(sb, "granary_cluster_invalidation_seconds_bucket{le=\"%g\"} %llu\n",
+                     cluster_inval_bounds[b], (unsigned long long)cs.inval_bucket[b]);
+    gr_sbuf_addf(sb,
+                 "granary_cluster_invalidation_seconds_bucket{le=\"+Inf\"} %llu\n"
+                 "granary_cluster_invalidation_seconds_sum %.6f\n"
+                 "granary_cluster_invalidation_seconds_count %llu\n",
+                 (unsigned long long)cs.inval_count, (double)cs.inval_sum_us / 1e6,
+                 (unsigned long long)cs.inval_count);
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_bus_messages_sent_total counter\n"
+                 "granary_bus_messages_sent_total %llu\n"
+                 "# TYPE granary_bus_messages_received_total counter\n"
+                 "granary_bus_messages_received_total %llu\n"
+                 "# TYPE granary_bus_request_timeouts_total counter\n"
+                 "granary_bus_request_timeouts_total %llu\n"
+                 "# TYPE granary_bus_messages_dropped_total counter\n"
+                 "granary_bus_messages_dropped_total %llu\n"
+                 "# TYPE granary_bus_gaps_total counter\ngranary_bus_gaps_total %llu\n",
+                 (unsigned long long)cs.bus_sent, (unsigned long long)cs.bus_received,
+                 (unsigned long long)cs.bus_timeouts, (unsigned long long)cs.bus_dropped,
+                 (unsigned long long)cs.bus_gaps);
+}

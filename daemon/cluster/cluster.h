@@ -95,4 +95,9 @@ struct cluster_stats {
 };
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st);
 
+struct gr_sbuf;
+/* Those, and the bus's counters, as Prometheus lines (a metrics source, http.h);
+ * nothing for NULL (a single node). */
+void cluster_metrics(struct cluster *c, struct gr_sbuf *sb);
+
 #endif

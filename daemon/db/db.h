@@ -155,6 +155,10 @@ struct db_pool_stats {
 };
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
 
+struct gr_sbuf;
+/* Those, and db_query_count(), as Prometheus lines (a metrics source, http.h). */
+void db_metrics(struct db_pool *p, struct gr_sbuf *sb);
+
 /*
  * The message of the last failure on c (server or connection), or "" if
  * none since db_acquire(). Valid until the next statement on c.

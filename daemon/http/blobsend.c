@@ -11,6 +11,7 @@
 #include "bs.h"
 #include "repo/blobs.h"
 
+#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 

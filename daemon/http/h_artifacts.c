@@ -12,8 +12,10 @@
 #include "base/sbuf.h"
 #include "bs.h"
 #include "crypto/crypto.h"
+#include "formats/format.h"
 #include "repo/blobs.h"
 
+#include <microhttpd.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,15 +322,6 @@ static void artifacts__folder(struct http_req *r)
         artifacts__listing(r, v, n);
 }
 
-static bool artifacts__etag_match(const char *inm, const char *etag)
-{
-    if (!inm)
-        return false;
-    if (!strcmp(inm, "*"))
-        return true;
-    return strstr(inm, etag) != NULL;
-}
-
 /*
  * GET <path>.sha1|.sha256|.md5 of an artifact whose checksum file was never
  * deployed: answer from the stored checksums. false: not such a request.
@@ -350,16 +343,6 @@ static bool artifacts__checksum_file(struct http_req *r)
         return true;
     }
     return false;
-}
-
-/* 304 per If-None-Match, or (without it) If-Modified-Since. */
-static bool artifacts__not_modified(struct http_req *r, const char *etag, int64_t modified_ms)
-{
-    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (inm)
-        return artifacts__etag_match(inm, etag);
-    int64_t ims = http_date_parse(http_req_header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE));
-    return ims >= 0 && modified_ms / 1000 <= ims;
 }
 
 static ssize_t artifacts__no_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -449,7 +432,7 @@ static void artifacts__get(struct http_req *r)
     http_date(a.modified_ms, lm, sizeof(lm));
     struct MHD_Response *resp;
     int status = 200;
-    if (artifacts__not_modified(r, etag, a.modified_ms)) {
+    if (http_not_modified(r, etag, a.modified_ms)) {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;
     } else {
@@ -498,8 +481,10 @@ static void artifacts__get(struct http_req *r)
     http_plug_after_download(r, &a, status); /* plugins (h_plugins.c) */
 }
 
-void h_artifact(struct http_req *r)
+void h_artifact(struct http_req *r, const char *rest)
 {
+    if (!http_parse_repo_path(r, rest, strlen(rest)))
+        return;
     struct repo_config cfg;
     int rc = repo_get(r->ctx, r->arena, r->repo_key, &cfg);
     if (rc == GR_ENOTFOUND) {
@@ -513,11 +498,11 @@ void h_artifact(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
-    if (!strcmp(cfg.package_type, "maven")) {
-        h_maven(r, &cfg); /* h_maven.c: the Maven layout rules, then back here */
-        return;
-    }
-    h_artifact_generic(r, &cfg);
+    const struct format *f = http_format(r, cfg.package_type);
+    if (f && f->artifact)
+        f->artifact(r, &cfg); /* the format's rules, then h_artifact_generic() */
+    else
+        h_artifact_generic(r, &cfg);
 }
 
 void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
@@ -552,8 +537,9 @@ void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
     }
 }
 
-void h_root(struct http_req *r)
+void h_root(struct http_req *r, const char *rest)
 {
+    (void)rest;
     if (r->method != HM_GET && r->method != HM_HEAD) {
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;

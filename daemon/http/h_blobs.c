@@ -38,10 +38,10 @@ json_t *http_storage_status_json(struct http_req *r)
         "badCopies", (json_int_t)st.bad_copies, "quarantined", (json_int_t)st.quarantined);
 }
 
-void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
+void http_storage_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)
 {
     struct blobs_status st;
-    if (!r->ctx->blobs || blobs_status(r->ctx, false, &st) != GR_OK)
+    if (!ctx->blobs || blobs_status(ctx, false, &st) != GR_OK)
         return;
     gr_sbuf_addf(
         sb,

@@ -22,6 +22,7 @@
 #include "crypto/crypto.h"
 #include "repo/blobs.h"
 
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,8 +202,9 @@ static const char *internal__blob_path(const char *p, char sha[65])
     return *rest == '/' ? rest + 1 : NULL;
 }
 
-void h_internal(struct http_req *r)
+void h_internal(struct http_req *r, const char *rest)
 {
+    (void)rest;
     const char *why;
     if (!blobs_auth_check(r->ctx->blobs, r->method_str, r->raw_uri,
                           http_req_header(r, "X-Granary-Auth"), &why)) {

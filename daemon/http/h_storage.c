@@ -180,8 +180,9 @@ static const char *storage__percent(struct gr_arena *a, uint64_t part, uint64_t 
     return gr_arena_printf(a, "%.2f%%", whole ? 100.0 * (double)part / (double)whole : 0.0);
 }
 
-void h_storageinfo(struct http_req *r)
+void h_storageinfo(struct http_req *r, const char *rest)
 {
+    (void)rest;
     if (r->method != HM_GET && r->method != HM_HEAD) {
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;

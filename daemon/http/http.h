@@ -14,6 +14,7 @@
 
 struct repo_ctx;
 struct http_server;
+struct format;
 
 struct http_options {
     const char *host;
@@ -28,6 +29,9 @@ struct http_options {
     const char *trusted_proxy;
     const char *version;
     bool internal; /* the cluster port (h_internal.c), not the public API */
+    /* the package formats (formats/format.h, the registry's list, NULL-ended):
+     * repositories' types, settings and artifact handlers */
+    const struct format *const *formats;
 };
 
 /*
@@ -46,6 +50,15 @@ void http_quiesce(struct http_server *h);
 
 /* Requests being processed right now. */
 int http_active_requests(struct http_server *h);
+
+struct gr_sbuf;
+/* A writer of Prometheus text lines (the database's, the cache's, the
+ * cluster's, the storage's figures) for GET /api/v1/metrics. */
+typedef void (*http_metrics_fn)(void *arg, struct gr_sbuf *sb);
+/* Add one before serving starts (at most 16). GR_EINVAL when full. */
+int http_metrics_add(http_metrics_fn fn, void *arg) __attribute__((warn_unused_result));
+/* Prometheus lines of the storage counters (h_blobs.c). */
+void http_storage_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb);
 
 /* Close every connection and free the server. NULL is fine. */
 void http_stop(struct http_server *h);

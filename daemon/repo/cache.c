@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "lc.h"
@@ -266,4 +267,13 @@ int repo_cache_stop(struct repo_ctx *ctx)
 int repo_cache_drop(struct repo_ctx *ctx)
 {
     return lc_drop(ctx->cache) == LC_OK ? GR_OK : GR_EIO;
+}
+
+void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)
+{
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_cache_hits_total counter\ngranary_cache_hits_total %llu\n"
+                 "# TYPE granary_cache_misses_total counter\ngranary_cache_misses_total %llu\n",
+                 (unsigned long long)atomic_load(&ctx->cache_hits),
+                 (unsigned long long)atomic_load(&ctx->cache_misses));
 }

@@ -63,6 +63,10 @@ struct repo_ctx {
  */
 void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *items, size_t n);
 
+struct gr_sbuf;
+/* The cache's hit and miss counts as Prometheus lines (a metrics source, http.h). */
+void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb);
+
 /* ---- repositories ---- */
 
 #define REPO_KEY_MAX 64
@@ -72,11 +76,9 @@ struct repo_config {
     char rclass[16];       /* "local" */
     char package_type[32]; /* "generic" */
     const char *description, *includes_pattern, *excludes_pattern;
-    /* Maven (docs/maven.md; Artifactory's names: handleReleases, handleSnapshots,
-     * maxUniqueSnapshots, suppressPomConsistencyChecks; allowReleaseRedeploy is
-     * granary's). repo_config_defaults() sets Artifactory's defaults. */
-    bool handle_releases, handle_snapshots, suppress_pom_checks, allow_release_redeploy;
-    int max_unique_snapshots; /* 0: no limit */
+    /* the format's settings: a JSON object, as its format validated it
+     * (formats/format.h; "{}" when it has none) */
+    const char *settings;
 };
 
 /* A configuration with every field at its default (key and strings empty). */

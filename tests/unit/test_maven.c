@@ -19,7 +19,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "repo/maven.h"
+#include "formats/maven/maven.h"
 
 static struct maven_path mp;
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "repo/npm.h"
+#include "formats/npm/npm.h"
 
 static int setup(void **state)
 {

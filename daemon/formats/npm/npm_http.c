@@ -13,8 +13,10 @@
 #include "bs.h"
 #include "repo/blobs.h"
 #include "crypto/crypto.h"
-#include "repo/npm.h"
+#include "formats/npm/npm.h"
 
+#include <microhttpd.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * of repo/npm.h: names, streaming base64, locating the tarball in a publish
  * body, semver order, packument assembly.
  */
-#include "repo/npm.h"
+#include "formats/npm/npm.h"
 #include "repo/security.h"
 
 #include "base/err.h"

@@ -3,7 +3,7 @@
  * computed from the artifact rows, POM coordinates (libxml2), snapshot
  * retention and the GAVC search. See maven.h and docs/maven.md.
  */
-#include "repo/maven.h"
+#include "formats/maven/maven.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"

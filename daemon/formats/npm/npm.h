@@ -183,4 +183,8 @@ int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_L
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
     __attribute__((warn_unused_result));
 
+struct http_req;
+/* /api/npm/<repo>/... : the registry API (npm_http.c); sub is the raw text after "/api/npm/". */
+void h_npm(struct http_req *r, const char *sub);
+
 #endif
