@@ -306,6 +306,7 @@ int main(int argc, char **argv)
         .header_timeout = s->cfg.header_timeout,
         .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
+        .npm_token_lifetime = s->cfg.npm_token_lifetime,
         .version = GRANARY_VERSION,
     };
     if (http_start(&ho, &s->ctx, &s->http))

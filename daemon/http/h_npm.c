@@ -22,6 +22,8 @@
 
 #define NPM_ABBREV_TYPE "application/vnd.npm.install-v1+json"
 #define NPM_DECODE_CHUNK (64 * 1024) /* base64 characters decoded per step */
+#define NPM_LOGIN_NAME_MAX 127       /* longer names are no user's (struct auth_user) */
+#define NPM_LOGIN_PASSWORD_MAX 1024
 
 /* One npm request, in the arena. */
 struct npm_ctx {
@@ -514,31 +516,42 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
 
 /* ---- users ---- */
 
+/*
+ * PUT /-/user/org.couchdb.user:{name}: a login as Basic authentication is
+ * one (throttled, audited, the same cost for unknown names), answered with
+ * a new access token of npm_token_lifetime seconds.
+ */
 static void npm__login_done(struct http_req *r, json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "name"));
     const char *password = json_string_value(json_object_get(doc, "password"));
-    if (!name || !password) {
+    if (!name || !password || !*name) {
         http_error(r, 400, "name and password required");
         return;
     }
-    struct auth_user u;
-    int rc = auth_check_password(r->ctx, name, password, &u);
-    if (rc == GR_EAUTH) {
-        gr_warn("req=%llu npm login failed for user '%.64s'", (unsigned long long)r->id, name);
-        http_error(r, 401, "bad credentials (users are created by an administrator)");
+    if (strlen(name) > NPM_LOGIN_NAME_MAX || strlen(password) > NPM_LOGIN_PASSWORD_MAX) {
+        http_error(r, 400, "name (%d bytes) or password (%d bytes) too long", NPM_LOGIN_NAME_MAX,
+                   NPM_LOGIN_PASSWORD_MAX);
         return;
     }
+    if (!http_login_password(r, name, password, "npm login", true))
+        return;
     char token[NPM_TOKEN_LEN + 1];
-    if (rc == GR_OK)
-        rc = npm_token_issue(r->ctx, u.name, token);
+    int rc = npm_token_issue(r->ctx, r->user.name, r->srv->opt.npm_token_lifetime, token);
+    if (rc == GR_ENOTFOUND) { /* a plugin realm's user: tokens belong to granary's users */
+        http_error(r, 403, "npm tokens are issued to granary's users only, not to '%s'",
+                   r->user.name);
+        return;
+    }
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
     }
+    gr_info("req=%llu npm login of %s from %s", (unsigned long long)r->id, r->user.name, r->client);
     http_json(r, 201,
               json_pack("{s:b,s:s,s:s}", "ok", 1, "id",
-                        gr_arena_printf(r->arena, "org.couchdb.user:%s", u.name), "token", token));
+                        gr_arena_printf(r->arena, "org.couchdb.user:%s", r->user.name), "token",
+                        token));
 }
 
 static void npm__search(struct http_req *r, struct npm_ctx *n)

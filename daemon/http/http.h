@@ -23,6 +23,7 @@ struct http_options {
     int header_timeout;      /* seconds from connect (or the last answer) to a full request head */
     int max_conn_per_client; /* per client address; 0: no limit */
     uint64_t max_body_size;  /* 0: unlimited */
+    int npm_token_lifetime;  /* seconds an npm login token lives (h_npm.c); 0: no expiry */
     const char *version;
     bool internal; /* the cluster port (h_internal.c), not the public API */
 };

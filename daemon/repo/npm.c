@@ -914,7 +914,8 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 /* ---- tokens ---- */
 
 /* npm login tokens are access tokens (repo/tokens.c): revocable, cached, audited */
-int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
+int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
+                    char out[NPM_TOKEN_LEN + 1])
 {
     /* the token carries the user's rights, an admin's included (as npm tokens did) */
     bool admin = false, disabled = false;
@@ -922,8 +923,8 @@ int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_L
     if (rc)
         return rc;
     return sec_token_issue(ctx, user,
-                           admin ? "applied-permissions/admin" : "applied-permissions/user", 0,
-                           "npm login", out, NULL, NULL);
+                           admin ? "applied-permissions/admin" : "applied-permissions/user",
+                           lifetime, "npm login", out, NULL, NULL);
 }
 
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)

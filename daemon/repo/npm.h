@@ -172,12 +172,14 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 /* ---- tokens ---- */
 
 /*
- * Issue a login token for user: a random token (out, 64 hex + "npm_"
- * prefix, NPM_TOKEN_LEN + 1 bytes) whose sha256 is stored. GR_EIO, GR_EDB.
+ * Issue a login token for user: an access token (out, "grt_" + 64 hex,
+ * NPM_TOKEN_LEN + 1 bytes; only its sha256 is stored) living lifetime
+ * seconds (0: no expiry), revocable like any other.
+ * GR_ENOTFOUND (no such user), GR_EINVAL, GR_EIO, GR_EDB.
  */
 #define NPM_TOKEN_LEN 68
-int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
-    __attribute__((warn_unused_result));
+int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
+                    char out[NPM_TOKEN_LEN + 1]) __attribute__((warn_unused_result));
 
 /* The user a token belongs to (enabled users only). GR_EAUTH, GR_EDB. */
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
