@@ -15,6 +15,7 @@
 #include "crypto/crypto.h"
 #include "repo/npm.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #define NPM_ABBREV_TYPE "application/vnd.npm.install-v1+json"
 #define NPM_DECODE_CHUNK (64 * 1024) /* base64 characters decoded per step */
+#define NPM_BODY_FIRST (64 * 1024)   /* a body's first buffer; it doubles as bytes arrive */
 #define NPM_LOGIN_NAME_MAX 127       /* longer names are no user's (struct auth_user) */
 #define NPM_LOGIN_PASSWORD_MAX 1024
 
@@ -29,30 +31,84 @@
 struct npm_ctx {
     struct repo_config cfg;
     const char *repo, *name, *tail;
-    /* a collected body (publish, -rev PUT, dist-tag PUT) */
+    /* a collected body (publish, deprecate, -rev PUT, dist-tag PUT): cap
+     * bytes allocated and counted in npm__held, at most limit + 1 */
     char *buf;
-    size_t len, cap;
+    size_t len, cap, limit;
+    size_t want; /* Content-Length + 1, or 0 when the length is not announced */
     void (*done)(struct http_req *r);
 };
 
-static void npm__body_free(void *arg)
+/*
+ * Bytes of npm request bodies held in memory by this process, with the
+ * estimated cost of parsing them: all requests together stay below
+ * NPM_BODY_BUDGET (repo/npm.h), so concurrent large publishes cannot
+ * exhaust memory. Shared by every HTTP thread: atomic.
+ */
+static atomic_size_t npm__held;
+
+/* Count n more bytes against the budget; false (nothing counted) when they do not fit. */
+static bool npm__reserve(size_t n)
 {
-    struct npm_ctx *n = arg;
-    free(n->buf);
+    size_t cur = atomic_load(&npm__held);
+    do {
+        if (n > NPM_BODY_BUDGET || cur > NPM_BODY_BUDGET - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&npm__held, &cur, cur + n));
+    return true;
 }
 
+static void npm__unreserve(size_t n)
+{
+    atomic_fetch_sub(&npm__held, n);
+}
+
+/* Free the body and give its bytes back to the budget (at once, not when the request ends). */
+static void npm__body_drop(struct npm_ctx *n)
+{
+    free(n->buf);
+    npm__unreserve(n->cap);
+    n->buf = NULL;
+    n->len = n->cap = 0;
+}
+
+static void npm__body_free(void *arg)
+{
+    npm__body_drop(arg);
+}
+
+/*
+ * Append a chunk. The buffer grows with the bytes that arrived (doubling,
+ * never past the announced length or the limit), each growth counted in
+ * the budget first: GR_ETOOBIG over the limit, GR_EUNAVAIL over the
+ * budget. On an error the body is dropped; the rest is drained unread.
+ */
 static int npm__body_chunk(struct http_req *r, const char *data, size_t len)
 {
     struct npm_ctx *n = r->hctx;
-    if (n->len + len > NPM_BODY_MAX)
-        return GR_ETOOBIG;
-    if (n->len + len + 1 > n->cap) {
-        size_t cap = n->cap ? n->cap : 64 * 1024;
-        while (cap < n->len + len + 1)
+    int rc = GR_OK;
+    if (len > n->limit - n->len) {
+        rc = GR_ETOOBIG;
+        goto out_drop;
+    }
+    size_t need = n->len + len + 1;
+    if (need > n->cap) {
+        size_t cap = n->cap ? n->cap : NPM_BODY_FIRST;
+        while (cap < need)
             cap *= 2;
+        size_t top = n->want && n->want < n->limit + 1 ? n->want : n->limit + 1;
+        if (cap > top)
+            cap = top > need ? top : need;
+        if (!npm__reserve(cap - n->cap)) {
+            rc = GR_EUNAVAIL;
+            goto out_drop;
+        }
         char *b = realloc(n->buf, cap);
-        if (!b)
-            return GR_ENOMEM;
+        if (!b) {
+            npm__unreserve(cap - n->cap);
+            rc = GR_ENOMEM;
+            goto out_drop;
+        }
         n->buf = b;
         n->cap = cap;
     }
@@ -60,13 +116,26 @@ static int npm__body_chunk(struct http_req *r, const char *data, size_t len)
     n->len += len;
     n->buf[n->len] = '\0';
     return GR_OK;
+out_drop:
+    npm__body_drop(n);
+    return rc;
+}
+
+static void npm__busy(struct http_req *r)
+{
+    http_error(r, 503, "npm request bodies in memory are at their limit of %u bytes: retry later",
+               NPM_BODY_BUDGET);
 }
 
 static void npm__body_end(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
     if (r->body_error == GR_ETOOBIG) {
-        http_error(r, 413, "request body larger than the limit of %u bytes", NPM_BODY_MAX);
+        http_error(r, 413, "request body larger than the limit of %zu bytes", n->limit);
+        return;
+    }
+    if (r->body_error == GR_EUNAVAIL) {
+        npm__busy(r);
         return;
     }
     if (r->body_error) {
@@ -76,22 +145,28 @@ static void npm__body_end(struct http_req *r)
     n->done(r);
 }
 
-/* Collect the body (bounded by NPM_BODY_MAX, 413 above), then call done. */
-static void npm__read_body(struct http_req *r, struct npm_ctx *n, void (*done)(struct http_req *r))
+/*
+ * Collect the body (at most limit bytes: 413 above, before the body when
+ * Content-Length says so; 503 when the budget is used up), then call done.
+ * Nothing is allocated before bytes arrive.
+ */
+static void npm__read_body(struct http_req *r, struct npm_ctx *n, size_t limit,
+                           void (*done)(struct http_req *r))
 {
     const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > NPM_BODY_MAX) {
-        http_error(r, 413, "body of %s bytes is larger than the limit of %u bytes", cl,
-                   NPM_BODY_MAX);
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    if (cl && announced > limit) {
+        http_error(r, 413, "body of %s bytes is larger than the limit of %zu bytes", cl, limit);
         return;
     }
+    if (cl && announced > NPM_BODY_BUDGET - atomic_load(&npm__held)) {
+        npm__busy(r);
+        return;
+    }
+    n->limit = limit;
+    n->want = cl ? (size_t)announced + 1 : 0;
     n->done = done;
     gr_arena_cleanup(r->arena, npm__body_free, n);
-    if (cl) {
-        size_t want = (size_t)strtoull(cl, NULL, 10) + 1;
-        n->buf = malloc(want);
-        n->cap = n->buf ? want : 0;
-    }
     r->hctx = n;
     r->on_body = npm__body_chunk;
     r->on_end = npm__body_end;
@@ -102,9 +177,29 @@ static void npm__decref(void *arg)
     json_decref(arg);
 }
 
-/* The body parsed as JSON (any value), or NULL after a 400. Reference stolen by the arena. */
-static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n)
+static void npm__parse_release(void *arg)
 {
+    npm__unreserve((size_t)(uintptr_t)arg);
+}
+
+/*
+ * The body parsed as JSON (any value), or NULL after an answer: 413 above
+ * max bytes, 503 when the parse's estimated memory does not fit the
+ * budget, 400 for anything but JSON. Reference stolen by the arena.
+ */
+static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n, size_t max)
+{
+    if (n->len > max) {
+        http_error(r, 413, "document of %zu bytes is larger than the limit of %zu bytes", n->len,
+                   max);
+        return NULL;
+    }
+    size_t cost = n->len * NPM_PARSE_FACTOR;
+    if (!npm__reserve(cost)) {
+        npm__busy(r);
+        return NULL;
+    }
+    gr_arena_cleanup(r->arena, npm__parse_release, (void *)(uintptr_t)cost);
     json_error_t err;
     json_t *doc = n->buf ? json_loadb(n->buf, n->len, JSON_DECODE_ANY, &err) : NULL;
     if (!doc) {
@@ -306,7 +401,7 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     /* drop the base64 from the body before parsing the (now small) rest */
     memmove(n->buf + off, n->buf + off + dlen, n->len - off - dlen);
     n->len -= dlen;
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
     if (!doc)
         return;
     const char *docname = json_string_value(json_object_get(doc, "name"));
@@ -412,7 +507,7 @@ static void npm__put_done(struct http_req *r)
         http_error(r, 400, "a publish body is a JSON object with one attachment");
         return;
     }
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
     if (!doc)
         return;
     rc = npm_update(r->ctx, n->repo, n->name, doc, false, NULL, r->user.name);
@@ -426,7 +521,7 @@ static void npm__put_done(struct http_req *r)
 static void npm__rev_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
     if (!doc)
         return;
     if (!json_is_object(json_object_get(doc, "versions"))) {
@@ -446,7 +541,7 @@ static void npm__rev_put_done(struct http_req *r)
 static void npm__tag_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, HTTP_JSON_BODY_MAX);
     if (!doc)
         return;
     if (!json_is_string(doc)) {
@@ -496,7 +591,7 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
     n->tail = gr_arena_printf(r->arena, "dist-tags/%s", tag);
     if (r->method == HM_PUT || r->method == HM_POST) {
         if (http_need_write(r))
-            npm__read_body(r, n, npm__tag_put_done);
+            npm__read_body(r, n, HTTP_JSON_BODY_MAX, npm__tag_put_done);
     } else if (r->method == HM_DELETE) {
         if (!http_need_write(r))
             return;
@@ -702,7 +797,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
                 npm__packument_get(r, n);
         } else if (r->method == HM_PUT) {
             if (http_need_write(r))
-                npm__read_body(r, n, npm__put_done);
+                npm__read_body(r, n, NPM_BODY_MAX, npm__put_done);
         } else {
             http_error(r, 405, "method %s not allowed on a package", r->method_str);
         }
@@ -712,7 +807,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
         if (r->method == HM_DELETE ? !http_need_delete(r) : !http_need_write(r))
             return;
         if (r->method == HM_PUT) {
-            npm__read_body(r, n, npm__rev_put_done);
+            npm__read_body(r, n, NPM_DOC_MAX, npm__rev_put_done);
         } else if (r->method == HM_DELETE) {
             int rc =
                 npm_delete_package(r->ctx, n->repo, n->name, t[5] ? t + 5 : NULL, r->user.name);

@@ -21,8 +21,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Publish bodies are held in memory up to this size (413 above). */
-#define NPM_BODY_MAX (256u * 1024 * 1024)
+/*
+ * Request bodies (docs/limits.md). A publish body (the tarball in base64
+ * inside JSON) is held in memory up to NPM_BODY_MAX (413 above); any other
+ * document npm PUTs (deprecate, unpublish of versions) up to NPM_DOC_MAX.
+ * All npm bodies held by the process together, and the estimated memory of
+ * parsing them (NPM_PARSE_FACTOR x their size), stay below NPM_BODY_BUDGET:
+ * a body that would cross it is refused with 503.
+ */
+#define NPM_BODY_MAX (64u * 1024 * 1024)
+#define NPM_DOC_MAX (16u * 1024 * 1024)
+#define NPM_BODY_BUDGET (256u * 1024 * 1024)
+#define NPM_PARSE_FACTOR 4u
 #define NPM_NAME_MAX 214
 
 /* ---- pure helpers (tests/unit/test_npm.c) ---- */
