@@ -10,10 +10,12 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "bs.h"
 #include "repo/blobs.h"
 #include "crypto/crypto.h"
 #include "repo/npm.h"
+#include "repo/security.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -225,6 +227,64 @@ static void npm__err(struct http_req *r, int rc, const char *what)
         http_error_code(r, rc, NULL);
 }
 
+/*
+ * ---- who may do what (docs/npm.md) ----
+ * Permission targets see a package as the path "{name}" (its packument and
+ * dist-tags) and each version as the path its tarball is stored at,
+ * "{name}/-/{file}" (the manifest is stored with it). Reading a version
+ * needs read there; publishing one write (and delete to replace a file
+ * already there); deprecating or unpublishing one delete. Versions the
+ * caller may not read are left out of what it is shown, and left alone by
+ * the documents it PUTs back.
+ */
+
+/* The path a version's tarball is stored at (arena). */
+static char *npm__tgz_path(struct http_req *r, struct npm_ctx *n, const char *file)
+{
+    return gr_arena_printf(r->arena, "%s/-/%s", n->name, file);
+}
+
+/* Whether the caller holds action on every path below the package (no per-version check needed). */
+static bool npm__may_all(struct http_req *r, struct npm_ctx *n, unsigned action)
+{
+    unsigned have = 0;
+    return sec_effective_tree(r->ctx, r->arena, &r->user, n->repo, n->name, &have) == GR_OK &&
+           (have & action) == action;
+}
+
+static bool npm__may_version(struct http_req *r, struct npm_ctx *n, const struct npm_version_row *v,
+                             unsigned action)
+{
+    return http_may(r, n->repo, npm__tgz_path(r, n, v->file), action);
+}
+
+/*
+ * Load the package as the caller may see it: versions whose tarball it may
+ * not read are left out (and the dist-tags naming them with them). false:
+ * an answer was sent (404 also when no version is visible).
+ */
+static bool npm__load_visible(struct http_req *r, struct npm_ctx *n, struct npm_package *p)
+{
+    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, p);
+    if (rc) {
+        npm__err(r, rc, n->name);
+        return false;
+    }
+    if (npm__may_all(r, n, SEC_READ))
+        return true;
+    int k = 0;
+    for (int i = 0; i < p->nv; i++)
+        if (npm__may_version(r, n, &p->v[i], SEC_READ))
+            p->v[k++] = p->v[i];
+    bool hidden_all = k == 0 && p->nv > 0;
+    p->nv = k;
+    if (hidden_all) {
+        npm__err(r, GR_ENOTFOUND, n->name);
+        return false;
+    }
+    return true;
+}
+
 /* ---- packuments ---- */
 
 static const char *npm__tarball_base(struct http_req *r, struct npm_ctx *n)
@@ -272,11 +332,8 @@ static void npm__send_doc(struct http_req *r, json_t *doc, const char *type)
 static void npm__packument_get(struct http_req *r, struct npm_ctx *n)
 {
     struct npm_package p;
-    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-    if (rc) {
-        npm__err(r, rc, n->name);
+    if (!npm__load_visible(r, n, &p))
         return;
-    }
     bool ab = npm__wants_abbreviated(r);
     json_t *doc = npm_packument(&p, npm__tarball_base(r, n), ab);
     if (!doc) {
@@ -290,11 +347,8 @@ static void npm__packument_get(struct http_req *r, struct npm_ctx *n)
 static void npm__version_get(struct http_req *r, struct npm_ctx *n)
 {
     struct npm_package p;
-    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-    if (rc) {
-        npm__err(r, rc, n->name);
+    if (!npm__load_visible(r, n, &p))
         return;
-    }
     json_t *doc = npm_packument(&p, npm__tarball_base(r, n), false);
     const char *spec = npm_unescape(r->arena, n->tail, strlen(n->tail));
     const char *tagged =
@@ -460,11 +514,12 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     free(text);
     pub.version = ver;
     pub.file = gr_arena_printf(r->arena, "%s-%s.tgz", npm_basename(n->name), ver);
-    /* plugins (h_plugins.c) see the tarball as an upload of {name}/-/{file} */
+    /* permission targets and plugins (h_plugins.c) see the tarball as an
+     * upload of {name}/-/{file}: write there, and delete to replace a file */
     r->repo_key = n->repo;
-    r->path = gr_arena_printf(r->arena, "%s/-/%s", n->name, pub.file);
+    r->path = npm__tgz_path(r, n, pub.file);
     r->matrix = NULL;
-    if (!http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
+    if (!http_need_deploy(r) || !http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
         return;
     struct bs_upload *bu = u->bu;
     u->bu = NULL;
@@ -492,6 +547,98 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     npm__ok(r, 201);
 }
 
+/*
+ * Apply a document npm PUT back: the deprecations it carries (remove
+ * false: PUT /{name}) or, in addition, the unpublish of the versions it
+ * lacks and its dist-tags (remove true: PUT /{name}/-rev/{rev}). Changing
+ * or removing a version needs delete on its tarball's path (403, nothing
+ * changed, otherwise); versions the caller may not read are kept as they
+ * are, with their dist-tags, whatever the document says. The package is
+ * checked and written at one _rev: if it changes in between (and the
+ * client named no rev) it is looked at again.
+ */
+static void npm__apply_doc(struct http_req *r, struct npm_ctx *n, json_t *doc, bool remove,
+                           const char *rev)
+{
+    json_t *dv = json_object_get(doc, "versions");
+    if (!json_is_object(doc) || !json_is_object(dv)) {
+        http_error(r, 400, "the document has no versions");
+        return;
+    }
+    bool all_read = npm__may_all(r, n, SEC_READ), all_delete = npm__may_all(r, n, SEC_DELETE);
+    int rc = GR_ECONFLICT;
+    struct gr_sbuf what = GR_SBUF_INIT;
+    for (int attempt = 0; attempt < 3 && rc == GR_ECONFLICT; attempt++) {
+        struct npm_package p;
+        rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
+        if (rc == GR_OK && rev && strcmp(rev, p.rev))
+            rc = GR_ECONFLICT;
+        if (rc)
+            break;
+        json_t *work = json_copy(doc);
+        json_t *wv = json_copy(dv);
+        json_t *wt = json_object_get(doc, "dist-tags");
+        wt = json_is_object(wt) ? json_copy(wt) : json_object();
+        json_object_set_new(work, "versions", wv);
+        json_object_set_new(work, "dist-tags", wt);
+        gr_sbuf_reset(&what);
+        const char *denied = NULL;
+        for (int i = 0; i < p.nv && !denied; i++) {
+            const struct npm_version_row *v = &p.v[i];
+            json_t *want = json_object_get(wv, v->version);
+            bool present = json_is_object(want);
+            if (!present && !remove)
+                continue;
+            if (!present && !all_read && !npm__may_version(r, n, v, SEC_READ)) {
+                /* hidden from the caller: its absence says nothing, it stays */
+                json_object_set(wv, v->version, v->manifest);
+                continue;
+            }
+            if (present && !npm_deprecation_changes(v->manifest, want, NULL))
+                continue;
+            if (!all_delete && !npm__may_version(r, n, v, SEC_DELETE))
+                denied = npm__tgz_path(r, n, v->file);
+            gr_sbuf_adds(&what, what.len ? ", " : "");
+            gr_sbuf_adds(&what, v->version);
+        }
+        if (denied) {
+            json_decref(work);
+            gr_sbuf_release(&what);
+            gr_info("req=%llu denied: %s lacks delete on %s/%s", (unsigned long long)r->id,
+                    r->user.name, n->repo, denied);
+            http_error(r, 403,
+                       "user '%s' has no delete permission on '%s/%s' (needed to %s a version)",
+                       r->user.name, n->repo, denied, remove ? "unpublish or change" : "deprecate");
+            return;
+        }
+        /* the dist-tags of versions kept because hidden stay too */
+        const char *tag;
+        json_t *tv;
+        json_object_foreach(p.tags, tag, tv)
+        {
+            const char *tver = json_string_value(tv);
+            if (remove && tver && !json_object_get(wt, tag) && json_object_get(wv, tver) &&
+                !json_object_get(dv, tver))
+                json_object_set(wt, tag, tv);
+        }
+        rc = npm_update(r->ctx, n->repo, n->name, work, remove, p.rev, r->user.name);
+        json_decref(work);
+        if (rc == GR_ECONFLICT && rev)
+            break; /* the client's rev is stale: its own document must be fetched again */
+    }
+    if (rc) {
+        gr_sbuf_release(&what);
+        npm__err(r, rc, n->name);
+        return;
+    }
+    if (what.len) /* audited when the request completes with 2xx */
+        http_audit(r, remove ? "delete" : "overwrite", n->repo, n->name,
+                   gr_arena_printf(r->arena, "npm %s %s",
+                                   remove ? "unpublish or change" : "deprecate", what.buf));
+    gr_sbuf_release(&what);
+    npm__ok(r, 200);
+}
+
 /* PUT /{name}: a publish (with an attachment) or a document update (deprecate). */
 static void npm__put_done(struct http_req *r)
 {
@@ -508,13 +655,8 @@ static void npm__put_done(struct http_req *r)
         return;
     }
     json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
-    if (!doc)
-        return;
-    rc = npm_update(r->ctx, n->repo, n->name, doc, false, NULL, r->user.name);
-    if (rc)
-        npm__err(r, rc, n->name);
-    else
-        npm__ok(r, 200);
+    if (doc)
+        npm__apply_doc(r, n, doc, false, NULL);
 }
 
 /* PUT /{name}/-rev/{rev}: the document minus unpublished versions. */
@@ -522,22 +664,18 @@ static void npm__rev_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
     json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
-    if (!doc)
-        return;
-    if (!json_is_object(json_object_get(doc, "versions"))) {
-        http_error(r, 400, "the document has no versions");
-        return;
-    }
     const char *rev = n->tail + strlen("-rev/");
-    int rc = npm_update(r->ctx, n->repo, n->name, doc, true, *rev ? rev : NULL, r->user.name);
-    if (rc)
-        npm__err(r, rc, n->name);
-    else
-        npm__ok(r, 200);
+    if (doc)
+        npm__apply_doc(r, n, doc, true, *rev ? rev : NULL);
 }
 
 /* ---- dist-tags ---- */
 
+/*
+ * PUT .../dist-tags/{tag} "version": the version must be one the caller may
+ * read; a new tag needs write on the package, moving a tag that names
+ * another version delete (it replaces the tag).
+ */
 static void npm__tag_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
@@ -548,10 +686,26 @@ static void npm__tag_put_done(struct http_req *r)
         http_error(r, 400, "the body must be a JSON string: the version");
         return;
     }
-    const char *tag = n->tail + strlen("dist-tags/");
-    int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, json_string_value(doc));
+    const char *tag = n->tail + strlen("dist-tags/"), *ver = json_string_value(doc);
+    struct npm_package p;
+    if (!npm__load_visible(r, n, &p))
+        return;
+    bool known = false;
+    for (int i = 0; i < p.nv && !known; i++)
+        known = !strcmp(p.v[i].version, ver);
+    if (!known) {
+        http_error(r, 404, "no version %s of %s", ver, n->name);
+        return;
+    }
+    bool replace = http_may(r, n->repo, n->name, SEC_DELETE);
+    int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, ver, replace);
     if (rc == GR_ENOTFOUND)
-        http_error(r, 404, "no version %s of %s", json_string_value(doc), n->name);
+        http_error(r, 404, "no version %s of %s", ver, n->name);
+    else if (rc == GR_EEXIST)
+        http_error(r, 403,
+                   "user '%s' has no delete permission on '%s/%s': the tag '%s' names another"
+                   " version, and moving it replaces it",
+                   r->user.name, n->repo, n->name, tag);
     else if (rc)
         npm__err(r, rc, n->name);
     else
@@ -577,11 +731,8 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
         if (!http_need_read(r))
             return;
         struct npm_package p;
-        int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-        if (rc) {
-            npm__err(r, rc, n->name);
+        if (!npm__load_visible(r, n, &p))
             return;
-        }
         json_t *doc = npm_packument(&p, "", true);
         json_t *tags = json_incref(json_object_get(doc, "dist-tags"));
         json_decref(doc);
@@ -593,17 +744,21 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
         if (http_need_write(r))
             npm__read_body(r, n, HTTP_JSON_BODY_MAX, npm__tag_put_done);
     } else if (r->method == HM_DELETE) {
-        if (!http_need_write(r))
+        /* removing a tag removes content: delete on the package */
+        if (!http_need_perm(r, n->repo, n->name, SEC_DELETE))
             return;
         if (!strcmp(tag, "latest")) {
             http_error(r, 400, "the latest tag cannot be removed");
             return;
         }
-        int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, NULL);
-        if (rc)
+        int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, NULL, true);
+        if (rc) {
             npm__err(r, rc, tag);
-        else
-            npm__ok(r, 200);
+            return;
+        }
+        http_audit(r, "delete", n->repo, n->name,
+                   gr_arena_printf(r->arena, "npm dist-tag rm %s", tag));
+        npm__ok(r, 200);
     } else {
         http_error(r, 405, "method %s not allowed on dist-tags", r->method_str);
     }
@@ -649,6 +804,14 @@ static void npm__login_done(struct http_req *r, json_t *doc)
                         token));
 }
 
+/* A search hit is shown when the caller may read the package and the version shown. */
+static bool npm__search_visible(void *arg, const char *name, const char *tarball_path)
+{
+    struct http_req *r = arg;
+    return http_may(r, r->repo_key, name, SEC_READ) &&
+           (!tarball_path || http_may(r, r->repo_key, tarball_path, SEC_READ));
+}
+
 static void npm__search(struct http_req *r, struct npm_ctx *n)
 {
     const char *text = http_query(r, "text");
@@ -658,9 +821,18 @@ static void npm__search(struct http_req *r, struct npm_ctx *n)
         from = 0;
     if (size <= 0 || size > 250)
         size = 20;
+    /* only what the caller may read (docs/security.md: search hides the rest) */
+    unsigned have = 0;
+    int rc = sec_effective_tree(r->ctx, r->arena, &r->user, n->repo, "", &have);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    r->repo_key = n->repo;
     json_t *rows;
     int total = 0;
-    int rc = npm_search(r->ctx, r->arena, n->repo, text ? text : "", from, size, &rows, &total);
+    rc = npm_search(r->ctx, r->arena, n->repo, text ? text : "", from, size,
+                    have & SEC_READ ? NULL : npm__search_visible, r, &rows, &total);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
@@ -788,7 +960,8 @@ static bool npm__bearer(struct http_req *r)
 static void npm__package(struct http_req *r, struct npm_ctx *n)
 {
     const char *t = n->tail;
-    /* permission targets see a package as the path <name> (perm.c) */
+    /* permission targets see a package as the path <name>, its versions as
+     * their tarballs' paths (see "who may do what" above) */
     r->repo_key = n->repo;
     r->path = gr_arena_strdup(r->arena, n->name);
     if (!*t) {
@@ -796,6 +969,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
             if (http_need_read(r))
                 npm__packument_get(r, n);
         } else if (r->method == HM_PUT) {
+            /* a publish or a deprecation: write here, the rest once the body is in */
             if (http_need_write(r))
                 npm__read_body(r, n, NPM_BODY_MAX, npm__put_done);
         } else {
@@ -804,7 +978,11 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
         return;
     }
     if (!strncmp(t, "-rev/", 5)) {
-        if (r->method == HM_DELETE ? !http_need_delete(r) : !http_need_write(r))
+        /* unpublish: of the whole package, delete on everything below it
+         * (perm.c's folder rule); of versions, delete on the package here and
+         * on each version removed once the body is in */
+        if (r->method == HM_DELETE ? !http_need_delete(r)
+                                   : !http_need_perm(r, n->repo, n->name, SEC_DELETE))
             return;
         if (r->method == HM_PUT) {
             npm__read_body(r, n, NPM_DOC_MAX, npm__rev_put_done);
@@ -838,7 +1016,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
                 http_error(r, 405, "method %s not allowed here", r->method_str);
                 return;
             }
-            if (http_need_write(r))
+            if (http_need_perm(r, n->repo, r->path, SEC_DELETE))
                 npm__ok(r, 200);
             return;
         }

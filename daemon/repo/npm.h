@@ -89,6 +89,14 @@ int npm_b64_finish(const struct npm_b64 *s) __attribute__((warn_unused_result));
 int npm_find_attachment(struct gr_arena *a, const char *buf, size_t len, size_t *off, size_t *dlen,
                         const char **file) __attribute__((warn_unused_result));
 
+/*
+ * Whether applying wanted (a version from a document npm PUT back) to the
+ * stored manifest changes its "deprecated" field: a non-empty string sets
+ * it, anything else clears it. *message (may be NULL) gets the new text, or
+ * NULL when the field goes.
+ */
+bool npm_deprecation_changes(json_t *stored, json_t *wanted, const char **message);
+
 /* Order two versions by semver precedence (build metadata ignored; text
  * that is not semver sorts before semver, then bytewise). <0, 0, >0. */
 int npm_semver_cmp(const char *a, const char *b);
@@ -167,17 +175,30 @@ int npm_update(struct repo_ctx *ctx, const char *repo, const char *name, json_t 
 int npm_delete_package(struct repo_ctx *ctx, const char *repo, const char *name, const char *rev,
                        const char *user) __attribute__((warn_unused_result));
 
-/* Set (version != NULL) or delete a dist-tag. GR_ENOTFOUND (package, version or tag), GR_EDB. */
+/*
+ * Set (version != NULL) or delete a dist-tag. Without replace, a tag that
+ * names another version is left alone (GR_EEXIST): moving a tag replaces
+ * content. GR_ENOTFOUND (package, version or tag), GR_EEXIST, GR_EDB.
+ */
 int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const char *tag,
-                const char *version) __attribute__((warn_unused_result));
+                const char *version, bool replace) __attribute__((warn_unused_result));
+
+/*
+ * Whether the caller may see a package: its name and the tarball path of
+ * the version a search shows (NULL when it has none).
+ */
+typedef bool (*npm_visible_fn)(void *arg, const char *name, const char *tarball_path);
 
 /*
  * Packages whose name contains text (case-insensitive), by name, with the
  * latest version's manifest: a JSON array of {name, version, manifest,
- * modified_ms, publisher}, at most size from from. GR_EDB.
+ * modified_ms, publisher}, at most size from from. With visible (not
+ * NULL), only the packages it accepts count, for the page and for *total.
+ * GR_EDB, GR_ENOMEM.
  */
 int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *text,
-               int from, int size, json_t **out, int *total) __attribute__((warn_unused_result));
+               int from, int size, npm_visible_fn visible, void *arg, json_t **out, int *total)
+    __attribute__((warn_unused_result));
 
 /* ---- tokens ---- */
 
