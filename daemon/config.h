@@ -9,7 +9,8 @@
  *   shutdown_timeout, trusted_proxy, and for a cluster node: node_id, public_url,
  *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, lease_ms, heartbeat_ms,
  *   down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
- *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m
+ *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m;
+ *   npm: npm_token_lifetime
  */
 #ifndef GR_CONFIG_H
 #define GR_CONFIG_H
@@ -53,6 +54,8 @@ struct config {
     int plugins_memory_mb;    /* memory cap per Lua state */
     int plugins_budget_m;     /* million instructions per hook, realm or execution call */
     int plugins_job_budget_m; /* million instructions per job run */
+    /* npm (docs/npm.md) */
+    int npm_token_lifetime; /* seconds an npm login token lives; 0: it never expires */
     bool show_help, show_version;
 };
 

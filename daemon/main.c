@@ -307,6 +307,7 @@ int main(int argc, char **argv)
         .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
         .trusted_proxy = s->cfg.trusted_proxy,
+        .npm_token_lifetime = s->cfg.npm_token_lifetime,
         .version = GRANARY_VERSION,
     };
     if (http_start(&ho, &s->ctx, &s->http))
