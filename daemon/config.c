@@ -232,6 +232,8 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->remove_down_after, v, 1, 86400 * 365, key, err, errsz);
     if (!strcmp(key, "preferred_primary"))
         return config__bool(&c->preferred_primary, v, key, err, errsz);
+    if (!strcmp(key, "cluster_port_v1"))
+        return config__bool(&c->cluster_port_v1, v, key, err, errsz);
     if (!strcmp(key, "bus_timeout_ms"))
         return config__int(&c->bus_timeout_ms, v, 10, 60000, key, err, errsz);
     if (!strcmp(key, "plugins_dir"))
@@ -342,6 +344,7 @@ const char *config_usage(void)
            "cluster (docs/cluster.md):\n"
            "  --join-key-file FILE     the cluster join key: makes this node a cluster node\n"
            "  --join-key-next-file F   a second key, accepted too (key rotation)\n"
+           "  --cluster-port-v1 BOOL   upgrade from v1: accept and send v1 signatures too\n"
            "  --node-id ID             unique node name (default: the host name)\n"
            "  --public-url URL         how clients reach this node (default http://LISTEN)\n"
            "  --cluster-listen H:P     internal port, never behind the load balancer\n"

@@ -172,6 +172,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .key_len = key_len,
         .next_key = next_len ? next : NULL,
         .next_key_len = next_len,
+        .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
     };
     int rc = blobs_start(&bo, &s->ctx, &s->blobs);
