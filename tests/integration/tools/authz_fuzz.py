@@ -316,7 +316,8 @@ class Driver:
                 if g != w:
                     problems.append(f"npm {n}: server versions {g}, model {w}")
             self.c.npm = {n: {v: None for v in vs} for n, vs in got.items()}
-        if problems and not self.quiet:
+        # after a refused status the state is only adopted: the status said it
+        if problems and not self.quiet and not resync:
             exp = M.Expect(self.last_rule, [M.Outcome({self.last_status})])
             m = {
                 "seed": self.seed,

@@ -118,6 +118,53 @@ def storage_url(repo, path):
     return f"/api/storage/{repo}/{q(path)}" if path else f"/api/storage/{repo}"
 
 
+# ---- model-guided choices -----------------------------------------------------------
+#
+# Half of the time an operation takes its parameters where the model's
+# decision sits on an edge for this caller (it reads a folder but not all
+# of it, may write but not overwrite, holds an action but not by the tree
+# rule ...): that is where each finding lived, so a bounded run meets
+# every one of them.
+
+GUIDE = 0.5
+
+
+def guided(d, choices):
+    if choices and d.rng.random() < GUIDE:
+        return d.rng.choice(sorted(choices))
+    return None
+
+
+def edge_listing(d, p):
+    """Folders the caller reads, holding something it cannot read."""
+    out = []
+    for repo in sorted(d.sec.repos):
+        for f in d.c.existing_folders(repo):
+            if d.sec.level(p, repo, f) < M.READ:
+                continue
+            if any(d.sec.level(p, repo, x) < M.READ for x in d.c.files_below(repo, f)):
+                out.append((repo, f))
+    return out
+
+
+def edge_tree(d, p, need, repos=None):
+    """Folders where the caller holds need on every file below but not by the tree rule."""
+    out = []
+    for repo in sorted(repos or d.sec.repos):
+        for f in d.c.existing_folders(repo):
+            files = d.c.files_below(repo, f)
+            if not files or d.sec.tree_level(p, repo, f) >= need:
+                continue
+            if d.sec.level(p, repo, f) >= need or all(d.sec.level(p, repo, x) >= need for x in files):
+                out.append((repo, f))
+    return out
+
+
+def edge_overwrite(d, p, repos):
+    """Existing files the caller may write but not overwrite."""
+    return [k for k in d.c.files if k[0] in repos and M.WRITE <= d.sec.level(p, k[0], k[1]) < M.DELETE]
+
+
 # ---- artifacts ---------------------------------------------------------------------
 
 
@@ -140,23 +187,28 @@ def op_storage_file(d, p):
     send(d, p, "GET", storage_url(repo, path), exp, repo=repo)
 
 
-def op_storage_folder(d, p):
+def pick_listing(d, p):
+    g = guided(d, edge_listing(d, p))
+    if g:
+        return g
     repo = d.rng.choice(sorted(d.sec.repos))
-    folder = d.pick_folder(repo)
+    return repo, d.pick_folder(repo)
+
+
+def op_storage_folder(d, p):
+    repo, folder = pick_listing(d, p)
     exp = M.expect_listing(d.sec, d.c, p, repo, folder, storage_children)
     send(d, p, "GET", storage_url(repo, folder), exp, repo=repo)
 
 
 def op_html_listing(d, p):
-    repo = d.rng.choice(sorted(d.sec.repos))
-    folder = d.pick_folder(repo)
+    repo, folder = pick_listing(d, p)
     exp = M.expect_listing(d.sec, d.c, p, repo, folder, html_children)
     send(d, p, "GET", f"/{repo}/{q(folder)}/" if folder else f"/{repo}/", exp, repo=repo)
 
 
 def op_deep_list(d, p):
-    repo = d.rng.choice(sorted(d.sec.repos))
-    folder = d.pick_folder(repo)
+    repo, folder = pick_listing(d, p)
     exp = M.expect_deep_list(d.sec, d.c, p, repo, folder, deep_files(folder))
     url = (f"/api/storage/{repo}/{q(folder)}" if folder else f"/api/storage/{repo}/") + "?list&deep=1"
     send(d, p, "GET", url, exp, repo=repo)
@@ -170,6 +222,9 @@ def op_put(d, p):
         repo = rng.choice(d.generic_repos())
         files = sorted(x for (r, x) in d.c.files if r == repo)
         path = rng.choice(files) if files and rng.random() < 0.4 else d.rand_file_path(repo)
+        g = guided(d, edge_overwrite(d, p, set(d.generic_repos())))
+        if g:
+            repo, path = g
     body = rng.choice(POOL)
     exp = M.expect_put(d.sec, d.c, p, repo, path, sha256(body))
     send(d, p, "PUT", f"/{repo}/{q(path)}", exp, body, repo=repo)
@@ -189,6 +244,16 @@ def op_put_checksum(d, p):
         sha = sha256(rng.choice(POOL))
     else:
         sha = sha256(NEVER)
+    hidden = {v[0] for v in d.c.files.values()} - {
+        v[0] for k, v in d.c.files.items() if d.sec.level(p, k[0], k[1]) >= M.READ}
+    if hidden and rng.random() < GUIDE:
+        sha = rng.choice(sorted(hidden))
+        for _ in range(20):
+            r2 = rng.choice(d.generic_repos())
+            p2 = d.rand_file_path(r2)
+            if not d.c.is_file(r2, p2) and d.sec.level(p, r2, p2) >= M.WRITE:
+                repo, path = r2, p2
+                break
     exp = M.expect_put(d.sec, d.c, p, repo, path, sha, by_checksum=True)
     send(d, p, "PUT", f"/{repo}/{q(path)}", exp, b"",
          {"X-Checksum-Deploy": "true", "X-Checksum-Sha256": sha}, repo=repo)
@@ -207,6 +272,9 @@ def op_delete(d, p):
         path = ""
     else:
         path = d.rand_file_path(repo)
+    g = guided(d, edge_tree(d, p, M.DELETE, d.generic_repos()))
+    if g and rng.random() < 0.5:
+        repo, path = g
     exp = M.expect_delete(d.sec, d.c, p, repo, path)
     send(d, p, "DELETE", f"/{repo}/{q(path)}" if path else f"/{repo}/", exp, repo=repo)
 
@@ -223,6 +291,10 @@ def op_props_change(d, p, delete=None):
     k, vals = d.rand_props()
     delete = rng.random() < 0.3 if delete is None else delete
     r = rng.random()
+    g = guided(d, edge_tree(d, p, M.ANNOTATE))
+    if g:
+        repo, path = g
+        r = 0.5
     recursive = not (r < 0.3)
     qs = f"properties={k}" if delete else f"properties={k}={','.join(vals)}"
     if r < 0.3:
@@ -303,6 +375,29 @@ def op_search_dates(d, p):
 # ---- copy and move ----------------------------------------------------------------------
 
 
+def guided_copy(d, p, move):
+    """A source the caller may take onto a file it may write but not
+    overwrite, or a folder it holds file by file but not by the tree rule."""
+    rng = d.rng
+    if rng.random() >= GUIDE:
+        return None
+    gen = d.generic_repos()
+    need = M.DELETE if move else M.READ
+    if rng.random() < 0.5:
+        srcs = [k for k in d.c.files if k[0] in gen and d.sec.level(p, k[0], k[1]) >= need]
+        dsts = edge_overwrite(d, p, set(gen))
+        if srcs and dsts:
+            (sr, sp), (dr, dp) = rng.choice(sorted(srcs)), rng.choice(sorted(dsts))
+            return sr, sp, dr, dp, False
+        return None
+    folders = edge_tree(d, p, need, gen)
+    if folders:
+        sr, sp = rng.choice(folders)
+        if sp:
+            return sr, sp, rng.choice(gen), d.rand_folder(1), True
+    return None
+
+
 def op_copy_move(d, p, move=None):
     rng = d.rng
     move = rng.random() < 0.45 if move is None else move
@@ -336,6 +431,9 @@ def op_copy_move(d, p, move=None):
             to_path = to_path.rsplit(".", 1)[0] + ".bak"
     else:
         to_path = d.rand_folder(rng.choice([1, 2]))
+    g = guided_copy(d, p, move)
+    if g:
+        src_repo, src, dst_repo, to_path, trailing = g
     dry = rng.random() < 0.08
     to = f"/{dst_repo}" + (f"/{to_path}" if to_path else "") + ("/" if trailing else "")
     url = f"/api/{'move' if move else 'copy'}/{src_repo}/{q(src)}?to={q(to)}" + ("&dry=1" if dry else "")
@@ -378,6 +476,15 @@ def op_restore(d, p):
     y = rng.random()
     to_repo = to_path = None
     to = ""
+    hidden = [k for k in items if d.sec.level(p, k[0], k[1]) < M.READ]
+    if hidden and rng.random() < GUIDE:
+        # an item the caller cannot read, to a place it may write (finding 1)
+        repo, path = rng.choice(hidden)
+        is_file = True
+        for r2 in sorted(gen):
+            if d.sec.level(p, r2, path) >= M.WRITE and not d.c.is_file(r2, path):
+                y, to_repo, to = 2, r2, f"/{r2}"
+                break
     if y < 0.2:
         to_repo = rng.choice(sorted(gen))
         to = f"/{to_repo}"
@@ -761,6 +868,9 @@ def op_npm_unpublish(d, p):
     if not names:
         return op_npm_publish(d, p)
     name = rng.choice(sorted(names))
+    # one who may publish but not delete (finding 4)
+    edge = [n for n in names if M.WRITE <= d.sec.level(p, d.npm_repo, n) < M.DELETE]
+    name = guided(d, edge) or name
     r = d.root("GET", npm_url(d, name, "?write=true"))
     doc = r.json()
     if r.status != 200 or not isinstance(doc, dict):
