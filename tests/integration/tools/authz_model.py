@@ -1085,36 +1085,50 @@ def npm_levels(sec, p, repo, name, versions):
 
 
 def npm_decide(sec, p, levels, need, ok_statuses, apply, rule, affects):
-    """Exact when <name> and the tarball paths agree on need; when they
-    disagree the rules do not say which path decides: either outcome."""
-    oks = [lv >= need for lv in levels]
+    """need on every path (the package <name> and the tarball paths)."""
     if sec.refused_outright(p):
         return Expect(rule, [Outcome({401})], affects)
-    if all(oks):
+    if all(lv >= need for lv in levels):
         return Expect(rule, [Outcome(ok_statuses, apply)], affects)
-    if not any(oks):
-        return Expect(rule, [Outcome({sec.denied(p)})], affects)
-    return Expect(rule + " (paths disagree: either)", either(sec, p, ok_statuses, apply), affects)
+    return Expect(rule, [Outcome({sec.denied(p)})], affects)
+
+
+def npm_readable_versions(sec, c, p, repo, name):
+    return {v for v in c.npm.get(name, {}) if sec.level(p, repo, npm_tarball(name, v)) >= READ}
 
 
 def expect_npm_packument(sec, c, p, repo, name, versions_of):
+    """read on <name>; versions whose tarball the caller cannot read may be
+    left out (then 404 when none is left), never versions it reads."""
     rule = f"npm packument: read on {name}"
     lv = sec.level(p, repo, name)
     if sec.refused_outright(p) or lv < READ:
         return Expect(rule, [Outcome({sec.denied(p)})])
     if name not in c.npm:
         return Expect(rule, [Outcome({404})])
-    want = set(c.npm[name])
+    every = set(c.npm[name])
+    readable = npm_readable_versions(sec, c, p, repo, name)
 
     def check(resp):
         got = versions_of(resp)
-        return [] if got == want else [f"versions {sorted(got or [])} != {sorted(want)}"]
+        if got is None:
+            return ["unparsable packument"]
+        probs = []
+        if got - every:
+            probs.append(f"versions that do not exist: {sorted(got - every)}")
+        if readable - got:
+            probs.append(f"leaves out readable versions: {sorted(readable - got)}")
+        return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    outs = [Outcome({200}, None, check)]
+    if not readable:
+        outs.append(Outcome({404}))
+    return Expect(rule, outs)
 
 
 def expect_npm_publish(sec, c, p, repo, name, version, sha):
-    """write on the package and its tarball path; an existing version: 403."""
+    """write on the package and its tarball path (+ delete over a file);
+    an existing version: 403."""
     affects = {repo, "npm", "trash"}
     rule = f"npm publish: write on {name} and {npm_tarball(name, version)}"
     if sec.refused_outright(p):
@@ -1129,28 +1143,37 @@ def expect_npm_publish(sec, c, p, repo, name, version, sha):
         cc.put_file(repo, tb, sha)
 
     lv, (tl,) = npm_levels(sec, p, repo, name, [version])
-    return npm_decide(sec, p, [lv, tl], need, {200, 201}, apply, rule, affects)
+    ok = lv >= WRITE and tl >= need
+    return Expect(rule, ok_or_denied(sec, p, ok, {200, 201}, apply), affects)
 
 
 def expect_npm_unpublish_version(sec, c, p, repo, name, version):
-    """PUT -rev removing a version: delete (finding 4)."""
+    """PUT -rev removing a version: delete on <name> and on the removed
+    tarball (finding 4). A version the caller cannot read may instead stay
+    (the document of one who cannot see it does not name it)."""
     affects = {repo, "npm", "trash"}
-    rule = f"npm unpublish {name}@{version}: delete on {name} / {npm_tarball(name, version)}"
+    tb = npm_tarball(name, version)
+    rule = f"npm unpublish {name}@{version}: delete on {name} and {tb}"
 
     def apply(cc):
         del cc.npm[name][version]
-        tb = npm_tarball(name, version)
         if cc.is_file(repo, tb):
             cc.trash_file(repo, tb)
 
     lv, (tl,) = npm_levels(sec, p, repo, name, [version])
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})], affects)
+    if lv >= DELETE and tl < READ:
+        return Expect(rule + " (a version it cannot read: stays, or refused)",
+                      [Outcome({200, 201}), Outcome({sec.denied(p)})], affects)
     return npm_decide(sec, p, [lv, tl], DELETE, {200, 201}, apply, rule, affects)
 
 
 def expect_npm_delete_package(sec, c, p, repo, name):
+    """-rev DELETE: the package is a folder of tarballs: delete on <name> by the tree rule."""
     affects = {repo, "npm", "trash"}
     versions = sorted(c.npm.get(name, {}))
-    rule = f"npm unpublish of {name}: delete on {name} (and its tarballs)"
+    rule = f"npm unpublish of {name}: delete on {name} (tree rule)"
 
     def apply(cc):
         for v in versions:
@@ -1159,20 +1182,16 @@ def expect_npm_delete_package(sec, c, p, repo, name):
                 cc.trash_file(repo, tb)
         cc.npm.pop(name, None)
 
-    # the package is a folder of tarballs: the tree rule decides surely
     if sec.refused_outright(p):
         return Expect(rule, [Outcome({401})], affects)
-    if sec.tree_level(p, repo, name) >= DELETE:
-        return Expect(rule + " (tree rule)", [Outcome({200}, apply)], affects)
-    lv, tls = npm_levels(sec, p, repo, name, versions)
-    if lv >= DELETE or any(t >= DELETE for t in tls):
-        return Expect(rule + " (not by the tree rule: either)", either(sec, p, {200}, apply), affects)
-    return Expect(rule, [Outcome({sec.denied(p)})], affects)
+    ok = sec.tree_level(p, repo, name) >= DELETE
+    return Expect(rule, ok_or_denied(sec, p, ok, {200}, apply), affects)
 
 
 def expect_npm_search(sec, c, p, repo, text, names_of):
-    """Only packages the caller may read (finding 5): sure when it reads the
-    package and its latest tarball, excluded when it reads neither."""
+    """Only packages the caller may read (finding 5): read on <name> and on
+    the shown version's tarball. Sure when it reads the package and its
+    latest tarball; never when it cannot read <name> or any tarball."""
     if sec.refused_outright(p):
         return Expect("npm search", [Outcome({401})])
     must, may = set(), set()
@@ -1180,11 +1199,11 @@ def expect_npm_search(sec, c, p, repo, text, names_of):
         if text not in name or not vers:
             continue
         latest = max(vers, key=lambda v: [int(x) for x in v.split(".")])
-        lv, tls = npm_levels(sec, p, repo, name, sorted(vers))
-        lt = sec.level(p, repo, npm_tarball(name, latest))
-        if lv >= READ and lt >= READ:
+        lv = sec.level(p, repo, name)
+        readable = npm_readable_versions(sec, c, p, repo, name)
+        if lv >= READ and latest in readable:
             must.add(name)
-        elif lv >= READ or any(t >= READ for t in tls):
+        elif lv >= READ and readable:
             may.add(name)
 
     def check(resp):

@@ -909,8 +909,12 @@ def op_npm_dist_tags(d, p):
     rule = f"npm dist-tags: read on {name}"
     if sec.refused_outright(p) or sec.level(p, d.npm_repo, name) < M.READ:
         exp = M.Expect(rule, [M.Outcome({sec.denied(p)})])
+    elif name not in d.c.npm:
+        exp = M.Expect(rule, [M.Outcome({404})])
     else:
-        exp = M.Expect(rule, [M.Outcome({200} if name in d.c.npm else {404})])
+        # no version left the caller may read: 404 too
+        readable = M.npm_readable_versions(sec, d.c, p, d.npm_repo, name)
+        exp = M.Expect(rule, [M.Outcome({200} if readable else {200, 404})])
     send(d, p, "GET", f"/api/npm/{d.npm_repo}/-/package/{npm_enc(name)}/dist-tags", exp, repo=d.npm_repo)
 
 
