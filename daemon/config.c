@@ -1,6 +1,7 @@
 /* config.c - defaults < config file < GRANARY_* environment < flags. */
 #include "config.h"
 
+#include "base/cidr.h"
 #include "base/err.h"
 
 #include <ctype.h>
@@ -183,6 +184,18 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->max_conn_per_client, v, 0, 65535, key, err, errsz);
     if (!strcmp(key, "shutdown_timeout"))
         return config__int(&c->shutdown_timeout, v, 0, 3600, key, err, errsz);
+    if (!strcmp(key, "trusted_proxy")) {
+        struct gr_cidr r[GR_CIDR_MAX];
+        int n;
+        if (gr_cidr_parse_list(v, r, GR_CIDR_MAX, &n)) {
+            snprintf(err, errsz,
+                     "trusted_proxy: expected addresses or CIDR ranges, comma-separated"
+                     " (at most %d), got '%s'",
+                     GR_CIDR_MAX, v);
+            return GR_EINVAL;
+        }
+        return config__copy(c->trusted_proxy, sizeof(c->trusted_proxy), v, key, err, errsz);
+    }
     if (!strcmp(key, "node_id")) {
         for (const char *s = v; *s; s++)
             if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.') {
@@ -322,6 +335,7 @@ const char *config_usage(void)
            "  --header-timeout S       a request's headers must arrive within S s (default 20)\n"
            "  --max-conn-per-client N  connections per client address (default 256, 0: none)\n"
            "  --shutdown-timeout S     SIGTERM waits S seconds for requests (default 30)\n"
+           "  --trusted-proxy CIDRS    load balancers whose X-Forwarded-For names the client\n"
            "cluster (docs/cluster.md):\n"
            "  --join-key-file FILE     the cluster join key: makes this node a cluster node\n"
            "  --join-key-next-file F   a second key, accepted too (key rotation)\n"

@@ -6,7 +6,7 @@
  * Keys (docs/configuration.md has the full table):
  *   data_dir, listen, database_url, db_pool_size, threads, max_body_size,
  *   anonymous_read, log_level, cache_size_mb, connection_timeout,
- *   shutdown_timeout, and for a cluster node: node_id, public_url,
+ *   shutdown_timeout, trusted_proxy, and for a cluster node: node_id, public_url,
  *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, lease_ms, heartbeat_ms,
  *   down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
  *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m
@@ -29,10 +29,11 @@ struct config {
     int anonymous_read;     /* -1: keep the cluster-wide setting; 0/1: set it at start */
     char log_level[16];
     uint64_t cache_size_mb;
-    int connection_timeout;  /* seconds a connection may stay silent */
-    int header_timeout;      /* seconds to send a request's headers (slowloris) */
-    int max_conn_per_client; /* concurrent connections per client address (0: no limit) */
-    int shutdown_timeout;    /* seconds SIGTERM waits for in-flight requests */
+    int connection_timeout;   /* seconds a connection may stay silent */
+    int header_timeout;       /* seconds to send a request's headers (slowloris) */
+    int max_conn_per_client;  /* concurrent connections per client address (0: no limit) */
+    int shutdown_timeout;     /* seconds SIGTERM waits for in-flight requests */
+    char trusted_proxy[1024]; /* CIDRs whose X-Forwarded-For names the client (base/cidr.h) */
     /* cluster (docs/cluster.md); a node is a cluster node when join_key_file is set */
     char node_id[64];
     char public_url[256];     /* "" means http://<listen> */

@@ -306,6 +306,7 @@ int main(int argc, char **argv)
         .header_timeout = s->cfg.header_timeout,
         .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
+        .trusted_proxy = s->cfg.trusted_proxy,
         .version = GRANARY_VERSION,
     };
     if (http_start(&ho, &s->ctx, &s->http))
@@ -350,7 +351,9 @@ int main(int argc, char **argv)
     http_set_ready(s->http, true);
     const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
     printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
-    if (first_admin)
+    /* a service's stdout is a journal, kept and read by others: the password
+     * goes there only when a person watches a terminal */
+    if (first_admin && isatty(STDOUT_FILENO))
         printf("admin user: admin  password: %s  (also in %s/admin.password)\n", pw,
                s->cfg.data_dir);
     else

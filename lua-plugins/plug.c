@@ -921,6 +921,7 @@ struct plug__auth_op {
     struct plug__state *s;
     const char *user, *password;
     bool accepted, admin;
+    const char *realm; /* the plugin that accepted */
 };
 
 static int plug__auth_fn(lua_State *L)
@@ -956,16 +957,20 @@ static int plug__auth_fn(lua_State *L)
         } else {
             op->accepted = lua_toboolean(L, -1);
         }
+        if (op->accepted)
+            op->realm = set->p[i].name;
         lua_settop(L, 1);
     }
     return 0;
 }
 
 int plug_authenticate(struct plug_runtime *rt, const char *user, const char *password, void *call,
-                      bool *accepted, bool *admin)
+                      bool *accepted, bool *admin, char *realm, size_t realm_size)
 {
     *accepted = false;
     *admin = false;
+    if (realm_size)
+        realm[0] = '\0';
     if (!plug_has_realm(rt))
         return PLUG_OK;
     struct plug__state *s = NULL;
@@ -974,13 +979,15 @@ int plug_authenticate(struct plug_runtime *rt, const char *user, const char *pas
         return rc;
     s->call = call;
     s->user = user;
-    struct plug__auth_op op = {s, user, password, false, false};
+    struct plug__auth_op op = {s, user, password, false, false, NULL};
     char *msg = NULL;
     rc = plug__protect(s, plug__auth_fn, &op, &msg);
     free(msg);
     if (rc == PLUG_OK) {
         *accepted = op.accepted;
         *admin = op.admin;
+        if (op.realm && realm_size)
+            snprintf(realm, realm_size, "%s", op.realm);
     }
     plug__leave(s);
     return PLUG_OK;

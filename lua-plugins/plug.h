@@ -213,13 +213,18 @@ void plug_result_release(struct plug_result *res);
 int plug_run_hook(struct plug_runtime *rt, enum plug_hook h, const struct plug_event *ev,
                   void *call, struct plug_result *res) __attribute__((warn_unused_result));
 
+#define PLUG_NAME_MAX 64 /* bytes of a plugin name */
+
 /*
  * Ask every realm (plugins' `authenticate`, in name order) about user and
  * password; the first that accepts wins. A realm that fails is logged and
- * counts as a refusal. @return PLUG_OK with *accepted and *admin.
+ * counts as a refusal. @return PLUG_OK with *accepted, *admin and, when
+ * accepted, the name of the plugin that accepted in realm (realm_size
+ * bytes, PLUG_NAME_MAX + 1 hold any name).
  */
 int plug_authenticate(struct plug_runtime *rt, const char *user, const char *password, void *call,
-                      bool *accepted, bool *admin) __attribute__((warn_unused_result));
+                      bool *accepted, bool *admin, char *realm, size_t realm_size)
+    __attribute__((warn_unused_result));
 
 struct plug_param {
     const char *key, *value;

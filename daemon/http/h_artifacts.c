@@ -206,7 +206,11 @@ static void artifacts__deploy_by_checksum(struct http_req *r)
         return;
     }
     struct artifact a = {0};
-    int rc = artifact_find_binary(r->ctx, s256, s256 ? NULL : s1, &a);
+    const struct sec_perms *perms;
+    int rc = http_perms(r, &perms);
+    /* only a binary the caller can already read: a checksum is not a credential */
+    if (rc == GR_OK)
+        rc = artifact_find_binary(r->ctx, s256, s256 ? NULL : s1, perms, &a);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "checksum deploy failed: no binary with that checksum");
         return;
@@ -279,6 +283,8 @@ static void artifacts__listing(struct http_req *r, const struct folder_entry *v,
         gr_sbuf_adds(&sb, "<a href=\"../\">../</a>\n");
     for (int i = 0; i < n; i++) {
         char date[40];
+        if (!http_may_entry(r, r->repo_key, r->path, v[i].name))
+            continue; /* a listing shows only what the caller may read */
         http_iso8601(v[i].modified_ms, date, sizeof(date));
         gr_sbuf_adds(&sb, "<a href=\"");
         gr_sbuf_add_html(&sb, self.buf);
@@ -478,9 +484,9 @@ static void artifacts__get(struct http_req *r)
                      (unsigned long long)last, (unsigned long long)size);
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
         }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, http_mime_type(r->path));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     }
+    http_download_headers(r, resp, r->path);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, lm);
     MHD_add_response_header(resp, "X-Checksum-Sha1", a.sha1);
@@ -565,6 +571,8 @@ void h_root(struct http_req *r)
     gr_sbuf_adds(&sb, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>granary</title>"
                       "</head>\n<body><h1>Repositories</h1>\n<pre>");
     for (int i = 0; i < n; i++) {
+        if (!http_repo_visible(r, v[i].key))
+            continue;
         gr_sbuf_addf(&sb, "<a href=\"%s/", r->base);
         gr_sbuf_add_html(&sb, v[i].key);
         gr_sbuf_adds(&sb, "/\">");

@@ -10,6 +10,7 @@
 
 #include "base/err.h"
 #include "repo/copymove.h"
+#include "repo/security.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +126,11 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
         return;
     if (!http_need_copy_move(r, q.src_repo, q.src_path, q.dst_repo, q.dst_path, move))
         return;
+    int prc = http_perms(r, &q.perms); /* every target path is checked once resolved */
+    if (prc) {
+        http_error_code(r, prc, NULL);
+        return;
+    }
 
     if (!dry && !http_plug_before_copymove(r, move, q.dst_repo, q.dst_path)) /* h_plugins.c */
         return;

@@ -10,6 +10,7 @@
 #include "base/sbuf.h"
 #include "repo/plugins.h"
 #include "repo/props.h"
+#include "repo/security.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,9 +90,17 @@ bool http_plug_authenticate(struct http_req *r, const char *user, const char *pa
         return false;
     struct plugins_call call = {r->arena, user};
     bool ok = false, admin = false;
-    if (plug_authenticate(rt, user, password, &call, &ok, &admin) != PLUG_OK || !ok)
+    char realm[PLUG_NAME_MAX + 1];
+    if (plug_authenticate(rt, user, password, &call, &ok, &admin, realm, sizeof(realm)) !=
+            PLUG_OK ||
+        !ok)
         return false;
-    snprintf(r->user.name, sizeof(r->user.name), "%s", user);
+    /* its own principal, "<realm>:<user>": never the internal user of the same name */
+    int n = snprintf(r->user.name, sizeof(r->user.name), "%s:%s", realm, user);
+    if (n < 0 || (size_t)n >= sizeof(r->user.name)) {
+        memset(&r->user, 0, sizeof(r->user));
+        return false;
+    }
     r->user.admin = admin;
     r->user.anonymous = false;
     return true;
@@ -339,7 +348,8 @@ static void hp__read_body(struct http_req *r,
     r->on_end = hp__body_end;
 }
 
-static void hp__list(struct http_req *r)
+/* Executions for everyone (what one may call); jobs, their errors and the plugins for admins. */
+static void hp__list(struct http_req *r, bool full)
 {
     struct plug_runtime *rt = plugins_runtime(r->ctx->plugins, r->arena);
     struct plug_exec_info *ex = NULL;
@@ -393,6 +403,12 @@ static void hp__list(struct http_req *r)
     }
     free(ex);
     free(jobs);
+    if (!full) {
+        json_decref(jjobs);
+        json_decref(jplugins);
+        http_json(r, 200, json_pack("{s:o}", "executions", jex));
+        return;
+    }
     http_json(r, 200,
               json_pack("{s:o,s:o,s:o,s:I}", "executions", jex, "jobs", jjobs, "plugins", jplugins,
                         "generation", (json_int_t)plug_generation(rt)));
@@ -491,8 +507,14 @@ void h_plugins(struct http_req *r, const char *sub)
             http_error(r, 405, "method %s not allowed here", r->method_str);
             return;
         }
-        if (http_need_write(r)) /* any authenticated user */
-            hp__list(r);
+        const struct sec_perms *perms;
+        if (!http_need_write(r)) /* any authenticated user */
+            return;
+        int rc = http_perms(r, &perms);
+        if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            hp__list(r, perms->all);
         return;
     }
     if (!strncmp(rest, "execute/", 8)) {

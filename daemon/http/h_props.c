@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "repo/props.h"
+#include "repo/security.h"
 
 #include <string.h>
 
@@ -119,7 +120,8 @@ static void props__put(struct http_req *r, const char *spec)
         http_error(r, 400, "no properties given: %s", PROPS_SYNTAX);
         return;
     }
-    if (!props__recursive(r, &rec) || !http_plug_before_props(r, "set", &set))
+    if (!props__recursive(r, &rec) || (rec && !http_need_tree(r, SEC_ANNOTATE)) ||
+        !http_plug_before_props(r, "set", &set))
         return;
     int rc = props_set_item(r->ctx, r->repo_key, r->path, &set, rec);
     if (rc == GR_ENOTFOUND)
@@ -144,7 +146,8 @@ static void props__delete(struct http_req *r, const char *spec)
         http_error(r, 400, "no property keys given: expected properties=key[,key...]");
         return;
     }
-    if (!props__recursive(r, &rec) || !http_plug_before_props(r, "delete", &keys))
+    if (!props__recursive(r, &rec) || (rec && !http_need_tree(r, SEC_ANNOTATE)) ||
+        !http_plug_before_props(r, "delete", &keys))
         return;
     int rc = props_delete_keys(r->ctx, r->repo_key, r->path, &keys, rec);
     if (rc == GR_ENOTFOUND)

@@ -226,7 +226,8 @@ void h_repositories(struct http_req *r, const char *sub)
         }
         json_t *arr = json_array();
         for (int i = 0; i < n; i++)
-            json_array_append_new(arr, repos__json(r, &v[i], false));
+            if (http_repo_visible(r, v[i].key)) /* only where the caller may read something */
+                json_array_append_new(arr, repos__json(r, &v[i], false));
         http_json(r, 200, arr);
         return;
     }
@@ -244,7 +245,7 @@ void h_repositories(struct http_req *r, const char *sub)
     }
     r->repo_key = key;
     if (get) {
-        if (!http_need_read(r))
+        if (!http_need_repo_visible(r, key))
             return;
         struct repo_config cfg;
         int rc = repo_get(r->ctx, r->arena, key, &cfg);

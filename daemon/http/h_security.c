@@ -63,8 +63,37 @@ static json_t *sec__user_json(struct http_req *r, const struct sec_user_info *u)
 
 struct sec_req {
     const char *name;
-    bool create; /* PUT: create or replace; POST: update */
+    bool create;   /* PUT: create or replace; POST: update */
+    bool need_old; /* a password set by the user itself (not an admin): the old one first */
 };
+
+/*
+ * The current password of user, checked and throttled like a login (a
+ * stolen session or short-lived token must not be enough to take the
+ * account). false: an answer was sent (429, 401, or an error).
+ */
+static bool sec__old_password_ok(struct http_req *r, const char *user, const char *old_pw,
+                                 const char *how)
+{
+    int wait = sec_throttle_wait(user, r->client);
+    if (wait > 0) {
+        http_error(r, 429, "too many failed logins: retry in %d s", wait);
+        return false;
+    }
+    struct auth_user check;
+    int rc = auth_check_password(r->ctx, user, old_pw, &check);
+    sec_throttle_result(user, r->client, rc == GR_OK);
+    if (rc == GR_EAUTH) {
+        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, how);
+        http_error(r, 401, "the old password is wrong");
+        return false;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    return true;
+}
 
 static void sec__user_put_done(struct http_req *r, json_t *doc)
 {
@@ -106,6 +135,17 @@ static void sec__password_done(struct http_req *r, json_t *doc)
         http_error(r, 400, "a \"password\" string is required");
         return;
     }
+    if (q->need_old) {
+        const char *old = json_string_value(json_object_get(doc, "oldPassword"));
+        if (!old) {
+            http_error(r, 400,
+                       "an \"oldPassword\" string is required to change one's own"
+                       " password");
+            return;
+        }
+        if (!sec__old_password_ok(r, q->name, old, "password"))
+            return;
+    }
     int rc = sec_user_set_password(r->ctx, q->name, json_string_value(pw));
     if (rc == GR_EINVAL) {
         http_error(r, 400, "the password must have %d to %d characters", SEC_PASSWORD_MIN,
@@ -133,24 +173,9 @@ static void sec__change_password_done(struct http_req *r, json_t *doc)
         http_error(r, 403, "a user may change only its own password");
         return;
     }
-    int wait = sec_throttle_wait(user, r->client);
-    if (wait > 0) {
-        http_error(r, 429, "too many failed logins: retry in %d s", wait);
+    if (!sec__old_password_ok(r, user, old_pw, "changePassword"))
         return;
-    }
-    struct auth_user check;
-    int rc = auth_check_password(r->ctx, user, old_pw, &check);
-    sec_throttle_result(user, r->client, rc == GR_OK);
-    if (rc == GR_EAUTH) {
-        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, "changePassword");
-        http_error(r, 401, "the old password is wrong");
-        return;
-    }
-    if (rc) {
-        http_error_code(r, rc, NULL);
-        return;
-    }
-    rc = sec_user_set_password(r->ctx, user, new_pw);
+    int rc = sec_user_set_password(r->ctx, user, new_pw);
     if (rc == GR_EINVAL) {
         http_error(r, 400, "the password must have %d to %d characters", SEC_PASSWORD_MIN,
                    SEC_PASSWORD_MAX);
@@ -213,8 +238,15 @@ static void sec__users(struct http_req *r, const char *rest)
                 http_error(r, 401, "authentication required");
             return;
         }
+        const struct sec_perms *perms;
+        int rc = http_perms(r, &perms);
+        if (rc) {
+            http_error_code(r, rc, NULL);
+            return;
+        }
         struct sec_req *q = gr_arena_calloc(r->arena, sizeof(*q));
         q->name = name;
+        q->need_old = !perms->all; /* only an admin sets a password without the old one */
         r->hctx_sec = q;
         http_read_json_body(r, sec__password_done);
         return;
@@ -632,6 +664,8 @@ static void sec__token_create_done(struct http_req *r)
     struct sec_token_info info;
     if (grant && !strcmp(grant, "refresh_token")) {
         const char *old = sec__field(r, "refresh_token");
+        if (expires == 0 && !http_need_admin(r)) /* as when creating: never-expiring is admin's */
+            return;
         int rc = old ? sec_token_refresh(r->ctx, old, expires, token, refresh, &info) : GR_EAUTH;
         if (rc == GR_EAUTH) {
             http_error(r, 401, "unknown or used refresh token");

@@ -72,6 +72,8 @@ static void storage__list(struct http_req *r)
                                                "lastModified", date, "folder", 1));
     }
     for (int i = 0; i < n; i++) {
+        if (!http_may_entry(r, r->repo_key, r->path, v[i].rel + 1))
+            continue; /* a listing shows only what the caller may read */
         http_iso8601(v[i].modified_ms, date, sizeof(date));
         json_t *f;
         if (v[i].folder)
@@ -108,10 +110,11 @@ static void storage__folder(struct http_req *r)
     http_iso8601(f.updated_ms, updated, sizeof(updated));
     json_t *children = json_array();
     for (int i = 0; i < f.n; i++)
-        json_array_append_new(children,
-                              json_pack("{s:s,s:b}", "uri",
-                                        gr_arena_printf(r->arena, "/%s", f.children[i].name),
-                                        "folder", f.children[i].is_folder));
+        if (http_may_entry(r, r->repo_key, r->path, f.children[i].name))
+            json_array_append_new(children,
+                                  json_pack("{s:s,s:b}", "uri",
+                                            gr_arena_printf(r->arena, "/%s", f.children[i].name),
+                                            "folder", f.children[i].is_folder));
     http_json(r, 200,
               json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "uri", storage__uri(r), "repo",
                         r->repo_key, "path", gr_arena_printf(r->arena, "/%s", r->path), "created",

@@ -5,6 +5,7 @@
 #include "base/sbuf.h"
 #include "cluster/cluster.h"
 #include "db/db.h"
+#include "repo/security.h"
 
 #include <string.h>
 
@@ -23,7 +24,9 @@ static void system__settings_put(struct http_req *r, json_t *doc)
     http_json(r, 200, json_pack("{s:b}", "anonymousRead", json_is_true(v)));
 }
 
-static void system__cluster(struct http_req *r)
+/* The node list for everyone signed in (what a load balancer's generator needs:
+ * id, url, state); versions, addresses, leases, caches and storage for admins. */
+static void system__cluster(struct http_req *r, bool full)
 {
     struct cluster_status st;
     int rc = cluster_status(r->ctx->cluster, r->ctx, r->arena, &st);
@@ -38,6 +41,11 @@ static void system__cluster(struct http_req *r)
         http_iso8601(n->heartbeat_ms, hb, sizeof(hb));
         http_iso8601(n->lease_expiry_ms, le, sizeof(le));
         http_iso8601(n->started_ms, started, sizeof(started));
+        if (!full) {
+            json_array_append_new(
+                nodes, json_pack("{s:s,s:s,s:s}", "id", n->id, "state", n->state, "url", n->url));
+            continue;
+        }
         uint64_t total = n->cache_hits + n->cache_misses;
         json_array_append_new(
             nodes,
@@ -48,6 +56,11 @@ static void system__cluster(struct http_req *r)
                       total ? (double)n->cache_hits / (double)total : 0.0, "preferredPrimary",
                       n->preferred_primary, "cacheHits", (json_int_t)n->cache_hits, "cacheMisses",
                       (json_int_t)n->cache_misses));
+    }
+    if (!full) {
+        http_json(r, 200,
+                  json_pack("{s:o,s:b}", "nodes", nodes, "clustered", r->ctx->cluster != NULL));
+        return;
     }
     json_t *doc = json_pack("{s:s,s:I,s:o,s:b,s:o}", "primary", st.primary, "primaryToken",
                             (json_int_t)st.primary_token, "nodes", nodes, "clustered",
@@ -120,8 +133,14 @@ void h_system(struct http_req *r, const char *sub)
     if (!strcmp(sub, "system/cluster")) {
         if (!get)
             goto method;
-        if (http_need_write(r))
-            system__cluster(r);
+        const struct sec_perms *perms;
+        if (!http_need_write(r)) /* signed in */
+            return;
+        int rc = http_perms(r, &perms);
+        if (rc)
+            http_error_code(r, rc, NULL);
+        else
+            system__cluster(r, perms->all);
         return;
     }
     if (!strncmp(sub, "system/cluster/nodes/", 21)) {

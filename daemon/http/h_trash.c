@@ -60,7 +60,10 @@ static void trash__list(struct http_req *r)
     struct trash_item *v;
     int n;
     bool more;
-    int rc = trash_list(r->ctx, r->arena, repo, path, offset, limit, &v, &n, &more);
+    const struct sec_perms *perms;
+    int rc = http_perms(r, &perms);
+    if (rc == GR_OK) /* only what the caller could read where it was */
+        rc = trash_list(r->ctx, r->arena, repo, path, perms, offset, limit, &v, &n, &more);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
@@ -211,13 +214,17 @@ static void trash__restore(struct http_req *r, const char *rest)
     if (!http_need_write(r) || !http_parse_repo_path(r, rest, strlen(rest)))
         return;
     const char *to_repo, *to_path;
-    if (!trash__target(r, &to_repo, &to_path) ||
-        !http_need_perm(r, to_repo ? to_repo : r->repo_key, to_path ? to_path : r->path, SEC_WRITE))
+    if (!trash__target(r, &to_repo, &to_path))
         return;
     http_audit(r, "restore", r->repo_key, r->path, NULL);
     int files = 0;
     const char *why = NULL;
-    int rc = trash_restore(r->ctx, r->arena, r->repo_key, r->path, to_repo, to_path, &files, &why);
+    const struct sec_perms *perms;
+    /* read where each item was, write where it goes: checked item by item (trash.c) */
+    int rc = http_perms(r, &perms);
+    if (rc == GR_OK)
+        rc = trash_restore(r->ctx, r->arena, r->repo_key, r->path, to_repo, to_path, perms,
+                           r->user.name, &files, &why);
     if (rc) {
         http_error_code(r, rc, why);
         return;
@@ -252,7 +259,7 @@ void h_trash(struct http_req *r, const char *sub)
             http_error(r, 405, "method %s not allowed here", r->method_str);
             return;
         }
-        if (http_need_write(r)) /* the trash shows every repository: authenticated users */
+        if (http_need_write(r)) /* authenticated users; each sees what it could read */
             trash__list(r);
         return;
     }

@@ -23,6 +23,9 @@ struct http_options {
     int header_timeout;      /* seconds from connect (or the last answer) to a full request head */
     int max_conn_per_client; /* per client address; 0: no limit */
     uint64_t max_body_size;  /* 0: unlimited */
+    /* comma-separated CIDRs (base/cidr.h) of proxies whose X-Forwarded-For names the
+     * client, for throttling and the audit log; NULL or "": none */
+    const char *trusted_proxy;
     const char *version;
     bool internal; /* the cluster port (h_internal.c), not the public API */
 };

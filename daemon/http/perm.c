@@ -35,16 +35,43 @@ static bool perm__anonymous_ok(struct http_req *r)
     return on;
 }
 
+int http_perms(struct http_req *r, const struct sec_perms **out)
+{
+    if (!r->perms) {
+        struct sec_perms *p = gr_arena_calloc(r->arena, sizeof(*p));
+        bool on = true;
+        int rc = r->user.anonymous ? settings_anonymous_read(r->ctx, &on) : GR_OK;
+        if (rc == GR_OK && on) /* anonymous callers hold nothing while anonymous access is off */
+            rc = sec_perms_load(r->ctx, r->arena, &r->user, p);
+        if (rc)
+            return rc;
+        r->perms = p;
+    }
+    *out = r->perms;
+    return GR_OK;
+}
+
+/* The actions r->user holds on repo/path (tree: on all below it); false: an error was sent. */
+static bool perm__have(struct http_req *r, const char *repo, const char *path, bool tree,
+                       unsigned *have)
+{
+    const struct sec_perms *p;
+    int rc = http_perms(r, &p);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    *have = tree ? sec_perms_on_tree(p, repo, path) : sec_perms_on(p, repo, path);
+    return true;
+}
+
 bool http_need_perm(struct http_req *r, const char *repo, const char *path, unsigned action)
 {
     if (r->user.anonymous && !perm__anonymous_ok(r))
         return false;
     unsigned have = 0;
-    int rc = sec_effective(r->ctx, r->arena, &r->user, repo, path ? path : "", &have, NULL);
-    if (rc) {
-        http_error_code(r, rc, NULL);
+    if (!perm__have(r, repo, path ? path : "", false, &have))
         return false;
-    }
     if ((have & action) == action)
         return true;
     if (r->user.anonymous) {
@@ -60,10 +87,43 @@ bool http_need_perm(struct http_req *r, const char *repo, const char *path, unsi
 
 bool http_may(struct http_req *r, const char *repo, const char *path, unsigned action)
 {
-    unsigned have = 0;
-    return sec_effective(r->ctx, r->arena, &r->user, repo, path ? path : "", &have, NULL) ==
-               GR_OK &&
-           (have & action) == action;
+    const struct sec_perms *p;
+    return http_perms(r, &p) == GR_OK &&
+           (sec_perms_on(p, repo, path ? path : "") & action) == action;
+}
+
+bool http_may_entry(struct http_req *r, const char *repo, const char *folder, const char *name)
+{
+    if (r->perms && r->perms->all)
+        return true;
+    const char *path = *folder ? gr_arena_printf(r->arena, "%s/%s", folder, name) : name;
+    return http_may(r, repo, path, SEC_READ);
+}
+
+bool http_repo_visible(struct http_req *r, const char *key)
+{
+    const struct sec_perms *p;
+    return http_perms(r, &p) == GR_OK && (sec_perms_in_repo(p, key) & SEC_READ);
+}
+
+bool http_need_repo_visible(struct http_req *r, const char *key)
+{
+    if (r->user.anonymous && !perm__anonymous_ok(r))
+        return false;
+    const struct sec_perms *p;
+    int rc = http_perms(r, &p);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    if (sec_perms_in_repo(p, key) & SEC_READ)
+        return true;
+    if (r->user.anonymous)
+        http_error(r, 401, "authentication required");
+    else
+        http_error(r, 403, "user '%s' has no read permission in repository '%s'", r->user.name,
+                   key);
+    return false;
 }
 
 bool http_need_read(struct http_req *r)
@@ -100,11 +160,8 @@ bool http_need_deploy(struct http_req *r)
     }
     /* overwriting is deleting the old content (Artifactory's rule and message) */
     unsigned have = 0;
-    rc = sec_effective(r->ctx, r->arena, &r->user, r->repo_key, r->path, &have, NULL);
-    if (rc) {
-        http_error_code(r, rc, NULL);
+    if (!perm__have(r, r->repo_key, r->path, false, &have))
         return false;
-    }
     if (!(have & SEC_DELETE)) {
         http_error(r, 403,
                    "Not enough permissions to overwrite artifact '%s:%s' (user '%s' needs DELETE"
@@ -133,11 +190,8 @@ static bool perm__need_tree(struct http_req *r, const char *repo, const char *pa
         return false;
     }
     unsigned have = 0;
-    rc = sec_effective_tree(r->ctx, r->arena, &r->user, repo, path ? path : "", &have);
-    if (rc) {
-        http_error_code(r, rc, NULL);
+    if (!perm__have(r, repo, path ? path : "", true, &have))
         return false;
-    }
     if ((have & action) == action)
         return true;
     http_error(r, 403,
@@ -145,6 +199,11 @@ static bool perm__need_tree(struct http_req *r, const char *repo, const char *pa
                " some of it)",
                r->user.name, sec_action_name(action), repo, path ? path : "");
     return false;
+}
+
+bool http_need_tree(struct http_req *r, unsigned action)
+{
+    return perm__need_tree(r, r->repo_key, r->path, action);
 }
 
 bool http_need_delete(struct http_req *r)
@@ -167,10 +226,10 @@ bool http_need_annotate(struct http_req *r)
 bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
                          const char *dst_repo, const char *dst_path, bool move)
 {
+    /* the target paths are checked one by one once they are known (copymove.c) */
     unsigned src_action = move ? SEC_DELETE : SEC_READ;
     if (!http_need_perm(r, src_repo, src_path, src_action) ||
-        !perm__need_tree(r, src_repo, src_path, src_action) ||
-        !http_need_perm(r, dst_repo, dst_path, SEC_WRITE))
+        !perm__need_tree(r, src_repo, src_path, src_action))
         return false;
     char *detail = gr_arena_printf(r->arena, "to %s/%s", dst_repo, dst_path);
     http_audit(r, move ? "move" : "copy", src_repo, src_path, detail);
@@ -185,14 +244,13 @@ bool http_need_admin(struct http_req *r)
     }
     if (r->user.admin)
         return true;
-    unsigned have = 0;
-    bool group_admin = false;
-    int rc = sec_effective(r->ctx, r->arena, &r->user, NULL, NULL, &have, &group_admin);
+    const struct sec_perms *p;
+    int rc = http_perms(r, &p);
     if (rc) {
         http_error_code(r, rc, NULL);
         return false;
     }
-    if (group_admin)
+    if (p->all)
         return true;
     http_error(r, 403, "admin rights required");
     return false;

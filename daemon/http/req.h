@@ -11,6 +11,7 @@
 #define HTTP_REQ_H
 
 #include "base/arena.h"
+#include "base/cidr.h"
 #include "http/http.h"
 #include "repo/repo.h"
 
@@ -38,6 +39,8 @@
 
 enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
 
+struct sec_perms;
+
 struct http_server {
     struct MHD_Daemon *mhd;
     struct repo_ctx *ctx;
@@ -55,7 +58,9 @@ struct http_server {
     struct http_conn *conns;
     pthread_t reaper;
     bool reaper_started, reaper_stop;
-    atomic_uint_fast64_t cut_slow; /* connections cut for slow headers */
+    atomic_uint_fast64_t cut_slow;       /* connections cut for slow headers */
+    struct gr_cidr proxies[GR_CIDR_MAX]; /* opt.trusted_proxy, parsed */
+    int nproxies;
 };
 
 /* One open connection, for the header deadline (server.c). */
@@ -79,7 +84,8 @@ struct http_req {
     size_t raw_path_len; /* bytes of raw_uri before '?' */
     const char *base;    /* "" or "/artifactory": how the client addressed us */
     struct auth_user user;
-    const char *client; /* the peer's address, for throttling and the audit log */
+    struct sec_perms *perms; /* perm.c: user's permissions, loaded at the first check */
+    const char *client;      /* the peer's address, for throttling and the audit log */
     /* set by the http_need_* helpers (perm.c): written to the audit log when
      * the request completes with a 2xx answer */
     const char *audit_action, *audit_repo, *audit_path, *audit_detail;
@@ -158,11 +164,24 @@ void http_read_json_body(struct http_req *r, void (*done)(struct http_req *r, js
 bool http_need_perm(struct http_req *r, const char *repo, const char *path, unsigned actions);
 /* Whether r->user holds the actions there, answering nothing (to filter results). */
 bool http_may(struct http_req *r, const char *repo, const char *path, unsigned actions);
+/* Whether r->user may read something in repository key (lists show only those). */
+bool http_repo_visible(struct http_req *r, const char *key);
+/* As http_repo_visible, answering 401/403 when not (repository configurations). */
+bool http_need_repo_visible(struct http_req *r, const char *key);
+/* Whether r->user may read the entry name of folder (a listing shows only those). */
+bool http_may_entry(struct http_req *r, const char *repo, const char *folder, const char *name);
+/* r->user's permissions (struct sec_perms, repo/security.h), loaded once per request
+ * and kept in r->perms. GR_EDB. */
+int http_perms(struct http_req *r, const struct sec_perms **out)
+    __attribute__((warn_unused_result));
 bool http_need_read(struct http_req *r);
 bool http_need_write(struct http_req *r);
 bool http_need_deploy(struct http_req *r);
 bool http_need_delete(struct http_req *r);
 bool http_need_annotate(struct http_req *r);
+/* When r->path is a folder: the actions on everything below it (the folder rule of
+ * docs/security.md: a recursive property change); a file needs nothing more. */
+bool http_need_tree(struct http_req *r, unsigned actions);
 bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
                          const char *dst_repo, const char *dst_path, bool move);
 bool http_need_admin(struct http_req *r);
@@ -185,6 +204,15 @@ const char *http_base_url(struct http_req *r);
 json_t *http_artifact_json(struct http_req *r, const struct artifact *a, bool full);
 /* A content type for a file name, by extension. */
 const char *http_mime_type(const char *name);
+/* The policy of every artifact download: no script, no plugin, no form, its own origin. */
+#define HTTP_CSP_DOWNLOAD "default-src 'none'; sandbox"
+/*
+ * The headers of an artifact's bytes (docs/security.md): its Content-Type
+ * by name, X-Content-Type-Options: nosniff, Content-Security-Policy:
+ * HTTP_CSP_DOWNLOAD, and for a type a browser would render actively (HTML,
+ * SVG, XML, JavaScript, CSS, PDF) Content-Disposition: attachment.
+ */
+void http_download_headers(struct http_req *r, struct MHD_Response *resp, const char *path);
 
 /*
  * Split "<repo>[/<path>][;matrix]" (raw, without the leading slash) into

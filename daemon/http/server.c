@@ -115,7 +115,12 @@ static int server__b64decode(const char *in, char *out, size_t outsz)
     return (int)o;
 }
 
-/* The peer's address as text (arena), "" when unknown. */
+/*
+ * The client's address as text (arena), "" when unknown: the TCP peer, or,
+ * when the peer is a trusted proxy, the rightmost address of
+ * X-Forwarded-For that is not itself a trusted proxy (what a client wrote
+ * there itself stands to the left of what the proxies appended).
+ */
 static const char *server__client(struct http_req *r)
 {
     const union MHD_ConnectionInfo *ci =
@@ -127,6 +132,33 @@ static const char *server__client(struct http_req *r)
             inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof(buf));
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, sizeof(buf));
+    }
+    const struct http_server *h = r->srv;
+    const char *xff = h->nproxies ? http_req_header(r, "X-Forwarded-For") : NULL;
+    if (!xff || !gr_cidr_contains(h->proxies, h->nproxies, buf))
+        return gr_arena_strdup(r->arena, buf);
+    const char *end = xff + strlen(xff);
+    while (end > xff) {
+        const char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        const char *s = start, *e = end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        char one[INET6_ADDRSTRLEN];
+        if (e - s <= 0 || (size_t)(e - s) >= sizeof(one))
+            break; /* malformed: the last trusted hop is the best we know */
+        memcpy(one, s, (size_t)(e - s));
+        one[e - s] = '\0';
+        unsigned char probe[16];
+        if (inet_pton(AF_INET, one, probe) != 1 && inet_pton(AF_INET6, one, probe) != 1)
+            break;
+        snprintf(buf, sizeof(buf), "%s", one);
+        if (!gr_cidr_contains(h->proxies, h->nproxies, one))
+            break;
+        end = start > xff ? start - 1 : xff;
     }
     return gr_arena_strdup(r->arena, buf);
 }
@@ -578,6 +610,14 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
     pthread_condattr_destroy(&ca);
     h->version = strdup(o->version ? o->version : "0");
     h->opt.version = h->version;
+    h->opt.trusted_proxy = NULL; /* parsed below; the caller's string need not outlive us */
+    if (o->trusted_proxy &&
+        gr_cidr_parse_list(o->trusted_proxy, h->proxies, GR_CIDR_MAX, &h->nproxies) != GR_OK) {
+        gr_error("trusted_proxy: malformed list '%s'", o->trusted_proxy);
+        free(h->version);
+        free(h);
+        return GR_EINVAL;
+    }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

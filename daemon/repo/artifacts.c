@@ -6,6 +6,7 @@
 #include "db/db.h"
 #include "repo/blobs.h"
 #include "repo/props.h"
+#include "repo/security.h"
 #include "repo/trash.h"
 
 #include <stdio.h>
@@ -13,6 +14,9 @@
 #include <string.h>
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+/* Artifacts of one binary looked at for a readable one (deploy by checksum):
+ * a binary shared more widely than this by unreadable paths only is not found. */
+#define ARTIFACTS_CHECKSUM_CANDIDATES "10000"
 
 struct artifacts__key {
     const char *repo, *path;
@@ -148,8 +152,24 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
     return rc;
 }
 
+/* Whether perms may read one of the artifacts whose binary is sha256. GR_EDB. */
+static int artifacts__readable_binary(struct repo_ctx *ctx, const char *sha256,
+                                      const struct sec_perms *perms, bool *yes)
+{
+    struct db_res *res = NULL;
+    *yes = false;
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT repo, path FROM artifacts WHERE sha256 = $1 ORDER BY repo, path"
+                      " LIMIT " ARTIFACTS_CHECKSUM_CANDIDATES,
+                      1, &sha256);
+    for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !*yes; i++)
+        *yes = (sec_perms_on(perms, db_res_get(res, i, 0), db_res_get(res, i, 1)) & SEC_READ) != 0;
+    db_res_free(res);
+    return rc;
+}
+
 int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *sha1,
-                         struct artifact *out)
+                         const struct sec_perms *perms, struct artifact *out)
 {
     struct db_res *res = NULL;
     const char *p = sha256 ? sha256 : sha1;
@@ -170,6 +190,12 @@ int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *s
         out->size = strtoull(db_res_get(res, 0, 3), NULL, 10);
     }
     db_res_free(res);
+    if (rc == GR_OK && perms && !perms->all) {
+        bool yes = false;
+        rc = artifacts__readable_binary(ctx, out->sha256, perms, &yes);
+        if (rc == GR_OK && !yes)
+            rc = GR_ENOTFOUND;
+    }
     return rc;
 }
 

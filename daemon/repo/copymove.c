@@ -8,6 +8,7 @@
 #include "repo/copymove.h"
 #include "repo/internal.h"
 #include "repo/pattern.h"
+#include "repo/security.h"
 
 #include "base/err.h"
 #include "base/log.h"
@@ -91,11 +92,25 @@ static const char **copymove__ancestors(struct gr_arena *a, const char *const *v
     return out;
 }
 
+/* Whether who holds need on repo/path (always, without an actor). */
+static bool copymove__may(const struct copymove_actor *who, const char *repo, const char *path,
+                          unsigned need)
+{
+    return !who || !who->perms || (sec_perms_on(who->perms, repo, path) & need) == need;
+}
+
 int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct repo_config *cfg,
-                            const char *const *dst, int n, int clash_err, int exists_err,
-                            bool fail_fast, struct copymove_result *out)
+                            const struct copymove_actor *who, const char *const *dst, int n,
+                            int clash_err, int exists_err, bool fail_fast,
+                            struct copymove_result *out)
 {
 #define STOP() (fail_fast && out->problems_total > 0)
+    for (int i = 0; i < n && !STOP(); i++)
+        if (!copymove__may(who, cfg->key, dst[i], SEC_WRITE))
+            copymove__problem(a, out, GR_EFORBIDDEN, "user '%s' has no write permission on '%s:%s'",
+                              who->user, cfg->key, dst[i]);
+    if (out->problems_total > 0) /* refused for want of permission: nothing more to say */
+        return GR_OK;
     for (int i = 0; i < n && !STOP(); i++) {
         if (strlen(dst[i]) > COPYMOVE_PATH_MAX)
             copymove__problem(a, out, GR_EINVAL,
@@ -129,6 +144,19 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
     if (rc)
         return rc;
     db_res_arena(res, a);
+    /* overwriting a file is deleting its content */
+    int before = out->problems_total;
+    for (int i = 0; i < db_res_rows(res) && !STOP(); i++) {
+        const char *d = db_res_get(res, i, 0);
+        if (db_res_get(res, i, 1)[0] == 't' && exists_err == GR_OK &&
+            !copymove__may(who, cfg->key, d, SEC_WRITE | SEC_DELETE))
+            copymove__problem(a, out, GR_EFORBIDDEN,
+                              "Not enough permissions to overwrite artifact '%s:%s' (user '%s'"
+                              " needs DELETE permission).",
+                              cfg->key, d, who->user);
+    }
+    if (out->problems_total > before)
+        return GR_OK;
     for (int i = 0; i < db_res_rows(res) && !STOP(); i++) {
         const char *d = db_res_get(res, i, 0);
         if (db_res_get(res, i, 2)[0] == 't')
@@ -323,7 +351,9 @@ static int copymove__prepare(struct db_conn *c, struct gr_arena *a,
         pl->dst[i] = copymove__map(a, pl->src[i], sp, tr);
     out->files = pl->n;
     out->folders = pl->is_file ? 0 : copymove__count_folders(a, pl->src, pl->n, sp);
-    return copymove__check_targets(c, a, dcfg, pl->dst, pl->n, GR_EINVAL, GR_OK, q->fail_fast, out);
+    struct copymove_actor who = {q->perms, q->user};
+    return copymove__check_targets(c, a, dcfg, &who, pl->dst, pl->n, GR_EINVAL, GR_OK, q->fail_fast,
+                                   out);
 }
 
 /* Rewrite the rows of a validated plan. */

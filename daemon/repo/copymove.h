@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 struct db_conn;
+struct sec_perms;
 
 /* Longest artifact path a copy may create (bytes; docs/limits.md, as http/path.h). */
 #define COPYMOVE_PATH_MAX 1024
@@ -39,6 +40,9 @@ struct copymove_request {
     bool dry_run;   /* validate and count, change nothing */
     bool fail_fast; /* stop validating at the first refused item */
     const char *user;
+    /* the caller's permissions: write on every target path (and delete where it
+     * overwrites a file) is checked once the targets are known; NULL: no check */
+    const struct sec_perms *perms;
 };
 
 /* One refused item. */
@@ -85,17 +89,26 @@ const char *copymove__map(struct gr_arena *a, const char *src, const char *from,
 void copymove__problem(struct gr_arena *a, struct copymove_result *out, int err, const char *fmt,
                        ...) __attribute__((format(printf, 4, 5)));
 
+/* Who acts, for the permission checks of every path an operation touches. */
+struct copymove_actor {
+    const struct sec_perms *perms; /* NULL: nobody to check (an internal caller) */
+    const char *user;              /* for the messages */
+};
+
 /*
  * Inside c's transaction: check the n distinct file paths that are about to
  * be created in repository cfg. Refusals go to out->problems: a path over
  * COPYMOVE_PATH_MAX or refused by the include/exclude patterns, a path that
  * is an existing folder or lies below an existing file (clash_err), and an
  * existing file when exists_err is not GR_OK (GR_OK: it is overwritten).
+ * Before all of these, the actor's permissions: write on every path, and
+ * write and delete on an existing file that would be overwritten; when
+ * one is missing, only those refusals (GR_EFORBIDDEN) are reported.
  * With fail_fast the checks stop at the first refusal. GR_OK or GR_EDB.
  */
 int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct repo_config *cfg,
-                            const char *const *dst, int n, int clash_err, int exists_err,
-                            bool fail_fast, struct copymove_result *out)
-    __attribute__((warn_unused_result));
+                            const struct copymove_actor *who, const char *const *dst, int n,
+                            int clash_err, int exists_err, bool fail_fast,
+                            struct copymove_result *out) __attribute__((warn_unused_result));
 
 #endif

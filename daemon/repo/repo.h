@@ -127,13 +127,18 @@ int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
 int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
     __attribute__((warn_unused_result));
 
+struct sec_perms;
 /*
  * Find a stored binary by checksum (X-Checksum-Deploy): exactly one of
- * sha256 or sha1 given (the other NULL). Fills hashes and size.
- * GR_ENOTFOUND when no binary has it (or its file is gone), GR_EDB.
+ * sha256 or sha1 given (the other NULL). Fills hashes and size. A checksum
+ * is not a credential: with perms (NULL: no check), the binary counts only
+ * if perms may read an artifact that has it.
+ * GR_ENOTFOUND when no binary has it (or its file is gone, or perms may
+ * read none of its artifacts), GR_EDB.
  */
 int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *sha1,
-                         struct artifact *out) __attribute__((warn_unused_result));
+                         const struct sec_perms *perms, struct artifact *out)
+    __attribute__((warn_unused_result));
 
 /*
  * Delete a file, or a folder and everything under it, with their property
@@ -165,6 +170,7 @@ struct auth_user {
     char name[128];
     bool admin;
     bool anonymous;
+    bool scoped;    /* came with a user-scoped token: never an admin, not even through a group */
     bool slow_path; /* auth_check_password: the password was checked by its hash, not the
                        cached verifier (the first login of this password on this node) */
 };

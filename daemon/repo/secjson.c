@@ -77,6 +77,24 @@ const char *sec_action_name(unsigned one)
     return "?";
 }
 
+bool sec_principal_valid(const char *name)
+{
+    const char *colon = strchr(name, ':');
+    if (!colon)
+        return sec_name_valid(name);
+    /* <realm>:<user>: a realm is a plugin name ([A-Za-z0-9][A-Za-z0-9._-]*) */
+    size_t rl = (size_t)(colon - name);
+    if (rl == 0 || rl > SEC_NAME_MAX || !sec_name_valid(colon + 1))
+        return false;
+    for (size_t i = 0; i < rl; i++) {
+        char c = name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
 bool sec_name_valid(const char *name)
 {
     size_t n = strlen(name);
@@ -292,7 +310,8 @@ static bool sec__grants(struct gr_arena *a, json_t *obj, char kind, struct sec_g
     json_t *v;
     json_object_foreach(obj, k, v)
     {
-        if (*n >= max || !sec_name_valid(k) || !json_is_array(v) || json_array_size(v) > 16)
+        bool name_ok = kind == 'u' ? sec_principal_valid(k) : sec_name_valid(k);
+        if (*n >= max || !name_ok || !json_is_array(v) || json_array_size(v) > 16)
             return false;
         unsigned acts = 0;
         size_t i;

@@ -653,31 +653,12 @@ static bool sec__covers_tree(const char *includes, const char *excludes, const c
     return false;
 }
 
-static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
-                          const char *repo, const char *path, bool tree, unsigned *actions,
-                          bool *group_admin);
-
-int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
-                  const char *repo, const char *path, unsigned *actions, bool *group_admin)
+int sec_perms_load(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                   struct sec_perms *out)
 {
-    return sec__effective(ctx, a, user, repo, path, false, actions, group_admin);
-}
-
-int sec_effective_tree(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
-                       const char *repo, const char *path, unsigned *actions)
-{
-    return sec__effective(ctx, a, user, repo, path, true, actions, NULL);
-}
-
-static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
-                          const char *repo, const char *path, bool tree, unsigned *actions,
-                          bool *group_admin)
-{
-    *actions = 0;
-    if (group_admin)
-        *group_admin = false;
+    memset(out, 0, sizeof(*out));
     if (user->admin && !user->anonymous) {
-        *actions = 31u;
+        out->all = true;
         return GR_OK;
     }
     const char **f;
@@ -687,15 +668,27 @@ static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct
         return GR_OK;
     if (rc)
         return rc;
-    if (n >= 1 && f[0][0] == '1' && !user->anonymous) {
-        if (group_admin)
-            *group_admin = true;
-        *actions = 31u;
+    /* an admin group makes an admin, but not through a user-scoped token */
+    if (n >= 1 && f[0][0] == '1' && !user->anonymous && !user->scoped) {
+        out->all = out->group_admin = true;
         return GR_OK;
     }
+    out->f = f;
+    out->n = n;
+    return GR_OK;
+}
+
+/* The union of the actions of the targets covering repo (and path, and with
+ * tree everything below path; NULL repo or path: any). */
+static unsigned sec__perms_match(const struct sec_perms *p, const char *repo, const char *path,
+                                 bool tree)
+{
+    if (p->all)
+        return SEC_ALL;
     unsigned acc = 0;
-    for (int i = 1; i + 3 < n; i += 4) {
-        if (!repo || !sec__repo_in(f[i], repo))
+    for (int i = 1; i + 3 < p->n; i += 4) {
+        const char *const *f = p->f;
+        if (repo && !sec__repo_in(f[i], repo))
             continue;
         if (path && !pattern_accepts(f[i + 1], f[i + 2], path))
             continue;
@@ -705,34 +698,49 @@ static int sec__effective(struct repo_ctx *ctx, struct gr_arena *a, const struct
         (void)sec_actions_parse_letters(f[i + 3], &got);
         acc |= got;
     }
-    *actions = sec_actions_close(acc);
-    return GR_OK;
+    return sec_actions_close(acc);
+}
+
+unsigned sec_perms_on(const struct sec_perms *p, const char *repo, const char *path)
+{
+    return sec__perms_match(p, repo, path ? path : "", false);
+}
+
+unsigned sec_perms_on_tree(const struct sec_perms *p, const char *repo, const char *path)
+{
+    return sec__perms_match(p, repo, path ? path : "", true);
+}
+
+unsigned sec_perms_in_repo(const struct sec_perms *p, const char *repo)
+{
+    return sec__perms_match(p, repo, NULL, false);
+}
+
+int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                  const char *repo, const char *path, unsigned *actions, bool *group_admin)
+{
+    struct sec_perms p;
+    int rc = sec_perms_load(ctx, a, user, &p);
+    *actions = rc == GR_OK && (repo || p.all) ? sec_perms_on(&p, repo, path) : 0;
+    if (group_admin)
+        *group_admin = rc == GR_OK && p.group_admin;
+    return rc;
+}
+
+int sec_effective_tree(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                       const char *repo, const char *path, unsigned *actions)
+{
+    struct sec_perms p;
+    int rc = sec_perms_load(ctx, a, user, &p);
+    *actions = rc == GR_OK && (repo || p.all) ? sec_perms_on_tree(&p, repo, path) : 0;
+    return rc;
 }
 
 int sec_any(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
             unsigned actions, bool *yes)
 {
-    *yes = false;
-    if (user->admin && !user->anonymous) {
-        *yes = true;
-        return GR_OK;
-    }
-    const char **f;
-    int n;
-    int rc = sec__perms(ctx, a, user->anonymous ? "anonymous" : user->name, &f, &n);
-    if (rc == GR_ENOTFOUND)
-        return GR_OK;
-    if (rc)
-        return rc;
-    if (n >= 1 && f[0][0] == '1' && !user->anonymous) {
-        *yes = true;
-        return GR_OK;
-    }
-    for (int i = 1; i + 3 < n; i += 4) {
-        unsigned got = 0;
-        (void)sec_actions_parse_letters(f[i + 3], &got);
-        if (sec_actions_close(got) & actions)
-            *yes = true;
-    }
-    return GR_OK;
+    struct sec_perms p;
+    int rc = sec_perms_load(ctx, a, user, &p);
+    *yes = rc == GR_OK && (sec__perms_match(&p, NULL, NULL, false) & actions) != 0;
+    return rc;
 }

@@ -38,6 +38,7 @@ enum sec_action {
     SEC_DELETE = 8,
     SEC_MANAGE = 16,
 };
+#define SEC_ALL 31u /* every action */
 
 /* The closure of a set of actions under the implications above. */
 unsigned sec_actions_close(unsigned actions);
@@ -84,6 +85,13 @@ struct sec_target {
 
 /* A user, group or permission target name: 1..SEC_NAME_MAX of [A-Za-z0-9._@-]. */
 bool sec_name_valid(const char *name);
+/*
+ * A user a permission target may name: a user name, or a plugin realm's
+ * user "<realm>:<name>" (docs/plugins.md). The colon cannot be in a user
+ * name (nor in Basic credentials' user part), so a realm's user is never
+ * an internal user.
+ */
+bool sec_principal_valid(const char *name);
 
 /*
  * Read a request body into a struct (strings in a). name is the name from
@@ -175,6 +183,29 @@ int sec_target_delete(struct repo_ctx *ctx, const char *name) __attribute__((war
 int sec_effective(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
                   const char *repo, const char *path, unsigned *actions, bool *group_admin)
     __attribute__((warn_unused_result));
+/*
+ * A caller's permissions, loaded once (one cached read) and asked many
+ * times without further lookups: a listing filtered entry by entry, the
+ * target paths of a copy, the items of a trash restore.
+ * all: an admin (the user's flag, or an admin group unless the caller
+ * came with a user-scoped token). The fields point into the arena given
+ * to sec_perms_load() and live as long as it.
+ */
+struct sec_perms {
+    bool all, group_admin;
+    const char *const *f; /* the p:<user> record's fields */
+    int n;
+};
+int sec_perms_load(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
+                   struct sec_perms *out) __attribute__((warn_unused_result));
+/* The actions held on repo/path ("" is the repository root). */
+unsigned sec_perms_on(const struct sec_perms *p, const char *repo, const char *path);
+/* The actions held on everything at and below the folder repo/path (sec_effective_tree). */
+unsigned sec_perms_on_tree(const struct sec_perms *p, const char *repo, const char *path);
+/* The actions held on some path of repo (whatever the patterns): whether to show the
+ * repository at all. */
+unsigned sec_perms_in_repo(const struct sec_perms *p, const char *repo);
+
 /*
  * As sec_effective, for a whole folder (a folder delete, move or copy):
  * only targets whose patterns surely cover everything below path count

@@ -159,7 +159,8 @@ int sec_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *o
         goto out;
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "%s", f[1]);
-    out->admin = admin && !strcmp(f[2], "applied-permissions/admin");
+    out->scoped = strcmp(f[2], "applied-permissions/admin") != 0;
+    out->admin = admin && !out->scoped;
     out->anonymous = false;
 out:
     gr_arena_free(a);

@@ -5,6 +5,7 @@
 #include "repo/trash.h"
 #include "repo/copymove.h"
 #include "repo/internal.h"
+#include "repo/security.h"
 
 #include "base/err.h"
 #include "db/db.h"
@@ -175,8 +176,42 @@ int trash_take(struct db_conn *c, const char *repo, const char *path, const char
 
 /* ---- listing ---- */
 
+/* Rows of the trash list from offset, at most limit; the columns trash__item() reads. */
+static int trash__list_rows(struct repo_ctx *ctx, const char *repo, const char *path,
+                            const char *like, int offset, int limit, struct db_res **res)
+{
+    bool by_path = path && *path;
+    char off[16], lim[16];
+    snprintf(off, sizeof(off), "%d", offset);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[5] = {repo, by_path ? path : NULL, by_path ? like : NULL, off, lim};
+    return db_exec1(ctx->db, res,
+                    "SELECT repo, path, sha256, size, " MS("created") ", " MS("modified") ", " MS(
+                        "deleted") ", created_by, modified_by, deleted_by, properties::text"
+                                   " FROM trash WHERE ($1::text IS NULL OR repo = $1) AND"
+                                   " ($2::text IS NULL OR path = $2 OR path LIKE $3 ESCAPE '\\')"
+                                   " ORDER BY repo, path OFFSET $4::int LIMIT $5::int",
+                    5, p);
+}
+
+static void trash__item(struct db_res *res, int i, struct trash_item *v)
+{
+    v->repo = db_res_get(res, i, 0);
+    v->path = db_res_get(res, i, 1);
+    v->sha256 = db_res_get(res, i, 2);
+    v->size = strtoull(db_res_get(res, i, 3), NULL, 10);
+    v->created_ms = strtoll(db_res_get(res, i, 4), NULL, 10);
+    v->modified_ms = strtoll(db_res_get(res, i, 5), NULL, 10);
+    v->deleted_ms = strtoll(db_res_get(res, i, 6), NULL, 10);
+    v->created_by = db_res_get(res, i, 7);
+    v->modified_by = db_res_get(res, i, 8);
+    v->deleted_by = db_res_get(res, i, 9);
+    v->properties = db_res_get(res, i, 10);
+}
+
 int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-               int offset, int limit, struct trash_item **out, int *n, bool *more)
+               const struct sec_perms *perms, int offset, int limit, struct trash_item **out,
+               int *n, bool *more)
 {
     if (limit < 1)
         limit = 1;
@@ -185,45 +220,43 @@ int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
     if (offset < 0)
         offset = 0;
     struct gr_sbuf like = GR_SBUF_INIT;
-    bool by_path = path && *path;
-    if (by_path)
+    if (path && *path)
         repo__like_below(&like, path);
-    char off[16], lim[16];
-    snprintf(off, sizeof(off), "%d", offset);
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[5] = {repo, by_path ? path : NULL, by_path ? like.buf : NULL, off, lim};
-    struct db_res *res = NULL;
-    int rc = db_exec1(ctx->db, &res,
-                      "SELECT repo, path, sha256, size, " MS("created") ", " MS("modified") ", " MS(
-                          "deleted") ", created_by, modified_by, deleted_by, properties::text"
-                                     " FROM trash WHERE ($1::text IS NULL OR repo = $1) AND"
-                                     " ($2::text IS NULL OR path = $2 OR path LIKE $3 ESCAPE '\\')"
-                                     " ORDER BY repo, path OFFSET $4::int LIMIT $5::int",
-                      5, p);
+    const char *likes = gr_arena_strdup(a, like.buf ? like.buf : "");
     gr_sbuf_release(&like);
-    if (rc)
-        return rc;
-    db_res_arena(res, a);
-    int rows = db_res_rows(res);
-    *more = rows > limit;
-    if (*more)
-        rows = limit;
-    struct trash_item *v = gr_arena_calloc(a, sizeof(*v) * (size_t)(rows ? rows : 1));
-    for (int i = 0; i < rows; i++) {
-        v[i].repo = db_res_get(res, i, 0);
-        v[i].path = db_res_get(res, i, 1);
-        v[i].sha256 = db_res_get(res, i, 2);
-        v[i].size = strtoull(db_res_get(res, i, 3), NULL, 10);
-        v[i].created_ms = strtoll(db_res_get(res, i, 4), NULL, 10);
-        v[i].modified_ms = strtoll(db_res_get(res, i, 5), NULL, 10);
-        v[i].deleted_ms = strtoll(db_res_get(res, i, 6), NULL, 10);
-        v[i].created_by = db_res_get(res, i, 7);
-        v[i].modified_by = db_res_get(res, i, 8);
-        v[i].deleted_by = db_res_get(res, i, 9);
-        v[i].properties = db_res_get(res, i, 10);
+    struct trash_item *v = gr_arena_calloc(a, sizeof(*v) * (size_t)limit);
+    int k = 0, skip = offset;
+    *more = false;
+    /* unfiltered: one query; filtered: batches until limit + 1 visible rows or the end */
+    bool all = !perms || perms->all;
+    int batch = all ? limit + offset + 1 : TRASH_LIST_MAX;
+    for (int from = 0;; from += batch) {
+        struct db_res *res = NULL;
+        int rc = trash__list_rows(ctx, repo, path, likes, all ? offset : from,
+                                  all ? limit + 1 : batch, &res);
+        if (rc)
+            return rc;
+        db_res_arena(res, a);
+        int rows = db_res_rows(res);
+        for (int i = 0; i < rows; i++) {
+            if (!all &&
+                !(sec_perms_on(perms, db_res_get(res, i, 0), db_res_get(res, i, 1)) & SEC_READ))
+                continue;
+            if (!all && skip > 0) {
+                skip--;
+                continue;
+            }
+            if (k == limit) {
+                *more = true;
+                break;
+            }
+            trash__item(res, i, &v[k++]);
+        }
+        if (all || *more || rows < batch)
+            break;
     }
     *out = v;
-    *n = rows;
+    *n = k;
     return GR_OK;
 }
 
@@ -231,7 +264,8 @@ int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 
 static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char *repo,
                                const char *path, const struct repo_config *tcfg,
-                               const char *to_path, int *files, const char **why)
+                               const char *to_path, const struct copymove_actor *who, int *files,
+                               const char **why)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
     repo__like_below(&like, path);
@@ -256,9 +290,16 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
     for (int i = 0; i < n; i++) {
         src[i] = db_res_get(res, i, 0);
         dst[i] = copymove__map(a, src[i], path, to_path);
+        /* what one could not read where it was is not one's to take back */
+        if (who->perms && !(sec_perms_on(who->perms, repo, src[i]) & SEC_READ)) {
+            *why =
+                gr_arena_printf(a, "user '%s' has no read permission on the trashed items at %s:%s",
+                                who->user, repo, path);
+            return GR_EFORBIDDEN;
+        }
     }
     struct copymove_result chk = {0};
-    rc = copymove__check_targets(c, a, tcfg, dst, n, GR_EEXIST, GR_EEXIST, false, &chk);
+    rc = copymove__check_targets(c, a, tcfg, who, dst, n, GR_EEXIST, GR_EEXIST, false, &chk);
     if (rc == GR_OK && chk.nproblems > 0) {
         *why = chk.problems_total > 1
                    ? gr_arena_printf(a, "%s (and %d more)", chk.problems[0].message,
@@ -328,7 +369,8 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
 }
 
 int trash_restore(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-                  const char *to_repo, const char *to_path, int *files, const char **why)
+                  const char *to_repo, const char *to_path, const struct sec_perms *perms,
+                  const char *user, int *files, const char **why)
 {
     struct repo_config tcfg;
     *files = 0;
@@ -346,7 +388,8 @@ int trash_restore(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, co
         return rc;
     rc = db_begin(c);
     if (rc == GR_OK)
-        rc = trash__restore_rows(c, a, repo, path, &tcfg, to_path, files, why);
+        rc = trash__restore_rows(c, a, repo, path, &tcfg, to_path,
+                                 &(struct copymove_actor){perms, user}, files, why);
     if (rc == GR_OK)
         rc = repo__bump(c);
     rc = repo__finish(c, rc);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 struct db_conn;
+struct sec_perms;
 
 #define TRASH_RETENTION_DEFAULT 14 /* days */
 #define TRASH_RETENTION_MAX 36500  /* days */
@@ -55,25 +56,29 @@ struct trash_item {
 
 /*
  * Trashed files, by repository then path: those of repo (NULL: all) at or
- * below path (NULL or "": all), from offset, at most limit (1..TRASH_LIST_MAX).
- * *more tells whether more follow. GR_EDB.
+ * below path (NULL or "": all) that perms may read where they were deleted
+ * from (NULL: all), from offset, at most limit (1..TRASH_LIST_MAX); offset
+ * counts only those. *more tells whether more follow. GR_EDB.
  */
 int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-               int offset, int limit, struct trash_item **out, int *n, bool *more)
-    __attribute__((warn_unused_result));
+               const struct sec_perms *perms, int offset, int limit, struct trash_item **out,
+               int *n, bool *more) __attribute__((warn_unused_result));
 
 /*
  * Restore the trashed file at path, or every trashed file at and below a
  * folder path ("" is the repository), with their properties (and the
  * trashed folder properties), to to_path in to_repo (same names below it;
- * to_path "" means path, in to_repo). Nothing is overwritten. *files: restored. Errors, with *why:
- * GR_ENOTFOUND (nothing in the trash there, or no target repository),
- * GR_EEXIST (a target exists, or lies below a file), GR_EFORBIDDEN (the
- * target's include/exclude patterns), GR_EINVAL (a target path too long),
- * GR_EDB.
+ * to_path "" means path, in to_repo). Nothing is overwritten. With perms
+ * (NULL: no check), user must hold read on every restored item where it
+ * was deleted from and write on every target. *files: restored. Errors,
+ * with *why: GR_ENOTFOUND (nothing in the trash there, or no target
+ * repository), GR_EEXIST (a target exists, or lies below a file),
+ * GR_EFORBIDDEN (a permission; the target's include/exclude patterns),
+ * GR_EINVAL (a target path too long), GR_EDB.
  */
 int trash_restore(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-                  const char *to_repo, const char *to_path, int *files, const char **why)
+                  const char *to_repo, const char *to_path, const struct sec_perms *perms,
+                  const char *user, int *files, const char **why)
     __attribute__((warn_unused_result));
 
 /* Purge what the trash holds at and below path in repo. *purged: rows. GR_ENOTFOUND, GR_EDB. */

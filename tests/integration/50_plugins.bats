@@ -204,13 +204,18 @@ return { beforeDelete = no, beforeMove = no, beforeCopy = no, beforePropertyChan
     [ "$(code -u ci:wrong "$NODE_a_URL/api/repositories")" = 401 ]
     [ "$(code -u nobody:x "$NODE_a_URL/api/repositories")" = 401 ]
     echo z >"$SUITE_TMP/z"
-    # deploying needs write permission (docs/security.md), for realm users too
+    # deploying needs write permission (docs/security.md), for realm users too,
+    # who are granted it under their realm-qualified name
     [ "$(code -u ci:ci-secret -T "$SUITE_TMP/z" "$NODE_a_URL/libs/realm/z.txt")" = 403 ]
     acurl a -X PUT -H 'Content-Type: application/json' \
         -d '{"repo":{"repositories":["libs"],"actions":{"users":{"ci":["write"]}}}}' \
         /api/v2/security/permissions/realm-ci
+    [ "$(code -u ci:ci-secret -T "$SUITE_TMP/z" "$NODE_a_URL/libs/realm/z.txt")" = 403 ]
+    acurl a -X PUT -H 'Content-Type: application/json' \
+        -d '{"repo":{"repositories":["libs"],"actions":{"users":{"static-realm:ci":["write"]}}}}' \
+        /api/v2/security/permissions/realm-ci
     [ "$(code -u ci:ci-secret -T "$SUITE_TMP/z" "$NODE_a_URL/libs/realm/z.txt")" = 201 ]
-    [ "$(curl -sS -u ci:ci-secret "$NODE_a_URL/api/storage/libs/realm/z.txt" | jq -r .createdBy)" = ci ]
+    [ "$(curl -sS -u ci:ci-secret "$NODE_a_URL/api/storage/libs/realm/z.txt" | jq -r .createdBy)" = static-realm:ci ]
     [ "$(code -u ci:ci-secret -X PUT --data-binary 'return {}' "$NODE_a_URL/api/plugins/x")" = 403 ]
     [ "$(code -u ops:ops-secret -X PUT --data-binary 'return {}' "$NODE_a_URL/api/plugins/x")" = 201 ]
     del_plugin x

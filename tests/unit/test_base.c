@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "base/arena.h"
+#include "base/cidr.h"
+#include "base/err.h"
 #include "base/sbuf.h"
 
 /* ---- arena fixture -------------------------------------------------------- */
@@ -440,6 +442,36 @@ static void gr_sbuf_reset__content__empty_and_reusable(void **state)
     assert_string_equal(sb->buf, "new");
 }
 
+/* ---- address ranges ---- */
+
+static void gr_cidr__lists__parsed_and_matched(void **state)
+{
+    (void)state;
+    struct gr_cidr v[GR_CIDR_MAX];
+    int n = -1;
+    assert_int_equal(gr_cidr_parse_list("", v, GR_CIDR_MAX, &n), GR_OK);
+    assert_int_equal(n, 0);
+    assert_false(gr_cidr_contains(v, n, "127.0.0.1"));
+    assert_int_equal(
+        gr_cidr_parse_list(" 10.1.2.3/8 , 192.0.2.7,::1, 2001:db8::/32", v, GR_CIDR_MAX, &n),
+        GR_OK);
+    assert_int_equal(n, 4);
+    assert_true(gr_cidr_contains(v, n, "10.200.0.1"));
+    assert_false(gr_cidr_contains(v, n, "11.0.0.1"));
+    assert_true(gr_cidr_contains(v, n, "192.0.2.7"));
+    assert_false(gr_cidr_contains(v, n, "192.0.2.8"));
+    assert_true(gr_cidr_contains(v, n, "::1"));
+    assert_true(gr_cidr_contains(v, n, "2001:db8:ffff::5"));
+    assert_false(gr_cidr_contains(v, n, "2001:db9::5"));
+    assert_true(gr_cidr_contains(v, n, "::ffff:10.0.0.9")); /* IPv4-mapped reads as IPv4 */
+    assert_false(gr_cidr_contains(v, n, "not an address"));
+    assert_int_equal(gr_cidr_parse_list("10.0.0.0/33", v, GR_CIDR_MAX, &n), GR_EINVAL);
+    assert_int_equal(gr_cidr_parse_list("10.0.0.0/", v, GR_CIDR_MAX, &n), GR_EINVAL);
+    assert_int_equal(gr_cidr_parse_list("10.0.0", v, GR_CIDR_MAX, &n), GR_EINVAL);
+    assert_int_equal(gr_cidr_parse_list("10.0.0.1 10.0.0.2", v, GR_CIDR_MAX, &n), GR_EINVAL);
+    assert_int_equal(gr_cidr_parse_list("1.1.1.1,2.2.2.2", v, 1, &n), GR_EINVAL);
+}
+
 #define TA(fn) cmocka_unit_test_setup_teardown(fn, arena_setup, arena_teardown)
 #define TS(fn) cmocka_unit_test_setup_teardown(fn, sbuf_setup, sbuf_teardown)
 
@@ -451,6 +483,7 @@ int main(void)
         cmocka_unit_test(gr_arena_cleanup_cancel__all_and_null__none_run),
         cmocka_unit_test(gr_arena_cleanup__fd__closed_on_free),
         cmocka_unit_test(gr_arena_free__null__ok),
+        cmocka_unit_test(gr_cidr__lists__parsed_and_matched),
         TA(gr_arena_alloc__sizes__aligned_16),
         TA(gr_arena_alloc__zero__distinct_pointers),
         TA(gr_arena_alloc__many_small__no_overlap),

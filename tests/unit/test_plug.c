@@ -528,12 +528,21 @@ static void realm__static_table(void **state)
           "  if u == 'root' then return { admin = true } end\n"
           "  return true end }");
     bool ok, admin;
-    assert_int_equal(plug_authenticate(fx->rt, "alice", "secret", NULL, &ok, &admin), PLUG_OK);
+    char realm[PLUG_NAME_MAX + 1];
+    assert_int_equal(
+        plug_authenticate(fx->rt, "alice", "secret", NULL, &ok, &admin, realm, sizeof(realm)),
+        PLUG_OK);
     assert_true(ok);
     assert_false(admin);
-    assert_int_equal(plug_authenticate(fx->rt, "alice", "wrong", NULL, &ok, &admin), PLUG_OK);
+    assert_string_equal(realm, "realm");
+    assert_int_equal(
+        plug_authenticate(fx->rt, "alice", "wrong", NULL, &ok, &admin, realm, sizeof(realm)),
+        PLUG_OK);
     assert_false(ok);
-    assert_int_equal(plug_authenticate(fx->rt, "root", "toor", NULL, &ok, &admin), PLUG_OK);
+    assert_string_equal(realm, "");
+    assert_int_equal(
+        plug_authenticate(fx->rt, "root", "toor", NULL, &ok, &admin, realm, sizeof(realm)),
+        PLUG_OK);
     assert_true(ok && admin);
 }
 
@@ -542,7 +551,9 @@ static void realm__failing__refuses(void **state)
     struct fx *fx = *state;
     load1(fx, "realm", "return { authenticate = function(u, p) while true do end end }");
     bool ok, admin;
-    assert_int_equal(plug_authenticate(fx->rt, "alice", "x", NULL, &ok, &admin), PLUG_OK);
+    char realm[PLUG_NAME_MAX + 1];
+    assert_int_equal(
+        plug_authenticate(fx->rt, "alice", "x", NULL, &ok, &admin, realm, sizeof(realm)), PLUG_OK);
     assert_false(ok);
     assert_non_null(strstr(fx->fake.log, "instruction budget"));
 }

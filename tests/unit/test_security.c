@@ -69,6 +69,19 @@ static void names__valid_and_invalid(void **state)
         sec_name_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
 }
 
+static void principal__realm_qualified__only_as_grants(void **state)
+{
+    (void)state;
+    assert_true(sec_principal_valid("bob"));
+    assert_true(sec_principal_valid("static-realm:ci"));
+    assert_false(sec_name_valid("static-realm:ci")); /* never an internal user's name */
+    assert_false(sec_principal_valid(":ci"));
+    assert_false(sec_principal_valid("realm:"));
+    assert_false(sec_principal_valid("-realm:ci"));
+    assert_false(sec_principal_valid("a:b:c"));
+    assert_false(sec_principal_valid("re alm:ci"));
+}
+
 static void user__body__members_and_presence(void **state)
 {
     (void)state;
@@ -176,6 +189,7 @@ int main(void)
         cmocka_unit_test(actions__implications__closed),
         cmocka_unit_test(actions__letters_and_names__round_trip),
         cmocka_unit_test(names__valid_and_invalid),
+        cmocka_unit_test(principal__realm_qualified__only_as_grants),
         cmocka_unit_test(user__body__members_and_presence),
         cmocka_unit_test(target__body__v2_shape),
         cmocka_unit_test(password_change__body__new_passwords_must_agree),
