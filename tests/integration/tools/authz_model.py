@@ -664,8 +664,9 @@ def expect_props_change(sec, c, p, repo, path, kv, delete, recursive):
     if sec.refused_outright(p):
         return Expect("properties: anonymous refused", [Outcome({401})], {"props"})
     if not is_file and not is_folder:
-        st = {404} if sec.level(p, repo, path) >= ANNOTATE else {404, sec.denied(p)}
-        return Expect("properties on an absent item: 404", [Outcome(st)], {"props"})
+        # whether the file or the folder rule applies to nothing is open
+        st = {404} if sec.is_admin(p) else {404, sec.denied(p)}
+        return Expect("properties on an absent item: 404 (or a denial)", [Outcome(st)], {"props"})
     if is_file or not recursive:
         rule = f"properties: {need_str(ANNOTATE, repr(path))}"
         ok = sec.level(p, repo, path) >= ANNOTATE

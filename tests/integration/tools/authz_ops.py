@@ -734,10 +734,10 @@ def op_effective(d, p):
     elif who and not sec.is_admin(p) and not (p.kind == "user" and p.name == who):
         exp = M.Expect(rule, [M.Outcome({sec.denied(p)})])
     else:
-        if who:
+        if who and not (p.kind == "user" and p.name == who):
             subject = M.Principal("user", who, "password")
         else:
-            subject = p
+            subject = p  # its own view: a token's is the token's
         lv = sec.level(subject, repo, path)
         want = M.ACTIONS[: lv + 1]
 
