@@ -27,7 +27,8 @@ teardown_file() { cleanup_suite; }
     if [ -n "${AUTHZ_SECONDS:-}" ]; then
         args+=(--seconds "$AUTHZ_SECONDS")
     else
-        args+=(--ops "${AUTHZ_OPS:-1500}")
+        # and every finding's edge met at least once (authz_model.EDGES)
+        args+=(--ops "${AUTHZ_OPS:-1500}" --require-coverage)
     fi
     run python3 tests/integration/tools/authz_fuzz.py "${args[@]}"
     echo "$output"

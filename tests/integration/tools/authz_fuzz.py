@@ -98,6 +98,7 @@ class Driver:
         self.c = M.Content()
         self.mismatches = []
         self.kinds = {}
+        self.coverage = {}
         self.op_index = -1
         self.op_name = "setup"
         self.affected = set()
@@ -180,6 +181,8 @@ class Driver:
         key = (m["name"], str(m["expected"]), m["got"], prob)
         m["kind"] = key
         self.kinds[key] = self.kinds.get(key, 0) + 1
+        if self.verbose and self.kinds[key] > 1:
+            print(self.format(m), flush=True)
         if self.kinds[key] == 1:
             print(self.format(m), flush=True)
             if len(self.kinds) >= self.max_mismatches:
@@ -206,6 +209,11 @@ class Driver:
         chosen outcome's check; apply its change to the model."""
         r = self.http(method, url, self.auth(p), body, headers)
         self.affected |= exp.affects
+        tags = set(exp.tags)
+        if p.kind == "user" and p.via == "token" and self.sec.user_is_admin(p.name):
+            tags.add("F7 a token of an admin user")
+        for t in tags:
+            self.coverage[t] = self.coverage.get(t, 0) + 1
         out = exp.pick(r.status)
         if out is None:
             self.mismatch(p, method, url, exp, r, [], repo)
@@ -386,8 +394,7 @@ class Driver:
         r = self.root("GET", "/api/v2/security/permissions", want={200})
         for t in r.json() or []:
             self.root("DELETE", f"/api/v2/security/permissions/{urllib.parse.quote(t['name'])}", want={200})
-        for i in range(rng.randint(3, 6)):
-            self.put_target(self.random_target(f"t{i}"))
+        self.roll_targets()
         self.set_anonymous(rng.random() < 0.5)
         self.root("PUT", "/api/plugins/authzprobe", PLUGIN, want={200, 201})
         # content
@@ -398,10 +405,10 @@ class Driver:
         for _ in range(rng.randint(3, 5)):
             path = self.rand_mvn_path()
             self.root("PUT", f"/m1/{q(path)}", rng.choice(POOL), want={201})
-        for _ in range(rng.randint(2, 5)):
-            name, ver = rng.choice(NPM_NAMES), rng.choice(NPM_VERSIONS)
-            body, _ = npm_publish_body(name, ver, f"{name}@{ver} {rand_hex(rng, 6)}".encode())
-            self.root("PUT", f"/api/npm/n1/{npm_enc(name)}", body, {"Content-Type": "application/json"})
+        for name in NPM_NAMES:
+            for ver in sorted(rng.sample(NPM_VERSIONS, rng.randint(1, 3))):
+                body, _ = npm_publish_body(name, ver, f"{name}@{ver} {rand_hex(rng, 6)}".encode())
+                self.root("PUT", f"/api/npm/n1/{npm_enc(name)}", body, {"Content-Type": "application/json"})
         self.resync_all()
         for _ in range(rng.randint(4, 8)):
             repo = rng.choice(list(self.sec.repos))
@@ -425,6 +432,24 @@ class Driver:
             self.compare_state()
         finally:
             self.quiet = False
+
+    def roll_targets(self):
+        """A new set of 3-6 random targets; one of them grants exactly write
+        (no delete) everywhere, so that the edges between write and delete
+        (overwrites, npm version removal) exist in every world."""
+        rng = self.rng
+        for name in sorted(self.sec.targets):
+            self.admin_do(self.ROOT, "DELETE", f"/api/v2/security/permissions/{name}", None, {200}, "delete target")
+            del self.sec.targets[name]
+        for i in range(rng.randint(3, 6)):
+            t = self.random_target(f"t{i}")
+            if i == 0:
+                t.repos = [rng.choice(["ANY", "ANY LOCAL"])]
+                for k in t.users:
+                    t.users[k] = ["read", "write"] if rng.random() < 0.5 else ["write"]
+                for k in t.groups:
+                    t.groups[k] = ["write"]
+            self.put_target(t)
 
     def generic_repos(self):
         return sorted(k for k, r in self.sec.repos.items() if r.ptype == GENERIC and k != "scratch")
@@ -596,6 +621,8 @@ class Driver:
                 name = self.rng.choices(names, weights)[0]
                 if i % 25 == 24:
                     name = "world_change"
+                if i % 300 == 299:
+                    self.roll_targets()  # a new world of permissions, the same content
                 p = self.pick_principal()
                 self.op_name = name
                 self.last_who = p
@@ -672,7 +699,9 @@ def main():
     ap.add_argument("--ops", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--max-mismatches", type=int, default=20, help="stop after this many kinds")
-    ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="print every mismatch, not the first of each kind")
+    ap.add_argument("--require-coverage", action="store_true",
+                    help="fail when the run met one of the findings' edges (authz_model.EDGES) not even once")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
@@ -690,6 +719,11 @@ def main():
     print(f"ran {n} operations ({d.requests} requests) in {secs:.1f} s; seed={args.seed}; "
           f"{len(d.mismatches)} mismatches", flush=True)
     print("  ops: " + ", ".join(f"{k}={v}" for k, v in sorted(d.counts.items())))
+    print("  edges met: " + ", ".join(f"{k}={d.coverage.get(k, 0)}" for k in M.EDGES))
+    missed = [k for k in M.EDGES if not d.coverage.get(k)]
+    if missed and args.require_coverage and not d.mismatches:
+        print(f"the run met these edges not once (more operations, or another seed): {missed}")
+        sys.exit(1)
     if d.mismatches:
         first = {}
         for m in d.mismatches:

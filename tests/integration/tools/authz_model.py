@@ -401,11 +401,35 @@ class Outcome:
         self.why = why
 
 
+# The edges where the findings lived: a run counts how often it met each
+# (authz_fuzz.py --require-coverage fails a run that missed one). Up to
+# the first mismatch a run is the same whatever the server, so an edge met
+# here is met again, and caught, when the fix it guards is reverted.
+EDGES = {
+    "F1 trash list hides items": "the trash holds items the caller cannot read",
+    "F1 restore without read at the origin": "a restore to where the caller may write, of an item it cannot read",
+    "F2 copy over a file without delete": "a copy or move onto a file the caller may write but not delete",
+    "F2 copy: write differs on the to path and the final path": "the target path as given and the final paths differ",
+    "F3 checksum deploy of a binary the caller cannot read": "deploy by checksum of a hidden binary",
+    "F3/F11 listing hides entries": "a folder listing with entries the caller cannot read",
+    "F4 npm version removal with write but not delete": "-rev PUT by one who may publish, not delete",
+    "F5 npm search hides a package": "a package matching the search the caller cannot read",
+    "F7 a token of an admin user": "a user-scoped token of an admin",
+    "F7 refresh to never expiring by a non-admin": "grant_type=refresh_token&expires_in=0",
+    "F7 own password without the old one": "a password change without oldPassword",
+    "F8 active type downloaded": "a download of html, svg or js",
+    "F11 recursive properties not by the tree rule": "annotate on the folder, not on all below",
+    "F12 repository list hides repositories": "repositories the caller reads nothing in",
+    "F12 cluster and plugin details for a non-admin": "a signed-in non-admin asks",
+}
+
+
 class Expect:
-    def __init__(self, rule, outcomes, affects=()):
+    def __init__(self, rule, outcomes, affects=(), tags=()):
         self.rule = rule
         self.outcomes = outcomes
         self.affects = set(affects)
+        self.tags = set(tags)
 
     def statuses(self):
         s = set()
@@ -469,7 +493,8 @@ def expect_get_file(sec, c, p, repo, path, sha_of_body, head=False):
             probs.append("body is not the stored content")
         return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    tags = {"F8 active type downloaded"} if path.lower().endswith(ACTIVE_EXT) else ()
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
 
 
 def expect_checksum_file(sec, c, p, repo, path):
@@ -531,6 +556,7 @@ def expect_listing(sec, c, p, repo, folder, names_of):
     if not c.is_folder(repo, folder):
         return Expect(rule, [Outcome({404})])
     must, may = listing_sets(sec, c, p, repo, folder)
+    tags = {"F3/F11 listing hides entries"} if must != set(c.children(repo, folder)) else ()
 
     def check(resp):
         got = names_of(resp)
@@ -543,7 +569,7 @@ def expect_listing(sec, c, p, repo, folder, names_of):
             probs.append(f"leaves out readable entries: {sorted(must - got)}")
         return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
 
 
 def expect_deep_list(sec, c, p, repo, folder, files_of):
@@ -555,6 +581,7 @@ def expect_deep_list(sec, c, p, repo, folder, files_of):
     if c.is_file(repo, folder):
         return Expect(rule, [Outcome({200, 400, 404})])
     want = {f for f in c.files_below(repo, folder) if sec.level(p, repo, f) >= READ}
+    tags = {"F3/F11 listing hides entries"} if want != set(c.files_below(repo, folder)) else ()
 
     def check(resp):
         got = files_of(resp)
@@ -567,7 +594,7 @@ def expect_deep_list(sec, c, p, repo, folder, files_of):
             probs.append(f"leaves out readable files: {sorted(want - got)[:8]}")
         return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
 
 
 def expect_storage_file(sec, c, p, repo, path, sha_of_info):
@@ -603,6 +630,8 @@ def expect_put(sec, c, p, repo, path, sha, by_checksum=False):
 
     if by_checksum:
         readable = [k for k, v in c.files.items() if v[0] == sha and sec.level(p, k[0], k[1]) >= READ]
+        if not readable and any(v[0] == sha for v in c.files.values()):
+            return Expect(rule, [Outcome({404})], {repo}, {"F3 checksum deploy of a binary the caller cannot read"})
         if not readable:
             if sec.is_admin(p) and any(v[0] == sha for v in c.trash.values()):
                 # the binary of a trashed item: admins see the trash anyway
@@ -661,6 +690,7 @@ def expect_props_change(sec, c, p, repo, path, kv, delete, recursive):
     """annotate on the item; recursive on a folder: the tree rule (finding 11)."""
     is_file = c.is_file(repo, path)
     is_folder = not is_file and c.is_folder(repo, path)
+    tags = set()
     if sec.refused_outright(p):
         return Expect("properties: anonymous refused", [Outcome({401})], {"props"})
     if not is_file and not is_folder:
@@ -673,6 +703,8 @@ def expect_props_change(sec, c, p, repo, path, kv, delete, recursive):
     else:
         rule = f"recursive properties: {need_str(ANNOTATE, repr(path), tree=True)}"
         ok = sec.tree_level(p, repo, path) >= ANNOTATE
+        if not ok and sec.level(p, repo, path) >= ANNOTATE:
+            tags.add("F11 recursive properties not by the tree rule")
 
     def apply(cc):
         if is_file:
@@ -692,7 +724,7 @@ def expect_props_change(sec, c, p, repo, path, kv, delete, recursive):
             for f in cc.files_below(repo, path):
                 _set_props(cc.files[(repo, f)][1], kv, delete)
 
-    return Expect(rule, ok_or_denied(sec, p, ok, {204}, apply), {"props"})
+    return Expect(rule, ok_or_denied(sec, p, ok, {204}, apply), {"props"}, tags)
 
 
 def expect_props_get(sec, c, p, repo, path):
@@ -825,6 +857,13 @@ def expect_copy_move(sec, c, p, move, src_repo, src_path, dst_repo, to_path, tra
             errors.add(403)
             reasons.append(f"repository {dst_repo} refuses {dst} by its patterns: 403")
             break
+    tags = set()
+    for _, dst in plan:
+        lv = sec.level(p, dst_repo, dst)
+        if c.is_file(dst_repo, dst) and WRITE <= lv < DELETE:
+            tags.add("F2 copy over a file without delete")
+        if (lv >= WRITE) != (sec.level(p, dst_repo, to_path) >= WRITE):
+            tags.add("F2 copy: write differs on the to path and the final path")
     for _, dst in plan:
         need = DELETE if c.is_file(dst_repo, dst) else WRITE
         if sec.level(p, dst_repo, dst) < need:
@@ -835,7 +874,7 @@ def expect_copy_move(sec, c, p, move, src_repo, src_path, dst_repo, to_path, tra
         "; ".join(reasons) if reasons else "allowed"
     )
     if errors:
-        return Expect(rule, [Outcome(errors)], affects)
+        return Expect(rule, [Outcome(errors)], affects, tags)
 
     def apply(cc):
         if dry:
@@ -861,7 +900,7 @@ def expect_copy_move(sec, c, p, move, src_repo, src_path, dst_repo, to_path, tra
                 folders.update(f for f in parent_folders(dst) if below(f, base))
             cc.forget_folders(dst_repo, sorted(folders))
 
-    return Expect(rule, [Outcome({200}, apply)], affects | {"trash"})
+    return Expect(rule, [Outcome({200}, apply)], affects | {"trash"}, tags)
 
 
 # trash ---------------------------------------------------------------------------------
@@ -873,6 +912,7 @@ def expect_trash_list(sec, c, p, items_of):
     if p.kind == "anon":
         return Expect(rule, [Outcome({401})])
     want = {k for k in c.trash if sec.level(p, k[0], k[1]) >= READ}
+    tags = {"F1 trash list hides items"} if want != set(c.trash) else ()
 
     def check(resp):
         got = items_of(resp)
@@ -885,7 +925,7 @@ def expect_trash_list(sec, c, p, items_of):
             probs.append(f"leaves out readable items: {sorted(want - got)[:6]}")
         return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
 
 
 def trash_plan(c, repo, path, to_repo, to_path):
@@ -913,6 +953,11 @@ def expect_restore(sec, c, p, repo, path, to_repo, to_path):
         st = {404} if sec.is_admin(p) else {404, sec.denied(p)}
         return Expect("restore: nothing trashed there: 404", [Outcome(st)], affects)
     errors, reasons = set(), []
+    tags = set()
+    if any(sec.level(p, o[0], o[1]) < READ for (o, _) in plan) and all(
+        sec.level(p, tr, tp) >= WRITE for (_, (tr, tp)) in plan
+    ):
+        tags.add("F1 restore without read at the origin")
     for (o, (tr, tp)) in plan:
         if sec.level(p, o[0], o[1]) < READ:
             errors.add(sec.denied(p))
@@ -935,7 +980,7 @@ def expect_restore(sec, c, p, repo, path, to_repo, to_path):
             break
     rule = "restore: " + ("; ".join(reasons) if reasons else "allowed")
     if errors:
-        return Expect(rule, [Outcome(errors)], affects)
+        return Expect(rule, [Outcome(errors)], affects, tags)
 
     def apply(cc):
         for (o, (tr, tp)) in plan:
@@ -989,6 +1034,7 @@ def expect_repo_list(sec, p, candidates, keys_of):
             must.add(r)
         if m:
             may.add(r)
+    tags = {"F12 repository list hides repositories"} if may != set(sec.repos) else ()
 
     def check(resp):
         got = keys_of(resp)
@@ -1001,7 +1047,7 @@ def expect_repo_list(sec, p, candidates, keys_of):
             probs.append(f"leaves out readable repositories: {sorted(must - got)}")
         return probs
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
 
 
 def expect_repo_get(sec, p, repo, candidates):
@@ -1037,7 +1083,7 @@ def expect_token_refresh(sec, p, never_expires):
     if p.kind == "anon":
         return Expect(rule, [Outcome({401})])
     if never_expires and not sec.is_admin(p):
-        return Expect(rule, [Outcome({403})])
+        return Expect(rule, [Outcome({403})], tags={"F7 refresh to never expiring by a non-admin"})
     return Expect(rule, [Outcome({200})])
 
 
@@ -1055,7 +1101,7 @@ def expect_password(sec, p, target_user, old_given_right, new_pw):
     if p.kind == "user" and p.name == target_user:
         if old_given_right:
             return Expect(rule, [Outcome({200}, apply)])
-        return Expect(rule, [Outcome({400, 403})])
+        return Expect(rule, [Outcome({400, 403})], tags={"F7 own password without the old one"})
     return Expect(rule, [Outcome({403})])
 
 
@@ -1157,6 +1203,10 @@ def expect_npm_unpublish_version(sec, c, p, repo, name, version):
     lv, (tl,) = npm_levels(sec, p, repo, name, [version])
     if sec.refused_outright(p):
         return Expect(rule, [Outcome({401})], affects)
+    if WRITE <= lv < DELETE:
+        e = npm_decide(sec, p, [lv, tl], DELETE, {200, 201}, apply, rule, affects)
+        e.tags.add("F4 npm version removal with write but not delete")
+        return e
     if lv >= DELETE and tl < READ:
         return Expect(rule + " (a version it cannot read: stays, or refused)",
                       [Outcome({200, 201}), Outcome({sec.denied(p)})], affects)
@@ -1199,6 +1249,7 @@ def expect_npm_search(sec, c, p, repo, text, names_of):
             must.add(name)
         elif lv >= READ and readable:
             may.add(name)
+    hides = any(text in n and vs and n not in must | may for n, vs in c.npm.items())
 
     def check(resp):
         got = names_of(resp)
@@ -1211,7 +1262,8 @@ def expect_npm_search(sec, c, p, repo, text, names_of):
             probs.append(f"leaves out readable packages: {sorted(must - got)}")
         return probs
 
-    return Expect("npm search: only readable packages", [Outcome({200}, None, check)])
+    return Expect("npm search: only readable packages", [Outcome({200}, None, check)],
+                  tags={"F5 npm search hides a package"} if hides else ())
 
 
 # Maven -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ def note(d, method, url, exp):
 
 def send(d, p, method, url, exp, body=None, headers=None, repo=None):
     note(d, method, url, exp)
+    d.last_who = p
     r, out = d.step(p, method, url, exp, body, headers, repo)
     d.last_status = r.status
     return r, out
@@ -135,6 +136,25 @@ def guided(d, choices):
     return None
 
 
+def callers(d, p):
+    """p first, then every other caller in a random order."""
+    others = [M.Principal("user", u, via) for u in sorted(d.sec.users) for via in ("password", "token")]
+    others.append(M.Principal("anon"))
+    d.rng.shuffle(others)
+    return [p] + [q for q in others if str(q) != str(p)]
+
+
+def with_edge(d, p, edges_of):
+    """Half of the time: a caller (p if it has one) and one of its edges."""
+    if d.rng.random() >= GUIDE:
+        return p, None
+    for q in callers(d, p):
+        e = edges_of(q)
+        if e:
+            return q, d.rng.choice(sorted(e))
+    return p, None
+
+
 def edge_listing(d, p):
     """Folders the caller reads, holding something it cannot read."""
     out = []
@@ -188,27 +208,27 @@ def op_storage_file(d, p):
 
 
 def pick_listing(d, p):
-    g = guided(d, edge_listing(d, p))
+    p, g = with_edge(d, p, lambda q: edge_listing(d, q))
     if g:
-        return g
+        return (p,) + g
     repo = d.rng.choice(sorted(d.sec.repos))
-    return repo, d.pick_folder(repo)
+    return p, repo, d.pick_folder(repo)
 
 
 def op_storage_folder(d, p):
-    repo, folder = pick_listing(d, p)
+    p, repo, folder = pick_listing(d, p)
     exp = M.expect_listing(d.sec, d.c, p, repo, folder, storage_children)
     send(d, p, "GET", storage_url(repo, folder), exp, repo=repo)
 
 
 def op_html_listing(d, p):
-    repo, folder = pick_listing(d, p)
+    p, repo, folder = pick_listing(d, p)
     exp = M.expect_listing(d.sec, d.c, p, repo, folder, html_children)
     send(d, p, "GET", f"/{repo}/{q(folder)}/" if folder else f"/{repo}/", exp, repo=repo)
 
 
 def op_deep_list(d, p):
-    repo, folder = pick_listing(d, p)
+    p, repo, folder = pick_listing(d, p)
     exp = M.expect_deep_list(d.sec, d.c, p, repo, folder, deep_files(folder))
     url = (f"/api/storage/{repo}/{q(folder)}" if folder else f"/api/storage/{repo}/") + "?list&deep=1"
     send(d, p, "GET", url, exp, repo=repo)
@@ -222,7 +242,7 @@ def op_put(d, p):
         repo = rng.choice(d.generic_repos())
         files = sorted(x for (r, x) in d.c.files if r == repo)
         path = rng.choice(files) if files and rng.random() < 0.4 else d.rand_file_path(repo)
-        g = guided(d, edge_overwrite(d, p, set(d.generic_repos())))
+        p, g = with_edge(d, p, lambda q: edge_overwrite(d, q, set(d.generic_repos())))
         if g:
             repo, path = g
     body = rng.choice(POOL)
@@ -244,16 +264,18 @@ def op_put_checksum(d, p):
         sha = sha256(rng.choice(POOL))
     else:
         sha = sha256(NEVER)
-    hidden = {v[0] for v in d.c.files.values()} - {
-        v[0] for k, v in d.c.files.items() if d.sec.level(p, k[0], k[1]) >= M.READ}
-    if hidden and rng.random() < GUIDE:
-        sha = rng.choice(sorted(hidden))
-        for _ in range(20):
-            r2 = rng.choice(d.generic_repos())
-            p2 = d.rand_file_path(r2)
-            if not d.c.is_file(r2, p2) and d.sec.level(p, r2, p2) >= M.WRITE:
-                repo, path = r2, p2
-                break
+    spots = [(r2, d.rand_file_path(r2)) for r2 in [rng.choice(d.generic_repos()) for _ in range(12)]]
+
+    def edges(q):
+        # a binary the caller reads nowhere, to a new path it may write (finding 3)
+        hidden = {v[0] for v in d.c.files.values()} - {
+            v[0] for k, v in d.c.files.items() if d.sec.level(q, k[0], k[1]) >= M.READ}
+        places = [(r2, p2) for (r2, p2) in spots if not d.c.is_file(r2, p2) and d.sec.level(q, r2, p2) >= M.WRITE]
+        return [(h, r2, p2) for h in sorted(hidden) for (r2, p2) in places[:3]]
+
+    p, g = with_edge(d, p, edges)
+    if g:
+        sha, repo, path = g
     exp = M.expect_put(d.sec, d.c, p, repo, path, sha, by_checksum=True)
     send(d, p, "PUT", f"/{repo}/{q(path)}", exp, b"",
          {"X-Checksum-Deploy": "true", "X-Checksum-Sha256": sha}, repo=repo)
@@ -272,8 +294,8 @@ def op_delete(d, p):
         path = ""
     else:
         path = d.rand_file_path(repo)
-    g = guided(d, edge_tree(d, p, M.DELETE, d.generic_repos()))
-    if g and rng.random() < 0.5:
+    p, g = with_edge(d, p, lambda q: edge_tree(d, q, M.DELETE, d.generic_repos()))
+    if g:
         repo, path = g
     exp = M.expect_delete(d.sec, d.c, p, repo, path)
     send(d, p, "DELETE", f"/{repo}/{q(path)}" if path else f"/{repo}/", exp, repo=repo)
@@ -291,7 +313,7 @@ def op_props_change(d, p, delete=None):
     k, vals = d.rand_props()
     delete = rng.random() < 0.3 if delete is None else delete
     r = rng.random()
-    g = guided(d, edge_tree(d, p, M.ANNOTATE))
+    p, g = with_edge(d, p, lambda q: edge_tree(d, q, M.ANNOTATE))
     if g:
         repo, path = g
         r = 0.5
@@ -375,27 +397,23 @@ def op_search_dates(d, p):
 # ---- copy and move ----------------------------------------------------------------------
 
 
-def guided_copy(d, p, move):
-    """A source the caller may take onto a file it may write but not
-    overwrite, or a folder it holds file by file but not by the tree rule."""
-    rng = d.rng
-    if rng.random() >= GUIDE:
-        return None
+def copy_edges(d, p, move):
+    """Copies onto a file the caller may write but not overwrite; folders it
+    holds file by file but not by the tree rule (to a new folder/)."""
     gen = d.generic_repos()
     need = M.DELETE if move else M.READ
-    if rng.random() < 0.5:
-        srcs = [k for k in d.c.files if k[0] in gen and d.sec.level(p, k[0], k[1]) >= need]
-        dsts = edge_overwrite(d, p, set(gen))
-        if srcs and dsts:
-            (sr, sp), (dr, dp) = rng.choice(sorted(srcs)), rng.choice(sorted(dsts))
-            return sr, sp, dr, dp, False
-        return None
-    folders = edge_tree(d, p, need, gen)
-    if folders:
-        sr, sp = rng.choice(folders)
+    out = []
+    dsts = edge_overwrite(d, p, set(gen))
+    if dsts:
+        srcs = sorted(k for k in d.c.files if k[0] in gen and d.sec.level(p, k[0], k[1]) >= need)
+        for (sr, sp) in srcs[:20]:
+            for (dr, dp) in dsts[:20]:
+                if (sr, sp) != (dr, dp):
+                    out.append((sr, sp, dr, dp, False))
+    for sr, sp in edge_tree(d, p, need, gen):
         if sp:
-            return sr, sp, rng.choice(gen), d.rand_folder(1), True
-    return None
+            out.extend((sr, sp, dr, None, True) for dr in gen)
+    return out
 
 
 def op_copy_move(d, p, move=None):
@@ -431,9 +449,11 @@ def op_copy_move(d, p, move=None):
             to_path = to_path.rsplit(".", 1)[0] + ".bak"
     else:
         to_path = d.rand_folder(rng.choice([1, 2]))
-    g = guided_copy(d, p, move)
+    p, g = with_edge(d, p, lambda q: copy_edges(d, q, move))
     if g:
         src_repo, src, dst_repo, to_path, trailing = g
+        if to_path is None:
+            to_path = d.rand_folder(1)
     dry = rng.random() < 0.08
     to = f"/{dst_repo}" + (f"/{to_path}" if to_path else "") + ("/" if trailing else "")
     url = f"/api/{'move' if move else 'copy'}/{src_repo}/{q(src)}?to={q(to)}" + ("&dry=1" if dry else "")
@@ -476,15 +496,15 @@ def op_restore(d, p):
     y = rng.random()
     to_repo = to_path = None
     to = ""
-    hidden = [k for k in items if d.sec.level(p, k[0], k[1]) < M.READ]
-    if hidden and rng.random() < GUIDE:
+    def hidden(q):
         # an item the caller cannot read, to a place it may write (finding 1)
-        repo, path = rng.choice(hidden)
-        is_file = True
-        for r2 in sorted(gen):
-            if d.sec.level(p, r2, path) >= M.WRITE and not d.c.is_file(r2, path):
-                y, to_repo, to = 2, r2, f"/{r2}"
-                break
+        return [(k, r2) for k in items if d.sec.level(q, k[0], k[1]) < M.READ
+                for r2 in sorted(gen) if d.sec.level(q, r2, k[1]) >= M.WRITE and not d.c.is_file(r2, k[1])]
+
+    p, g = with_edge(d, p, hidden)
+    if g:
+        (repo, path), r2 = g
+        is_file, y, to_repo, to = True, 2, r2, f"/{r2}"
     if y < 0.2:
         to_repo = rng.choice(sorted(gen))
         to = f"/{to_repo}"
@@ -617,7 +637,7 @@ def op_cluster(d, p):
             return [f"details for admins shown to a non-admin: {extra}"] if extra else []
 
         exp = M.Expect("cluster: the node list only for non-admins (finding 12)",
-                       [M.Outcome({200}, None, nodes_only)])
+                       [M.Outcome({200}, None, nodes_only)], tags={"F12 cluster and plugin details for a non-admin"})
     send(d, p, "GET", "/api/system/cluster", exp)
 
 
@@ -642,7 +662,7 @@ def op_plugins(d, p):
                 return probs
 
             exp = M.Expect("plugins: the executions only for non-admins (finding 12)",
-                           [M.Outcome({200}, None, no_details)])
+                           [M.Outcome({200}, None, no_details)], tags={"F12 cluster and plugin details for a non-admin"})
         send(d, p, "GET", "/api/plugins", exp)
         return
     if x < 0.75:
@@ -885,8 +905,8 @@ def op_npm_unpublish(d, p):
         return op_npm_publish(d, p)
     name = rng.choice(sorted(names))
     # one who may publish but not delete (finding 4)
-    edge = [n for n in names if M.WRITE <= d.sec.level(p, d.npm_repo, n) < M.DELETE]
-    name = guided(d, edge) or name
+    p, g = with_edge(d, p, lambda q: [n for n in names if M.WRITE <= d.sec.level(q, d.npm_repo, n) < M.DELETE])
+    name = g or name
     r = d.root("GET", npm_url(d, name, "?write=true"))
     doc = r.json()
     if r.status != 200 or not isinstance(doc, dict):
@@ -1028,12 +1048,12 @@ OPS = [
     ("admin_attempt", 1, op_admin_attempt),
     ("effective", 3, op_effective),
     ("token_create", 2, op_token_create),
-    ("token_refresh", 1, op_token_refresh),
-    ("password", 1, op_password),
+    ("token_refresh", 2, op_token_refresh),
+    ("password", 2, op_password),
     ("npm_packument", 3, op_npm_packument),
     ("npm_tarball", 3, op_npm_tarball),
     ("npm_publish", 3, op_npm_publish),
-    ("npm_unpublish", 2, op_npm_unpublish),
+    ("npm_unpublish", 3, op_npm_unpublish),
     ("npm_delete", 1, op_npm_delete),
     ("npm_search", 2, op_npm_search),
     ("npm_dist_tags", 1, op_npm_dist_tags),
