@@ -982,6 +982,10 @@ def expect_restore(sec, c, p, repo, path, to_repo, to_path):
     if errors:
         return Expect(rule, [Outcome(errors)], affects, tags)
 
+    restores_folder = not (len(plan) == 1 and plan[0][0] == (repo, path))
+    to_base = (to_path if to_path is not None else path)
+    to_r = to_repo or repo
+
     def apply(cc):
         for (o, (tr, tp)) in plan:
             sha, props = cc.trash.pop(o)
@@ -989,6 +993,9 @@ def expect_restore(sec, c, p, repo, path, to_repo, to_path):
             cc.files[(tr, tp)][1] = props
         for (o, (tr, tp)) in plan:
             cc.forget_folders(tr, parent_folders(tp))
+        if restores_folder:
+            # the trashed rows of deleted folders come back below the target
+            cc.forget_folders(to_r, [f for f in cc.existing_folders(to_r) if below(f, to_base)])
 
     return Expect(rule, [Outcome({202}, apply)], affects)
 
@@ -1292,9 +1299,12 @@ def expect_maven_metadata(sec, c, p, repo, group_path, artifact, versions_of):
             vers.add(co[2])
     if not vers:
         return Expect(rule, [Outcome({404})])
+    readable = {maven_coords(x)[2] for x in c.repo_files(repo)
+                if maven_coords(x) and x.startswith(f"{group_path}/{artifact}/") and sec.level(p, repo, x) >= READ}
 
     def check(resp):
         got = versions_of(resp)
         return [] if got is not None and got <= vers and got else [f"versions {got} not within {sorted(vers)}"]
 
-    return Expect(rule, [Outcome({200}, None, check)])
+    # versions the caller cannot read may be left out (404 when none is left)
+    return Expect(rule, [Outcome({200}, None, check)] + ([] if readable else [Outcome({404})]))
