@@ -833,6 +833,39 @@ def op_token_refresh(d, p):
             d.mismatch(p, "GET", "/api/security/token (old, new)", e2, r2, [f"old -> {a}, new -> {b}"])
 
 
+def op_tokens_list_revoke(d, p):
+    """Token lists show one's own (admins: all); nobody but an admin revokes
+    another's token."""
+    sec = d.sec
+    rng = d.rng
+    if p.kind == "anon":
+        exp = M.Expect("tokens: signed in", [M.Outcome({401})])
+        send(d, p, "GET", "/api/security/token", exp)
+        return
+    me = "admin" if p.kind == "root" else p.name
+    if rng.random() < 0.6 or sec.is_admin(p):
+        def own_only(r):
+            subs = {t.get("subject") for t in (r.json() or {}).get("tokens", [])}
+            if sec.is_admin(p):
+                return [] if set(sec.users) <= subs else [f"an admin misses tokens of {sorted(set(sec.users) - subs)}"]
+            return [] if subs <= {me} else [f"tokens of others listed: {sorted(subs - {me})}"]
+
+        exp = M.Expect("token list: own (admins: all)", [M.Outcome({200}, None, own_only)])
+        send(d, p, "GET", "/api/security/token", exp)
+        return
+    other = rng.choice(sorted(set(sec.users) - {me}) or [me])
+    if other == me:
+        return
+    exp = M.Expect("revoking another user's token: admin", [M.Outcome({403, 404})])
+    send(d, p, "POST", "/api/security/token/revoke", exp, f"token={sec.users[other].token}", FORM)
+    r = d.http("GET", "/api/security/token", "Bearer " + sec.users[other].token)
+    if r.status != 200:
+        d.mismatch(p, "POST", "/api/security/token/revoke", exp, r, [f"{other}'s token no longer works"])
+        r = d.root("POST", "/api/security/token", f"username={other}&scope=applied-permissions/user&expires_in=86400",
+                   FORM, {200})
+        sec.users[other].token = r.json()["access_token"]
+
+
 def op_password(d, p):
     sec = d.sec
     rng = d.rng
@@ -1050,6 +1083,7 @@ OPS = [
     ("token_create", 2, op_token_create),
     ("token_refresh", 2, op_token_refresh),
     ("password", 2, op_password),
+    ("tokens_list_revoke", 2, op_tokens_list_revoke),
     ("npm_packument", 3, op_npm_packument),
     ("npm_tarball", 3, op_npm_tarball),
     ("npm_publish", 3, op_npm_publish),
