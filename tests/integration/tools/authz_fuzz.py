@@ -25,13 +25,14 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import random
 import re
 import sys
 import time
 import urllib.parse
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))
 import authz_model as M  # noqa: E402
 
 FOLDERS = ["a", "b", "c"]
@@ -106,6 +107,7 @@ class Driver:
         self.counts = {}
         self.ROOT = M.Principal("root", "admin", "password")
         self.quiet = False
+        self.trace = open(args.trace, "w") if args.trace else None
 
     # ---- HTTP --------------------------------------------------------------
 
@@ -208,6 +210,8 @@ class Driver:
         """Send as p, check the status against exp and the answer against the
         chosen outcome's check; apply its change to the model."""
         r = self.http(method, url, self.auth(p), body, headers)
+        if self.trace:
+            self.trace.write(f"{self.op_index} {p} {method} {url} -> {r.status}\n")
         self.affected |= exp.affects
         tags = set(exp.tags)
         if p.kind == "user" and p.via == "token" and self.sec.user_is_admin(p.name):
@@ -692,6 +696,9 @@ def npm_publish_body(name, ver, data):
 
 
 def main():
+    # one seed, one run: string hashing (set order) must not vary between runs
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, PYTHONHASHSEED="0"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True)
     ap.add_argument("--admin-pass", required=True)
@@ -700,6 +707,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--max-mismatches", type=int, default=20, help="stop after this many kinds")
     ap.add_argument("--verbose", action="store_true", help="print every mismatch, not the first of each kind")
+    ap.add_argument("--trace", help="write every request sent as a caller to this file")
     ap.add_argument("--require-coverage", action="store_true",
                     help="fail when the run met one of the findings' edges (authz_model.EDGES) not even once")
     args = ap.parse_args()
