@@ -481,7 +481,8 @@ def download_header_problems(path, headers):
     if path.lower().endswith(ACTIVE_EXT) and not headers.get("content-disposition", "").lower().startswith(
         "attachment"
     ):
-        out.append(f"active type served without Content-Disposition: attachment ({headers.get('content-disposition')!r})")
+        got = headers.get("content-disposition")
+        out.append(f"active type served without Content-Disposition: attachment ({got!r})")
     return out
 
 

@@ -12,8 +12,8 @@ import re
 import urllib.parse
 
 import authz_model as M
-from authz_fuzz import (FILES, FOLDERS, MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL, b64,
-                        npm_enc, npm_publish_body, q, rand_hex, sha256, uri_repo_path)
+from authz_fuzz import (MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL, b64, npm_enc, npm_publish_body,
+                        q, rand_hex, sha256, uri_repo_path)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -662,7 +662,8 @@ def op_plugins(d, p):
                 return probs
 
             exp = M.Expect("plugins: the executions only for non-admins (finding 12)",
-                           [M.Outcome({200}, None, no_details)], tags={"F12 cluster and plugin details for a non-admin"})
+                           [M.Outcome({200}, None, no_details)],
+                           tags={"F12 cluster and plugin details for a non-admin"})
         send(d, p, "GET", "/api/plugins", exp)
         return
     if x < 0.75:
