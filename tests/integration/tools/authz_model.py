@@ -325,9 +325,6 @@ class Content:
         self.trash = {}
         self.npm = {}
 
-    def clone(self):
-        return copy.deepcopy(self)
-
     def repo_files(self, repo):
         return {p: v for (r, p), v in self.files.items() if r == repo}
 
