@@ -163,6 +163,9 @@ static size_t peer__collect(char *data, size_t sz, size_t nm, void *arg)
     memcpy(x->req->body + x->body_len, data, take);
     x->body_len += take;
     x->req->body[x->body_len] = '\0';
+    x->req->body_len = x->body_len;
+    if (take < n)
+        x->req->truncated = true;
     return n;
 }
 
@@ -192,7 +195,9 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
     x->fd = -1;
     x->req = req;
     req->status = 0;
-    req->body[0] = req->error[0] = '\0';
+    req->body[0] = req->error[0] = req->header[0] = '\0';
+    req->body_len = 0;
+    req->truncated = false;
     if (e) {
         curl_easy_reset(e);
         x->e = e;
@@ -206,6 +211,8 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
     }
     if (req->auth)
         x->hdr = curl_slist_append(x->hdr, req->auth);
+    if (req->auth2)
+        x->hdr = curl_slist_append(x->hdr, req->auth2);
     if (req->extra)
         x->hdr = curl_slist_append(x->hdr, req->extra);
     x->hdr = curl_slist_append(x->hdr, "Expect:");
@@ -230,6 +237,17 @@ static int peer__setup(struct peer__xfer *x, struct bs_peer_req *req, const char
     return 0;
 }
 
+/* The value of the answer header req->keep_header into req->header (the last of that name). */
+static void peer__keep_header(struct peer__xfer *x)
+{
+    struct curl_header *h = NULL;
+    x->req->header[0] = '\0';
+    if (x->req->keep_header &&
+        curl_easy_header(x->e, x->req->keep_header, 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h &&
+        h->value && strlen(h->value) < sizeof(x->req->header))
+        snprintf(x->req->header, sizeof(x->req->header), "%s", h->value);
+}
+
 static void peer__finish(struct peer__xfer *x, CURLcode res)
 {
     x->finished = true;
@@ -240,6 +258,7 @@ static void peer__finish(struct peer__xfer *x, CURLcode res)
         long code = 0;
         curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code);
         x->req->status = (int)code;
+        peer__keep_header(x);
     } else {
         snprintf(x->req->error, sizeof(x->req->error), "%s", curl_easy_strerror(res));
     }
@@ -361,6 +380,10 @@ void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int
 
 struct bs_peer_stream {
     struct peer__xfer x;
+    /* what x.req points to once the stream is open: the caller's request
+     * may go out of scope, and a transfer that ends later writes its
+     * status here */
+    struct bs_peer_req own;
     struct peer__session *ps;
     CURLM *m;        /* ps->m */
     char *buf;       /* ps->buf: what arrived beyond the reader's buffer */
@@ -503,6 +526,9 @@ int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_
         bs_peer_stream_close(s);
         return -1;
     }
+    peer__keep_header(&s->x);
+    s->own = *req; /* from now on the transfer reports into the stream */
+    s->x.req = &s->own;
     curl_off_t cl = -1;
     curl_easy_getinfo(s->x.e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl >= 0)

@@ -32,10 +32,16 @@
 struct bs_peer_req {
     const char *url;   /* in: absolute URL */
     const char *auth;  /* in: full header line "Name: value", or NULL */
+    const char *auth2; /* in: another header line, or NULL */
     const char *extra; /* in: another header line, or NULL */
-    int status;        /* out: HTTP status, 0 when no answer */
-    char body[512];    /* out: the answer's first bytes, NUL-terminated */
-    char error[128];   /* out: transport error text when status is 0 */
+    /* in: the name of an answer header to keep in header[], or NULL */
+    const char *keep_header;
+    int status;       /* out: HTTP status, 0 when no answer */
+    char header[160]; /* out: keep_header's value ("" when absent or longer) */
+    char body[512];   /* out: the answer's first bytes, NUL-terminated */
+    size_t body_len;  /* out: bytes in body */
+    bool truncated;   /* out: the answer's body was longer than body holds */
+    char error[128];  /* out: transport error text when status is 0 */
 };
 
 /* Once per process, before threads use this module. 0 or -1. */
@@ -71,10 +77,11 @@ struct bs_peer_stream;
  * Start a GET and wait for the answer's headers (at most timeout_s without
  * progress, then as long as bytes keep coming).
  * @param[in]  range  "bytes=a-b" or NULL
- * @param[out] status the HTTP status (0 when the peer did not answer)
  * @param[out] length Content-Length, or UINT64_MAX when absent
  * @return 0 with *out set (only for status 200 or 206), -1 otherwise
  *         (then *out is NULL and req->error/status say why).
+ * @note req's status and header are set when this returns; the stream
+ *       keeps no pointer to req (it may go out of scope).
  */
 int bs_peer_stream_open(struct bs_peer_req *req, const char *range, int timeout_s,
                         struct bs_peer_stream **out, uint64_t *length);

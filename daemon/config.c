@@ -39,6 +39,7 @@ void config_defaults(struct config *c)
     c->plugins_memory_mb = 32;
     c->plugins_budget_m = 20;
     c->plugins_job_budget_m = 500;
+    c->npm_token_lifetime = 365 * 24 * 3600;
 }
 
 static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
@@ -231,6 +232,8 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->remove_down_after, v, 1, 86400 * 365, key, err, errsz);
     if (!strcmp(key, "preferred_primary"))
         return config__bool(&c->preferred_primary, v, key, err, errsz);
+    if (!strcmp(key, "cluster_port_v1"))
+        return config__bool(&c->cluster_port_v1, v, key, err, errsz);
     if (!strcmp(key, "bus_timeout_ms"))
         return config__int(&c->bus_timeout_ms, v, 10, 60000, key, err, errsz);
     if (!strcmp(key, "plugins_dir"))
@@ -241,6 +244,8 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->plugins_budget_m, v, 1, 100000, key, err, errsz);
     if (!strcmp(key, "plugins_job_budget_m"))
         return config__int(&c->plugins_job_budget_m, v, 1, 1000000, key, err, errsz);
+    if (!strcmp(key, "npm_token_lifetime")) /* at most ten years, as any access token */
+        return config__int(&c->npm_token_lifetime, v, 0, 10 * 365 * 24 * 3600, key, err, errsz);
     snprintf(err, errsz, "unknown setting '%s'", rawkey);
     return GR_EINVAL;
 }
@@ -339,6 +344,7 @@ const char *config_usage(void)
            "cluster (docs/cluster.md):\n"
            "  --join-key-file FILE     the cluster join key: makes this node a cluster node\n"
            "  --join-key-next-file F   a second key, accepted too (key rotation)\n"
+           "  --cluster-port-v1 BOOL   upgrade from v1: accept and send v1 signatures too\n"
            "  --node-id ID             unique node name (default: the host name)\n"
            "  --public-url URL         how clients reach this node (default http://LISTEN)\n"
            "  --cluster-listen H:P     internal port, never behind the load balancer\n"
@@ -355,6 +361,9 @@ const char *config_usage(void)
            "  --plugins-memory-mb N    memory cap per Lua state (default 32)\n"
            "  --plugins-budget-m N     million instructions per hook call (default 20)\n"
            "  --plugins-job-budget-m N million instructions per job run (default 500)\n"
+           "npm (docs/npm.md):\n"
+           "  --npm-token-lifetime S   seconds an npm login token lives (default 31536000,\n"
+           "                           a year; 0: never expires)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

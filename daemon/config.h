@@ -7,9 +7,10 @@
  *   data_dir, listen, database_url, db_pool_size, threads, max_body_size,
  *   anonymous_read, log_level, cache_size_mb, connection_timeout,
  *   shutdown_timeout, trusted_proxy, and for a cluster node: node_id, public_url,
- *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, lease_ms, heartbeat_ms,
- *   down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
- *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m
+ *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, cluster_port_v1,
+ *   lease_ms, heartbeat_ms, down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
+ *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m;
+ *   npm: npm_token_lifetime
  */
 #ifndef GR_CONFIG_H
 #define GR_CONFIG_H
@@ -42,6 +43,7 @@ struct config {
     char zone[64];
     char join_key_file[512];
     char join_key_next_file[512]; /* a second key accepted during a rotation (docs/security.md) */
+    int cluster_port_v1;          /* 0/1: an upgrade from cluster-port v1 (docs/security.md) */
     int lease_ms;                 /* cache lease L */
     int heartbeat_ms;             /* membership heartbeat */
     int down_after_ms;            /* a heartbeat older than this: the node is down */
@@ -53,6 +55,8 @@ struct config {
     int plugins_memory_mb;    /* memory cap per Lua state */
     int plugins_budget_m;     /* million instructions per hook, realm or execution call */
     int plugins_job_budget_m; /* million instructions per job run */
+    /* npm (docs/npm.md) */
+    int npm_token_lifetime; /* seconds an npm login token lives; 0: it never expires */
     bool show_help, show_version;
 };
 

@@ -172,6 +172,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .key_len = key_len,
         .next_key = next_len ? next : NULL,
         .next_key_len = next_len,
+        .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
     };
     int rc = blobs_start(&bo, &s->ctx, &s->blobs);
@@ -307,6 +308,7 @@ int main(int argc, char **argv)
         .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
         .trusted_proxy = s->cfg.trusted_proxy,
+        .npm_token_lifetime = s->cfg.npm_token_lifetime,
         .version = GRANARY_VERSION,
     };
     if (http_start(&ho, &s->ctx, &s->http))

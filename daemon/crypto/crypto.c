@@ -325,6 +325,59 @@ void cr_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
     HMAC(EVP_sha256(), key, (int)klen, data, len, out, &n);
 }
 
+struct cr_hmac_key {
+    EVP_MD_CTX *inner, *outer; /* SHA-256 with the key's ipad / opad block hashed */
+};
+
+void cr_hmac_key_free(struct cr_hmac_key *k)
+{
+    if (!k)
+        return;
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    free(k);
+}
+
+struct cr_hmac_key *cr_hmac_key_new(const void *key, size_t klen)
+{
+    unsigned char k[64] = {0}, pad[64];
+    unsigned int n = 0;
+    if (klen > sizeof(k)) /* RFC 2104: a key longer than a block is hashed first */
+        EVP_Digest(key, klen, k, &n, EVP_sha256(), NULL);
+    else if (klen)
+        memcpy(k, key, klen);
+    struct cr_hmac_key *h = calloc(1, sizeof(*h));
+    bool ok = h && (h->inner = EVP_MD_CTX_new()) && (h->outer = EVP_MD_CTX_new());
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(h->inner, EVP_sha256(), NULL) &&
+         EVP_DigestUpdate(h->inner, pad, sizeof(pad));
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(h->outer, EVP_sha256(), NULL) &&
+         EVP_DigestUpdate(h->outer, pad, sizeof(pad));
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    if (!ok) {
+        cr_hmac_key_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int cr_hmac_sha256_k(const struct cr_hmac_key *k, const void *data, size_t len,
+                     unsigned char out[32])
+{
+    unsigned char inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_MD_CTX_copy_ex(c, k->inner) && EVP_DigestUpdate(c, data, len) &&
+              EVP_DigestFinal_ex(c, inner, &n) && EVP_MD_CTX_copy_ex(c, k->outer) &&
+              EVP_DigestUpdate(c, inner, sizeof(inner)) && EVP_DigestFinal_ex(c, out, &n);
+    EVP_MD_CTX_free(c);
+    return ok ? GR_OK : GR_ENOMEM;
+}
+
 int cr_random(void *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? GR_OK : GR_EIO;

@@ -74,6 +74,25 @@ size_t cr_base64_encode(const void *in, size_t n, char *out);
 void cr_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
                     unsigned char out[32]);
 
+/*
+ * A key made ready for many HMAC-SHA256s: its padded blocks are hashed once
+ * here, so that each MAC costs a quarter of cr_hmac_sha256()'s (the
+ * cluster port signs and checks two per request). Read-only once made:
+ * any number of threads may use it at once.
+ * @return the key, or NULL (out of memory); free with cr_hmac_key_free().
+ */
+struct cr_hmac_key;
+struct cr_hmac_key *cr_hmac_key_new(const void *key, size_t klen);
+/* NULL is fine. */
+void cr_hmac_key_free(struct cr_hmac_key *k);
+/*
+ * HMAC-SHA256 of data under k, raw 32 bytes (the same as cr_hmac_sha256()
+ * with k's bytes). GR_OK, or GR_ENOMEM (out is then unusable: compare
+ * nothing with it).
+ */
+int cr_hmac_sha256_k(const struct cr_hmac_key *k, const void *data, size_t len,
+                     unsigned char out[32]) __attribute__((warn_unused_result));
+
 /* n cryptographically random bytes; 0, or GR_EIO if the RNG failed. */
 int cr_random(void *buf, size_t n) __attribute__((warn_unused_result));
 

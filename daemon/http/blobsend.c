@@ -1,9 +1,9 @@
 /*
  * blobsend.c - responses that stream a binary: from this node's copy with
  * every block checked against its CRC32C before it is sent, or from a
- * peer with the whole body checked against its sha256 before the last
- * bytes go out. A failed check cuts the connection: a client never gets a
- * complete answer with wrong bytes.
+ * peer with every block checked against the holder's signed checksums
+ * before it is sent (blobs_remote_read). A failed check cuts the
+ * connection: a client never gets a complete answer with wrong bytes.
  */
 #include "http/blobsend.h"
 

@@ -1,7 +1,9 @@
 /*
  * h_internal.c - the cluster port: what nodes ask of each other to keep
- * binaries redundant. Every request is signed with the join key
- * (blobs_auth_check); nothing here is reachable from the public port.
+ * binaries redundant. Every request is signed with the join key for this
+ * node (blobs_auth_check), and every answer to it is signed back
+ * (blobs_sign_answer: status, binary, block checksums, body); nothing here
+ * is reachable from the public port.
  *
  *   PUT    /v1/blobs/{sha256}/stage       receive a copy: verify, fsync, stage
  *   POST   /v1/stages/{id}/commit?sha256= publish a staged copy
@@ -22,6 +24,7 @@
 #include "crypto/crypto.h"
 #include "repo/blobs.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,79 @@ struct internal__stage {
     struct cr_digest *d;
     char sha256[65];
 };
+
+/* A request that passed the signature check (r->hctx): what its answer is signed against. */
+struct internal__req {
+    struct blobs_auth auth;
+    char sha256[65]; /* the binary the call is about, or "" */
+    struct internal__stage stage;
+};
+
+/* Add the answer's signature to resp (a v2 request); blocks and body as blobs_sign_answer(). */
+static void internal__sign(struct http_req *r, struct MHD_Response *resp, int status,
+                           const char *blocks, const void *body, size_t len)
+{
+    struct internal__req *q = r->hctx;
+    char sig[200];
+    blobs_sign_answer(r->ctx->blobs, &q->auth, status, q->sha256, blocks,
+                      r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
+                      sizeof(sig));
+    if (sig[0])
+        MHD_add_response_header(resp, BLOBS_ANSWER_HEADER, sig);
+}
+
+/* Answer with a copy of body, signed. */
+static void internal__answer(struct http_req *r, int status, const char *type, const char *body,
+                             size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return;
+    if (type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    internal__sign(r, resp, status, "", body, len);
+    r->sent_bytes += r->method == HM_HEAD ? 0 : len;
+    http_send(r, status, resp);
+}
+
+/* Answer with a JSON document (reference stolen), signed. */
+static void internal__json(struct http_req *r, int status, json_t *doc)
+{
+    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(doc);
+    if (!s) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    internal__answer(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+/*
+ * The JSON error shape, signed. The message is cut at 200 bytes so that
+ * the whole answer fits what the calling node reads of it (it checks the
+ * signature over the whole body).
+ */
+static void internal__error(struct http_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void internal__error(struct http_req *r, int status, const char *fmt, ...)
+{
+    char msg[201];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (status >= 500)
+        gr_warn("req=%llu %d %s", (unsigned long long)r->id, status, msg);
+    internal__json(r, status,
+                   json_pack("{s:[{s:i,s:s}]}", "errors", "status", status, "message", msg));
+}
+
+static void internal__error_code(struct http_req *r, int err, const char *msg)
+{
+    internal__error(r, gr_err_http_status(err), "%s", msg ? msg : gr_strerror(err));
+}
 
 static void internal__stage_cleanup(void *arg)
 {
@@ -46,7 +122,7 @@ static int internal__bs_err(int rc)
 
 static int internal__stage_chunk(struct http_req *r, const char *data, size_t len)
 {
-    struct internal__stage *s = r->hctx;
+    struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
     cr_digest_update(s->d, data, len);
     int rc = bs_upload_write(s->bu, data, len);
     if (rc == BS_OK)
@@ -58,9 +134,9 @@ static int internal__stage_chunk(struct http_req *r, const char *data, size_t le
 
 static void internal__stage_end(struct http_req *r)
 {
-    struct internal__stage *s = r->hctx;
+    struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
     if (r->body_error) {
-        http_error_code(r, r->body_error, "cannot stage the copy");
+        internal__error_code(r, r->body_error, "cannot stage the copy");
         return;
     }
     unsigned char raw[64];
@@ -75,7 +151,7 @@ static void internal__stage_end(struct http_req *r)
     if (strcmp(hex, s->sha256)) {
         gr_warn("req=%s staged copy of %s arrived as %s: refused",
                 http_req_header(r, "X-Request-Id"), s->sha256, hex);
-        http_error(r, 409, "checksum mismatch: the copy's sha256 is %s", hex);
+        internal__error(r, 409, "checksum mismatch: the copy's sha256 is %s", hex);
         return;
     }
     char id[BS_STAGE_ID];
@@ -83,40 +159,50 @@ static void internal__stage_end(struct http_req *r)
     s->bu = NULL;
     int rc = bs_upload_stage(bu, s->sha256, id);
     if (rc) {
-        http_error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
         return;
     }
-    http_json(r, 201, json_pack("{s:s}", "stage", id));
+    internal__json(r, 201, json_pack("{s:s}", "stage", id));
 }
 
 static void internal__stage(struct http_req *r, const char *sha256)
 {
-    struct internal__stage *s = gr_arena_calloc(r->arena, sizeof(*s));
+    struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
     snprintf(s->sha256, sizeof(s->sha256), "%s", sha256);
     s->d = cr_digest_new(CR_SHA256);
     gr_arena_cleanup(r->arena, internal__stage_cleanup, s);
     int rc = s->d ? bs_upload_begin(r->ctx->bs, &s->bu) : BS_ENOMEM;
     if (rc) {
-        http_error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
         return;
     }
-    r->hctx = s;
     r->on_body = internal__stage_chunk;
     r->on_end = internal__stage_end;
 }
 
-/* BLOBS_CRC_HEADER's value for blob (arena-owned), or NULL when it has too many blocks. */
-static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob)
+/*
+ * BLOBS_CRC_HEADER's value (arena-owned) for an answer that sends bytes
+ * [first, first + len) of blob: to a v2 request, the checksums of the
+ * blocks they touch; to a v1 request, those of a whole binary. NULL when
+ * there are none to send (more than BLOBS_CRC_HEADER_MAX_BLOCKS blocks,
+ * no bytes, or a range asked with v1).
+ */
+static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob, int version,
+                                  uint64_t first, uint64_t len)
 {
     static const char hx[] = "0123456789abcdef";
-    uint64_t n = 0;
+    uint64_t n = 0, size = bs_blob_size(blob);
     const uint32_t *crcs = bs_blob_crcs(blob, &n);
-    if (n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+    uint64_t from = first / BS_BLOCK, to = len ? (first + len - 1) / BS_BLOCK + 1 : from;
+    if (to > n || to == from || to - from > BLOBS_CRC_HEADER_MAX_BLOCKS ||
+        (version != 2 && (first || len != size)))
         return NULL;
-    char *out = gr_arena_alloc(a, 16 + 8 * n);
-    int len = snprintf(out, 16, "%d ", BS_BLOCK);
-    char *p = out + len;
-    for (uint64_t i = 0; i < n; i++)
+    char *out = gr_arena_alloc(a, 80 + 8 * (to - from));
+    int hl = version == 2 ? snprintf(out, 80, "%d %llu %llu ", BS_BLOCK, (unsigned long long)size,
+                                     (unsigned long long)from)
+                          : snprintf(out, 80, "%d ", BS_BLOCK);
+    char *p = out + hl;
+    for (uint64_t i = from; i < to; i++)
         for (int k = 7; k >= 0; k--)
             *p++ = hx[crcs[i] >> (4 * k) & 15];
     *p = '\0';
@@ -127,8 +213,9 @@ static void internal__get(struct http_req *r, const char *sha256)
 {
     struct bs_blob *blob = NULL;
     int rc = blobs_open_local(r->ctx, sha256, &blob);
+    struct internal__req *q = r->hctx;
     if (rc) {
-        http_error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
+        internal__error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
         return;
     }
     uint64_t size = bs_blob_size(blob), first = 0, last = 0;
@@ -136,12 +223,12 @@ static void internal__get(struct http_req *r, const char *sha256)
         http_range_parse(http_req_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
     if (rr == HTTP_RANGE_UNSATISFIABLE) {
         bs_blob_close(blob);
-        http_error(r, 416, "range not satisfiable");
+        internal__error(r, 416, "range not satisfiable");
         return;
     }
     uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
-    /* a whole binary: its block checksums, for the reader's check */
-    char *crcs = rr == HTTP_RANGE_OK ? NULL : internal__crc_header(r->arena, blob);
+    /* the checksums of the blocks sent, for the reader's check */
+    char *crcs = internal__crc_header(r->arena, blob, q->auth.version, first, len);
     struct MHD_Response *resp = NULL;
     if (r->method == HM_GET && len <= HTTP_SMALL_BODY) {
         /* small: one verified read, sent with the headers */
@@ -154,8 +241,8 @@ static void internal__get(struct http_req *r, const char *sha256)
                      got < 0 ? bs_strerror((int)got) : "short read");
             if (got == BS_ECORRUPT)
                 blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
-            http_error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
-                       sha256);
+            internal__error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
+                            sha256);
             return;
         }
         resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
@@ -165,7 +252,7 @@ static void internal__get(struct http_req *r, const char *sha256)
             r->sent_bytes += len;
     } else if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
         bs_blob_close(blob);
-        http_error(r, 404, "the copy of %s here failed its check", sha256);
+        internal__error(r, 404, "the copy of %s here failed its check", sha256);
         return;
     } else {
         resp = http_blob_local_response(r, blob, sha256, first, len);
@@ -175,7 +262,7 @@ static void internal__get(struct http_req *r, const char *sha256)
         return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-    if (rr != HTTP_RANGE_OK && crcs)
+    if (crcs)
         MHD_add_response_header(resp, BLOBS_CRC_HEADER, crcs);
     if (rr == HTTP_RANGE_OK) {
         char cr[80];
@@ -183,6 +270,8 @@ static void internal__get(struct http_req *r, const char *sha256)
                  (unsigned long long)last, (unsigned long long)size);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
     }
+    /* the bytes are covered by the signed block checksums */
+    internal__sign(r, resp, rr == HTTP_RANGE_OK ? 206 : 200, crcs ? crcs : "", NULL, 0);
     http_send(r, rr == HTTP_RANGE_OK ? 206 : 200, resp);
 }
 
@@ -204,19 +293,24 @@ static const char *internal__blob_path(const char *p, char sha[65])
 void h_internal(struct http_req *r)
 {
     const char *why;
+    struct internal__req *q = gr_arena_calloc(r->arena, sizeof(*q));
     if (!blobs_auth_check(r->ctx->blobs, r->method_str, r->raw_uri,
-                          http_req_header(r, "X-Granary-Auth"), &why)) {
+                          http_req_header(r, BLOBS_AUTH_HEADER),
+                          http_req_header(r, BLOBS_AUTH_V2_HEADER), &q->auth, &why)) {
         gr_warn("req=%llu cluster port: %s %s refused: %s", (unsigned long long)r->id,
                 r->method_str, r->raw_uri, why);
         http_error(r, 401, "cluster request refused: %s", why);
         return;
     }
+    r->hctx = q;
     char *path = gr_arena_strndup(r->arena, r->raw_uri, r->raw_path_len);
     const char *rid = http_req_header(r, "X-Request-Id");
     char sha[65];
     const char *verb = internal__blob_path(path, sha);
+    if (verb) /* the answer says which binary it is about */
+        memcpy(q->sha256, sha, sizeof(sha));
     if (!strcmp(path, "/v1/ping")) {
-        http_json(r, 200, json_pack("{s:b}", "ok", 1));
+        internal__json(r, 200, json_pack("{s:b}", "ok", 1));
     } else if (verb && !*verb && (r->method == HM_GET || r->method == HM_HEAD)) {
         internal__get(r, sha);
     } else if (verb && !*verb && r->method == HM_DELETE) {
@@ -224,23 +318,23 @@ void h_internal(struct http_req *r)
         if (rc == BS_OK)
             gr_info("req=%s deleted the copy of %s", rid ? rid : "", sha);
         if (rc == BS_OK || rc == BS_ENOTFOUND)
-            http_text(r, rc == BS_OK ? 204 : 404, NULL, "", 0);
+            internal__answer(r, rc == BS_OK ? 204 : 404, NULL, "", 0);
         else
-            http_error(r, 500, "cannot delete %s: %s", sha, bs_strerror(rc));
+            internal__error(r, 500, "cannot delete %s: %s", sha, bs_strerror(rc));
     } else if (verb && !strcmp(verb, "stage") && r->method == HM_PUT) {
         internal__stage(r, sha);
     } else if (verb && !strcmp(verb, "pull") && r->method == HM_POST) {
         int rc = blobs_pull(r->ctx, sha, http_query(r, "from"), rid);
         if (rc)
-            http_error_code(r, rc, "cannot pull the copy");
+            internal__error_code(r, rc, "cannot pull the copy");
         else
-            http_json(r, 200, json_pack("{s:s}", "sha256", sha));
+            internal__json(r, 200, json_pack("{s:s}", "sha256", sha));
     } else if (verb && !strcmp(verb, "quarantine") && r->method == HM_POST) {
         int rc = bs_quarantine(r->ctx->bs, sha);
         gr_error("req=%s a peer found this node's copy of %s bad: %s", rid ? rid : "", sha,
                  rc == BS_OK ? "quarantined" : bs_strerror(rc));
         blobs_forget_local(r->ctx, sha);
-        http_json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
+        internal__json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
     } else if (!strncmp(path, "/v1/stages/", 11)) {
         char id[BS_STAGE_ID + 16];
         snprintf(id, sizeof(id), "%s", path + 11);
@@ -254,20 +348,20 @@ void h_internal(struct http_req *r)
             int rc = want && bs_valid_sha256(want) ? bs_stage_commit(r->ctx->bs, id, want, &existed)
                                                    : BS_EINVAL;
             if (rc == BS_OK)
-                http_json(r, 200, json_pack("{s:b}", "existed", existed));
+                internal__json(r, 200, json_pack("{s:b}", "existed", existed));
             else
-                http_error(r,
-                           rc == BS_ENOTFOUND ? 404
-                           : rc == BS_EINVAL  ? 400
-                                              : 500,
-                           "cannot publish stage %s: %s", id, bs_strerror(rc));
+                internal__error(r,
+                                rc == BS_ENOTFOUND ? 404
+                                : rc == BS_EINVAL  ? 400
+                                                   : 500,
+                                "cannot publish stage %s: %s", id, bs_strerror(rc));
         } else if (!slash && r->method == HM_DELETE) {
             bs_stage_abort(r->ctx->bs, id);
-            http_text(r, 204, NULL, "", 0);
+            internal__answer(r, 204, NULL, "", 0);
         } else {
-            http_error(r, 404, "no such cluster call: %s %s", r->method_str, path);
+            internal__error(r, 404, "no such cluster call: %s %s", r->method_str, path);
         }
     } else {
-        http_error(r, 404, "no such cluster call: %s %s", r->method_str, path);
+        internal__error(r, 404, "no such cluster call: %s %s", r->method_str, path);
     }
 }

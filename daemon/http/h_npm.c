@@ -10,11 +10,14 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "bs.h"
 #include "repo/blobs.h"
 #include "crypto/crypto.h"
 #include "repo/npm.h"
+#include "repo/security.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,35 +25,92 @@
 
 #define NPM_ABBREV_TYPE "application/vnd.npm.install-v1+json"
 #define NPM_DECODE_CHUNK (64 * 1024) /* base64 characters decoded per step */
+#define NPM_BODY_FIRST (64 * 1024)   /* a body's first buffer; it doubles as bytes arrive */
+#define NPM_LOGIN_NAME_MAX 127       /* longer names are no user's (struct auth_user) */
+#define NPM_LOGIN_PASSWORD_MAX 1024
 
 /* One npm request, in the arena. */
 struct npm_ctx {
     struct repo_config cfg;
     const char *repo, *name, *tail;
-    /* a collected body (publish, -rev PUT, dist-tag PUT) */
+    /* a collected body (publish, deprecate, -rev PUT, dist-tag PUT): cap
+     * bytes allocated and counted in npm__held, at most limit + 1 */
     char *buf;
-    size_t len, cap;
+    size_t len, cap, limit;
+    size_t want; /* Content-Length + 1, or 0 when the length is not announced */
     void (*done)(struct http_req *r);
 };
 
-static void npm__body_free(void *arg)
+/*
+ * Bytes of npm request bodies held in memory by this process, with the
+ * estimated cost of parsing them: all requests together stay below
+ * NPM_BODY_BUDGET (repo/npm.h), so concurrent large publishes cannot
+ * exhaust memory. Shared by every HTTP thread: atomic.
+ */
+static atomic_size_t npm__held;
+
+/* Count n more bytes against the budget; false (nothing counted) when they do not fit. */
+static bool npm__reserve(size_t n)
 {
-    struct npm_ctx *n = arg;
-    free(n->buf);
+    size_t cur = atomic_load(&npm__held);
+    do {
+        if (n > NPM_BODY_BUDGET || cur > NPM_BODY_BUDGET - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&npm__held, &cur, cur + n));
+    return true;
 }
 
+static void npm__unreserve(size_t n)
+{
+    atomic_fetch_sub(&npm__held, n);
+}
+
+/* Free the body and give its bytes back to the budget (at once, not when the request ends). */
+static void npm__body_drop(struct npm_ctx *n)
+{
+    free(n->buf);
+    npm__unreserve(n->cap);
+    n->buf = NULL;
+    n->len = n->cap = 0;
+}
+
+static void npm__body_free(void *arg)
+{
+    npm__body_drop(arg);
+}
+
+/*
+ * Append a chunk. The buffer grows with the bytes that arrived (doubling,
+ * never past the announced length or the limit), each growth counted in
+ * the budget first: GR_ETOOBIG over the limit, GR_EUNAVAIL over the
+ * budget. On an error the body is dropped; the rest is drained unread.
+ */
 static int npm__body_chunk(struct http_req *r, const char *data, size_t len)
 {
     struct npm_ctx *n = r->hctx;
-    if (n->len + len > NPM_BODY_MAX)
-        return GR_ETOOBIG;
-    if (n->len + len + 1 > n->cap) {
-        size_t cap = n->cap ? n->cap : 64 * 1024;
-        while (cap < n->len + len + 1)
+    int rc = GR_OK;
+    if (len > n->limit - n->len) {
+        rc = GR_ETOOBIG;
+        goto out_drop;
+    }
+    size_t need = n->len + len + 1;
+    if (need > n->cap) {
+        size_t cap = n->cap ? n->cap : NPM_BODY_FIRST;
+        while (cap < need)
             cap *= 2;
+        size_t top = n->want && n->want < n->limit + 1 ? n->want : n->limit + 1;
+        if (cap > top)
+            cap = top > need ? top : need;
+        if (!npm__reserve(cap - n->cap)) {
+            rc = GR_EUNAVAIL;
+            goto out_drop;
+        }
         char *b = realloc(n->buf, cap);
-        if (!b)
-            return GR_ENOMEM;
+        if (!b) {
+            npm__unreserve(cap - n->cap);
+            rc = GR_ENOMEM;
+            goto out_drop;
+        }
         n->buf = b;
         n->cap = cap;
     }
@@ -58,13 +118,26 @@ static int npm__body_chunk(struct http_req *r, const char *data, size_t len)
     n->len += len;
     n->buf[n->len] = '\0';
     return GR_OK;
+out_drop:
+    npm__body_drop(n);
+    return rc;
+}
+
+static void npm__busy(struct http_req *r)
+{
+    http_error(r, 503, "npm request bodies in memory are at their limit of %u bytes: retry later",
+               NPM_BODY_BUDGET);
 }
 
 static void npm__body_end(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
     if (r->body_error == GR_ETOOBIG) {
-        http_error(r, 413, "request body larger than the limit of %u bytes", NPM_BODY_MAX);
+        http_error(r, 413, "request body larger than the limit of %zu bytes", n->limit);
+        return;
+    }
+    if (r->body_error == GR_EUNAVAIL) {
+        npm__busy(r);
         return;
     }
     if (r->body_error) {
@@ -74,22 +147,28 @@ static void npm__body_end(struct http_req *r)
     n->done(r);
 }
 
-/* Collect the body (bounded by NPM_BODY_MAX, 413 above), then call done. */
-static void npm__read_body(struct http_req *r, struct npm_ctx *n, void (*done)(struct http_req *r))
+/*
+ * Collect the body (at most limit bytes: 413 above, before the body when
+ * Content-Length says so; 503 when the budget is used up), then call done.
+ * Nothing is allocated before bytes arrive.
+ */
+static void npm__read_body(struct http_req *r, struct npm_ctx *n, size_t limit,
+                           void (*done)(struct http_req *r))
 {
     const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > NPM_BODY_MAX) {
-        http_error(r, 413, "body of %s bytes is larger than the limit of %u bytes", cl,
-                   NPM_BODY_MAX);
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    if (cl && announced > limit) {
+        http_error(r, 413, "body of %s bytes is larger than the limit of %zu bytes", cl, limit);
         return;
     }
+    if (cl && announced > NPM_BODY_BUDGET - atomic_load(&npm__held)) {
+        npm__busy(r);
+        return;
+    }
+    n->limit = limit;
+    n->want = cl ? (size_t)announced + 1 : 0;
     n->done = done;
     gr_arena_cleanup(r->arena, npm__body_free, n);
-    if (cl) {
-        size_t want = (size_t)strtoull(cl, NULL, 10) + 1;
-        n->buf = malloc(want);
-        n->cap = n->buf ? want : 0;
-    }
     r->hctx = n;
     r->on_body = npm__body_chunk;
     r->on_end = npm__body_end;
@@ -100,9 +179,29 @@ static void npm__decref(void *arg)
     json_decref(arg);
 }
 
-/* The body parsed as JSON (any value), or NULL after a 400. Reference stolen by the arena. */
-static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n)
+static void npm__parse_release(void *arg)
 {
+    npm__unreserve((size_t)(uintptr_t)arg);
+}
+
+/*
+ * The body parsed as JSON (any value), or NULL after an answer: 413 above
+ * max bytes, 503 when the parse's estimated memory does not fit the
+ * budget, 400 for anything but JSON. Reference stolen by the arena.
+ */
+static json_t *npm__body_json(struct http_req *r, struct npm_ctx *n, size_t max)
+{
+    if (n->len > max) {
+        http_error(r, 413, "document of %zu bytes is larger than the limit of %zu bytes", n->len,
+                   max);
+        return NULL;
+    }
+    size_t cost = n->len * NPM_PARSE_FACTOR;
+    if (!npm__reserve(cost)) {
+        npm__busy(r);
+        return NULL;
+    }
+    gr_arena_cleanup(r->arena, npm__parse_release, (void *)(uintptr_t)cost);
     json_error_t err;
     json_t *doc = n->buf ? json_loadb(n->buf, n->len, JSON_DECODE_ANY, &err) : NULL;
     if (!doc) {
@@ -126,6 +225,64 @@ static void npm__err(struct http_req *r, int rc, const char *what)
         http_error(r, 409, "%s changed meanwhile: fetch it again", what);
     else
         http_error_code(r, rc, NULL);
+}
+
+/*
+ * ---- who may do what (docs/npm.md) ----
+ * Permission targets see a package as the path "{name}" (its packument and
+ * dist-tags) and each version as the path its tarball is stored at,
+ * "{name}/-/{file}" (the manifest is stored with it). Reading a version
+ * needs read there; publishing one write (and delete to replace a file
+ * already there); deprecating or unpublishing one delete. Versions the
+ * caller may not read are left out of what it is shown, and left alone by
+ * the documents it PUTs back.
+ */
+
+/* The path a version's tarball is stored at (arena). */
+static char *npm__tgz_path(struct http_req *r, struct npm_ctx *n, const char *file)
+{
+    return gr_arena_printf(r->arena, "%s/-/%s", n->name, file);
+}
+
+/* Whether the caller holds action on every path below the package (no per-version check needed). */
+static bool npm__may_all(struct http_req *r, struct npm_ctx *n, unsigned action)
+{
+    unsigned have = 0;
+    return sec_effective_tree(r->ctx, r->arena, &r->user, n->repo, n->name, &have) == GR_OK &&
+           (have & action) == action;
+}
+
+static bool npm__may_version(struct http_req *r, struct npm_ctx *n, const struct npm_version_row *v,
+                             unsigned action)
+{
+    return http_may(r, n->repo, npm__tgz_path(r, n, v->file), action);
+}
+
+/*
+ * Load the package as the caller may see it: versions whose tarball it may
+ * not read are left out (and the dist-tags naming them with them). false:
+ * an answer was sent (404 also when no version is visible).
+ */
+static bool npm__load_visible(struct http_req *r, struct npm_ctx *n, struct npm_package *p)
+{
+    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, p);
+    if (rc) {
+        npm__err(r, rc, n->name);
+        return false;
+    }
+    if (npm__may_all(r, n, SEC_READ))
+        return true;
+    int k = 0;
+    for (int i = 0; i < p->nv; i++)
+        if (npm__may_version(r, n, &p->v[i], SEC_READ))
+            p->v[k++] = p->v[i];
+    bool hidden_all = k == 0 && p->nv > 0;
+    p->nv = k;
+    if (hidden_all) {
+        npm__err(r, GR_ENOTFOUND, n->name);
+        return false;
+    }
+    return true;
 }
 
 /* ---- packuments ---- */
@@ -175,11 +332,8 @@ static void npm__send_doc(struct http_req *r, json_t *doc, const char *type)
 static void npm__packument_get(struct http_req *r, struct npm_ctx *n)
 {
     struct npm_package p;
-    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-    if (rc) {
-        npm__err(r, rc, n->name);
+    if (!npm__load_visible(r, n, &p))
         return;
-    }
     bool ab = npm__wants_abbreviated(r);
     json_t *doc = npm_packument(&p, npm__tarball_base(r, n), ab);
     if (!doc) {
@@ -193,11 +347,8 @@ static void npm__packument_get(struct http_req *r, struct npm_ctx *n)
 static void npm__version_get(struct http_req *r, struct npm_ctx *n)
 {
     struct npm_package p;
-    int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-    if (rc) {
-        npm__err(r, rc, n->name);
+    if (!npm__load_visible(r, n, &p))
         return;
-    }
     json_t *doc = npm_packument(&p, npm__tarball_base(r, n), false);
     const char *spec = npm_unescape(r->arena, n->tail, strlen(n->tail));
     const char *tagged =
@@ -304,7 +455,7 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     /* drop the base64 from the body before parsing the (now small) rest */
     memmove(n->buf + off, n->buf + off + dlen, n->len - off - dlen);
     n->len -= dlen;
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
     if (!doc)
         return;
     const char *docname = json_string_value(json_object_get(doc, "name"));
@@ -363,11 +514,12 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     free(text);
     pub.version = ver;
     pub.file = gr_arena_printf(r->arena, "%s-%s.tgz", npm_basename(n->name), ver);
-    /* plugins (h_plugins.c) see the tarball as an upload of {name}/-/{file} */
+    /* permission targets and plugins (h_plugins.c) see the tarball as an
+     * upload of {name}/-/{file}: write there, and delete to replace a file */
     r->repo_key = n->repo;
-    r->path = gr_arena_printf(r->arena, "%s/-/%s", n->name, pub.file);
+    r->path = npm__tgz_path(r, n, pub.file);
     r->matrix = NULL;
-    if (!http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
+    if (!http_need_deploy(r) || !http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
         return;
     struct bs_upload *bu = u->bu;
     u->bu = NULL;
@@ -395,6 +547,98 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     npm__ok(r, 201);
 }
 
+/*
+ * Apply a document npm PUT back: the deprecations it carries (remove
+ * false: PUT /{name}) or, in addition, the unpublish of the versions it
+ * lacks and its dist-tags (remove true: PUT /{name}/-rev/{rev}). Changing
+ * or removing a version needs delete on its tarball's path (403, nothing
+ * changed, otherwise); versions the caller may not read are kept as they
+ * are, with their dist-tags, whatever the document says. The package is
+ * checked and written at one _rev: if it changes in between (and the
+ * client named no rev) it is looked at again.
+ */
+static void npm__apply_doc(struct http_req *r, struct npm_ctx *n, json_t *doc, bool remove,
+                           const char *rev)
+{
+    json_t *dv = json_object_get(doc, "versions");
+    if (!json_is_object(doc) || !json_is_object(dv)) {
+        http_error(r, 400, "the document has no versions");
+        return;
+    }
+    bool all_read = npm__may_all(r, n, SEC_READ), all_delete = npm__may_all(r, n, SEC_DELETE);
+    int rc = GR_ECONFLICT;
+    struct gr_sbuf what = GR_SBUF_INIT;
+    for (int attempt = 0; attempt < 3 && rc == GR_ECONFLICT; attempt++) {
+        struct npm_package p;
+        rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
+        if (rc == GR_OK && rev && strcmp(rev, p.rev))
+            rc = GR_ECONFLICT;
+        if (rc)
+            break;
+        json_t *work = json_copy(doc);
+        json_t *wv = json_copy(dv);
+        json_t *wt = json_object_get(doc, "dist-tags");
+        wt = json_is_object(wt) ? json_copy(wt) : json_object();
+        json_object_set_new(work, "versions", wv);
+        json_object_set_new(work, "dist-tags", wt);
+        gr_sbuf_reset(&what);
+        const char *denied = NULL;
+        for (int i = 0; i < p.nv && !denied; i++) {
+            const struct npm_version_row *v = &p.v[i];
+            json_t *want = json_object_get(wv, v->version);
+            bool present = json_is_object(want);
+            if (!present && !remove)
+                continue;
+            if (!present && !all_read && !npm__may_version(r, n, v, SEC_READ)) {
+                /* hidden from the caller: its absence says nothing, it stays */
+                json_object_set(wv, v->version, v->manifest);
+                continue;
+            }
+            if (present && !npm_deprecation_changes(v->manifest, want, NULL))
+                continue;
+            if (!all_delete && !npm__may_version(r, n, v, SEC_DELETE))
+                denied = npm__tgz_path(r, n, v->file);
+            gr_sbuf_adds(&what, what.len ? ", " : "");
+            gr_sbuf_adds(&what, v->version);
+        }
+        if (denied) {
+            json_decref(work);
+            gr_sbuf_release(&what);
+            gr_info("req=%llu denied: %s lacks delete on %s/%s", (unsigned long long)r->id,
+                    r->user.name, n->repo, denied);
+            http_error(r, 403,
+                       "user '%s' has no delete permission on '%s/%s' (needed to %s a version)",
+                       r->user.name, n->repo, denied, remove ? "unpublish or change" : "deprecate");
+            return;
+        }
+        /* the dist-tags of versions kept because hidden stay too */
+        const char *tag;
+        json_t *tv;
+        json_object_foreach(p.tags, tag, tv)
+        {
+            const char *tver = json_string_value(tv);
+            if (remove && tver && !json_object_get(wt, tag) && json_object_get(wv, tver) &&
+                !json_object_get(dv, tver))
+                json_object_set(wt, tag, tv);
+        }
+        rc = npm_update(r->ctx, n->repo, n->name, work, remove, p.rev, r->user.name);
+        json_decref(work);
+        if (rc == GR_ECONFLICT && rev)
+            break; /* the client's rev is stale: its own document must be fetched again */
+    }
+    if (rc) {
+        gr_sbuf_release(&what);
+        npm__err(r, rc, n->name);
+        return;
+    }
+    if (what.len) /* audited when the request completes with 2xx */
+        http_audit(r, remove ? "delete" : "overwrite", n->repo, n->name,
+                   gr_arena_printf(r->arena, "npm %s %s",
+                                   remove ? "unpublish or change" : "deprecate", what.buf));
+    gr_sbuf_release(&what);
+    npm__ok(r, 200);
+}
+
 /* PUT /{name}: a publish (with an attachment) or a document update (deprecate). */
 static void npm__put_done(struct http_req *r)
 {
@@ -410,51 +654,58 @@ static void npm__put_done(struct http_req *r)
         http_error(r, 400, "a publish body is a JSON object with one attachment");
         return;
     }
-    json_t *doc = npm__body_json(r, n);
-    if (!doc)
-        return;
-    rc = npm_update(r->ctx, n->repo, n->name, doc, false, NULL, r->user.name);
-    if (rc)
-        npm__err(r, rc, n->name);
-    else
-        npm__ok(r, 200);
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
+    if (doc)
+        npm__apply_doc(r, n, doc, false, NULL);
 }
 
 /* PUT /{name}/-rev/{rev}: the document minus unpublished versions. */
 static void npm__rev_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
-    json_t *doc = npm__body_json(r, n);
-    if (!doc)
-        return;
-    if (!json_is_object(json_object_get(doc, "versions"))) {
-        http_error(r, 400, "the document has no versions");
-        return;
-    }
+    json_t *doc = npm__body_json(r, n, NPM_DOC_MAX);
     const char *rev = n->tail + strlen("-rev/");
-    int rc = npm_update(r->ctx, n->repo, n->name, doc, true, *rev ? rev : NULL, r->user.name);
-    if (rc)
-        npm__err(r, rc, n->name);
-    else
-        npm__ok(r, 200);
+    if (doc)
+        npm__apply_doc(r, n, doc, true, *rev ? rev : NULL);
 }
 
 /* ---- dist-tags ---- */
 
+/*
+ * PUT .../dist-tags/{tag} "version": the version must be one the caller may
+ * read; a new tag needs write on the package, moving a tag that names
+ * another version delete (it replaces the tag).
+ */
 static void npm__tag_put_done(struct http_req *r)
 {
     struct npm_ctx *n = r->hctx;
-    json_t *doc = npm__body_json(r, n);
+    json_t *doc = npm__body_json(r, n, HTTP_JSON_BODY_MAX);
     if (!doc)
         return;
     if (!json_is_string(doc)) {
         http_error(r, 400, "the body must be a JSON string: the version");
         return;
     }
-    const char *tag = n->tail + strlen("dist-tags/");
-    int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, json_string_value(doc));
+    const char *tag = n->tail + strlen("dist-tags/"), *ver = json_string_value(doc);
+    struct npm_package p;
+    if (!npm__load_visible(r, n, &p))
+        return;
+    bool known = false;
+    for (int i = 0; i < p.nv && !known; i++)
+        known = !strcmp(p.v[i].version, ver);
+    if (!known) {
+        http_error(r, 404, "no version %s of %s", ver, n->name);
+        return;
+    }
+    bool replace = http_may(r, n->repo, n->name, SEC_DELETE);
+    int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, ver, replace);
     if (rc == GR_ENOTFOUND)
-        http_error(r, 404, "no version %s of %s", json_string_value(doc), n->name);
+        http_error(r, 404, "no version %s of %s", ver, n->name);
+    else if (rc == GR_EEXIST)
+        http_error(r, 403,
+                   "user '%s' has no delete permission on '%s/%s': the tag '%s' names another"
+                   " version, and moving it replaces it",
+                   r->user.name, n->repo, n->name, tag);
     else if (rc)
         npm__err(r, rc, n->name);
     else
@@ -480,11 +731,8 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
         if (!http_need_read(r))
             return;
         struct npm_package p;
-        int rc = npm_package_get(r->ctx, r->arena, n->repo, n->name, &p);
-        if (rc) {
-            npm__err(r, rc, n->name);
+        if (!npm__load_visible(r, n, &p))
             return;
-        }
         json_t *doc = npm_packument(&p, "", true);
         json_t *tags = json_incref(json_object_get(doc, "dist-tags"));
         json_decref(doc);
@@ -494,19 +742,23 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
     n->tail = gr_arena_printf(r->arena, "dist-tags/%s", tag);
     if (r->method == HM_PUT || r->method == HM_POST) {
         if (http_need_write(r))
-            npm__read_body(r, n, npm__tag_put_done);
+            npm__read_body(r, n, HTTP_JSON_BODY_MAX, npm__tag_put_done);
     } else if (r->method == HM_DELETE) {
-        if (!http_need_write(r))
+        /* removing a tag removes content: delete on the package */
+        if (!http_need_perm(r, n->repo, n->name, SEC_DELETE))
             return;
         if (!strcmp(tag, "latest")) {
             http_error(r, 400, "the latest tag cannot be removed");
             return;
         }
-        int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, NULL);
-        if (rc)
+        int rc = npm_tag_set(r->ctx, n->repo, n->name, tag, NULL, true);
+        if (rc) {
             npm__err(r, rc, tag);
-        else
-            npm__ok(r, 200);
+            return;
+        }
+        http_audit(r, "delete", n->repo, n->name,
+                   gr_arena_printf(r->arena, "npm dist-tag rm %s", tag));
+        npm__ok(r, 200);
     } else {
         http_error(r, 405, "method %s not allowed on dist-tags", r->method_str);
     }
@@ -514,31 +766,50 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
 
 /* ---- users ---- */
 
+/*
+ * PUT /-/user/org.couchdb.user:{name}: a login as Basic authentication is
+ * one (throttled, audited, the same cost for unknown names), answered with
+ * a new access token of npm_token_lifetime seconds.
+ */
 static void npm__login_done(struct http_req *r, json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "name"));
     const char *password = json_string_value(json_object_get(doc, "password"));
-    if (!name || !password) {
+    if (!name || !password || !*name) {
         http_error(r, 400, "name and password required");
         return;
     }
-    struct auth_user u;
-    int rc = auth_check_password(r->ctx, name, password, &u);
-    if (rc == GR_EAUTH) {
-        gr_warn("req=%llu npm login failed for user '%.64s'", (unsigned long long)r->id, name);
-        http_error(r, 401, "bad credentials (users are created by an administrator)");
+    if (strlen(name) > NPM_LOGIN_NAME_MAX || strlen(password) > NPM_LOGIN_PASSWORD_MAX) {
+        http_error(r, 400, "name (%d bytes) or password (%d bytes) too long", NPM_LOGIN_NAME_MAX,
+                   NPM_LOGIN_PASSWORD_MAX);
         return;
     }
+    if (!http_login_password(r, name, password, "npm login", true))
+        return;
     char token[NPM_TOKEN_LEN + 1];
-    if (rc == GR_OK)
-        rc = npm_token_issue(r->ctx, u.name, token);
+    int rc = npm_token_issue(r->ctx, r->user.name, r->srv->opt.npm_token_lifetime, token);
+    if (rc == GR_ENOTFOUND) { /* a plugin realm's user: tokens belong to granary's users */
+        http_error(r, 403, "npm tokens are issued to granary's users only, not to '%s'",
+                   r->user.name);
+        return;
+    }
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
     }
+    gr_info("req=%llu npm login of %s from %s", (unsigned long long)r->id, r->user.name, r->client);
     http_json(r, 201,
               json_pack("{s:b,s:s,s:s}", "ok", 1, "id",
-                        gr_arena_printf(r->arena, "org.couchdb.user:%s", u.name), "token", token));
+                        gr_arena_printf(r->arena, "org.couchdb.user:%s", r->user.name), "token",
+                        token));
+}
+
+/* A search hit is shown when the caller may read the package and the version shown. */
+static bool npm__search_visible(void *arg, const char *name, const char *tarball_path)
+{
+    struct http_req *r = arg;
+    return http_may(r, r->repo_key, name, SEC_READ) &&
+           (!tarball_path || http_may(r, r->repo_key, tarball_path, SEC_READ));
 }
 
 static void npm__search(struct http_req *r, struct npm_ctx *n)
@@ -550,9 +821,18 @@ static void npm__search(struct http_req *r, struct npm_ctx *n)
         from = 0;
     if (size <= 0 || size > 250)
         size = 20;
+    /* only what the caller may read (docs/security.md: search hides the rest) */
+    unsigned have = 0;
+    int rc = sec_effective_tree(r->ctx, r->arena, &r->user, n->repo, "", &have);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    r->repo_key = n->repo;
     json_t *rows;
     int total = 0;
-    int rc = npm_search(r->ctx, r->arena, n->repo, text ? text : "", from, size, &rows, &total);
+    rc = npm_search(r->ctx, r->arena, n->repo, text ? text : "", from, size,
+                    have & SEC_READ ? NULL : npm__search_visible, r, &rows, &total);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
@@ -680,7 +960,8 @@ static bool npm__bearer(struct http_req *r)
 static void npm__package(struct http_req *r, struct npm_ctx *n)
 {
     const char *t = n->tail;
-    /* permission targets see a package as the path <name> (perm.c) */
+    /* permission targets see a package as the path <name>, its versions as
+     * their tarballs' paths (see "who may do what" above) */
     r->repo_key = n->repo;
     r->path = gr_arena_strdup(r->arena, n->name);
     if (!*t) {
@@ -688,18 +969,23 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
             if (http_need_read(r))
                 npm__packument_get(r, n);
         } else if (r->method == HM_PUT) {
+            /* a publish or a deprecation: write here, the rest once the body is in */
             if (http_need_write(r))
-                npm__read_body(r, n, npm__put_done);
+                npm__read_body(r, n, NPM_BODY_MAX, npm__put_done);
         } else {
             http_error(r, 405, "method %s not allowed on a package", r->method_str);
         }
         return;
     }
     if (!strncmp(t, "-rev/", 5)) {
-        if (r->method == HM_DELETE ? !http_need_delete(r) : !http_need_write(r))
+        /* unpublish: of the whole package, delete on everything below it
+         * (perm.c's folder rule); of versions, delete on the package here and
+         * on each version removed once the body is in */
+        if (r->method == HM_DELETE ? !http_need_delete(r)
+                                   : !http_need_perm(r, n->repo, n->name, SEC_DELETE))
             return;
         if (r->method == HM_PUT) {
-            npm__read_body(r, n, npm__rev_put_done);
+            npm__read_body(r, n, NPM_DOC_MAX, npm__rev_put_done);
         } else if (r->method == HM_DELETE) {
             int rc =
                 npm_delete_package(r->ctx, n->repo, n->name, t[5] ? t + 5 : NULL, r->user.name);
@@ -730,7 +1016,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
                 http_error(r, 405, "method %s not allowed here", r->method_str);
                 return;
             }
-            if (http_need_write(r))
+            if (http_need_perm(r, n->repo, r->path, SEC_DELETE))
                 npm__ok(r, 200);
             return;
         }

@@ -128,8 +128,9 @@ void http_access_done(struct http_req *r, bool completed, double ms)
     const char *from = NULL;
     char node[64];
     if (rt == MR_CLUSTER) {
-        const char *auth = http_req_header(r, "X-Granary-Auth"); /* "v1 NODE ms nonce mac" */
-        if (auth && sscanf(auth, "v1 %63s", node) == 1)
+        /* "v2 NODE DEST ms nonce mac" (or "v1 NODE ms nonce mac") */
+        const char *auth = http_req_header(r, "X-Granary-Auth");
+        if (auth && sscanf(auth, "v%*1[12] %63s", node) == 1)
             from = node;
     }
     gr_info("req=%llu access method=%s path=%.*s status=%d in=%llu out=%llu ms=%.1f user=%s "

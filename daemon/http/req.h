@@ -185,6 +185,17 @@ bool http_need_tree(struct http_req *r, unsigned actions);
 bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
                          const char *dst_repo, const char *dst_path, bool move);
 bool http_need_admin(struct http_req *r);
+/*
+ * server.c: check a user name and password as Basic authentication does:
+ * 429 at once while the name or r->client is throttled (failed logins),
+ * then granary's users, then plugin realms. A failure is counted, logged
+ * and audited (login_failed, detail how) and answered 401; a success
+ * clears the counts, sets r->user and is audited (login) on the first
+ * check of the password on this node, or always with audit_success.
+ * false: an answer was sent.
+ */
+bool http_login_password(struct http_req *r, const char *user, const char *password,
+                         const char *how, bool audit_success);
 /* Record an audited action (strings copied); written when the request completes with 2xx. */
 void http_audit(struct http_req *r, const char *action, const char *repo, const char *path,
                 const char *detail);

@@ -180,8 +180,9 @@ static bool server__token(struct http_req *r, const char *user, const char *toke
     return false;
 }
 
-/* A password, throttled per user and per client address. false: an answer was sent. */
-static bool server__password(struct http_req *r, const char *user, const char *password)
+/* A password, throttled per user and per client address (req.h). */
+bool http_login_password(struct http_req *r, const char *user, const char *password,
+                         const char *how, bool audit_success)
 {
     int wait = sec_throttle_wait(user, r->client);
     if (wait > 0) {
@@ -192,6 +193,7 @@ static bool server__password(struct http_req *r, const char *user, const char *p
         return false;
     }
     int rc = auth_check_password(r->ctx, user, password, &r->user);
+    bool hashed = r->user.slow_path; /* on GR_EAUTH: a real user's wrong password */
     if (rc == GR_EAUTH) {
         /* credentials granary's users refuse are offered to plugin realms */
         memset(&r->user, 0, sizeof(r->user));
@@ -204,16 +206,19 @@ static bool server__password(struct http_req *r, const char *user, const char *p
     }
     if (rc == GR_OK) {
         sec_throttle_result(user, r->client, true);
-        if (r->user.slow_path) /* the first check of this password on this node */
-            sec_audit(r->ctx, user, r->client, "login", NULL, NULL, "password");
+        /* the first check of this password on this node, or an explicit login */
+        if (r->user.slow_path || audit_success)
+            sec_audit(r->ctx, user, r->client, "login", NULL, NULL, how);
         return true;
     }
     memset(&r->user, 0, sizeof(r->user));
     if (rc == GR_EAUTH) {
+        if (!hashed) /* an unknown or disabled name costs what a wrong password does */
+            auth_password_dummy(password);
         int n = sec_throttle_result(user, r->client, false);
         gr_warn("req=%llu authentication failed for user '%.64s' from %s (%d in a row)",
                 (unsigned long long)r->id, user, r->client, n);
-        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, "password");
+        sec_audit(r->ctx, user, r->client, "login_failed", NULL, NULL, how);
         http_error(r, 401, "bad credentials");
     } else {
         http_error_code(r, rc, NULL);
@@ -249,7 +254,7 @@ static bool server__authenticate(struct http_req *r)
         /* Maven, pip and npm send an access token as the password */
         if (sec_token_shaped(colon + 1))
             return server__token(r, dec, colon + 1);
-        return server__password(r, dec, colon + 1);
+        return http_login_password(r, dec, colon + 1, "password", false);
     }
     http_error(r, 401, "unsupported authorization scheme");
     return false;

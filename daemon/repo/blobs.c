@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "bs.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
@@ -60,67 +61,129 @@ static void blobs__hex(const unsigned char *in, size_t n, char *out)
 
 /* ---- signatures on the cluster port ---- */
 
-static void blobs__mac(const unsigned char *key, size_t key_len, const char *method,
-                       const char *uri, const char *node, const char *ms, const char *nonce,
-                       char hex[65])
+int blobs__keys_init(struct blobs *b)
 {
-    size_t n = strlen(method) + strlen(uri) + strlen(node) + strlen(ms) + strlen(nonce) + 8;
-    char *msg = malloc(n);
-    unsigned char mac[32];
-    if (!msg) {
-        hex[0] = '\0';
-        return;
-    }
-    int len = snprintf(msg, n, "%s\n%s\n%s\n%s\n%s", method, uri, node, ms, nonce);
-    cr_hmac_sha256(key, key_len, msg, (size_t)len, mac);
-    free(msg);
-    blobs__hex(mac, 32, hex);
+    blobs__keys_free(b);
+    b->hkey = cr_hmac_key_new(b->key, b->key_len);
+    if (b->next_key_len)
+        b->hkey_next = cr_hmac_key_new(b->next_key, b->next_key_len);
+    return b->hkey && (b->hkey_next || !b->next_key_len) ? GR_OK : GR_ENOMEM;
 }
 
-void blobs__sign(struct blobs *b, const char *method, const char *uri, char *out, size_t n)
+void blobs__keys_free(struct blobs *b)
+{
+    cr_hmac_key_free(b->hkey);
+    cr_hmac_key_free(b->hkey_next);
+    b->hkey = b->hkey_next = NULL;
+}
+
+/*
+ * The hex HMAC-SHA256 under key of the fields joined with '\n', followed,
+ * when tail is not NULL, by '\n' and tail_len bytes of tail. Every field
+ * is free of '\n' (methods, paths as sent, node ids and numbers from
+ * headers parsed with %s), so the message reads back one way only. When
+ * the MAC cannot be computed (no key, out of memory) hex is "", which
+ * matches nothing (blobs__mac_matches).
+ */
+static void blobs__mac(const struct cr_hmac_key *key, const char *const *fields, int n,
+                       const void *tail, size_t tail_len, char hex[65])
+{
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    unsigned char mac[32];
+    for (int i = 0; i < n; i++) {
+        if (i)
+            gr_sbuf_add(&sb, "\n", 1);
+        gr_sbuf_adds(&sb, fields[i]);
+    }
+    if (tail) {
+        gr_sbuf_add(&sb, "\n", 1);
+        gr_sbuf_add(&sb, tail, tail_len);
+    }
+    if (key && cr_hmac_sha256_k(key, sb.buf, sb.len, mac) == GR_OK)
+        blobs__hex(mac, 32, hex);
+    else
+        hex[0] = '\0';
+    gr_sbuf_release(&sb);
+}
+
+static void blobs__mac_v1(const struct cr_hmac_key *key, const char *method, const char *uri,
+                          const char *node, const char *ms, const char *nonce, char hex[65])
+{
+    const char *f[] = {method, uri, node, ms, nonce};
+    blobs__mac(key, f, 5, NULL, 0, hex);
+}
+
+static void blobs__mac_v2(const struct cr_hmac_key *key, const char *method, const char *uri,
+                          const char *node, const char *dest, const char *ms, const char *nonce,
+                          char hex[65])
+{
+    const char *f[] = {"granary-v2-request", method, uri, node, dest, ms, nonce};
+    blobs__mac(key, f, 7, NULL, 0, hex);
+}
+
+static void blobs__mac_answer(const struct cr_hmac_key *key, const char *req_mac, const char *node,
+                              int status, const char *sha256, const char *blocks, const void *body,
+                              size_t len, char hex[65])
+{
+    char st[16];
+    snprintf(st, sizeof(st), "%d", status);
+    const char *f[] = {"granary-v2-answer", req_mac, node, st, sha256 ? sha256 : "",
+                       blocks ? blocks : ""};
+    blobs__mac(key, f, 6, body ? body : "", body ? len : 0, hex);
+}
+
+void blobs__uri_sha256(const char *uri, char out[65])
+{
+    out[0] = '\0';
+    if (strncmp(uri, "/v1/blobs/", 10) || strlen(uri) < 74 ||
+        (uri[74] && uri[74] != '/' && uri[74] != '?'))
+        return;
+    memcpy(out, uri + 10, 64);
+    out[64] = '\0';
+    if (!bs_valid_sha256(out))
+        out[0] = '\0';
+}
+
+void blobs__sign(struct blobs *b, const char *method, const char *uri, const char *dest,
+                 struct blobs__sig *sig)
 {
     unsigned char raw[8] = {0};
-    char nonce[17], ms[24], mac[65];
+    char nonce[17], ms[24], v1[65];
     if (cr_random(raw, sizeof(raw)))
         memset(raw, 0, sizeof(raw)); /* refused by the receiver's replay check */
     blobs__hex(raw, sizeof(raw), nonce);
     snprintf(ms, sizeof(ms), "%lld", (long long)blobs__now_ms());
-    blobs__mac(b->key, b->key_len, method, uri, b->node, ms, nonce, mac);
-    snprintf(out, n, "X-Granary-Auth: v1 %s %s %s %s", b->node, ms, nonce, mac);
+    snprintf(sig->dest, sizeof(sig->dest), "%s", dest ? dest : "");
+    blobs__mac_v2(b->hkey, method, uri, b->node, sig->dest, ms, nonce, sig->mac);
+    if (!b->accept_v1) {
+        snprintf(sig->auth, sizeof(sig->auth), BLOBS_AUTH_HEADER ": v2 %s %s %s %s %s", b->node,
+                 sig->dest, ms, nonce, sig->mac);
+        sig->auth2[0] = '\0';
+        return;
+    }
+    /* an upgrade: v1 where the older version looks, v2 beside it (same
+     * nonce: a receiver that took one of them refuses the other) */
+    blobs__mac_v1(b->hkey, method, uri, b->node, ms, nonce, v1);
+    snprintf(sig->auth, sizeof(sig->auth), BLOBS_AUTH_HEADER ": v1 %s %s %s %s", b->node, ms, nonce,
+             v1);
+    snprintf(sig->auth2, sizeof(sig->auth2), BLOBS_AUTH_V2_HEADER ": v2 %s %s %s %s %s", b->node,
+             sig->dest, ms, nonce, sig->mac);
 }
 
-bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
-                      const char **why)
+/* Whether mac is want_key (the join key's MAC) or, during a rotation, want_next. */
+static bool blobs__mac_matches(struct blobs *b, const char *mac, const char *want_key,
+                               const char *want_next)
 {
-    char node[64], ms[24], nonce[24], mac[72], want[65];
-    *why = "missing X-Granary-Auth";
-    if (!b || !b->clustered) {
-        *why = "this node is not in a cluster";
+    if (strlen(mac) != 64)
         return false;
-    }
-    if (!header)
-        return false;
-    if (sscanf(header, "v1 %63s %23s %23s %71s", node, ms, nonce, mac) != 4) {
-        *why = "malformed X-Granary-Auth";
-        return false;
-    }
-    blobs__mac(b->key, b->key_len, method, uri, node, ms, nonce, want);
-    bool ok = strlen(mac) == 64 && cr_equal(mac, want, 64);
-    if (!ok && strlen(mac) == 64 && b->next_key_len) {
-        /* a join key rotation: the second key is accepted too */
-        blobs__mac(b->next_key, b->next_key_len, method, uri, node, ms, nonce, want);
-        ok = cr_equal(mac, want, 64);
-    }
-    if (!ok) {
-        *why = "bad signature";
-        return false;
-    }
-    int64_t t = strtoll(ms, NULL, 10), now = blobs__now_ms();
-    if (t < now - BLOBS_AUTH_WINDOW_MS || t > now + BLOBS_AUTH_WINDOW_MS) {
-        *why = "signature too old or from the future";
-        return false;
-    }
-    /* replays: remember each (node, nonce) for the window */
+    if (strlen(want_key) == 64 && cr_equal(mac, want_key, 64))
+        return true;
+    return b->hkey_next && strlen(want_next) == 64 && cr_equal(mac, want_next, 64);
+}
+
+/* Remember (node, nonce) for the replay window: false when it was seen already. */
+static bool blobs__nonce_fresh(struct blobs *b, const char *node, const char *nonce, int64_t now)
+{
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = node; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -146,20 +209,151 @@ bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, cons
         b->nonces[free_slot].ms = now;
     }
     pthread_mutex_unlock(&b->lock);
-    if (!fresh)
-        *why = "replayed request";
     return fresh;
 }
 
-int blobs__call(struct blobs *b, const char *method, const char *base, const char *uri,
-                const char *request_id, char *body, size_t bodysz)
+bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
+                      const char *header_v2, struct blobs_auth *out, const char **why)
 {
-    char auth[400], url[1024], rid[96];
-    blobs__sign(b, method, uri, auth, sizeof(auth));
+    char node[64], dest[64], ms[24], nonce[24], mac[72], want[65], want_next[65] = "";
+    *why = "missing " BLOBS_AUTH_HEADER;
+    memset(out, 0, sizeof(*out));
+    if (!b || !b->clustered) {
+        *why = "this node is not in a cluster";
+        return false;
+    }
+    const char *h = header_v2 ? header_v2 : header;
+    if (!h)
+        return false;
+    if (!strncmp(h, "v2 ", 3)) {
+        if (sscanf(h, "v2 %63s %63s %23s %23s %71s", node, dest, ms, nonce, mac) != 5) {
+            *why = "malformed " BLOBS_AUTH_HEADER;
+            return false;
+        }
+        blobs__mac_v2(b->hkey, method, uri, node, dest, ms, nonce, want);
+        if (b->hkey_next)
+            blobs__mac_v2(b->hkey_next, method, uri, node, dest, ms, nonce, want_next);
+        out->version = 2;
+    } else if (!strncmp(h, "v1 ", 3) && !header_v2) {
+        if (sscanf(h, "v1 %63s %23s %23s %71s", node, ms, nonce, mac) != 4) {
+            *why = "malformed " BLOBS_AUTH_HEADER;
+            return false;
+        }
+        if (!b->accept_v1) {
+            /* not destination-bound, and its answer would be unsigned */
+            *why = "v1 signature refused (this node is not in an upgrade from v1)";
+            return false;
+        }
+        blobs__mac_v1(b->hkey, method, uri, node, ms, nonce, want);
+        if (b->hkey_next)
+            blobs__mac_v1(b->hkey_next, method, uri, node, ms, nonce, want_next);
+        out->version = 1;
+    } else {
+        *why = "malformed " BLOBS_AUTH_HEADER;
+        return false;
+    }
+    if (!blobs__mac_matches(b, mac, want, want_next)) {
+        *why = "bad signature";
+        return false;
+    }
+    if (out->version == 2 && strcmp(dest, b->node)) {
+        *why = "signed for another node";
+        return false;
+    }
+    int64_t t = strtoll(ms, NULL, 10), now = blobs__now_ms();
+    if (t < now - BLOBS_AUTH_WINDOW_MS || t > now + BLOBS_AUTH_WINDOW_MS) {
+        *why = "signature too old or from the future";
+        return false;
+    }
+    if (!blobs__nonce_fresh(b, node, nonce, now)) {
+        *why = "replayed request";
+        return false;
+    }
+    snprintf(out->node, sizeof(out->node), "%s", node);
+    if (out->version == 2)
+        memcpy(out->mac, mac, 65);
+    return true;
+}
+
+void blobs_sign_answer(struct blobs *b, const struct blobs_auth *req, int status,
+                       const char *sha256, const char *blocks, const void *body, size_t len,
+                       char *out, size_t n)
+{
+    char mac[65];
+    if (!req || req->version != 2) {
+        if (n)
+            out[0] = '\0';
+        return;
+    }
+    blobs__mac_answer(b->hkey, req->mac, b->node, status, sha256, blocks, body, len, mac);
+    snprintf(out, n, "v2 %s %s", b->node, mac);
+}
+
+bool blobs__check_answer(struct blobs *b, const struct blobs__sig *sig, const char *header,
+                         int status, const char *sha256, const char *blocks, const void *body,
+                         size_t len, bool *legacy, const char **why)
+{
+    char node[64], mac[72], want[65], want_next[65] = "";
+    *legacy = false;
+    if (!header || !*header) {
+        if (b->accept_v1) { /* a node of the older version, during the upgrade */
+            *legacy = true;
+            return true;
+        }
+        *why = "unsigned answer";
+        return false;
+    }
+    if (sscanf(header, "v2 %63s %71s", node, mac) != 2) {
+        *why = "malformed answer signature";
+        return false;
+    }
+    if (strcmp(node, sig->dest)) {
+        *why = "answer signed by another node";
+        return false;
+    }
+    blobs__mac_answer(b->hkey, sig->mac, node, status, sha256, blocks, body, len, want);
+    if (b->hkey_next)
+        blobs__mac_answer(b->hkey_next, sig->mac, node, status, sha256, blocks, body, len,
+                          want_next);
+    if (!blobs__mac_matches(b, mac, want, want_next)) {
+        *why = "bad answer signature";
+        return false;
+    }
+    return true;
+}
+
+int blobs__call(struct blobs *b, const char *method, const char *dest, const char *base,
+                const char *uri, const char *request_id, char *body, size_t bodysz)
+{
+    char url[1024], rid[96], sha[65];
+    struct blobs__sig sig;
+    blobs__sign(b, method, uri, dest, &sig);
     snprintf(url, sizeof(url), "%s%s", base, uri);
     snprintf(rid, sizeof(rid), "X-Request-Id: %s", request_id ? request_id : "storage");
-    struct bs_peer_req req = {.url = url, .auth = auth, .extra = rid};
+    struct bs_peer_req req = {.url = url,
+                              .auth = sig.auth,
+                              .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
+                              .extra = rid,
+                              .keep_header = BLOBS_ANSWER_HEADER};
     bs_peer_call(method, &req, BLOBS_CALL_TIMEOUT_S);
+    const char *why = NULL;
+    bool legacy;
+    blobs__uri_sha256(uri, sha);
+    if (req.status) {
+        if (req.truncated)
+            why = "answer too long to check";
+        else
+            blobs__check_answer(b, &sig, req.header, req.status, sha, "", req.body, req.body_len,
+                                &legacy, &why);
+        if (why)
+            gr_warn("req=%s %s %s on %s: answer %d refused: %s",
+                    request_id ? request_id : "storage", method, uri, dest, req.status, why);
+    }
+    if (why) {
+        if (body && bodysz)
+            snprintf(body, bodysz, "%s (answer %d: %.100s)", why, req.status, req.body);
+        return 0;
+    }
     if (body && bodysz)
         snprintf(body, bodysz, "%s", req.status ? req.body : req.error);
     return req.status;
@@ -235,7 +429,8 @@ static void blobs__pending_cleanup(void *arg)
     for (int i = 0; i < p->n_peers; i++) {
         char uri[128];
         snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
-        blobs__call(p->ctx->blobs, "DELETE", p->peers[i].url, uri, p->request_id, NULL, 0);
+        blobs__call(p->ctx->blobs, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id,
+                    NULL, 0);
     }
 }
 
@@ -250,19 +445,36 @@ static void blobs__stage_peers(struct blobs *b, struct blobs_pending *p, const c
         if (batch > n_order - next)
             batch = n_order - next;
         struct bs_peer_req reqs[BLOBS_MAX_NODES];
-        char auth[BLOBS_MAX_NODES][400], url[BLOBS_MAX_NODES][512], rid[96];
+        struct blobs__sig *sig = malloc(sizeof(*sig) * (size_t)batch);
+        char url[BLOBS_MAX_NODES][512], rid[96], uri[128];
+        if (!sig)
+            return;
         snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->request_id ? p->request_id : "");
+        snprintf(uri, sizeof(uri), "/v1/blobs/%s/stage", p->sha256);
         for (int i = 0; i < batch; i++) {
             const struct blobs__node *nd = &nodes[order[next + i]];
-            char uri[128];
-            snprintf(uri, sizeof(uri), "/v1/blobs/%s/stage", p->sha256);
-            blobs__sign(b, "PUT", uri, auth[i], sizeof(auth[i]));
+            blobs__sign(b, "PUT", uri, nd->id, &sig[i]);
             snprintf(url[i], sizeof(url[i]), "%s%s", nd->url, uri);
-            reqs[i] = (struct bs_peer_req){.url = url[i], .auth = auth[i], .extra = rid};
+            reqs[i] = (struct bs_peer_req){.url = url[i],
+                                           .auth = sig[i].auth,
+                                           .auth2 = sig[i].auth2[0] ? sig[i].auth2 : NULL,
+                                           .extra = rid,
+                                           .keep_header = BLOBS_ANSWER_HEADER};
         }
         bs_peer_push(path, size, reqs, batch, BLOBS_STALL_S);
         for (int i = 0; i < batch; i++) {
             const struct blobs__node *nd = &nodes[order[next + i]];
+            const char *why = NULL;
+            bool legacy;
+            if (reqs[i].status == 201 &&
+                (reqs[i].truncated ||
+                 !blobs__check_answer(b, &sig[i], reqs[i].header, 201, p->sha256, "", reqs[i].body,
+                                      reqs[i].body_len, &legacy, &why))) {
+                /* a stage nobody can vouch for is not published: it expires there */
+                snprintf(reqs[i].error, sizeof(reqs[i].error), "answer 201 refused: %s",
+                         why ? why : "answer too long to check");
+                reqs[i].status = 0;
+            }
             json_t *doc = reqs[i].status == 201 ? json_loads(reqs[i].body, 0, NULL) : NULL;
             const char *id = json_string_value(json_object_get(doc, "stage"));
             if (id && strlen(id) == BS_STAGE_ID - 1) {
@@ -277,6 +489,7 @@ static void blobs__stage_peers(struct blobs *b, struct blobs_pending *p, const c
             }
             json_decref(doc);
         }
+        free(sig);
         next += batch;
     }
 }
@@ -353,7 +566,8 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
     for (int i = 0; i < p->n_peers; i++) {
         char uri[200], body[256];
         snprintf(uri, sizeof(uri), "/v1/stages/%s/commit?sha256=%s", p->peers[i].id, sha256);
-        int st = blobs__call(b, "POST", p->peers[i].url, uri, p->request_id, body, sizeof(body));
+        int st = blobs__call(b, "POST", p->peers[i].node, p->peers[i].url, uri, p->request_id, body,
+                             sizeof(body));
         if (st == 200) {
             held[copies++] = p->peers[i].node;
         } else {
@@ -464,33 +678,47 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
     return rc == BS_OK ? GR_OK : GR_EIO;
 }
 
+/*
+ * A read from a peer. Blocks arrive in order, one answer ("window") of at
+ * most BLOBS_CRC_HEADER_MAX_BLOCKS blocks at a time; each block is read
+ * whole and checked before a byte of it is returned: into the caller's
+ * buffer when it fits there whole, else into blk.
+ */
 struct blobs_remote {
     struct repo_ctx *ctx;
-    struct bs_peer_stream *s;
-    /* the check of a whole binary: the holder's block checksums, or else
-     * sha256 (d); neither for a range */
-    struct cr_digest *d;
-    uint32_t *crcs;         /* nblocks entries */
-    uint64_t nblocks, size; /* size: the binary's */
-    uint64_t pos;           /* bytes checked or in the current block */
-    uint32_t crc;           /* CRC32C of the current block so far */
-    bool checked;           /* every block matched */
-    char sha256[65], node[64], url[256];
     const char *request_id;
+    char sha256[65], node[64], url[256];
+    uint64_t size;     /* the binary's */
+    uint64_t pos, end; /* bytes [pos, end) are still to be returned */
+    /* the holder's current answer: blocks [win_first, win_end) */
+    struct bs_peer_stream *s;
+    uint64_t win_first, win_end;
+    uint64_t next_block; /* the next block to arrive */
+    uint32_t *crcs;      /* the window's block checksums; NULL: a legacy answer without them */
+    bool legacy;         /* unsigned answers (a v1 holder, during an upgrade) */
+    bool failed;
+    struct cr_digest *d; /* legacy, a whole binary without block checksums: its sha256 */
+    unsigned char *blk; /* the last block read and checked, when it is not in the caller's buffer */
+    uint64_t blk_no;    /* UINT64_MAX: none */
+    size_t blk_len;
+    const char *why; /* what went wrong */
 };
 
-/*
- * The block checksums of a BLOBS_CRC_HEADER value for a binary of size
- * bytes; NULL when absent or malformed (then the body's sha256 is checked).
- */
-static uint32_t *blobs__parse_crcs(const char *v, uint64_t size, uint64_t *nblocks)
+static uint64_t blobs__nblocks(uint64_t size)
 {
-    uint64_t n = (size + BS_BLOCK - 1) / BS_BLOCK;
-    char head[16];
-    snprintf(head, sizeof(head), "%d ", BS_BLOCK);
-    if (!v || strncmp(v, head, strlen(head)) || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
-        return NULL;
-    v += strlen(head);
+    return (size + BS_BLOCK - 1) / BS_BLOCK;
+}
+
+/* Bytes in block k of r's binary. */
+static size_t blobs__block_len(const struct blobs_remote *r, uint64_t k)
+{
+    uint64_t off = k * BS_BLOCK;
+    return r->size - off < BS_BLOCK ? (size_t)(r->size - off) : BS_BLOCK;
+}
+
+/* n block checksums from exactly 8 * n lowercase hex digits; NULL when malformed (or no memory). */
+static uint32_t *blobs__hex_crcs(const char *v, uint64_t n)
+{
     if (strlen(v) != 8 * n)
         return NULL;
     uint32_t *crcs = malloc(n ? n * sizeof(*crcs) : 1);
@@ -507,28 +735,31 @@ static uint32_t *blobs__parse_crcs(const char *v, uint64_t size, uint64_t *nbloc
         }
         crcs[i] = c;
     }
-    *nblocks = n;
     return crcs;
 }
 
-/* Check the next n bytes of a whole binary against the block checksums: false on a mismatch. */
-static bool blobs__check_blocks(struct blobs_remote *r, const unsigned char *p, size_t n)
+uint32_t *blobs__parse_blocks(const char *v, uint64_t size, uint64_t first, uint64_t n)
 {
-    while (n > 0) {
-        uint64_t in_block = r->pos % BS_BLOCK, block = r->pos / BS_BLOCK;
-        size_t take = BS_BLOCK - (size_t)in_block;
-        if (take > n)
-            take = n;
-        if (block >= r->nblocks)
-            return false; /* more bytes than the binary has */
-        r->crc = bs_crc32c(in_block ? r->crc : 0, p, take);
-        r->pos += take;
-        p += take;
-        n -= take;
-        if ((r->pos % BS_BLOCK == 0 || r->pos == r->size) && r->crc != r->crcs[block])
-            return false;
-    }
-    return true;
+    char head[80];
+    if (!v || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+        return NULL;
+    int len = snprintf(head, sizeof(head), "%d %llu %llu ", BS_BLOCK, (unsigned long long)size,
+                       (unsigned long long)first);
+    if (strncmp(v, head, (size_t)len))
+        return NULL;
+    return blobs__hex_crcs(v + len, n);
+}
+
+/* The block checksums of a v1 BLOBS_CRC_HEADER value (a whole binary); NULL when absent or
+ * malformed. */
+static uint32_t *blobs__parse_crcs_v1(const char *v, uint64_t size)
+{
+    uint64_t n = blobs__nblocks(size);
+    char head[16];
+    snprintf(head, sizeof(head), "%d ", BS_BLOCK);
+    if (!v || strncmp(v, head, strlen(head)) || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+        return NULL;
+    return blobs__hex_crcs(v + strlen(head), n);
 }
 
 /* A peer's copy failed the check (why): quarantine it there and forget it. */
@@ -540,7 +771,7 @@ static void blobs__bad_remote_copy(struct blobs_remote *r, const char *why)
              why);
     blobs__holders_forget(b, r->sha256);
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
-    blobs__call(b, "POST", r->url, uri, r->request_id, NULL, 0);
+    blobs__call(b, "POST", r->node, r->url, uri, r->request_id, NULL, 0);
     const char *p[2] = {r->sha256, r->node};
     if (db_exec1(r->ctx->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2",
                  2, p) != GR_OK)
@@ -550,12 +781,176 @@ static void blobs__bad_remote_copy(struct blobs_remote *r, const char *why)
 }
 
 /*
- * Open a stream from the first of the holders ids (in blobs__holders_order)
- * that answers; every holder tried is added to tried. GR_OK with *out set,
- * GR_ENOTFOUND when none could serve, GR_ENOMEM.
+ * Ask r's holder for the blocks from first on (as many as the read needs,
+ * at most BLOBS_CRC_HEADER_MAX_BLOCKS) and check its answer before a byte
+ * of it is read: status, length, and the signature over the checksums of
+ * exactly those blocks. The answer replaces r's current one.
+ * GR_OK; GR_ENOTFOUND (no answer, an error, or the wrong length); GR_EAUTH
+ * (an answer the holder did not sign, r->why says why).
  */
-static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size,
-                            const char *range, const char *request_id, char ids[][64], int n,
+static int blobs__window(struct blobs_remote *r, uint64_t first)
+{
+    struct blobs *b = r->ctx->blobs;
+    uint64_t total = blobs__nblocks(r->size), wend = blobs__nblocks(r->end);
+    if (wend > first + BLOBS_CRC_HEADER_MAX_BLOCKS)
+        wend = first + BLOBS_CRC_HEADER_MAX_BLOCKS;
+    uint64_t from = first * BS_BLOCK, to = wend * BS_BLOCK < r->size ? wend * BS_BLOCK : r->size;
+    bool whole = first == 0 && wend == total;
+    char uri[128], url[512], rid[96], range[64];
+    struct blobs__sig sig;
+    snprintf(uri, sizeof(uri), "/v1/blobs/%s", r->sha256);
+    snprintf(url, sizeof(url), "%s%s", r->url, uri);
+    snprintf(rid, sizeof(rid), "X-Request-Id: %s", r->request_id ? r->request_id : "");
+    snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)from,
+             (unsigned long long)(to - 1));
+    blobs__sign(b, "GET", uri, r->node, &sig);
+    struct bs_peer_req req = {.url = url,
+                              .auth = sig.auth,
+                              .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
+                              .extra = rid,
+                              .keep_header = BLOBS_ANSWER_HEADER};
+    struct bs_peer_stream *s = NULL;
+    uint64_t len = 0;
+    if (bs_peer_stream_open(&req, whole ? NULL : range, BLOBS_STALL_S, &s, &len) ||
+        req.status != (whole ? 200 : 206) || len != to - from) {
+        gr_warn("req=%s cannot read %s from %s: %d %s", r->request_id, r->sha256, r->node,
+                req.status,
+                req.status == 200 || req.status == 206 ? "unexpected status or length"
+                : req.status                           ? req.body
+                                                       : req.error);
+        bs_peer_stream_close(s);
+        return GR_ENOTFOUND;
+    }
+    char *blocks = bs_peer_stream_header(s, BLOBS_CRC_HEADER);
+    uint32_t *crcs = NULL;
+    bool legacy = false;
+    r->why = NULL;
+    if (!blobs__check_answer(b, &sig, req.header, req.status, r->sha256, blocks ? blocks : "", NULL,
+                             0, &legacy, &r->why)) {
+        /* r->why is set */
+    } else if (!legacy && wend > first) {
+        crcs = blobs__parse_blocks(blocks, r->size, first, wend - first);
+        if (!crcs)
+            r->why = "its signed answer has no checksums of the blocks asked for";
+    } else if (whole) { /* a v1 holder: its unsigned checksums, or sha256 */
+        crcs = blobs__parse_crcs_v1(blocks, r->size);
+    }
+    free(blocks);
+    if (r->why) {
+        bs_peer_stream_close(s);
+        return GR_EAUTH;
+    }
+    if (legacy && !crcs && r->pos == 0 && r->end == r->size && first == 0 && !r->d)
+        r->d = cr_digest_new(CR_SHA256);
+    bs_peer_stream_close(r->s);
+    free(r->crcs);
+    r->s = s;
+    r->crcs = crcs;
+    r->legacy = legacy;
+    r->win_first = first;
+    r->win_end = wend;
+    r->next_block = first;
+    return GR_OK;
+}
+
+/*
+ * Read the next blocks of the holder's answers into dst: as many whole
+ * blocks of the current answer as fit in room (at least the next one; the
+ * caller makes room for it), each checked; *len is their size. At the end
+ * of an answer, the next one is asked for. GR_OK; GR_EIO (the transfer
+ * failed or ended early); GR_ECONFLICT (a block, or the sha256 of a legacy
+ * answer, does not match: r->why); or blobs__window()'s errors.
+ */
+static int blobs__next_blocks(struct blobs_remote *r, unsigned char *dst, size_t room, size_t *len)
+{
+    if (r->next_block >= r->win_end) {
+        int rc = blobs__window(r, r->next_block);
+        if (rc)
+            return rc;
+    }
+    uint64_t from = r->next_block * BS_BLOCK;
+    uint64_t to = r->win_end * BS_BLOCK < r->size ? r->win_end * BS_BLOCK : r->size;
+    size_t take = to - from <= room ? (size_t)(to - from) : room - room % BS_BLOCK, got = 0;
+    if (take == 0) {
+        r->why = "no room for a block";
+        return GR_EIO;
+    }
+    while (got < take) {
+        ssize_t c = bs_peer_stream_read(r->s, dst + got, take - got);
+        if (c <= 0) {
+            r->why = "the transfer failed";
+            return GR_EIO;
+        }
+        got += (size_t)c;
+    }
+    for (size_t off = 0; off < take; off += BS_BLOCK) {
+        size_t n = take - off < BS_BLOCK ? take - off : BS_BLOCK;
+        if (r->crcs && bs_crc32c(0, dst + off, n) != r->crcs[r->next_block - r->win_first]) {
+            r->why = "a block failed its CRC32C";
+            return GR_ECONFLICT;
+        }
+        r->next_block++;
+    }
+    if (r->d) {
+        cr_digest_update(r->d, dst, take);
+        if (from + take == r->size) {
+            unsigned char raw[64];
+            char hex[65];
+            cr_digest_final(r->d, raw);
+            blobs__hex(raw, 32, hex);
+            if (strcmp(hex, r->sha256)) {
+                r->why = "it failed its sha256";
+                return GR_ECONFLICT;
+            }
+        }
+    }
+    if (r->next_block == r->win_end) {
+        /* the answer is complete: reading its end lets the connection be reused */
+        char c;
+        if (bs_peer_stream_read(r->s, &c, 1) != 0) {
+            r->why = "the transfer failed";
+            return GR_EIO;
+        }
+    }
+    *len = take;
+    return GR_OK;
+}
+
+/*
+ * A read from r's holder failed with rc (blobs__window/blobs__next_blocks):
+ * count and log it; a legacy holder's copy that failed its check is
+ * quarantined (that version did so). A signed answer whose bytes do not
+ * match its checksums says nothing against the copy: the holder checked
+ * each block before sending it, so they changed on the way.
+ */
+static void blobs__remote_failed(struct blobs_remote *r, int rc)
+{
+    struct blobs *b = r->ctx->blobs;
+    r->failed = true;
+    atomic_fetch_add(&b->remote_failures, 1);
+    if (rc == GR_ECONFLICT && r->legacy) {
+        blobs__bad_remote_copy(r, r->why);
+        return;
+    }
+    if (rc == GR_ECONFLICT || rc == GR_EAUTH) {
+        blobs__holders_forget(b, r->sha256);
+        gr_error(
+            "req=%s copy of %s from %s refused: %s%s", r->request_id, r->sha256, r->node, r->why,
+            rc == GR_ECONFLICT ? " under its holder's signed checksums: changed on the way" : "");
+    } else if (rc != GR_ENOTFOUND) {
+        gr_warn("req=%s reading %s from %s: %s", r->request_id, r->sha256, r->node,
+                r->why ? r->why : gr_strerror(rc));
+    }
+}
+
+/*
+ * Open a read of bytes [first, end) from the first of the holders ids (in
+ * blobs__holders_order) whose answer checks out up to the first block;
+ * every holder tried is added to tried. GR_OK with *out set, GR_ENOTFOUND
+ * when none could serve, GR_ENOMEM.
+ */
+static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size, uint64_t first,
+                            uint64_t end, const char *request_id, char ids[][64], int n,
                             char tried[][64], int *n_tried, struct blobs_remote **out)
 {
     struct blobs *b = ctx->blobs;
@@ -565,41 +960,33 @@ static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t s
         if (*n_tried < BLOBS_MAX_NODES)
             memcpy(tried[(*n_tried)++], order[i].id, 64);
         struct blobs_remote *r = calloc(1, sizeof(*r));
-        if (!r)
+        if (r)
+            r->blk = malloc(size < BS_BLOCK ? (size ? size : 1) : BS_BLOCK);
+        if (!r || !r->blk) {
+            free(r);
             return GR_ENOMEM;
+        }
         r->ctx = ctx;
         r->request_id = request_id;
         snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
         memcpy(r->node, order[i].id, sizeof(r->node));
         memcpy(r->url, order[i].url, sizeof(r->url));
-        char uri[128], url[512], auth[400], rid[96];
-        snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
-        snprintf(url, sizeof(url), "%s%s", r->url, uri);
-        snprintf(rid, sizeof(rid), "X-Request-Id: %s", request_id ? request_id : "");
-        blobs__sign(b, "GET", uri, auth, sizeof(auth));
-        struct bs_peer_req req = {.url = url, .auth = auth, .extra = rid};
-        uint64_t len = 0;
+        r->size = size;
+        r->pos = first;
+        r->end = end;
+        r->blk_no = UINT64_MAX;
         atomic_fetch_add(&b->remote_reads, 1);
-        if (bs_peer_stream_open(&req, range, BLOBS_STALL_S, &r->s, &len) == 0 &&
-            (range || len == size)) {
-            r->size = size;
-            if (!range) {
-                char *v = bs_peer_stream_header(r->s, BLOBS_CRC_HEADER);
-                r->crcs = blobs__parse_crcs(v, size, &r->nblocks);
-                free(v);
-                if (!r->crcs) /* a holder that sends no checksums: sha256 */
-                    r->d = cr_digest_new(CR_SHA256);
-            }
-            if (range || r->crcs || r->d) {
-                *out = r;
-                return GR_OK;
-            }
+        int rc = blobs__window(r, first / BS_BLOCK);
+        if (rc == GR_OK && first < end) { /* the first block, before the answer starts */
+            r->blk_no = first / BS_BLOCK;
+            rc = blobs__next_blocks(r, r->blk, blobs__block_len(r, r->blk_no), &r->blk_len);
         }
-        atomic_fetch_add(&b->remote_failures, 1);
-        gr_warn("req=%s cannot read %s from %s: %d %s", request_id, sha256, r->node, req.status,
-                req.status ? req.body : req.error);
-        bs_peer_stream_close(r->s);
-        free(r);
+        if (rc == GR_OK) {
+            *out = r;
+            return GR_OK;
+        }
+        blobs__remote_failed(r, rc);
+        blobs_remote_close(r);
     }
     return GR_ENOTFOUND;
 }
@@ -616,12 +1003,21 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
     *out = NULL;
     if (!b || !b->clustered)
         return GR_ENOTFOUND;
+    uint64_t first = 0, end = size;
+    if (range) {
+        unsigned long long a, z;
+        char tail;
+        if (sscanf(range, "bytes=%llu-%llu%c", &a, &z, &tail) != 2 || a > z || z >= size)
+            return GR_EINVAL;
+        first = a;
+        end = z + 1;
+    }
     char ids[BLOBS_MAX_NODES][64], tried[BLOBS_MAX_NODES][64];
     int n_tried = 0;
     int n = blobs__holders_cached(b, sha256, ids, BLOBS_MAX_NODES);
     if (n > 0) {
-        int rc =
-            blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+        int rc = blobs__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried,
+                                  &n_tried, out);
         if (rc != GR_ENOTFOUND)
             return rc;
         /* every cached holder failed: the list may be stale, ask the database */
@@ -631,7 +1027,8 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
     n = blobs__holders_query(ctx, sha256, ids, BLOBS_MAX_NODES);
     if (n < 0)
         return GR_EDB;
-    int rc = blobs__open_from(ctx, sha256, size, range, request_id, ids, n, tried, &n_tried, out);
+    int rc =
+        blobs__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried, &n_tried, out);
     /* cache what the database said, less the holders that failed just now */
     char keep[BLOBS_MAX_NODES][64];
     int k = 0;
@@ -648,35 +1045,46 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
 
 long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
 {
-    ssize_t n = bs_peer_stream_read(r->s, buf, max);
-    if (n > 0 && r->crcs && !blobs__check_blocks(r, buf, (size_t)n)) {
-        blobs__bad_remote_copy(r, "a block failed its CRC32C");
+    unsigned char *out = buf;
+    size_t done = 0;
+    if (r->failed)
         return -1;
-    }
-    if (n == 0 && r->crcs && !r->checked) {
-        if (r->pos != r->size) { /* cannot happen: the stream checks the length */
-            blobs__bad_remote_copy(r, "the body is short");
-            return -1;
+    while (done < max && r->pos < r->end) {
+        uint64_t k = r->pos / BS_BLOCK;
+        if (r->blk_no != k) {
+            /* block k has not arrived yet: it is the next one. Whole blocks
+             * that are wanted whole go straight into buf; else into blk. */
+            size_t len = blobs__block_len(r, k), room = max - done;
+            if (room > r->end - r->pos)
+                room = (size_t)(r->end - r->pos);
+            bool direct = k * BS_BLOCK == r->pos && room >= len;
+            if (!direct && done > 0)
+                break; /* the rest next time */
+            int rc = r->next_block == k ? blobs__next_blocks(r, direct ? out + done : r->blk,
+                                                             direct ? room : len, &len)
+                                        : GR_EIO;
+            if (rc) {
+                blobs__remote_failed(r, rc);
+                return done > 0 ? (long)done : -1; /* what was checked; then -1 */
+            }
+            if (direct) {
+                r->pos += len;
+                done += len;
+                continue;
+            }
+            r->blk_no = k;
+            r->blk_len = len;
         }
-        r->checked = true;
+        size_t off = (size_t)(r->pos - r->blk_no * BS_BLOCK), n = r->blk_len - off;
+        if (n > max - done)
+            n = max - done;
+        if (n > r->end - r->pos)
+            n = (size_t)(r->end - r->pos);
+        memcpy(out + done, r->blk + off, n);
+        r->pos += n;
+        done += n;
     }
-    if (n > 0 && r->d)
-        cr_digest_update(r->d, buf, (size_t)n);
-    if (n == 0 && r->d) {
-        unsigned char raw[64];
-        char hex[65];
-        cr_digest_final(r->d, raw);
-        cr_digest_free(r->d);
-        r->d = NULL;
-        blobs__hex(raw, 32, hex);
-        if (strcmp(hex, r->sha256)) {
-            blobs__bad_remote_copy(r, "it failed its sha256");
-            return -1;
-        }
-    }
-    if (n < 0)
-        atomic_fetch_add(&r->ctx->blobs->remote_failures, 1);
-    return (long)n;
+    return (long)done;
 }
 
 void blobs_remote_close(struct blobs_remote *r)
@@ -686,26 +1094,48 @@ void blobs_remote_close(struct blobs_remote *r)
     bs_peer_stream_close(r->s);
     cr_digest_free(r->d);
     free(r->crcs);
+    free(r->blk);
     free(r);
 }
 
 /* ---- pulls (repair and self-heal) ---- */
 
-/* Stream sha256 from one source into a new local upload; verified. */
-static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *base,
+/*
+ * Stream sha256 from node src (cluster URL base) into a new local upload,
+ * its answer signed by src and the whole body checked against its sha256
+ * before anything is kept.
+ */
+static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *src, const char *base,
                         const char *request_id, struct bs_upload **out)
 {
     struct blobs *b = ctx->blobs;
-    char uri[128], url[512], auth[400], rid[96];
+    char uri[128], url[512], rid[96];
+    struct blobs__sig sig;
     snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
     snprintf(url, sizeof(url), "%s%s", base, uri);
     snprintf(rid, sizeof(rid), "X-Request-Id: %s", request_id ? request_id : "");
-    blobs__sign(b, "GET", uri, auth, sizeof(auth));
-    struct bs_peer_req req = {.url = url, .auth = auth, .extra = rid};
+    blobs__sign(b, "GET", uri, src, &sig);
+    struct bs_peer_req req = {.url = url,
+                              .auth = sig.auth,
+                              .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
+                              .extra = rid,
+                              .keep_header = BLOBS_ANSWER_HEADER};
     struct bs_peer_stream *s = NULL;
     uint64_t len;
     if (bs_peer_stream_open(&req, NULL, BLOBS_STALL_S, &s, &len))
         return req.status == 404 ? GR_ENOTFOUND : GR_EIO;
+    char *blocks = bs_peer_stream_header(s, BLOBS_CRC_HEADER);
+    const char *why = NULL;
+    bool legacy;
+    bool ok = blobs__check_answer(b, &sig, req.header, req.status, sha256, blocks ? blocks : "",
+                                  NULL, 0, &legacy, &why);
+    free(blocks);
+    if (!ok) {
+        gr_warn("req=%s pull of %s from %s refused: %s", request_id ? request_id : "", sha256, src,
+                why);
+        bs_peer_stream_close(s);
+        return GR_EIO;
+    }
     struct bs_upload *u = NULL;
     struct cr_digest *d = cr_digest_new(CR_SHA256);
     char *buf = malloc(256 * 1024);
@@ -727,7 +1157,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *ba
         cr_digest_final(d, raw);
         blobs__hex(raw, 32, hex);
         if (strcmp(hex, sha256)) {
-            gr_error("copy of %s from %s failed its sha256", sha256, base);
+            gr_error("copy of %s from %s failed its sha256", sha256, src);
             rc = GR_ECONFLICT;
         }
     }
@@ -742,6 +1172,20 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *ba
     return GR_OK;
 }
 
+/* The id of the live node whose cluster URL is url, into out; false when none is. */
+static bool blobs__node_by_url(struct blobs *b, const char *url, char *out, size_t n)
+{
+    bool found = false;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < b->n_nodes && !found; i++)
+        if (b->nodes[i].url[0] && !strcmp(b->nodes[i].url, url)) {
+            snprintf(out, n, "%s", b->nodes[i].id);
+            found = true;
+        }
+    pthread_mutex_unlock(&b->lock);
+    return found;
+}
+
 int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
                const char *request_id)
 {
@@ -754,13 +1198,17 @@ int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     struct bs_upload *u = NULL;
     int rc = GR_ENOTFOUND;
     for (char *src = strtok_r(list, ",", &save); src && !u; src = strtok_r(NULL, ",", &save)) {
-        char url[256];
+        char url[256], id[64];
         if (strncmp(src, "http", 4)) { /* a node id */
             if (!blobs__node_url(b, src, url, sizeof(url)))
                 continue;
-            src = url;
+            snprintf(id, sizeof(id), "%s", src);
+        } else { /* a cluster URL: a request is signed for a node */
+            if (!blobs__node_by_url(b, src, id, sizeof(id)))
+                continue;
+            snprintf(url, sizeof(url), "%s", src);
         }
-        rc = blobs__fetch(ctx, sha256, src, request_id, &u);
+        rc = blobs__fetch(ctx, sha256, id, url, request_id, &u);
         if (rc == GR_ENOSPC)
             break;
     }

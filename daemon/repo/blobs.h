@@ -37,6 +37,10 @@ struct blobs_options {
      * rotation (docs/security.md) */
     const void *next_key;
     size_t next_key_len;
+    /* a rolling upgrade from a version that speaks only v1 on the cluster
+     * port: accept v1 requests and unsigned answers, and sign requests
+     * both ways (docs/security.md) */
+    bool accept_v1;
     int down_after_ms;
 };
 
@@ -103,12 +107,16 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
 /* ---- reads ---- */
 
 /*
- * The cluster port's answers to a whole-binary GET carry the copy's block
- * checksums in this header ("<block size> <8 hex digits per block>") when
- * the binary has at most BLOBS_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the
- * header stays within 4 KiB). The holder checked every block against the
- * same checksums before sending it; the reading node checks every block it
- * receives against them, instead of hashing the whole body with sha256.
+ * The cluster port's answers to a GET of a binary carry the checksums of
+ * the blocks they send in this header when they send at most
+ * BLOBS_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the header stays within
+ * 4 KiB): "<block size> <binary size> <first block> <8 hex digits per
+ * block>", covered by the answer's signature. The holder checked every
+ * block against the same checksums before sending it; the reading node
+ * checks every block against them before it passes on a byte of it, and
+ * asks for at most that many blocks at a time. (To a v1 request, during an
+ * upgrade: "<block size> <8 hex digits per block>" for a whole binary
+ * only, unsigned, as the older version reads it.)
  */
 #define BLOBS_CRC_HEADER "X-Granary-Block-Crc32c"
 #define BLOBS_CRC_HEADER_MAX_BLOCKS 512
@@ -118,23 +126,30 @@ struct blobs_remote;
 
 /*
  * Open a stream of a binary this node does not hold (or holds a bad copy
- * of), from the nodes that hold it, trying the next on failure.
- * @param[in] range "bytes=a-b" or NULL for the whole binary (then the
- *                  stream checks every block against the block checksums
- *                  the holder sent, or, when it sent none, the sha256 of
- *                  the whole body at its end)
- * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EDB.
+ * of), from the nodes that hold it, trying the next on failure. The
+ * stream asks the holder for whole blocks (at most
+ * BLOBS_CRC_HEADER_MAX_BLOCKS per request) and checks each against the
+ * signed block checksums of the holder's answer before it returns a byte
+ * of it; the first block is checked before this returns, so that a holder
+ * that fails is replaced by the next one.
+ * @param[in] range "bytes=a-b" (a single range within the binary) or NULL
+ *                  for the whole binary
+ * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EINVAL (a
+ *         range it cannot parse), GR_ENOMEM, GR_EDB.
  */
 int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
                       const char *request_id, struct blobs_remote **out)
     __attribute__((warn_unused_result));
 /*
- * Next bytes: count, 0 at the end (after a whole-binary stream's last
- * block, or its sha256, checked out), -1 on a transport failure or a
- * checksum mismatch (then the peer's copy is quarantined and its location
- * removed). With block checksums the bytes of a block are returned before
- * the block is checked, except for the last block: a caller that must not
- * pass on bad bytes holds back the last bytes until a read returns 0.
+ * Next bytes: count, 0 at the end, -1 on a transport failure or a block
+ * that does not match its signed checksum (then the answer is cut and the
+ * holder cache entry dropped; the peer's copy is not quarantined: the
+ * holder checked the block before sending it, so the bytes changed on the
+ * way). Every byte returned was checked. During an upgrade, an unsigned
+ * answer of a v1 holder is checked as that version did (its unsigned block
+ * checksums, or the sha256 of a whole binary before its last block is
+ * returned; a range from it is not checked), and a mismatch quarantines
+ * its copy.
  */
 long blobs_remote_read(struct blobs_remote *s, void *buf, size_t max);
 void blobs_remote_close(struct blobs_remote *s);
@@ -168,12 +183,48 @@ int blobs_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
 /* ---- the cluster port (daemon/http/h_internal.c) ---- */
 
 /*
- * Check a request's X-Granary-Auth header: HMAC-SHA256 with the join key
- * over method, path and query, time and nonce; at most 60 s old, and a
- * nonce is accepted once. false: refuse (why says why).
+ * Requests carry BLOBS_AUTH_HEADER: "v2 <node> <dest> <unix ms> <nonce>
+ * <hmac>", the HMAC-SHA256 under the join key of "granary-v2-request",
+ * method, path and query, node, destination node, time and nonce, one per
+ * line. During an upgrade (accept_v1) a node sends "v1 <node> <ms> <nonce>
+ * <hmac>" there (what the older version checks) and its v2 signature in
+ * BLOBS_AUTH_V2_HEADER. Answers carry BLOBS_ANSWER_HEADER: "v2 <node>
+ * <hmac>" over "granary-v2-answer", the request's v2 hmac, the answering
+ * node, the status, the binary's sha256 (for /v1/blobs/{sha256}...; else
+ * empty), BLOBS_CRC_HEADER's value (or empty), then the body (empty for a
+ * binary's bytes: the block checksums cover them).
+ */
+#define BLOBS_AUTH_HEADER "X-Granary-Auth"
+#define BLOBS_AUTH_V2_HEADER "X-Granary-Auth-V2"
+#define BLOBS_ANSWER_HEADER "X-Granary-Answer-Auth"
+
+/* A request that passed blobs_auth_check(): what its answer is signed against. */
+struct blobs_auth {
+    int version;   /* 1 or 2; a v1 request gets an unsigned answer */
+    char node[64]; /* the calling node */
+    char mac[65];  /* the request's v2 hmac (hex) */
+};
+
+/*
+ * Check a request's signature headers (v1: BLOBS_AUTH_HEADER, whose value
+ * is header; v2: header_v2 if present, else header): HMAC-SHA256 under
+ * the join key (or the next key during a rotation), addressed to this
+ * node (v2), at most 60 s old, each (node, nonce) accepted once; a v1
+ * signature only during an upgrade (accept_v1). false: refuse (why says
+ * why); true: *out describes the request.
  */
 bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
-                      const char **why);
+                      const char *header_v2, struct blobs_auth *out, const char **why);
+
+/*
+ * BLOBS_ANSWER_HEADER's value for an answer to req (a v2 request) into out
+ * (at least 140 bytes): status, sha256 ("" when the call is not about one
+ * binary), blocks (BLOBS_CRC_HEADER's value, "" when absent) and the body
+ * (NULL/0 for a binary's bytes). "" for a v1 request.
+ */
+void blobs_sign_answer(struct blobs *b, const struct blobs_auth *req, int status,
+                       const char *sha256, const char *blocks, const void *body, size_t len,
+                       char *out, size_t n);
 /*
  * Fetch a binary from one of sources (comma-separated cluster URLs),
  * verify it, and publish it here with its location (under the row lock:

@@ -45,7 +45,10 @@ struct blobs {
     size_t key_len;
     unsigned char next_key[256]; /* accepted too during a key rotation */
     size_t next_key_len;         /* 0: none */
+    /* key and next_key made ready for HMACs (blobs__keys_init) */
+    struct cr_hmac_key *hkey, *hkey_next;
     bool clustered;
+    bool accept_v1; /* an upgrade from v1: see blobs_options */
     int down_after_ms;
 
     pthread_mutex_t lock; /* guards the members below up to the counters */
@@ -73,17 +76,61 @@ struct blobs {
     struct blobs__holders_entry holders[BLOBS_HOLDERS_SLOTS];
 };
 
-/* X-Granary-Auth header line for method and uri (path and query, as sent). */
-void blobs__sign(struct blobs *b, const char *method, const char *uri, char *out, size_t n);
+/* (Re)make hkey and hkey_next from key and next_key. GR_OK, GR_ENOMEM. */
+int blobs__keys_init(struct blobs *b) __attribute__((warn_unused_result));
+/* Free hkey and hkey_next. */
+void blobs__keys_free(struct blobs *b);
+
+/* A request's signature (blobs__sign), kept to check the answer against. */
+struct blobs__sig {
+    char auth[400];  /* the BLOBS_AUTH_HEADER line: v2, or v1 during an upgrade */
+    char auth2[400]; /* the BLOBS_AUTH_V2_HEADER line during an upgrade, else "" */
+    char mac[65];    /* the v2 hmac */
+    char dest[64];   /* the node the request is for */
+};
+
+/*
+ * Sign a request from this node to node dest: method and uri (path and
+ * query, as sent) into sig (see BLOBS_AUTH_HEADER in blobs.h).
+ */
+void blobs__sign(struct blobs *b, const char *method, const char *uri, const char *dest,
+                 struct blobs__sig *sig);
+
+/*
+ * Whether the answer to the request signed into sig may be trusted: its
+ * BLOBS_ANSWER_HEADER value (header: NULL or "" when absent) signs status,
+ * sha256 ("" when none), blocks ("" when none) and the body, by sig->dest.
+ * An unsigned answer is accepted only during an upgrade (b->accept_v1),
+ * with *legacy set: it comes from a node of the older version (or from
+ * the network). false: refuse the answer (why says why).
+ */
+bool blobs__check_answer(struct blobs *b, const struct blobs__sig *sig, const char *header,
+                         int status, const char *sha256, const char *blocks, const void *body,
+                         size_t len, bool *legacy, const char **why);
+
+/*
+ * The block checksums in a v2 BLOBS_CRC_HEADER value, which must describe
+ * blocks [first, first + n) of a binary of size bytes: a new array of n
+ * entries (the caller frees it), or NULL when absent, malformed or about
+ * other blocks.
+ */
+uint32_t *blobs__parse_blocks(const char *v, uint64_t size, uint64_t first, uint64_t n);
+
+/* The sha256 a cluster-port path is about ("/v1/blobs/<sha256>[/...]"), or "". */
+void blobs__uri_sha256(const char *uri, char out[65]);
 /* Copies of the live nodes; returns the count. */
 int blobs__snapshot(struct blobs *b, struct blobs__node *out);
 /* The URL of a live node, or NULL (copied into out). */
 bool blobs__node_url(struct blobs *b, const char *id, char *out, size_t n);
 /* Effective redundancy: 1 on a single node. */
 int blobs__redundancy(struct blobs *b);
-/* Call a peer: method on url base + uri, signed; returns the HTTP status (0: no answer). */
-int blobs__call(struct blobs *b, const char *method, const char *base, const char *uri,
-                const char *request_id, char *body, size_t bodysz);
+/*
+ * Call node dest: method on its cluster URL base + uri, signed for it;
+ * returns the HTTP status of its signed answer (0: no answer, or one that
+ * is not signed by dest; body then says why).
+ */
+int blobs__call(struct blobs *b, const char *method, const char *dest, const char *base,
+                const char *uri, const char *request_id, char *body, size_t bodysz);
 int64_t blobs__now_ms(void);
 /* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
 int blobs__hash_file(int fd, char hex[65]);

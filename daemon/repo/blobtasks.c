@@ -474,7 +474,7 @@ static bool blobs__trim(struct blobs *b, const char *sha256, const struct blobs_
         } else {
             char uri[128];
             snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
-            int st = blobs__call(b, "DELETE", nd->url, uri, "repair", NULL, 0);
+            int st = blobs__call(b, "DELETE", nd->id, nd->url, uri, "repair", NULL, 0);
             rc = st == 204 || st == 404 ? GR_OK : GR_EIO;
         }
     }
@@ -550,7 +550,7 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
                     continue;
                 char uri[400], body[256];
                 snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
-                int st = blobs__call(b, "POST", t->url, uri, "repair", body, sizeof(body));
+                int st = blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
                 if (st == 200) {
                     have++;
                     out->copied++;
@@ -670,7 +670,7 @@ static void blobs__collect_one(struct blobs *b, const char *sha256, struct blobs
             char url[256], uri[128];
             snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
             if (blobs__node_url(b, id, url, sizeof(url))) {
-                int st = blobs__call(b, "DELETE", url, uri, "gc", NULL, 0);
+                int st = blobs__call(b, "DELETE", id, url, uri, "gc", NULL, 0);
                 gone = st == 204 || st == 404;
             }
         }
@@ -912,6 +912,12 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
             memcpy(b->next_key, o->next_key, b->next_key_len);
         }
         b->clustered = true;
+        b->accept_v1 = o->accept_v1;
+        if (blobs__keys_init(b)) {
+            blobs__keys_free(b);
+            free(b);
+            return GR_ENOMEM;
+        }
     }
     b->down_after_ms = o->down_after_ms > 0 ? o->down_after_ms : 5000;
     b->set = blobs__defaults;
@@ -929,6 +935,7 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
+        blobs__keys_free(b);
         free(b);
         return rc;
     }
@@ -951,6 +958,8 @@ void blobs_stop(struct blobs *b)
     if (b->ctx->blobs == b)
         b->ctx->blobs = NULL;
     memset(b->key, 0, sizeof(b->key));
+    memset(b->next_key, 0, sizeof(b->next_key));
+    blobs__keys_free(b);
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);

@@ -673,6 +673,17 @@ int npm_publish(struct repo_ctx *ctx, struct gr_arena *a, struct npm_publish *p)
     return rc;
 }
 
+bool npm_deprecation_changes(json_t *stored, json_t *wanted, const char **message)
+{
+    json_t *nd = json_object_get(wanted, "deprecated");
+    json_t *od = json_object_get(stored, "deprecated");
+    const char *ns = json_is_string(nd) && *json_string_value(nd) ? json_string_value(nd) : NULL;
+    const char *os = json_is_string(od) ? json_string_value(od) : NULL;
+    if (message)
+        *message = ns;
+    return ns ? !os || strcmp(ns, os) : od != NULL;
+}
+
 /* Lock the package row and check rev. */
 static int npm__lock(struct db_conn *c, struct gr_arena *a, const char *repo, const char *name,
                      const char *rev)
@@ -738,13 +749,8 @@ int npm_update(struct repo_ctx *ctx, const char *repo, const char *name, json_t 
             rc = GR_EDB;
             break;
         }
-        json_t *nd = json_object_get(want, "deprecated");
-        json_t *od = json_object_get(m, "deprecated");
-        const char *ns =
-            json_is_string(nd) && *json_string_value(nd) ? json_string_value(nd) : NULL;
-        const char *os = json_is_string(od) ? json_string_value(od) : NULL;
-        bool changed = ns ? !os || strcmp(ns, os) : od != NULL;
-        if (changed) {
+        const char *ns = NULL;
+        if (npm_deprecation_changes(m, want, &ns)) {
             if (ns)
                 json_object_set_new(m, "deprecated", json_string(ns));
             else
@@ -831,7 +837,7 @@ out_arena:
 }
 
 int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const char *tag,
-                const char *version)
+                const char *version, bool replace)
 {
     struct db_conn *c;
     struct db_res *res = NULL;
@@ -840,18 +846,33 @@ int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const 
         return rc;
     rc = db_begin(c);
     const char *pt[4] = {repo, name, tag, version};
+    if (rc == GR_OK && version) {
+        /* the version first: a missing one is GR_ENOTFOUND, not a taken tag */
+        const char *pv[3] = {repo, name, version};
+        rc = db_exec(c, &res,
+                     "SELECT 1 FROM npm_versions WHERE repo = $1 AND name = $2 AND version = $3"
+                     " FOR SHARE",
+                     3, pv);
+        if (rc == GR_OK && db_res_rows(res) == 0)
+            rc = GR_ENOTFOUND;
+        db_res_free(res);
+        res = NULL;
+    }
     if (rc == GR_OK)
         rc = db_exec(c, &res,
-                     version ? "INSERT INTO npm_dist_tags (repo, name, tag, version)"
-                               " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM npm_versions"
-                               "  WHERE repo = $1 AND name = $2 AND version = $4)"
-                               " ON CONFLICT (repo, name, tag) DO UPDATE SET version = $4"
-                               " RETURNING 1"
-                             : "DELETE FROM npm_dist_tags WHERE repo = $1 AND name = $2"
-                               " AND tag = $3 RETURNING 1",
+                     !version  ? "DELETE FROM npm_dist_tags WHERE repo = $1 AND name = $2"
+                                 " AND tag = $3 RETURNING 1"
+                     : replace ? "INSERT INTO npm_dist_tags (repo, name, tag, version)"
+                                 " VALUES ($1, $2, $3, $4) ON CONFLICT (repo, name, tag)"
+                                 " DO UPDATE SET version = $4 RETURNING 1"
+                               /* without replace, a tag naming another version stays */
+                               : "INSERT INTO npm_dist_tags (repo, name, tag, version)"
+                                 " VALUES ($1, $2, $3, $4) ON CONFLICT (repo, name, tag)"
+                                 " DO UPDATE SET version = $4 WHERE npm_dist_tags.version = $4"
+                                 " RETURNING 1",
                      version ? 4 : 3, pt);
     if (rc == GR_OK && db_res_rows(res) == 0)
-        rc = GR_ENOTFOUND;
+        rc = version ? GR_EEXIST : GR_ENOTFOUND;
     db_res_free(res);
     if (rc == GR_OK)
         rc = db_exec(c, NULL,
@@ -863,10 +884,55 @@ int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const 
     return repo__finish(c, rc);
 }
 
-int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *text,
-               int from, int size, json_t **out, int *total)
+#define NPM__SEARCH_FROM                                                                           \
+    " FROM npm_packages p"                                                                         \
+    " LEFT JOIN npm_dist_tags t ON t.repo = p.repo AND t.name = p.name AND t.tag = 'latest'"       \
+    " LEFT JOIN npm_versions v ON v.repo = p.repo AND v.name = p.name AND v.version = t.version"
+
+/*
+ * The names of the hits the caller may see, in order: every match is
+ * checked (names and tarball paths only, no manifests), then the page
+ * [from, from + size) of the visible ones is kept as a text[] literal.
+ */
+static int npm__search_visible(struct repo_ctx *ctx, const char *repo, const char *like, int from,
+                               int size, npm_visible_fn visible, void *arg, struct gr_sbuf *names,
+                               int *total)
 {
-    struct gr_sbuf like = GR_SBUF_INIT;
+    const char *p[2] = {repo, like};
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT p.name, v.tarball_path" NPM__SEARCH_FROM
+                      " WHERE p.repo = $1 AND p.name ILIKE $2 ESCAPE '\\' ORDER BY p.name",
+                      2, p);
+    if (rc)
+        return rc;
+    int rows = db_res_rows(res), seen = 0;
+    const char **page = calloc((size_t)size + 1, sizeof(*page));
+    if (!page) {
+        db_res_free(res);
+        return GR_ENOMEM;
+    }
+    int n = 0;
+    for (int i = 0; i < rows; i++) {
+        const char *name = db_res_get(res, i, 0);
+        const char *tgz = db_res_isnull(res, i, 1) ? NULL : db_res_get(res, i, 1);
+        if (!visible(arg, name, tgz))
+            continue;
+        if (seen >= from && n < size)
+            page[n++] = name;
+        seen++;
+    }
+    repo__pg_array(names, page, n);
+    free(page);
+    db_res_free(res);
+    *total = seen;
+    return GR_OK;
+}
+
+int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *text,
+               int from, int size, npm_visible_fn visible, void *arg, json_t **out, int *total)
+{
+    struct gr_sbuf like = GR_SBUF_INIT, names = GR_SBUF_INIT;
     gr_sbuf_adds(&like, "%");
     for (const char *s = text; *s; s++) {
         if (*s == '\\' || *s == '%' || *s == '_')
@@ -874,31 +940,33 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
         gr_sbuf_add(&like, s, 1);
     }
     gr_sbuf_adds(&like, "%");
+    int rc = GR_OK, filtered_total = 0;
+    if (visible)
+        rc = npm__search_visible(ctx, repo, like.buf, from, size, visible, arg, &names,
+                                 &filtered_total);
     char f[16], z[16];
-    snprintf(f, sizeof(f), "%d", from);
+    snprintf(f, sizeof(f), "%d", visible ? 0 : from);
     snprintf(z, sizeof(z), "%d", size);
-    const char *p[4] = {repo, like.buf, f, z};
+    const char *p[5] = {repo, like.buf, f, z, visible ? names.buf : NULL};
     struct db_res *res = NULL;
-    int rc = db_exec1(ctx->db, &res,
+    if (rc == GR_OK)
+        rc = db_exec1(ctx->db, &res,
                       "SELECT p.name, v.version, v.manifest, " MS(
-                          "p.modified") ", count(*) OVER (), coalesce(v.published_by, '')"
-                                        " FROM npm_packages p"
-                                        " LEFT JOIN npm_dist_tags t ON t.repo = p.repo AND t.name "
-                                        "= p.name AND t.tag = 'latest'"
-                                        " LEFT JOIN npm_versions v ON v.repo = p.repo AND v.name = "
-                                        "p.name AND v.version = "
-                                        "t.version"
+                          "p.modified") ", count(*) OVER (),"
+                                        " coalesce(v.published_by, '')" NPM__SEARCH_FROM
                                         " WHERE p.repo = $1 AND p.name ILIKE $2 ESCAPE '\\'"
+                                        " AND ($5::text[] IS NULL OR p.name = ANY($5::text[]))"
                                         " ORDER BY p.name OFFSET $3::int LIMIT $4::int",
-                      4, p);
+                      5, p);
     gr_sbuf_release(&like);
+    gr_sbuf_release(&names);
     if (rc)
         return rc;
     db_res_arena(res, a);
     json_t *arr = json_array();
     gr_arena_cleanup(a, npm__decref, arr);
     int rows = db_res_rows(res);
-    *total = rows ? atoi(db_res_get(res, 0, 4)) : 0;
+    *total = visible ? filtered_total : rows ? atoi(db_res_get(res, 0, 4)) : 0;
     for (int i = 0; i < rows; i++) {
         json_t *m = json_loads(db_res_get(res, i, 2), 0, NULL);
         json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:I,s:s}", "name", db_res_get(res, i, 0),
@@ -914,7 +982,8 @@ int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
 /* ---- tokens ---- */
 
 /* npm login tokens are access tokens (repo/tokens.c): revocable, cached, audited */
-int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
+int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
+                    char out[NPM_TOKEN_LEN + 1])
 {
     /* the token carries the user's rights, an admin's included (as npm tokens did) */
     bool admin = false, disabled = false;
@@ -922,8 +991,8 @@ int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_L
     if (rc)
         return rc;
     return sec_token_issue(ctx, user,
-                           admin ? "applied-permissions/admin" : "applied-permissions/user", 0,
-                           "npm login", out, NULL, NULL);
+                           admin ? "applied-permissions/admin" : "applied-permissions/user",
+                           lifetime, "npm login", out, NULL, NULL);
 }
 
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)

@@ -21,8 +21,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Publish bodies are held in memory up to this size (413 above). */
-#define NPM_BODY_MAX (256u * 1024 * 1024)
+/*
+ * Request bodies (docs/limits.md). A publish body (the tarball in base64
+ * inside JSON) is held in memory up to NPM_BODY_MAX (413 above); any other
+ * document npm PUTs (deprecate, unpublish of versions) up to NPM_DOC_MAX.
+ * All npm bodies held by the process together, and the estimated memory of
+ * parsing them (NPM_PARSE_FACTOR x their size), stay below NPM_BODY_BUDGET:
+ * a body that would cross it is refused with 503.
+ */
+#define NPM_BODY_MAX (64u * 1024 * 1024)
+#define NPM_DOC_MAX (16u * 1024 * 1024)
+#define NPM_BODY_BUDGET (256u * 1024 * 1024)
+#define NPM_PARSE_FACTOR 4u
 #define NPM_NAME_MAX 214
 
 /* ---- pure helpers (tests/unit/test_npm.c) ---- */
@@ -78,6 +88,14 @@ int npm_b64_finish(const struct npm_b64 *s) __attribute__((warn_unused_result));
  */
 int npm_find_attachment(struct gr_arena *a, const char *buf, size_t len, size_t *off, size_t *dlen,
                         const char **file) __attribute__((warn_unused_result));
+
+/*
+ * Whether applying wanted (a version from a document npm PUT back) to the
+ * stored manifest changes its "deprecated" field: a non-empty string sets
+ * it, anything else clears it. *message (may be NULL) gets the new text, or
+ * NULL when the field goes.
+ */
+bool npm_deprecation_changes(json_t *stored, json_t *wanted, const char **message);
 
 /* Order two versions by semver precedence (build metadata ignored; text
  * that is not semver sorts before semver, then bytewise). <0, 0, >0. */
@@ -157,27 +175,42 @@ int npm_update(struct repo_ctx *ctx, const char *repo, const char *name, json_t 
 int npm_delete_package(struct repo_ctx *ctx, const char *repo, const char *name, const char *rev,
                        const char *user) __attribute__((warn_unused_result));
 
-/* Set (version != NULL) or delete a dist-tag. GR_ENOTFOUND (package, version or tag), GR_EDB. */
+/*
+ * Set (version != NULL) or delete a dist-tag. Without replace, a tag that
+ * names another version is left alone (GR_EEXIST): moving a tag replaces
+ * content. GR_ENOTFOUND (package, version or tag), GR_EEXIST, GR_EDB.
+ */
 int npm_tag_set(struct repo_ctx *ctx, const char *repo, const char *name, const char *tag,
-                const char *version) __attribute__((warn_unused_result));
+                const char *version, bool replace) __attribute__((warn_unused_result));
+
+/*
+ * Whether the caller may see a package: its name and the tarball path of
+ * the version a search shows (NULL when it has none).
+ */
+typedef bool (*npm_visible_fn)(void *arg, const char *name, const char *tarball_path);
 
 /*
  * Packages whose name contains text (case-insensitive), by name, with the
  * latest version's manifest: a JSON array of {name, version, manifest,
- * modified_ms, publisher}, at most size from from. GR_EDB.
+ * modified_ms, publisher}, at most size from from. With visible (not
+ * NULL), only the packages it accepts count, for the page and for *total.
+ * GR_EDB, GR_ENOMEM.
  */
 int npm_search(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *text,
-               int from, int size, json_t **out, int *total) __attribute__((warn_unused_result));
+               int from, int size, npm_visible_fn visible, void *arg, json_t **out, int *total)
+    __attribute__((warn_unused_result));
 
 /* ---- tokens ---- */
 
 /*
- * Issue a login token for user: a random token (out, 64 hex + "npm_"
- * prefix, NPM_TOKEN_LEN + 1 bytes) whose sha256 is stored. GR_EIO, GR_EDB.
+ * Issue a login token for user: an access token (out, "grt_" + 64 hex,
+ * NPM_TOKEN_LEN + 1 bytes; only its sha256 is stored) living lifetime
+ * seconds (0: no expiry), revocable like any other.
+ * GR_ENOTFOUND (no such user), GR_EINVAL, GR_EIO, GR_EDB.
  */
 #define NPM_TOKEN_LEN 68
-int npm_token_issue(struct repo_ctx *ctx, const char *user, char out[NPM_TOKEN_LEN + 1])
-    __attribute__((warn_unused_result));
+int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
+                    char out[NPM_TOKEN_LEN + 1]) __attribute__((warn_unused_result));
 
 /* The user a token belongs to (enabled users only). GR_EAUTH, GR_EDB. */
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)

@@ -179,10 +179,19 @@ struct auth_user {
  * Check a user name and password. The first success for a password costs
  * one PBKDF2 run; later ones an HMAC and a cache read (the verifier is
  * dropped with the user's cache entry when the user changes).
- * GR_EAUTH (unknown user, wrong password, disabled), GR_EDB.
+ * GR_EAUTH (unknown user, wrong password, disabled; out->slow_path then
+ * says whether a PBKDF2 run was spent, i.e. a real user's wrong password),
+ * GR_EDB.
  */
 int auth_check_password(struct repo_ctx *ctx, const char *user, const char *password,
                         struct auth_user *out) __attribute__((warn_unused_result));
+
+/*
+ * Spend the PBKDF2 run a real user's wrong password costs, and match
+ * nothing: a login refused for an unknown or disabled name calls it so that
+ * its timing does not tell which names exist.
+ */
+void auth_password_dummy(const char *password);
 
 /*
  * First start: when no user exists, create `admin` with a random password,

@@ -105,6 +105,7 @@ static void config_defaults__fresh__documented_values(void **state)
     assert_int_equal(c.cache_size_mb, 1024);
     assert_int_equal(c.connection_timeout, 60);
     assert_int_equal(c.shutdown_timeout, 30);
+    assert_int_equal(c.npm_token_lifetime, 31536000);
     assert_false(c.show_help);
     assert_false(c.show_version);
 }
@@ -365,6 +366,19 @@ static void config_set__timeouts__range_checked(void **state)
     assert_int_equal(fx->c.shutdown_timeout, 3600);
 }
 
+static void config_set__npm_token_lifetime__range_checked(void **state)
+{
+    struct fx *fx = *state;
+    assert_int_equal(set(fx, "npm-token-lifetime", "0"), GR_OK);
+    assert_int_equal(fx->c.npm_token_lifetime, 0);
+    assert_int_equal(set(fx, "npm_token_lifetime", "315360000"), GR_OK);
+    assert_int_equal(fx->c.npm_token_lifetime, 315360000);
+    assert_bad(fx, "npm_token_lifetime", "-1");
+    assert_bad(fx, "npm_token_lifetime", "315360001");
+    assert_bad(fx, "npm_token_lifetime", "1y");
+    assert_int_equal(fx->c.npm_token_lifetime, 315360000);
+}
+
 /* ---- config_load_file ----------------------------------------------------- */
 
 static void config_load_file__comments_blanks_quotes__applied(void **state)
@@ -603,6 +617,7 @@ static void config_load__usage__mentions_every_flag(void **state)
                                         "--cache-size-mb",
                                         "--connection-timeout",
                                         "--shutdown-timeout",
+                                        "--npm-token-lifetime",
                                         "--help",
                                         "--version"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -701,6 +716,7 @@ int main(void)
         T(config_set__anonymous_read_bad__einval),
         T(config_set__log_level__checked),
         T(config_set__timeouts__range_checked),
+        T(config_set__npm_token_lifetime__range_checked),
         T(config_load_file__comments_blanks_quotes__applied),
         T(config_load_file__empty_quoted__empty_value),
         T(config_load_file__empty_file__ok),

@@ -168,6 +168,30 @@ static void cr_hmac_sha256__rfc4231_case6_long_key__match(void **state)
     assert_string_equal(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+/* A prepared key gives the MAC of cr_hmac_sha256(), for keys shorter than,
+ * as long as and longer than a SHA-256 block, and for every message. */
+static void cr_hmac_sha256_k__any_key__same_as_oneshot(void **state)
+{
+    (void)state;
+    static const size_t klens[] = {0, 4, 44, 63, 64, 65, 131, 256};
+    unsigned char key[256], data[300], a[32], b[32];
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (unsigned char)(i * 13);
+    for (size_t i = 0; i < sizeof(klens) / sizeof(klens[0]); i++) {
+        struct cr_hmac_key *k = cr_hmac_key_new(key, klens[i]);
+        assert_non_null(k);
+        for (size_t len = 0; len <= sizeof(data); len += 37) {
+            cr_hmac_sha256(key, klens[i], data, len, a);
+            assert_int_equal(cr_hmac_sha256_k(k, data, len, b), 0);
+            assert_memory_equal(a, b, 32);
+        }
+        cr_hmac_key_free(k);
+    }
+    cr_hmac_key_free(NULL);
+}
+
 /* ---- cr_equal / cr_random ------------------------------------------------- */
 
 static void cr_equal__cases__compared(void **state)
@@ -542,6 +566,7 @@ int main(void)
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case2__match),
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case1__match),
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case6_long_key__match),
+        cmocka_unit_test(cr_hmac_sha256_k__any_key__same_as_oneshot),
         cmocka_unit_test(cr_equal__cases__compared),
         cmocka_unit_test(cr_random__bytes__filled_and_different),
         cmocka_unit_test(cr_random_password__len24__alphabet_and_length),

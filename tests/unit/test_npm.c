@@ -159,6 +159,36 @@ static void npm_semver_cmp__precedence__semver_order(void **state)
     assert_true(npm_semver_cmp("not-semver", "0.0.1") < 0);
 }
 
+/* What deprecation a document asks for, against what is stored (who may do it depends on it). */
+static void npm_deprecation_changes__set_change_clear__detected(void **state)
+{
+    (void)state;
+    json_t *plain = json_pack("{s:s}", "version", "1.0.0");
+    json_t *dep = json_pack("{s:s,s:s}", "version", "1.0.0", "deprecated", "old");
+    json_t *other = json_pack("{s:s}", "deprecated", "newer");
+    json_t *empty = json_pack("{s:s}", "deprecated", "");
+    json_t *notstr = json_pack("{s:i}", "deprecated", 1);
+    const char *msg = "x";
+    assert_false(npm_deprecation_changes(plain, plain, &msg));
+    assert_null(msg);
+    assert_true(npm_deprecation_changes(plain, dep, &msg));
+    assert_string_equal(msg, "old");
+    assert_false(npm_deprecation_changes(dep, dep, NULL));
+    assert_true(npm_deprecation_changes(dep, other, &msg));
+    assert_string_equal(msg, "newer");
+    /* "" (npm deprecate pkg "") and anything not a string clear it */
+    assert_true(npm_deprecation_changes(dep, empty, &msg));
+    assert_null(msg);
+    assert_true(npm_deprecation_changes(dep, notstr, NULL));
+    assert_true(npm_deprecation_changes(dep, plain, NULL));
+    assert_false(npm_deprecation_changes(plain, empty, NULL));
+    json_decref(plain);
+    json_decref(dep);
+    json_decref(other);
+    json_decref(empty);
+    json_decref(notstr);
+}
+
 static void npm_packument__rows__full_and_abbreviated(void **state)
 {
     (void)state;
@@ -225,6 +255,7 @@ int main(void)
         cmocka_unit_test(npm_b64__garbage__einval),
         cmocka_unit_test_setup_teardown(npm_find_attachment__publish_body__found, setup, teardown),
         cmocka_unit_test(npm_semver_cmp__precedence__semver_order),
+        cmocka_unit_test(npm_deprecation_changes__set_change_clear__detected),
         cmocka_unit_test(npm_packument__rows__full_and_abbreviated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
