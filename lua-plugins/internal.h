@@ -13,6 +13,14 @@
 
 #define PLUG__NAME_MAX 64
 #define PLUG__HOOK_STEP 1000 /* instructions between two count-hook calls */
+/* Bytes a plugin allocates that cost one instruction of its budget: building a
+ * string is work a count hook never sees (.., string.upper, string.format). */
+#define PLUG__BYTES_PER_STEP 64
+/* CPU time a call may use per instruction of its budget (ns). Lua runs an
+ * instruction in 5-20 ns; an operator on a long string (==, utf8.len) counts
+ * as one instruction yet scans it all: this bounds those by the thread's CPU
+ * clock, checked at every count-hook call. */
+#define PLUG__NS_PER_STEP 100
 #define PLUG__REALM_BIT (1u << PLUG_HOOK_COUNT)
 
 /* One plugin of a set: its source, and what its table declared. */
@@ -54,6 +62,7 @@ struct plug__state {
     size_t mem, mem_limit;
     bool mem_refused;
     uint64_t budget, count;
+    int64_t cpu_deadline_ns; /* the thread's CPU clock past which the call is over */
     bool over;
     bool armed;   /* a call runs under the budget (between plug__arm and plug__disarm) */
     bool broken;  /* a budget or memory failure: rebuild before the next call */

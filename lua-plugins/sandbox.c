@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REG_REJECT "granary.reject_mt"
 #define REG_EVENT "granary.event_mt"
@@ -35,6 +36,8 @@ static void *sandbox__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!p)
         return NULL;
     s->mem = s->mem - old + nsize;
+    if (s->armed && nsize > old) /* checked against the budget at the next hook */
+        s->count += (nsize - old) / PLUG__BYTES_PER_STEP;
     return p;
 }
 
@@ -75,6 +78,14 @@ static int sandbox__overrun(lua_State *L, struct plug__state *s)
                       s->last_line, (unsigned long long)s->budget);
 }
 
+/* This thread's CPU time (ns). */
+static int64_t sandbox__cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Every PLUG__HOOK_STEP instructions; once the budget is spent, every instruction. */
 static void sandbox__hook(lua_State *L, lua_Debug *ar)
 {
@@ -84,6 +95,8 @@ static void sandbox__hook(lua_State *L, lua_Debug *ar)
     if (lua_getstack(L, 0, &d) && lua_getinfo(L, "l", &d) && d.currentline > 0)
         s->last_line = d.currentline;
     s->count += PLUG__HOOK_STEP;
+    if (s->count <= s->budget && !s->over && sandbox__cpu_ns() > s->cpu_deadline_ns)
+        s->count = s->budget + 1; /* few instructions that each scanned a lot */
     if (s->count > s->budget || s->over)
         sandbox__overrun(L, s);
 }
@@ -92,6 +105,9 @@ void plug__arm(struct plug__state *s, uint64_t budget)
 {
     s->budget = budget;
     s->count = 0;
+    s->cpu_deadline_ns = sandbox__cpu_ns() + (int64_t)(budget > INT64_MAX / PLUG__NS_PER_STEP
+                                                           ? INT64_MAX / 2
+                                                           : budget * PLUG__NS_PER_STEP);
     s->over = false;
     s->armed = true;
     s->mem_refused = false;

@@ -149,3 +149,30 @@ end }")" = 201 ]
     [ "$(echo "$output" | jq -c .)" = '{"balance":"(a(b)c)","find":[5,7],"frontier":"W (W) W","gsub":"<hello> <world>","pos":[3,5],"words":"a1 b22 c333"}' ]
     acurl a -o /dev/null -X DELETE /api/plugins/ok
 }
+
+@test "operators and functions that scan a long string are bounded too: allocations and CPU time count" {
+    # each line is one instruction (or one C call) that walks megabytes: stock
+    # Lua runs such a loop for hours under a 20M-instruction budget
+    [ "$(put_plugin scans "return { executions = {
+  upper = function() local s = ('x'):rep(8 * 1024 * 1024); for i = 1, 1000000 do s:upper() end end,
+  eq = function()
+    local a = ('y'):rep(4 * 1024 * 1024)
+    local b = ('y'):rep(4 * 1024 * 1024)
+    local n = 0
+    for i = 1, 100000000 do if a == b then n = n + 1 end end
+    return n
+  end,
+  ulen = function() local s = ('z'):rep(4 * 1024 * 1024); for i = 1, 1000000 do utf8.len(s) end end,
+} }")" = 201 ]
+    local f t0 t1
+    for f in upper eq ulen; do
+        t0=$(date +%s)
+        run acurl a --max-time 30 -X POST "/api/plugins/execute/$f"
+        t1=$(date +%s)
+        echo "$f: $output ($((t1 - t0)) s)"
+        [ "$status" = 0 ]
+        [ "$(echo "$output" | jq -r '.errors[0].status')" = 500 ]
+        [[ "$output" == *"$BUDGET"* ]]
+    done
+    [ "$(code --max-time 2 "$NODE_a_URL/api/system/ping")" = 200 ]
+}
