@@ -1,9 +1,11 @@
 /* hookspeed.c - the CPU cost of one plugin hook call for `make bench`
- * (bench/plugins): plug_run_hook() of an empty beforeDownload hook, and of
- * one that reads e.artifact, on one thread, best of 5 rounds of 200,000.
- * Unlike a wrk run it does not move with the machine's load much.
+ * (bench/plugins): plug_run_hook() of an empty beforeDownload hook, of one
+ * that reads e.artifact, and of one that runs ordinary Lua patterns on
+ * e.path (string.find, :match, plain find: the sandbox's own pattern
+ * functions, charged to the budget), on one thread, best of 5 rounds of
+ * 200,000. Unlike a wrk run it does not move with the machine's load much.
  *
- * prints: "<ns empty> <ns reading e.artifact>"
+ * prints: "<ns empty> <ns reading e.artifact> <ns patterns>"
  *
  * Built by bench/plugins against build/libplug.a.
  */
@@ -12,6 +14,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* The patterns hook (bench/plugins installs the same one for its wrk row). */
+#define HOOKSPEED_FIND_HOOK                                                                        \
+    "return { beforeDownload = function(e)\n"                                                     \
+    "  if e.path:find('^org/') and e.path:find('%.jar$')\n"                                      \
+    "     and not e.path:find('SNAPSHOT', 1, true) then\n"                                         \
+    "    local g, a, v = e.path:match('^(.-)/([^/]+)/([^/]+)/[^/]+$')\n"                         \
+    "    if not v then error('no version') end\n"                                                 \
+    "  end\n"                                                                                     \
+    "  local d, f = e.path:match('^(.-)/?([^/]*)$')\n"                                            \
+    "  if not f:find('.', 1, true) then error('no extension') end\n"                              \
+    "end }"
 
 static double hookspeed__round(struct plug_runtime *rt, const struct plug_event *ev, int n)
 {
@@ -63,6 +77,7 @@ int main(void)
     double reads = hookspeed__best(
         "return { beforeDownload = function(e) if e.artifact.size < 0 then error('x') end end }",
         &ev);
-    printf("%.0f %.0f\n", empty, reads);
-    return empty < 0 || reads < 0;
+    double finds = hookspeed__best(HOOKSPEED_FIND_HOOK, &ev);
+    printf("%.0f %.0f %.0f\n", empty, reads, finds);
+    return empty < 0 || reads < 0 || finds < 0;
 }

@@ -133,7 +133,7 @@ int plug__pcall(struct plug__state *s, int nargs, int nres, uint64_t budget, cha
     *msg = NULL;
     plug__arm(s, budget);
     int st = lua_pcall(L, nargs, nres, 0);
-    lua_sethook(L, NULL, 0, 0);
+    plug__disarm(s);
     if (st == LUA_OK)
         return PLUG_OK;
     const char *name = s->plugin ? s->plugin : "?";
@@ -171,7 +171,7 @@ static int plug__protect(struct plug__state *s, lua_CFunction op, void *arg, cha
     lua_pushcfunction(L, op);
     lua_pushlightuserdata(L, arg);
     int st = lua_pcall(L, 1, 0, 0);
-    lua_sethook(L, NULL, 0, 0);
+    plug__disarm(s);
     if (st == LUA_OK)
         return PLUG_OK;
     s->broken = true;

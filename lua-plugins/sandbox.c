@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REG_REJECT "granary.reject_mt"
 #define REG_EVENT "granary.event_mt"
@@ -35,20 +36,57 @@ static void *sandbox__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!p)
         return NULL;
     s->mem = s->mem - old + nsize;
+    if (s->armed && nsize > old) /* checked against the budget at the next hook */
+        s->count += (nsize - old) / PLUG__BYTES_PER_STEP;
     return p;
 }
 
 static struct plug__state *sandbox__state(lua_State *L)
 {
-    void *ud = NULL;
-    lua_getallocf(L, &ud);
-    return ud;
+    return plug__state_of(L);
+}
+
+static void sandbox__hook(lua_State *L, lua_Debug *ar);
+
+/*
+ * The line of the innermost Lua function on the stack (a C function such as
+ * string.find has none), or the last line the hook saw.
+ */
+static int sandbox__line(lua_State *L, struct plug__state *s)
+{
+    lua_Debug d;
+    for (int level = 0; lua_getstack(L, level, &d); level++) {
+        if (lua_getinfo(L, "l", &d) && d.currentline > 0)
+            return d.currentline;
+    }
+    return s->last_line;
 }
 
 /*
- * Every PLUG__HOOK_STEP instructions. Once the budget is spent, every
- * instruction raises, so a plugin's pcall cannot swallow the overrun.
+ * The budget is spent: raise, and make every later instruction raise too
+ * (on this thread and on the main one, when this is a coroutine), so a
+ * pcall inside the plugin cannot swallow the overrun.
  */
+static int sandbox__overrun(lua_State *L, struct plug__state *s)
+{
+    s->over = true;
+    s->last_line = sandbox__line(L, s);
+    lua_sethook(L, sandbox__hook, LUA_MASKCOUNT, 1);
+    if (L != s->L)
+        lua_sethook(s->L, sandbox__hook, LUA_MASKCOUNT, 1);
+    return luaL_error(L, "%s:%d: instruction budget of %llu exceeded", s->plugin ? s->plugin : "?",
+                      s->last_line, (unsigned long long)s->budget);
+}
+
+/* This thread's CPU time (ns). */
+static int64_t sandbox__cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Every PLUG__HOOK_STEP instructions; once the budget is spent, every instruction. */
 static void sandbox__hook(lua_State *L, lua_Debug *ar)
 {
     struct plug__state *s = sandbox__state(L);
@@ -57,23 +95,42 @@ static void sandbox__hook(lua_State *L, lua_Debug *ar)
     if (lua_getstack(L, 0, &d) && lua_getinfo(L, "l", &d) && d.currentline > 0)
         s->last_line = d.currentline;
     s->count += PLUG__HOOK_STEP;
-    if (s->count > s->budget)
-        s->over = true;
-    if (s->over) {
-        lua_sethook(L, sandbox__hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "%s:%d: instruction budget of %llu exceeded", s->plugin ? s->plugin : "?",
-                   s->last_line, (unsigned long long)s->budget);
-    }
+    if (s->count <= s->budget && !s->over && sandbox__cpu_ns() > s->cpu_deadline_ns)
+        s->count = s->budget + 1; /* few instructions that each scanned a lot */
+    if (s->count > s->budget || s->over)
+        sandbox__overrun(L, s);
 }
 
 void plug__arm(struct plug__state *s, uint64_t budget)
 {
     s->budget = budget;
     s->count = 0;
+    s->cpu_deadline_ns = sandbox__cpu_ns() + (int64_t)(budget > INT64_MAX / PLUG__NS_PER_STEP
+                                                           ? INT64_MAX / 2
+                                                           : budget * PLUG__NS_PER_STEP);
     s->over = false;
+    s->armed = true;
     s->mem_refused = false;
     s->last_line = 0;
     lua_sethook(s->L, sandbox__hook, LUA_MASKCOUNT, PLUG__HOOK_STEP);
+}
+
+void plug__disarm(struct plug__state *s)
+{
+    s->armed = false;
+    lua_sethook(s->L, NULL, 0, 0);
+}
+
+void plug__charge(lua_State *L, uint64_t steps)
+{
+    struct plug__state *s = sandbox__state(L);
+    if (!s->armed)
+        return;
+    if (s->over || s->count > s->budget || steps > s->budget - s->count) {
+        s->count = s->budget;
+        sandbox__overrun(L, s);
+    }
+    s->count += steps;
 }
 
 /* ---- replaced base functions ---- */
@@ -558,6 +615,11 @@ static int sandbox__setup(lua_State *L)
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
+    /* patterns, string.rep and the table functions' loops count against the
+     * budget (strlib.c, tablib.c); the string metatable's __index is this
+     * same string table, so ("x"):find() gets them too */
+    plug__strlib_install(L);
+    plug__tablib_install(L);
     /* the shared string table is reachable through ("").x: no dump, and
      * getmetatable("") gives nothing to modify */
     lua_getglobal(L, "string");

@@ -104,8 +104,6 @@ static void copymove__run(struct http_req *r, const char *sub, bool move)
         http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
         return;
     }
-    if (r->user.anonymous && !http_need_write(r))
-        return;
     if (!http_parse_repo_path(r, sub, strlen(sub)))
         return;
     bool dry, suppress, fail_fast;
@@ -138,7 +136,9 @@ static void copymove__run(struct http_req *r, const char *sub, bool move)
     struct copymove_result res;
     int rc = copymove_run(r->ctx, r->arena, &q, &res);
     if (rc && res.nproblems > 0) {
-        copymove__answer_problems(r, &res, gr_err_http_status(rc));
+        /* an anonymous caller refused for want of permission is asked to sign in */
+        int status = gr_err_http_status(rc);
+        copymove__answer_problems(r, &res, status == 403 && r->user.anonymous ? 401 : status);
         return;
     }
     if (rc) {

@@ -34,7 +34,7 @@ static void hp__event(struct http_req *r, struct plug_event *ev)
     ev->repo = r->repo_key;
     ev->path = r->path;
     ev->user = r->user.name;
-    ev->admin = r->user.admin;
+    ev->admin = http_is_admin(r);
     ev->size = -1;
 }
 
@@ -466,7 +466,7 @@ static void hp__execute_done(struct http_req *r, const char *body, size_t len)
     struct plug_event who;
     memset(&who, 0, sizeof(who));
     who.user = r->user.name;
-    who.admin = r->user.admin;
+    who.admin = http_is_admin(r);
     struct plugins_call call = {r->arena, r->user.name};
     struct plug_result res;
     int rc = plug_execute(rt, name, params, np, body, len, &who, &call, &res);

@@ -169,7 +169,7 @@ static void sec__change_password_done(struct http_req *r, json_t *doc)
         http_error(r, 400, "%s", why);
         return;
     }
-    if (strcmp(user, r->user.name) && !r->user.admin) {
+    if (strcmp(user, r->user.name) && !http_is_admin(r)) {
         http_error(r, 403, "a user may change only its own password");
         return;
     }
@@ -718,7 +718,7 @@ static void sec__token_revoke_done(struct http_req *r)
         return;
     }
     /* admins revoke any token; users their own */
-    const char *owner = r->user.admin ? NULL : r->user.name;
+    const char *owner = http_is_admin(r) ? NULL : r->user.name;
     char who[SEC_NAME_MAX + 1] = "";
     int rc =
         sec_token_revoke(r->ctx, token && *token ? token : NULL, id && *id ? id : NULL, owner, who);
@@ -761,7 +761,7 @@ static void sec__token(struct http_req *r, const char *rest)
     }
     struct sec_token_info *v;
     int n;
-    int rc = sec_token_list(r->ctx, r->arena, r->user.admin ? NULL : r->user.name, &v, &n);
+    int rc = sec_token_list(r->ctx, r->arena, http_is_admin(r) ? NULL : r->user.name, &v, &n);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;

@@ -212,7 +212,8 @@ static void trash__restore(struct http_req *r, const char *rest)
         http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
         return;
     }
-    if (!http_need_write(r) || !http_parse_repo_path(r, rest, strlen(rest)))
+    /* anonymous callers too, with anonymous access on: each item is checked (trash.c) */
+    if (!http_need_read(r) || !http_parse_repo_path(r, rest, strlen(rest)))
         return;
     const char *to_repo, *to_path;
     if (!trash__target(r, &to_repo, &to_path))
@@ -226,6 +227,10 @@ static void trash__restore(struct http_req *r, const char *rest)
     if (rc == GR_OK)
         rc = trash_restore(r->ctx, r->arena, r->repo_key, r->path, to_repo, to_path, perms,
                            r->user.name, &files, &why);
+    if (rc == GR_EFORBIDDEN && r->user.anonymous) {
+        http_error(r, 401, "authentication required");
+        return;
+    }
     if (rc) {
         http_error_code(r, rc, why);
         return;

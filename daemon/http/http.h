@@ -27,7 +27,7 @@ struct http_options {
     /* comma-separated CIDRs (base/cidr.h) of proxies whose X-Forwarded-For names the
      * client, for throttling and the audit log; NULL or "": none */
     const char *trusted_proxy;
-    int npm_token_lifetime;  /* seconds an npm login token lives (h_npm.c); 0: no expiry */
+    int npm_token_lifetime; /* seconds an npm login token lives (h_npm.c); 0: no expiry */
     const char *version;
     bool internal; /* the cluster port (h_internal.c), not the public API */
     /* the package formats (formats/format.h, the registry's list, NULL-ended):

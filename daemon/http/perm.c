@@ -163,6 +163,10 @@ bool http_need_deploy(struct http_req *r)
     if (!perm__have(r, r->repo_key, r->path, false, &have))
         return false;
     if (!(have & SEC_DELETE)) {
+        if (r->user.anonymous) {
+            http_error(r, 401, "authentication required");
+            return false;
+        }
         http_error(r, 403,
                    "Not enough permissions to overwrite artifact '%s:%s' (user '%s' needs DELETE"
                    " permission).",
@@ -194,6 +198,10 @@ static bool perm__need_tree(struct http_req *r, const char *repo, const char *pa
         return false;
     if ((have & action) == action)
         return true;
+    if (r->user.anonymous) {
+        http_error(r, 401, "authentication required");
+        return false;
+    }
     http_error(r, 403,
                "user '%s' has no %s permission on everything below '%s/%s' (patterns exclude"
                " some of it)",
@@ -234,6 +242,12 @@ bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *s
     char *detail = gr_arena_printf(r->arena, "to %s/%s", dst_repo, dst_path);
     http_audit(r, move ? "move" : "copy", src_repo, src_path, detail);
     return true;
+}
+
+bool http_is_admin(struct http_req *r)
+{
+    const struct sec_perms *p;
+    return !r->user.anonymous && (r->user.admin || (http_perms(r, &p) == GR_OK && p->all));
 }
 
 bool http_need_admin(struct http_req *r)

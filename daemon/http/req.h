@@ -194,6 +194,9 @@ bool http_need_tree(struct http_req *r, unsigned actions);
 bool http_need_copy_move(struct http_req *r, const char *src_repo, const char *src_path,
                          const char *dst_repo, const char *dst_path, bool move);
 bool http_need_admin(struct http_req *r);
+/* Whether r->user is an admin (the flag, or an admin group unless a user-scoped token
+ * brought it), answering nothing. */
+bool http_is_admin(struct http_req *r);
 /*
  * server.c: check a user name and password as Basic authentication does:
  * 429 at once while the name or r->client is throttled (failed logins),

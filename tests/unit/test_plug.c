@@ -228,8 +228,10 @@ static void sandbox__string_dump__absent(void **state)
 static void sandbox__memory_bomb__capped(void **state)
 {
     escape(state, "local s = string.rep('x', 1 << 30)", PLUG_EMEMORY, "memory cap");
-    escape(state, "local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end", PLUG_EMEMORY,
-           "memory cap");
+    /* the 1 KB string is built once: a rep per iteration would spend the
+     * budget first (string.rep is charged a step per repetition) */
+    escape(state, "local x, t = ('x'):rep(1000), {} for i = 1, 1e9 do t[i] = x .. i end",
+           PLUG_EMEMORY, "memory cap");
 }
 
 static void sandbox__infinite_loop__budget(void **state)
@@ -289,6 +291,311 @@ static void sandbox__text_load__allowed(void **state)
     struct plug_result res;
     assert_int_equal(run_body(fx, "local f = assert(load('return 1 + 1')) assert(f() == 2)", &res),
                      PLUG_OK);
+    plug_result_release(&res);
+}
+
+/* ---- C work under the budget: patterns, string.rep, table loops (strlib.c, tablib.c) ---- */
+
+/*
+ * Expressions and what stock Lua 5.4 gives for them: tostring of each
+ * result, joined by ",". The wants were produced by running the same
+ * expressions in lua5.4 (5.4.4), so the sandbox's own pattern and table
+ * functions must give the same results and error messages.
+ */
+static const struct {
+    const char *expr, *want;
+} stock_cases[] = {
+    {"(\"hello world\"):find(\"o w\")", "5,7"},
+    {"(\"hello world\"):find(\"o\", 6)", "8,8"},
+    {"(\"hello world\"):find(\"l+\")", "3,4"},
+    {"(\"hello\"):find(\"l\", -2)", "4,4"},
+    {"(\"hello\"):find(\"xyz\")", "nil"},
+    {"(\"a.b\"):find(\".\", 1, true)", "2,2"},
+    {"(\"a+b\"):find(\"+\", 1, true)", "2,2"},
+    {"(\"a.b\"):find(\"%.\")", "2,2"},
+    {"(\"abc\"):find(\"\", 10)", "nil"},
+    {"(\"abc\"):find(\"\", 4)", "4,3"},
+    {"(\"abc\"):find(\"b\", -100)", "2,2"},
+    {"(\"key = value\"):find(\"(%w+)%s*=%s*(%w+)\")", "1,11,key,value"},
+    {"(\"hello\"):find(\"()ll()\")", "3,4,3,5"},
+    {"(\"x\"):find(\"^x$\")", "1,1"},
+    {"(\"xx\"):find(\"^x$\")", "nil"},
+    {"(\"abcabc\"):find(\"abc\", 2)", "4,6"},
+    {"(\"aaab\"):find(\"a-b\")", "1,4"},
+    {"(\"2024-01-15\"):match(\"(%d+)-(%d+)-(%d+)\")", "2024,01,15"},
+    {"(\"  trim me  \"):match(\"^%s*(.-)%s*$\")", "trim me"},
+    {"(\"THE (quick) fox\"):match(\"%((%a+)%)\")", "quick"},
+    {"(\"x(a(b)c)y\"):match(\"%b()\")", "(a(b)c)"},
+    {"(\"f(a, g(b)) + 1\"):match(\"%w+(%b())\")", "(a, g(b))"},
+    {"(\"(unbalanced\"):match(\"%b()\")", "nil"},
+    {"(\"hello\"):match(\".-(l+)(.*)\")", "ll,o"},
+    {"(\"aaa\"):match(\"a-b\")", "nil"},
+    {"(\"abcabc\"):match(\"(abc)%1\")", "abc"},
+    {"(\"[==[x]==]\"):match(\"%[(=*)%[(.-)%]%1%]\")", "==,x"},
+    {"(\"path/to/file.tar.gz\"):match(\"^(.-)([^/]*)$\")", "path/to/,file.tar.gz"},
+    {"(\"file.tar.gz\"):match(\"%.([^.]+)$\")", "gz"},
+    {"(\"abc\"):match(\"[^%a]\")", "nil"},
+    {"(\"a1-b2 c\"):match(\"[%a%d%-]+\")", "a1-b2"},
+    {"(\"x-y\"):match(\"[a-z]%-[a-z]\")", "x-y"},
+    {"(\"]\"):match(\"[]]\")", "]"},
+    {"(\"a^b\"):match(\"a^b\")", "a^b"},
+    {"(\"$x\"):match(\"$x\")", "$x"},
+    {"(\"ab\"):match(\"b$\")", "b"},
+    {"(\"hello\"):match(\"()\", 3)", "3"},
+    {"(\"THE (quick) fox\"):find(\"%f[%a]%a+\", 5)", "6,10"},
+    {"(\"  x y\"):match(\"%f[%S].*\")", "x y"},
+    {"(\"caf\\195\\169 ok\"):match(\"[\\128-\\255]+\")", "\303\251"},
+    {"(\"a\\0b\"):find(\"%z\")", "2,2"},
+    {"(\"a\\0b\\0\"):gsub(\"%Z\", \"x\"):byte(1, -1)", "120,0,120,0"},
+    {"(\"abc\"):match(\"()a%1\")", "nil"},
+    {"(\"abab\"):find(\"(ab)%1\")", "1,4,ab"},
+    {"(\"a+\"):match(\"a%+\")", "a+"},
+    {"(\"A1 b2\"):match(\"%u%d%s%l%d\")", "A1 b2"},
+    {"(\"tab\\there\"):match(\"%c\")", "\t"},
+    {"(\"0x1F!\"):match(\"%x+\", 3)", "1F"},
+    {"(\"a,b;c\"):match(\"%p\")", ","},
+    {"(\"a b\"):match(\"%W\")", " "},
+    {"(\"ab12\"):match(\"%D+\")", "ab"},
+    {"(\"hello\"):match(\"(h)(e)(l)(l)(o)\")", "h,e,l,l,o"},
+    {"(\"hello\"):match(\"((h)(e))\")", "he,h,e"},
+    {"(function() local r = {} for w in (\"one two  three\"):gmatch(\"%a+\") do r[#r+1] = w end "
+     "return table.concat(r, \"|\") end)()",
+     "one|two|three"},
+    {"(function() local r = {} for k, v in (\"a=1, b=22, c=333\"):gmatch(\"(%w+)=(%w+)\") do "
+     "r[#r+1] = k .. v end return table.concat(r, \"|\") end)()",
+     "a1|b22|c333"},
+    {"(function() local r = {} for p in (\"abcabc\"):gmatch(\"()b\", 3) do r[#r+1] = p end return "
+     "table.concat(r, \"|\") end)()",
+     "5"},
+    {"(function() local r = {} for p in (\"abcabc\"):gmatch(\"()b\", -3) do r[#r+1] = p end return "
+     "table.concat(r, \"|\") end)()",
+     "5"},
+    {"(function() local n = 0 for m in (\"abc\"):gmatch(\"x*\") do n = n + 1 end return n end)()",
+     "4"},
+    {"(function() local r = {} for a, b in (\"abc\"):gmatch(\"()(x*)\") do r[#r+1] = a .. \"[\" .. "
+     "b .. \"]\" end return table.concat(r, \"|\") end)()",
+     "1[]|2[]|3[]|4[]"},
+    {"(function() local r = {} for m in (\"a^a^\"):gmatch(\"^a\") do r[#r+1] = m end return "
+     "table.concat(r, \"|\") end)()",
+     "^a"},
+    {"(function() local r = {} for m in (\"abc\"):gmatch(\".\", 10) do r[#r+1] = m end return #r "
+     "end)()",
+     "0"},
+    {"(\"hello world\"):gsub(\"o\", \"0\")", "hell0 w0rld,2"},
+    {"(\"hello world\"):gsub(\"(%w+)\", \"<%1>\")", "<hello> <world>,2"},
+    {"(\"hello\"):gsub(\"\", \"-\")", "-h-e-l-l-o-,6"},
+    {"(\"abc\"):gsub(\"%w\", \"%0%0\")", "aabbcc,3"},
+    {"(\"abc\"):gsub(\"%w\", \"%%\")", "%%%,3"},
+    {"(\"hello world\"):gsub(\"%w+\", {hello = \"HI\"})", "HI world,2"},
+    {"(\"hello world\"):gsub(\"%w+\", function(w) return w:upper() end)", "HELLO WORLD,2"},
+    {"(\"hello world\"):gsub(\"%w+\", function(w) if w == \"world\" then return false end end)",
+     "hello world,2"},
+    {"(\"a,b,c\"):gsub(\",\", \";\", 1)", "a;b,c,1"},
+    {"(\"aaa\"):gsub(\"^a\", \"x\")", "xaa,1"},
+    {"(\"x = 1\"):gsub(\"()\", \"%1\")", "1x2 3=4 516,6"},
+    {"(\"abc\"):gsub(\"b*\", \"-\")", "-a-c-,3"},
+    {"(\"hello\"):gsub(\"l+\", function() return 42 end)", "he42o,1"},
+    {"(\"$1.50\"):gsub(\"%$(%d+)%.(%d+)\", \"%2 cents of %1\")", "50 cents of 1,1"},
+    {"(\"a\"):gsub(\"a\", 7)", "7,1"},
+    {"(\"abc\"):gsub(\".\", {a = 1, c = \"C\"})", "1bC,3"},
+    {"select(2, pcall(string.gsub, \"abc\", \".\", {a = 1, b = true}))",
+     "invalid replacement value (a boolean)"},
+    {"(\"x y\"):gsub(\"(%w)\", \"%1%1\", 0)", "x y,0"},
+    {"(\"one two\"):gsub(\"(%w+) (%w+)\", \"%2 %1\")", "two one,1"},
+    {"(\"abc\"):gsub(\"\", \"\")", "abc,4"},
+    {"(\"ab\"):rep(3, \",\")", "ab,ab,ab"},
+    {"(\"x\"):rep(0)", ""},
+    {"(\"x\"):rep(-1)", ""},
+    {"(\"\"):rep(5, \"\")", ""},
+    {"(\"a\"):rep(1, \"sep\")", "a"},
+    {"#(\"\"):rep(1e7)", "0"},
+    {"(\"\"):rep(3, \"-\")", "--"},
+    {"select(2, pcall(string.find, \"a\", \"[a\"))", "malformed pattern (missing ']')"},
+    {"select(2, pcall(string.match, \"a\", \"%\"))", "malformed pattern (ends with '%')"},
+    {"select(2, pcall(string.gsub, \"a\", \"(a)\", \"%2\"))", "invalid capture index %2"},
+    {"select(2, pcall(string.gsub, \"a\", \"a\", \"%x\"))",
+     "invalid use of '%' in replacement string"},
+    {"select(2, pcall(string.find, \"a\", \"(()\"))", "unfinished capture"},
+    {"select(2, pcall(string.find, \"a\", \"%1\"))", "invalid capture index %1"},
+    {"select(2, pcall(string.find, \"a\", \"a)\"))", "nil"},
+    {"select(2, pcall(string.find, \"a\", \"%b\"))",
+     "malformed pattern (missing arguments to '%b')"},
+    {"select(2, pcall(string.find, \"a\", \"%fx\"))", "missing '[' after '%f' in pattern"},
+    {"select(2, pcall(string.rep, \"x\", 2^31))", "resulting string too large"},
+    {"select(2, pcall(string.gsub, \"a\", \"a\", true))",
+     "bad argument #3 to 'string.gsub' (string/function/table expected, got boolean)"},
+    {"select(2, pcall(string.match, (\"a\"):rep(40), (\"(a)\"):rep(33)))", "too many captures"},
+    {"select(2, pcall(string.match, (\"a\"):rep(250), (\"a?\"):rep(250)))", "pattern too complex"},
+    {"select(2, pcall(string.gsub, \"abc\", \"%w\", {a = {}}))",
+     "invalid replacement value (a table)"},
+    {"(function() local t = {1, 2, 3} table.insert(t, 2, 9) table.insert(t, 5) return "
+     "table.concat(t, \" \") end)()",
+     "1 9 2 3 5"},
+    {"(function() local t = {1, 2, 3} local a = table.remove(t) local b = table.remove(t, 1) "
+     "return a, b, #t, t[1], table.remove({}), table.remove({}, 0) end)()",
+     "3,1,1,2,nil,nil"},
+    {"(function() local t = table.move({1, 2, 3}, 1, 3, 2) return table.concat(t, \" \") end)()",
+     "1 1 2 3"},
+    {"(function() local t = table.move({1, 2, 3}, 2, 3, 1) return table.concat(t, \" \") end)()",
+     "2 3 3"},
+    {"(function() local t = table.move({1, 2, 3}, 1, 3, 3, {9}) return t[1], t[2], table.concat(t, "
+     "\" \", 3, 5) end)()",
+     "9,nil,1 2 3"},
+    {"(function() return #table.move({1}, 1, 0, 5) end)()", "1"},
+    {"table.concat({1, 2, \"x\"}, \"-\")", "1-2-x"},
+    {"table.concat({}, \",\")", ""},
+    {"table.concat({1, 2, 3}, \",\", 2, 3)", "2,3"},
+    {"table.concat({1, 2, 3}, \",\", 3, 2)", ""},
+    {"select(2, pcall(table.concat, {1, {}, 3}))",
+     "invalid value (table) at index 2 in table for 'concat'"},
+    {"select(2, pcall(table.insert, {}, 1, 2, 3))", "wrong number of arguments to 'insert'"},
+    {"select(2, pcall(table.insert, {}, 5, 2))",
+     "bad argument #2 to 'table.insert' (position out of bounds)"},
+    {"select(2, pcall(table.remove, {1}, 5))",
+     "bad argument #1 to 'table.remove' (position out of bounds)"},
+    {"select(2, pcall(table.move, {}, -1, math.maxinteger, 1))",
+     "bad argument #3 to 'table.move' (too many elements to move)"},
+    {"(function() local t = {5, 2, 8, 1, 9, 3} table.sort(t) return table.concat(t, \" \") end)()",
+     "1 2 3 5 8 9"},
+    {"(function() local t = {5, 2, 8, 1, 9, 3} table.sort(t, function(a, b) return a > b end) "
+     "return table.concat(t, \" \") end)()",
+     "9 8 5 3 2 1"},
+    {"(function() local t = {\"pear\", \"apple\", \"fig\", \"Banana\"} table.sort(t) return "
+     "table.concat(t, \" \") end)()",
+     "Banana apple fig pear"},
+    {"(function() local t, x = {}, 7 for i = 1, 300 do x = (x * 1103515245 + 12345) % 2147483648 "
+     "t[i] = x % 1000 end table.sort(t) for i = 2, 300 do if t[i - 1] > t[i] then return "
+     "\"unsorted\" end end return t[1], t[150], t[300] end)()",
+     "3,485,991"},
+    {"select(2, pcall(table.sort, {3, 1, 2, 5, 4, 7, 6}, function() return true end))",
+     "invalid order function for sorting"},
+    {"select(2, pcall(table.sort, {1, \"x\"}))", "attempt to compare string with number"},
+};
+
+/* Run the body of an execution x (admin caller); res gets its answer. */
+static int run_exec(struct fx *fx, const char *body, struct plug_result *res)
+{
+    size_t len = strlen(body) + 256;
+    char *src = malloc(len);
+    assert_non_null(src);
+    snprintf(src, len, "return { executions = { x = function(params, ctx)\n%s\nend } }", body);
+    load1(fx, "p", src);
+    free(src);
+    struct plug_event who = {.user = "admin", .admin = true};
+    return plug_execute(fx->rt, "x", NULL, 0, NULL, 0, &who, NULL, res);
+}
+
+static void budget__patterns_and_tables__same_as_stock(void **state)
+{
+    struct fx *fx = *state;
+    size_t n = sizeof(stock_cases) / sizeof(stock_cases[0]), len = 4096;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(stock_cases[i].expr) + 32;
+    char *body = malloc(len);
+    assert_non_null(body);
+    size_t at = (size_t)snprintf(body, len,
+                                 "local function show(...)\n"
+                                 "  local t = table.pack(...)\n"
+                                 "  for i = 1, t.n do t[i] = tostring(t[i]) end\n"
+                                 "  return table.concat(t, ',')\n"
+                                 "end\n"
+                                 "local r = {}\n");
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(body + at, len - at, "r[%zu] = show(%s)\n", i + 1,
+                               stock_cases[i].expr);
+    snprintf(body + at, len - at, "return table.concat(r, '\\n')");
+    struct plug_result res;
+    int rc = run_exec(fx, body, &res);
+    free(body);
+    if (rc)
+        fail_msg("cases: %d %s", rc, res.message);
+    char *line = res.body;
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(line);
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (strcmp(line, stock_cases[i].want))
+            fail_msg("%s\n  gave '%s'\n  stock '%s'", stock_cases[i].expr, line,
+                     stock_cases[i].want);
+        line = nl ? nl + 1 : NULL;
+    }
+    assert_null(line);
+    plug_result_release(&res);
+}
+
+#define EVIL "('a'):rep(22), ('a*'):rep(22) .. 'b'" /* minutes of CPU in stock Lua */
+
+static void budget__evil_pattern__each_function(void **state)
+{
+    escape(state, "local s = ('a'):rep(22) s:find(('a*'):rep(22) .. 'b')", PLUG_EBUDGET,
+           "p:2: instruction budget of 2000000 exceeded");
+    escape(state, "string.match(" EVIL ")", PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state, "for m in string.gmatch(" EVIL ") do end", PLUG_EBUDGET,
+           "p:2: instruction budget");
+    escape(state, "string.gsub(" EVIL ", '')", PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state, "string.gsub(" EVIL ", function() end)", PLUG_EBUDGET, "p:2: instruction budget");
+}
+
+static void budget__evil_pattern__pcall_and_coroutine_cannot_swallow(void **state)
+{
+    escape(state, "local ok = pcall(string.find, " EVIL ") return { status = 200, body = 'x' }",
+           PLUG_EBUDGET, "instruction budget");
+    escape(state,
+           "local co = coroutine.create(function() return string.find(" EVIL ") end)\n"
+           "local ok = coroutine.resume(co) return { status = 200, body = tostring(ok) }",
+           PLUG_EBUDGET, "instruction budget");
+}
+
+/* Linear-looking C work that is quadratic or worse in stock Lua. */
+static void budget__other_slow_matches(void **state)
+{
+    /* a plain find with a near miss at every position */
+    escape(state, "local s = ('a'):rep(1e6) s:find(('a'):rep(5e5) .. 'b', 1, true)", PLUG_EBUDGET,
+           "p:2: instruction budget");
+    /* %b rescans the rest of the subject from every '(' */
+    escape(state, "local s = ('('):rep(1e5) s:find('%b()')", PLUG_EBUDGET,
+           "p:2: instruction budget");
+    /* a replacement of 10,000 escapes at each of 100,000 empty matches */
+    escape(state, "local s = ('b'):rep(1e5) s:gsub('(a*)', ('%1'):rep(1e4))", PLUG_EBUDGET,
+           "p:2: instruction budget");
+    /* a class of 100,000 bytes scanned at every position */
+    escape(state, "local s = ('b'):rep(1e5) s:find('[' .. ('a'):rep(1e5) .. ']')", PLUG_EBUDGET,
+           "p:2: instruction budget");
+}
+
+static void budget__table_loops(void **state)
+{
+    escape(state, "table.move({}, 1, 1e15, 2)", PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state, "table.concat(setmetatable({}, { __index = table.concat }), '', 1, 1e15)",
+           PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state,
+           "table.remove(setmetatable({}, { __len = function() return math.maxinteger end }), 1)",
+           PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state, "table.insert(setmetatable({}, { __len = function() return 1e15 end }), 1, 0)",
+           PLUG_EBUDGET, "p:2: instruction budget");
+    escape(state,
+           "table.sort(setmetatable({}, { __len = function() return 2^31 - 2 end,\n"
+           "  __index = rawlen, __newindex = rawlen }))",
+           PLUG_EBUDGET, "instruction budget");
+}
+
+/* Ordinary work fits the budget (2 million here): steps cost what the work costs. */
+static void budget__ordinary_work__fits(void **state)
+{
+    struct fx *fx = *state;
+    struct plug_result res;
+    int rc = run_body(fx,
+                      "assert(#string.rep('', 1e15) == 0 and #string.rep('', 1e15, '') == 0)\n"
+                      "local s = ('word '):rep(2000)\n"
+                      "for i = 1, 20 do assert(select(2, s:gsub('%w+', '%0')) == 2000) end\n"
+                      "assert(#table.concat({ s, s }, ',') == 20001)\n"
+                      "local t = {} for i = 1, 5000 do t[i] = (i * 7919) % 5000 end\n"
+                      "table.sort(t) assert(t[1] == 0 and t[5000] == 4999)\n"
+                      "assert(s:find('word word', 9000, true) == 9001)",
+                      &res);
+    if (rc)
+        fail_msg("ordinary work: %d %s", rc, res.message);
     plug_result_release(&res);
 }
 
@@ -710,6 +1017,12 @@ int main(void)
         T(sandbox__os__time_only),
         T(sandbox__globals__per_plugin),
         T(sandbox__text_load__allowed),
+        T(budget__patterns_and_tables__same_as_stock),
+        T(budget__evil_pattern__each_function),
+        T(budget__evil_pattern__pcall_and_coroutine_cannot_swallow),
+        T(budget__other_slow_matches),
+        T(budget__table_loops),
+        T(budget__ordinary_work__fits),
         T(check__compile_error__line),
         T(check__host_calls_at_load__refused),
         T(check__unknown_field__refused),
