@@ -14,7 +14,7 @@
 #include "http/route.h"
 #include "lc.h"
 #include "peer.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "repo/plugins.h"
 #include "repo/trash.h"
 
@@ -167,7 +167,7 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
 static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
                        const unsigned char *next, size_t next_len)
 {
-    struct blobs_options bo = {
+    struct storage_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
         .key = key_len ? key : NULL,
@@ -177,7 +177,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
     };
-    int rc = blobs_start(&bo, &s->ctx, &s->blobs);
+    int rc = storage_start(&bo, &s->ctx, &s->storage);
     if (rc || !key_len || !s->cfg.cluster_listen[0])
         return rc;
     char host[256];
@@ -399,8 +399,8 @@ out_http_clean:
     s->http = NULL;
     http_stop(s->internal);
     s->internal = NULL;
-    blobs_stop(s->blobs);
-    s->blobs = NULL;
+    storage_stop(s->storage);
+    s->storage = NULL;
     plugins_stop(plugins); /* after the HTTP threads: they may be in a plugin */
     plugins = NULL;
     if (s->cluster) {
@@ -415,7 +415,7 @@ out_http_clean:
 out_http:
     http_stop(s->http);
     http_stop(s->internal);
-    blobs_stop(s->blobs);
+    storage_stop(s->storage);
     plugins_stop(s->ctx.plugins);
     cluster_stop(s->cluster);
 out_bs:

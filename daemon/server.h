@@ -26,7 +26,7 @@ struct server {
     struct repo_ctx ctx;
     struct http_server *http;
     struct cluster *cluster;      /* NULL on a single node */
-    struct blobs *blobs;          /* redundant binary storage */
+    struct storage *storage;      /* redundant binary storage (storage/storage.h) */
     struct http_server *internal; /* the cluster port; NULL without one */
 };
 

@@ -2,14 +2,14 @@
  * blobsend.c - responses that stream a binary: from this node's copy with
  * every block checked against its CRC32C before it is sent, or from a
  * peer with every block checked against the holder's signed checksums
- * before it is sent (blobs_remote_read). A failed check cuts the
+ * before it is sent (storage_remote_read). A failed check cuts the
  * connection: a client never gets a complete answer with wrong bytes.
  */
 #include "http/blobsend.h"
 
 #include "base/log.h"
 #include "bs.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -51,7 +51,7 @@ static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t m
     gr_error("req=%llu reading %s at %llu: %s; connection cut", (unsigned long long)s->req,
              s->sha256, (unsigned long long)(s->first + pos), bs_strerror((int)n));
     if (n == BS_ECORRUPT)
-        blobs_bad_local_copy(s->ctx, s->sha256, "block checksum mismatch while sending");
+        storage_bad_local_copy(s->ctx, s->sha256, "block checksum mismatch while sending");
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
@@ -78,7 +78,7 @@ int http_blob_check_first(struct http_req *r, struct bs_blob *blob, const char *
     gr_error("req=%llu first block of %s: %s", (unsigned long long)r->id, sha256,
              got < 0 ? bs_strerror((int)got) : "short read");
     if (got == BS_ECORRUPT)
-        blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+        storage_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
     return -1;
 }
 
@@ -104,7 +104,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
 }
 
 struct blobsend__remote {
-    struct blobs_remote *rem;
+    struct storage_remote *rem;
     uint64_t len;
     uint64_t req;
     uint64_t *sent; /* as in blobsend__local */
@@ -113,11 +113,11 @@ struct blobsend__remote {
 static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct blobsend__remote *s = cls;
-    long n = blobs_remote_read(s->rem, buf, max);
+    long n = storage_remote_read(s->rem, buf, max);
     if (n > 0 && pos + (uint64_t)n >= s->len) {
         /* the last bytes: only after the end of the stream checked out */
         char extra;
-        if (blobs_remote_read(s->rem, &extra, 1) != 0)
+        if (storage_remote_read(s->rem, &extra, 1) != 0)
             n = -1;
     }
     if (n > 0) {
@@ -135,16 +135,16 @@ static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t 
 static void blobsend__remote_free(void *cls)
 {
     struct blobsend__remote *s = cls;
-    blobs_remote_close(s->rem);
+    storage_remote_close(s->rem);
     free(s);
 }
 
-struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_remote *rem,
+struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storage_remote *rem,
                                                uint64_t len)
 {
     struct blobsend__remote *s = calloc(1, sizeof(*s));
     if (!s) {
-        blobs_remote_close(rem);
+        storage_remote_close(rem);
         return NULL;
     }
     s->rem = rem;

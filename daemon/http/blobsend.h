@@ -8,7 +8,7 @@
 #include "http/req.h"
 
 struct bs_blob;
-struct blobs_remote;
+struct storage_remote;
 
 /*
  * Check the block holding byte `first` before a response starts, so that a
@@ -24,7 +24,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
                                               const char *sha256, uint64_t first, uint64_t len);
 
 /* len bytes streamed from a peer; takes rem. NULL: out of memory (rem closed). */
-struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_remote *rem,
+struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storage_remote *rem,
                                                uint64_t len);
 
 #endif

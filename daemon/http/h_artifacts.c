@@ -13,7 +13,7 @@
 #include "bs.h"
 #include "crypto/crypto.h"
 #include "formats/format.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
 #include <microhttpd.h>
 #include <ctype.h>
@@ -185,8 +185,8 @@ static void artifacts__put_end(struct http_req *r)
     u->bu = NULL; /* replication takes it whatever happens */
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = blobs_replicate(r->ctx, r->arena, bu, a.sha256, a.size, gr_arena_strdup(r->arena, rid),
-                             &a.pending);
+    int rc = storage_replicate(r->ctx, r->arena, bu, a.sha256, a.size,
+                               gr_arena_strdup(r->arena, rid), &a.pending);
     if (rc) {
         http_error_code(r, rc,
                         rc == GR_EUNAVAIL ? "too few nodes could store a copy; try again"
@@ -363,10 +363,10 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
     if (r->method == HM_HEAD) /* only the length matters */
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
     struct bs_blob *blob = NULL;
-    int rc = blobs_open_local(r->ctx, a->sha256, &blob);
+    int rc = storage_open_local(r->ctx, a->sha256, &blob);
     if (rc == GR_OK && bs_blob_size(blob) != a->size) {
         bs_blob_close(blob);
-        blobs_bad_local_copy(r->ctx, a->sha256, "wrong size");
+        storage_bad_local_copy(r->ctx, a->sha256, "wrong size");
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_OK && len <= HTTP_SMALL_BODY) {
@@ -380,7 +380,7 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         }
         free(buf);
         if (got == BS_ECORRUPT)
-            blobs_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");
+            storage_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");
         rc = GR_ENOTFOUND;
     } else if (rc == GR_OK) {
         if (http_blob_check_first(r, blob, a->sha256, first, len) == 0)
@@ -394,11 +394,11 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)first,
                  (unsigned long long)(first + len - 1));
         bool whole = first == 0 && len == a->size;
-        struct blobs_remote *rem = NULL;
+        struct storage_remote *rem = NULL;
         if (len == 0) /* nothing to fetch */
             return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        rc = blobs_open_remote(r->ctx, a->sha256, a->size, whole ? NULL : range,
-                               gr_arena_strdup(r->arena, rid), &rem);
+        rc = storage_open_remote(r->ctx, a->sha256, a->size, whole ? NULL : range,
+                                 gr_arena_strdup(r->arena, rid), &rem);
         if (rc == GR_OK)
             return http_blob_remote_response(r, rem, len);
     }

@@ -4,7 +4,7 @@
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "bs.h"
-#include "repo/storage.h"
+#include "repo/listing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +46,8 @@ static void storage__list(struct http_req *r)
     bool folders = storage__flag(r, "listFolders", false);
     bool md = storage__flag(r, "mdTimestamps", false);
     bool root = storage__flag(r, "includeRootPath", false);
-    struct storage_folder info;
-    int rc = storage_folder_info(r->ctx, r->arena, r->repo_key, r->path, &info);
+    struct listing_folder info;
+    int rc = listing_folder_info(r->ctx, r->arena, r->repo_key, r->path, &info);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "folder not found: %s/%s", r->repo_key, r->path);
         return;
@@ -56,9 +56,9 @@ static void storage__list(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
-    struct storage_entry *v;
+    struct listing_entry *v;
     int n;
-    rc = storage_list(r->ctx, r->arena, r->repo_key, r->path, deep, depth, folders, &v, &n);
+    rc = listing_list(r->ctx, r->arena, r->repo_key, r->path, deep, depth, folders, &v, &n);
     if (rc) {
         http_error_code(r, rc, rc == GR_ENOTFOUND ? "folder not found" : NULL);
         return;
@@ -94,8 +94,8 @@ static void storage__list(struct http_req *r)
 
 static void storage__folder(struct http_req *r)
 {
-    struct storage_folder f;
-    int rc = storage_folder_info(r->ctx, r->arena, r->repo_key, r->path, &f);
+    struct listing_folder f;
+    int rc = listing_folder_info(r->ctx, r->arena, r->repo_key, r->path, &f);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "unable to find item: %s/%s", r->repo_key, r->path);
         return;
@@ -189,8 +189,8 @@ void h_storageinfo(struct http_req *r, const char *rest)
     }
     if (!http_need_admin(r))
         return;
-    struct storage_summary s;
-    int rc = storage_summary(r->ctx, r->arena, &s);
+    struct listing_summary s;
+    int rc = listing_summary(r->ctx, r->arena, &s);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
@@ -203,7 +203,7 @@ void h_storageinfo(struct http_req *r, const char *rest)
     json_t *list = json_array();
     uint64_t tf = 0, tfo = 0, tbytes = 0;
     for (int i = 0; i < s.nrepos; i++) {
-        const struct storage_repo_summary *x = &s.repos[i];
+        const struct listing_repo_summary *x = &s.repos[i];
         tf += x->files;
         tfo += x->folders;
         tbytes += x->bytes;

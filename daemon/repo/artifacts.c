@@ -4,7 +4,7 @@
 #include "base/err.h"
 #include "bs.h"
 #include "db/db.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "repo/props.h"
 #include "repo/security.h"
 #include "repo/trash.h"
@@ -100,8 +100,8 @@ int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artif
                      4, pb);
     if (rc == GR_OK && tombstoned) /* the collector may have deleted some copies */
         rc = db_exec(c, NULL, "DELETE FROM binary_locations WHERE sha256 = $1", 1, pb);
-    if (rc == GR_OK && ctx->blobs)
-        rc = blobs_publish(ctx, c, art->sha256, art->pending);
+    if (rc == GR_OK && ctx->storage)
+        rc = storage_publish(ctx, c, art->sha256, art->pending);
     return rc;
 }
 

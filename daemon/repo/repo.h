@@ -22,8 +22,8 @@ struct cluster;
 struct cr_hashpool;
 struct lc_env;
 struct bs_store;
-struct blobs;
-struct blobs_pending;
+struct storage;
+struct storage_pending;
 struct plugins;
 
 /* A cache key (or key prefix) to invalidate. */
@@ -50,7 +50,7 @@ struct repo_ctx {
         void *arg;
     } hooks;
     struct cluster *cluster;      /* NULL on a single node */
-    struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
+    struct storage *storage;      /* redundant binary storage (repo/blobs.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
     const char *node_id;          /* for the audit log; may be NULL or "" */
     struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
@@ -112,7 +112,7 @@ struct artifact {
     const char *matrix; /* artifact_put only: raw matrix parameters to store as properties */
     /* artifact_put only: the upload's copies to publish (repo/blobs.h), or
      * NULL when the binary must already be stored (a deploy by checksum) */
-    struct blobs_pending *pending;
+    struct storage_pending *pending;
 };
 
 /* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */

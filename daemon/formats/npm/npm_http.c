@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "bs.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "crypto/crypto.h"
 #include "formats/npm/npm.h"
 #include "repo/security.h"
@@ -526,8 +526,8 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     u->bu = NULL;
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = blobs_replicate(r->ctx, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
-                             gr_arena_strdup(r->arena, rid), &pub.tarball.pending);
+    int rc = storage_replicate(r->ctx, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
+                               gr_arena_strdup(r->arena, rid), &pub.tarball.pending);
     if (rc) {
         http_error_code(r, rc, "cannot store the tarball");
         return;

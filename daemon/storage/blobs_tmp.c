@@ -3,7 +3,7 @@
  * lock, reads from peers, bad copies, pulls, and the cluster-port
  * signatures. The storage thread and its tasks are in blobtasks.c.
  */
-#include "repo/blobs_internal.h"
+#include "storage/internal.h"
 
 #include "base/err.h"
 #include "base/log.h"
@@ -24,14 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t blobs__now_ms(void)
+int64_t storage__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int blobs__bs_err(int rc)
+static int storage__bs_err(int rc)
 {
     switch (rc) {
     case BS_OK:
@@ -49,7 +49,7 @@ static int blobs__bs_err(int rc)
     }
 }
 
-static void blobs__hex(const unsigned char *in, size_t n, char *out)
+static void storage__hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hx[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -61,16 +61,16 @@ static void blobs__hex(const unsigned char *in, size_t n, char *out)
 
 /* ---- signatures on the cluster port ---- */
 
-int blobs__keys_init(struct blobs *b)
+int storage__keys_init(struct storage *b)
 {
-    blobs__keys_free(b);
+    storage__keys_free(b);
     b->hkey = cr_hmac_key_new(b->key, b->key_len);
     if (b->next_key_len)
         b->hkey_next = cr_hmac_key_new(b->next_key, b->next_key_len);
     return b->hkey && (b->hkey_next || !b->next_key_len) ? GR_OK : GR_ENOMEM;
 }
 
-void blobs__keys_free(struct blobs *b)
+void storage__keys_free(struct storage *b)
 {
     cr_hmac_key_free(b->hkey);
     cr_hmac_key_free(b->hkey_next);
@@ -83,10 +83,10 @@ void blobs__keys_free(struct blobs *b)
  * is free of '\n' (methods, paths as sent, node ids and numbers from
  * headers parsed with %s), so the message reads back one way only. When
  * the MAC cannot be computed (no key, out of memory) hex is "", which
- * matches nothing (blobs__mac_matches).
+ * matches nothing (storage__mac_matches).
  */
-static void blobs__mac(const struct cr_hmac_key *key, const char *const *fields, int n,
-                       const void *tail, size_t tail_len, char hex[65])
+static void storage__mac(const struct cr_hmac_key *key, const char *const *fields, int n,
+                         const void *tail, size_t tail_len, char hex[65])
 {
     struct gr_sbuf sb = GR_SBUF_INIT;
     unsigned char mac[32];
@@ -100,39 +100,39 @@ static void blobs__mac(const struct cr_hmac_key *key, const char *const *fields,
         gr_sbuf_add(&sb, tail, tail_len);
     }
     if (key && cr_hmac_sha256_k(key, sb.buf, sb.len, mac) == GR_OK)
-        blobs__hex(mac, 32, hex);
+        storage__hex(mac, 32, hex);
     else
         hex[0] = '\0';
     gr_sbuf_release(&sb);
 }
 
-static void blobs__mac_v1(const struct cr_hmac_key *key, const char *method, const char *uri,
-                          const char *node, const char *ms, const char *nonce, char hex[65])
+static void storage__mac_v1(const struct cr_hmac_key *key, const char *method, const char *uri,
+                            const char *node, const char *ms, const char *nonce, char hex[65])
 {
     const char *f[] = {method, uri, node, ms, nonce};
-    blobs__mac(key, f, 5, NULL, 0, hex);
+    storage__mac(key, f, 5, NULL, 0, hex);
 }
 
-static void blobs__mac_v2(const struct cr_hmac_key *key, const char *method, const char *uri,
-                          const char *node, const char *dest, const char *ms, const char *nonce,
-                          char hex[65])
+static void storage__mac_v2(const struct cr_hmac_key *key, const char *method, const char *uri,
+                            const char *node, const char *dest, const char *ms, const char *nonce,
+                            char hex[65])
 {
     const char *f[] = {"granary-v2-request", method, uri, node, dest, ms, nonce};
-    blobs__mac(key, f, 7, NULL, 0, hex);
+    storage__mac(key, f, 7, NULL, 0, hex);
 }
 
-static void blobs__mac_answer(const struct cr_hmac_key *key, const char *req_mac, const char *node,
-                              int status, const char *sha256, const char *blocks, const void *body,
-                              size_t len, char hex[65])
+static void storage__mac_answer(const struct cr_hmac_key *key, const char *req_mac,
+                                const char *node, int status, const char *sha256,
+                                const char *blocks, const void *body, size_t len, char hex[65])
 {
     char st[16];
     snprintf(st, sizeof(st), "%d", status);
     const char *f[] = {"granary-v2-answer", req_mac, node, st, sha256 ? sha256 : "",
                        blocks ? blocks : ""};
-    blobs__mac(key, f, 6, body ? body : "", body ? len : 0, hex);
+    storage__mac(key, f, 6, body ? body : "", body ? len : 0, hex);
 }
 
-void blobs__uri_sha256(const char *uri, char out[65])
+void storage__uri_sha256(const char *uri, char out[65])
 {
     out[0] = '\0';
     if (strncmp(uri, "/v1/blobs/", 10) || strlen(uri) < 74 ||
@@ -144,35 +144,35 @@ void blobs__uri_sha256(const char *uri, char out[65])
         out[0] = '\0';
 }
 
-void blobs__sign(struct blobs *b, const char *method, const char *uri, const char *dest,
-                 struct blobs__sig *sig)
+void storage__sign(struct storage *b, const char *method, const char *uri, const char *dest,
+                   struct storage__sig *sig)
 {
     unsigned char raw[8] = {0};
     char nonce[17], ms[24], v1[65];
     if (cr_random(raw, sizeof(raw)))
         memset(raw, 0, sizeof(raw)); /* refused by the receiver's replay check */
-    blobs__hex(raw, sizeof(raw), nonce);
-    snprintf(ms, sizeof(ms), "%lld", (long long)blobs__now_ms());
+    storage__hex(raw, sizeof(raw), nonce);
+    snprintf(ms, sizeof(ms), "%lld", (long long)storage__now_ms());
     snprintf(sig->dest, sizeof(sig->dest), "%s", dest ? dest : "");
-    blobs__mac_v2(b->hkey, method, uri, b->node, sig->dest, ms, nonce, sig->mac);
+    storage__mac_v2(b->hkey, method, uri, b->node, sig->dest, ms, nonce, sig->mac);
     if (!b->accept_v1) {
-        snprintf(sig->auth, sizeof(sig->auth), BLOBS_AUTH_HEADER ": v2 %s %s %s %s %s", b->node,
+        snprintf(sig->auth, sizeof(sig->auth), STORAGE_AUTH_HEADER ": v2 %s %s %s %s %s", b->node,
                  sig->dest, ms, nonce, sig->mac);
         sig->auth2[0] = '\0';
         return;
     }
     /* an upgrade: v1 where the older version looks, v2 beside it (same
      * nonce: a receiver that took one of them refuses the other) */
-    blobs__mac_v1(b->hkey, method, uri, b->node, ms, nonce, v1);
-    snprintf(sig->auth, sizeof(sig->auth), BLOBS_AUTH_HEADER ": v1 %s %s %s %s", b->node, ms, nonce,
-             v1);
-    snprintf(sig->auth2, sizeof(sig->auth2), BLOBS_AUTH_V2_HEADER ": v2 %s %s %s %s %s", b->node,
+    storage__mac_v1(b->hkey, method, uri, b->node, ms, nonce, v1);
+    snprintf(sig->auth, sizeof(sig->auth), STORAGE_AUTH_HEADER ": v1 %s %s %s %s", b->node, ms,
+             nonce, v1);
+    snprintf(sig->auth2, sizeof(sig->auth2), STORAGE_AUTH_V2_HEADER ": v2 %s %s %s %s %s", b->node,
              sig->dest, ms, nonce, sig->mac);
 }
 
 /* Whether mac is want_key (the join key's MAC) or, during a rotation, want_next. */
-static bool blobs__mac_matches(struct blobs *b, const char *mac, const char *want_key,
-                               const char *want_next)
+static bool storage__mac_matches(struct storage *b, const char *mac, const char *want_key,
+                                 const char *want_next)
 {
     if (strlen(mac) != 64)
         return false;
@@ -182,7 +182,8 @@ static bool blobs__mac_matches(struct blobs *b, const char *mac, const char *wan
 }
 
 /* Remember (node, nonce) for the replay window: false when it was seen already. */
-static bool blobs__nonce_fresh(struct blobs *b, const char *node, const char *nonce, int64_t now)
+static bool storage__nonce_fresh(struct storage *b, const char *node, const char *nonce,
+                                 int64_t now)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = node; *p; p++)
@@ -192,19 +193,19 @@ static bool blobs__nonce_fresh(struct blobs *b, const char *node, const char *no
     h |= 1;
     bool fresh = true;
     pthread_mutex_lock(&b->lock);
-    size_t i = h % BLOBS_NONCES, free_slot = SIZE_MAX;
-    for (size_t k = 0; k < 64; k++, i = (i + 1) % BLOBS_NONCES) {
-        if (b->nonces[i].h == h && b->nonces[i].ms >= now - 2 * BLOBS_AUTH_WINDOW_MS) {
+    size_t i = h % STORAGE_NONCES, free_slot = SIZE_MAX;
+    for (size_t k = 0; k < 64; k++, i = (i + 1) % STORAGE_NONCES) {
+        if (b->nonces[i].h == h && b->nonces[i].ms >= now - 2 * STORAGE_AUTH_WINDOW_MS) {
             fresh = false;
             break;
         }
         if (free_slot == SIZE_MAX &&
-            (b->nonces[i].h == 0 || b->nonces[i].ms < now - 2 * BLOBS_AUTH_WINDOW_MS))
+            (b->nonces[i].h == 0 || b->nonces[i].ms < now - 2 * STORAGE_AUTH_WINDOW_MS))
             free_slot = i;
     }
     if (fresh) {
         if (free_slot == SIZE_MAX)
-            free_slot = h % BLOBS_NONCES; /* crowded: evict */
+            free_slot = h % STORAGE_NONCES; /* crowded: evict */
         b->nonces[free_slot].h = h;
         b->nonces[free_slot].ms = now;
     }
@@ -212,11 +213,11 @@ static bool blobs__nonce_fresh(struct blobs *b, const char *node, const char *no
     return fresh;
 }
 
-bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
-                      const char *header_v2, struct blobs_auth *out, const char **why)
+bool storage_auth_check(struct storage *b, const char *method, const char *uri, const char *header,
+                        const char *header_v2, struct storage_auth *out, const char **why)
 {
     char node[64], dest[64], ms[24], nonce[24], mac[72], want[65], want_next[65] = "";
-    *why = "missing " BLOBS_AUTH_HEADER;
+    *why = "missing " STORAGE_AUTH_HEADER;
     memset(out, 0, sizeof(*out));
     if (!b || !b->clustered) {
         *why = "this node is not in a cluster";
@@ -227,16 +228,16 @@ bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, cons
         return false;
     if (!strncmp(h, "v2 ", 3)) {
         if (sscanf(h, "v2 %63s %63s %23s %23s %71s", node, dest, ms, nonce, mac) != 5) {
-            *why = "malformed " BLOBS_AUTH_HEADER;
+            *why = "malformed " STORAGE_AUTH_HEADER;
             return false;
         }
-        blobs__mac_v2(b->hkey, method, uri, node, dest, ms, nonce, want);
+        storage__mac_v2(b->hkey, method, uri, node, dest, ms, nonce, want);
         if (b->hkey_next)
-            blobs__mac_v2(b->hkey_next, method, uri, node, dest, ms, nonce, want_next);
+            storage__mac_v2(b->hkey_next, method, uri, node, dest, ms, nonce, want_next);
         out->version = 2;
     } else if (!strncmp(h, "v1 ", 3) && !header_v2) {
         if (sscanf(h, "v1 %63s %23s %23s %71s", node, ms, nonce, mac) != 4) {
-            *why = "malformed " BLOBS_AUTH_HEADER;
+            *why = "malformed " STORAGE_AUTH_HEADER;
             return false;
         }
         if (!b->accept_v1) {
@@ -244,15 +245,15 @@ bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, cons
             *why = "v1 signature refused (this node is not in an upgrade from v1)";
             return false;
         }
-        blobs__mac_v1(b->hkey, method, uri, node, ms, nonce, want);
+        storage__mac_v1(b->hkey, method, uri, node, ms, nonce, want);
         if (b->hkey_next)
-            blobs__mac_v1(b->hkey_next, method, uri, node, ms, nonce, want_next);
+            storage__mac_v1(b->hkey_next, method, uri, node, ms, nonce, want_next);
         out->version = 1;
     } else {
-        *why = "malformed " BLOBS_AUTH_HEADER;
+        *why = "malformed " STORAGE_AUTH_HEADER;
         return false;
     }
-    if (!blobs__mac_matches(b, mac, want, want_next)) {
+    if (!storage__mac_matches(b, mac, want, want_next)) {
         *why = "bad signature";
         return false;
     }
@@ -260,12 +261,12 @@ bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, cons
         *why = "signed for another node";
         return false;
     }
-    int64_t t = strtoll(ms, NULL, 10), now = blobs__now_ms();
-    if (t < now - BLOBS_AUTH_WINDOW_MS || t > now + BLOBS_AUTH_WINDOW_MS) {
+    int64_t t = strtoll(ms, NULL, 10), now = storage__now_ms();
+    if (t < now - STORAGE_AUTH_WINDOW_MS || t > now + STORAGE_AUTH_WINDOW_MS) {
         *why = "signature too old or from the future";
         return false;
     }
-    if (!blobs__nonce_fresh(b, node, nonce, now)) {
+    if (!storage__nonce_fresh(b, node, nonce, now)) {
         *why = "replayed request";
         return false;
     }
@@ -275,9 +276,9 @@ bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, cons
     return true;
 }
 
-void blobs_sign_answer(struct blobs *b, const struct blobs_auth *req, int status,
-                       const char *sha256, const char *blocks, const void *body, size_t len,
-                       char *out, size_t n)
+void storage_sign_answer(struct storage *b, const struct storage_auth *req, int status,
+                         const char *sha256, const char *blocks, const void *body, size_t len,
+                         char *out, size_t n)
 {
     char mac[65];
     if (!req || req->version != 2) {
@@ -285,13 +286,13 @@ void blobs_sign_answer(struct blobs *b, const struct blobs_auth *req, int status
             out[0] = '\0';
         return;
     }
-    blobs__mac_answer(b->hkey, req->mac, b->node, status, sha256, blocks, body, len, mac);
+    storage__mac_answer(b->hkey, req->mac, b->node, status, sha256, blocks, body, len, mac);
     snprintf(out, n, "v2 %s %s", b->node, mac);
 }
 
-bool blobs__check_answer(struct blobs *b, const struct blobs__sig *sig, const char *header,
-                         int status, const char *sha256, const char *blocks, const void *body,
-                         size_t len, bool *legacy, const char **why)
+bool storage__check_answer(struct storage *b, const struct storage__sig *sig, const char *header,
+                           int status, const char *sha256, const char *blocks, const void *body,
+                           size_t len, bool *legacy, const char **why)
 {
     char node[64], mac[72], want[65], want_next[65] = "";
     *legacy = false;
@@ -311,40 +312,40 @@ bool blobs__check_answer(struct blobs *b, const struct blobs__sig *sig, const ch
         *why = "answer signed by another node";
         return false;
     }
-    blobs__mac_answer(b->hkey, sig->mac, node, status, sha256, blocks, body, len, want);
+    storage__mac_answer(b->hkey, sig->mac, node, status, sha256, blocks, body, len, want);
     if (b->hkey_next)
-        blobs__mac_answer(b->hkey_next, sig->mac, node, status, sha256, blocks, body, len,
-                          want_next);
-    if (!blobs__mac_matches(b, mac, want, want_next)) {
+        storage__mac_answer(b->hkey_next, sig->mac, node, status, sha256, blocks, body, len,
+                            want_next);
+    if (!storage__mac_matches(b, mac, want, want_next)) {
         *why = "bad answer signature";
         return false;
     }
     return true;
 }
 
-int blobs__call(struct blobs *b, const char *method, const char *dest, const char *base,
-                const char *uri, const char *request_id, char *body, size_t bodysz)
+int storage__call(struct storage *b, const char *method, const char *dest, const char *base,
+                  const char *uri, const char *request_id, char *body, size_t bodysz)
 {
     char url[1024], rid[96], sha[65];
-    struct blobs__sig sig;
-    blobs__sign(b, method, uri, dest, &sig);
+    struct storage__sig sig;
+    storage__sign(b, method, uri, dest, &sig);
     snprintf(url, sizeof(url), "%s%s", base, uri);
     snprintf(rid, sizeof(rid), "X-Request-Id: %s", request_id ? request_id : "storage");
     struct bs_peer_req req = {.url = url,
                               .auth = sig.auth,
                               .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
                               .extra = rid,
-                              .keep_header = BLOBS_ANSWER_HEADER};
-    bs_peer_call(method, &req, BLOBS_CALL_TIMEOUT_S);
+                              .keep_header = STORAGE_ANSWER_HEADER};
+    bs_peer_call(method, &req, STORAGE_CALL_TIMEOUT_S);
     const char *why = NULL;
     bool legacy;
-    blobs__uri_sha256(uri, sha);
+    storage__uri_sha256(uri, sha);
     if (req.status) {
         if (req.truncated)
             why = "answer too long to check";
         else
-            blobs__check_answer(b, &sig, req.header, req.status, sha, "", req.body, req.body_len,
-                                &legacy, &why);
+            storage__check_answer(b, &sig, req.header, req.status, sha, "", req.body, req.body_len,
+                                  &legacy, &why);
         if (why)
             gr_warn("req=%s %s %s on %s: answer %d refused: %s",
                     request_id ? request_id : "storage", method, uri, dest, req.status, why);
@@ -361,7 +362,7 @@ int blobs__call(struct blobs *b, const char *method, const char *dest, const cha
 
 /* ---- membership ---- */
 
-int blobs__snapshot(struct blobs *b, struct blobs__node *out)
+int storage__snapshot(struct storage *b, struct storage__node *out)
 {
     pthread_mutex_lock(&b->lock);
     int n = b->n_nodes;
@@ -370,7 +371,7 @@ int blobs__snapshot(struct blobs *b, struct blobs__node *out)
     return n;
 }
 
-bool blobs__node_url(struct blobs *b, const char *id, char *out, size_t n)
+bool storage__node_url(struct storage *b, const char *id, char *out, size_t n)
 {
     bool found = false;
     pthread_mutex_lock(&b->lock);
@@ -383,7 +384,7 @@ bool blobs__node_url(struct blobs *b, const char *id, char *out, size_t n)
     return found;
 }
 
-int blobs__redundancy(struct blobs *b)
+int storage__redundancy(struct storage *b)
 {
     if (!b || !b->clustered)
         return 1;
@@ -393,7 +394,7 @@ int blobs__redundancy(struct blobs *b)
     return r;
 }
 
-static int blobs__lenient(struct blobs *b)
+static int storage__lenient(struct storage *b)
 {
     if (!b || !b->clustered)
         return 1;
@@ -405,23 +406,23 @@ static int blobs__lenient(struct blobs *b)
 
 /* ---- uploads ---- */
 
-struct blobs__staged {
+struct storage__staged {
     char node[64], url[256], id[BS_STAGE_ID];
 };
 
-struct blobs_pending {
+struct storage_pending {
     struct repo_ctx *ctx;
     struct bs_upload *bu; /* the local copy until published */
     char sha256[65];
     const char *request_id;
-    struct blobs__staged *peers;
+    struct storage__staged *peers;
     int n_peers;
     bool done;
 };
 
-static void blobs__pending_cleanup(void *arg)
+static void storage__pending_cleanup(void *arg)
 {
-    struct blobs_pending *p = arg;
+    struct storage_pending *p = arg;
     bs_upload_abort(p->bu);
     p->bu = NULL;
     if (p->done)
@@ -429,47 +430,47 @@ static void blobs__pending_cleanup(void *arg)
     for (int i = 0; i < p->n_peers; i++) {
         char uri[128];
         snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
-        blobs__call(p->ctx->blobs, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id,
-                    NULL, 0);
+        storage__call(p->ctx->storage, "DELETE", p->peers[i].node, p->peers[i].url, uri,
+                      p->request_id, NULL, 0);
     }
 }
 
 /* Stage copies on the next candidates until want are staged or none is left. */
-static void blobs__stage_peers(struct blobs *b, struct blobs_pending *p, const char *path,
-                               uint64_t size, const struct blobs__node *nodes, const int *order,
-                               int n_order, int want)
+static void storage__stage_peers(struct storage *b, struct storage_pending *p, const char *path,
+                                 uint64_t size, const struct storage__node *nodes, const int *order,
+                                 int n_order, int want)
 {
     int next = 0;
     while (p->n_peers < want && next < n_order) {
         int batch = want - p->n_peers;
         if (batch > n_order - next)
             batch = n_order - next;
-        struct bs_peer_req reqs[BLOBS_MAX_NODES];
-        struct blobs__sig *sig = malloc(sizeof(*sig) * (size_t)batch);
-        char url[BLOBS_MAX_NODES][512], rid[96], uri[128];
+        struct bs_peer_req reqs[STORAGE_MAX_NODES];
+        struct storage__sig *sig = malloc(sizeof(*sig) * (size_t)batch);
+        char url[STORAGE_MAX_NODES][512], rid[96], uri[128];
         if (!sig)
             return;
         snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->request_id ? p->request_id : "");
         snprintf(uri, sizeof(uri), "/v1/blobs/%s/stage", p->sha256);
         for (int i = 0; i < batch; i++) {
-            const struct blobs__node *nd = &nodes[order[next + i]];
-            blobs__sign(b, "PUT", uri, nd->id, &sig[i]);
+            const struct storage__node *nd = &nodes[order[next + i]];
+            storage__sign(b, "PUT", uri, nd->id, &sig[i]);
             snprintf(url[i], sizeof(url[i]), "%s%s", nd->url, uri);
             reqs[i] = (struct bs_peer_req){.url = url[i],
                                            .auth = sig[i].auth,
                                            .auth2 = sig[i].auth2[0] ? sig[i].auth2 : NULL,
                                            .extra = rid,
-                                           .keep_header = BLOBS_ANSWER_HEADER};
+                                           .keep_header = STORAGE_ANSWER_HEADER};
         }
-        bs_peer_push(path, size, reqs, batch, BLOBS_STALL_S);
+        bs_peer_push(path, size, reqs, batch, STORAGE_STALL_S);
         for (int i = 0; i < batch; i++) {
-            const struct blobs__node *nd = &nodes[order[next + i]];
+            const struct storage__node *nd = &nodes[order[next + i]];
             const char *why = NULL;
             bool legacy;
             if (reqs[i].status == 201 &&
                 (reqs[i].truncated ||
-                 !blobs__check_answer(b, &sig[i], reqs[i].header, 201, p->sha256, "", reqs[i].body,
-                                      reqs[i].body_len, &legacy, &why))) {
+                 !storage__check_answer(b, &sig[i], reqs[i].header, 201, p->sha256, "",
+                                        reqs[i].body, reqs[i].body_len, &legacy, &why))) {
                 /* a stage nobody can vouch for is not published: it expires there */
                 snprintf(reqs[i].error, sizeof(reqs[i].error), "answer 201 refused: %s",
                          why ? why : "answer too long to check");
@@ -478,7 +479,7 @@ static void blobs__stage_peers(struct blobs *b, struct blobs_pending *p, const c
             json_t *doc = reqs[i].status == 201 ? json_loads(reqs[i].body, 0, NULL) : NULL;
             const char *id = json_string_value(json_object_get(doc, "stage"));
             if (id && strlen(id) == BS_STAGE_ID - 1) {
-                struct blobs__staged *s = &p->peers[p->n_peers++];
+                struct storage__staged *s = &p->peers[p->n_peers++];
                 snprintf(s->node, sizeof(s->node), "%s", nd->id);
                 snprintf(s->url, sizeof(s->url), "%s", nd->url);
                 snprintf(s->id, sizeof(s->id), "%s", id);
@@ -494,31 +495,31 @@ static void blobs__stage_peers(struct blobs *b, struct blobs_pending *p, const c
     }
 }
 
-int blobs_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
-                    const char *sha256, uint64_t size, const char *request_id,
-                    struct blobs_pending **out)
+int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
+                      const char *sha256, uint64_t size, const char *request_id,
+                      struct storage_pending **out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     *out = NULL;
     int rc = bs_upload_sync(bu);
     if (rc) {
         bs_upload_abort(bu);
-        return blobs__bs_err(rc);
+        return storage__bs_err(rc);
     }
-    struct blobs_pending *p = gr_arena_calloc(a, sizeof(*p));
+    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
     p->ctx = ctx;
     p->bu = bu;
     p->request_id = request_id;
     snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
-    gr_arena_cleanup(a, blobs__pending_cleanup, p);
+    gr_arena_cleanup(a, storage__pending_cleanup, p);
     *out = p;
-    int want = blobs__redundancy(b) - 1;
+    int want = storage__redundancy(b) - 1;
     if (want <= 0)
         return GR_OK;
-    struct blobs__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * BLOBS_MAX_NODES);
-    int n = blobs__snapshot(b, nodes), m = 0;
-    struct bs_node cand[BLOBS_MAX_NODES];
-    int map[BLOBS_MAX_NODES], order[BLOBS_MAX_NODES];
+    struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
+    int n = storage__snapshot(b, nodes), m = 0;
+    struct bs_node cand[STORAGE_MAX_NODES];
+    int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
     for (int i = 0; i < n; i++)
         if (nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
             cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
@@ -528,19 +529,19 @@ int blobs_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *
     for (int i = 0; i < k; i++)
         order[i] = map[order[i]];
     p->peers = gr_arena_calloc(a, sizeof(*p->peers) * (size_t)(want > 0 ? want : 1));
-    blobs__stage_peers(b, p, bs_upload_path(bu), size, nodes, order, k, want);
-    if (1 + p->n_peers < blobs__lenient(b)) {
+    storage__stage_peers(b, p, bs_upload_path(bu), size, nodes, order, k, want);
+    if (1 + p->n_peers < storage__lenient(b)) {
         gr_warn("req=%s only %d of %d copies of %s could be staged (lenient limit %d)", request_id,
-                1 + p->n_peers, want + 1, sha256, blobs__lenient(b));
+                1 + p->n_peers, want + 1, sha256, storage__lenient(b));
         return GR_EUNAVAIL;
     }
     return GR_OK;
 }
 
-int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
-                  struct blobs_pending *p)
+int storage_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
+                    struct storage_pending *p)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     struct db_res *res = NULL;
     if (!p) {
         const char *pp[1] = {sha256};
@@ -551,7 +552,7 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         db_res_free(res);
         return rc;
     }
-    const char *held[BLOBS_MAX_NODES + 1]; /* the nodes with a published copy */
+    const char *held[STORAGE_MAX_NODES + 1]; /* the nodes with a published copy */
     int copies = 0;
     bool existed = false;
     struct bs_upload *bu = p->bu;
@@ -566,8 +567,8 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
     for (int i = 0; i < p->n_peers; i++) {
         char uri[200], body[256];
         snprintf(uri, sizeof(uri), "/v1/stages/%s/commit?sha256=%s", p->peers[i].id, sha256);
-        int st = blobs__call(b, "POST", p->peers[i].node, p->peers[i].url, uri, p->request_id, body,
-                             sizeof(body));
+        int st = storage__call(b, "POST", p->peers[i].node, p->peers[i].url, uri, p->request_id,
+                               body, sizeof(body));
         if (st == 200) {
             held[copies++] = p->peers[i].node;
         } else {
@@ -577,7 +578,7 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         }
     }
     p->done = true; /* committed stages are gone; failed ones expire on their node */
-    if (copies < blobs__lenient(b) || copies == 0)
+    if (copies < storage__lenient(b) || copies == 0)
         return GR_EUNAVAIL;
     atomic_fetch_add(&b->replicated, (uint64_t)copies - 1);
     struct gr_sbuf nodes = GR_SBUF_INIT;
@@ -588,24 +589,24 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
                      " ON CONFLICT DO NOTHING",
                      2, pp);
     gr_sbuf_release(&nodes);
-    if (rc == GR_OK && copies < blobs__redundancy(b))
-        blobs_kick_repair(b);
+    if (rc == GR_OK && copies < storage__redundancy(b))
+        storage_kick_repair(b);
     return rc;
 }
 
 /* ---- reads ---- */
 
-void blobs_forget_local(struct repo_ctx *ctx, const char *sha256)
+void storage_forget_local(struct repo_ctx *ctx, const char *sha256)
 {
-    const char *p[2] = {sha256, ctx->blobs ? ctx->blobs->node : ""};
+    const char *p[2] = {sha256, ctx->storage ? ctx->storage->node : ""};
     if (db_exec1(ctx->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2,
                  p) != GR_OK)
         gr_warn("cannot forget the location of %s on this node", sha256);
 }
 
-void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why)
+void storage_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     int rc = bs_quarantine(ctx->bs, sha256);
     gr_error("bad copy of %s on this node (%s): %s", sha256, why,
              rc == BS_OK ? "quarantined" : bs_strerror(rc));
@@ -614,12 +615,12 @@ void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *
         if (rc == BS_OK)
             atomic_fetch_add(&b->quarantined, 1);
     }
-    blobs_forget_local(ctx, sha256);
+    storage_forget_local(ctx, sha256);
     if (b)
-        blobs_kick_repair(b);
+        storage_kick_repair(b);
 }
 
-int blobs__hash_file(int fd, char hex[65])
+int storage__hash_file(int fd, char hex[65])
 {
     struct cr_digest *d = cr_digest_new(CR_SHA256);
     char *buf = malloc(1 << 20);
@@ -639,7 +640,7 @@ int blobs__hash_file(int fd, char hex[65])
     if (rc == GR_OK) {
         unsigned char raw[64];
         cr_digest_final(d, raw);
-        blobs__hex(raw, 32, hex);
+        storage__hex(raw, 32, hex);
     }
     cr_digest_free(d);
     free(buf);
@@ -647,13 +648,13 @@ int blobs__hash_file(int fd, char hex[65])
 }
 
 /* sha256 of a local file by its fd: true when it matches. */
-static bool blobs__rehash(int fd, const char *sha256)
+static bool storage__rehash(int fd, const char *sha256)
 {
     char hex[65];
-    return blobs__hash_file(fd, hex) == GR_OK && !strcmp(hex, sha256);
+    return storage__hash_file(fd, hex) == GR_OK && !strcmp(hex, sha256);
 }
 
-int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
+int storage_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
 {
     *blob = NULL;
     int rc = bs_blob_open(ctx->bs, sha256, blob);
@@ -663,10 +664,10 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
         uint64_t size;
         if (bs_open_blob(ctx->bs, sha256, &fd, &size) != BS_OK)
             return GR_ENOTFOUND;
-        bool good = blobs__rehash(fd, sha256);
+        bool good = storage__rehash(fd, sha256);
         close(fd);
         if (!good) {
-            blobs_bad_local_copy(ctx, sha256, "sha256 mismatch");
+            storage_bad_local_copy(ctx, sha256, "sha256 mismatch");
             return GR_ENOTFOUND;
         }
         if (bs_crc_rebuild(ctx->bs, sha256) != BS_OK)
@@ -680,11 +681,11 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
 
 /*
  * A read from a peer. Blocks arrive in order, one answer ("window") of at
- * most BLOBS_CRC_HEADER_MAX_BLOCKS blocks at a time; each block is read
+ * most STORAGE_CRC_HEADER_MAX_BLOCKS blocks at a time; each block is read
  * whole and checked before a byte of it is returned: into the caller's
  * buffer when it fits there whole, else into blk.
  */
-struct blobs_remote {
+struct storage_remote {
     struct repo_ctx *ctx;
     const char *request_id;
     char sha256[65], node[64], url[256];
@@ -704,20 +705,20 @@ struct blobs_remote {
     const char *why; /* what went wrong */
 };
 
-static uint64_t blobs__nblocks(uint64_t size)
+static uint64_t storage__nblocks(uint64_t size)
 {
     return (size + BS_BLOCK - 1) / BS_BLOCK;
 }
 
 /* Bytes in block k of r's binary. */
-static size_t blobs__block_len(const struct blobs_remote *r, uint64_t k)
+static size_t storage__block_len(const struct storage_remote *r, uint64_t k)
 {
     uint64_t off = k * BS_BLOCK;
     return r->size - off < BS_BLOCK ? (size_t)(r->size - off) : BS_BLOCK;
 }
 
 /* n block checksums from exactly 8 * n lowercase hex digits; NULL when malformed (or no memory). */
-static uint32_t *blobs__hex_crcs(const char *v, uint64_t n)
+static uint32_t *storage__hex_crcs(const char *v, uint64_t n)
 {
     if (strlen(v) != 8 * n)
         return NULL;
@@ -738,80 +739,80 @@ static uint32_t *blobs__hex_crcs(const char *v, uint64_t n)
     return crcs;
 }
 
-uint32_t *blobs__parse_blocks(const char *v, uint64_t size, uint64_t first, uint64_t n)
+uint32_t *storage__parse_blocks(const char *v, uint64_t size, uint64_t first, uint64_t n)
 {
     char head[80];
-    if (!v || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+    if (!v || n > STORAGE_CRC_HEADER_MAX_BLOCKS)
         return NULL;
     int len = snprintf(head, sizeof(head), "%d %llu %llu ", BS_BLOCK, (unsigned long long)size,
                        (unsigned long long)first);
     if (strncmp(v, head, (size_t)len))
         return NULL;
-    return blobs__hex_crcs(v + len, n);
+    return storage__hex_crcs(v + len, n);
 }
 
-/* The block checksums of a v1 BLOBS_CRC_HEADER value (a whole binary); NULL when absent or
+/* The block checksums of a v1 STORAGE_CRC_HEADER value (a whole binary); NULL when absent or
  * malformed. */
-static uint32_t *blobs__parse_crcs_v1(const char *v, uint64_t size)
+static uint32_t *storage__parse_crcs_v1(const char *v, uint64_t size)
 {
-    uint64_t n = blobs__nblocks(size);
+    uint64_t n = storage__nblocks(size);
     char head[16];
     snprintf(head, sizeof(head), "%d ", BS_BLOCK);
-    if (!v || strncmp(v, head, strlen(head)) || n > BLOBS_CRC_HEADER_MAX_BLOCKS)
+    if (!v || strncmp(v, head, strlen(head)) || n > STORAGE_CRC_HEADER_MAX_BLOCKS)
         return NULL;
-    return blobs__hex_crcs(v + strlen(head), n);
+    return storage__hex_crcs(v + strlen(head), n);
 }
 
 /* A peer's copy failed the check (why): quarantine it there and forget it. */
-static void blobs__bad_remote_copy(struct blobs_remote *r, const char *why)
+static void storage__bad_remote_copy(struct storage_remote *r, const char *why)
 {
-    struct blobs *b = r->ctx->blobs;
+    struct storage *b = r->ctx->storage;
     char uri[128];
     gr_error("req=%s copy of %s from %s: %s; quarantining it", r->request_id, r->sha256, r->node,
              why);
-    blobs__holders_forget(b, r->sha256);
+    storage__holders_forget(b, r->sha256);
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
-    blobs__call(b, "POST", r->node, r->url, uri, r->request_id, NULL, 0);
+    storage__call(b, "POST", r->node, r->url, uri, r->request_id, NULL, 0);
     const char *p[2] = {r->sha256, r->node};
     if (db_exec1(r->ctx->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2",
                  2, p) != GR_OK)
         gr_warn("cannot forget the bad copy of %s on %s", r->sha256, r->node);
     atomic_fetch_add(&b->bad_copies, 1);
-    blobs_kick_repair(b);
+    storage_kick_repair(b);
 }
 
 /*
  * Ask r's holder for the blocks from first on (as many as the read needs,
- * at most BLOBS_CRC_HEADER_MAX_BLOCKS) and check its answer before a byte
+ * at most STORAGE_CRC_HEADER_MAX_BLOCKS) and check its answer before a byte
  * of it is read: status, length, and the signature over the checksums of
  * exactly those blocks. The answer replaces r's current one.
  * GR_OK; GR_ENOTFOUND (no answer, an error, or the wrong length); GR_EAUTH
  * (an answer the holder did not sign, r->why says why).
  */
-static int blobs__window(struct blobs_remote *r, uint64_t first)
+static int storage__window(struct storage_remote *r, uint64_t first)
 {
-    struct blobs *b = r->ctx->blobs;
-    uint64_t total = blobs__nblocks(r->size), wend = blobs__nblocks(r->end);
-    if (wend > first + BLOBS_CRC_HEADER_MAX_BLOCKS)
-        wend = first + BLOBS_CRC_HEADER_MAX_BLOCKS;
+    struct storage *b = r->ctx->storage;
+    uint64_t total = storage__nblocks(r->size), wend = storage__nblocks(r->end);
+    if (wend > first + STORAGE_CRC_HEADER_MAX_BLOCKS)
+        wend = first + STORAGE_CRC_HEADER_MAX_BLOCKS;
     uint64_t from = first * BS_BLOCK, to = wend * BS_BLOCK < r->size ? wend * BS_BLOCK : r->size;
     bool whole = first == 0 && wend == total;
     char uri[128], url[512], rid[96], range[64];
-    struct blobs__sig sig;
+    struct storage__sig sig;
     snprintf(uri, sizeof(uri), "/v1/blobs/%s", r->sha256);
     snprintf(url, sizeof(url), "%s%s", r->url, uri);
     snprintf(rid, sizeof(rid), "X-Request-Id: %s", r->request_id ? r->request_id : "");
     snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)from,
              (unsigned long long)(to - 1));
-    blobs__sign(b, "GET", uri, r->node, &sig);
+    storage__sign(b, "GET", uri, r->node, &sig);
     struct bs_peer_req req = {.url = url,
                               .auth = sig.auth,
                               .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
                               .extra = rid,
-                              .keep_header = BLOBS_ANSWER_HEADER};
+                              .keep_header = STORAGE_ANSWER_HEADER};
     struct bs_peer_stream *s = NULL;
     uint64_t len = 0;
-    if (bs_peer_stream_open(&req, whole ? NULL : range, BLOBS_STALL_S, &s, &len) ||
+    if (bs_peer_stream_open(&req, whole ? NULL : range, STORAGE_STALL_S, &s, &len) ||
         req.status != (whole ? 200 : 206) || len != to - from) {
         gr_warn("req=%s cannot read %s from %s: %d %s", r->request_id, r->sha256, r->node,
                 req.status,
@@ -821,19 +822,19 @@ static int blobs__window(struct blobs_remote *r, uint64_t first)
         bs_peer_stream_close(s);
         return GR_ENOTFOUND;
     }
-    char *blocks = bs_peer_stream_header(s, BLOBS_CRC_HEADER);
+    char *blocks = bs_peer_stream_header(s, STORAGE_CRC_HEADER);
     uint32_t *crcs = NULL;
     bool legacy = false;
     r->why = NULL;
-    if (!blobs__check_answer(b, &sig, req.header, req.status, r->sha256, blocks ? blocks : "", NULL,
-                             0, &legacy, &r->why)) {
+    if (!storage__check_answer(b, &sig, req.header, req.status, r->sha256, blocks ? blocks : "",
+                               NULL, 0, &legacy, &r->why)) {
         /* r->why is set */
     } else if (!legacy && wend > first) {
-        crcs = blobs__parse_blocks(blocks, r->size, first, wend - first);
+        crcs = storage__parse_blocks(blocks, r->size, first, wend - first);
         if (!crcs)
             r->why = "its signed answer has no checksums of the blocks asked for";
     } else if (whole) { /* a v1 holder: its unsigned checksums, or sha256 */
-        crcs = blobs__parse_crcs_v1(blocks, r->size);
+        crcs = storage__parse_crcs_v1(blocks, r->size);
     }
     free(blocks);
     if (r->why) {
@@ -859,12 +860,13 @@ static int blobs__window(struct blobs_remote *r, uint64_t first)
  * caller makes room for it), each checked; *len is their size. At the end
  * of an answer, the next one is asked for. GR_OK; GR_EIO (the transfer
  * failed or ended early); GR_ECONFLICT (a block, or the sha256 of a legacy
- * answer, does not match: r->why); or blobs__window()'s errors.
+ * answer, does not match: r->why); or storage__window()'s errors.
  */
-static int blobs__next_blocks(struct blobs_remote *r, unsigned char *dst, size_t room, size_t *len)
+static int storage__next_blocks(struct storage_remote *r, unsigned char *dst, size_t room,
+                                size_t *len)
 {
     if (r->next_block >= r->win_end) {
-        int rc = blobs__window(r, r->next_block);
+        int rc = storage__window(r, r->next_block);
         if (rc)
             return rc;
     }
@@ -897,7 +899,7 @@ static int blobs__next_blocks(struct blobs_remote *r, unsigned char *dst, size_t
             unsigned char raw[64];
             char hex[65];
             cr_digest_final(r->d, raw);
-            blobs__hex(raw, 32, hex);
+            storage__hex(raw, 32, hex);
             if (strcmp(hex, r->sha256)) {
                 r->why = "it failed its sha256";
                 return GR_ECONFLICT;
@@ -917,23 +919,23 @@ static int blobs__next_blocks(struct blobs_remote *r, unsigned char *dst, size_t
 }
 
 /*
- * A read from r's holder failed with rc (blobs__window/blobs__next_blocks):
+ * A read from r's holder failed with rc (storage__window/storage__next_blocks):
  * count and log it; a legacy holder's copy that failed its check is
  * quarantined (that version did so). A signed answer whose bytes do not
  * match its checksums says nothing against the copy: the holder checked
  * each block before sending it, so they changed on the way.
  */
-static void blobs__remote_failed(struct blobs_remote *r, int rc)
+static void storage__remote_failed(struct storage_remote *r, int rc)
 {
-    struct blobs *b = r->ctx->blobs;
+    struct storage *b = r->ctx->storage;
     r->failed = true;
     atomic_fetch_add(&b->remote_failures, 1);
     if (rc == GR_ECONFLICT && r->legacy) {
-        blobs__bad_remote_copy(r, r->why);
+        storage__bad_remote_copy(r, r->why);
         return;
     }
     if (rc == GR_ECONFLICT || rc == GR_EAUTH) {
-        blobs__holders_forget(b, r->sha256);
+        storage__holders_forget(b, r->sha256);
         gr_error(
             "req=%s copy of %s from %s refused: %s%s", r->request_id, r->sha256, r->node, r->why,
             rc == GR_ECONFLICT ? " under its holder's signed checksums: changed on the way" : "");
@@ -945,21 +947,21 @@ static void blobs__remote_failed(struct blobs_remote *r, int rc)
 
 /*
  * Open a read of bytes [first, end) from the first of the holders ids (in
- * blobs__holders_order) whose answer checks out up to the first block;
+ * storage__holders_order) whose answer checks out up to the first block;
  * every holder tried is added to tried. GR_OK with *out set, GR_ENOTFOUND
  * when none could serve, GR_ENOMEM.
  */
-static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size, uint64_t first,
-                            uint64_t end, const char *request_id, char ids[][64], int n,
-                            char tried[][64], int *n_tried, struct blobs_remote **out)
+static int storage__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+                              uint64_t first, uint64_t end, const char *request_id, char ids[][64],
+                              int n, char tried[][64], int *n_tried, struct storage_remote **out)
 {
-    struct blobs *b = ctx->blobs;
-    struct blobs__holder order[BLOBS_MAX_NODES];
-    int m = blobs__holders_order(b, ids, n, tried, *n_tried, order);
+    struct storage *b = ctx->storage;
+    struct storage__holder order[STORAGE_MAX_NODES];
+    int m = storage__holders_order(b, ids, n, tried, *n_tried, order);
     for (int i = 0; i < m; i++) {
-        if (*n_tried < BLOBS_MAX_NODES)
+        if (*n_tried < STORAGE_MAX_NODES)
             memcpy(tried[(*n_tried)++], order[i].id, 64);
-        struct blobs_remote *r = calloc(1, sizeof(*r));
+        struct storage_remote *r = calloc(1, sizeof(*r));
         if (r)
             r->blk = malloc(size < BS_BLOCK ? (size ? size : 1) : BS_BLOCK);
         if (!r || !r->blk) {
@@ -976,17 +978,17 @@ static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t s
         r->end = end;
         r->blk_no = UINT64_MAX;
         atomic_fetch_add(&b->remote_reads, 1);
-        int rc = blobs__window(r, first / BS_BLOCK);
+        int rc = storage__window(r, first / BS_BLOCK);
         if (rc == GR_OK && first < end) { /* the first block, before the answer starts */
             r->blk_no = first / BS_BLOCK;
-            rc = blobs__next_blocks(r, r->blk, blobs__block_len(r, r->blk_no), &r->blk_len);
+            rc = storage__next_blocks(r, r->blk, storage__block_len(r, r->blk_no), &r->blk_len);
         }
         if (rc == GR_OK) {
             *out = r;
             return GR_OK;
         }
-        blobs__remote_failed(r, rc);
-        blobs_remote_close(r);
+        storage__remote_failed(r, rc);
+        storage_remote_close(r);
     }
     return GR_ENOTFOUND;
 }
@@ -996,10 +998,10 @@ static int blobs__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t s
  * query); when every cached holder fails, or on a miss, from PostgreSQL,
  * and the fresh list (without the holders that just failed) is cached.
  */
-int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
-                      const char *request_id, struct blobs_remote **out)
+int storage_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+                        const char *request_id, struct storage_remote **out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     *out = NULL;
     if (!b || !b->clustered)
         return GR_ENOTFOUND;
@@ -1012,25 +1014,25 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
         first = a;
         end = z + 1;
     }
-    char ids[BLOBS_MAX_NODES][64], tried[BLOBS_MAX_NODES][64];
+    char ids[STORAGE_MAX_NODES][64], tried[STORAGE_MAX_NODES][64];
     int n_tried = 0;
-    int n = blobs__holders_cached(b, sha256, ids, BLOBS_MAX_NODES);
+    int n = storage__holders_cached(b, sha256, ids, STORAGE_MAX_NODES);
     if (n > 0) {
-        int rc = blobs__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried,
-                                  &n_tried, out);
+        int rc = storage__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried,
+                                    &n_tried, out);
         if (rc != GR_ENOTFOUND)
             return rc;
         /* every cached holder failed: the list may be stale, ask the database */
         atomic_fetch_add(&b->holder_stale, 1);
-        blobs__holders_forget(b, sha256);
+        storage__holders_forget(b, sha256);
     }
-    n = blobs__holders_query(ctx, sha256, ids, BLOBS_MAX_NODES);
+    n = storage__holders_query(ctx, sha256, ids, STORAGE_MAX_NODES);
     if (n < 0)
         return GR_EDB;
     int rc =
-        blobs__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried, &n_tried, out);
+        storage__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried, &n_tried, out);
     /* cache what the database said, less the holders that failed just now */
-    char keep[BLOBS_MAX_NODES][64];
+    char keep[STORAGE_MAX_NODES][64];
     int k = 0;
     for (int i = 0; i < n; i++) {
         bool failed = false;
@@ -1039,11 +1041,11 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
         if (!failed)
             memcpy(keep[k++], ids[i], 64);
     }
-    blobs__holders_store(b, sha256, keep, k);
+    storage__holders_store(b, sha256, keep, k);
     return rc;
 }
 
-long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
+long storage_remote_read(struct storage_remote *r, void *buf, size_t max)
 {
     unsigned char *out = buf;
     size_t done = 0;
@@ -1054,17 +1056,17 @@ long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
         if (r->blk_no != k) {
             /* block k has not arrived yet: it is the next one. Whole blocks
              * that are wanted whole go straight into buf; else into blk. */
-            size_t len = blobs__block_len(r, k), room = max - done;
+            size_t len = storage__block_len(r, k), room = max - done;
             if (room > r->end - r->pos)
                 room = (size_t)(r->end - r->pos);
             bool direct = k * BS_BLOCK == r->pos && room >= len;
             if (!direct && done > 0)
                 break; /* the rest next time */
-            int rc = r->next_block == k ? blobs__next_blocks(r, direct ? out + done : r->blk,
-                                                             direct ? room : len, &len)
+            int rc = r->next_block == k ? storage__next_blocks(r, direct ? out + done : r->blk,
+                                                               direct ? room : len, &len)
                                         : GR_EIO;
             if (rc) {
-                blobs__remote_failed(r, rc);
+                storage__remote_failed(r, rc);
                 return done > 0 ? (long)done : -1; /* what was checked; then -1 */
             }
             if (direct) {
@@ -1087,7 +1089,7 @@ long blobs_remote_read(struct blobs_remote *r, void *buf, size_t max)
     return (long)done;
 }
 
-void blobs_remote_close(struct blobs_remote *r)
+void storage_remote_close(struct storage_remote *r)
 {
     if (!r)
         return;
@@ -1105,30 +1107,30 @@ void blobs_remote_close(struct blobs_remote *r)
  * its answer signed by src and the whole body checked against its sha256
  * before anything is kept.
  */
-static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *src, const char *base,
-                        const char *request_id, struct bs_upload **out)
+static int storage__fetch(struct repo_ctx *ctx, const char *sha256, const char *src,
+                          const char *base, const char *request_id, struct bs_upload **out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     char uri[128], url[512], rid[96];
-    struct blobs__sig sig;
+    struct storage__sig sig;
     snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
     snprintf(url, sizeof(url), "%s%s", base, uri);
     snprintf(rid, sizeof(rid), "X-Request-Id: %s", request_id ? request_id : "");
-    blobs__sign(b, "GET", uri, src, &sig);
+    storage__sign(b, "GET", uri, src, &sig);
     struct bs_peer_req req = {.url = url,
                               .auth = sig.auth,
                               .auth2 = sig.auth2[0] ? sig.auth2 : NULL,
                               .extra = rid,
-                              .keep_header = BLOBS_ANSWER_HEADER};
+                              .keep_header = STORAGE_ANSWER_HEADER};
     struct bs_peer_stream *s = NULL;
     uint64_t len;
-    if (bs_peer_stream_open(&req, NULL, BLOBS_STALL_S, &s, &len))
+    if (bs_peer_stream_open(&req, NULL, STORAGE_STALL_S, &s, &len))
         return req.status == 404 ? GR_ENOTFOUND : GR_EIO;
-    char *blocks = bs_peer_stream_header(s, BLOBS_CRC_HEADER);
+    char *blocks = bs_peer_stream_header(s, STORAGE_CRC_HEADER);
     const char *why = NULL;
     bool legacy;
-    bool ok = blobs__check_answer(b, &sig, req.header, req.status, sha256, blocks ? blocks : "",
-                                  NULL, 0, &legacy, &why);
+    bool ok = storage__check_answer(b, &sig, req.header, req.status, sha256, blocks ? blocks : "",
+                                    NULL, 0, &legacy, &why);
     free(blocks);
     if (!ok) {
         gr_warn("req=%s pull of %s from %s refused: %s", request_id ? request_id : "", sha256, src,
@@ -1139,7 +1141,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *sr
     struct bs_upload *u = NULL;
     struct cr_digest *d = cr_digest_new(CR_SHA256);
     char *buf = malloc(256 * 1024);
-    int rc = d && buf ? blobs__bs_err(bs_upload_begin(ctx->bs, &u)) : GR_ENOMEM;
+    int rc = d && buf ? storage__bs_err(bs_upload_begin(ctx->bs, &u)) : GR_ENOMEM;
     while (rc == GR_OK) {
         ssize_t n = bs_peer_stream_read(s, buf, 256 * 1024);
         if (n < 0)
@@ -1147,7 +1149,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *sr
         if (n <= 0)
             break;
         cr_digest_update(d, buf, (size_t)n);
-        rc = blobs__bs_err(bs_upload_write(u, buf, (size_t)n));
+        rc = storage__bs_err(bs_upload_write(u, buf, (size_t)n));
     }
     bs_peer_stream_close(s);
     free(buf);
@@ -1155,7 +1157,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *sr
         unsigned char raw[64];
         char hex[65];
         cr_digest_final(d, raw);
-        blobs__hex(raw, 32, hex);
+        storage__hex(raw, 32, hex);
         if (strcmp(hex, sha256)) {
             gr_error("copy of %s from %s failed its sha256", sha256, src);
             rc = GR_ECONFLICT;
@@ -1163,7 +1165,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *sr
     }
     cr_digest_free(d);
     if (rc == GR_OK)
-        rc = blobs__bs_err(bs_upload_sync(u));
+        rc = storage__bs_err(bs_upload_sync(u));
     if (rc) {
         bs_upload_abort(u);
         return rc;
@@ -1173,7 +1175,7 @@ static int blobs__fetch(struct repo_ctx *ctx, const char *sha256, const char *sr
 }
 
 /* The id of the live node whose cluster URL is url, into out; false when none is. */
-static bool blobs__node_by_url(struct blobs *b, const char *url, char *out, size_t n)
+static bool storage__node_by_url(struct storage *b, const char *url, char *out, size_t n)
 {
     bool found = false;
     pthread_mutex_lock(&b->lock);
@@ -1186,10 +1188,10 @@ static bool blobs__node_by_url(struct blobs *b, const char *url, char *out, size
     return found;
 }
 
-int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
-               const char *request_id)
+int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
+                 const char *request_id)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     if (!b || !bs_valid_sha256(sha256))
         return GR_EINVAL;
     char *list = strdup(sources ? sources : ""), *save = NULL;
@@ -1200,15 +1202,15 @@ int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     for (char *src = strtok_r(list, ",", &save); src && !u; src = strtok_r(NULL, ",", &save)) {
         char url[256], id[64];
         if (strncmp(src, "http", 4)) { /* a node id */
-            if (!blobs__node_url(b, src, url, sizeof(url)))
+            if (!storage__node_url(b, src, url, sizeof(url)))
                 continue;
             snprintf(id, sizeof(id), "%s", src);
         } else { /* a cluster URL: a request is signed for a node */
-            if (!blobs__node_by_url(b, src, id, sizeof(id)))
+            if (!storage__node_by_url(b, src, id, sizeof(id)))
                 continue;
             snprintf(url, sizeof(url), "%s", src);
         }
-        rc = blobs__fetch(ctx, sha256, id, url, request_id, &u);
+        rc = storage__fetch(ctx, sha256, id, url, request_id, &u);
         if (rc == GR_ENOSPC)
             break;
     }
@@ -1234,7 +1236,7 @@ int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     if (rc == GR_OK) {
         struct bs_upload *pub = u;
         u = NULL;
-        rc = blobs__bs_err(bs_upload_commit(pub, sha256, NULL));
+        rc = storage__bs_err(bs_upload_commit(pub, sha256, NULL));
     }
     if (rc == GR_OK)
         rc = db_exec(c, NULL,
@@ -1247,19 +1249,19 @@ int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     return rc;
 }
 
-int blobs_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
-                   int (*fn)(void *arg, const void *data, size_t len), void *arg)
+int storage_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+                     int (*fn)(void *arg, const void *data, size_t len), void *arg)
 {
     char *buf = malloc(BS_BLOCK * 4);
     if (!buf)
         return GR_ENOMEM;
     struct bs_blob *blob = NULL;
-    int rc = blobs_open_local(ctx, sha256, &blob);
+    int rc = storage_open_local(ctx, sha256, &blob);
     if (rc == GR_OK) {
         for (uint64_t off = 0; rc == GR_OK;) {
             ssize_t n = bs_blob_read(blob, off, buf, BS_BLOCK * 4);
             if (n == BS_ECORRUPT)
-                blobs_bad_local_copy(ctx, sha256, "block checksum mismatch");
+                storage_bad_local_copy(ctx, sha256, "block checksum mismatch");
             if (n < 0)
                 rc = GR_EIO;
             if (n <= 0)
@@ -1269,17 +1271,17 @@ int blobs_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
         }
         bs_blob_close(blob);
     } else if (rc == GR_ENOTFOUND) {
-        struct blobs_remote *rem = NULL;
-        rc = blobs_open_remote(ctx, sha256, size, NULL, "read", &rem);
+        struct storage_remote *rem = NULL;
+        rc = storage_open_remote(ctx, sha256, size, NULL, "read", &rem);
         while (rc == GR_OK) {
-            long n = blobs_remote_read(rem, buf, BS_BLOCK * 4);
+            long n = storage_remote_read(rem, buf, BS_BLOCK * 4);
             if (n < 0)
                 rc = GR_EIO;
             if (n <= 0)
                 break;
             rc = fn(arg, buf, (size_t)n);
         }
-        blobs_remote_close(rem);
+        storage_remote_close(rem);
     }
     free(buf);
     return rc;

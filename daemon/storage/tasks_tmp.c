@@ -3,7 +3,7 @@
  * the start-up inventory, scrub (every node), and repair and garbage
  * collection (on the primary, or on demand on any node).
  */
-#include "repo/blobs_internal.h"
+#include "storage/internal.h"
 
 #include "base/err.h"
 #include "base/log.h"
@@ -24,15 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLOBS_TICK_MS 1000
-#define BLOBS_REPAIR_EVERY_MS 30000
-#define BLOBS_STAGE_MAX_AGE_S 900
-#define BLOBS_BATCH 500
-#define BLOBS_STATUS_EVERY_MS 15000
-#define BLOBS_SCRUB_PAUSE_MS (10 * 60 * 1000) /* between the end of a pass and the next */
-#define BLOBS_ORPHAN_AGE_S 3600               /* unknown files younger than this may be in flight */
+#define STORAGE_TICK_MS 1000
+#define STORAGE_REPAIR_EVERY_MS 30000
+#define STORAGE_STAGE_MAX_AGE_S 900
+#define STORAGE_BATCH 500
+#define STORAGE_STATUS_EVERY_MS 15000
+#define STORAGE_SCRUB_PAUSE_MS (10 * 60 * 1000) /* between the end of a pass and the next */
+#define STORAGE_ORPHAN_AGE_S 3600 /* unknown files younger than this may be in flight */
 
-static const struct blobs_settings blobs__defaults = {
+static const struct storage_settings storage__defaults = {
     .redundancy = 2,
     .lenient_limit = 1,
     .gc_grace_s = 3600,
@@ -43,10 +43,10 @@ static const struct blobs_settings blobs__defaults = {
 
 /* ---- settings ---- */
 
-static void blobs__load_settings(struct blobs *b)
+static void storage__load_settings(struct storage *b)
 {
     struct db_res *res = NULL;
-    struct blobs_settings s = blobs__defaults;
+    struct storage_settings s = storage__defaults;
     if (db_exec1(b->ctx->db, &res, "SELECT key, value FROM settings WHERE key LIKE 'storage.%'", 0,
                  NULL) != GR_OK) {
         db_res_free(res);
@@ -74,14 +74,14 @@ static void blobs__load_settings(struct blobs *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-void blobs_get_settings(struct blobs *b, struct blobs_settings *out)
+void storage_get_settings(struct storage *b, struct storage_settings *out)
 {
     pthread_mutex_lock(&b->lock);
     *out = b->set;
     pthread_mutex_unlock(&b->lock);
 }
 
-int blobs_set_settings(struct blobs *b, const struct blobs_settings *s)
+int storage_set_settings(struct storage *b, const struct storage_settings *s)
 {
     if (s->redundancy < 1 || s->redundancy > 16 || s->lenient_limit < 1 ||
         s->lenient_limit > s->redundancy || s->gc_grace_s < 0 || s->gc_interval_s < 0 ||
@@ -112,9 +112,9 @@ int blobs_set_settings(struct blobs *b, const struct blobs_settings *s)
 
 /* ---- membership ---- */
 
-static void blobs__refresh_nodes(struct blobs *b)
+static void storage__refresh_nodes(struct storage *b)
 {
-    struct blobs__node nodes[BLOBS_MAX_NODES];
+    struct storage__node nodes[STORAGE_MAX_NODES];
     int n = 0;
     if (!b->clustered) {
         snprintf(nodes[0].id, sizeof(nodes[0].id), "%s", b->node);
@@ -135,7 +135,7 @@ static void blobs__refresh_nodes(struct blobs *b)
             db_res_free(res);
             return; /* keep the last view */
         }
-        for (int i = 0; i < db_res_rows(res) && n < BLOBS_MAX_NODES; i++, n++) {
+        for (int i = 0; i < db_res_rows(res) && n < STORAGE_MAX_NODES; i++, n++) {
             snprintf(nodes[n].id, sizeof(nodes[n].id), "%s", db_res_get(res, i, 0));
             snprintf(nodes[n].url, sizeof(nodes[n].url), "%s", db_res_get(res, i, 1));
             snprintf(nodes[n].zone, sizeof(nodes[n].zone), "%s", db_res_get(res, i, 2));
@@ -151,10 +151,10 @@ static void blobs__refresh_nodes(struct blobs *b)
 
 /* ---- inventory: the filestore's identity, and adopting local files ---- */
 
-struct blobs__batch {
-    struct blobs *b;
+struct storage__batch {
+    struct storage *b;
     struct gr_sbuf arr;
-    char sha[BLOBS_BATCH][65];
+    char sha[STORAGE_BATCH][65];
     int n;
     int64_t adopted, orphans;
     bool sweep; /* also delete old files no binary row knows (scrub) */
@@ -167,12 +167,12 @@ struct blobs__batch {
  * upload that is publishing the same content right now would otherwise
  * find this file in place, count on it, and lose it).
  */
-static bool blobs__sweep_orphan(struct blobs *b, const char *sha256)
+static bool storage__sweep_orphan(struct storage *b, const char *sha256)
 {
     char path[1024];
     struct stat st;
     snprintf(path, sizeof(path), "%s/%.2s/%s", bs_root(b->ctx->bs), sha256, sha256);
-    if (stat(path, &st) || time(NULL) - st.st_mtime < BLOBS_ORPHAN_AGE_S)
+    if (stat(path, &st) || time(NULL) - st.st_mtime < STORAGE_ORPHAN_AGE_S)
         return false;
     struct db_conn *c;
     if (db_acquire(b->ctx->db, 5000, &c))
@@ -196,11 +196,11 @@ static bool blobs__sweep_orphan(struct blobs *b, const char *sha256)
     return orphan;
 }
 
-static void blobs__adopt_flush(struct blobs__batch *bt)
+static void storage__adopt_flush(struct storage__batch *bt)
 {
     if (bt->n == 0)
         return;
-    const char *v[BLOBS_BATCH];
+    const char *v[STORAGE_BATCH];
     for (int i = 0; i < bt->n; i++)
         v[i] = bt->sha[i];
     repo__pg_array(&bt->arr, v, bt->n);
@@ -222,23 +222,23 @@ static void blobs__adopt_flush(struct blobs__batch *bt)
                  " WHERE b.sha256 = s)",
                  1, p) == GR_OK)
         for (int i = 0; i < db_res_rows(res); i++)
-            bt->orphans += blobs__sweep_orphan(bt->b, db_res_get(res, i, 0));
+            bt->orphans += storage__sweep_orphan(bt->b, db_res_get(res, i, 0));
     db_res_free(res);
     gr_sbuf_reset(&bt->arr);
     bt->n = 0;
 }
 
-static int blobs__adopt_one(void *arg, const char *sha256, uint64_t size)
+static int storage__adopt_one(void *arg, const char *sha256, uint64_t size)
 {
-    struct blobs__batch *bt = arg;
+    struct storage__batch *bt = arg;
     (void)size;
     snprintf(bt->sha[bt->n], sizeof(bt->sha[0]), "%s", sha256);
-    if (++bt->n >= BLOBS_BATCH)
-        blobs__adopt_flush(bt);
+    if (++bt->n >= STORAGE_BATCH)
+        storage__adopt_flush(bt);
     return 0;
 }
 
-static int blobs__inventory(struct blobs *b)
+static int storage__inventory(struct storage *b)
 {
     char key[128];
     snprintf(key, sizeof(key), "storage.store_id:%s", b->node);
@@ -264,10 +264,10 @@ static int blobs__inventory(struct blobs *b)
                   2, p);
     if (rc)
         return rc;
-    struct blobs__batch bt = {.b = b, .arr = GR_SBUF_INIT};
-    if (bs_each(b->ctx->bs, NULL, blobs__adopt_one, &bt) != BS_OK)
+    struct storage__batch bt = {.b = b, .arr = GR_SBUF_INIT};
+    if (bs_each(b->ctx->bs, NULL, storage__adopt_one, &bt) != BS_OK)
         gr_warn("storage: could not list the filestore");
-    blobs__adopt_flush(&bt);
+    storage__adopt_flush(&bt);
     gr_sbuf_release(&bt.arr);
     if (bt.adopted)
         gr_info("storage: recorded %lld local copies", (long long)bt.adopted);
@@ -276,18 +276,18 @@ static int blobs__inventory(struct blobs *b)
 
 /* ---- scrub ---- */
 
-struct blobs__scrub {
-    struct blobs *b;
-    struct blobs_scrub_report *rep;
+struct storage__scrub {
+    struct storage *b;
+    struct storage_scrub_report *rep;
     int64_t budget; /* bytes left in this slice; < 0: unlimited */
     char last[65];
 };
 
 /* Pull a good copy after this node's was quarantined. */
-static bool blobs__heal(struct blobs *b, const char *sha256)
+static bool storage__heal(struct storage *b, const char *sha256)
 {
-    struct blobs__node nodes[BLOBS_MAX_NODES];
-    int n = blobs__snapshot(b, nodes);
+    struct storage__node nodes[STORAGE_MAX_NODES];
+    int n = storage__snapshot(b, nodes);
     const char *p[1] = {sha256};
     struct db_res *res = NULL;
     if (db_exec1(b->ctx->db, &res, "SELECT node FROM binary_locations WHERE sha256 = $1", 1, p) !=
@@ -304,15 +304,15 @@ static bool blobs__heal(struct blobs *b, const char *sha256)
                 gr_sbuf_adds(&src, nodes[k].url);
             }
     db_res_free(res);
-    bool ok = src.len && blobs_pull(b->ctx, sha256, src.buf, "scrub") == GR_OK;
+    bool ok = src.len && storage_pull(b->ctx, sha256, src.buf, "scrub") == GR_OK;
     gr_sbuf_release(&src);
     return ok;
 }
 
-static int blobs__scrub_one(void *arg, const char *sha256, uint64_t size)
+static int storage__scrub_one(void *arg, const char *sha256, uint64_t size)
 {
-    struct blobs__scrub *s = arg;
-    struct blobs *b = s->b;
+    struct storage__scrub *s = arg;
+    struct storage *b = s->b;
     if (s->budget >= 0 && s->budget <= 0)
         return 1; /* this slice is spent */
     snprintf(s->last, sizeof(s->last), "%s", sha256);
@@ -321,7 +321,7 @@ static int blobs__scrub_one(void *arg, const char *sha256, uint64_t size)
     if (bs_open_blob(b->ctx->bs, sha256, &fd, &sz) != BS_OK)
         return 0; /* deleted meanwhile */
     char hex[65];
-    int hrc = blobs__hash_file(fd, hex);
+    int hrc = storage__hash_file(fd, hex);
     close(fd);
     if (hrc)
         return 0; /* out of memory or an I/O error: try again next pass */
@@ -334,8 +334,8 @@ static int blobs__scrub_one(void *arg, const char *sha256, uint64_t size)
     if (strcmp(hex, sha256)) {
         s->rep->bad++;
         atomic_fetch_add(&b->scrub_bad, 1);
-        blobs_bad_local_copy(b->ctx, sha256, "scrub: sha256 mismatch");
-        if (blobs__heal(b, sha256)) {
+        storage_bad_local_copy(b->ctx, sha256, "scrub: sha256 mismatch");
+        if (storage__heal(b, sha256)) {
             s->rep->healed++;
             gr_info("scrub: %s healed from a peer", sha256);
         }
@@ -352,7 +352,7 @@ static int blobs__scrub_one(void *arg, const char *sha256, uint64_t size)
 }
 
 /* Locations of this node whose file is gone: forget them (repair restores). */
-static int64_t blobs__forget_missing(struct blobs *b)
+static int64_t storage__forget_missing(struct storage *b)
 {
     const char *p[1] = {b->node};
     struct db_res *res = NULL;
@@ -362,33 +362,33 @@ static int64_t blobs__forget_missing(struct blobs *b)
         for (int i = 0; i < db_res_rows(res); i++)
             if (!bs_has(b->ctx->bs, db_res_get(res, i, 0))) {
                 gr_warn("scrub: copy of %s is missing on this node", db_res_get(res, i, 0));
-                blobs_forget_local(b->ctx, db_res_get(res, i, 0));
+                storage_forget_local(b->ctx, db_res_get(res, i, 0));
                 missing++;
             }
     db_res_free(res);
     if (missing)
-        blobs_kick_repair(b);
+        storage_kick_repair(b);
     return missing;
 }
 
-int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
+int storage_scrub(struct repo_ctx *ctx, struct storage_scrub_report *out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->scrub_running, true))
         return GR_EUNAVAIL;
-    int64_t t0 = blobs__now_ms();
-    struct blobs__scrub s = {.b = b, .rep = out, .budget = -1};
-    int rc = bs_each(ctx->bs, NULL, blobs__scrub_one, &s) == BS_OK ? GR_OK : GR_EIO;
-    out->missing = blobs__forget_missing(b);
-    struct blobs__batch bt = {.b = b, .arr = GR_SBUF_INIT, .sweep = true};
-    if (bs_each(ctx->bs, NULL, blobs__adopt_one, &bt) == BS_OK)
-        blobs__adopt_flush(&bt);
+    int64_t t0 = storage__now_ms();
+    struct storage__scrub s = {.b = b, .rep = out, .budget = -1};
+    int rc = bs_each(ctx->bs, NULL, storage__scrub_one, &s) == BS_OK ? GR_OK : GR_EIO;
+    out->missing = storage__forget_missing(b);
+    struct storage__batch bt = {.b = b, .arr = GR_SBUF_INIT, .sweep = true};
+    if (bs_each(ctx->bs, NULL, storage__adopt_one, &bt) == BS_OK)
+        storage__adopt_flush(&bt);
     gr_sbuf_release(&bt.arr);
     out->adopted = bt.adopted;
     out->orphans = bt.orphans;
-    out->duration_ms = blobs__now_ms() - t0;
-    atomic_store(&b->last_scrub_ms, blobs__now_ms());
+    out->duration_ms = storage__now_ms() - t0;
+    atomic_store(&b->last_scrub_ms, storage__now_ms());
     atomic_store(&b->scrub_running, false);
     gr_info("scrub: %lld files, %lld bytes, %lld bad, %lld healed, %lld missing in %lld ms",
             (long long)out->files, (long long)out->bytes, (long long)out->bad,
@@ -397,22 +397,22 @@ int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
 }
 
 /* The thread's slow scrub: about rate bytes per tick-second, resumable. */
-static void blobs__scrub_slice(struct blobs *b, int64_t rate)
+static void storage__scrub_slice(struct storage *b, int64_t rate)
 {
     if (rate <= 0 || (!b->scrub_cursor[0] &&
-                      blobs__now_ms() - atomic_load(&b->last_scrub_ms) < BLOBS_SCRUB_PAUSE_MS))
+                      storage__now_ms() - atomic_load(&b->last_scrub_ms) < STORAGE_SCRUB_PAUSE_MS))
         return; /* a pass ended recently: the next one starts later */
     if (atomic_exchange(&b->scrub_running, true))
         return;
-    struct blobs_scrub_report rep = {0};
-    struct blobs__scrub s = {.b = b, .rep = &rep, .budget = rate};
+    struct storage_scrub_report rep = {0};
+    struct storage__scrub s = {.b = b, .rep = &rep, .budget = rate};
     snprintf(s.last, sizeof(s.last), "%s", b->scrub_cursor);
-    int rc = bs_each(b->ctx->bs, b->scrub_cursor, blobs__scrub_one, &s);
+    int rc = bs_each(b->ctx->bs, b->scrub_cursor, storage__scrub_one, &s);
     if (rc == BS_OK) {
         /* reached the end: a pass is complete */
         b->scrub_cursor[0] = '\0';
-        blobs__forget_missing(b);
-        atomic_store(&b->last_scrub_ms, blobs__now_ms());
+        storage__forget_missing(b);
+        atomic_store(&b->last_scrub_ms, storage__now_ms());
     } else if (rc == 1) {
         snprintf(b->scrub_cursor, sizeof(b->scrub_cursor), "%s", s.last); /* slice spent */
     }
@@ -422,23 +422,23 @@ static void blobs__scrub_slice(struct blobs *b, int64_t rate)
 /* ---- repair ---- */
 
 /* The ids of nodes[0..n) as a text[] literal into sb. */
-static void blobs__ids(const struct blobs__node *nodes, int n, struct gr_sbuf *sb)
+static void storage__ids(const struct storage__node *nodes, int n, struct gr_sbuf *sb)
 {
-    const char *v[BLOBS_MAX_NODES];
+    const char *v[STORAGE_MAX_NODES];
     for (int i = 0; i < n; i++)
         v[i] = nodes[i].id;
     repo__pg_array(sb, v, n);
 }
 
-static int blobs__rank(const char *sha256, const struct blobs__node *nodes, int n, int *order)
+static int storage__rank(const char *sha256, const struct storage__node *nodes, int n, int *order)
 {
-    struct bs_node cand[BLOBS_MAX_NODES];
+    struct bs_node cand[STORAGE_MAX_NODES];
     for (int i = 0; i < n; i++)
         cand[i] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
     return n > 0 ? bs_place(sha256, cand, n, NULL, n, order) : 0;
 }
 
-static bool blobs__in(const char *list, const char *id)
+static bool storage__in(const char *list, const char *id)
 {
     size_t n = strlen(id);
     for (const char *p = list; *p;) {
@@ -452,7 +452,7 @@ static bool blobs__in(const char *list, const char *id)
 }
 
 /* Delete the copy on node under the row lock, then its location. */
-static bool blobs__trim(struct blobs *b, const char *sha256, const struct blobs__node *nd)
+static bool storage__trim(struct storage *b, const char *sha256, const struct storage__node *nd)
 {
     struct db_conn *c;
     if (db_acquire(b->ctx->db, 5000, &c))
@@ -474,7 +474,7 @@ static bool blobs__trim(struct blobs *b, const char *sha256, const struct blobs_
         } else {
             char uri[128];
             snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
-            int st = blobs__call(b, "DELETE", nd->id, nd->url, uri, "repair", NULL, 0);
+            int st = storage__call(b, "DELETE", nd->id, nd->url, uri, "repair", NULL, 0);
             rc = st == 204 || st == 404 ? GR_OK : GR_EIO;
         }
     }
@@ -485,7 +485,7 @@ static bool blobs__trim(struct blobs *b, const char *sha256, const struct blobs_
     return rc == GR_OK;
 }
 
-static void blobs__pace(struct blobs *b, uint64_t bytes, int64_t rate)
+static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
 {
     if (rate <= 0 || bytes == 0)
         return;
@@ -494,25 +494,25 @@ static void blobs__pace(struct blobs *b, uint64_t bytes, int64_t rate)
         usleep(ms > 100 ? 100000 : (useconds_t)ms * 1000);
 }
 
-int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
+int storage_repair(struct repo_ctx *ctx, struct storage_repair_report *out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->repair_running, true))
         return GR_EUNAVAIL;
-    int64_t t0 = blobs__now_ms();
-    blobs__load_settings(b);
-    blobs__refresh_nodes(b); /* a node that just came back is a target */
-    struct blobs__node nodes[BLOBS_MAX_NODES], place[BLOBS_MAX_NODES];
-    int n = blobs__snapshot(b, nodes), np = 0;
+    int64_t t0 = storage__now_ms();
+    storage__load_settings(b);
+    storage__refresh_nodes(b); /* a node that just came back is a target */
+    struct storage__node nodes[STORAGE_MAX_NODES], place[STORAGE_MAX_NODES];
+    int n = storage__snapshot(b, nodes), np = 0;
     struct gr_sbuf live = GR_SBUF_INIT;
-    blobs__ids(nodes, n, &live);
+    storage__ids(nodes, n, &live);
     for (int i = 0; i < n; i++)
         if (nodes[i].placeable && (nodes[i].url[0] || !b->clustered))
             place[np++] = nodes[i];
-    int R = blobs__redundancy(b);
-    struct blobs_settings set;
-    blobs_get_settings(b, &set);
+    int R = storage__redundancy(b);
+    struct storage_settings set;
+    storage_get_settings(b, &set);
     char rs[16];
     snprintf(rs, sizeof(rs), "%d", R);
     const char *p[2] = {live.buf, rs};
@@ -528,10 +528,10 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
     for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping; i++) {
         const char *sha = db_res_get(res, i, 0), *holders = db_res_get(res, i, 2);
         uint64_t size = strtoull(db_res_get(res, i, 1), NULL, 10);
-        int order[BLOBS_MAX_NODES], k = blobs__rank(sha, place, np, order), have = 0;
+        int order[STORAGE_MAX_NODES], k = storage__rank(sha, place, np, order), have = 0;
         out->checked++;
         for (int j = 0; j < n; j++)
-            have += blobs__in(holders, nodes[j].id);
+            have += storage__in(holders, nodes[j].id);
         if (have == 0) {
             out->unavailable++;
             continue;
@@ -540,24 +540,24 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
             /* sources: live holders with a cluster port */
             struct gr_sbuf from = GR_SBUF_INIT;
             for (int j = 0; j < n; j++)
-                if (blobs__in(holders, nodes[j].id) && nodes[j].url[0]) {
+                if (storage__in(holders, nodes[j].id) && nodes[j].url[0]) {
                     gr_sbuf_adds(&from, from.len ? "," : "");
                     gr_sbuf_adds(&from, nodes[j].id);
                 }
             for (int j = 0; j < k && have < R && from.len; j++) {
-                const struct blobs__node *t = &place[order[j]];
-                if (blobs__in(holders, t->id))
+                const struct storage__node *t = &place[order[j]];
+                if (storage__in(holders, t->id))
                     continue;
                 char uri[400], body[256];
                 snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
-                int st = blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
+                int st = storage__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
                 if (st == 200) {
                     have++;
                     out->copied++;
                     out->bytes += (int64_t)size;
                     atomic_fetch_add(&b->repaired, 1);
                     gr_info("repair: copied %s to %s", sha, t->id);
-                    blobs__pace(b, size, set.repair_rate);
+                    storage__pace(b, size, set.repair_rate);
                 } else {
                     out->failed++;
                     gr_warn("repair: copy of %s to %s failed: %d %s", sha, t->id, st, body);
@@ -567,15 +567,15 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
         } else if (have > R) {
             /* keep the R best-placed holders, trim the others */
             int kept = 0;
-            bool keep[BLOBS_MAX_NODES] = {false};
+            bool keep[STORAGE_MAX_NODES] = {false};
             for (int j = 0; j < k && kept < R; j++)
-                if (blobs__in(holders, place[order[j]].id)) {
+                if (storage__in(holders, place[order[j]].id)) {
                     keep[order[j]] = true;
                     kept++;
                 }
             for (int j = 0; j < np && have > R; j++)
-                if (!keep[j] && blobs__in(holders, place[j].id) && kept >= R &&
-                    blobs__trim(b, sha, &place[j])) {
+                if (!keep[j] && storage__in(holders, place[j].id) && kept >= R &&
+                    storage__trim(b, sha, &place[j])) {
                     have--;
                     out->trimmed++;
                     atomic_fetch_add(&b->trimmed, 1);
@@ -584,9 +584,9 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
         }
     }
     db_res_free(res);
-    out->duration_ms = blobs__now_ms() - t0;
+    out->duration_ms = storage__now_ms() - t0;
     atomic_fetch_add(&b->repair_runs, 1);
-    atomic_store(&b->last_repair_ms, blobs__now_ms());
+    atomic_store(&b->last_repair_ms, storage__now_ms());
     atomic_store(&b->repair_running, false);
     if (out->copied || out->trimmed || out->failed)
         gr_info("repair: checked %lld, copied %lld, trimmed %lld, failed %lld, unavailable %lld"
@@ -599,7 +599,8 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
 /* ---- garbage collection ---- */
 
 /* Phase 2 for one tombstoned binary: delete its files under the row lock. */
-static void blobs__collect_one(struct blobs *b, const char *sha256, struct blobs_gc_report *out)
+static void storage__collect_one(struct storage *b, const char *sha256,
+                                 struct storage_gc_report *out)
 {
     struct db_conn *c;
     if (db_acquire(b->ctx->db, 5000, &c))
@@ -669,8 +670,8 @@ static void blobs__collect_one(struct blobs *b, const char *sha256, struct blobs
         } else {
             char url[256], uri[128];
             snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
-            if (blobs__node_url(b, id, url, sizeof(url))) {
-                int st = blobs__call(b, "DELETE", id, url, uri, "gc", NULL, 0);
+            if (storage__node_url(b, id, url, sizeof(url))) {
+                int st = storage__call(b, "DELETE", id, url, uri, "gc", NULL, 0);
                 gone = st == 204 || st == 404;
             }
         }
@@ -698,17 +699,17 @@ static void blobs__collect_one(struct blobs *b, const char *sha256, struct blobs
     db_release(c);
 }
 
-int blobs_gc(struct repo_ctx *ctx, int64_t grace_s, struct blobs_gc_report *out)
+int storage_gc(struct repo_ctx *ctx, int64_t grace_s, struct storage_gc_report *out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->gc_running, true))
         return GR_EUNAVAIL;
-    int64_t t0 = blobs__now_ms();
-    blobs__refresh_nodes(b);
+    int64_t t0 = storage__now_ms();
+    storage__refresh_nodes(b);
     if (grace_s < 0) {
-        struct blobs_settings s;
-        blobs_get_settings(b, &s);
+        struct storage_settings s;
+        storage_get_settings(b, &s);
         grace_s = s.gc_grace_s;
     }
     char gs[24];
@@ -736,13 +737,13 @@ int blobs_gc(struct repo_ctx *ctx, int64_t grace_s, struct blobs_gc_report *out)
                       "SELECT sha256 FROM binaries WHERE tombstoned IS NOT NULL LIMIT 10000", 0,
                       NULL);
     for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping; i++)
-        blobs__collect_one(b, db_res_get(res, i, 0), out);
+        storage__collect_one(b, db_res_get(res, i, 0), out);
     db_res_free(res);
-    out->duration_ms = blobs__now_ms() - t0;
+    out->duration_ms = storage__now_ms() - t0;
     atomic_fetch_add(&b->gc_runs, 1);
     atomic_fetch_add(&b->gc_freed, (uint64_t)out->bytes_freed);
     atomic_fetch_add(&b->gc_files, (uint64_t)out->files_deleted);
-    atomic_store(&b->last_gc_ms, blobs__now_ms());
+    atomic_store(&b->last_gc_ms, storage__now_ms());
     atomic_store(&b->gc_running, false);
     if (out->tombstoned || out->deleted)
         gr_info("gc: tombstoned %lld, deleted %lld binaries, %lld files, %lld bytes in %lld ms",
@@ -753,21 +754,21 @@ int blobs_gc(struct repo_ctx *ctx, int64_t grace_s, struct blobs_gc_report *out)
 
 /* ---- status ---- */
 
-int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
+int storage_status(struct repo_ctx *ctx, bool fresh, struct storage_status *out)
 {
-    struct blobs *b = ctx->blobs;
+    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (!b)
         return GR_OK;
     int rc = GR_OK;
     if (fresh) {
-        blobs__refresh_nodes(b);
-        struct blobs__node nodes[BLOBS_MAX_NODES];
-        int n = blobs__snapshot(b, nodes);
+        storage__refresh_nodes(b);
+        struct storage__node nodes[STORAGE_MAX_NODES];
+        int n = storage__snapshot(b, nodes);
         struct gr_sbuf live = GR_SBUF_INIT;
-        blobs__ids(nodes, n, &live);
+        storage__ids(nodes, n, &live);
         char rs[16];
-        snprintf(rs, sizeof(rs), "%d", blobs__redundancy(b));
+        snprintf(rs, sizeof(rs), "%d", storage__redundancy(b));
         const char *p[2] = {live.buf, rs};
         struct db_res *res = NULL;
         rc = db_exec1(ctx->db, &res,
@@ -827,7 +828,7 @@ int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
 
 /* ---- the thread ---- */
 
-void blobs_kick_repair(struct blobs *b)
+void storage_kick_repair(struct storage *b)
 {
     if (!b)
         return;
@@ -837,56 +838,56 @@ void blobs_kick_repair(struct blobs *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-static bool blobs__primary(struct blobs *b)
+static bool storage__primary(struct storage *b)
 {
     return !b->clustered || cluster_is_primary(b->ctx->cluster);
 }
 
-static void *blobs__thread(void *arg)
+static void *storage__thread(void *arg)
 {
-    struct blobs *b = arg;
-    int64_t last_repair = 0, last_gc = blobs__now_ms(), last_expire = 0, last_status = 0;
+    struct storage *b = arg;
+    int64_t last_repair = 0, last_gc = storage__now_ms(), last_expire = 0, last_status = 0;
     pthread_mutex_lock(&b->lock);
     while (!b->stopping) {
         bool kick = b->kick;
         b->kick = false;
-        struct blobs_settings s = b->set;
+        struct storage_settings s = b->set;
         pthread_mutex_unlock(&b->lock);
 
         if (b->clustered) { /* a single node changes its settings itself */
-            blobs__load_settings(b);
-            blobs__refresh_nodes(b);
+            storage__load_settings(b);
+            storage__refresh_nodes(b);
         }
-        int64_t now = blobs__now_ms();
+        int64_t now = storage__now_ms();
         if (now - last_expire > 60000) {
-            int n = bs_stage_expire(b->ctx->bs, BLOBS_STAGE_MAX_AGE_S);
+            int n = bs_stage_expire(b->ctx->bs, STORAGE_STAGE_MAX_AGE_S);
             if (n > 0)
                 gr_info("storage: removed %d abandoned stages", n);
             last_expire = now;
         }
-        if (blobs__primary(b) && b->clustered &&
-            (kick || now - last_repair > BLOBS_REPAIR_EVERY_MS)) {
-            struct blobs_repair_report rep;
-            if (blobs_repair(b->ctx, &rep) != GR_EUNAVAIL)
-                last_repair = blobs__now_ms();
+        if (storage__primary(b) && b->clustered &&
+            (kick || now - last_repair > STORAGE_REPAIR_EVERY_MS)) {
+            struct storage_repair_report rep;
+            if (storage_repair(b->ctx, &rep) != GR_EUNAVAIL)
+                last_repair = storage__now_ms();
         }
-        if (blobs__primary(b) && s.gc_interval_s > 0 && now - last_gc > s.gc_interval_s * 1000) {
-            struct blobs_gc_report rep;
-            if (blobs_gc(b->ctx, -1, &rep) != GR_EUNAVAIL)
-                last_gc = blobs__now_ms();
+        if (storage__primary(b) && s.gc_interval_s > 0 && now - last_gc > s.gc_interval_s * 1000) {
+            struct storage_gc_report rep;
+            if (storage_gc(b->ctx, -1, &rep) != GR_EUNAVAIL)
+                last_gc = storage__now_ms();
         }
-        blobs__scrub_slice(b, s.scrub_rate * BLOBS_TICK_MS / 1000);
-        if (b->clustered && now - last_status > BLOBS_STATUS_EVERY_MS) {
-            struct blobs_status st;
-            if (blobs_status(b->ctx, true, &st) == GR_OK)
+        storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
+        if (b->clustered && now - last_status > STORAGE_STATUS_EVERY_MS) {
+            struct storage_status st;
+            if (storage_status(b->ctx, true, &st) == GR_OK)
                 last_status = now;
         }
 
         pthread_mutex_lock(&b->lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)BLOBS_TICK_MS % 1000 * 1000000L;
-        ts.tv_sec += BLOBS_TICK_MS / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec += (long)STORAGE_TICK_MS % 1000 * 1000000L;
+        ts.tv_sec += STORAGE_TICK_MS / 1000 + ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         if (!b->stopping && !b->kick)
             pthread_cond_timedwait(&b->wake, &b->lock, &ts);
@@ -895,9 +896,9 @@ static void *blobs__thread(void *arg)
     return NULL;
 }
 
-int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blobs **out)
+int storage_start(const struct storage_options *o, struct repo_ctx *ctx, struct storage **out)
 {
-    struct blobs *b = calloc(1, sizeof(*b));
+    struct storage *b = calloc(1, sizeof(*b));
     if (!b)
         return GR_ENOMEM;
     b->ctx = ctx;
@@ -913,39 +914,39 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
         }
         b->clustered = true;
         b->accept_v1 = o->accept_v1;
-        if (blobs__keys_init(b)) {
-            blobs__keys_free(b);
+        if (storage__keys_init(b)) {
+            storage__keys_free(b);
             free(b);
             return GR_ENOMEM;
         }
     }
     b->down_after_ms = o->down_after_ms > 0 ? o->down_after_ms : 5000;
-    b->set = blobs__defaults;
+    b->set = storage__defaults;
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->holders_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
-    ctx->blobs = b;
-    blobs__load_settings(b);
-    blobs__refresh_nodes(b);
-    int rc = blobs__inventory(b);
-    if (rc == GR_OK && pthread_create(&b->thread, NULL, blobs__thread, b) != 0)
+    ctx->storage = b;
+    storage__load_settings(b);
+    storage__refresh_nodes(b);
+    int rc = storage__inventory(b);
+    if (rc == GR_OK && pthread_create(&b->thread, NULL, storage__thread, b) != 0)
         rc = GR_ENOMEM;
     if (rc) {
-        ctx->blobs = NULL;
+        ctx->storage = NULL;
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
-        blobs__keys_free(b);
+        storage__keys_free(b);
         free(b);
         return rc;
     }
     b->started = true;
-    atomic_store(&b->last_scrub_ms, blobs__now_ms()); /* the first pass after a pause */
+    atomic_store(&b->last_scrub_ms, storage__now_ms()); /* the first pass after a pause */
     *out = b;
     return GR_OK;
 }
 
-void blobs_stop(struct blobs *b)
+void storage_stop(struct storage *b)
 {
     if (!b)
         return;
@@ -955,11 +956,11 @@ void blobs_stop(struct blobs *b)
     pthread_mutex_unlock(&b->lock);
     if (b->started)
         pthread_join(b->thread, NULL);
-    if (b->ctx->blobs == b)
-        b->ctx->blobs = NULL;
+    if (b->ctx->storage == b)
+        b->ctx->storage = NULL;
     memset(b->key, 0, sizeof(b->key));
     memset(b->next_key, 0, sizeof(b->next_key));
-    blobs__keys_free(b);
+    storage__keys_free(b);
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);

@@ -1,8 +1,8 @@
 /*
  * h_internal.c - the cluster port: what nodes ask of each other to keep
  * binaries redundant. Every request is signed with the join key for this
- * node (blobs_auth_check), and every answer to it is signed back
- * (blobs_sign_answer: status, binary, block checksums, body); nothing here
+ * node (storage_auth_check), and every answer to it is signed back
+ * (storage_sign_answer: status, binary, block checksums, body); nothing here
  * is reachable from the public port.
  *
  *   PUT    /v1/blobs/{sha256}/stage       receive a copy: verify, fsync, stage
@@ -22,7 +22,7 @@
 #include "base/log.h"
 #include "bs.h"
 #include "crypto/crypto.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -38,22 +38,22 @@ struct internal__stage {
 
 /* A request that passed the signature check (r->hctx): what its answer is signed against. */
 struct internal__req {
-    struct blobs_auth auth;
+    struct storage_auth auth;
     char sha256[65]; /* the binary the call is about, or "" */
     struct internal__stage stage;
 };
 
-/* Add the answer's signature to resp (a v2 request); blocks and body as blobs_sign_answer(). */
+/* Add the answer's signature to resp (a v2 request); blocks and body as storage_sign_answer(). */
 static void internal__sign(struct http_req *r, struct MHD_Response *resp, int status,
                            const char *blocks, const void *body, size_t len)
 {
     struct internal__req *q = r->hctx;
     char sig[200];
-    blobs_sign_answer(r->ctx->blobs, &q->auth, status, q->sha256, blocks,
-                      r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
-                      sizeof(sig));
+    storage_sign_answer(r->ctx->storage, &q->auth, status, q->sha256, blocks,
+                        r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
+                        sizeof(sig));
     if (sig[0])
-        MHD_add_response_header(resp, BLOBS_ANSWER_HEADER, sig);
+        MHD_add_response_header(resp, STORAGE_ANSWER_HEADER, sig);
 }
 
 /* Answer with a copy of body, signed. */
@@ -182,10 +182,10 @@ static void internal__stage(struct http_req *r, const char *sha256)
 }
 
 /*
- * BLOBS_CRC_HEADER's value (arena-owned) for an answer that sends bytes
+ * STORAGE_CRC_HEADER's value (arena-owned) for an answer that sends bytes
  * [first, first + len) of blob: to a v2 request, the checksums of the
  * blocks they touch; to a v1 request, those of a whole binary. NULL when
- * there are none to send (more than BLOBS_CRC_HEADER_MAX_BLOCKS blocks,
+ * there are none to send (more than STORAGE_CRC_HEADER_MAX_BLOCKS blocks,
  * no bytes, or a range asked with v1).
  */
 static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob, int version,
@@ -195,7 +195,7 @@ static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob
     uint64_t n = 0, size = bs_blob_size(blob);
     const uint32_t *crcs = bs_blob_crcs(blob, &n);
     uint64_t from = first / BS_BLOCK, to = len ? (first + len - 1) / BS_BLOCK + 1 : from;
-    if (to > n || to == from || to - from > BLOBS_CRC_HEADER_MAX_BLOCKS ||
+    if (to > n || to == from || to - from > STORAGE_CRC_HEADER_MAX_BLOCKS ||
         (version != 2 && (first || len != size)))
         return NULL;
     char *out = gr_arena_alloc(a, 80 + 8 * (to - from));
@@ -213,7 +213,7 @@ static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob
 static void internal__get(struct http_req *r, const char *sha256)
 {
     struct bs_blob *blob = NULL;
-    int rc = blobs_open_local(r->ctx, sha256, &blob);
+    int rc = storage_open_local(r->ctx, sha256, &blob);
     struct internal__req *q = r->hctx;
     if (rc) {
         internal__error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
@@ -241,7 +241,7 @@ static void internal__get(struct http_req *r, const char *sha256)
             gr_error("req=%llu reading %s: %s", (unsigned long long)r->id, sha256,
                      got < 0 ? bs_strerror((int)got) : "short read");
             if (got == BS_ECORRUPT)
-                blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+                storage_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
             internal__error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
                             sha256);
             return;
@@ -264,7 +264,7 @@ static void internal__get(struct http_req *r, const char *sha256)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     if (crcs)
-        MHD_add_response_header(resp, BLOBS_CRC_HEADER, crcs);
+        MHD_add_response_header(resp, STORAGE_CRC_HEADER, crcs);
     if (rr == HTTP_RANGE_OK) {
         char cr[80];
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
@@ -296,9 +296,9 @@ void h_internal(struct http_req *r, const char *rest)
     (void)rest;
     const char *why;
     struct internal__req *q = gr_arena_calloc(r->arena, sizeof(*q));
-    if (!blobs_auth_check(r->ctx->blobs, r->method_str, r->raw_uri,
-                          http_req_header(r, BLOBS_AUTH_HEADER),
-                          http_req_header(r, BLOBS_AUTH_V2_HEADER), &q->auth, &why)) {
+    if (!storage_auth_check(r->ctx->storage, r->method_str, r->raw_uri,
+                            http_req_header(r, STORAGE_AUTH_HEADER),
+                            http_req_header(r, STORAGE_AUTH_V2_HEADER), &q->auth, &why)) {
         gr_warn("req=%llu cluster port: %s %s refused: %s", (unsigned long long)r->id,
                 r->method_str, r->raw_uri, why);
         http_error(r, 401, "cluster request refused: %s", why);
@@ -326,7 +326,7 @@ void h_internal(struct http_req *r, const char *rest)
     } else if (verb && !strcmp(verb, "stage") && r->method == HM_PUT) {
         internal__stage(r, sha);
     } else if (verb && !strcmp(verb, "pull") && r->method == HM_POST) {
-        int rc = blobs_pull(r->ctx, sha, http_query(r, "from"), rid);
+        int rc = storage_pull(r->ctx, sha, http_query(r, "from"), rid);
         if (rc)
             internal__error_code(r, rc, "cannot pull the copy");
         else
@@ -335,7 +335,7 @@ void h_internal(struct http_req *r, const char *rest)
         int rc = bs_quarantine(r->ctx->bs, sha);
         gr_error("req=%s a peer found this node's copy of %s bad: %s", rid ? rid : "", sha,
                  rc == BS_OK ? "quarantined" : bs_strerror(rc));
-        blobs_forget_local(r->ctx, sha);
+        storage_forget_local(r->ctx, sha);
         internal__json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
     } else if (!strncmp(path, "/v1/stages/", 11)) {
         char id[BS_STAGE_ID + 16];
