@@ -164,6 +164,12 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
  * Redundant storage (repo/blobs.h), and the cluster port that peers reach
  * it through when this node is in a cluster.
  */
+/* The storage layer asks the cluster through this (no include of cluster/ there). */
+static bool main__is_primary(void *arg)
+{
+    return cluster_is_primary(arg);
+}
+
 static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
                        const unsigned char *next, size_t next_len)
 {
@@ -176,6 +182,8 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .next_key_len = next_len,
         .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
+        .is_primary = main__is_primary,
+        .primary_arg = s->cluster,
     };
     int rc = storage_start(&bo, &s->ctx, &s->storage);
     if (rc || !key_len || !s->cfg.cluster_listen[0])

@@ -5,6 +5,7 @@
 #ifndef REPO_BLOBS_INTERNAL_H
 #define REPO_BLOBS_INTERNAL_H
 
+#include "base/sbuf.h"
 #include "storage/storage.h"
 
 #include <pthread.h>
@@ -49,6 +50,8 @@ struct storage {
     struct cr_hmac_key *hkey, *hkey_next;
     bool clustered;
     bool accept_v1; /* an upgrade from v1: see storage_options */
+    bool (*is_primary)(void *arg); /* storage_options */
+    void *primary_arg;
     int down_after_ms;
 
     pthread_mutex_t lock; /* guards the members below up to the counters */
@@ -152,5 +155,44 @@ int storage__holders_query(struct repo_ctx *ctx, const char *sha256, char ids[][
  */
 int storage__holders_order(struct storage *b, char ids[][64], int n, char skip[][64], int n_skip,
                            struct storage__holder *out);
+
+/* ---- shared by the files of the storage layer ---- */
+
+/* The storage thread's pace and batches (storage.c, inventory.c, scrub.c). */
+#define STORAGE_TICK_MS 1000
+#define STORAGE_REPAIR_EVERY_MS 30000
+#define STORAGE_STAGE_MAX_AGE_S 900
+#define STORAGE_BATCH 500
+#define STORAGE_STATUS_EVERY_MS 15000
+#define STORAGE_SCRUB_PAUSE_MS (10 * 60 * 1000) /* between the end of a pass and the next */
+#define STORAGE_ORPHAN_AGE_S 3600 /* unknown files younger than this may be in flight */
+
+/* A batch of local files to record as this node's copies (inventory.c, scrub.c). */
+struct storage__batch {
+    struct storage *b;
+    struct gr_sbuf arr;
+    char sha[STORAGE_BATCH][65];
+    int n;
+    int64_t adopted, orphans;
+    bool sweep; /* also delete old files no binary row knows (scrub) */
+};
+
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+void storage__hex(const unsigned char *in, size_t n, char *out);
+/* The fewest copies an upload may be acknowledged with (the setting). */
+int storage__lenient(struct storage *b);
+/* Read the cluster-wide settings from the database (storage.c). */
+void storage__load_settings(struct storage *b);
+/* Refresh the membership snapshot from cluster_nodes (storage.c). */
+void storage__refresh_nodes(struct storage *b);
+/* "id,id,..." of nodes into sb (repair.c). */
+void storage__ids(const struct storage__node *nodes, int n, struct gr_sbuf *sb);
+/* Scrub up to rate bytes of local copies (scrub.c). */
+void storage__scrub_slice(struct storage *b, int64_t rate);
+/* Record a batch / one local file (inventory.c). */
+void storage__adopt_flush(struct storage__batch *bt);
+int storage__adopt_one(void *arg, const char *sha256, uint64_t size);
+/* The start-up inventory of the local filestore (inventory.c). */
+int storage__inventory(struct storage *b);
 
 #endif

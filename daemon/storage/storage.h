@@ -42,6 +42,10 @@ struct storage_options {
      * both ways (docs/security.md) */
     bool accept_v1;
     int down_after_ms;
+    /* whether this node holds the primary lease now (cluster/cluster.h, wired by
+     * main): repair and GC run there only. NULL: a single node, always. */
+    bool (*is_primary)(void *arg);
+    void *primary_arg;
 };
 
 /* Cluster-wide storage settings (table settings, keys "storage.*"). */
@@ -288,5 +292,8 @@ int storage_status(struct repo_ctx *ctx, bool fresh, struct storage_status *out)
 
 /* Wake the storage thread for a repair pass (on the primary) soon. */
 void storage_kick_repair(struct storage *b);
+
+/* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
+int storage_bs_err(int bs_rc);
 
 #endif
