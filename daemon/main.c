@@ -184,8 +184,11 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .down_after_ms = s->cfg.down_after_ms,
         .is_primary = main__is_primary,
         .primary_arg = s->cluster,
+        .db = s->ctx.db,
+        .bs = s->ctx.bs,
     };
-    int rc = storage_start(&bo, &s->ctx, &s->storage);
+    int rc = storage_start(&bo, &s->storage);
+    s->ctx.storage = s->storage;
     if (rc || !key_len || !s->cfg.cluster_listen[0])
         return rc;
     char host[256];
@@ -409,6 +412,7 @@ out_http_clean:
     s->internal = NULL;
     storage_stop(s->storage);
     s->storage = NULL;
+    s->ctx.storage = NULL;
     plugins_stop(plugins); /* after the HTTP threads: they may be in a plugin */
     plugins = NULL;
     if (s->cluster) {

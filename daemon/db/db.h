@@ -172,4 +172,12 @@ const char *db_last_error(struct db_conn *c);
  */
 const char *db_last_sqlstate(struct db_conn *c);
 
+/* ---- SQL text helpers (no database needed) ---- */
+
+/* Append v[0..n) as a PostgreSQL text[] literal ("{\"a\",\"b\"}", quotes and
+ * backslashes escaped; "{}" when n is 0), for a $n::text[] parameter. */
+void db_text_array(struct gr_sbuf *sb, const char *const *v, int n);
+/* Append a LIKE pattern (ESCAPE '\\') for everything below path ("" = all). */
+void db_like_below(struct gr_sbuf *sb, const char *path);
+
 #endif

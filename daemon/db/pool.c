@@ -736,3 +736,34 @@ void db_metrics(struct db_pool *p, struct gr_sbuf *sb)
                  (unsigned long long)ps.errors, (unsigned long long)ps.connect_failures,
                  (unsigned long long)ps.acquire_timeouts);
 }
+
+/* ---- SQL text helpers ---- */
+
+void db_like_below(struct gr_sbuf *sb, const char *path)
+{
+    for (const char *s = path; *s; s++) {
+        if (*s == '\\' || *s == '%' || *s == '_')
+            gr_sbuf_add(sb, "\\", 1);
+        gr_sbuf_add(sb, s, 1);
+    }
+    if (*path)
+        gr_sbuf_add(sb, "/", 1);
+    gr_sbuf_add(sb, "%", 1);
+}
+
+void db_text_array(struct gr_sbuf *sb, const char *const *v, int n)
+{
+    gr_sbuf_add(sb, "{", 1);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            gr_sbuf_add(sb, ",", 1);
+        gr_sbuf_add(sb, "\"", 1);
+        for (const char *p = v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                gr_sbuf_add(sb, "\\", 1);
+            gr_sbuf_add(sb, p, 1);
+        }
+        gr_sbuf_add(sb, "\"", 1);
+    }
+    gr_sbuf_add(sb, "}", 1);
+}

@@ -51,7 +51,7 @@ static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t m
     gr_error("req=%llu reading %s at %llu: %s; connection cut", (unsigned long long)s->req,
              s->sha256, (unsigned long long)(s->first + pos), bs_strerror((int)n));
     if (n == BS_ECORRUPT)
-        storage_bad_local_copy(s->ctx, s->sha256, "block checksum mismatch while sending");
+        storage_bad_local_copy(s->ctx->storage, s->sha256, "block checksum mismatch while sending");
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
@@ -78,7 +78,7 @@ int http_blob_check_first(struct http_req *r, struct bs_blob *blob, const char *
     gr_error("req=%llu first block of %s: %s", (unsigned long long)r->id, sha256,
              got < 0 ? bs_strerror((int)got) : "short read");
     if (got == BS_ECORRUPT)
-        storage_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+        storage_bad_local_copy(r->ctx->storage, sha256, "block checksum mismatch");
     return -1;
 }
 

@@ -185,7 +185,7 @@ static void artifacts__put_end(struct http_req *r)
     u->bu = NULL; /* replication takes it whatever happens */
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = storage_replicate(r->ctx, r->arena, bu, a.sha256, a.size,
+    int rc = storage_replicate(r->ctx->storage, r->arena, bu, a.sha256, a.size,
                                gr_arena_strdup(r->arena, rid), &a.pending);
     if (rc) {
         http_error_code(r, rc,
@@ -363,10 +363,10 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
     if (r->method == HM_HEAD) /* only the length matters */
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
     struct bs_blob *blob = NULL;
-    int rc = storage_open_local(r->ctx, a->sha256, &blob);
+    int rc = storage_open_local(r->ctx->storage, a->sha256, &blob);
     if (rc == GR_OK && bs_blob_size(blob) != a->size) {
         bs_blob_close(blob);
-        storage_bad_local_copy(r->ctx, a->sha256, "wrong size");
+        storage_bad_local_copy(r->ctx->storage, a->sha256, "wrong size");
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_OK && len <= HTTP_SMALL_BODY) {
@@ -380,7 +380,7 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         }
         free(buf);
         if (got == BS_ECORRUPT)
-            storage_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");
+            storage_bad_local_copy(r->ctx->storage, a->sha256, "block checksum mismatch");
         rc = GR_ENOTFOUND;
     } else if (rc == GR_OK) {
         if (http_blob_check_first(r, blob, a->sha256, first, len) == 0)
@@ -397,7 +397,7 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         struct storage_remote *rem = NULL;
         if (len == 0) /* nothing to fetch */
             return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        rc = storage_open_remote(r->ctx, a->sha256, a->size, whole ? NULL : range,
+        rc = storage_open_remote(r->ctx->storage, a->sha256, a->size, whole ? NULL : range,
                                  gr_arena_strdup(r->arena, rid), &rem);
         if (rc == GR_OK)
             return http_blob_remote_response(r, rem, len);

@@ -17,7 +17,7 @@ int listing_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *re
     if (rc)
         return rc;
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[2] = {repo, like.buf};
     struct db_res *res = NULL;
     rc = db_exec1(ctx->db, &res,
@@ -58,7 +58,7 @@ int listing_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
                  bool deep, int depth, bool folders, struct listing_entry **out, int *n)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[2] = {repo, like.buf};
     struct db_res *res = NULL;
     int rc = db_exec1(ctx->db, &res,

@@ -17,7 +17,7 @@ json_t *http_storage_status_json(struct http_req *r)
 {
     struct storage_status st;
     struct storage_settings set = {0};
-    if (!r->ctx->storage || storage_status(r->ctx, true, &st) != GR_OK)
+    if (!r->ctx->storage || storage_status(r->ctx->storage, true, &st) != GR_OK)
         return json_null();
     storage_get_settings(r->ctx->storage, &set);
     return json_pack(
@@ -41,7 +41,7 @@ json_t *http_storage_status_json(struct http_req *r)
 void http_storage_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)
 {
     struct storage_status st;
-    if (!ctx->storage || storage_status(ctx, false, &st) != GR_OK)
+    if (!ctx->storage || storage_status(ctx->storage, false, &st) != GR_OK)
         return;
     gr_sbuf_addf(
         sb,
@@ -172,7 +172,7 @@ void h_system_storage(struct http_req *r, const char *sub)
             return;
         }
         struct storage_gc_report rep;
-        int rc = storage_gc(r->ctx, grace, &rep);
+        int rc = storage_gc(r->ctx->storage, grace, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a garbage collection is already running on this node");
         else if (rc)
@@ -190,7 +190,7 @@ void h_system_storage(struct http_req *r, const char *sub)
     }
     if (!strcmp(sub, "optimize")) {
         struct storage_repair_report rep;
-        int rc = storage_repair(r->ctx, &rep);
+        int rc = storage_repair(r->ctx->storage, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a repair pass is already running on this node");
         else if (rc)
@@ -206,7 +206,7 @@ void h_system_storage(struct http_req *r, const char *sub)
     }
     if (!strcmp(sub, "scrub")) {
         struct storage_scrub_report rep;
-        int rc = storage_scrub(r->ctx, &rep);
+        int rc = storage_scrub(r->ctx->storage, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a scrub is already running on this node");
         else if (rc)

@@ -213,7 +213,7 @@ static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob
 static void internal__get(struct http_req *r, const char *sha256)
 {
     struct bs_blob *blob = NULL;
-    int rc = storage_open_local(r->ctx, sha256, &blob);
+    int rc = storage_open_local(r->ctx->storage, sha256, &blob);
     struct internal__req *q = r->hctx;
     if (rc) {
         internal__error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
@@ -241,7 +241,7 @@ static void internal__get(struct http_req *r, const char *sha256)
             gr_error("req=%llu reading %s: %s", (unsigned long long)r->id, sha256,
                      got < 0 ? bs_strerror((int)got) : "short read");
             if (got == BS_ECORRUPT)
-                storage_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+                storage_bad_local_copy(r->ctx->storage, sha256, "block checksum mismatch");
             internal__error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
                             sha256);
             return;
@@ -326,7 +326,7 @@ void h_internal(struct http_req *r, const char *rest)
     } else if (verb && !strcmp(verb, "stage") && r->method == HM_PUT) {
         internal__stage(r, sha);
     } else if (verb && !strcmp(verb, "pull") && r->method == HM_POST) {
-        int rc = storage_pull(r->ctx, sha, http_query(r, "from"), rid);
+        int rc = storage_pull(r->ctx->storage, sha, http_query(r, "from"), rid);
         if (rc)
             internal__error_code(r, rc, "cannot pull the copy");
         else
@@ -335,7 +335,7 @@ void h_internal(struct http_req *r, const char *rest)
         int rc = bs_quarantine(r->ctx->bs, sha);
         gr_error("req=%s a peer found this node's copy of %s bad: %s", rid ? rid : "", sha,
                  rc == BS_OK ? "quarantined" : bs_strerror(rc));
-        storage_forget_local(r->ctx, sha);
+        storage_forget_local(r->ctx->storage, sha);
         internal__json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
     } else if (!strncmp(path, "/v1/stages/", 11)) {
         char id[BS_STAGE_ID + 16];

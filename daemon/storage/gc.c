@@ -12,8 +12,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +30,7 @@ static void storage__collect_one(struct storage *b, const char *sha256,
                                  struct storage_gc_report *out)
 {
     struct db_conn *c;
-    if (db_acquire(b->ctx->db, 5000, &c))
+    if (db_acquire(b->db, 5000, &c))
         return;
     struct db_res *res = NULL;
     const char *p[2] = {sha256, NULL};
@@ -94,7 +92,7 @@ static void storage__collect_one(struct storage *b, const char *sha256,
          id = strtok_r(NULL, ",", &save)) {
         bool gone = false;
         if (!strcmp(id, b->node)) {
-            int brc = bs_delete(b->ctx->bs, sha256);
+            int brc = bs_delete(b->bs, sha256);
             gone = brc == BS_OK || brc == BS_ENOTFOUND;
         } else {
             char url[256], uri[128];
@@ -128,9 +126,8 @@ static void storage__collect_one(struct storage *b, const char *sha256,
     db_release(c);
 }
 
-int storage_gc(struct repo_ctx *ctx, int64_t grace_s, struct storage_gc_report *out)
+int storage_gc(struct storage *b, int64_t grace_s, struct storage_gc_report *out)
 {
-    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->gc_running, true))
         return GR_EUNAVAIL;
@@ -147,7 +144,7 @@ int storage_gc(struct repo_ctx *ctx, int64_t grace_s, struct storage_gc_report *
     struct db_res *res = NULL;
     /* phase 1: tombstone, in a committed transaction, what nothing references */
     int rc = db_exec1(
-        ctx->db, &res,
+        b->db, &res,
         "UPDATE binaries b SET tombstoned = now() WHERE b.sha256 IN (SELECT x.sha256 FROM"
         " binaries x WHERE x.tombstoned IS NULL AND x.touched < now() - make_interval(secs =>"
         " $1::double precision) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 ="
@@ -162,7 +159,7 @@ int storage_gc(struct repo_ctx *ctx, int64_t grace_s, struct storage_gc_report *
     res = NULL;
     /* phase 2: every tombstone (this run's and any left by an earlier one) */
     if (rc == GR_OK)
-        rc = db_exec1(ctx->db, &res,
+        rc = db_exec1(b->db, &res,
                       "SELECT sha256 FROM binaries WHERE tombstoned IS NOT NULL LIMIT 10000", 0,
                       NULL);
     for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping; i++)

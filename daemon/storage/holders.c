@@ -15,7 +15,6 @@
 
 #include "base/err.h"
 #include "db/db.h"
-#include "repo/repo.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -81,13 +80,12 @@ void storage__holders_forget(struct storage *b, const char *sha256)
     pthread_mutex_unlock(&b->holders_lock);
 }
 
-int storage__holders_query(struct repo_ctx *ctx, const char *sha256, char ids[][64], int max)
+int storage__holders_query(struct storage *b, const char *sha256, char ids[][64], int max)
 {
-    struct storage *b = ctx->storage;
     struct db_res *res = NULL;
     const char *p[2] = {sha256, b->node};
     atomic_fetch_add(&b->holder_queries, 1);
-    int rc = db_exec1(ctx->db, &res,
+    int rc = db_exec1(b->db, &res,
                       "SELECT node FROM binary_locations WHERE sha256 = $1 AND node <> $2", 2, p);
     if (rc != GR_OK) {
         db_res_free(res);

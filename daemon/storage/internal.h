@@ -40,7 +40,8 @@ struct storage__holder {
 };
 
 struct storage {
-    struct repo_ctx *ctx;
+    struct db_pool *db;  /* the shared database (binaries, locations, nodes, settings) */
+    struct bs_store *bs; /* this node's filestore */
     char node[64], zone[64];
     unsigned char key[256];
     size_t key_len;
@@ -49,7 +50,7 @@ struct storage {
     /* key and next_key made ready for HMACs (storage__keys_init) */
     struct cr_hmac_key *hkey, *hkey_next;
     bool clustered;
-    bool accept_v1; /* an upgrade from v1: see storage_options */
+    bool accept_v1;                /* an upgrade from v1: see storage_options */
     bool (*is_primary)(void *arg); /* storage_options */
     void *primary_arg;
     int down_after_ms;
@@ -147,7 +148,7 @@ void storage__holders_store(struct storage *b, const char *sha256, char ids[][64
 /* Forget the cached holders of sha256 (a holder failed or its copy was bad). */
 void storage__holders_forget(struct storage *b, const char *sha256);
 /* The holders of sha256 other than this node, from PostgreSQL; -1 on a database error. */
-int storage__holders_query(struct repo_ctx *ctx, const char *sha256, char ids[][64], int max);
+int storage__holders_query(struct storage *st, const char *sha256, char ids[][64], int max);
 /*
  * The live holders among ids (not in skip) with their URLs, this node's
  * zone first, each group from a rotating start (spreads the reads); returns

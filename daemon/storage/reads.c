@@ -13,8 +13,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,18 +26,17 @@
 
 /* ---- reads ---- */
 
-void storage_forget_local(struct repo_ctx *ctx, const char *sha256)
+void storage_forget_local(struct storage *st, const char *sha256)
 {
-    const char *p[2] = {sha256, ctx->storage ? ctx->storage->node : ""};
-    if (db_exec1(ctx->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2,
+    const char *p[2] = {sha256, st ? st->node : ""};
+    if (db_exec1(st->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2,
                  p) != GR_OK)
         gr_warn("cannot forget the location of %s on this node", sha256);
 }
 
-void storage_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why)
+void storage_bad_local_copy(struct storage *b, const char *sha256, const char *why)
 {
-    struct storage *b = ctx->storage;
-    int rc = bs_quarantine(ctx->bs, sha256);
+    int rc = bs_quarantine(b->bs, sha256);
     gr_error("bad copy of %s on this node (%s): %s", sha256, why,
              rc == BS_OK ? "quarantined" : bs_strerror(rc));
     if (b) {
@@ -47,7 +44,7 @@ void storage_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char
         if (rc == BS_OK)
             atomic_fetch_add(&b->quarantined, 1);
     }
-    storage_forget_local(ctx, sha256);
+    storage_forget_local(b, sha256);
     if (b)
         storage_kick_repair(b);
 }
@@ -86,25 +83,25 @@ static bool storage__rehash(int fd, const char *sha256)
     return storage__hash_file(fd, hex) == GR_OK && !strcmp(hex, sha256);
 }
 
-int storage_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
+int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
 {
     *blob = NULL;
-    int rc = bs_blob_open(ctx->bs, sha256, blob);
+    int rc = bs_blob_open(st->bs, sha256, blob);
     if (rc == BS_ENOCRC) {
         /* an old copy (or a damaged checksum file): settle it by its sha256 */
         int fd;
         uint64_t size;
-        if (bs_open_blob(ctx->bs, sha256, &fd, &size) != BS_OK)
+        if (bs_open_blob(st->bs, sha256, &fd, &size) != BS_OK)
             return GR_ENOTFOUND;
         bool good = storage__rehash(fd, sha256);
         close(fd);
         if (!good) {
-            storage_bad_local_copy(ctx, sha256, "sha256 mismatch");
+            storage_bad_local_copy(st, sha256, "sha256 mismatch");
             return GR_ENOTFOUND;
         }
-        if (bs_crc_rebuild(ctx->bs, sha256) != BS_OK)
+        if (bs_crc_rebuild(st->bs, sha256) != BS_OK)
             return GR_EIO;
-        rc = bs_blob_open(ctx->bs, sha256, blob);
+        rc = bs_blob_open(st->bs, sha256, blob);
     }
     if (rc == BS_ENOTFOUND)
         return GR_ENOTFOUND;
@@ -118,7 +115,7 @@ int storage_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob 
  * buffer when it fits there whole, else into blk.
  */
 struct storage_remote {
-    struct repo_ctx *ctx;
+    struct storage *st;
     const char *request_id;
     char sha256[65], node[64], url[256];
     uint64_t size;     /* the binary's */
@@ -198,7 +195,7 @@ static uint32_t *storage__parse_crcs_v1(const char *v, uint64_t size)
 /* A peer's copy failed the check (why): quarantine it there and forget it. */
 static void storage__bad_remote_copy(struct storage_remote *r, const char *why)
 {
-    struct storage *b = r->ctx->storage;
+    struct storage *b = r->st;
     char uri[128];
     gr_error("req=%s copy of %s from %s: %s; quarantining it", r->request_id, r->sha256, r->node,
              why);
@@ -206,8 +203,8 @@ static void storage__bad_remote_copy(struct storage_remote *r, const char *why)
     snprintf(uri, sizeof(uri), "/v1/blobs/%s/quarantine", r->sha256);
     storage__call(b, "POST", r->node, r->url, uri, r->request_id, NULL, 0);
     const char *p[2] = {r->sha256, r->node};
-    if (db_exec1(r->ctx->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2",
-                 2, p) != GR_OK)
+    if (db_exec1(r->st->db, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2,
+                 p) != GR_OK)
         gr_warn("cannot forget the bad copy of %s on %s", r->sha256, r->node);
     atomic_fetch_add(&b->bad_copies, 1);
     storage_kick_repair(b);
@@ -223,7 +220,7 @@ static void storage__bad_remote_copy(struct storage_remote *r, const char *why)
  */
 static int storage__window(struct storage_remote *r, uint64_t first)
 {
-    struct storage *b = r->ctx->storage;
+    struct storage *b = r->st;
     uint64_t total = storage__nblocks(r->size), wend = storage__nblocks(r->end);
     if (wend > first + STORAGE_CRC_HEADER_MAX_BLOCKS)
         wend = first + STORAGE_CRC_HEADER_MAX_BLOCKS;
@@ -359,7 +356,7 @@ static int storage__next_blocks(struct storage_remote *r, unsigned char *dst, si
  */
 static void storage__remote_failed(struct storage_remote *r, int rc)
 {
-    struct storage *b = r->ctx->storage;
+    struct storage *b = r->st;
     r->failed = true;
     atomic_fetch_add(&b->remote_failures, 1);
     if (rc == GR_ECONFLICT && r->legacy) {
@@ -383,11 +380,10 @@ static void storage__remote_failed(struct storage_remote *r, int rc)
  * every holder tried is added to tried. GR_OK with *out set, GR_ENOTFOUND
  * when none could serve, GR_ENOMEM.
  */
-static int storage__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t size,
-                              uint64_t first, uint64_t end, const char *request_id, char ids[][64],
-                              int n, char tried[][64], int *n_tried, struct storage_remote **out)
+static int storage__open_from(struct storage *b, const char *sha256, uint64_t size, uint64_t first,
+                              uint64_t end, const char *request_id, char ids[][64], int n,
+                              char tried[][64], int *n_tried, struct storage_remote **out)
 {
-    struct storage *b = ctx->storage;
     struct storage__holder order[STORAGE_MAX_NODES];
     int m = storage__holders_order(b, ids, n, tried, *n_tried, order);
     for (int i = 0; i < m; i++) {
@@ -400,7 +396,7 @@ static int storage__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t
             free(r);
             return GR_ENOMEM;
         }
-        r->ctx = ctx;
+        r->st = b;
         r->request_id = request_id;
         snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
         memcpy(r->node, order[i].id, sizeof(r->node));
@@ -430,10 +426,9 @@ static int storage__open_from(struct repo_ctx *ctx, const char *sha256, uint64_t
  * query); when every cached holder fails, or on a miss, from PostgreSQL,
  * and the fresh list (without the holders that just failed) is cached.
  */
-int storage_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+int storage_open_remote(struct storage *b, const char *sha256, uint64_t size, const char *range,
                         const char *request_id, struct storage_remote **out)
 {
-    struct storage *b = ctx->storage;
     *out = NULL;
     if (!b || !b->clustered)
         return GR_ENOTFOUND;
@@ -450,7 +445,7 @@ int storage_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size,
     int n_tried = 0;
     int n = storage__holders_cached(b, sha256, ids, STORAGE_MAX_NODES);
     if (n > 0) {
-        int rc = storage__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried,
+        int rc = storage__open_from(b, sha256, size, first, end, request_id, ids, n, tried,
                                     &n_tried, out);
         if (rc != GR_ENOTFOUND)
             return rc;
@@ -458,11 +453,11 @@ int storage_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size,
         atomic_fetch_add(&b->holder_stale, 1);
         storage__holders_forget(b, sha256);
     }
-    n = storage__holders_query(ctx, sha256, ids, STORAGE_MAX_NODES);
+    n = storage__holders_query(b, sha256, ids, STORAGE_MAX_NODES);
     if (n < 0)
         return GR_EDB;
     int rc =
-        storage__open_from(ctx, sha256, size, first, end, request_id, ids, n, tried, &n_tried, out);
+        storage__open_from(b, sha256, size, first, end, request_id, ids, n, tried, &n_tried, out);
     /* cache what the database said, less the holders that failed just now */
     char keep[STORAGE_MAX_NODES][64];
     int k = 0;
@@ -539,10 +534,9 @@ void storage_remote_close(struct storage_remote *r)
  * its answer signed by src and the whole body checked against its sha256
  * before anything is kept.
  */
-static int storage__fetch(struct repo_ctx *ctx, const char *sha256, const char *src,
-                          const char *base, const char *request_id, struct bs_upload **out)
+static int storage__fetch(struct storage *b, const char *sha256, const char *src, const char *base,
+                          const char *request_id, struct bs_upload **out)
 {
-    struct storage *b = ctx->storage;
     char uri[128], url[512], rid[96];
     struct storage__sig sig;
     snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);
@@ -573,7 +567,7 @@ static int storage__fetch(struct repo_ctx *ctx, const char *sha256, const char *
     struct bs_upload *u = NULL;
     struct cr_digest *d = cr_digest_new(CR_SHA256);
     char *buf = malloc(256 * 1024);
-    int rc = d && buf ? storage_bs_err(bs_upload_begin(ctx->bs, &u)) : GR_ENOMEM;
+    int rc = d && buf ? storage_bs_err(bs_upload_begin(b->bs, &u)) : GR_ENOMEM;
     while (rc == GR_OK) {
         ssize_t n = bs_peer_stream_read(s, buf, 256 * 1024);
         if (n < 0)
@@ -620,10 +614,8 @@ static bool storage__node_by_url(struct storage *b, const char *url, char *out, 
     return found;
 }
 
-int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
-                 const char *request_id)
+int storage_pull(struct storage *b, const char *sha256, const char *sources, const char *request_id)
 {
-    struct storage *b = ctx->storage;
     if (!b || !bs_valid_sha256(sha256))
         return GR_EINVAL;
     char *list = strdup(sources ? sources : ""), *save = NULL;
@@ -642,7 +634,7 @@ int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
                 continue;
             snprintf(url, sizeof(url), "%s", src);
         }
-        rc = storage__fetch(ctx, sha256, id, url, request_id, &u);
+        rc = storage__fetch(b, sha256, id, url, request_id, &u);
         if (rc == GR_ENOSPC)
             break;
     }
@@ -650,7 +642,7 @@ int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     if (!u)
         return rc == GR_ENOSPC ? rc : GR_ENOTFOUND;
     struct db_conn *c;
-    rc = db_acquire(ctx->db, 5000, &c);
+    rc = db_acquire(b->db, 5000, &c);
     if (rc) {
         bs_upload_abort(u);
         return rc;
@@ -681,19 +673,19 @@ int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
     return rc;
 }
 
-int storage_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+int storage_read_all(struct storage *st, const char *sha256, uint64_t size,
                      int (*fn)(void *arg, const void *data, size_t len), void *arg)
 {
     char *buf = malloc(BS_BLOCK * 4);
     if (!buf)
         return GR_ENOMEM;
     struct bs_blob *blob = NULL;
-    int rc = storage_open_local(ctx, sha256, &blob);
+    int rc = storage_open_local(st, sha256, &blob);
     if (rc == GR_OK) {
         for (uint64_t off = 0; rc == GR_OK;) {
             ssize_t n = bs_blob_read(blob, off, buf, BS_BLOCK * 4);
             if (n == BS_ECORRUPT)
-                storage_bad_local_copy(ctx, sha256, "block checksum mismatch");
+                storage_bad_local_copy(st, sha256, "block checksum mismatch");
             if (n < 0)
                 rc = GR_EIO;
             if (n <= 0)
@@ -704,7 +696,7 @@ int storage_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
         bs_blob_close(blob);
     } else if (rc == GR_ENOTFOUND) {
         struct storage_remote *rem = NULL;
-        rc = storage_open_remote(ctx, sha256, size, NULL, "read", &rem);
+        rc = storage_open_remote(st, sha256, size, NULL, "read", &rem);
         while (rc == GR_OK) {
             long n = storage_remote_read(rem, buf, BS_BLOCK * 4);
             if (n < 0)

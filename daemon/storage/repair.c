@@ -11,8 +11,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +30,7 @@ void storage__ids(const struct storage__node *nodes, int n, struct gr_sbuf *sb)
     const char *v[STORAGE_MAX_NODES];
     for (int i = 0; i < n; i++)
         v[i] = nodes[i].id;
-    repo__pg_array(sb, v, n);
+    db_text_array(sb, v, n);
 }
 
 static int storage__rank(const char *sha256, const struct storage__node *nodes, int n, int *order)
@@ -60,7 +58,7 @@ static bool storage__in(const char *list, const char *id)
 static bool storage__trim(struct storage *b, const char *sha256, const struct storage__node *nd)
 {
     struct db_conn *c;
-    if (db_acquire(b->ctx->db, 5000, &c))
+    if (db_acquire(b->db, 5000, &c))
         return false;
     struct db_res *res = NULL;
     const char *p[2] = {sha256, nd->id};
@@ -74,7 +72,7 @@ static bool storage__trim(struct storage *b, const char *sha256, const struct st
     db_res_free(res);
     if (rc == GR_OK) {
         if (!strcmp(nd->id, b->node)) {
-            int brc = bs_delete(b->ctx->bs, sha256);
+            int brc = bs_delete(b->bs, sha256);
             rc = brc == BS_OK || brc == BS_ENOTFOUND ? GR_OK : GR_EIO;
         } else {
             char uri[128];
@@ -99,9 +97,8 @@ static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
         usleep(ms > 100 ? 100000 : (useconds_t)ms * 1000);
 }
 
-int storage_repair(struct repo_ctx *ctx, struct storage_repair_report *out)
+int storage_repair(struct storage *b, struct storage_repair_report *out)
 {
-    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->repair_running, true))
         return GR_EUNAVAIL;
@@ -123,7 +120,7 @@ int storage_repair(struct repo_ctx *ctx, struct storage_repair_report *out)
     const char *p[2] = {live.buf, rs};
     struct db_res *res = NULL;
     int rc = db_exec1(
-        ctx->db, &res,
+        b->db, &res,
         "SELECT b.sha256, b.size, coalesce(string_agg(l.node, ',') FILTER (WHERE l.node ="
         " ANY($1::text[])), '') FROM binaries b LEFT JOIN binary_locations l USING (sha256)"
         " WHERE b.tombstoned IS NULL GROUP BY b.sha256, b.size HAVING count(l.node) FILTER"

@@ -12,8 +12,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +30,7 @@ struct storage__staged {
 };
 
 struct storage_pending {
-    struct repo_ctx *ctx;
+    struct storage *st;
     struct bs_upload *bu; /* the local copy until published */
     char sha256[65];
     const char *request_id;
@@ -51,8 +49,8 @@ static void storage__pending_cleanup(void *arg)
     for (int i = 0; i < p->n_peers; i++) {
         char uri[128];
         snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
-        storage__call(p->ctx->storage, "DELETE", p->peers[i].node, p->peers[i].url, uri,
-                      p->request_id, NULL, 0);
+        storage__call(p->st, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id, NULL,
+                      0);
     }
 }
 
@@ -116,11 +114,10 @@ static void storage__stage_peers(struct storage *b, struct storage_pending *p, c
     }
 }
 
-int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
+int storage_replicate(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
                       const char *sha256, uint64_t size, const char *request_id,
                       struct storage_pending **out)
 {
-    struct storage *b = ctx->storage;
     *out = NULL;
     int rc = bs_upload_sync(bu);
     if (rc) {
@@ -128,7 +125,7 @@ int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload
         return storage_bs_err(rc);
     }
     struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
-    p->ctx = ctx;
+    p->st = b;
     p->bu = bu;
     p->request_id = request_id;
     snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
@@ -159,10 +156,9 @@ int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload
     return GR_OK;
 }
 
-int storage_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
+int storage_publish(struct storage *b, struct db_conn *c, const char *sha256,
                     struct storage_pending *p)
 {
-    struct storage *b = ctx->storage;
     struct db_res *res = NULL;
     if (!p) {
         const char *pp[1] = {sha256};
@@ -203,7 +199,7 @@ int storage_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
         return GR_EUNAVAIL;
     atomic_fetch_add(&b->replicated, (uint64_t)copies - 1);
     struct gr_sbuf nodes = GR_SBUF_INIT;
-    repo__pg_array(&nodes, held, copies);
+    db_text_array(&nodes, held, copies);
     const char *pp[2] = {sha256, nodes.buf};
     int rc = db_exec(c, NULL,
                      "INSERT INTO binary_locations (sha256, node) SELECT $1, unnest($2::text[])"

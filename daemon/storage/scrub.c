@@ -11,8 +11,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +38,7 @@ static bool storage__heal(struct storage *b, const char *sha256)
     int n = storage__snapshot(b, nodes);
     const char *p[1] = {sha256};
     struct db_res *res = NULL;
-    if (db_exec1(b->ctx->db, &res, "SELECT node FROM binary_locations WHERE sha256 = $1", 1, p) !=
+    if (db_exec1(b->db, &res, "SELECT node FROM binary_locations WHERE sha256 = $1", 1, p) !=
         GR_OK) {
         db_res_free(res);
         return false;
@@ -54,7 +52,7 @@ static bool storage__heal(struct storage *b, const char *sha256)
                 gr_sbuf_adds(&src, nodes[k].url);
             }
     db_res_free(res);
-    bool ok = src.len && storage_pull(b->ctx, sha256, src.buf, "scrub") == GR_OK;
+    bool ok = src.len && storage_pull(b, sha256, src.buf, "scrub") == GR_OK;
     gr_sbuf_release(&src);
     return ok;
 }
@@ -68,7 +66,7 @@ static int storage__scrub_one(void *arg, const char *sha256, uint64_t size)
     snprintf(s->last, sizeof(s->last), "%s", sha256);
     int fd;
     uint64_t sz;
-    if (bs_open_blob(b->ctx->bs, sha256, &fd, &sz) != BS_OK)
+    if (bs_open_blob(b->bs, sha256, &fd, &sz) != BS_OK)
         return 0; /* deleted meanwhile */
     char hex[65];
     int hrc = storage__hash_file(fd, hex);
@@ -84,18 +82,18 @@ static int storage__scrub_one(void *arg, const char *sha256, uint64_t size)
     if (strcmp(hex, sha256)) {
         s->rep->bad++;
         atomic_fetch_add(&b->scrub_bad, 1);
-        storage_bad_local_copy(b->ctx, sha256, "scrub: sha256 mismatch");
+        storage_bad_local_copy(b, sha256, "scrub: sha256 mismatch");
         if (storage__heal(b, sha256)) {
             s->rep->healed++;
             gr_info("scrub: %s healed from a peer", sha256);
         }
         return 0;
     }
-    int vrc = bs_verify_blocks(b->ctx->bs, sha256);
+    int vrc = bs_verify_blocks(b->bs, sha256);
     if (vrc == BS_ECORRUPT || vrc == BS_ENOCRC) {
         /* the content is good: only its block checksums were wrong */
         gr_warn("scrub: %s had bad block checksums; rebuilt", sha256);
-        if (bs_crc_rebuild(b->ctx->bs, sha256) != BS_OK)
+        if (bs_crc_rebuild(b->bs, sha256) != BS_OK)
             gr_warn("scrub: cannot rebuild the block checksums of %s", sha256);
     }
     return 0;
@@ -107,12 +105,11 @@ static int64_t storage__forget_missing(struct storage *b)
     const char *p[1] = {b->node};
     struct db_res *res = NULL;
     int64_t missing = 0;
-    if (db_exec1(b->ctx->db, &res, "SELECT sha256 FROM binary_locations WHERE node = $1", 1, p) ==
-        GR_OK)
+    if (db_exec1(b->db, &res, "SELECT sha256 FROM binary_locations WHERE node = $1", 1, p) == GR_OK)
         for (int i = 0; i < db_res_rows(res); i++)
-            if (!bs_has(b->ctx->bs, db_res_get(res, i, 0))) {
+            if (!bs_has(b->bs, db_res_get(res, i, 0))) {
                 gr_warn("scrub: copy of %s is missing on this node", db_res_get(res, i, 0));
-                storage_forget_local(b->ctx, db_res_get(res, i, 0));
+                storage_forget_local(b, db_res_get(res, i, 0));
                 missing++;
             }
     db_res_free(res);
@@ -121,18 +118,17 @@ static int64_t storage__forget_missing(struct storage *b)
     return missing;
 }
 
-int storage_scrub(struct repo_ctx *ctx, struct storage_scrub_report *out)
+int storage_scrub(struct storage *b, struct storage_scrub_report *out)
 {
-    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (atomic_exchange(&b->scrub_running, true))
         return GR_EUNAVAIL;
     int64_t t0 = storage__now_ms();
     struct storage__scrub s = {.b = b, .rep = out, .budget = -1};
-    int rc = bs_each(ctx->bs, NULL, storage__scrub_one, &s) == BS_OK ? GR_OK : GR_EIO;
+    int rc = bs_each(b->bs, NULL, storage__scrub_one, &s) == BS_OK ? GR_OK : GR_EIO;
     out->missing = storage__forget_missing(b);
     struct storage__batch bt = {.b = b, .arr = GR_SBUF_INIT, .sweep = true};
-    if (bs_each(ctx->bs, NULL, storage__adopt_one, &bt) == BS_OK)
+    if (bs_each(b->bs, NULL, storage__adopt_one, &bt) == BS_OK)
         storage__adopt_flush(&bt);
     gr_sbuf_release(&bt.arr);
     out->adopted = bt.adopted;
@@ -157,7 +153,7 @@ void storage__scrub_slice(struct storage *b, int64_t rate)
     struct storage_scrub_report rep = {0};
     struct storage__scrub s = {.b = b, .rep = &rep, .budget = rate};
     snprintf(s.last, sizeof(s.last), "%s", b->scrub_cursor);
-    int rc = bs_each(b->ctx->bs, b->scrub_cursor, storage__scrub_one, &s);
+    int rc = bs_each(b->bs, b->scrub_cursor, storage__scrub_one, &s);
     if (rc == BS_OK) {
         /* reached the end: a pass is complete */
         b->scrub_cursor[0] = '\0';

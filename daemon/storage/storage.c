@@ -13,8 +13,6 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "peer.h"
-#include "repo/internal.h"
-#include "repo/repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,7 +58,6 @@ void storage__hex(const unsigned char *in, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
-
 
 static const struct storage_settings storage__defaults = {
     .redundancy = 2,
@@ -121,7 +118,7 @@ void storage__load_settings(struct storage *b)
 {
     struct db_res *res = NULL;
     struct storage_settings s = storage__defaults;
-    if (db_exec1(b->ctx->db, &res, "SELECT key, value FROM settings WHERE key LIKE 'storage.%'", 0,
+    if (db_exec1(b->db, &res, "SELECT key, value FROM settings WHERE key LIKE 'storage.%'", 0,
                  NULL) != GR_OK) {
         db_res_free(res);
         return;
@@ -169,7 +166,7 @@ int storage_set_settings(struct storage *b, const struct storage_settings *s)
     snprintf(v[4], 24, "%lld", (long long)s->scrub_rate);
     snprintf(v[5], 24, "%lld", (long long)s->repair_rate);
     const char *p[6] = {v[0], v[1], v[2], v[3], v[4], v[5]};
-    int rc = db_exec1(b->ctx->db, NULL,
+    int rc = db_exec1(b->db, NULL,
                       "INSERT INTO settings (key, value) VALUES ('storage.redundancy', $1),"
                       " ('storage.lenient_limit', $2), ('storage.gc_grace_s', $3),"
                       " ('storage.gc_interval_s', $4), ('storage.scrub_rate', $5),"
@@ -201,7 +198,7 @@ void storage__refresh_nodes(struct storage *b)
         snprintf(ms, sizeof(ms), "%d", b->down_after_ms);
         const char *p[1] = {ms};
         struct db_res *res = NULL;
-        if (db_exec1(b->ctx->db, &res,
+        if (db_exec1(b->db, &res,
                      "SELECT id, cluster_url, zone, state = 'active' FROM cluster_nodes"
                      " WHERE state <> 'down' AND heartbeat > now() - make_interval(secs =>"
                      " $1::double precision / 1000) ORDER BY id",
@@ -225,9 +222,8 @@ void storage__refresh_nodes(struct storage *b)
 
 /* ---- status ---- */
 
-int storage_status(struct repo_ctx *ctx, bool fresh, struct storage_status *out)
+int storage_status(struct storage *b, bool fresh, struct storage_status *out)
 {
-    struct storage *b = ctx->storage;
     memset(out, 0, sizeof(*out));
     if (!b)
         return GR_OK;
@@ -242,7 +238,7 @@ int storage_status(struct repo_ctx *ctx, bool fresh, struct storage_status *out)
         snprintf(rs, sizeof(rs), "%d", storage__redundancy(b));
         const char *p[2] = {live.buf, rs};
         struct db_res *res = NULL;
-        rc = db_exec1(ctx->db, &res,
+        rc = db_exec1(b->db, &res,
                       "SELECT count(*), count(*) FILTER (WHERE c > 0 AND c < $2::int),"
                       " count(*) FILTER (WHERE c = 0 AND NOT t), count(*) FILTER (WHERE c >"
                       " $2::int), count(*) FILTER (WHERE t) FROM (SELECT b.sha256,"
@@ -331,7 +327,7 @@ static void *storage__thread(void *arg)
         }
         int64_t now = storage__now_ms();
         if (now - last_expire > 60000) {
-            int n = bs_stage_expire(b->ctx->bs, STORAGE_STAGE_MAX_AGE_S);
+            int n = bs_stage_expire(b->bs, STORAGE_STAGE_MAX_AGE_S);
             if (n > 0)
                 gr_info("storage: removed %d abandoned stages", n);
             last_expire = now;
@@ -339,18 +335,18 @@ static void *storage__thread(void *arg)
         if (storage__primary(b) && b->clustered &&
             (kick || now - last_repair > STORAGE_REPAIR_EVERY_MS)) {
             struct storage_repair_report rep;
-            if (storage_repair(b->ctx, &rep) != GR_EUNAVAIL)
+            if (storage_repair(b, &rep) != GR_EUNAVAIL)
                 last_repair = storage__now_ms();
         }
         if (storage__primary(b) && s.gc_interval_s > 0 && now - last_gc > s.gc_interval_s * 1000) {
             struct storage_gc_report rep;
-            if (storage_gc(b->ctx, -1, &rep) != GR_EUNAVAIL)
+            if (storage_gc(b, -1, &rep) != GR_EUNAVAIL)
                 last_gc = storage__now_ms();
         }
         storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
         if (b->clustered && now - last_status > STORAGE_STATUS_EVERY_MS) {
             struct storage_status st;
-            if (storage_status(b->ctx, true, &st) == GR_OK)
+            if (storage_status(b, true, &st) == GR_OK)
                 last_status = now;
         }
 
@@ -367,12 +363,13 @@ static void *storage__thread(void *arg)
     return NULL;
 }
 
-int storage_start(const struct storage_options *o, struct repo_ctx *ctx, struct storage **out)
+int storage_start(const struct storage_options *o, struct storage **out)
 {
     struct storage *b = calloc(1, sizeof(*b));
     if (!b)
         return GR_ENOMEM;
-    b->ctx = ctx;
+    b->db = o->db;
+    b->bs = o->bs;
     snprintf(b->node, sizeof(b->node), "%s", o->node_id);
     snprintf(b->zone, sizeof(b->zone), "%s", o->zone && *o->zone ? o->zone : "default");
     if (o->key && o->key_len) {
@@ -398,14 +395,12 @@ int storage_start(const struct storage_options *o, struct repo_ctx *ctx, struct 
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->holders_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
-    ctx->storage = b;
     storage__load_settings(b);
     storage__refresh_nodes(b);
     int rc = storage__inventory(b);
     if (rc == GR_OK && pthread_create(&b->thread, NULL, storage__thread, b) != 0)
         rc = GR_ENOMEM;
     if (rc) {
-        ctx->storage = NULL;
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
@@ -429,8 +424,6 @@ void storage_stop(struct storage *b)
     pthread_mutex_unlock(&b->lock);
     if (b->started)
         pthread_join(b->thread, NULL);
-    if (b->ctx->storage == b)
-        b->ctx->storage = NULL;
     memset(b->key, 0, sizeof(b->key));
     memset(b->next_key, 0, sizeof(b->next_key));
     storage__keys_free(b);

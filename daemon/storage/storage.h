@@ -12,7 +12,7 @@
  * under a tombstone and no collection deletes a copy an upload relies on.
  *
  * Thread-safe. One struct storage per process, owned by the server struct and
- * reached through repo_ctx.blobs.
+ * reached through repo_ctx.storage.
  */
 #ifndef REPO_BLOBS_H
 #define REPO_BLOBS_H
@@ -23,12 +23,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct repo_ctx;
+struct db_pool;
+struct bs_store;
 struct db_conn;
 struct bs_upload;
 struct storage;
 
 struct storage_options {
+    struct db_pool *db;  /* the shared database */
+    struct bs_store *bs; /* this node's filestore */
     const char *node_id;
     const char *zone;
     const void *key; /* the join key; NULL on a single node (no cluster port) */
@@ -65,7 +68,7 @@ struct storage_settings {
  * stage expiry, scrub, and on the primary repair and collection).
  * GR_EDB, GR_ENOMEM.
  */
-int storage_start(const struct storage_options *o, struct repo_ctx *ctx, struct storage **out)
+int storage_start(const struct storage_options *o, struct storage **out)
     __attribute__((warn_unused_result));
 /* Stop the thread and free. NULL is fine. */
 void storage_stop(struct storage *b);
@@ -92,7 +95,7 @@ struct storage_pending;
  * @return GR_OK; GR_EUNAVAIL when fewer than lenient_limit copies could be
  *         made durable (nothing is kept), GR_ENOSPC, GR_EIO, GR_ENOMEM.
  */
-int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
+int storage_replicate(struct storage *st, struct gr_arena *a, struct bs_upload *bu,
                       const char *sha256, uint64_t size, const char *request_id,
                       struct storage_pending **out) __attribute__((warn_unused_result));
 
@@ -105,7 +108,7 @@ int storage_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload
  *         published (the caller rolls back), GR_ENOTFOUND (p NULL and no
  *         copy anywhere), GR_EDB.
  */
-int storage_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
+int storage_publish(struct storage *st, struct db_conn *c, const char *sha256,
                     struct storage_pending *p) __attribute__((warn_unused_result));
 
 /* ---- reads ---- */
@@ -141,7 +144,7 @@ struct storage_remote;
  * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EINVAL (a
  *         range it cannot parse), GR_ENOMEM, GR_EDB.
  */
-int storage_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
+int storage_open_remote(struct storage *st, const char *sha256, uint64_t size, const char *range,
                         const char *request_id, struct storage_remote **out)
     __attribute__((warn_unused_result));
 /*
@@ -162,7 +165,7 @@ void storage_remote_close(struct storage_remote *s);
  * This node's copy failed a check (a block checksum, or sha256): move it to
  * quarantine, forget its location, count it, and wake repair.
  */
-void storage_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why);
+void storage_bad_local_copy(struct storage *st, const char *sha256, const char *why);
 
 /*
  * Open this node's copy for a verified read, settling missing block
@@ -171,7 +174,7 @@ void storage_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char
  * local copy), GR_EIO.
  */
 struct bs_blob;
-int storage_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
+int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
     __attribute__((warn_unused_result));
 
 /*
@@ -180,7 +183,7 @@ int storage_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob 
  * not act on the bytes before GR_OK is returned). GR_OK, GR_ENOTFOUND,
  * GR_EIO, GR_ENOMEM, or fn's non-zero value.
  */
-int storage_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
+int storage_read_all(struct storage *st, const char *sha256, uint64_t size,
                      int (*fn)(void *arg, const void *data, size_t len), void *arg)
     __attribute__((warn_unused_result));
 
@@ -235,10 +238,10 @@ void storage_sign_answer(struct storage *b, const struct storage_auth *req, int 
  * never for a tombstoned or deleted binary). GR_OK, GR_ENOTFOUND (no
  * source had a good copy, or the binary is gone), GR_ENOSPC, GR_EIO, GR_EDB.
  */
-int storage_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
+int storage_pull(struct storage *st, const char *sha256, const char *sources,
                  const char *request_id) __attribute__((warn_unused_result));
 /* Forget this node's location of sha256 (after quarantine or delete). */
-void storage_forget_local(struct repo_ctx *ctx, const char *sha256);
+void storage_forget_local(struct storage *st, const char *sha256);
 
 /* ---- tasks ---- */
 
@@ -248,7 +251,7 @@ struct storage_gc_report {
     int64_t duration_ms;
 };
 /* Collect now, with grace_s (-1: the setting). GR_OK, GR_EDB, GR_EUNAVAIL (one is running). */
-int storage_gc(struct repo_ctx *ctx, int64_t grace_s, struct storage_gc_report *out)
+int storage_gc(struct storage *st, int64_t grace_s, struct storage_gc_report *out)
     __attribute__((warn_unused_result));
 
 struct storage_repair_report {
@@ -256,7 +259,7 @@ struct storage_repair_report {
     int64_t duration_ms;
 };
 /* One repair pass now (any node may run it; the primary runs it on a schedule). */
-int storage_repair(struct repo_ctx *ctx, struct storage_repair_report *out)
+int storage_repair(struct storage *st, struct storage_repair_report *out)
     __attribute__((warn_unused_result));
 
 struct storage_scrub_report {
@@ -264,7 +267,7 @@ struct storage_scrub_report {
     int64_t duration_ms;
 };
 /* One full scrub pass of this node's copies now, at full speed. */
-int storage_scrub(struct repo_ctx *ctx, struct storage_scrub_report *out)
+int storage_scrub(struct storage *st, struct storage_scrub_report *out)
     __attribute__((warn_unused_result));
 
 struct storage_status {
@@ -287,7 +290,7 @@ struct storage_status {
  * call (the storage thread of a cluster node makes one every 15 s), so that
  * a metrics scrape costs no query. GR_EDB.
  */
-int storage_status(struct repo_ctx *ctx, bool fresh, struct storage_status *out)
+int storage_status(struct storage *st, bool fresh, struct storage_status *out)
     __attribute__((warn_unused_result));
 
 /* Wake the storage thread for a repair pass (on the primary) soon. */

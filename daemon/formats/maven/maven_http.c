@@ -208,7 +208,8 @@ static int maven__digest_chunk(void *arg, const void *data, size_t len)
 static int maven__blob_sha512(struct http_req *r, const struct artifact *a, char out[CR_SHA512_HEX])
 {
     struct cr_digest *d = cr_digest_new(CR_SHA512);
-    int rc = d ? storage_read_all(r->ctx, a->sha256, a->size, maven__digest_chunk, d) : GR_ENOMEM;
+    int rc = d ? storage_read_all(r->ctx->storage, a->sha256, a->size, maven__digest_chunk, d)
+               : GR_ENOMEM;
     if (rc == GR_OK) {
         unsigned char raw[64];
         size_t n = cr_digest_final(d, raw);
@@ -347,7 +348,7 @@ static bool maven__pom_read_blob(struct http_req *r, struct maven_put *m, const 
     m->len = 0;
     m->overflow = false;
     struct maven__pom_read pr = {r, m};
-    return storage_read_all(r->ctx, a->sha256, a->size, maven__pom_chunk, &pr) == GR_OK &&
+    return storage_read_all(r->ctx->storage, a->sha256, a->size, maven__pom_chunk, &pr) == GR_OK &&
            !m->overflow;
 }
 

@@ -922,7 +922,7 @@ static int npm__search_visible(struct repo_ctx *ctx, const char *repo, const cha
             page[n++] = name;
         seen++;
     }
-    repo__pg_array(names, page, n);
+    db_text_array(names, page, n);
     free(page);
     db_res_free(res);
     *total = seen;

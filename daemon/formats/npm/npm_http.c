@@ -526,7 +526,7 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     u->bu = NULL;
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = storage_replicate(r->ctx, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
+    int rc = storage_replicate(r->ctx->storage, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
                                gr_arena_strdup(r->arena, rid), &pub.tarball.pending);
     if (rc) {
         http_error_code(r, rc, "cannot store the tarball");
