@@ -52,6 +52,38 @@ static int main__lock(struct server *s)
     return GR_OK;
 }
 
+/* ---- the wiring between repo and the cluster, which include none of each other ---- */
+
+static void main__cache_apply(void *arg, const struct cluster_key *keys, size_t n)
+{
+    repo_apply_invalidation(arg, keys, n);
+}
+
+static int main__cache_drop(void *arg)
+{
+    return repo_cache_drop(arg);
+}
+
+static uint64_t main__cache_hits(void *arg)
+{
+    return atomic_load(&((struct repo_ctx *)arg)->cache_hits);
+}
+
+static uint64_t main__cache_misses(void *arg)
+{
+    return atomic_load(&((struct repo_ctx *)arg)->cache_misses);
+}
+
+static uint64_t main__primary_token(void *arg)
+{
+    return cluster_primary_token(arg);
+}
+
+static int main__set_draining(void *arg, bool draining)
+{
+    return cluster_set_draining(arg, draining);
+}
+
 /* Database work that must succeed before the node is ready. */
 static int main__prepare(struct server *s, bool *first_admin, char pw[33])
 {
@@ -138,6 +170,9 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
     if (s->cfg.cluster_listen[0])
         snprintf(cluster_url, sizeof(cluster_url), "http://%.250s", s->cfg.cluster_listen);
     struct cluster_options co = {
+        .db = s->ctx.db,
+        .cache = {main__cache_apply, main__cache_drop, main__cache_hits, main__cache_misses,
+                  &s->ctx},
         .node_id = s->cfg.node_id,
         .public_url = public_url,
         .cluster_url = cluster_url,
@@ -157,11 +192,18 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
     };
     *key_len = (size_t)n;
     *next_len = (size_t)nn;
-    return cluster_start(&co, &s->ctx, &s->cluster);
+    int rc = cluster_start(&co, &s->cluster);
+    if (rc)
+        return rc;
+    /* repo calls the cluster through these: it includes none of its functions */
+    s->ctx.hooks = (struct repo_hooks){cluster_cache_ok, cluster_invalidate, main__primary_token,
+                                       main__set_draining, s->cluster};
+    s->ctx.cluster = s->cluster;
+    return GR_OK;
 }
 
 /*
- * Redundant storage (repo/blobs.h), and the cluster port that peers reach
+ * Redundant storage (storage/storage.h), and the cluster port that peers reach
  * it through when this node is in a cluster.
  */
 /* The storage layer asks the cluster through this (no include of cluster/ there). */
@@ -220,7 +262,7 @@ static void main__metrics(void *arg, struct gr_sbuf *sb)
     db_metrics(s->ctx.db, sb);
     repo_cache_metrics(&s->ctx, sb);
     cluster_metrics(s->ctx.cluster, sb);
-    http_storage_metrics(&s->ctx, sb);
+    storage_metrics(s->storage, sb);
 }
 
 static bool main__stop_signal(sigset_t *set, int timeout_ms)
@@ -286,10 +328,14 @@ int main(int argc, char **argv)
     if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
         goto out_unlock;
     /* the formats' endpoints join the route table before any port serves */
-    for (int i = 0; formats[i]; i++)
+    for (int i = 0; formats[i]; i++) {
+        if (formats[i]->configure)
+            formats[i]->configure(&s->cfg);
         if (formats[i]->routes && http_routes_add(formats[i]->routes))
             goto out_unlock;
-    if (http_metrics_add(main__metrics, s))
+    }
+    if (http_routes_add(cluster_routes) || http_routes_add(storage_routes) ||
+        http_metrics_add(main__metrics, s))
         goto out_unlock;
 
     if (!s->cfg.database_url[0]) {
@@ -337,7 +383,6 @@ int main(int argc, char **argv)
         .max_conn_per_client = s->cfg.max_conn_per_client,
         .max_body_size = s->cfg.max_body_size,
         .trusted_proxy = s->cfg.trusted_proxy,
-        .npm_token_lifetime = s->cfg.npm_token_lifetime,
         .version = GRANARY_VERSION,
         .formats = formats,
     };
@@ -418,6 +463,8 @@ out_http_clean:
     if (s->cluster) {
         /* a cluster node always drops its cache at start: it cannot know that
          * it received every invalidation up to any change counter */
+        memset(&s->ctx.hooks, 0, sizeof(s->ctx.hooks));
+        s->ctx.cluster = NULL;
         cluster_stop(s->cluster);
         s->cluster = NULL;
     } else if (repo_cache_stop(&s->ctx) != GR_OK) {
@@ -429,6 +476,8 @@ out_http:
     http_stop(s->internal);
     storage_stop(s->storage);
     plugins_stop(s->ctx.plugins);
+    memset(&s->ctx.hooks, 0, sizeof(s->ctx.hooks));
+    s->ctx.cluster = NULL;
     cluster_stop(s->cluster);
 out_bs:
     cr_hashpool_stop(s->ctx.hashpool);

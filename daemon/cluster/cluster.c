@@ -11,7 +11,6 @@
 #include "bus.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
-#include "repo/repo.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,7 +26,8 @@
 #define CLUSTER_MAX_PEERS 64
 
 struct cluster {
-    struct repo_ctx *ctx;
+    struct db_pool *db;
+    struct cluster_cache cache; /* the node's cache, driven by the protocol */
     struct bus *bus;
     char id[64], public_url[256], cluster_url[256], bus_endpoint[300], zone[64], version[32];
     unsigned char key[256], next_key[256];
@@ -69,7 +69,7 @@ static void cluster__hmac(const void *key, size_t klen, const void *data, size_t
 
 /* ---- the reader's side: is the cache lease valid? ---- */
 
-static bool cluster__cache_ok(void *arg)
+bool cluster_cache_ok(void *arg)
 {
     struct cluster *c = arg;
     return cluster__mono_ns() < atomic_load(&c->lease_deadline_ns);
@@ -77,7 +77,7 @@ static bool cluster__cache_ok(void *arg)
 
 /* ---- invalidation messages: [u8 prefix][u32 len][key] ... ---- */
 
-static void cluster__encode(struct gr_sbuf *sb, const struct repo_inval *items, size_t n)
+static void cluster__encode(struct gr_sbuf *sb, const struct cluster_key *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char h[5] = {items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
@@ -97,23 +97,23 @@ static int cluster__on_message(void *arg, const struct bus_msg *m, void **reply,
         return 0; /* events we do not know yet are acknowledged and ignored */
     const unsigned char *p = m->payload;
     size_t left = m->len, n = 0;
-    struct repo_inval items[64];
+    struct cluster_key items[64];
     while (left > 0) {
         if (left < 5 || n == 64)
             goto bad;
         size_t len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
         if (len > left - 5)
             goto bad;
-        items[n++] = (struct repo_inval){(const char *)p + 5, len, p[0] == 1};
+        items[n++] = (struct cluster_key){(const char *)p + 5, len, p[0] == 1};
         p += 5 + len;
         left -= 5 + len;
     }
-    repo_apply_invalidation(c->ctx, items, n);
+    c->cache.apply(c->cache.arg, items, n);
     return 0;
 bad:
     /* cannot tell what to drop: drop everything, then acknowledge */
     gr_warn("cluster: malformed invalidation from %s: dropping the cache", m->sender);
-    if (repo_cache_drop(c->ctx) != GR_OK)
+    if (c->cache.drop(c->cache.arg) != GR_OK)
         return -1;
     return 0;
 }
@@ -123,7 +123,7 @@ static void cluster__on_gap(void *arg, const char *sender)
     struct cluster *c = arg;
     gr_warn("cluster: messages from %s were lost: dropping the cache", sender);
     atomic_fetch_add(&c->st_flushes, 1);
-    if (repo_cache_drop(c->ctx) != GR_OK)
+    if (c->cache.drop(c->cache.arg) != GR_OK)
         gr_error("cluster: cache drop failed");
 }
 
@@ -190,7 +190,7 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
     int64_t deadline = cluster__mono_ns() + (int64_t)(c->lease_ms + 200) * 1000000LL;
     const char *p[2] = {peer, NULL};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
                       " RETURNING flush_epoch",
                       1, p);
@@ -204,7 +204,7 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
         if (epoch[0]) {
             p[1] = epoch;
             res = NULL;
-            rc = db_exec1(c->ctx->db, &res,
+            rc = db_exec1(c->db, &res,
                           "SELECT lease_expiry <= now() OR flushed_epoch >= $2::bigint"
                           " FROM cluster_nodes WHERE id = $1",
                           2, p);
@@ -217,10 +217,10 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
     }
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n);
+static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
 
 /* Acknowledged invalidation (below), timed for the metrics. */
-static void cluster__invalidate(void *arg, const struct repo_inval *items, size_t n)
+void cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
 {
     struct cluster *c = arg;
     int64_t t0 = cluster__mono_ns();
@@ -233,7 +233,7 @@ static void cluster__invalidate(void *arg, const struct repo_inval *items, size_
     atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n)
+static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
 {
     /* who holds a lease now, by the database clock: a node that joined a
      * moment ago is included, a node whose lease expired will flush anyway */
@@ -241,7 +241,7 @@ static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval
     int np = 0;
     const char *p[1] = {c->id};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
                       " AND lease_expiry > now() ORDER BY id",
                       1, p);
@@ -323,7 +323,7 @@ static int cluster__register(struct cluster *c)
                         c->zone,
                         c->version,
                         c->preferred ? "true" : "false"};
-    return db_exec1(c->ctx->db, NULL,
+    return db_exec1(c->db, NULL,
                     "INSERT INTO cluster_nodes (id, public_url, cluster_url, bus_endpoint, zone,"
                     " version, preferred_primary, state, started, heartbeat, lease_expiry)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7::boolean, 'active', now(), now(), now())"
@@ -340,13 +340,12 @@ static void cluster__renew(struct cluster *c)
     bool lapsed = t0 >= atomic_load(&c->lease_deadline_ns);
     char lease[16], hits[24], misses[24];
     snprintf(lease, sizeof(lease), "%d", c->lease_ms);
-    snprintf(hits, sizeof(hits), "%llu", (unsigned long long)atomic_load(&c->ctx->cache_hits));
-    snprintf(misses, sizeof(misses), "%llu",
-             (unsigned long long)atomic_load(&c->ctx->cache_misses));
+    snprintf(hits, sizeof(hits), "%llu", (unsigned long long)c->cache.hits(c->cache.arg));
+    snprintf(misses, sizeof(misses), "%llu", (unsigned long long)c->cache.misses(c->cache.arg));
     const char *p[5] = {c->id, lease, hits, misses,
                         atomic_load(&c->draining) ? "draining" : "active"};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET heartbeat = now(),"
                       " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
                       " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5"
@@ -369,11 +368,11 @@ static void cluster__renew(struct cluster *c)
     db_res_free(res);
     if (lapsed || flagged) {
         /* we may have missed invalidations: writers stopped waiting for us */
-        if (repo_cache_drop(c->ctx) != GR_OK)
+        if (c->cache.drop(c->cache.arg) != GR_OK)
             return;
         atomic_fetch_add(&c->st_flushes, 1);
         const char *q[2] = {c->id, epoch};
-        if (db_exec1(c->ctx->db, NULL,
+        if (db_exec1(c->db, NULL,
                      "UPDATE cluster_nodes SET flushed_epoch = greatest(flushed_epoch,"
                      " $2::bigint) WHERE id = $1",
                      2, q) != GR_OK)
@@ -391,7 +390,7 @@ static void cluster__refresh_peers(struct cluster *c)
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
     const char *p[2] = {c->id, down};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1 AND"
                       " (lease_expiry > now() OR (state <> 'down' AND heartbeat > now() -"
                       " make_interval(secs => $2::double precision / 1000))) ORDER BY id",
@@ -415,7 +414,7 @@ static void cluster__primary(struct cluster *c)
     const char *p[4] = {c->id, lease, c->preferred ? "true" : "false", down};
     struct db_res *res = NULL;
     int rc = db_exec1(
-        c->ctx->db, &res,
+        c->db, &res,
         "INSERT INTO cluster_leases AS l (name, holder, token, expiry) VALUES ('primary', $1, 1,"
         " now() + make_interval(secs => $2::double precision / 1000))"
         " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
@@ -451,7 +450,7 @@ static void cluster__tasks(struct cluster *c)
     snprintf(token, sizeof(token), "%llu", (unsigned long long)atomic_load(&c->primary_token));
     const char *p[3] = {c->id, token, secs};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "DELETE FROM cluster_nodes n WHERE n.id <> $1 AND n.heartbeat < now() -"
                       " make_interval(secs => $3::double precision) AND EXISTS (SELECT 1 FROM"
                       " cluster_leases l WHERE l.name = 'primary' AND l.holder = $1 AND"
@@ -523,7 +522,7 @@ static int cluster__check_key(struct cluster *c)
     }
     const char *p[1] = {want};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "WITH ins AS (INSERT INTO settings (key, value) VALUES"
                       " ('cluster_key_verifier', $1) ON CONFLICT (key) DO NOTHING RETURNING value)"
                       " SELECT value FROM ins UNION ALL SELECT value FROM settings"
@@ -549,7 +548,7 @@ static int cluster__check_key(struct cluster *c)
     if (!ok)
         return GR_EAUTH;
     if (update) {
-        rc = db_exec1(c->ctx->db, NULL,
+        rc = db_exec1(c->db, NULL,
                       "UPDATE settings SET value = $1 WHERE key = 'cluster_key_verifier'", 1, p);
         if (rc == GR_OK)
             gr_info("cluster: accepted join keys are now this node's (%s)",
@@ -558,12 +557,13 @@ static int cluster__check_key(struct cluster *c)
     return rc;
 }
 
-int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct cluster **out)
+int cluster_start(const struct cluster_options *o, struct cluster **out)
 {
     struct cluster *c = calloc(1, sizeof(*c));
     if (!c)
         return GR_ENOMEM;
-    c->ctx = ctx;
+    c->db = o->db;
+    c->cache = o->cache;
     snprintf(c->id, sizeof(c->id), "%s", o->node_id);
     snprintf(c->public_url, sizeof(c->public_url), "%s", o->public_url);
     snprintf(c->cluster_url, sizeof(c->cluster_url), "%s", o->cluster_url ? o->cluster_url : "");
@@ -618,10 +618,6 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
     rc = cluster__register(c);
     if (rc)
         goto out_bus;
-    ctx->hooks.cache_ok = cluster__cache_ok;
-    ctx->hooks.invalidate = cluster__invalidate;
-    ctx->hooks.arg = c;
-    ctx->cluster = c;
     /* the first lease; the cache was validated (or dropped) by repo_cache_start */
     atomic_store(&c->lease_deadline_ns, INT64_MAX);
     cluster__renew(c);
@@ -629,15 +625,12 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
     cluster__primary(c);
     if (pthread_create(&c->thread, NULL, cluster__thread, c) != 0) {
         rc = GR_ENOMEM;
-        goto out_hooks;
+        goto out_bus;
     }
     gr_info("cluster: node %s joined (bus %s, zone %s, lease %d ms)", c->id, c->bus_endpoint,
             c->zone, c->lease_ms);
     *out = c;
     return GR_OK;
-out_hooks:
-    memset(&ctx->hooks, 0, sizeof(ctx->hooks));
-    ctx->cluster = NULL;
 out_bus:
     bus_close(c->bus);
 out_free:
@@ -657,16 +650,13 @@ void cluster_stop(struct cluster *c)
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
     const char *p[1] = {c->id};
-    if (db_exec1(c->ctx->db, NULL,
+    if (db_exec1(c->db, NULL,
                  "UPDATE cluster_nodes SET state = 'down', lease_expiry = now() WHERE id = $1", 1,
                  p) != GR_OK)
         gr_warn("cluster: could not mark this node down; peers wait out its lease");
-    if (db_exec1(c->ctx->db, NULL,
-                 "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1", 1,
-                 p) != GR_OK)
+    if (db_exec1(c->db, NULL, "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1",
+                 1, p) != GR_OK)
         gr_warn("cluster: could not release the primary lease");
-    memset(&c->ctx->hooks, 0, sizeof(c->ctx->hooks));
-    c->ctx->cluster = NULL;
     bus_close(c->bus);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
@@ -677,7 +667,7 @@ int cluster_set_draining(struct cluster *c, bool draining)
 {
     atomic_store(&c->draining, draining);
     const char *p[2] = {c->id, draining ? "draining" : "active"};
-    return db_exec1(c->ctx->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
+    return db_exec1(c->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
 }
 
 bool cluster_is_draining(struct cluster *c)
@@ -724,7 +714,7 @@ void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
     }
 }
 
-int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
+int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
                    struct cluster_status *out)
 {
     char down[16];
@@ -733,7 +723,7 @@ int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
     struct db_res *res = NULL;
     memset(out, 0, sizeof(*out));
     int rc = db_exec1(
-        ctx->db, &res,
+        db, &res,
         "SELECT id, CASE WHEN state <> 'down' AND heartbeat < now() - make_interval(secs =>"
         " $1::double precision / 1000) THEN 'down' ELSE state END, zone, public_url,"
         " cluster_url, bus_endpoint, version, " MS("started") ", " MS("heartbeat") ", " MS(
@@ -770,13 +760,13 @@ int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
     return GR_OK;
 }
 
-int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
+int cluster_remove_node(struct db_pool *db, const char *id, int down_after_ms)
 {
     char down[16];
     snprintf(down, sizeof(down), "%d", down_after_ms);
     const char *p[2] = {id, down};
     struct db_res *res = NULL;
-    int rc = db_exec1(ctx->db, &res,
+    int rc = db_exec1(db, &res,
                       "WITH d AS (DELETE FROM cluster_nodes WHERE id = $1 AND (state = 'down' OR"
                       " heartbeat < now() - make_interval(secs => $2::double precision / 1000))"
                       " RETURNING 1) SELECT (SELECT count(*) FROM d),"

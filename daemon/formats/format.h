@@ -21,12 +21,16 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct config;
 struct http_req;
 struct http_route;
 struct repo_config;
 
 struct format {
-    const char *name;           /* the packageType repositories name ("maven") */
+    const char *name; /* the packageType repositories name ("maven") */
+    /* The node's settings (config.h), once at start before any request: a
+     * format keeps what it needs of them (npm: its tokens' lifetime). NULL: none. */
+    void (*configure)(const struct config *cfg);
     const char *const *aliases; /* other packageType values meaning it (NULL-terminated), or NULL */
     /* Rows this format adds to the route table (http/route.h), ended by a row
      * whose path is NULL; NULL: none. */

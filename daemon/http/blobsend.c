@@ -7,8 +7,8 @@
  */
 #include "http/blobsend.h"
 
+#include "base/err.h"
 #include "base/log.h"
-#include "bs.h"
 #include "storage/storage.h"
 
 #include <microhttpd.h>
@@ -41,7 +41,7 @@ struct blobsend__local {
 static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct blobsend__local *s = cls;
-    ssize_t n = bs_blob_read(s->blob, s->first + pos, buf, max);
+    long n = storage_blob_read(s->blob, s->first + pos, buf, max);
     if (n > 0) {
         *s->sent += (uint64_t)n;
         return n;
@@ -49,8 +49,8 @@ static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t m
     if (n == 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
     gr_error("req=%llu reading %s at %llu: %s; connection cut", (unsigned long long)s->req,
-             s->sha256, (unsigned long long)(s->first + pos), bs_strerror((int)n));
-    if (n == BS_ECORRUPT)
+             s->sha256, (unsigned long long)(s->first + pos), gr_strerror((int)n));
+    if (n == GR_ECORRUPT)
         storage_bad_local_copy(s->ctx->storage, s->sha256, "block checksum mismatch while sending");
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
@@ -58,26 +58,26 @@ static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t m
 static void blobsend__local_free(void *cls)
 {
     struct blobsend__local *s = cls;
-    bs_blob_close(s->blob);
+    storage_blob_close(s->blob);
     free(s);
 }
 
 int http_blob_check_first(struct http_req *r, struct bs_blob *blob, const char *sha256,
                           uint64_t first, uint64_t len)
 {
-    char buf[BS_BLOCK];
-    uint64_t start = first - first % BS_BLOCK;
-    size_t n = len ? BS_BLOCK : 0;
-    if (start + n > bs_blob_size(blob))
-        n = (size_t)(bs_blob_size(blob) - start);
+    char buf[STORAGE_BLOCK];
+    uint64_t start = first - first % STORAGE_BLOCK;
+    size_t n = len ? STORAGE_BLOCK : 0;
+    if (start + n > storage_blob_size(blob))
+        n = (size_t)(storage_blob_size(blob) - start);
     if (n == 0)
         return 0;
-    ssize_t got = bs_blob_read(blob, start, buf, n);
-    if (got == (ssize_t)n)
+    long got = storage_blob_read(blob, start, buf, n);
+    if (got == (long)n)
         return 0;
     gr_error("req=%llu first block of %s: %s", (unsigned long long)r->id, sha256,
-             got < 0 ? bs_strerror((int)got) : "short read");
-    if (got == BS_ECORRUPT)
+             got < 0 ? gr_strerror((int)got) : "short read");
+    if (got == GR_ECORRUPT)
         storage_bad_local_copy(r->ctx->storage, sha256, "block checksum mismatch");
     return -1;
 }
@@ -87,7 +87,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
 {
     struct blobsend__local *s = calloc(1, sizeof(*s));
     if (!s) {
-        bs_blob_close(blob);
+        storage_blob_close(blob);
         return NULL;
     }
     s->ctx = r->ctx;

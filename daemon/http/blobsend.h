@@ -1,6 +1,7 @@
 /*
  * blobsend.h - responses streaming a binary, verified as they go
- * (blobsend.c). Internal to http/.
+ * (blobsend.c): the download path's and the cluster port's
+ * (storage/cluster_api.c).
  */
 #ifndef HTTP_BLOBSEND_H
 #define HTTP_BLOBSEND_H

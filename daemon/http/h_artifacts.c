@@ -10,9 +10,9 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "bs.h"
 #include "crypto/crypto.h"
 #include "formats/format.h"
+#include "repo/ingest.h"
 #include "storage/storage.h"
 
 #include <microhttpd.h>
@@ -22,35 +22,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-struct upload {
-    struct bs_upload *bu;
-    struct cr_multihash *hash;
-    void *cleanup;
-};
-
-static void artifacts__upload_cleanup(void *arg)
-{
-    struct upload *u = arg;
-    bs_upload_abort(u->bu); /* NULL after a commit */
-    cr_multihash_free(u->hash);
-}
-
-static int artifacts__bs_err(int bsrc)
-{
-    switch (bsrc) {
-    case BS_ENOSPC:
-        return GR_ENOSPC;
-    case BS_ENOTFOUND:
-        return GR_ENOTFOUND;
-    case BS_EINVAL:
-        return GR_EINVAL;
-    case BS_ENOMEM:
-        return GR_ENOMEM;
-    default:
-        return GR_EIO;
-    }
-}
 
 json_t *http_artifact_json(struct http_req *r, const struct artifact *a, bool full)
 {
@@ -134,24 +105,17 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
 
 static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len)
 {
-    struct upload *u = r->hctx;
     uint64_t max = r->srv->opt.max_body_size;
     if (max && r->body_bytes > max)
         return GR_ETOOBIG;
     if (r->deploy.tap)
         r->deploy.tap(r, data, len);
-    cr_multihash_update(u->hash, data, len);
-    int rc = bs_upload_write(u->bu, data, len);
-    if (rc == BS_OK)
-        return GR_OK;
-    bs_upload_abort(u->bu); /* free the space now, not after draining the body */
-    u->bu = NULL;
-    return artifacts__bs_err(rc);
+    return ingest_write(r->hctx, data, len);
 }
 
 static void artifacts__put_end(struct http_req *r)
 {
-    struct upload *u = r->hctx;
+    struct ingest *in = r->hctx;
     if (r->body_error) {
         if (r->body_error == GR_ETOOBIG)
             http_error(r, 413, "body larger than the limit of %llu bytes",
@@ -161,8 +125,7 @@ static void artifacts__put_end(struct http_req *r)
         return;
     }
     struct artifact a = {0};
-    cr_multihash_final(u->hash, a.sha256, a.sha1, a.md5);
-    a.size = bs_upload_size(u->bu);
+    ingest_finish(in, &a);
     const char *want256, *want1, *wantmd5;
     if (!artifacts__checksum_header(r, "X-Checksum-Sha256", 64, &want256) ||
         !artifacts__checksum_header(r, "X-Checksum-Sha1", 40, &want1) ||
@@ -181,12 +144,9 @@ static void artifacts__put_end(struct http_req *r)
     }
     if (r->deploy.check && !r->deploy.check(r, &a))
         return; /* the arena cleanup aborts the upload */
-    struct bs_upload *bu = u->bu;
-    u->bu = NULL; /* replication takes it whatever happens */
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = storage_replicate(r->ctx->storage, r->arena, bu, a.sha256, a.size,
-                               gr_arena_strdup(r->arena, rid), &a.pending);
+    int rc = ingest_replicate(in, rid, &a);
     if (rc) {
         http_error_code(r, rc,
                         rc == GR_EUNAVAIL ? "too few nodes could store a copy; try again"
@@ -250,15 +210,13 @@ static void artifacts__put(struct http_req *r)
         artifacts__deploy_by_checksum(r);
         return;
     }
-    struct upload *u = gr_arena_calloc(r->arena, sizeof(*u));
-    u->hash = cr_multihash_new(r->ctx->hashpool);
-    int rc = u->hash ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
-    gr_arena_cleanup(r->arena, artifacts__upload_cleanup, u);
+    struct ingest *in;
+    int rc = ingest_begin(r->ctx, r->arena, &in);
     if (rc) {
-        http_error_code(r, artifacts__bs_err(rc), "cannot start the upload");
+        http_error_code(r, rc, "cannot start the upload");
         return;
     }
-    r->hctx = u;
+    r->hctx = in;
     r->on_body = artifacts__put_chunk;
     r->on_end = artifacts__put_end;
 }
@@ -364,28 +322,28 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
     struct bs_blob *blob = NULL;
     int rc = storage_open_local(r->ctx->storage, a->sha256, &blob);
-    if (rc == GR_OK && bs_blob_size(blob) != a->size) {
-        bs_blob_close(blob);
+    if (rc == GR_OK && storage_blob_size(blob) != a->size) {
+        storage_blob_close(blob);
         storage_bad_local_copy(r->ctx->storage, a->sha256, "wrong size");
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_OK && len <= HTTP_SMALL_BODY) {
         /* small: one verified read, sent with the headers */
         char *buf = malloc(len ? len : 1);
-        ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
-        bs_blob_close(blob);
-        if (got == (ssize_t)len) {
+        long got = buf ? storage_blob_read(blob, first, buf, len) : GR_ENOMEM;
+        storage_blob_close(blob);
+        if (got == (long)len) {
             r->sent_bytes += len;
             return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
         }
         free(buf);
-        if (got == BS_ECORRUPT)
+        if (got == GR_ECORRUPT)
             storage_bad_local_copy(r->ctx->storage, a->sha256, "block checksum mismatch");
         rc = GR_ENOTFOUND;
     } else if (rc == GR_OK) {
         if (http_blob_check_first(r, blob, a->sha256, first, len) == 0)
             return http_blob_local_response(r, blob, a->sha256, first, len);
-        bs_blob_close(blob);
+        storage_blob_close(blob);
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_ENOTFOUND) {

@@ -3,7 +3,7 @@
 
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "bs.h"
+#include "storage/storage.h"
 #include "repo/listing.h"
 
 #include <stdio.h>
@@ -196,8 +196,9 @@ void h_storageinfo(struct http_req *r, const char *rest)
         return;
     }
     struct gr_arena *a = r->arena;
-    int64_t free_b = bs_free_bytes(r->ctx->bs);
-    int64_t total_b = bs_total_bytes(r->ctx->bs);
+    struct storage_disk disk;
+    storage_disk(r->ctx->storage, &disk);
+    int64_t free_b = disk.free_bytes, total_b = disk.total_bytes;
     uint64_t fb = free_b > 0 ? (uint64_t)free_b : 0, tb = total_b > 0 ? (uint64_t)total_b : 0;
     uint64_t used = tb > fb ? tb - fb : 0;
     json_t *list = json_array();
@@ -230,7 +231,7 @@ void h_storageinfo(struct http_req *r, const char *rest)
         (json_int_t)s.binaries_bytes, "artifactsSizeInBytes", (json_int_t)s.artifacts_bytes);
     json_t *fs = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "storageType", "filesystem", "storageDirectory",
-        bs_root(r->ctx->bs), "totalSpace", storage__human(a, tb), "usedSpace",
+        disk.root, "totalSpace", storage__human(a, tb), "usedSpace",
         gr_arena_printf(a, "%s (%s)", storage__human(a, used), storage__percent(a, used, tb)),
         "freeSpace",
         gr_arena_printf(a, "%s (%s)", storage__human(a, fb), storage__percent(a, fb, tb)),
@@ -239,5 +240,5 @@ void h_storageinfo(struct http_req *r, const char *rest)
     http_json(r, 200,
               json_pack("{s:o,s:o,s:o,s:o}", "binariesSummary", bin, "fileStoreSummary", fs,
                         "repositoriesSummaryList", list, "replication",
-                        http_storage_status_json(r)));
+                        storage_status_json(r->ctx->storage)));
 }

@@ -95,6 +95,9 @@ struct http_req {
     bool started, responded, counted;
     bool deferred;   /* routed at the second access call (see server.c) */
     int route_label; /* the metrics label of the route taken (route.c); -1 before routing */
+    /* a format's clients read errors their own way: http_error() calls this to
+     * adjust the JSON error document (NULL: the house shape only) */
+    void (*error_doc)(struct http_req *r, json_t *doc, int status, const char *msg);
     int status;
     uint64_t sent_bytes;
     struct timespec t0;
@@ -114,7 +117,7 @@ struct http_req {
     int body_error; /* first error while streaming; answered from on_end */
     char *body_error_msg;
 
-    /* Deploy hooks: a package handler (h_maven.c) may set them before
+    /* Deploy hooks: a package handler (formats/maven/maven_http.c) may set them before
      * h_artifact_generic() takes a PUT; NULL members do nothing. */
     struct http_deploy_hooks {
         /* every body chunk, in order (not for deploys by checksum) */
@@ -256,8 +259,6 @@ void h_system_v1(struct http_req *r, const char *rest); /* /api/v1/system/{liven
 void h_ping(struct http_req *r, const char *rest);      /* /api/system/ping */
 void h_system_version(struct http_req *r, const char *rest); /* h_system.c: /api/system/... */
 void h_system_metrics(struct http_req *r, const char *rest);
-void h_system_cluster(struct http_req *r, const char *rest);
-void h_system_node_delete(struct http_req *r, const char *rest); /* rest: the node id */
 void h_system_maintenance(struct http_req *r, const char *rest);
 void h_system_settings(struct http_req *r, const char *rest);
 void h_repositories(struct http_req *r, const char *rest); /* h_repos.c: the list */
@@ -286,19 +287,12 @@ void h_sec_groups(struct http_req *r, const char *rest);
 void h_sec_permissions(struct http_req *r, const char *rest);    /* v1 */
 void h_sec_permissions_v2(struct http_req *r, const char *rest); /* /api/v2/security/permissions */
 void h_sec_token(struct http_req *r, const char *rest);
-void h_audit(struct http_req *r, const char *rest);    /* /api/audit */
-void h_plugins(struct http_req *r, const char *rest);  /* h_plugins.c: /api/plugins... */
-void h_internal(struct http_req *r, const char *rest); /* h_internal.c: the cluster port */
+void h_audit(struct http_req *r, const char *rest);   /* /api/audit */
+void h_plugins(struct http_req *r, const char *rest); /* h_plugins.c: /api/plugins... */
 /* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
 void h_metrics(struct http_req *r, const char *rest);
 /* route.c: any other /api/... : 404 */
 void h_no_api(struct http_req *r, const char *rest);
-/* h_proxy.c: /api/system/configuration/reverseProxy/{type} */
-void h_proxy(struct http_req *r, const char *type);
-/* h_blobs.c: /api/system/storage/{gc,optimize,scrub,config} (rest after "storage/") */
-void h_system_storage(struct http_req *r, const char *rest);
-/* The replication state as JSON (null when storage is not started). */
-json_t *http_storage_status_json(struct http_req *r);
 /* metrics.c: count a finished request and write its access log line */
 void http_access_done(struct http_req *r, bool completed, double ms);
 

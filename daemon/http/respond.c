@@ -73,6 +73,8 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *doc = json_pack("{s:[{s:i,s:s}]}", "errors", "status", status, "message", msg);
+    if (doc && r->error_doc)
+        r->error_doc(r, doc, status, msg);
     char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(doc);
     if (!s)

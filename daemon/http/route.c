@@ -20,16 +20,10 @@ static const struct http_route route__core[] = {
     /* the API */
     {"/api/system/version", HTTP_EXACT, HTTP_M_READ, HTTP_AUTH, "system", h_system_version},
     {"/api/system/metrics", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "system", h_system_metrics},
-    {"/api/system/cluster", HTTP_EXACT, HTTP_M_READ, HTTP_AUTH, "system", h_system_cluster},
-    {"/api/system/cluster/nodes/", HTTP_PREFIX, HTTP_M_DELETE, HTTP_AUTH, "system",
-     h_system_node_delete},
     {"/api/system/maintenance", HTTP_EXACT, HTTP_M_POST | HTTP_M_PUT, HTTP_AUTH, "system",
      h_system_maintenance},
-    {"/api/system/configuration/reverseProxy/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "system",
-     h_proxy},
     {"/api/system/settings", HTTP_EXACT, HTTP_M_READ | HTTP_M_PUT | HTTP_M_POST, HTTP_AUTH,
      "system", h_system_settings},
-    {"/api/system/storage/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "system", h_system_storage},
     {"/api/v1/metrics", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "system", h_metrics},
     {"/api/repositories", HTTP_EXACT, HTTP_M_READ, HTTP_AUTH, "repositories", h_repositories},
     {"/api/repositories/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "repositories", h_repository},
@@ -62,8 +56,6 @@ static const struct http_route route__core[] = {
     {"/api/plugins/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "api", h_plugins},
     {"/api/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "api", h_no_api},
     {"/", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "root", h_root},
-    /* the cluster port (signed requests only) */
-    {"/", HTTP_PREFIX, HTTP_M_ANY, HTTP_INTERNAL, "cluster", h_internal},
     {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
 };
 

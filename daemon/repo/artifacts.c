@@ -83,7 +83,7 @@ int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artif
     struct db_res *res = NULL;
     /*
      * The binary's row lock serialises this deploy with the garbage
-     * collector (repo/blobs.h): it waits while a collection deletes the
+     * collector (storage/storage.h): it waits while a collection deletes the
      * files, and a tombstone it meets is cleared before any copy is
      * published under that hash.
      */

@@ -155,7 +155,7 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
 }
 
 /* The local half: drop keys (or prefixes) from this node's LMDB. */
-void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *items, size_t n)
+void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     int rc = LC_OK;
     bool any_prefix = false;
@@ -184,7 +184,7 @@ void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *item
 }
 
 /* Local invalidation, then (in a cluster) the acknowledged broadcast. */
-static void cache__invalidate(struct repo_ctx *ctx, const struct repo_inval *items, size_t n)
+static void cache__invalidate(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     repo_apply_invalidation(ctx, items, n);
     if (ctx->hooks.invalidate)
@@ -193,17 +193,17 @@ static void cache__invalidate(struct repo_ctx *ctx, const struct repo_inval *ite
 
 void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)
 {
-    struct repo_inval items[8];
+    struct cluster_key items[8];
     if (n > 8)
         n = 8;
     for (size_t i = 0; i < n; i++)
-        items[i] = (struct repo_inval){keys[i].buf, keys[i].len, false};
+        items[i] = (struct cluster_key){keys[i].buf, keys[i].len, false};
     cache__invalidate(ctx, items, n);
 }
 
 void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
 {
-    struct repo_inval item = {prefix->buf, prefix->len, true};
+    struct cluster_key item = {prefix->buf, prefix->len, true};
     cache__invalidate(ctx, &item, 1);
 }
 

@@ -58,7 +58,7 @@ int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f
 /*
  * Inside the open transaction of c: record art's binary (sha256, sha1, md5,
  * size; kept if known) under its row lock and publish art->pending's copies
- * (repo/blobs.h; GR_ENOTFOUND when art->pending is NULL and no node holds
+ * (storage/storage.h; GR_ENOTFOUND when art->pending is NULL and no node holds
  * the binary, GR_EUNAVAIL when too few copies could be published), and upsert art's artifact row
  * (repo, path, sha256, size, modified_by; a re-deploy keeps `created`), filling its times and
  * created_by (strings in a). GR_ENOTFOUND when the repository is gone.

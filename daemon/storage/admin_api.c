@@ -1,10 +1,11 @@
 /*
- * h_blobs.c - /api/system/storage/...: the storage tasks on demand (gc,
+ * admin_api.c - /api/system/storage/...: the storage tasks on demand (gc,
  * optimize = repair, scrub), the cluster-wide storage settings, and the
  * replication state shown in /api/system/cluster, /api/storageinfo and
  * the metrics.
  */
 #include "http/req.h"
+#include "http/route.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
@@ -13,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *http_storage_status_json(struct http_req *r)
+json_t *storage_status_json(struct storage *s)
 {
     struct storage_status st;
     struct storage_settings set = {0};
-    if (!r->ctx->storage || storage_status(r->ctx->storage, true, &st) != GR_OK)
+    if (!s || storage_status(s, true, &st) != GR_OK)
         return json_null();
-    storage_get_settings(r->ctx->storage, &set);
+    storage_get_settings(s, &set);
     return json_pack(
         "{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:I,s:I,s:I},s:{s:b,s:I,s:I,s:I},"
         "s:{s:b,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
@@ -38,10 +39,10 @@ json_t *http_storage_status_json(struct http_req *r)
         "badCopies", (json_int_t)st.bad_copies, "quarantined", (json_int_t)st.quarantined);
 }
 
-void http_storage_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)
+void storage_metrics(struct storage *s, struct gr_sbuf *sb)
 {
     struct storage_status st;
-    if (!ctx->storage || storage_status(ctx->storage, false, &st) != GR_OK)
+    if (!s || storage_status(s, false, &st) != GR_OK)
         return;
     gr_sbuf_addf(
         sb,
@@ -127,7 +128,7 @@ static void storage__config_put(struct http_req *r, json_t *doc)
         return;
     }
     storage_kick_repair(r->ctx->storage);
-    http_json(r, 200, http_storage_status_json(r));
+    http_json(r, 200, storage_status_json(r->ctx->storage));
 }
 
 static void storage__config_get(struct http_req *r)
@@ -142,7 +143,7 @@ static void storage__config_get(struct http_req *r)
                         (json_int_t)s.repair_rate));
 }
 
-void h_system_storage(struct http_req *r, const char *sub)
+static void admin_api__storage(struct http_req *r, const char *sub)
 {
     if (!http_need_admin(r))
         return;
@@ -223,3 +224,12 @@ void h_system_storage(struct http_req *r, const char *sub)
     }
     http_error(r, 404, "no such api: /api/system/storage/%s", sub);
 }
+
+static const struct http_route storage__routes[] = {
+    {"/api/system/storage/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "system", admin_api__storage},
+    /* the cluster port: signed requests only (cluster_api.c) */
+    {"/", HTTP_PREFIX, HTTP_M_ANY, HTTP_INTERNAL, "cluster", storage_cluster_api},
+    {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
+};
+
+const struct http_route *const storage_routes = storage__routes;

@@ -1,5 +1,5 @@
 /*
- * h_internal.c - the cluster port: what nodes ask of each other to keep
+ * cluster_api.c - the cluster port: what nodes ask of each other to keep
  * binaries redundant. Every request is signed with the join key for this
  * node (storage_auth_check), and every answer to it is signed back
  * (storage_sign_answer: status, binary, block checksums, body); nothing here
@@ -24,7 +24,6 @@
 #include "crypto/crypto.h"
 #include "storage/storage.h"
 
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,19 +52,18 @@ static void internal__sign(struct http_req *r, struct MHD_Response *resp, int st
                         r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
                         sizeof(sig));
     if (sig[0])
-        MHD_add_response_header(resp, STORAGE_ANSWER_HEADER, sig);
+        http_header(resp, STORAGE_ANSWER_HEADER, sig);
 }
 
 /* Answer with a copy of body, signed. */
 static void internal__answer(struct http_req *r, int status, const char *type, const char *body,
                              size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = http_response_bytes((void *)body, len, true);
     if (!resp)
         return;
     if (type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        http_header(resp, "Content-Type", type);
     internal__sign(r, resp, status, "", body, len);
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
@@ -116,11 +114,6 @@ static void internal__stage_cleanup(void *arg)
     cr_digest_free(s->d);
 }
 
-static int internal__bs_err(int rc)
-{
-    return rc == BS_ENOSPC ? GR_ENOSPC : rc == BS_ENOMEM ? GR_ENOMEM : GR_EIO;
-}
-
 static int internal__stage_chunk(struct http_req *r, const char *data, size_t len)
 {
     struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
@@ -130,7 +123,7 @@ static int internal__stage_chunk(struct http_req *r, const char *data, size_t le
         return GR_OK;
     bs_upload_abort(s->bu);
     s->bu = NULL;
-    return internal__bs_err(rc);
+    return storage_bs_err(rc);
 }
 
 static void internal__stage_end(struct http_req *r)
@@ -160,7 +153,7 @@ static void internal__stage_end(struct http_req *r)
     s->bu = NULL;
     int rc = bs_upload_stage(bu, s->sha256, id);
     if (rc) {
-        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");
         return;
     }
     internal__json(r, 201, json_pack("{s:s}", "stage", id));
@@ -174,7 +167,7 @@ static void internal__stage(struct http_req *r, const char *sha256)
     gr_arena_cleanup(r->arena, internal__stage_cleanup, s);
     int rc = s->d ? bs_upload_begin(r->ctx->bs, &s->bu) : BS_ENOMEM;
     if (rc) {
-        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");
         return;
     }
     r->on_body = internal__stage_chunk;
@@ -220,8 +213,7 @@ static void internal__get(struct http_req *r, const char *sha256)
         return;
     }
     uint64_t size = bs_blob_size(blob), first = 0, last = 0;
-    enum http_range_result rr =
-        http_range_parse(http_req_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+    enum http_range_result rr = http_range_parse(http_req_header(r, "Range"), size, &first, &last);
     if (rr == HTTP_RANGE_UNSATISFIABLE) {
         bs_blob_close(blob);
         internal__error(r, 416, "range not satisfiable");
@@ -246,10 +238,8 @@ static void internal__get(struct http_req *r, const char *sha256)
                             sha256);
             return;
         }
-        resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-            free(buf);
-        else
+        resp = http_response_bytes(buf, len, false); /* frees buf if it fails */
+        if (resp)
             r->sent_bytes += len;
     } else if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
         bs_blob_close(blob);
@@ -262,14 +252,14 @@ static void internal__get(struct http_req *r, const char *sha256)
         http_error(r, 500, "out of memory");
         return;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_header(resp, "Content-Type", "application/octet-stream");
     if (crcs)
-        MHD_add_response_header(resp, STORAGE_CRC_HEADER, crcs);
+        http_header(resp, STORAGE_CRC_HEADER, crcs);
     if (rr == HTTP_RANGE_OK) {
         char cr[80];
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
                  (unsigned long long)last, (unsigned long long)size);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        http_header(resp, "Content-Range", cr);
     }
     /* the bytes are covered by the signed block checksums */
     internal__sign(r, resp, rr == HTTP_RANGE_OK ? 206 : 200, crcs ? crcs : "", NULL, 0);
@@ -291,7 +281,7 @@ static const char *internal__blob_path(const char *p, char sha[65])
     return *rest == '/' ? rest + 1 : NULL;
 }
 
-void h_internal(struct http_req *r, const char *rest)
+void storage_cluster_api(struct http_req *r, const char *rest)
 {
     (void)rest;
     const char *why;

@@ -710,3 +710,19 @@ int storage_read_all(struct storage *st, const char *sha256, uint64_t size,
     free(buf);
     return rc;
 }
+
+uint64_t storage_blob_size(struct bs_blob *blob)
+{
+    return bs_blob_size(blob);
+}
+
+long storage_blob_read(struct bs_blob *blob, uint64_t off, void *buf, size_t len)
+{
+    ssize_t n = bs_blob_read(blob, off, buf, len);
+    return n >= 0 ? (long)n : storage_bs_err((int)n);
+}
+
+void storage_blob_close(struct bs_blob *blob)
+{
+    bs_blob_close(blob);
+}

@@ -44,6 +44,8 @@ int storage_bs_err(int rc)
         return GR_ENOMEM;
     case BS_EINVAL:
         return GR_EINVAL;
+    case BS_ECORRUPT:
+        return GR_ECORRUPT;
     default:
         return GR_EIO;
     }
@@ -431,4 +433,11 @@ void storage_stop(struct storage *b)
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);
     free(b);
+}
+
+void storage_disk(struct storage *b, struct storage_disk *out)
+{
+    out->root = b ? bs_root(b->bs) : "";
+    out->free_bytes = b ? bs_free_bytes(b->bs) : -1;
+    out->total_bytes = b ? bs_total_bytes(b->bs) : -1;
 }

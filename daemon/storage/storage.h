@@ -19,6 +19,8 @@
 
 #include "base/arena.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -187,7 +189,7 @@ int storage_read_all(struct storage *st, const char *sha256, uint64_t size,
                      int (*fn)(void *arg, const void *data, size_t len), void *arg)
     __attribute__((warn_unused_result));
 
-/* ---- the cluster port (daemon/http/h_internal.c) ---- */
+/* ---- the cluster port (storage/cluster_api.c) ---- */
 
 /*
  * Requests carry STORAGE_AUTH_HEADER: "v2 <node> <dest> <unix ms> <nonce>
@@ -295,6 +297,41 @@ int storage_status(struct storage *st, bool fresh, struct storage_status *out)
 
 /* Wake the storage thread for a repair pass (on the primary) soon. */
 void storage_kick_repair(struct storage *b);
+
+struct http_req;
+struct http_route;
+struct gr_sbuf;
+/* The storage layer's endpoints (admin_api.c: /api/system/storage/...; the
+ * cluster port's "/", cluster_api.c), rows for the route table (http/route.h). */
+extern const struct http_route *const storage_routes;
+/* The cluster port's handler (cluster_api.c). */
+void storage_cluster_api(struct http_req *r, const char *rest);
+/* The replication state as JSON (null for NULL): /api/system/cluster, /api/storageinfo. */
+json_t *storage_status_json(struct storage *st);
+/* The storage counters as Prometheus lines (a metrics source, http.h). */
+void storage_metrics(struct storage *st, struct gr_sbuf *sb);
+
+/* ---- this node's copy, read block by block (for the download path) ---- */
+
+/* Bytes a block checksum covers: reads checked in whole blocks go fastest. */
+#define STORAGE_BLOCK 65536
+/* The size of an open local copy (storage_open_local). */
+uint64_t storage_blob_size(struct bs_blob *blob);
+/*
+ * Read up to len bytes at off, every block they touch checked against its
+ * CRC32C first. @return the bytes read (0 at the end), or GR_ECORRUPT (a
+ * block failed: call storage_bad_local_copy), GR_EIO.
+ */
+long storage_blob_read(struct bs_blob *blob, uint64_t off, void *buf, size_t len);
+/* Close a local copy. NULL is fine. */
+void storage_blob_close(struct bs_blob *blob);
+
+/* This node's filestore: where, and its file system's space (-1: unknown). */
+struct storage_disk {
+    const char *root;
+    int64_t free_bytes, total_bytes;
+};
+void storage_disk(struct storage *st, struct storage_disk *out);
 
 /* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
 int storage_bs_err(int bs_rc);

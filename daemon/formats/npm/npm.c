@@ -1,6 +1,6 @@
 /*
  * npm.c - the npm registry's rows (sql/0007_npm.sql) and the pure helpers
- * of repo/npm.h: names, streaming base64, locating the tarball in a publish
+ * of npm.h: names, streaming base64, locating the tarball in a publish
  * body, semver order, packument assembly.
  */
 #include "formats/npm/npm.h"

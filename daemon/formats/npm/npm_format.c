@@ -11,11 +11,12 @@
 #include <stddef.h>
 
 static const struct http_route npm__routes[] = {
-    {"/api/npm/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "npm", h_npm},
+    {"/api/npm/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "npm", npm_api},
     {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
 };
 
 const struct format format_npm = {
     .name = "npm",
+    .configure = npm_configure,
     .routes = npm__routes,
 };
