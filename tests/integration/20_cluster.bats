@@ -156,7 +156,9 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
         [ -n "$p" ] && [ "$p" != n5 ] && [ "$p" != null ] && break
         sleep 0.25
     done
-    [ "$p" != n5 ] && [ -n "$p" ]
+    [ -n "$p" ]
+    [ "$p" != n5 ]
+    [ "$p" != null ]
     [ "$(cluster_json | jq -r '.nodes[] | select(.id=="n5") | .state')" = down ]
     [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/api/system/cluster/nodes/n5")" = 204 ]
     [ "$(cluster_json | jq '[.nodes[] | select(.id=="n5")] | length')" = 0 ]
@@ -167,7 +169,7 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
     local p survivor
     p=$(cluster_json | jq -r .primary)
     kill -KILL "$(node_pid "$p")"
-    for n in n1 n2 n3; do [ "$n" != "$p" ] && survivor=$n; done
+    for n in n1 n2 n3; do if [ "$n" != "$p" ]; then survivor=$n; fi; done
     local url
     eval "url=\$NODE_${survivor}_URL"
     local t0=$SECONDS newp=""
@@ -177,7 +179,9 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
         sleep 0.2
     done
     echo "old primary $p, new primary $newp after $((SECONDS - t0)) s"
-    [ -n "$newp" ] && [ "$newp" != "$p" ] && [ "$newp" != null ]
+    [ -n "$newp" ]
+    [ "$newp" != "$p" ]
+    [ "$newp" != null ]
     # the task of the primary: the dead node is removed once down for 3 s
     for i in $(seq 60); do
         cget "$url/api/system/cluster" | jq -e ".nodes | map(.id) | index(\"$p\") == null" >/dev/null && break
@@ -188,7 +192,7 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
 
 @test "restart PostgreSQL under the cluster: no wrong answers, recovery without intervention" {
     local live=()
-    for n in n1 n2 n3; do kill -0 "$(node_pid $n)" 2>/dev/null && live+=($n); done
+    for n in n1 n2 n3; do if kill -0 "$(node_pid $n)" 2>/dev/null; then live+=($n); fi; done
     local a=${live[0]} b=${live[1]} ua ub
     eval "ua=\$NODE_${a}_URL ub=\$NODE_${b}_URL"
     echo one >"$SUITE_TMP/one"

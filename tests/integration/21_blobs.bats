@@ -40,7 +40,7 @@ holders() { sql "SELECT string_agg(node, ',' ORDER BY node) FROM binary_location
 files() {
     local n out=""
     for n in n1 n2 n3; do
-        [ -f "$SUITE_TMP/node-$n/filestore/${1:0:2}/$1" ] && out="$out${out:+,}$n"
+        if [ -f "$SUITE_TMP/node-$n/filestore/${1:0:2}/$1" ]; then out="$out${out:+,}$n"; fi
     done
     echo "$out"
 }
@@ -210,8 +210,10 @@ wait_up() {
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
     # flip one byte in the middle of the copy on one holder
     printf '\xff' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    cmp -s "$f" "$SUITE_TMP/rot" && printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    ! cmp -s "$f" "$SUITE_TMP/rot"
+    if cmp -s "$f" "$SUITE_TMP/rot"; then
+        printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
+    fi
+    refute cmp -s "$f" "$SUITE_TMP/rot"
     local n i good=0 wrong=0 cut=0
     for i in 1 2 3; do
         for n in n1 n2 n3; do
@@ -236,7 +238,7 @@ wait_up() {
     bad=${h%%,*}
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
     printf '\x55\xaa' | dd of="$f" bs=1 seek=10 conv=notrunc status=none
-    ! cmp -s "$f" "$SUITE_TMP/rot"
+    refute cmp -s "$f" "$SUITE_TMP/rot"
     run cget -X POST "$(url_of "$bad")/api/system/storage/scrub"
     echo "$output"
     [ "$(echo "$output" | jq .bad)" = 1 ]
@@ -284,6 +286,9 @@ wait_up() {
     [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n3_URL/libs/gone.bin")" = 204 ]
     # inside the grace period nothing goes
     run cget -X POST "$NODE_n1_URL/api/system/storage/gc"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(echo "$output" | jq .bytesFreed)" = 0 ]
     [ "$(files "$s")" = "$h" ]
     run cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0"
     echo "$output"
@@ -312,7 +317,7 @@ wait_up() {
     wait_up n2
     # (the primary may already be repairing: only the log line is certain)
     grep -q 'filestore is new' "$SUITE_TMP/node-n2/stderr.log"
-    ! grep -q 'could not forget' "$SUITE_TMP/node-n2/stderr.log"
+    refute grep -q 'could not forget' "$SUITE_TMP/node-n2/stderr.log"
     run cget -X POST "$NODE_n3_URL/api/system/storage/optimize"
     echo "$output"
     [ "$(echo "$output" | jq .failed)" = 0 ]
@@ -341,7 +346,7 @@ wait_up() {
         head -c 600000 /dev/urandom >"$SUITE_TMP/full$i"
         # every other upload goes through the node that fills up
         local via=$NODE_n1_URL
-        ((i % 2)) && via=$NODE_n4_URL
+        if ((i % 2)); then via=$NODE_n4_URL; fi
         st=$(curl -sS -u "admin:$PASS" -T "$SUITE_TMP/full$i" -o "$SUITE_TMP/full-out" -w '%{http_code}' "$via/libs/full/f$i")
         case $st in
         201)
@@ -454,7 +459,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         echo "$mode from $reader: curl $status, $(stat -c %s "$SUITE_TMP/got" 2>/dev/null) bytes; fake saw: $(cat "$SUITE_TMP/fk.log")"
         # never a complete answer with wrong bytes: the connection is cut
         [ "$status" -ne 0 ]
-        ! cmp -s "$SUITE_TMP/got" "$SUITE_TMP/fk-$mode"
+        refute cmp -s "$SUITE_TMP/got" "$SUITE_TMP/fk-$mode"
         # the copy was quarantined there and forgotten
         grep -q "^POST /v1/blobs/$s/quarantine" "$SUITE_TMP/fk.log"
         [ -z "$(holders "$s")" ]

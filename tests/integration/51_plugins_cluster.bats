@@ -97,7 +97,8 @@ dbq() { psql_db plugcluster "$1"; }
     local n
     n=$(dbq "SELECT count(*) FROM plugin_job_runs WHERE plugin = 'beat'")
     echo "runs: $n"
-    [ "$n" -ge 6 ] && [ "$n" -le 13 ]
+    [ "$n" -ge 6 ]
+    [ "$n" -le 13 ]
     # the job's state is shown by GET /api/plugins on any live node
     local live
     for live in n1 n2 n3; do [ "$live" != "$p" ] && break; done

@@ -37,7 +37,7 @@ setup_file() {
     echo $! >>"$SUITE_TMP/pids"
 }
 teardown_file() {
-    [ -f "${LB:-/nonexistent}/haproxy.pid" ] && kill "$(cat "$LB/haproxy.pid")" 2>/dev/null
+    if [ -f "${LB:-/nonexistent}/haproxy.pid" ]; then kill "$(cat "$LB/haproxy.pid")" 2>/dev/null; fi
     cleanup_suite
 }
 
@@ -66,7 +66,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
     grep -q 'X-Forwarded-Proto' "$d/api.conf"
     [ "$(grep -c "server 127.0.0.1:" "$d/api.conf")" = 3 ]
     for p in $NODE_n1_CPORT $NODE_n2_CPORT $NODE_n3_CPORT; do
-        ! grep -q ":$p" "$d/api.conf" # the cluster port is never exposed
+        refute grep -q ":$p" "$d/api.conf" # the cluster port is never exposed
     done
     [ "$(code -u "admin:$PASS" "$NODE_n1_URL/api/system/configuration/reverseProxy/iis")" = 404 ]
     [ "$(code "$NODE_n1_URL/api/system/configuration/reverseProxy/nginx")" = 401 ]
@@ -213,7 +213,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
     wait_upstreams 3
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":true}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 2
-    ! grep -q ":$NODE_n2_PORT " "$LB/granary.conf"
+    refute grep -q ":$NODE_n2_PORT " "$LB/granary.conf"
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":false}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 3
     grep -q 'wrote .* and reloaded' "$LB/watch.log"
@@ -243,7 +243,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
         grep -qE "^$m [0-9]" "$f" || { echo "missing $m"; return 1; }
     done
     # the text format: comments, or name{labels} value
-    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
+    refute grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
     # no metric is declared twice
     [ -z "$(grep '^# TYPE' "$f" | awk '{print $3}' | sort | uniq -d)" ]
     # the old address gives the same families
