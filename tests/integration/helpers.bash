@@ -39,10 +39,11 @@ as_pg() {
     fi
 }
 
-# A temp dir the postgres user can traverse.
+# A temp dir the postgres user can traverse (under SUITE_TMPROOT when the
+# runner gives one: it stops what a suite that timed out left there).
 suite_tmp() {
     local d
-    d=$(mktemp -d /tmp/granary-test.XXXXXX)
+    d=$(mktemp -d "${SUITE_TMPROOT:-/tmp}/granary-test.XXXXXX")
     chmod 0711 "$d"
     echo "$d"
 }
