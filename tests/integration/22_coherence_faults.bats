@@ -136,3 +136,32 @@ has_bus_conns() { [ "$(bus_conns)" -ge 2 ]; }
     [ "$(mvalue "$NODE_n3_URL" granary_cluster_cache_flushes_total)" -gt "$flushes0" ]
     [ "$(csum "$NODE_n3_URL" libs/gap/b)" = "$(sha "$SUITE_TMP/b2")" ]
 }
+
+@test "a malformed invalidation makes the peer drop its cache before it acknowledges; a forged one is ignored" {
+    /usr/bin/python3 -c 'import zmq' 2>/dev/null || skip "needs Debian's python3-zmq"
+    echo x1 >"$SUITE_TMP/x1"
+    echo x2 >"$SUITE_TMP/x2"
+    cget -T "$SUITE_TMP/x1" "$NODE_n1_URL/libs/bad/x" >/dev/null
+    cget -T "$SUITE_TMP/x2" "$NODE_n1_URL/libs/bad/x-next" >/dev/null
+    [ "$(csum "$NODE_n3_URL" libs/bad/x)" = "$(sha "$SUITE_TMP/x1")" ]
+    # the row changes behind the bus's back: n3 goes on answering from its cache
+    sql "UPDATE artifacts SET path = 'bad/x-old' WHERE path = 'bad/x';
+         UPDATE artifacts SET path = 'bad/x' WHERE path = 'bad/x-next'"
+    [ "$(csum "$NODE_n3_URL" libs/bad/x)" = "$(sha "$SUITE_TMP/x1")" ]
+    local probe=tests/integration/tools/bus_probe.py ep=tcp://127.0.0.1:$NODE_n3_BUS
+    # a key length that runs past the payload's end: the keys cannot be told
+    local bad=01000000ff
+    # signed with another key: dropped unanswered, and nothing happens
+    run /usr/bin/python3 "$probe" "$ep" n3 "$(cluster_key)" probe 1 "$bad" --wrong-key
+    [ "$status" -eq 1 ]
+    [ "$output" = "no answer" ]
+    [ "$(csum "$NODE_n3_URL" libs/bad/x)" = "$(sha "$SUITE_TMP/x1")" ]
+    refute grep -q "malformed invalidation" "$NODE_n3_DIR/stderr.log"
+    # signed with the join key: n3 cannot tell what to drop, so it drops
+    # everything, and only then acknowledges
+    run /usr/bin/python3 "$probe" "$ep" n3 "$(cluster_key)" probe 1 "$bad"
+    [ "$status" -eq 0 ]
+    [ "$output" = ack ]
+    grep -q "malformed invalidation from probe: dropping the cache" "$NODE_n3_DIR/stderr.log"
+    [ "$(csum "$NODE_n3_URL" libs/bad/x)" = "$(sha "$SUITE_TMP/x2")" ]
+}
