@@ -74,6 +74,17 @@ static void blobs__load_settings(struct blobs *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+int blobs_placement_nodes(struct blobs *b)
+{
+    int n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].placeable && (b->nodes[i].url[0] || !b->clustered))
+            n++;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
 void blobs_get_settings(struct blobs *b, struct blobs_settings *out)
 {
     pthread_mutex_lock(&b->lock);

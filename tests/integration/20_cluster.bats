@@ -104,7 +104,8 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
     local url4=$NODE_n4_URL
     csum "$url4" libs/race/racekey >"$SUITE_TMP/first" &
     local reader=$!
-    sleep 0.7 # the reader has read v1 from PostgreSQL and waits before its fill
+    # the reader has read v1 from PostgreSQL and waits before its fill
+    wait_until 10 grep -q "pausing the fill" "$NODE_n4_DIR/stderr.log"
     [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/v2" "$NODE_n1_URL/libs/race/racekey")" = 201 ]
     wait $reader
     # the paused reader answered what it read; its fill must have been refused

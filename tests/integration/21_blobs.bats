@@ -53,6 +53,18 @@ wait_down() { # NODE: until the others see it down (heartbeat older than 2 s)
     done
     return 1
 }
+# placement_nodes NODE N: NODE's view of the nodes to place copies on has N
+# (each node refreshes it once a second)
+placement_nodes() {
+    [ "$(cget "$(url_of "$1")/api/system/metrics" | awk '$1 == "granary_storage_placement_nodes" { print $2 }')" = "$2" ]
+}
+# redundancy_seen N: every node's storage settings say redundancy N
+redundancy_seen() {
+    local n
+    for n in n1 n2 n3; do
+        [ "$(cget "$(url_of $n)/api/system/storage/config" | jq .redundancy)" = "$1" ] || return 1
+    done
+}
 wait_up() {
     local i
     for ((i = 0; i < 60; i++)); do
@@ -139,7 +151,7 @@ wait_up() {
     # n3 stops answering: uploads go on with two copies, recorded as under-replicated
     kill -STOP "$(node_pid n3)"
     wait_down n3
-    sleep 1.2 # every node refreshes its view of the cluster once a second
+    wait_until 10 placement_nodes n2 2
     head -c 200000 /dev/urandom >"$SUITE_TMP/r3b"
     local s
     s=$(sha "$SUITE_TMP/r3b")
@@ -339,7 +351,7 @@ wait_up() {
     echo "$SUITE_TMP/node-n4/filestore" >>"$SUITE_TMP/mounts"
     start_cluster_node n4 "$DB"
     wait_up n4
-    sleep 1.2
+    wait_until 10 placement_nodes n1 4
     local i st ok=0 refused=0 other=0
     : >"$SUITE_TMP/full-acked"
     for i in $(seq 16); do
@@ -388,7 +400,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
 @test "reads from a peer: a moved copy costs one retry; warm reads ask PostgreSQL for no holder and reuse the connection" {
     # redundancy 1, so that a third node can take the only copy
     storage_config '{"redundancy":1,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
-    sleep 1.2
+    wait_until 10 redundancy_seen 1
     head -c 300000 /dev/urandom >"$SUITE_TMP/hc"
     local s
     s=$(sha "$SUITE_TMP/hc")
@@ -454,7 +466,8 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
              ON CONFLICT (id) DO UPDATE SET cluster_url = EXCLUDED.cluster_url, public_url = EXCLUDED.public_url,
                      heartbeat = EXCLUDED.heartbeat, state = 'active'"
         sql "DELETE FROM binary_locations WHERE sha256 = '$s'; INSERT INTO binary_locations (sha256, node) VALUES ('$s', 'fk')"
-        sleep 1.5 # every node's view of the live nodes now has fk
+        # every node's view of the live nodes has fk (n4 is gone again)
+        wait_until 10 placement_nodes "$reader" 4
         run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
         echo "$mode from $reader: curl $status, $(stat -c %s "$SUITE_TMP/got" 2>/dev/null) bytes; fake saw: $(cat "$SUITE_TMP/fk.log")"
         # never a complete answer with wrong bytes: the connection is cut

@@ -66,9 +66,8 @@ dbq() { psql_db plugcluster "$1"; }
     [ "$(ccode -X PUT --data-binary 'return { jobs = { hello = { interval = 1, where = "every-node",
   run = function() granary.log("every-node job on " .. granary.node()) end } } }' \
         "$NODE_n1_URL/api/plugins/everywhere")" = 201 ]
-    sleep 2.5
     for n in n1 n2 n3; do
-        grep -q "every-node job on $n" "$SUITE_TMP/node-$n/stderr.log"
+        wait_until 10 grep -q "every-node job on $n" "$SUITE_TMP/node-$n/stderr.log"
     done
     [ "$(ccode -X DELETE "$NODE_n1_URL/api/plugins/everywhere")" = 204 ]
 }

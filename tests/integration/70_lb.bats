@@ -258,19 +258,18 @@ wait_upstreams() { # N: until the watched file lists N nodes
     local id
     id=$(tr -d '\r' <"$SUITE_TMP/hdr" | awk -F': ' 'tolower($1) == "x-request-id" {print $2}')
     [ -n "$id" ]
-    sleep 0.3
-    grep -E "req=$id access method=PUT path=/libs/log/l1.bin status=201 in=70000 out=[0-9]+ ms=[0-9.]+ user=admin route=artifact" \
+    wait_until 10 grep -qE "req=$id access method=PUT path=/libs/log/l1.bin status=201 in=70000 out=[0-9]+ ms=[0-9.]+ user=admin route=artifact" \
         "$SUITE_TMP/node-n1/stderr.log"
     # the copy went to a peer over the cluster port: its line names our request
-    grep -hE "access method=PUT path=/v1/blobs/$s/stage status=201 .*route=cluster rid=$id from=n1" \
-        "$SUITE_TMP"/node-n[23]/stderr.log
+    wait_until 10 eval 'grep -qhE "access method=PUT path=/v1/blobs/$s/stage status=201 .*route=cluster rid=$id from=n1" \
+        "$SUITE_TMP"/node-n[23]/stderr.log'
     # through nginx: its request id is in granary's line and in nginx's log
     curl -sS -u "admin:$PASS" -o /dev/null "$LB_URL/libs/log/l1.bin?trace=1"
-    sleep 0.3
+    wait_until 10 grep -q 'uri="/libs/log/l1.bin?trace=1"' "$LB/access.log"
     local rid
     rid=$(grep 'uri="/libs/log/l1.bin?trace=1"' "$LB/access.log" | sed -n 's/.*rid=\([0-9a-f]*\) .*/\1/p' | tail -1)
     [ ${#rid} = 32 ]
-    grep -h "path=/libs/log/l1.bin status=200 .* rid=$rid" "$SUITE_TMP"/node-n?/stderr.log
+    wait_until 10 eval 'grep -qh "path=/libs/log/l1.bin status=200 .* rid=$rid" "$SUITE_TMP"/node-n?/stderr.log'
 }
 
 # one HA phase at a time, labelled for the client loop
