@@ -285,7 +285,7 @@ wait_up() {
         "$NODE_n1_URL" "$NODE_n2_URL" "$NODE_n3_URL"
     echo "$output" | tail -5
     [ "$status" -eq 0 ]
-    [[ "${lines[-1]}" == *" lost 0 "* ]]
+    [[ "${lines[-1]}" == *" lost 0 failed 0 "* ]]
 }
 
 @test "garbage collection frees the space in the same run, on every holder" {
@@ -446,6 +446,8 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
 
 @test "a peer that sends wrong bytes: the reader cuts the answer (block checksums or sha256) and forgets that copy" {
     local mode s h reader port fk n
+    # one port for both fakes: the nodes' view of fk (its URL) stays right
+    port=$(free_port)
     for mode in crc nocrc; do
         head -c 200000 /dev/urandom >"$SUITE_TMP/fk-$mode"
         s=$(sha "$SUITE_TMP/fk-$mode")
@@ -453,7 +455,6 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         h=$(holders "$s")
         for n in n1 n2 n3; do [[ "$h" == *$n* ]] || reader=$n; done
         # a fake node whose cluster port sends the binary with one byte changed
-        port=$(free_port)
         : >"$SUITE_TMP/fk.log"
         python3 tests/integration/tools/fake_holder.py "$port" "$SUITE_TMP/fk-$mode" "$mode" "$SUITE_TMP/fk.log" &
         fk=$!
@@ -482,6 +483,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
             grep -q "copy of $s from fk: it failed its sha256" "$SUITE_TMP/node-$reader/stderr.log"
         fi
         kill "$fk"
+        wait "$fk" || true
         # the real copies again: the next read finds them (the bad holder was not kept)
         sql "INSERT INTO binary_locations (sha256, node) SELECT '$s', unnest(string_to_array('$h', ','))"
         cget -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"

@@ -330,6 +330,15 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
     [ "$(jq '.total.put_unacked // 0' "$t")" = 0 ]
     [ "$(jq '.total.verify_bad // 0' "$t")" = 0 ]
     [ "$(jq .total.acked "$t")" -gt 0 ]
+    [ "$(jq .total.timed_out "$t")" = 0 ]
+    # every phase saw traffic: uploads, reads and HEADs went on through each
+    local ph
+    for ph in steady kill9 rolling drain; do
+        for k in put_ok get_ok head_ok; do
+            [ "$(jq ".phases.$ph.$k // 0" "$t")" -gt 0 ] || { echo "phase $ph: no $k"; return 1; }
+        done
+    done
     # PUTs fail only when a node dies under them: never in a clean restart or a drain
+    [ "$(jq '.phases.rolling.put_failed // 0' "$t")" = 0 ]
     [ "$(jq '.phases.drain.put_failed // 0' "$t")" = 0 ]
 }
