@@ -17,6 +17,12 @@ setup_file() {
     export NODE_n1_URL NODE_n2_URL NODE_n3_URL NODE_n4_URL
     curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
         -d '{"rclass":"local","packageType":"generic"}' "$NODE_n1_URL/api/repositories/libs" >/dev/null
+    # every node places copies knowing all four (its view is refreshed once
+    # a second: a node that joined a moment ago is not in it yet)
+    local n
+    for n in n1 n2 n3 n4; do
+        wait_until 20 placement_nodes "$n" 4
+    done
     # the tests run repair themselves
     curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
         -d '{"redundancy":2,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}' \
@@ -43,6 +49,10 @@ zones_ok() {
     done
     [ "$(echo "$h" | tr , '\n' | wc -l)" = 2 ] || { echo "$1: holders $h"; return 1; }
     [ "$(echo $z | tr ' ' '\n' | sort -u | wc -l)" = 2 ] || { echo "$1: holders $h in zones$z"; return 1; }
+}
+placement_nodes() { # NODE N: NODE would place copies on N nodes
+    [ "$(curl -sS -u "admin:$PASS" "$(eval echo \$NODE_$1_URL)/api/system/metrics" |
+        awk '$1 == "granary_storage_placement_nodes" { print $2 }')" = "$2" ]
 }
 node_down() { # NODE: its heartbeat is older than down_after (2 s)
     [ "$(sql "SELECT count(*) FROM cluster_nodes WHERE id = '$1' AND heartbeat > now() - interval '2 s'")" = 0 ]
