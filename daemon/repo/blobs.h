@@ -66,6 +66,10 @@ int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blob
 /* Stop the thread and free. NULL is fine. */
 void blobs_stop(struct blobs *b);
 
+/* How many nodes this node would place copies on now: its view of the
+ * active nodes, refreshed by the storage thread every second (a metric, so
+ * that a test or an operator can tell when a node has seen a change). */
+int blobs_placement_nodes(struct blobs *b);
 /* Current settings (refreshed by the storage thread every few seconds). */
 void blobs_get_settings(struct blobs *b, struct blobs_settings *out);
 /* Store settings cluster-wide. GR_EINVAL (out of range), GR_EDB. */

@@ -74,6 +74,17 @@ static void blobs__load_settings(struct blobs *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+int blobs_placement_nodes(struct blobs *b)
+{
+    int n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].placeable && (b->nodes[i].url[0] || !b->clustered))
+            n++;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
 void blobs_get_settings(struct blobs *b, struct blobs_settings *out)
 {
     pthread_mutex_lock(&b->lock);
@@ -451,6 +462,14 @@ static bool blobs__in(const char *list, const char *id)
     return false;
 }
 
+static bool blobs__zone_in(const char *const *zones, int n, const char *zone)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(zones[i], zone))
+            return true;
+    return false;
+}
+
 /* Delete the copy on node under the row lock, then its location. */
 static bool blobs__trim(struct blobs *b, const char *sha256, const struct blobs__node *nd)
 {
@@ -544,25 +563,38 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
                     gr_sbuf_adds(&from, from.len ? "," : "");
                     gr_sbuf_adds(&from, nodes[j].id);
                 }
-            for (int j = 0; j < k && have < R && from.len; j++) {
-                const struct blobs__node *t = &place[order[j]];
-                if (blobs__in(holders, t->id))
-                    continue;
-                char uri[400], body[256];
-                snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
-                int st = blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
-                if (st == 200) {
-                    have++;
-                    out->copied++;
-                    out->bytes += (int64_t)size;
-                    atomic_fetch_add(&b->repaired, 1);
-                    gr_info("repair: copied %s to %s", sha, t->id);
-                    blobs__pace(b, size, set.repair_rate);
-                } else {
-                    out->failed++;
-                    gr_warn("repair: copy of %s to %s failed: %d %s", sha, t->id, st, body);
+            /* targets in placement order, first those in a zone that holds
+             * no copy yet (as at upload), then any */
+            const char *zones[BLOBS_MAX_NODES];
+            int nz = 0;
+            bool tried[BLOBS_MAX_NODES] = {false};
+            for (int j = 0; j < n; j++)
+                if (blobs__in(holders, nodes[j].id))
+                    zones[nz++] = nodes[j].zone;
+            for (int pass = 0; pass < 2 && have < R; pass++)
+                for (int j = 0; j < k && have < R && from.len; j++) {
+                    const struct blobs__node *t = &place[order[j]];
+                    if (tried[order[j]] || blobs__in(holders, t->id) ||
+                        (pass == 0 && blobs__zone_in(zones, nz, t->zone)))
+                        continue;
+                    tried[order[j]] = true;
+                    char uri[400], body[256];
+                    snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
+                    int st = blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
+                    if (st == 200) {
+                        have++;
+                        if (nz < BLOBS_MAX_NODES)
+                            zones[nz++] = t->zone;
+                        out->copied++;
+                        out->bytes += (int64_t)size;
+                        atomic_fetch_add(&b->repaired, 1);
+                        gr_info("repair: copied %s to %s", sha, t->id);
+                        blobs__pace(b, size, set.repair_rate);
+                    } else {
+                        out->failed++;
+                        gr_warn("repair: copy of %s to %s failed: %d %s", sha, t->id, st, body);
+                    }
                 }
-            }
             gr_sbuf_release(&from);
         } else if (have > R) {
             /* keep the R best-placed holders, trim the others */
