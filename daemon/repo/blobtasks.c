@@ -580,7 +580,8 @@ int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
                     tried[order[j]] = true;
                     char uri[400], body[256];
                     snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
-                    int st = blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
+                    int st =
+                        blobs__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
                     if (st == 200) {
                         have++;
                         if (nz < BLOBS_MAX_NODES)
