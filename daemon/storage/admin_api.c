@@ -76,7 +76,9 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         "granary_storage_repaired_total %llu\n"
         "# TYPE granary_storage_gc_runs_total counter\ngranary_storage_gc_runs_total %llu\n"
         "# TYPE granary_storage_gc_bytes_freed_total counter\n"
-        "granary_storage_gc_bytes_freed_total %llu\n",
+        "granary_storage_gc_bytes_freed_total %llu\n"
+        "# TYPE granary_storage_placement_nodes gauge\n"
+        "granary_storage_placement_nodes %d\n",
         (long long)st.binaries, (long long)st.under_replicated, (long long)st.unavailable,
         (unsigned long long)st.replicated_copies, (unsigned long long)st.replication_failures,
         (unsigned long long)st.remote_reads, (unsigned long long)st.holder_cache_hits,
@@ -84,7 +86,8 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         (unsigned long long)st.peer_connections, (unsigned long long)st.peer_sessions_reused,
         (unsigned long long)st.bad_copies, (unsigned long long)st.scrubbed_bytes,
         (unsigned long long)st.scrub_bad, (unsigned long long)st.repaired,
-        (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed);
+        (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
+        storage_placement_nodes(s));
 }
 
 static bool storage__int(json_t *doc, const char *name, int64_t *v)

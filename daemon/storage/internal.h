@@ -1,9 +1,10 @@
 /*
- * storage_internal.h - state shared by blobs.c (replication, reads, the
- * cluster-port helpers) and blobtasks.c (the storage thread and its tasks).
+ * internal.h - the storage layer's state, shared by its files (storage.c,
+ * auth.c, replicate.c, reads.c, holders.c, inventory.c, scrub.c, repair.c,
+ * gc.c, cluster_api.c, admin_api.c) and nobody else.
  */
-#ifndef REPO_BLOBS_INTERNAL_H
-#define REPO_BLOBS_INTERNAL_H
+#ifndef STORAGE_INTERNAL_H
+#define STORAGE_INTERNAL_H
 
 #include "base/sbuf.h"
 #include "storage/storage.h"

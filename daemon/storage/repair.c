@@ -54,6 +54,14 @@ static bool storage__in(const char *list, const char *id)
     return false;
 }
 
+static bool storage__zone_in(const char *const *zones, int n, const char *zone)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(zones[i], zone))
+            return true;
+    return false;
+}
+
 /* Delete the copy on node under the row lock, then its location. */
 static bool storage__trim(struct storage *b, const char *sha256, const struct storage__node *nd)
 {
@@ -146,25 +154,39 @@ int storage_repair(struct storage *b, struct storage_repair_report *out)
                     gr_sbuf_adds(&from, from.len ? "," : "");
                     gr_sbuf_adds(&from, nodes[j].id);
                 }
-            for (int j = 0; j < k && have < R && from.len; j++) {
-                const struct storage__node *t = &place[order[j]];
-                if (storage__in(holders, t->id))
-                    continue;
-                char uri[400], body[256];
-                snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
-                int st = storage__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
-                if (st == 200) {
-                    have++;
-                    out->copied++;
-                    out->bytes += (int64_t)size;
-                    atomic_fetch_add(&b->repaired, 1);
-                    gr_info("repair: copied %s to %s", sha, t->id);
-                    storage__pace(b, size, set.repair_rate);
-                } else {
-                    out->failed++;
-                    gr_warn("repair: copy of %s to %s failed: %d %s", sha, t->id, st, body);
+            /* targets in placement order, first those in a zone that holds
+             * no copy yet (as at upload), then any */
+            const char *zones[STORAGE_MAX_NODES];
+            int nz = 0;
+            bool tried[STORAGE_MAX_NODES] = {false};
+            for (int j = 0; j < n; j++)
+                if (storage__in(holders, nodes[j].id))
+                    zones[nz++] = nodes[j].zone;
+            for (int pass = 0; pass < 2 && have < R; pass++)
+                for (int j = 0; j < k && have < R && from.len; j++) {
+                    const struct storage__node *t = &place[order[j]];
+                    if (tried[order[j]] || storage__in(holders, t->id) ||
+                        (pass == 0 && storage__zone_in(zones, nz, t->zone)))
+                        continue;
+                    tried[order[j]] = true;
+                    char uri[400], body[256];
+                    snprintf(uri, sizeof(uri), "/v1/blobs/%s/pull?from=%s", sha, from.buf);
+                    int st =
+                        storage__call(b, "POST", t->id, t->url, uri, "repair", body, sizeof(body));
+                    if (st == 200) {
+                        have++;
+                        if (nz < STORAGE_MAX_NODES)
+                            zones[nz++] = t->zone;
+                        out->copied++;
+                        out->bytes += (int64_t)size;
+                        atomic_fetch_add(&b->repaired, 1);
+                        gr_info("repair: copied %s to %s", sha, t->id);
+                        storage__pace(b, size, set.repair_rate);
+                    } else {
+                        out->failed++;
+                        gr_warn("repair: copy of %s to %s failed: %d %s", sha, t->id, st, body);
+                    }
                 }
-            }
             gr_sbuf_release(&from);
         } else if (have > R) {
             /* keep the R best-placed holders, trim the others */

@@ -147,6 +147,17 @@ void storage__load_settings(struct storage *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+int storage_placement_nodes(struct storage *b)
+{
+    int n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].placeable && (b->nodes[i].url[0] || !b->clustered))
+            n++;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
 void storage_get_settings(struct storage *b, struct storage_settings *out)
 {
     pthread_mutex_lock(&b->lock);

@@ -14,8 +14,8 @@
  * Thread-safe. One struct storage per process, owned by the server struct and
  * reached through repo_ctx.storage.
  */
-#ifndef REPO_BLOBS_H
-#define REPO_BLOBS_H
+#ifndef STORAGE_STORAGE_H
+#define STORAGE_STORAGE_H
 
 #include "base/arena.h"
 
@@ -75,6 +75,10 @@ int storage_start(const struct storage_options *o, struct storage **out)
 /* Stop the thread and free. NULL is fine. */
 void storage_stop(struct storage *b);
 
+/* How many nodes this node would place copies on now: its view of the
+ * active nodes, refreshed by the storage thread every second (a metric, so
+ * that a test or an operator can tell when a node has seen a change). */
+int storage_placement_nodes(struct storage *st);
 /* Current settings (refreshed by the storage thread every few seconds). */
 void storage_get_settings(struct storage *b, struct storage_settings *out);
 /* Store settings cluster-wide. GR_EINVAL (out of range), GR_EDB. */

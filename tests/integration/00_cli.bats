@@ -40,13 +40,15 @@ teardown_file() { cleanup_suite; }
     local pid=$!
     echo $pid >>"$SUITE_TMP/pids"
     wait_ready "http://127.0.0.1:$p1" $pid
-    kill -TERM $pid && wait $pid
+    kill -TERM $pid
+    wait $pid
     # environment beats the file
     GRANARY_LISTEN=127.0.0.1:$p2 "$GRANARYD" --config "$dir/g.conf" 2>"$dir/err2" &
     pid=$!
     echo $pid >>"$SUITE_TMP/pids"
     wait_ready "http://127.0.0.1:$p2" $pid
-    kill -TERM $pid && wait $pid
+    kill -TERM $pid
+    wait $pid
     # a flag beats both
     GRANARY_LISTEN=127.0.0.1:$p2 "$GRANARYD" --config "$dir/g.conf" --listen 127.0.0.1:$p3 2>"$dir/err3" &
     pid=$!
@@ -66,7 +68,11 @@ teardown_file() { cleanup_suite; }
 
 @test "SIGTERM exits 0 and leaves no process behind" {
     start_node b --database-url "$DB"
-    run stop_node b
-    ! kill -0 "$NODE_b_PID" 2>/dev/null
+    # the node is a child of this shell: wait gives its exit status
+    kill -TERM "$NODE_b_PID"
+    local rc=0
+    wait "$NODE_b_PID" || rc=$?
+    [ "$rc" -eq 0 ]
+    refute kill -0 "$NODE_b_PID"
     grep -q "stopped" "$NODE_b_DIR/stderr.log"
 }

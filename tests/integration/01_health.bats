@@ -48,12 +48,14 @@ teardown_file() { cleanup_suite; }
     [ "$(code "http://127.0.0.1:$port/api/repositories")" = 503 ]
     # start a second PostgreSQL on that port: the node becomes ready by itself
     local pg2=$SUITE_TMP/pg2
-    mkdir -p "$pg2" && chmod 700 "$pg2"
-    [ "$(id -u)" = 0 ] && chown postgres: "$pg2"
+    mkdir -p "$pg2"
+    chmod 700 "$pg2"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$pg2"; fi
     as_pg "$PG_BIN/initdb" -D "$pg2" -U granary --auth=trust --no-locale >/dev/null
     as_pg "$PG_BIN/pg_ctl" -D "$pg2" -l "$pg2/log" -w -o "-p $dbport -k $pg2 -c listen_addresses=127.0.0.1" start >/dev/null
     "$PG_BIN/psql" -q -h 127.0.0.1 -p $dbport -U granary -d postgres -c 'CREATE DATABASE late' >/dev/null
     wait_ready "http://127.0.0.1:$port" $pid 30
-    kill -TERM $pid && wait $pid
+    kill -TERM $pid
+    wait $pid
     as_pg "$PG_BIN/pg_ctl" -D "$pg2" -m fast -w stop >/dev/null
 }

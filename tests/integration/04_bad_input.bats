@@ -93,8 +93,7 @@ is_json_error() { # expected-status curl-args...
     [[ "${lines[-1]}" == 413 || "${lines[-1]}" == 000 || "${lines[-1]}" == 100 ]]
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/big.bin")" = 404 ]
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/big2.bin")" = 404 ]
-    sleep 0.2
-    [ -z "$(ls -A "$NODE_a_DIR/filestore/_pre")" ]
+    wait_until 10 eval '[ -z "$(ls -A "$NODE_a_DIR/filestore/_pre")" ]'
 }
 
 @test "a client that stops mid-body leaves no temp file and no artifact" {

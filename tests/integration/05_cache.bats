@@ -29,7 +29,8 @@ restart_a() {
     done
     q2=$(metric a granary_db_queries_total)
     echo "queries before $q1 after $q2"
-    [ -n "$q1" ] && [ "$q1" = "$q2" ]
+    [ -n "$q1" ]
+    [ "$q1" = "$q2" ]
     [ "$(metric a granary_cache_hits_total)" -gt 100 ]
 }
 

@@ -45,21 +45,22 @@ postmaster_pid() {
     local pid
     pid=$(postmaster_pid)
     stop_node e
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 "$pid" 2>/dev/null
+    wait_until 5 pid_gone "$pid"
     # the password is not printed again
     : >"$NODE_e_DIR/stdout.log"
     restart_node e
-    ! grep -q "$NODE_e_PASS" "$NODE_e_DIR/stdout.log"
+    grep -q "ready at" "$NODE_e_DIR/stdout.log"
+    refute grep -q "$NODE_e_PASS" "$NODE_e_DIR/stdout.log"
     [ "$(acurl e /keep/p.txt)" = persisted ]
 }
 
 @test "a granaryd killed with SIGKILL does not leave its PostgreSQL running" {
     local pid
     pid=$(postmaster_pid)
+    [ -n "$pid" ]
+    kill -0 "$pid"
     kill -KILL "$(node_pid e)"
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 "$pid" 2>/dev/null
+    wait_until 10 pid_gone "$pid"
     # and the next start works
     restart_node e
     [ "$(acurl e /keep/p.txt)" = persisted ]
@@ -68,7 +69,8 @@ postmaster_pid() {
 @test "the embedded server also runs under a directory its user cannot traverse" {
     [ "$(id -u)" = 0 ] || skip "only root drops to the postgres user"
     local locked=$SUITE_TMP/locked
-    mkdir -p "$locked" && chmod 0700 "$locked" # a fresh clone in a mktemp -d looks like this
+    mkdir -p "$locked"
+    chmod 0700 "$locked" # a fresh clone in a mktemp -d looks like this
     local port
     port=$(free_port)
     "$GRANARYD" --data-dir "$locked/data" --listen 127.0.0.1:$port >"$SUITE_TMP/locked.out" 2>"$SUITE_TMP/locked.err" &
@@ -83,7 +85,6 @@ postmaster_pid() {
     local pm
     pm=$(head -1 "$locked/data/pg/data/postmaster.pid")
     kill -TERM $pid
-    for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 $pid 2>/dev/null
-    ! kill -0 "$pm" 2>/dev/null
+    wait_until 10 pid_gone $pid
+    wait_until 10 pid_gone "$pm"
 }

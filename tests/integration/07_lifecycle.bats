@@ -17,7 +17,8 @@ teardown_file() { cleanup_suite; }
     curl -sS -u "admin:$NODE_t_PASS" --limit-rate 200K -T "$SUITE_TMP/slow" \
         -o "$SUITE_TMP/slow.out" -w '%{http_code}' "$NODE_t_URL/libs/slow.bin" >"$SUITE_TMP/slow.code" &
     local cpid=$!
-    sleep 1
+    # the upload is in flight: its body streams into the filestore
+    wait_until 10 eval '[ -n "$(ls -A "$NODE_t_DIR/filestore/_pre")" ]'
     kill -TERM "$NODE_t_PID"
     wait $cpid
     [ "$(cat "$SUITE_TMP/slow.code")" = 201 ]

@@ -38,7 +38,8 @@ teardown_file() {
         fi
     done
     echo "stored $ok, refused $full"
-    [ $ok -ge 1 ] && [ $full -ge 1 ]
+    [ $ok -ge 1 ]
+    [ $full -ge 1 ]
     [ -z "$(ls -A "$NODE_f_DIR/filestore/_pre")" ]
     # every acknowledged upload reads back intact
     for i in $(seq 8); do

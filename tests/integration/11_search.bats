@@ -32,6 +32,9 @@ setup_file() {
     up D '/s1/misc/abXc.txt'
     # a folder with properties, and fixed dates for the date searches
     acurl a -X PUT '/api/storage/s1/org/x/1.1?properties=qa=done&recursive=0' >/dev/null
+    # dates cannot be set through the API: they are set in PostgreSQL. That
+    # skips the cache and the change counter, and cannot hide a bug: every
+    # search is a PostgreSQL query (search.c reads no cache)
     psql_db search "UPDATE artifacts SET created = '2024-01-01T00:00:00Z', modified = '2024-01-05T00:00:00Z' WHERE repo = 's1' AND path = 'org/x/1.0/x-1.0.jar'"
     psql_db search "UPDATE artifacts SET created = '2024-01-03T00:00:00Z', modified = '2024-01-03T00:00:00Z' WHERE repo = 's1' AND path = 'org/x/1.1/x-1.1.jar'"
     psql_db search "UPDATE artifacts SET created = '2024-02-01T00:00:00Z', modified = '2024-02-01T00:00:00Z' WHERE repo = 's2' AND path = 'com/y/y-2.0.jar'"
@@ -228,6 +231,8 @@ ms() {
 
 @test "results stop at 1000 and X-Result-Limit-Reached says so" {
     make_repo a big
+    # 1001 rows written in PostgreSQL rather than 1001 uploads; searches
+    # read PostgreSQL only, so the cache they skip plays no part here
     psql_db search "INSERT INTO artifacts (repo, path, sha256, size, created_by, modified_by) SELECT 'big', 'many/f' || i || '.bin', '$SHA_A', 5, 'admin', 'admin' FROM generate_series(1, 1001) i"
     acurl a -D "$SUITE_TMP/h" -o "$SUITE_TMP/b" '/api/search/artifact?name=*.bin&repos=big'
     [ "$(jq '.results | length' "$SUITE_TMP/b")" = 1000 ]

@@ -30,13 +30,17 @@ setup_file() {
     export SHA_POM=$(sha256sum "$SUITE_TMP/pom" | cut -d' ' -f1)
     export SHA_JAR2=$(sha256sum "$SUITE_TMP/jar2" | cut -d' ' -f1)
     export SHA_B=$(sha256sum "$SUITE_TMP/b" | cut -d' ' -f1)
-    # properties on a file and on folders (the properties table is keyed by repo and path)
-    psql_db copymove "INSERT INTO properties VALUES
-        ('libs','org/a/1.0/a-1.0.jar','k','v1'), ('libs','org/a/1.0/a-1.0.jar','k','v2'),
-        ('libs','org/a/1.0/a-1.0.jar','build','7'),
-        ('libs','org/a','team','core'), ('libs','org/a/1.0','rel','yes')"
+    # properties on a file and on folders, through the API
+    setprops libs/org/a/1.0/a-1.0.jar 'k=v1,v2|build=7'
+    setprops libs/org/a team=core
+    setprops libs/org/a/1.0 rel=yes
 }
 teardown_file() { cleanup_suite; }
+
+# setprops REPO/PATH SPEC: set properties through the API (folders: not recursively)
+setprops() {
+    [ "$(code -u "admin:$NODE_a_PASS" -X PUT "$NODE_a_URL/api/storage/$1?properties=$2&recursive=0")" = 204 ]
+}
 
 blobs() { find "$NODE_a_DIR/filestore" -type f -not -path '*/_pre/*' | wc -l; }
 sha_of() { acurl a "$1" | sha256sum | cut -d' ' -f1; }
@@ -114,7 +118,7 @@ count() { psql_db copymove "SELECT count(*) FROM artifacts WHERE repo = '$1'"; }
     local sha
     sha=$(sha256sum "$SUITE_TMP/mv" | cut -d' ' -f1)
     acurl a -T "$SUITE_TMP/mv" /libs/mv/f.bin >/dev/null
-    psql_db copymove "INSERT INTO properties VALUES ('libs','mv/f.bin','state','moving')"
+    setprops libs/mv/f.bin state=moving
     # warm the cache on both paths: the move must invalidate them
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/mv/f.bin")" = 200 ]
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/other/moved/f.bin")" = 404 ]
@@ -138,8 +142,8 @@ count() { psql_db copymove "SELECT count(*) FROM artifacts WHERE repo = '$1'"; }
         echo "$f" >"$SUITE_TMP/f"
         acurl a -T "$SUITE_TMP/f" "/libs/mvtree/$f" >/dev/null
     done
-    psql_db copymove "INSERT INTO properties VALUES ('libs','mvtree/t/sub','owner','qa'),
-        ('libs','mvtree/t/sub/b.txt','q','1')"
+    setprops libs/mvtree/t/sub owner=qa
+    setprops libs/mvtree/t/sub/b.txt q=1
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/mvtree/t/sub/b.txt")" = 200 ]
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/renamed/sub/b.txt")" = 404 ]
     run acurl a -X POST -w '\n%{http_code}' '/api/move/libs/mvtree/t?to=/libs/renamed'
@@ -277,7 +281,7 @@ count() { psql_db copymove "SELECT count(*) FROM artifacts WHERE repo = '$1'"; }
 @test "an existing target file is overwritten, and takes the source's properties" {
     echo old >"$SUITE_TMP/old"
     acurl a -T "$SUITE_TMP/old" /other/ow.txt >/dev/null
-    psql_db copymove "INSERT INTO properties VALUES ('other','ow.txt','old','1')"
+    setprops other/ow.txt old=1
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/other/ow.txt")" = 200 ] # cached now
     run acurl a -X POST -w '\n%{http_code}' '/api/copy/libs/org/a/1.0/a-1.0.jar?to=/other/ow.txt'
     [ "${lines[-1]}" = 200 ]

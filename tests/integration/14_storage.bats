@@ -140,6 +140,7 @@ teardown_file() { cleanup_suite; }
     acurl a -D "$SUITE_TMP/get" -o /dev/null /libs/top.txt
     acurl a -I /libs/top.txt >"$SUITE_TMP/head"
     for h in Content-Length Content-Type ETag Last-Modified X-Checksum-Sha1 X-Checksum-Sha256 X-Checksum-Md5 Accept-Ranges; do
+        grep -qi "^$h: ." "$SUITE_TMP/get" || { echo "$h missing from GET"; return 1; }
         [ "$(grep -i "^$h:" "$SUITE_TMP/get")" = "$(grep -i "^$h:" "$SUITE_TMP/head")" ] || { echo "$h differs"; return 1; }
     done
     [ "$(acurl a -X HEAD -w '%{size_download}' -o /dev/null /libs/top.txt 2>/dev/null)" = 0 ]

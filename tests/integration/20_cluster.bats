@@ -84,8 +84,10 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
     [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/new" "$NODE_n1_URL/libs/stop/k")" = 201 ]
     t1=$(date +%s%N)
     local ms=$(((t1 - t0) / 1000000))
-    echo "write with a stopped peer took $ms ms (lease 1500 ms)"
-    [ "$ms" -lt $((1500 + 1000)) ]
+    echo "write with a stopped peer took $ms ms (ack timeout 1000 ms, lease 1500 ms)"
+    # the protocol's bound: the ack timeout, then at most the lease plus
+    # 200 ms; one more second of margin for a loaded machine
+    [ "$ms" -lt $((1000 + 1500 + 200 + 1000)) ]
     sleep 1.5 # twice the lease in all
     kill -CONT "$pid3"
     [ "$(csum "$NODE_n3_URL" libs/stop/k)" = "$(sha "$SUITE_TMP/new")" ]
@@ -104,7 +106,8 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
     local url4=$NODE_n4_URL
     csum "$url4" libs/race/racekey >"$SUITE_TMP/first" &
     local reader=$!
-    sleep 0.7 # the reader has read v1 from PostgreSQL and waits before its fill
+    # the reader has read v1 from PostgreSQL and waits before its fill
+    wait_until 10 grep -q "pausing the fill" "$NODE_n4_DIR/stderr.log"
     [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/v2" "$NODE_n1_URL/libs/race/racekey")" = 201 ]
     wait $reader
     # the paused reader answered what it read; its fill must have been refused
@@ -156,7 +159,9 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
         [ -n "$p" ] && [ "$p" != n5 ] && [ "$p" != null ] && break
         sleep 0.25
     done
-    [ "$p" != n5 ] && [ -n "$p" ]
+    [ -n "$p" ]
+    [ "$p" != n5 ]
+    [ "$p" != null ]
     [ "$(cluster_json | jq -r '.nodes[] | select(.id=="n5") | .state')" = down ]
     [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/api/system/cluster/nodes/n5")" = 204 ]
     [ "$(cluster_json | jq '[.nodes[] | select(.id=="n5")] | length')" = 0 ]
@@ -167,7 +172,7 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
     local p survivor
     p=$(cluster_json | jq -r .primary)
     kill -KILL "$(node_pid "$p")"
-    for n in n1 n2 n3; do [ "$n" != "$p" ] && survivor=$n; done
+    for n in n1 n2 n3; do if [ "$n" != "$p" ]; then survivor=$n; fi; done
     local url
     eval "url=\$NODE_${survivor}_URL"
     local t0=$SECONDS newp=""
@@ -177,7 +182,9 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
         sleep 0.2
     done
     echo "old primary $p, new primary $newp after $((SECONDS - t0)) s"
-    [ -n "$newp" ] && [ "$newp" != "$p" ] && [ "$newp" != null ]
+    [ -n "$newp" ]
+    [ "$newp" != "$p" ]
+    [ "$newp" != null ]
     # the task of the primary: the dead node is removed once down for 3 s
     for i in $(seq 60); do
         cget "$url/api/system/cluster" | jq -e ".nodes | map(.id) | index(\"$p\") == null" >/dev/null && break
@@ -188,7 +195,7 @@ n3_state_is() { # STATE: within 5 s (a few heartbeats, however loaded the machin
 
 @test "restart PostgreSQL under the cluster: no wrong answers, recovery without intervention" {
     local live=()
-    for n in n1 n2 n3; do kill -0 "$(node_pid $n)" 2>/dev/null && live+=($n); done
+    for n in n1 n2 n3; do if kill -0 "$(node_pid $n)" 2>/dev/null; then live+=($n); fi; done
     local a=${live[0]} b=${live[1]} ua ub
     eval "ua=\$NODE_${a}_URL ub=\$NODE_${b}_URL"
     echo one >"$SUITE_TMP/one"

@@ -40,7 +40,7 @@ holders() { sql "SELECT string_agg(node, ',' ORDER BY node) FROM binary_location
 files() {
     local n out=""
     for n in n1 n2 n3; do
-        [ -f "$SUITE_TMP/node-$n/filestore/${1:0:2}/$1" ] && out="$out${out:+,}$n"
+        if [ -f "$SUITE_TMP/node-$n/filestore/${1:0:2}/$1" ]; then out="$out${out:+,}$n"; fi
     done
     echo "$out"
 }
@@ -52,6 +52,18 @@ wait_down() { # NODE: until the others see it down (heartbeat older than 2 s)
         sleep 0.2
     done
     return 1
+}
+# placement_nodes NODE N: NODE's view of the nodes to place copies on has N
+# (each node refreshes it once a second)
+placement_nodes() {
+    [ "$(cget "$(url_of "$1")/api/system/metrics" | awk '$1 == "granary_storage_placement_nodes" { print $2 }')" = "$2" ]
+}
+# redundancy_seen N: every node's storage settings say redundancy N
+redundancy_seen() {
+    local n
+    for n in n1 n2 n3; do
+        [ "$(cget "$(url_of $n)/api/system/storage/config" | jq .redundancy)" = "$1" ] || return 1
+    done
 }
 wait_up() {
     local i
@@ -139,7 +151,7 @@ wait_up() {
     # n3 stops answering: uploads go on with two copies, recorded as under-replicated
     kill -STOP "$(node_pid n3)"
     wait_down n3
-    sleep 1.2 # every node refreshes its view of the cluster once a second
+    wait_until 10 placement_nodes n2 2
     head -c 200000 /dev/urandom >"$SUITE_TMP/r3b"
     local s
     s=$(sha "$SUITE_TMP/r3b")
@@ -210,8 +222,10 @@ wait_up() {
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
     # flip one byte in the middle of the copy on one holder
     printf '\xff' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    cmp -s "$f" "$SUITE_TMP/rot" && printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    ! cmp -s "$f" "$SUITE_TMP/rot"
+    if cmp -s "$f" "$SUITE_TMP/rot"; then
+        printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
+    fi
+    refute cmp -s "$f" "$SUITE_TMP/rot"
     local n i good=0 wrong=0 cut=0
     for i in 1 2 3; do
         for n in n1 n2 n3; do
@@ -236,7 +250,7 @@ wait_up() {
     bad=${h%%,*}
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
     printf '\x55\xaa' | dd of="$f" bs=1 seek=10 conv=notrunc status=none
-    ! cmp -s "$f" "$SUITE_TMP/rot"
+    refute cmp -s "$f" "$SUITE_TMP/rot"
     run cget -X POST "$(url_of "$bad")/api/system/storage/scrub"
     echo "$output"
     [ "$(echo "$output" | jq .bad)" = 1 ]
@@ -271,7 +285,7 @@ wait_up() {
         "$NODE_n1_URL" "$NODE_n2_URL" "$NODE_n3_URL"
     echo "$output" | tail -5
     [ "$status" -eq 0 ]
-    [[ "${lines[-1]}" == *" lost 0 "* ]]
+    [[ "${lines[-1]}" == *" lost 0 failed 0 "* ]]
 }
 
 @test "garbage collection frees the space in the same run, on every holder" {
@@ -284,6 +298,9 @@ wait_up() {
     [ "$(code -u "admin:$PASS" -X DELETE "$NODE_n3_URL/libs/gone.bin")" = 204 ]
     # inside the grace period nothing goes
     run cget -X POST "$NODE_n1_URL/api/system/storage/gc"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(echo "$output" | jq .bytesFreed)" = 0 ]
     [ "$(files "$s")" = "$h" ]
     run cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0"
     echo "$output"
@@ -312,7 +329,7 @@ wait_up() {
     wait_up n2
     # (the primary may already be repairing: only the log line is certain)
     grep -q 'filestore is new' "$SUITE_TMP/node-n2/stderr.log"
-    ! grep -q 'could not forget' "$SUITE_TMP/node-n2/stderr.log"
+    refute grep -q 'could not forget' "$SUITE_TMP/node-n2/stderr.log"
     run cget -X POST "$NODE_n3_URL/api/system/storage/optimize"
     echo "$output"
     [ "$(echo "$output" | jq .failed)" = 0 ]
@@ -334,14 +351,14 @@ wait_up() {
     echo "$SUITE_TMP/node-n4/filestore" >>"$SUITE_TMP/mounts"
     start_cluster_node n4 "$DB"
     wait_up n4
-    sleep 1.2
+    wait_until 10 placement_nodes n1 4
     local i st ok=0 refused=0 other=0
     : >"$SUITE_TMP/full-acked"
     for i in $(seq 16); do
         head -c 600000 /dev/urandom >"$SUITE_TMP/full$i"
         # every other upload goes through the node that fills up
         local via=$NODE_n1_URL
-        ((i % 2)) && via=$NODE_n4_URL
+        if ((i % 2)); then via=$NODE_n4_URL; fi
         st=$(curl -sS -u "admin:$PASS" -T "$SUITE_TMP/full$i" -o "$SUITE_TMP/full-out" -w '%{http_code}' "$via/libs/full/f$i")
         case $st in
         201)
@@ -383,7 +400,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
 @test "reads from a peer: a moved copy costs one retry; warm reads ask PostgreSQL for no holder and reuse the connection" {
     # redundancy 1, so that a third node can take the only copy
     storage_config '{"redundancy":1,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
-    sleep 1.2
+    wait_until 10 redundancy_seen 1
     head -c 300000 /dev/urandom >"$SUITE_TMP/hc"
     local s
     s=$(sha "$SUITE_TMP/hc")
@@ -429,6 +446,8 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
 
 @test "a peer that sends wrong bytes: the reader never serves them (signed block checksums) and drops that holder" {
     local mode s h reader port fk n
+    # one port for both fakes: the nodes' view of fk (its URL) stays right
+    port=$(free_port)
     for mode in crc nocrc; do
         head -c 200000 /dev/urandom >"$SUITE_TMP/fk-$mode"
         s=$(sha "$SUITE_TMP/fk-$mode")
@@ -436,8 +455,6 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         h=$(holders "$s")
         for n in n1 n2 n3; do [[ "$h" == *$n* ]] || reader=$n; done
         # a fake node whose cluster port sends the binary with one byte changed
-        # (its answers signed with the join key: the bytes changed on the way)
-        port=$(free_port)
         : >"$SUITE_TMP/fk.log"
         python3 tests/integration/tools/fake_holder.py "$port" "$SUITE_TMP/fk-$mode" "$mode" "$SUITE_TMP/fk.log" \
             "$SUITE_TMP/join.key" &
@@ -451,9 +468,9 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
              ON CONFLICT (id) DO UPDATE SET cluster_url = EXCLUDED.cluster_url, public_url = EXCLUDED.public_url,
                      heartbeat = EXCLUDED.heartbeat, state = 'active'"
         sql "DELETE FROM binary_locations WHERE sha256 = '$s'; INSERT INTO binary_locations (sha256, node) VALUES ('$s', 'fk')"
-        sleep 1.5 # every node's view of the live nodes now has fk
-        rm -f "$SUITE_TMP/got"
-        run curl -fsS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
+        # every node's view of the live nodes has fk (n4 is gone again)
+        wait_until 10 placement_nodes "$reader" 4
+        run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
         echo "$mode from $reader: curl $status, $(stat -c %s "$SUITE_TMP/got" 2>/dev/null) bytes; fake saw: $(cat "$SUITE_TMP/fk.log")"
         # never a complete answer with wrong bytes: the connection is cut (crc: at
         # the second block), or no answer starts (nocrc: 503)
@@ -469,6 +486,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         # quarantined on the network's word (64_security_cluster_port.bats)
         [ "$(holders "$s")" = fk ]
         kill "$fk"
+        wait "$fk" || true
         # the real copies again: the next read finds them (the bad holder was not kept)
         sql "DELETE FROM binary_locations WHERE sha256 = '$s';
              INSERT INTO binary_locations (sha256, node) SELECT '$s', unnest(string_to_array('$h', ','))"

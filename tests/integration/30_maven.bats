@@ -217,7 +217,7 @@ EOF
     for v in 1.9 1.10 2.0-SNAPSHOT 1.10-rc1; do
         printf "m $v" >"$SUITE_TMP/m.jar"
         local file=m-$v.jar
-        [[ $v == *SNAPSHOT ]] && file=m-${v%-SNAPSHOT}-20261128.002356-1.jar
+        if [[ $v == *SNAPSHOT ]]; then file=m-${v%-SNAPSHOT}-20261128.002356-1.jar; fi
         [ "$(status -T "$SUITE_TMP/m.jar" "$B/libs-release/com/example/m/$v/$file")" = 201 ]
     done
     local url=$A/libs-release/com/example/m/maven-metadata.xml

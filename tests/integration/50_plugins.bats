@@ -261,7 +261,8 @@ return { beforeDelete = no, beforeMove = no, beforeCopy = no, beforePropertyChan
     local ticks
     ticks=$(acurl a "/api/storage/libs/job/counter.txt?properties=ticks" | jq -r '.properties.ticks[0]')
     echo "ticks=$ticks"
-    [ "$ticks" -ge 2 ] && [ "$ticks" -le 4 ]
+    [ "$ticks" -ge 2 ]
+    [ "$ticks" -le 4 ]
     grep -q 'job ticker/bad failed: ticker:7: instruction budget of 20000000' "$NODE_a_DIR/stderr.log"
     del_plugin ticker
     serving

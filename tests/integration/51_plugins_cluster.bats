@@ -66,9 +66,8 @@ dbq() { psql_db plugcluster "$1"; }
     [ "$(ccode -X PUT --data-binary 'return { jobs = { hello = { interval = 1, where = "every-node",
   run = function() granary.log("every-node job on " .. granary.node()) end } } }' \
         "$NODE_n1_URL/api/plugins/everywhere")" = 201 ]
-    sleep 2.5
     for n in n1 n2 n3; do
-        grep -q "every-node job on $n" "$SUITE_TMP/node-$n/stderr.log"
+        wait_until 10 grep -q "every-node job on $n" "$SUITE_TMP/node-$n/stderr.log"
     done
     [ "$(ccode -X DELETE "$NODE_n1_URL/api/plugins/everywhere")" = 204 ]
 }
@@ -97,7 +96,8 @@ dbq() { psql_db plugcluster "$1"; }
     local n
     n=$(dbq "SELECT count(*) FROM plugin_job_runs WHERE plugin = 'beat'")
     echo "runs: $n"
-    [ "$n" -ge 6 ] && [ "$n" -le 13 ]
+    [ "$n" -ge 6 ]
+    [ "$n" -le 13 ]
     # the job's state is shown by GET /api/plugins on any live node
     local live
     for live in n1 n2 n3; do [ "$live" != "$p" ] && break; done

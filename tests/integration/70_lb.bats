@@ -37,7 +37,7 @@ setup_file() {
     echo $! >>"$SUITE_TMP/pids"
 }
 teardown_file() {
-    [ -f "${LB:-/nonexistent}/haproxy.pid" ] && kill "$(cat "$LB/haproxy.pid")" 2>/dev/null
+    if [ -f "${LB:-/nonexistent}/haproxy.pid" ]; then kill "$(cat "$LB/haproxy.pid")" 2>/dev/null; fi
     cleanup_suite
 }
 
@@ -66,7 +66,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
     grep -q 'X-Forwarded-Proto' "$d/api.conf"
     [ "$(grep -c "server 127.0.0.1:" "$d/api.conf")" = 3 ]
     for p in $NODE_n1_CPORT $NODE_n2_CPORT $NODE_n3_CPORT; do
-        ! grep -q ":$p" "$d/api.conf" # the cluster port is never exposed
+        refute grep -q ":$p" "$d/api.conf" # the cluster port is never exposed
     done
     [ "$(code -u "admin:$PASS" "$NODE_n1_URL/api/system/configuration/reverseProxy/iis")" = 404 ]
     [ "$(code "$NODE_n1_URL/api/system/configuration/reverseProxy/nginx")" = 401 ]
@@ -213,7 +213,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
     wait_upstreams 3
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":true}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 2
-    ! grep -q ":$NODE_n2_PORT " "$LB/granary.conf"
+    refute grep -q ":$NODE_n2_PORT " "$LB/granary.conf"
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":false}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 3
     grep -q 'wrote .* and reloaded' "$LB/watch.log"
@@ -243,7 +243,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
         grep -qE "^$m [0-9]" "$f" || { echo "missing $m"; return 1; }
     done
     # the text format: comments, or name{labels} value
-    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
+    refute grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
     # no metric is declared twice
     [ -z "$(grep '^# TYPE' "$f" | awk '{print $3}' | sort | uniq -d)" ]
     # the old address gives the same families
@@ -258,19 +258,18 @@ wait_upstreams() { # N: until the watched file lists N nodes
     local id
     id=$(tr -d '\r' <"$SUITE_TMP/hdr" | awk -F': ' 'tolower($1) == "x-request-id" {print $2}')
     [ -n "$id" ]
-    sleep 0.3
-    grep -E "req=$id access method=PUT path=/libs/log/l1.bin status=201 in=70000 out=[0-9]+ ms=[0-9.]+ user=admin route=artifact" \
+    wait_until 10 grep -qE "req=$id access method=PUT path=/libs/log/l1.bin status=201 in=70000 out=[0-9]+ ms=[0-9.]+ user=admin route=artifact" \
         "$SUITE_TMP/node-n1/stderr.log"
     # the copy went to a peer over the cluster port: its line names our request
-    grep -hE "access method=PUT path=/v1/blobs/$s/stage status=201 .*route=cluster rid=$id from=n1" \
-        "$SUITE_TMP"/node-n[23]/stderr.log
+    wait_until 10 eval 'grep -qhE "access method=PUT path=/v1/blobs/$s/stage status=201 .*route=cluster rid=$id from=n1" \
+        "$SUITE_TMP"/node-n[23]/stderr.log'
     # through nginx: its request id is in granary's line and in nginx's log
     curl -sS -u "admin:$PASS" -o /dev/null "$LB_URL/libs/log/l1.bin?trace=1"
-    sleep 0.3
+    wait_until 10 grep -q 'uri="/libs/log/l1.bin?trace=1"' "$LB/access.log"
     local rid
     rid=$(grep 'uri="/libs/log/l1.bin?trace=1"' "$LB/access.log" | sed -n 's/.*rid=\([0-9a-f]*\) .*/\1/p' | tail -1)
     [ ${#rid} = 32 ]
-    grep -h "path=/libs/log/l1.bin status=200 .* rid=$rid" "$SUITE_TMP"/node-n?/stderr.log
+    wait_until 10 eval 'grep -qh "path=/libs/log/l1.bin status=200 .* rid=$rid" "$SUITE_TMP"/node-n?/stderr.log'
 }
 
 # one HA phase at a time, labelled for the client loop
@@ -331,6 +330,15 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
     [ "$(jq '.total.put_unacked // 0' "$t")" = 0 ]
     [ "$(jq '.total.verify_bad // 0' "$t")" = 0 ]
     [ "$(jq .total.acked "$t")" -gt 0 ]
+    [ "$(jq .total.timed_out "$t")" = 0 ]
+    # every phase saw traffic: uploads, reads and HEADs went on through each
+    local ph
+    for ph in steady kill9 rolling drain; do
+        for k in put_ok get_ok head_ok; do
+            [ "$(jq ".phases.$ph.$k // 0" "$t")" -gt 0 ] || { echo "phase $ph: no $k"; return 1; }
+        done
+    done
     # PUTs fail only when a node dies under them: never in a clean restart or a drain
+    [ "$(jq '.phases.rolling.put_failed // 0' "$t")" = 0 ]
     [ "$(jq '.phases.drain.put_failed // 0' "$t")" = 0 ]
 }

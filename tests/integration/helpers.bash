@@ -1,6 +1,15 @@
 # helpers.bash - shared by the bats suites: a real PostgreSQL per suite
 # (initdb in a temp dir, random free port) and real granaryd processes,
 # all stopped by pid in teardown.
+#
+# Checks must be able to fail: bats runs a test under `set -e`, which ignores
+# a `! cmd` and every command but the last of `A && B` unless it is the
+# test's last line (scripts/check-tests finds them). Use `refute cmd`,
+# `run ! cmd`, separate lines, and `wait_until` instead of a sleep that
+# stands in for a state.
+
+# `run !` and `run -N` (bats 1.5)
+bats_require_minimum_version 1.5.0
 
 BUILD=${BUILD:-build}
 GRANARYD=${GRANARYD:-$PWD/$BUILD/granaryd}
@@ -17,7 +26,7 @@ free_port() {
         p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
         grep -qx "$p" "$used" 2>/dev/null || break
     done
-    [ -n "${SUITE_TMP:-}" ] && echo "$p" >>"$used"
+    if [ -n "${SUITE_TMP:-}" ]; then echo "$p" >>"$used"; fi
     echo "$p"
 }
 
@@ -30,10 +39,11 @@ as_pg() {
     fi
 }
 
-# A temp dir the postgres user can traverse.
+# A temp dir the postgres user can traverse (under SUITE_TMPROOT when the
+# runner gives one: it stops what a suite that timed out left there).
 suite_tmp() {
     local d
-    d=$(mktemp -d /tmp/granary-test.XXXXXX)
+    d=$(mktemp -d "${SUITE_TMPROOT:-/tmp}/granary-test.XXXXXX")
     chmod 0711 "$d"
     echo "$d"
 }
@@ -44,8 +54,9 @@ start_pg() {
     export PGDATA_DIR=$SUITE_TMP/pgdata
     export PGPORT
     PGPORT=$(free_port)
-    mkdir -p "$PGDATA_DIR" && chmod 0700 "$PGDATA_DIR"
-    [ "$(id -u)" = 0 ] && chown postgres: "$PGDATA_DIR"
+    mkdir -p "$PGDATA_DIR"
+    chmod 0700 "$PGDATA_DIR"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$PGDATA_DIR"; fi
     as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U granary --auth=trust --no-locale -E UTF8 >/dev/null
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" -w -t 60 \
         -o "-p $PGPORT -k $PGDATA_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
@@ -53,8 +64,9 @@ start_pg() {
 }
 
 stop_pg() {
-    [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ] &&
+    if [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
         as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null 2>&1
+    fi
     return 0
 }
 
@@ -100,6 +112,35 @@ wait_ready() { # URL PID [seconds]
         curl -fsS -o /dev/null "$1/api/v1/system/readiness" 2>/dev/null && return 0
         sleep 0.1
     done
+    return 1
+}
+
+# refute CMD [ARGS...]: CMD must fail. A `! cmd` that a test checks on any
+# line (set -e ignores `! cmd` but the last line's).
+refute() {
+    if "$@"; then
+        echo "refute: this succeeded: $*" >&2
+        return 1
+    fi
+    return 0
+}
+
+# pid_gone PID: no process has that pid (any more)
+pid_gone() {
+    ! kill -0 "$1" 2>/dev/null
+}
+
+# wait_until SECONDS CMD [ARGS...]: poll CMD every 0.1 s until it succeeds;
+# after SECONDS say what did not happen and fail. For waiting on a state
+# instead of sleeping for it (the bound is generous: a loaded machine).
+wait_until() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    echo "wait_until: not true after $secs s: $*" >&2
     return 1
 }
 
@@ -163,10 +204,10 @@ cleanup_suite() {
     # an embedded PostgreSQL left by a killed node: stop it by its pid file
     local pm
     for pm in "$SUITE_TMP"/node-*/pg/data/postmaster.pid; do
-        [ -f "$pm" ] && kill -INT "$(head -1 "$pm")" 2>/dev/null
+        if [ -f "$pm" ]; then kill -INT "$(head -1 "$pm")" 2>/dev/null; fi
     done
     sleep 0.2
-    [ -n "${SUITE_TMP:-}" ] && rm -rf "$SUITE_TMP"
+    if [ -n "${SUITE_TMP:-}" ]; then rm -rf "$SUITE_TMP"; fi
 }
 
 # curl as admin against node NAME: acurl NAME [curl args] PATH

@@ -7,8 +7,10 @@
       URL; prints "checked N bad N" (bad: not 200, or wrong sha256)
   blob_load.py gcloop SECONDS PASS REPO URL...  clients upload, delete and
       re-upload a few contents while garbage collection with grace 0 runs in a
-      loop; after every acknowledged upload the artifact must be readable with
-      the right sha256 from every node. Prints "puts N lost N gcs N".
+      loop; every upload must be acknowledged (201), every delete 204, and
+      after every upload the artifact must be readable with the right sha256
+      from every node. Prints "puts N lost N failed N gcs N" (failed: uploads
+      and deletes that were refused).
 """
 import base64
 import hashlib
@@ -81,7 +83,7 @@ def gcloop(seconds, pw, repo, urls):
     stop = time.time() + seconds
     contents = [os.urandom(random.randint(1, 64) * 1024) for _ in range(4)]
     lock = threading.Lock()
-    stats = {"puts": 0, "lost": 0, "gcs": 0}
+    stats = {"puts": 0, "lost": 0, "failed": 0, "gcs": 0}
 
     def gc():
         while time.time() < stop:
@@ -97,8 +99,12 @@ def gcloop(seconds, pw, repo, urls):
             body = contents[(w + i) % len(contents)]
             sha = hashlib.sha256(body).hexdigest()
             path = "gc/w%d/p%d" % (w, i % 3)
-            st, _ = req("PUT", "%s/%s/%s" % (urls[(w + i) % len(urls)], repo, path), pw, body)
+            st, got = req("PUT", "%s/%s/%s" % (urls[(w + i) % len(urls)], repo, path), pw, body)
             if st != 201:
+                # a collection racing an upload must never make it fail
+                with lock:
+                    stats["failed"] += 1
+                print("FAILED PUT %s: %d %s" % (path, st, got[:160]))
                 continue
             with lock:
                 stats["puts"] += 1
@@ -109,15 +115,20 @@ def gcloop(seconds, pw, repo, urls):
                         stats["lost"] += 1
                     print("LOST %s %s: %d %s" % (u, path, st, got[:160]))
             # delete it again: its binary becomes garbage unless another path holds it
-            req("DELETE", "%s/%s/%s" % (urls[i % len(urls)], repo, path), pw)
+            st, got = req("DELETE", "%s/%s/%s" % (urls[i % len(urls)], repo, path), pw)
+            if st != 204:
+                with lock:
+                    stats["failed"] += 1
+                print("FAILED DELETE %s: %d %s" % (path, st, got[:160]))
 
     ts = [threading.Thread(target=gc)] + [threading.Thread(target=client, args=(w,)) for w in range(3)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    print("puts %d lost %d gcs %d" % (stats["puts"], stats["lost"], stats["gcs"]))
-    return 1 if stats["lost"] or not stats["puts"] or not stats["gcs"] else 0
+    print("puts %d lost %d failed %d gcs %d" % (stats["puts"], stats["lost"], stats["failed"],
+                                                stats["gcs"]))
+    return 1 if stats["lost"] or stats["failed"] or not stats["puts"] or not stats["gcs"] else 0
 
 
 if __name__ == "__main__":
