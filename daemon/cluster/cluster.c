@@ -24,12 +24,22 @@
 #define CLUSTER_MSG_INVALIDATE 1
 #define CLUSTER_PRIMARY_LEASE_MS 3000
 #define CLUSTER_MAX_PEERS 64
+#define CLUSTER_KEYS_MAX 64 /* keys in one invalidation message */
+/* an invalidation message: per key, a flag byte (1: prefix), its length in 4
+ * bytes big-endian, then its bytes */
+#define CLUSTER_KEY_HEAD 5
+#define CLUSTER_ID_MAX 64          /* bytes of a node id, with its NUL */
+#define CLUSTER_ENDPOINT_MAX 300   /* bytes of a bus endpoint, with its NUL */
+#define CLUSTER_RETRY_STEP_MS 50   /* between two sends to a peer not connected yet */
+#define CLUSTER_WAIT_MARGIN_MS 200 /* past a lease before a writer stops waiting for a peer */
+#define CLUSTER_POLL_US 20000      /* between two looks at a flagged peer's flush */
 
 struct cluster {
     struct db_pool *db;
     struct cluster_cache cache; /* the node's cache, driven by the protocol */
     struct bus *bus;
-    char id[64], public_url[256], cluster_url[256], bus_endpoint[300], zone[64], version[32];
+    char id[CLUSTER_ID_MAX], public_url[256], cluster_url[256], bus_endpoint[CLUSTER_ENDPOINT_MAX],
+        zone[64], version[32];
     unsigned char key[256], next_key[256];
     size_t key_len, next_key_len; /* next_key_len 0: no rotation under way */
     int lease_ms, heartbeat_ms, down_after_ms, remove_down_after_s, bus_timeout_ms;
@@ -44,7 +54,8 @@ struct cluster {
     atomic_bool draining, primary;
     atomic_uint_fast64_t primary_token;
 
-    char peer_ids[CLUSTER_MAX_PEERS][64], peer_eps[CLUSTER_MAX_PEERS][300];
+    char peer_ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX],
+        peer_eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     int npeers;
 
     atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
@@ -80,10 +91,11 @@ bool cluster_cache_ok(void *arg)
 static void cluster__encode(struct gr_sbuf *sb, const struct cluster_key *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned char h[5] = {items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
-                              (unsigned char)(items[i].len >> 16),
-                              (unsigned char)(items[i].len >> 8), (unsigned char)items[i].len};
-        gr_sbuf_add(sb, h, 5);
+        unsigned char h[CLUSTER_KEY_HEAD] = {
+            items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
+            (unsigned char)(items[i].len >> 16), (unsigned char)(items[i].len >> 8),
+            (unsigned char)items[i].len};
+        gr_sbuf_add(sb, h, CLUSTER_KEY_HEAD);
         gr_sbuf_add(sb, items[i].key, items[i].len);
     }
 }
@@ -97,16 +109,16 @@ static int cluster__on_message(void *arg, const struct bus_msg *m, void **reply,
         return 0; /* events we do not know yet are acknowledged and ignored */
     const unsigned char *p = m->payload;
     size_t left = m->len, n = 0;
-    struct cluster_key items[64];
+    struct cluster_key items[CLUSTER_KEYS_MAX];
     while (left > 0) {
-        if (left < 5 || n == 64)
+        if (left < CLUSTER_KEY_HEAD || n == CLUSTER_KEYS_MAX)
             goto bad;
         size_t len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
-        if (len > left - 5)
+        if (len > left - CLUSTER_KEY_HEAD)
             goto bad;
-        items[n++] = (struct cluster_key){(const char *)p + 5, len, p[0] == 1};
-        p += 5 + len;
-        left -= 5 + len;
+        items[n++] = (struct cluster_key){(const char *)p + CLUSTER_KEY_HEAD, len, p[0] == 1};
+        p += CLUSTER_KEY_HEAD + len;
+        left -= CLUSTER_KEY_HEAD + len;
     }
     c->cache.apply(c->cache.arg, items, n);
     return 0;
@@ -130,8 +142,8 @@ static void cluster__on_gap(void *arg, const char *sender)
 /* ---- peers ---- */
 
 /* Make the bus peers the union of ids/eps and the current list (under lock). */
-static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)[300], int n,
-                                 bool replace)
+static void cluster__merge_peers(struct cluster *c, char (*ids)[CLUSTER_ID_MAX],
+                                 char (*eps)[CLUSTER_ENDPOINT_MAX], int n, bool replace)
 {
     pthread_mutex_lock(&c->lock);
     bool changed = false;
@@ -143,8 +155,8 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
                 changed = true;
         if (changed) {
             for (int i = 0; i < n; i++) {
-                memcpy(c->peer_ids[i], ids[i], 64);
-                memcpy(c->peer_eps[i], eps[i], 300);
+                memcpy(c->peer_ids[i], ids[i], CLUSTER_ID_MAX);
+                memcpy(c->peer_eps[i], eps[i], CLUSTER_ENDPOINT_MAX);
             }
             c->npeers = n;
         }
@@ -155,12 +167,12 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
                 if (!strcmp(c->peer_ids[j], ids[i]))
                     break;
             if (j == c->npeers && c->npeers < CLUSTER_MAX_PEERS) {
-                memcpy(c->peer_ids[j], ids[i], 64);
-                memcpy(c->peer_eps[j], eps[i], 300);
+                memcpy(c->peer_ids[j], ids[i], CLUSTER_ID_MAX);
+                memcpy(c->peer_eps[j], eps[i], CLUSTER_ENDPOINT_MAX);
                 c->npeers++;
                 changed = true;
             } else if (j < c->npeers && strcmp(c->peer_eps[j], eps[i])) {
-                memcpy(c->peer_eps[j], eps[i], 300);
+                memcpy(c->peer_eps[j], eps[i], CLUSTER_ENDPOINT_MAX);
                 changed = true;
             }
         }
@@ -187,7 +199,8 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
 static void cluster__wait_out(struct cluster *c, const char *peer)
 {
     atomic_fetch_add(&c->st_waits, 1);
-    int64_t deadline = cluster__mono_ns() + (int64_t)(c->lease_ms + 200) * 1000000LL;
+    int64_t deadline =
+        cluster__mono_ns() + (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
     const char *p[2] = {peer, NULL};
     struct db_res *res = NULL;
     int rc = db_exec1(c->db, &res,
@@ -213,7 +226,7 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
             if (done)
                 return;
         }
-        usleep(20000);
+        usleep(CLUSTER_POLL_US);
     }
 }
 
@@ -233,35 +246,102 @@ void cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
     atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
+/* The peers a writer must reach: those holding a cache lease now. */
+struct cluster__peers {
+    char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
+    int n;
+    bool from_db; /* false: the database did not answer, every known peer instead */
+};
+
+/*
+ * Step 1: who holds a lease now, by the database clock: a node that joined a
+ * moment ago is included, a node whose lease expired flushes on its own
+ * before it serves again. Without a database, every peer this node knows
+ * (and no way to flag one).
+ */
+static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
 {
-    /* who holds a lease now, by the database clock: a node that joined a
-     * moment ago is included, a node whose lease expired will flush anyway */
-    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
-    int np = 0;
     const char *p[1] = {c->id};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
-                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
-                      " AND lease_expiry > now() ORDER BY id",
-                      1, p);
-    if (rc == GR_OK) {
-        for (int i = 0; i < db_res_rows(res) && np < CLUSTER_MAX_PEERS; i++, np++) {
-            snprintf(ids[np], 64, "%s", db_res_get(res, i, 0));
-            snprintf(eps[np], 300, "%s", db_res_get(res, i, 1));
+    pp->n = 0;
+    pp->from_db = db_exec1(c->db, &res,
+                           "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
+                           " AND lease_expiry > now() ORDER BY id",
+                           1, p) == GR_OK;
+    if (pp->from_db) {
+        for (int i = 0; i < db_res_rows(res) && pp->n < CLUSTER_MAX_PEERS; i++, pp->n++) {
+            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
+            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
         }
     } else {
-        /* no database: every known peer, and no way to flag them */
         pthread_mutex_lock(&c->lock);
-        np = c->npeers;
-        memcpy(ids, c->peer_ids, sizeof(ids[0]) * (size_t)np);
-        memcpy(eps, c->peer_eps, sizeof(eps[0]) * (size_t)np);
+        pp->n = c->npeers;
+        memcpy(pp->ids, c->peer_ids, sizeof(pp->ids[0]) * (size_t)pp->n);
+        memcpy(pp->eps, c->peer_eps, sizeof(pp->eps[0]) * (size_t)pp->n);
         pthread_mutex_unlock(&c->lock);
     }
     db_res_free(res);
-    if (np == 0)
+}
+
+/* Whether acks holds an acknowledgement (status) from peer. */
+static bool cluster__ack_is(const struct bus_ack_result *acks, const char *peer, int status)
+{
+    for (size_t j = 0; j < acks->n; j++)
+        if (acks->acks[j].status == status && !strcmp(acks->acks[j].peer, peer))
+            return true;
+    return false;
+}
+
+/*
+ * Step 3: a peer the first send could not reach (connected a moment ago):
+ * send to it alone every CLUSTER_RETRY_STEP_MS for up to the ack timeout.
+ * Stops early when it answers, or when it is reachable but silent. true:
+ * it acknowledged.
+ */
+static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_result *acks,
+                                       const char *peer, const struct cluster_key *items, size_t n)
+{
+    if (!cluster__ack_is(acks, peer, BUS_EUNREACH))
+        return false;
+    for (int t = 0; t < c->bus_timeout_ms; t += CLUSTER_RETRY_STEP_MS) {
+        usleep(CLUSTER_RETRY_STEP_MS * 1000);
+        struct gr_sbuf payload = GR_SBUF_INIT;
+        cluster__encode(&payload, items, n);
+        struct bus_ack_result one;
+        memset(&one, 0, sizeof(one));
+        int rc = bus_request_one(c->bus, peer, CLUSTER_MSG_INVALIDATE, payload.buf, payload.len,
+                                 c->bus_timeout_ms, &one);
+        gr_sbuf_release(&payload);
+        bool reachable = one.n == 1 && one.acks[0].status != BUS_EUNREACH;
+        bus_ack_result_free(&one);
+        if (rc == BUS_OK)
+            return true;
+        if (reachable)
+            return false; /* reachable but silent: its lease decides */
+    }
+    return false;
+}
+
+/*
+ * The acknowledged invalidation (cluster_invalidate's contract, cluster.h):
+ *   1. the peers holding a lease now;
+ *   2. send the keys to all of them at once and collect the acks;
+ *   3. a peer not connected yet is sent to again for up to the ack timeout;
+ *   4. a peer that still did not acknowledge is flagged to flush and waited
+ *      out: until it confirms the flush or its lease has expired by the
+ *      database clock (without a database: one full lease covers all).
+ * It returns only when every peer either dropped the keys or can no
+ * longer serve from its cache: the no-stale-read guarantee of
+ * docs/cluster.md rests on this.
+ */
+static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
+{
+    struct cluster__peers pp;
+    cluster__lease_holders(c, &pp);
+    if (pp.n == 0)
         return;
-    cluster__merge_peers(c, ids, eps, np, false);
+    cluster__merge_peers(c, pp.ids, pp.eps, pp.n, false);
+    /* step 2 */
     struct gr_sbuf payload = GR_SBUF_INIT;
     cluster__encode(&payload, items, n);
     struct bus_ack_result acks;
@@ -271,41 +351,17 @@ static void cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
                               c->bus_timeout_ms, &acks);
     (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
     gr_sbuf_release(&payload);
-    for (int i = 0; i < np; i++) {
-        bool acked = false;
-        for (size_t j = 0; j < acks.n; j++)
-            if (acks.acks[j].status == BUS_OK && !strcmp(acks.acks[j].peer, ids[i]))
-                acked = true;
-        /* not connected yet (a peer that joined a moment ago): retry it
-         * for up to the ack timeout before waiting out its lease */
-        for (int t = 0; !acked && t < c->bus_timeout_ms; t += 50) {
-            bool unreach = false;
-            for (size_t j = 0; j < acks.n; j++)
-                if (!strcmp(acks.acks[j].peer, ids[i]) && acks.acks[j].status == BUS_EUNREACH)
-                    unreach = true;
-            if (!unreach)
-                break;
-            usleep(50000);
-            struct gr_sbuf again = GR_SBUF_INIT;
-            cluster__encode(&again, items, n);
-            struct bus_ack_result one;
-            memset(&one, 0, sizeof(one));
-            int orc = bus_request_one(c->bus, ids[i], CLUSTER_MSG_INVALIDATE, again.buf, again.len,
-                                      c->bus_timeout_ms, &one);
-            gr_sbuf_release(&again);
-            acked = orc == BUS_OK;
-            if (!acked && one.n == 1 && one.acks[0].status != BUS_EUNREACH)
-                t = c->bus_timeout_ms; /* reachable but silent: stop retrying */
-            bus_ack_result_free(&one);
-        }
-        if (acked)
+    for (int i = 0; i < pp.n; i++) {
+        if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
+            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n)) /* step 3 */
             continue;
+        /* step 4 */
         atomic_fetch_add(&c->st_missing, 1);
-        gr_warn("cluster: no acknowledgement from %s: waiting out its lease", ids[i]);
-        if (rc == GR_OK) {
-            cluster__wait_out(c, ids[i]);
+        gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
+        if (pp.from_db) {
+            cluster__wait_out(c, pp.ids[i]);
         } else {
-            usleep((useconds_t)(c->lease_ms + 200) * 1000);
+            usleep((useconds_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000);
             break; /* one full lease covers every peer */
         }
     }
@@ -385,7 +441,7 @@ static void cluster__renew(struct cluster *c)
 
 static void cluster__refresh_peers(struct cluster *c)
 {
-    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
+    char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     char down[16];
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
     const char *p[2] = {c->id, down};
@@ -398,8 +454,8 @@ static void cluster__refresh_peers(struct cluster *c)
     if (rc == GR_OK) {
         int n = 0;
         for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++, n++) {
-            snprintf(ids[n], 64, "%s", db_res_get(res, i, 0));
-            snprintf(eps[n], 300, "%s", db_res_get(res, i, 1));
+            snprintf(ids[n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
+            snprintf(eps[n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
         }
         cluster__merge_peers(c, ids, eps, n, true);
     }
