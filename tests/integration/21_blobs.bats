@@ -470,7 +470,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         sql "DELETE FROM binary_locations WHERE sha256 = '$s'; INSERT INTO binary_locations (sha256, node) VALUES ('$s', 'fk')"
         # every node's view of the live nodes has fk (n4 is gone again)
         wait_until 10 placement_nodes "$reader" 4
-        run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
+        run curl -fsS -u "admin:$PASS" -o "$SUITE_TMP/got" "$(url_of "$reader")/libs/fk-$mode.bin"
         echo "$mode from $reader: curl $status, $(stat -c %s "$SUITE_TMP/got" 2>/dev/null) bytes; fake saw: $(cat "$SUITE_TMP/fk.log")"
         # never a complete answer with wrong bytes: the connection is cut (crc: at
         # the second block), or no answer starts (nocrc: 503)
