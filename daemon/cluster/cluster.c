@@ -1,7 +1,8 @@
 /*
  * cluster.c - heartbeat thread (membership, cache lease, primary lease,
  * cluster tasks) and the writer's side of acknowledged invalidation.
- * The protocol is DESIGN.md's; docs/cluster.md walks through it.
+ * The protocol is docs/cluster.md's ("Caches that are never stale", "The
+ * primary").
  */
 #include "cluster/cluster.h"
 

@@ -1,6 +1,7 @@
 /*
  * cluster.h - membership, cache leases, acknowledged invalidation and the
- * primary lease: DESIGN.md "Consistency" and "Cluster roles" (docs/cluster.md).
+ * primary lease: docs/cluster.md, "Caches that are never stale" and "The
+ * primary"; daemon/cluster/README.md.
  *
  * One heartbeat thread per node (started by cluster_start) renews the
  * node's row and cache lease in PostgreSQL, refreshes the bus peers, and

@@ -1,8 +1,8 @@
 /*
- * blobholders.c - which peers hold a binary, for reads from peers: a small
+ * holders.c - which peers hold a binary, for reads from peers: a small
  * in-memory cache of binary_locations in front of PostgreSQL, so that a
- * warm read from a peer asks the database nothing (DESIGN.md keeps
- * PostgreSQL off the hot read path).
+ * warm read from a peer asks the database nothing (docs/architecture.md,
+ * "State and where it lives": PostgreSQL is kept off the hot read path).
  *
  * The cache is not kept coherent by the bus: an entry lives
  * STORAGE_HOLDERS_TTL_MS, and a stale one only costs a retry, because

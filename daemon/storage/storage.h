@@ -1,6 +1,6 @@
 /*
- * blobs.h - redundant binary storage across the nodes (DESIGN.md "Binary
- * storage", docs/blobs.md): placement, synchronous replication over the
+ * storage.h - redundant binary storage across the nodes (docs/blobs.md,
+ * daemon/storage/README.md): placement, synchronous replication over the
  * cluster port, reads from peers, bad-copy handling, and the storage tasks
  * (repair and garbage collection on the primary, scrub on every node).
  *
