@@ -817,10 +817,10 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
     return GR_OK;
 }
 
-int cluster_remove_node(struct db_pool *db, const char *id, int down_after_ms)
+int cluster_remove_node(struct cluster *c, struct db_pool *db, const char *id)
 {
     char down[16];
-    snprintf(down, sizeof(down), "%d", down_after_ms);
+    snprintf(down, sizeof(down), "%d", c ? c->down_after_ms : 5000);
     const char *p[2] = {id, down};
     struct db_res *res = NULL;
     int rc = db_exec1(db, &res,

@@ -116,8 +116,9 @@ struct cluster_status {
 int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
                    struct cluster_status *out) __attribute__((warn_unused_result));
 
-/* Remove a node that is down. GR_ENOTFOUND, GR_ECONFLICT (it is alive), GR_EDB. */
-int cluster_remove_node(struct db_pool *db, const char *id, int down_after_ms)
+/* Remove a node that is down (by c's down_after_ms; 5 s for NULL, a single node).
+ * GR_ENOTFOUND, GR_ECONFLICT (it is alive), GR_EDB. */
+int cluster_remove_node(struct cluster *c, struct db_pool *db, const char *id)
     __attribute__((warn_unused_result));
 
 /* Upper bounds (seconds) of the invalidation latency histogram's buckets. */

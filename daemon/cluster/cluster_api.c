@@ -80,7 +80,7 @@ static void cluster_api__node_delete(struct http_req *r, const char *id)
 {
     if (!http_need_admin(r))
         return;
-    int rc = cluster_remove_node(r->ctx->db, id, 5000);
+    int rc = cluster_remove_node(r->ctx->cluster, r->ctx->db, id);
     if (rc == GR_ENOTFOUND)
         http_error(r, 404, "no node '%s'", id);
     else if (rc == GR_ECONFLICT)

@@ -1,5 +1,5 @@
 /*
- * h_artifacts.c - /<repo>/<path>: download (sendfile), deploy (streamed,
+ * h_artifacts.c - /<repo>/<path>: download (every block checked), deploy (streamed,
  * hashed in one pass), deploy by checksum, delete, folder listings.
  */
 #include "http/blobsend.h"
@@ -458,12 +458,12 @@ void h_artifact(struct http_req *r, const char *rest)
     }
     const struct format *f = http_format(r, cfg.package_type);
     if (f && f->artifact)
-        f->artifact(r, &cfg); /* the format's rules, then h_artifact_generic() */
+        f->artifact(r, &cfg); /* the format's rules, then http_artifact_generic() */
     else
-        h_artifact_generic(r, &cfg);
+        http_artifact_generic(r, &cfg);
 }
 
-void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
+void http_artifact_generic(struct http_req *r, const struct repo_config *cfg)
 {
     int rc;
     (void)cfg;

@@ -1,6 +1,7 @@
 /*
  * req.h - the request as handlers see it, and the helpers they answer with.
- * Internal to http/: only the files of this folder include it.
+ * The request API of http/: its own files, the formats (daemon/formats/) and
+ * the modules' *_api.c route files include it; no other module does.
  *
  * A handler is called once when the headers are in. It either answers
  * (http_send / http_error / ...) or, for a request with a body, sets
@@ -32,7 +33,7 @@
  */
 #define HTTP_CONN_MEMORY (64 * 1024)
 /* Downloads up to this size are read and sent with their headers in one go;
- * larger ones go out with sendfile(2). */
+ * larger ones stream in blocks, each checked before it is sent (blobsend.h). */
 #define HTTP_SMALL_BODY (16 * 1024)
 #define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
 
@@ -118,7 +119,7 @@ struct http_req {
     char *body_error_msg;
 
     /* Deploy hooks: a package handler (formats/maven/maven_http.c) may set them before
-     * h_artifact_generic() takes a PUT; NULL members do nothing. */
+     * http_artifact_generic() takes a PUT; NULL members do nothing. */
     struct http_deploy_hooks {
         /* every body chunk, in order (not for deploys by checksum) */
         void (*tap)(struct http_req *r, const char *data, size_t len);
@@ -266,7 +267,7 @@ void h_repository(struct http_req *r, const char *rest);   /* rest: the key */
 /* h_artifacts.c: /<repo>/<path> (rest: "<repo>/<path>"), dispatched to the repository's format */
 void h_artifact(struct http_req *r, const char *rest);
 /* The generic artifact methods (GET/HEAD/PUT/DELETE) for a known repository. */
-void h_artifact_generic(struct http_req *r, const struct repo_config *cfg);
+void http_artifact_generic(struct http_req *r, const struct repo_config *cfg);
 void h_root(struct http_req *r, const char *rest);
 void h_storage(struct http_req *r, const char *rest);     /* h_storage.c: /api/storage/... */
 void h_storageinfo(struct http_req *r, const char *rest); /* h_storage.c: /api/storageinfo */

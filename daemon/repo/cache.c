@@ -129,7 +129,7 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
     rc = load(ctx, arg, &val);
 #ifdef GRANARY_TEST_HOOKS
     /* test builds only: hold a reader between its database read and its
-     * fill, so tests can force the fill race (tests/integration/21_*.bats) */
+     * fill, so tests can force the fill race (tests/integration/20_cluster.bats) */
     const char *pause = getenv("GRANARY_TEST_FILL_PAUSE");
     if (pause && *pause && memmem(key->buf, key->len, pause, strlen(pause))) {
         gr_info("test hook: pausing the fill of a key containing '%s'", pause);
@@ -193,12 +193,15 @@ static void cache__invalidate(struct repo_ctx *ctx, const struct cluster_key *it
 
 void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)
 {
-    struct cluster_key items[8];
-    if (n > 8)
-        n = 8;
-    for (size_t i = 0; i < n; i++)
-        items[i] = (struct cluster_key){keys[i].buf, keys[i].len, false};
-    cache__invalidate(ctx, items, n);
+    /* in batches a cluster message carries (CLUSTER_KEYS_MAX is the receiver's limit) */
+    enum { BATCH = 32 };
+    struct cluster_key items[BATCH];
+    for (size_t done = 0; done < n;) {
+        size_t k = 0;
+        for (; k < BATCH && done < n; k++, done++)
+            items[k] = (struct cluster_key){keys[done].buf, keys[done].len, false};
+        cache__invalidate(ctx, items, k);
+    }
 }
 
 void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)

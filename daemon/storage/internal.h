@@ -17,7 +17,7 @@
 #define STORAGE_AUTH_WINDOW_MS 60000
 #define STORAGE_STALL_S 10 /* a peer that moves no byte for this long is given up */
 #define STORAGE_CALL_TIMEOUT_S 10
-#define STORAGE_HOLDERS_SLOTS 1024   /* holder cache entries (blobholders.c) */
+#define STORAGE_HOLDERS_SLOTS 1024   /* holder cache entries (holders.c) */
 #define STORAGE_HOLDERS_MAX 4        /* holders kept per entry */
 #define STORAGE_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
 
@@ -96,7 +96,7 @@ struct storage__sig {
 
 /*
  * Sign a request from this node to node dest: method and uri (path and
- * query, as sent) into sig (see STORAGE_AUTH_HEADER in blobs.h).
+ * query, as sent) into sig (see STORAGE_AUTH_HEADER in storage.h).
  */
 void storage__sign(struct storage *b, const char *method, const char *uri, const char *dest,
                    struct storage__sig *sig);
@@ -140,7 +140,7 @@ int64_t storage__now_ms(void);
 /* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
 int storage__hash_file(int fd, char hex[65]);
 
-/* ---- the holder cache (blobholders.c) ---- */
+/* ---- the holder cache (holders.c) ---- */
 
 /* Cached holders of sha256 into ids (at most max); 0: none cached or expired. */
 int storage__holders_cached(struct storage *b, const char *sha256, char ids[][64], int max);

@@ -1,4 +1,4 @@
-/* test_blobs.c - the cluster port's request and answer signatures (repo/blobs.c). */
+/* test_blobs.c - the cluster port's request and answer signatures (storage/auth.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

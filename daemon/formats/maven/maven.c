@@ -8,7 +8,6 @@
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "db/db.h"
-#include "repo/internal.h"
 #include "repo/props.h"
 
 #include <ctype.h>

@@ -272,7 +272,7 @@ static void maven__get(struct http_req *r, const struct repo_config *cfg,
             return;
         r->path = (char *)p;
     }
-    h_artifact_generic(r, cfg);
+    http_artifact_generic(r, cfg);
 }
 
 /* ---- PUT ---- */
@@ -447,14 +447,14 @@ static void maven__put(struct http_req *r, const struct repo_config *rcfg, struc
         r->deploy.tap = maven__pom_tap;
         r->deploy.check = maven__pom_check;
     }
-    h_artifact_generic(r, rcfg);
+    http_artifact_generic(r, rcfg);
 }
 
 void maven_artifact(struct http_req *r, const struct repo_config *cfg)
 {
     bool read = r->method == HM_GET || r->method == HM_HEAD;
     if ((!read && r->method != HM_PUT) || r->trailing_slash || !*r->path) {
-        h_artifact_generic(r, cfg); /* DELETE, listings, folder errors */
+        http_artifact_generic(r, cfg); /* DELETE, listings, folder errors */
         return;
     }
     if (read ? !http_need_read(r) : !http_need_write(r))
@@ -463,7 +463,7 @@ void maven_artifact(struct http_req *r, const struct repo_config *cfg)
     const char *why;
     if (maven_parse_path(r->path, mp, &why) != GR_OK) {
         if (read) {
-            h_artifact_generic(r, cfg); /* folders, or 404 */
+            http_artifact_generic(r, cfg); /* folders, or 404 */
             return;
         }
         http_error(r, 409, "The path '%s' is not a valid Maven 2 layout path: %s", r->path, why);

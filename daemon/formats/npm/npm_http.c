@@ -1024,7 +1024,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
             http_error(r, 405, "tarballs are published with the package document");
             return;
         }
-        h_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
+        http_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
         return;
     }
     if (!strchr(t, '/') && (r->method == HM_GET || r->method == HM_HEAD)) {
