@@ -71,6 +71,7 @@ static struct {
     const struct http_route *row;
     int label;
     size_t len;
+    bool api; /* the path starts with /api/ */
 } route__rows[ROUTE_MAX];
 static int route__n;
 static const char *route__labels[HTTP_ROUTE_LABELS_MAX];
@@ -107,6 +108,7 @@ static int route__add(const struct http_route *rows)
         route__rows[route__n].row = row;
         route__rows[route__n].label = label;
         route__rows[route__n].len = strlen(row->path);
+        route__rows[route__n].api = !strncmp(row->path, "/api/", 5);
         route__n++;
     }
     return GR_OK;
@@ -139,7 +141,11 @@ const struct http_route *http__route_find(bool internal, const char *path, size_
                                           size_t *consumed)
 {
     int best = -1;
+    /* the hot path is /<repo>/<path>: a path outside /api/ skips the /api/ rows */
+    bool api = len >= 5 && !memcmp(path, "/api/", 5);
     for (int i = 0; i < route__n; i++) {
+        if (route__rows[i].api != api)
+            continue;
         const struct http_route *row = route__rows[i].row;
         size_t n = route__rows[i].len;
         if ((row->auth == HTTP_INTERNAL) != internal || len < n || memcmp(path, row->path, n))
