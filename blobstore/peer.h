@@ -5,7 +5,7 @@
  * make small calls (commit a stage, delete, quarantine, pull), and stream a
  * binary from a peer without holding it in memory. The caller builds each
  * request's authentication header (the daemon signs with the join key; see
- * daemon/repo/blobs.c): this module knows URLs and bytes, nothing else.
+ * daemon/storage/): this module knows URLs and bytes, nothing else.
  *
  * Connections are reused: calls and streams run on sessions taken from a
  * process-wide pool (at most 32 idle), each keeping its kept-alive

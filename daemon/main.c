@@ -9,10 +9,12 @@
 #include "db/db.h"
 #include "db/embedded.h"
 #include "db/migrate.h"
+#include "formats/format.h"
 #include "http/http.h"
+#include "http/route.h"
 #include "lc.h"
 #include "peer.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "repo/plugins.h"
 #include "repo/trash.h"
 
@@ -48,6 +50,38 @@ static int main__lock(struct server *s)
     if (ftruncate(s->lock_fd, 0) == 0 && write(s->lock_fd, pid, (size_t)n) != n)
         gr_warn("cannot write pid to %s", path);
     return GR_OK;
+}
+
+/* ---- the wiring between repo and the cluster, which include none of each other ---- */
+
+static void main__cache_apply(void *arg, const struct cluster_key *keys, size_t n)
+{
+    repo_apply_invalidation(arg, keys, n);
+}
+
+static int main__cache_drop(void *arg)
+{
+    return repo_cache_drop(arg);
+}
+
+static uint64_t main__cache_hits(void *arg)
+{
+    return atomic_load(&((struct repo_ctx *)arg)->cache_hits);
+}
+
+static uint64_t main__cache_misses(void *arg)
+{
+    return atomic_load(&((struct repo_ctx *)arg)->cache_misses);
+}
+
+static uint64_t main__primary_token(void *arg)
+{
+    return cluster_primary_token(arg);
+}
+
+static int main__set_draining(void *arg, bool draining)
+{
+    return cluster_set_draining(arg, draining);
 }
 
 /* Database work that must succeed before the node is ready. */
@@ -136,6 +170,9 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
     if (s->cfg.cluster_listen[0])
         snprintf(cluster_url, sizeof(cluster_url), "http://%.250s", s->cfg.cluster_listen);
     struct cluster_options co = {
+        .db = s->ctx.db,
+        .cache = {main__cache_apply, main__cache_drop, main__cache_hits, main__cache_misses,
+                  &s->ctx},
         .node_id = s->cfg.node_id,
         .public_url = public_url,
         .cluster_url = cluster_url,
@@ -155,17 +192,30 @@ static int main__cluster(struct server *s, unsigned char key[256], size_t *key_l
     };
     *key_len = (size_t)n;
     *next_len = (size_t)nn;
-    return cluster_start(&co, &s->ctx, &s->cluster);
+    int rc = cluster_start(&co, &s->cluster);
+    if (rc)
+        return rc;
+    /* repo calls the cluster through these: it includes none of its functions */
+    s->ctx.hooks = (struct repo_hooks){cluster_cache_ok, cluster_invalidate, main__primary_token,
+                                       main__set_draining, s->cluster};
+    s->ctx.cluster = s->cluster;
+    return GR_OK;
 }
 
 /*
- * Redundant storage (repo/blobs.h), and the cluster port that peers reach
+ * Redundant storage (storage/storage.h), and the cluster port that peers reach
  * it through when this node is in a cluster.
  */
+/* The storage layer asks the cluster through this (no include of cluster/ there). */
+static bool main__is_primary(void *arg)
+{
+    return cluster_is_primary(arg);
+}
+
 static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
                        const unsigned char *next, size_t next_len)
 {
-    struct blobs_options bo = {
+    struct storage_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
         .key = key_len ? key : NULL,
@@ -174,8 +224,13 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .next_key_len = next_len,
         .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
+        .is_primary = main__is_primary,
+        .primary_arg = s->cluster,
+        .db = s->ctx.db,
+        .bs = s->ctx.bs,
     };
-    int rc = blobs_start(&bo, &s->ctx, &s->blobs);
+    int rc = storage_start(&bo, &s->storage);
+    s->ctx.storage = s->storage;
     if (rc || !key_len || !s->cfg.cluster_listen[0])
         return rc;
     char host[256];
@@ -200,16 +255,304 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
     return rc;
 }
 
+/* The figures of every module below http for GET /api/v1/metrics. */
+static void main__metrics(void *arg, struct gr_sbuf *sb)
+{
+    struct server *s = arg;
+    db_metrics(s->ctx.db, sb);
+    repo_cache_metrics(&s->ctx, sb);
+    cluster_metrics(s->ctx.cluster, sb);
+    storage_metrics(s->storage, sb);
+}
+
 static bool main__stop_signal(sigset_t *set, int timeout_ms)
 {
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
     siginfo_t si;
-    for (;;) {
-        int sig = sigtimedwait(set, &si, &ts);
-        if (sig < 0)
-            return false; /* timeout */
-        return true;
+    return sigtimedwait(set, &si, &ts) >= 0; /* < 0: the timeout */
+}
+
+/* ---- start-up steps: each starts one part, its stop undoes it ---- */
+
+/* A step's answer when a stop signal came while it waited: a clean exit. */
+#define MAIN_STOPPED 1
+
+static int main__start_dir(struct server *s)
+{
+    if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST) {
+        gr_error("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
+        return GR_EIO;
     }
+    return main__lock(s);
+}
+
+static void main__stop_dir(struct server *s)
+{
+    close(s->lock_fd);
+}
+
+/* The node's secret, the formats' and modules' routes and metrics: before any port serves. */
+static int main__start_routes(struct server *s)
+{
+    s->ctx.node_id = s->cfg.node_id;
+    if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
+        return GR_EIO;
+    for (int i = 0; formats[i]; i++) {
+        if (formats[i]->configure)
+            formats[i]->configure(&s->cfg);
+        if (formats[i]->routes && http_routes_add(formats[i]->routes))
+            return GR_EINVAL;
+    }
+    if (http_routes_add(cluster_routes) || http_routes_add(storage_routes) ||
+        http_metrics_add(main__metrics, s))
+        return GR_EINVAL;
+    return GR_OK;
+}
+
+/* The embedded PostgreSQL (when no URL is given) and the connection pool. */
+static int main__start_database(struct server *s)
+{
+    s->conninfo = s->cfg.database_url;
+    if (!s->cfg.database_url[0]) {
+        char pgdir[1024];
+        snprintf(pgdir, sizeof(pgdir), "%.900s/pg", s->cfg.data_dir);
+        int rc = db_embedded_start(pgdir, &s->embedded);
+        if (rc) {
+            gr_error("cannot start the embedded PostgreSQL: %s", gr_strerror(rc));
+            return rc;
+        }
+        s->conninfo = db_embedded_conninfo(s->embedded);
+    }
+    if (db_pool_open(s->conninfo, s->cfg.db_pool_size, &s->ctx.db)) {
+        gr_error("cannot create the database pool");
+        return GR_EDB;
+    }
+    return GR_OK;
+}
+
+static void main__stop_database(struct server *s)
+{
+    db_pool_close(s->ctx.db);
+    if (s->embedded && db_embedded_stop(s->embedded))
+        gr_warn("embedded PostgreSQL did not stop cleanly");
+}
+
+static int main__start_cache(struct server *s)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%.900s/cache", s->cfg.data_dir);
+    int rc = lc_open(path, (size_t)s->cfg.cache_size_mb * 1024 * 1024, &s->ctx.cache);
+    if (rc)
+        gr_error("cannot open the metadata cache in %s: %s", path, lc_strerror(rc));
+    return rc ? GR_EIO : GR_OK;
+}
+
+static void main__stop_cache(struct server *s)
+{
+    lc_close(s->ctx.cache);
+}
+
+static int main__start_filestore(struct server *s)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%.900s/filestore", s->cfg.data_dir);
+    int rc = bs_open(path, &s->ctx.bs);
+    if (rc)
+        gr_error("cannot open the filestore %s: %s", path, bs_strerror(rc));
+    return rc ? GR_EIO : GR_OK;
+}
+
+static void main__stop_filestore(struct server *s)
+{
+    bs_close(s->ctx.bs);
+}
+
+static int main__cores(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 1 ? (int)cores : 1;
+}
+
+static int main__start_hashing(struct server *s)
+{
+    if (cr_hashpool_start(main__cores(), &s->ctx.hashpool)) {
+        gr_error("cannot start the hashing threads");
+        return GR_ENOMEM;
+    }
+    return GR_OK;
+}
+
+static void main__stop_hashing(struct server *s)
+{
+    cr_hashpool_stop(s->ctx.hashpool);
+}
+
+/* The public port, not ready yet: health checks answer while the database comes up. */
+static int main__start_http(struct server *s)
+{
+    struct http_options ho = {
+        .host = s->cfg.listen_host,
+        .port = s->cfg.listen_port,
+        /* four per core: an upload blocks its thread in fsync and PostgreSQL,
+         * and every connection on that thread waits behind it */
+        .threads = s->cfg.threads > 0 ? s->cfg.threads : 4 * main__cores(),
+        .connection_timeout = s->cfg.connection_timeout,
+        .header_timeout = s->cfg.header_timeout,
+        .max_conn_per_client = s->cfg.max_conn_per_client,
+        .max_body_size = s->cfg.max_body_size,
+        .trusted_proxy = s->cfg.trusted_proxy,
+        .version = GRANARY_VERSION,
+        .formats = formats,
+    };
+    return http_start(&ho, &s->ctx, &s->http);
+}
+
+/* Both ports: the public one first (its requests may be in a plugin or in the storage). */
+static void main__stop_http(struct server *s)
+{
+    http_stop(s->http);
+    s->http = NULL;
+    http_stop(s->internal);
+    s->internal = NULL;
+}
+
+/* Migrations, cache validation, the first admin: retried until the database answers. */
+static int main__start_schema(struct server *s)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = main__prepare(s, &s->first_admin, s->first_pw);
+        if (rc == GR_OK || rc == GR_ESCHEMA || rc == GR_EINVAL)
+            return rc;
+        if (attempt % 10 == 0)
+            gr_warn("database not ready (%s); retrying", gr_strerror(rc));
+        if (main__stop_signal(&s->signals, 1000))
+            return MAIN_STOPPED;
+    }
+}
+
+/* The cluster (when a join key is given), the storage layer, the cluster port. */
+static int main__start_cluster(struct server *s)
+{
+    unsigned char key[256], next[256];
+    size_t key_len = 0, next_len = 0;
+    int rc = main__cluster(s, key, &key_len, next, &next_len);
+    if (rc == GR_OK)
+        rc = main__blobs(s, key, key_len, next, next_len);
+    memset(key, 0, sizeof(key));
+    memset(next, 0, sizeof(next));
+    return rc;
+}
+
+static void main__stop_cluster(struct server *s)
+{
+    storage_stop(s->storage);
+    s->storage = NULL;
+    s->ctx.storage = NULL;
+    memset(&s->ctx.hooks, 0, sizeof(s->ctx.hooks));
+    s->ctx.cluster = NULL;
+    if (s->cluster) {
+        /* a cluster node always drops its cache at start: it cannot know that
+         * it received every invalidation up to any change counter */
+        cluster_stop(s->cluster);
+        s->cluster = NULL;
+    } else if (s->clean && repo_cache_stop(&s->ctx) != GR_OK) {
+        gr_warn("could not record a clean cache stop; the cache will be dropped at next start");
+    }
+}
+
+static int main__start_plugins(struct server *s)
+{
+    struct plugins_options po = {
+        .node_id = s->cfg.node_id,
+        .dir = s->cfg.plugins_dir,
+        .mem_limit = (size_t)s->cfg.plugins_memory_mb << 20,
+        .budget = (uint64_t)s->cfg.plugins_budget_m * 1000000ULL,
+        .job_budget = (uint64_t)s->cfg.plugins_job_budget_m * 1000000ULL,
+    };
+    struct plugins *plugins = NULL;
+    int rc = plugins_start(&po, &s->ctx, &plugins);
+    if (rc)
+        gr_error("cannot start the plugins: %s", gr_strerror(rc));
+    return rc;
+}
+
+static void main__stop_plugins(struct server *s)
+{
+    plugins_stop(s->ctx.plugins);
+}
+
+/* The start-up order; shutdown quiesces HTTP, then runs the stops backwards. */
+static const struct main__step {
+    const char *name;
+    int (*start)(struct server *s); /* GR_OK, MAIN_STOPPED, or an error (logged) */
+    void (*stop)(struct server *s); /* undoes start; NULL: nothing to undo */
+} main__steps[] = {
+    {"data directory", main__start_dir, main__stop_dir},
+    {"routes", main__start_routes, NULL},
+    {"database", main__start_database, main__stop_database},
+    {"metadata cache", main__start_cache, main__stop_cache},
+    {"filestore", main__start_filestore, main__stop_filestore},
+    {"hashing threads", main__start_hashing, main__stop_hashing},
+    {"public port", main__start_http, main__stop_http},
+    {"schema", main__start_schema, NULL},
+    {"cluster and storage", main__start_cluster, main__stop_cluster},
+    {"plugins", main__start_plugins, main__stop_plugins},
+};
+#define MAIN_NSTEPS ((int)(sizeof(main__steps) / sizeof(main__steps[0])))
+
+/* Ready: say so, and the credentials, on stdout. */
+static void main__banner(struct server *s)
+{
+    http_set_ready(s->http, true);
+    const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
+    printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
+    /* a service's stdout is a journal, kept and read by others: the password
+     * goes there only when a person watches a terminal */
+    if (s->first_admin && isatty(STDOUT_FILENO))
+        printf("admin user: admin  password: %s  (also in %s/admin.password)\n", s->first_pw,
+               s->cfg.data_dir);
+    else
+        printf("admin user: admin  password: see %s/admin.password\n", s->cfg.data_dir);
+    printf("database: %s\n", s->embedded ? "embedded PostgreSQL under data-dir/pg" : "external");
+    fflush(stdout);
+    memset(s->first_pw, 0, sizeof(s->first_pw));
+}
+
+/* In-flight requests get shutdown_timeout seconds; then both ports close. */
+static void main__quiesce(struct server *s)
+{
+    gr_info("stopping: waiting for in-flight requests");
+    http_quiesce(s->http);
+    for (int i = 0; i < s->cfg.shutdown_timeout * 10 && http_active_requests(s->http) > 0; i++)
+        usleep(100000);
+    if (http_active_requests(s->http) > 0)
+        gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
+    main__stop_http(s);
+}
+
+/* Process-wide set-up before any step: logging, signals, libcurl, malloc. */
+static int main__process(struct server *s)
+{
+    gr_log_set_level(!strcmp(s->cfg.log_level, "debug")   ? GR_LOG_DEBUG
+                     : !strcmp(s->cfg.log_level, "warn")  ? GR_LOG_WARN
+                     : !strcmp(s->cfg.log_level, "error") ? GR_LOG_ERROR
+                                                          : GR_LOG_INFO);
+    /* signals are taken synchronously by this thread only */
+    sigemptyset(&s->signals);
+    sigaddset(&s->signals, SIGTERM);
+    sigaddset(&s->signals, SIGINT);
+    sigaddset(&s->signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &s->signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (bs_peer_global_init()) {
+        fprintf(stderr, "granaryd: cannot initialise libcurl\n");
+        return GR_ENOMEM;
+    }
+    /* upload chunks (~128 KiB) come and go all the time: keep them on the
+     * heap instead of an mmap/munmap (and page faults) per chunk */
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    return GR_OK;
 }
 
 int main(int argc, char **argv)
@@ -217,7 +560,6 @@ int main(int argc, char **argv)
     static struct server srv;
     struct server *s = &srv;
     char err[1024];
-    int rc, exit_code = 1;
 
     if (config_load(&s->cfg, argc, argv, environ, err, sizeof(err))) {
         fprintf(stderr, "granaryd: %s\n%s", err, config_usage());
@@ -231,187 +573,31 @@ int main(int argc, char **argv)
         printf("granaryd %s\n", GRANARY_VERSION);
         return 0;
     }
-    gr_log_set_level(!strcmp(s->cfg.log_level, "debug")   ? GR_LOG_DEBUG
-                     : !strcmp(s->cfg.log_level, "warn")  ? GR_LOG_WARN
-                     : !strcmp(s->cfg.log_level, "error") ? GR_LOG_ERROR
-                                                          : GR_LOG_INFO);
-    /* signals are taken synchronously by this thread only */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (bs_peer_global_init()) {
-        fprintf(stderr, "granaryd: cannot initialise libcurl\n");
-        return 1;
-    }
-    /* upload chunks (~128 KiB) come and go all the time: keep them on the
-     * heap instead of an mmap/munmap (and page faults) per chunk */
-    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-
-    if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST) {
-        gr_error("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
-        return 1;
-    }
     s->lock_fd = -1;
-    if (main__lock(s))
+    if (main__process(s))
         return 1;
-    s->ctx.node_id = s->cfg.node_id;
-    if (cr_random(s->ctx.node_secret, sizeof(s->ctx.node_secret)))
-        goto out_unlock;
-
-    if (!s->cfg.database_url[0]) {
-        char pgdir[1024];
-        snprintf(pgdir, sizeof(pgdir), "%.900s/pg", s->cfg.data_dir);
-        rc = db_embedded_start(pgdir, &s->embedded);
-        if (rc) {
-            gr_error("cannot start the embedded PostgreSQL: %s", gr_strerror(rc));
-            goto out_unlock;
+    int done = 0, rc = GR_OK;
+    while (done < MAIN_NSTEPS && (rc = main__steps[done].start(s)) == GR_OK)
+        done++;
+    if (rc && rc != MAIN_STOPPED)
+        gr_error("cannot start: %s failed (%s)", main__steps[done].name, gr_strerror(rc));
+    if (done == MAIN_NSTEPS) {
+        main__banner(s);
+        /* once a minute: expired trash (safe on every node, idempotent) */
+        while (!main__stop_signal(&s->signals, 60000)) {
+            int purged = 0;
+            if (trash_purge_expired(&s->ctx, &purged) == GR_OK && purged > 0)
+                gr_info("trash: purged %d expired items", purged);
         }
-        s->conninfo = db_embedded_conninfo(s->embedded);
-    } else {
-        s->conninfo = s->cfg.database_url;
     }
-    if (db_pool_open(s->conninfo, s->cfg.db_pool_size, &s->ctx.db)) {
-        gr_error("cannot create the database pool");
-        goto out_pg;
-    }
-    char path[1024];
-    snprintf(path, sizeof(path), "%.900s/cache", s->cfg.data_dir);
-    rc = lc_open(path, (size_t)s->cfg.cache_size_mb * 1024 * 1024, &s->ctx.cache);
-    if (rc) {
-        gr_error("cannot open the metadata cache in %s: %s", path, lc_strerror(rc));
-        goto out_pool;
-    }
-    snprintf(path, sizeof(path), "%.900s/filestore", s->cfg.data_dir);
-    rc = bs_open(path, &s->ctx.bs);
-    if (rc) {
-        gr_error("cannot open the filestore %s: %s", path, bs_strerror(rc));
-        goto out_cache;
-    }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cr_hashpool_start(cores > 1 ? (int)cores : 1, &s->ctx.hashpool)) {
-        gr_error("cannot start the hashing threads");
-        goto out_bs;
-    }
-    struct http_options ho = {
-        .host = s->cfg.listen_host,
-        .port = s->cfg.listen_port,
-        /* four per core: an upload blocks its thread in fsync and PostgreSQL,
-         * and every connection on that thread waits behind it */
-        .threads = s->cfg.threads > 0 ? s->cfg.threads : 4 * (int)(cores > 0 ? cores : 2),
-        .connection_timeout = s->cfg.connection_timeout,
-        .header_timeout = s->cfg.header_timeout,
-        .max_conn_per_client = s->cfg.max_conn_per_client,
-        .max_body_size = s->cfg.max_body_size,
-        .trusted_proxy = s->cfg.trusted_proxy,
-        .npm_token_lifetime = s->cfg.npm_token_lifetime,
-        .version = GRANARY_VERSION,
-    };
-    if (http_start(&ho, &s->ctx, &s->http))
-        goto out_bs;
-
-    /* the database may still be starting: retry until it answers */
-    struct plugins *plugins = NULL;
-    bool first_admin = false;
-    char pw[33] = "";
-    for (int attempt = 0;; attempt++) {
-        rc = main__prepare(s, &first_admin, pw);
-        if (rc == GR_OK)
-            break;
-        if (rc == GR_ESCHEMA)
-            goto out_http;
-        if (attempt % 10 == 0)
-            gr_warn("database not ready (%s); retrying", gr_strerror(rc));
-        if (main__stop_signal(&set, 1000))
-            goto out_http_clean;
-    }
-    unsigned char key[256], next[256];
-    size_t key_len = 0, next_len = 0;
-    rc = main__cluster(s, key, &key_len, next, &next_len);
-    if (rc == GR_OK)
-        rc = main__blobs(s, key, key_len, next, next_len);
-    memset(key, 0, sizeof(key));
-    memset(next, 0, sizeof(next));
-    if (rc)
-        goto out_http;
-    struct plugins_options po = {
-        .node_id = s->cfg.node_id,
-        .dir = s->cfg.plugins_dir,
-        .mem_limit = (size_t)s->cfg.plugins_memory_mb << 20,
-        .budget = (uint64_t)s->cfg.plugins_budget_m * 1000000ULL,
-        .job_budget = (uint64_t)s->cfg.plugins_job_budget_m * 1000000ULL,
-    };
-    rc = plugins_start(&po, &s->ctx, &plugins);
-    if (rc) {
-        gr_error("cannot start the plugins: %s", gr_strerror(rc));
-        goto out_http;
-    }
-    http_set_ready(s->http, true);
-    const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
-    printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);
-    /* a service's stdout is a journal, kept and read by others: the password
-     * goes there only when a person watches a terminal */
-    if (first_admin && isatty(STDOUT_FILENO))
-        printf("admin user: admin  password: %s  (also in %s/admin.password)\n", pw,
-               s->cfg.data_dir);
-    else
-        printf("admin user: admin  password: see %s/admin.password\n", s->cfg.data_dir);
-    printf("database: %s\n", s->embedded ? "embedded PostgreSQL under data-dir/pg" : "external");
-    fflush(stdout);
-
-    /* once a minute: expired trash (safe on every node, idempotent) */
-    while (!main__stop_signal(&set, 60000)) {
-        int purged = 0;
-        if (trash_purge_expired(&s->ctx, &purged) == GR_OK && purged > 0)
-            gr_info("trash: purged %d expired items", purged);
-    }
-    gr_info("stopping: waiting for in-flight requests");
-out_http_clean:
-    http_quiesce(s->http);
-    for (int i = 0; i < s->cfg.shutdown_timeout * 10 && http_active_requests(s->http) > 0; i++)
-        usleep(100000);
-    if (http_active_requests(s->http) > 0)
-        gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
-    http_stop(s->http);
-    s->http = NULL;
-    http_stop(s->internal);
-    s->internal = NULL;
-    blobs_stop(s->blobs);
-    s->blobs = NULL;
-    plugins_stop(plugins); /* after the HTTP threads: they may be in a plugin */
-    plugins = NULL;
-    if (s->cluster) {
-        /* a cluster node always drops its cache at start: it cannot know that
-         * it received every invalidation up to any change counter */
-        cluster_stop(s->cluster);
-        s->cluster = NULL;
-    } else if (repo_cache_stop(&s->ctx) != GR_OK) {
-        gr_warn("could not record a clean cache stop; the cache will be dropped at next start");
-    }
-    exit_code = 0;
-out_http:
-    http_stop(s->http);
-    http_stop(s->internal);
-    blobs_stop(s->blobs);
-    plugins_stop(s->ctx.plugins);
-    cluster_stop(s->cluster);
-out_bs:
-    cr_hashpool_stop(s->ctx.hashpool);
-    bs_close(s->ctx.bs);
-out_cache:
-    lc_close(s->ctx.cache);
-out_pool:
-    db_pool_close(s->ctx.db);
-out_pg:
-    if (s->embedded && db_embedded_stop(s->embedded))
-        gr_warn("embedded PostgreSQL did not stop cleanly");
-out_unlock:
-    close(s->lock_fd);
+    s->clean = done == MAIN_NSTEPS || rc == MAIN_STOPPED;
+    if (s->http && s->clean)
+        main__quiesce(s);
+    main__stop_http(s); /* whatever else runs may be serving a request */
+    while (done-- > 0)
+        if (main__steps[done].stop)
+            main__steps[done].stop(s);
     bs_peer_global_cleanup(); /* every thread that talks to peers is stopped */
     gr_info("stopped");
-    return exit_code;
+    return s->clean ? 0 : 1;
 }

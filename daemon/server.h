@@ -3,16 +3,21 @@
  * Only main.c (and granaryctl, for offline tasks) sees it; modules get the
  * narrow parts they need (struct repo_ctx, struct http_options).
  *
- * Start-up order: config, data-dir lock, embedded PostgreSQL (when no URL),
- * pool, local stores (cache, blobs), HTTP (not ready), then migrations, cache
- * validation and the first admin, retried until the database answers;
- * then readiness. Shutdown runs the same list backwards.
+ * Start-up order: the steps of main.c (main__steps): data-dir lock, routes,
+ * embedded PostgreSQL (when no URL) and pool, cache, filestore, hashing
+ * threads, the public port (not ready), then migrations, cache validation
+ * and the first admin, retried until the database answers; cluster,
+ * storage and the cluster port; plugins; then readiness. Shutdown quiesces
+ * both ports, then runs the steps' stops backwards.
  */
 #ifndef GR_SERVER_H
 #define GR_SERVER_H
 
 #include "config.h"
 #include "repo/repo.h"
+
+#include <signal.h>
+#include <stdbool.h>
 
 struct cluster;
 struct db_embedded;
@@ -26,8 +31,12 @@ struct server {
     struct repo_ctx ctx;
     struct http_server *http;
     struct cluster *cluster;      /* NULL on a single node */
-    struct blobs *blobs;          /* redundant binary storage */
+    struct storage *storage;      /* redundant binary storage (storage/storage.h) */
     struct http_server *internal; /* the cluster port; NULL without one */
+    sigset_t signals;             /* SIGTERM, SIGINT, SIGHUP: taken by main's thread only */
+    bool first_admin;             /* this start created the admin user */
+    char first_pw[33];            /* its password, until the banner showed it */
+    bool clean;                   /* stopping after a full start (or a stop asked while starting) */
 };
 
 #endif

@@ -7,8 +7,8 @@
  * This header is the whole contract; lmdb-cache/README.md explains the
  * design. It is the only module that includes <lmdb.h>.
  *
- * The protocol that keeps the cache from serving stale data
- * (DESIGN.md, "Consistency"):
+ * The protocol that keeps the cache from serving stale data (docs/cluster.md,
+ * "Caches that are never stale", point 4):
  *
  *   reader (on a miss)                     writer / invalidation receiver
  *   ------------------                     ------------------------------

@@ -3,7 +3,8 @@
  * @brief zmq-bus: authenticated messages between the nodes of a granary
  * cluster, over ZeroMQ.
  *
- * Two kinds of traffic (DESIGN.md, "Consistency", points 2, 3 and 5):
+ * Two kinds of traffic (docs/cluster.md, "Caches that are never stale",
+ * points 2, 3 and 5):
  *
  * - requests that every target must acknowledge: bus_request_all() sends
  *   one (e.g. "invalidate these cache keys") to every current peer and

@@ -36,6 +36,8 @@ const char *gr_strerror(int err)
         return "data directory is locked by another process";
     case GR_EMETHOD:
         return "method not allowed";
+    case GR_ECORRUPT:
+        return "stored bytes failed their checksum";
     }
     return "unknown error";
 }

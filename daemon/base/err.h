@@ -25,6 +25,7 @@ enum gr_err {
     GR_ESCHEMA = -13,    /* database schema newer than this binary knows */
     GR_ELOCKED = -14,    /* data directory used by another process */
     GR_EMETHOD = -15,    /* method not allowed on this resource */
+    GR_ECORRUPT = -16,   /* stored bytes failed their checksum */
 };
 
 /* Short lowercase text for an error code; never NULL, static storage. */

@@ -1,7 +1,8 @@
 /*
  * cluster.c - heartbeat thread (membership, cache lease, primary lease,
  * cluster tasks) and the writer's side of acknowledged invalidation.
- * The protocol is DESIGN.md's; docs/cluster.md walks through it.
+ * The protocol is docs/cluster.md's ("Caches that are never stale", "The
+ * primary").
  */
 #include "cluster/cluster.h"
 
@@ -11,7 +12,6 @@
 #include "bus.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
-#include "repo/repo.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,11 +25,22 @@
 #define CLUSTER_MSG_INVALIDATE 1
 #define CLUSTER_PRIMARY_LEASE_MS 3000
 #define CLUSTER_MAX_PEERS 64
+#define CLUSTER_KEYS_MAX 64 /* keys in one invalidation message */
+/* an invalidation message: per key, a flag byte (1: prefix), its length in 4
+ * bytes big-endian, then its bytes */
+#define CLUSTER_KEY_HEAD 5
+#define CLUSTER_ID_MAX 64          /* bytes of a node id, with its NUL */
+#define CLUSTER_ENDPOINT_MAX 300   /* bytes of a bus endpoint, with its NUL */
+#define CLUSTER_RETRY_STEP_MS 50   /* between two sends to a peer not connected yet */
+#define CLUSTER_WAIT_MARGIN_MS 200 /* past a lease before a writer stops waiting for a peer */
+#define CLUSTER_POLL_US 20000      /* between two looks at a flagged peer's flush */
 
 struct cluster {
-    struct repo_ctx *ctx;
+    struct db_pool *db;
+    struct cluster_cache cache; /* the node's cache, driven by the protocol */
     struct bus *bus;
-    char id[64], public_url[256], cluster_url[256], bus_endpoint[300], zone[64], version[32];
+    char id[CLUSTER_ID_MAX], public_url[256], cluster_url[256], bus_endpoint[CLUSTER_ENDPOINT_MAX],
+        zone[64], version[32];
     unsigned char key[256], next_key[256];
     size_t key_len, next_key_len; /* next_key_len 0: no rotation under way */
     int lease_ms, heartbeat_ms, down_after_ms, remove_down_after_s, bus_timeout_ms;
@@ -44,7 +55,8 @@ struct cluster {
     atomic_bool draining, primary;
     atomic_uint_fast64_t primary_token;
 
-    char peer_ids[CLUSTER_MAX_PEERS][64], peer_eps[CLUSTER_MAX_PEERS][300];
+    char peer_ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX],
+        peer_eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     int npeers;
 
     atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
@@ -69,7 +81,7 @@ static void cluster__hmac(const void *key, size_t klen, const void *data, size_t
 
 /* ---- the reader's side: is the cache lease valid? ---- */
 
-static bool cluster__cache_ok(void *arg)
+bool cluster_cache_ok(void *arg)
 {
     struct cluster *c = arg;
     return cluster__mono_ns() < atomic_load(&c->lease_deadline_ns);
@@ -77,13 +89,14 @@ static bool cluster__cache_ok(void *arg)
 
 /* ---- invalidation messages: [u8 prefix][u32 len][key] ... ---- */
 
-static void cluster__encode(struct gr_sbuf *sb, const struct repo_inval *items, size_t n)
+static void cluster__encode(struct gr_sbuf *sb, const struct cluster_key *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned char h[5] = {items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
-                              (unsigned char)(items[i].len >> 16),
-                              (unsigned char)(items[i].len >> 8), (unsigned char)items[i].len};
-        gr_sbuf_add(sb, h, 5);
+        unsigned char h[CLUSTER_KEY_HEAD] = {
+            items[i].prefix ? 1 : 0, (unsigned char)(items[i].len >> 24),
+            (unsigned char)(items[i].len >> 16), (unsigned char)(items[i].len >> 8),
+            (unsigned char)items[i].len};
+        gr_sbuf_add(sb, h, CLUSTER_KEY_HEAD);
         gr_sbuf_add(sb, items[i].key, items[i].len);
     }
 }
@@ -97,23 +110,23 @@ static int cluster__on_message(void *arg, const struct bus_msg *m, void **reply,
         return 0; /* events we do not know yet are acknowledged and ignored */
     const unsigned char *p = m->payload;
     size_t left = m->len, n = 0;
-    struct repo_inval items[64];
+    struct cluster_key items[CLUSTER_KEYS_MAX];
     while (left > 0) {
-        if (left < 5 || n == 64)
+        if (left < CLUSTER_KEY_HEAD || n == CLUSTER_KEYS_MAX)
             goto bad;
         size_t len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
-        if (len > left - 5)
+        if (len > left - CLUSTER_KEY_HEAD)
             goto bad;
-        items[n++] = (struct repo_inval){(const char *)p + 5, len, p[0] == 1};
-        p += 5 + len;
-        left -= 5 + len;
+        items[n++] = (struct cluster_key){(const char *)p + CLUSTER_KEY_HEAD, len, p[0] == 1};
+        p += CLUSTER_KEY_HEAD + len;
+        left -= CLUSTER_KEY_HEAD + len;
     }
-    repo_apply_invalidation(c->ctx, items, n);
+    c->cache.apply(c->cache.arg, items, n);
     return 0;
 bad:
     /* cannot tell what to drop: drop everything, then acknowledge */
     gr_warn("cluster: malformed invalidation from %s: dropping the cache", m->sender);
-    if (repo_cache_drop(c->ctx) != GR_OK)
+    if (c->cache.drop(c->cache.arg) != GR_OK)
         return -1;
     return 0;
 }
@@ -123,15 +136,15 @@ static void cluster__on_gap(void *arg, const char *sender)
     struct cluster *c = arg;
     gr_warn("cluster: messages from %s were lost: dropping the cache", sender);
     atomic_fetch_add(&c->st_flushes, 1);
-    if (repo_cache_drop(c->ctx) != GR_OK)
+    if (c->cache.drop(c->cache.arg) != GR_OK)
         gr_error("cluster: cache drop failed");
 }
 
 /* ---- peers ---- */
 
 /* Make the bus peers the union of ids/eps and the current list (under lock). */
-static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)[300], int n,
-                                 bool replace)
+static void cluster__merge_peers(struct cluster *c, char (*ids)[CLUSTER_ID_MAX],
+                                 char (*eps)[CLUSTER_ENDPOINT_MAX], int n, bool replace)
 {
     pthread_mutex_lock(&c->lock);
     bool changed = false;
@@ -143,8 +156,8 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
                 changed = true;
         if (changed) {
             for (int i = 0; i < n; i++) {
-                memcpy(c->peer_ids[i], ids[i], 64);
-                memcpy(c->peer_eps[i], eps[i], 300);
+                memcpy(c->peer_ids[i], ids[i], CLUSTER_ID_MAX);
+                memcpy(c->peer_eps[i], eps[i], CLUSTER_ENDPOINT_MAX);
             }
             c->npeers = n;
         }
@@ -155,12 +168,12 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
                 if (!strcmp(c->peer_ids[j], ids[i]))
                     break;
             if (j == c->npeers && c->npeers < CLUSTER_MAX_PEERS) {
-                memcpy(c->peer_ids[j], ids[i], 64);
-                memcpy(c->peer_eps[j], eps[i], 300);
+                memcpy(c->peer_ids[j], ids[i], CLUSTER_ID_MAX);
+                memcpy(c->peer_eps[j], eps[i], CLUSTER_ENDPOINT_MAX);
                 c->npeers++;
                 changed = true;
             } else if (j < c->npeers && strcmp(c->peer_eps[j], eps[i])) {
-                memcpy(c->peer_eps[j], eps[i], 300);
+                memcpy(c->peer_eps[j], eps[i], CLUSTER_ENDPOINT_MAX);
                 changed = true;
             }
         }
@@ -187,10 +200,11 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[64], char (*eps)
 static void cluster__wait_out(struct cluster *c, const char *peer)
 {
     atomic_fetch_add(&c->st_waits, 1);
-    int64_t deadline = cluster__mono_ns() + (int64_t)(c->lease_ms + 200) * 1000000LL;
+    int64_t deadline =
+        cluster__mono_ns() + (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
     const char *p[2] = {peer, NULL};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
                       " RETURNING flush_epoch",
                       1, p);
@@ -204,7 +218,7 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
         if (epoch[0]) {
             p[1] = epoch;
             res = NULL;
-            rc = db_exec1(c->ctx->db, &res,
+            rc = db_exec1(c->db, &res,
                           "SELECT lease_expiry <= now() OR flushed_epoch >= $2::bigint"
                           " FROM cluster_nodes WHERE id = $1",
                           2, p);
@@ -213,14 +227,14 @@ static void cluster__wait_out(struct cluster *c, const char *peer)
             if (done)
                 return;
         }
-        usleep(20000);
+        usleep(CLUSTER_POLL_US);
     }
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n);
+static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
 
 /* Acknowledged invalidation (below), timed for the metrics. */
-static void cluster__invalidate(void *arg, const struct repo_inval *items, size_t n)
+void cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
 {
     struct cluster *c = arg;
     int64_t t0 = cluster__mono_ns();
@@ -233,35 +247,102 @@ static void cluster__invalidate(void *arg, const struct repo_inval *items, size_
     atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval *items, size_t n)
+/* The peers a writer must reach: those holding a cache lease now. */
+struct cluster__peers {
+    char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
+    int n;
+    bool from_db; /* false: the database did not answer, every known peer instead */
+};
+
+/*
+ * Step 1: who holds a lease now, by the database clock: a node that joined a
+ * moment ago is included, a node whose lease expired flushes on its own
+ * before it serves again. Without a database, every peer this node knows
+ * (and no way to flag one).
+ */
+static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
 {
-    /* who holds a lease now, by the database clock: a node that joined a
-     * moment ago is included, a node whose lease expired will flush anyway */
-    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
-    int np = 0;
     const char *p[1] = {c->id};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
-                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
-                      " AND lease_expiry > now() ORDER BY id",
-                      1, p);
-    if (rc == GR_OK) {
-        for (int i = 0; i < db_res_rows(res) && np < CLUSTER_MAX_PEERS; i++, np++) {
-            snprintf(ids[np], 64, "%s", db_res_get(res, i, 0));
-            snprintf(eps[np], 300, "%s", db_res_get(res, i, 1));
+    pp->n = 0;
+    pp->from_db = db_exec1(c->db, &res,
+                           "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
+                           " AND lease_expiry > now() ORDER BY id",
+                           1, p) == GR_OK;
+    if (pp->from_db) {
+        for (int i = 0; i < db_res_rows(res) && pp->n < CLUSTER_MAX_PEERS; i++, pp->n++) {
+            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
+            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
         }
     } else {
-        /* no database: every known peer, and no way to flag them */
         pthread_mutex_lock(&c->lock);
-        np = c->npeers;
-        memcpy(ids, c->peer_ids, sizeof(ids[0]) * (size_t)np);
-        memcpy(eps, c->peer_eps, sizeof(eps[0]) * (size_t)np);
+        pp->n = c->npeers;
+        memcpy(pp->ids, c->peer_ids, sizeof(pp->ids[0]) * (size_t)pp->n);
+        memcpy(pp->eps, c->peer_eps, sizeof(pp->eps[0]) * (size_t)pp->n);
         pthread_mutex_unlock(&c->lock);
     }
     db_res_free(res);
-    if (np == 0)
+}
+
+/* Whether acks holds an acknowledgement (status) from peer. */
+static bool cluster__ack_is(const struct bus_ack_result *acks, const char *peer, int status)
+{
+    for (size_t j = 0; j < acks->n; j++)
+        if (acks->acks[j].status == status && !strcmp(acks->acks[j].peer, peer))
+            return true;
+    return false;
+}
+
+/*
+ * Step 3: a peer the first send could not reach (connected a moment ago):
+ * send to it alone every CLUSTER_RETRY_STEP_MS for up to the ack timeout.
+ * Stops early when it answers, or when it is reachable but silent. true:
+ * it acknowledged.
+ */
+static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_result *acks,
+                                       const char *peer, const struct cluster_key *items, size_t n)
+{
+    if (!cluster__ack_is(acks, peer, BUS_EUNREACH))
+        return false;
+    for (int t = 0; t < c->bus_timeout_ms; t += CLUSTER_RETRY_STEP_MS) {
+        usleep(CLUSTER_RETRY_STEP_MS * 1000);
+        struct gr_sbuf payload = GR_SBUF_INIT;
+        cluster__encode(&payload, items, n);
+        struct bus_ack_result one;
+        memset(&one, 0, sizeof(one));
+        int rc = bus_request_one(c->bus, peer, CLUSTER_MSG_INVALIDATE, payload.buf, payload.len,
+                                 c->bus_timeout_ms, &one);
+        gr_sbuf_release(&payload);
+        bool reachable = one.n == 1 && one.acks[0].status != BUS_EUNREACH;
+        bus_ack_result_free(&one);
+        if (rc == BUS_OK)
+            return true;
+        if (reachable)
+            return false; /* reachable but silent: its lease decides */
+    }
+    return false;
+}
+
+/*
+ * The acknowledged invalidation (cluster_invalidate's contract, cluster.h):
+ *   1. the peers holding a lease now;
+ *   2. send the keys to all of them at once and collect the acks;
+ *   3. a peer not connected yet is sent to again for up to the ack timeout;
+ *   4. a peer that still did not acknowledge is flagged to flush and waited
+ *      out: until it confirms the flush or its lease has expired by the
+ *      database clock (without a database: one full lease covers all).
+ * It returns only when every peer either dropped the keys or can no
+ * longer serve from its cache: the no-stale-read guarantee of
+ * docs/cluster.md rests on this.
+ */
+static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
+{
+    struct cluster__peers pp;
+    cluster__lease_holders(c, &pp);
+    if (pp.n == 0)
         return;
-    cluster__merge_peers(c, ids, eps, np, false);
+    cluster__merge_peers(c, pp.ids, pp.eps, pp.n, false);
+    /* step 2 */
     struct gr_sbuf payload = GR_SBUF_INIT;
     cluster__encode(&payload, items, n);
     struct bus_ack_result acks;
@@ -271,41 +352,17 @@ static void cluster__invalidate_peers(struct cluster *c, const struct repo_inval
                               c->bus_timeout_ms, &acks);
     (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
     gr_sbuf_release(&payload);
-    for (int i = 0; i < np; i++) {
-        bool acked = false;
-        for (size_t j = 0; j < acks.n; j++)
-            if (acks.acks[j].status == BUS_OK && !strcmp(acks.acks[j].peer, ids[i]))
-                acked = true;
-        /* not connected yet (a peer that joined a moment ago): retry it
-         * for up to the ack timeout before waiting out its lease */
-        for (int t = 0; !acked && t < c->bus_timeout_ms; t += 50) {
-            bool unreach = false;
-            for (size_t j = 0; j < acks.n; j++)
-                if (!strcmp(acks.acks[j].peer, ids[i]) && acks.acks[j].status == BUS_EUNREACH)
-                    unreach = true;
-            if (!unreach)
-                break;
-            usleep(50000);
-            struct gr_sbuf again = GR_SBUF_INIT;
-            cluster__encode(&again, items, n);
-            struct bus_ack_result one;
-            memset(&one, 0, sizeof(one));
-            int orc = bus_request_one(c->bus, ids[i], CLUSTER_MSG_INVALIDATE, again.buf, again.len,
-                                      c->bus_timeout_ms, &one);
-            gr_sbuf_release(&again);
-            acked = orc == BUS_OK;
-            if (!acked && one.n == 1 && one.acks[0].status != BUS_EUNREACH)
-                t = c->bus_timeout_ms; /* reachable but silent: stop retrying */
-            bus_ack_result_free(&one);
-        }
-        if (acked)
+    for (int i = 0; i < pp.n; i++) {
+        if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
+            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n)) /* step 3 */
             continue;
+        /* step 4 */
         atomic_fetch_add(&c->st_missing, 1);
-        gr_warn("cluster: no acknowledgement from %s: waiting out its lease", ids[i]);
-        if (rc == GR_OK) {
-            cluster__wait_out(c, ids[i]);
+        gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
+        if (pp.from_db) {
+            cluster__wait_out(c, pp.ids[i]);
         } else {
-            usleep((useconds_t)(c->lease_ms + 200) * 1000);
+            usleep((useconds_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000);
             break; /* one full lease covers every peer */
         }
     }
@@ -323,7 +380,7 @@ static int cluster__register(struct cluster *c)
                         c->zone,
                         c->version,
                         c->preferred ? "true" : "false"};
-    return db_exec1(c->ctx->db, NULL,
+    return db_exec1(c->db, NULL,
                     "INSERT INTO cluster_nodes (id, public_url, cluster_url, bus_endpoint, zone,"
                     " version, preferred_primary, state, started, heartbeat, lease_expiry)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7::boolean, 'active', now(), now(), now())"
@@ -340,13 +397,12 @@ static void cluster__renew(struct cluster *c)
     bool lapsed = t0 >= atomic_load(&c->lease_deadline_ns);
     char lease[16], hits[24], misses[24];
     snprintf(lease, sizeof(lease), "%d", c->lease_ms);
-    snprintf(hits, sizeof(hits), "%llu", (unsigned long long)atomic_load(&c->ctx->cache_hits));
-    snprintf(misses, sizeof(misses), "%llu",
-             (unsigned long long)atomic_load(&c->ctx->cache_misses));
+    snprintf(hits, sizeof(hits), "%llu", (unsigned long long)c->cache.hits(c->cache.arg));
+    snprintf(misses, sizeof(misses), "%llu", (unsigned long long)c->cache.misses(c->cache.arg));
     const char *p[5] = {c->id, lease, hits, misses,
                         atomic_load(&c->draining) ? "draining" : "active"};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET heartbeat = now(),"
                       " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
                       " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5"
@@ -369,11 +425,11 @@ static void cluster__renew(struct cluster *c)
     db_res_free(res);
     if (lapsed || flagged) {
         /* we may have missed invalidations: writers stopped waiting for us */
-        if (repo_cache_drop(c->ctx) != GR_OK)
+        if (c->cache.drop(c->cache.arg) != GR_OK)
             return;
         atomic_fetch_add(&c->st_flushes, 1);
         const char *q[2] = {c->id, epoch};
-        if (db_exec1(c->ctx->db, NULL,
+        if (db_exec1(c->db, NULL,
                      "UPDATE cluster_nodes SET flushed_epoch = greatest(flushed_epoch,"
                      " $2::bigint) WHERE id = $1",
                      2, q) != GR_OK)
@@ -386,12 +442,12 @@ static void cluster__renew(struct cluster *c)
 
 static void cluster__refresh_peers(struct cluster *c)
 {
-    char ids[CLUSTER_MAX_PEERS][64], eps[CLUSTER_MAX_PEERS][300];
+    char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     char down[16];
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
     const char *p[2] = {c->id, down};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1 AND"
                       " (lease_expiry > now() OR (state <> 'down' AND heartbeat > now() -"
                       " make_interval(secs => $2::double precision / 1000))) ORDER BY id",
@@ -399,8 +455,8 @@ static void cluster__refresh_peers(struct cluster *c)
     if (rc == GR_OK) {
         int n = 0;
         for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++, n++) {
-            snprintf(ids[n], 64, "%s", db_res_get(res, i, 0));
-            snprintf(eps[n], 300, "%s", db_res_get(res, i, 1));
+            snprintf(ids[n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
+            snprintf(eps[n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
         }
         cluster__merge_peers(c, ids, eps, n, true);
     }
@@ -415,7 +471,7 @@ static void cluster__primary(struct cluster *c)
     const char *p[4] = {c->id, lease, c->preferred ? "true" : "false", down};
     struct db_res *res = NULL;
     int rc = db_exec1(
-        c->ctx->db, &res,
+        c->db, &res,
         "INSERT INTO cluster_leases AS l (name, holder, token, expiry) VALUES ('primary', $1, 1,"
         " now() + make_interval(secs => $2::double precision / 1000))"
         " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
@@ -451,7 +507,7 @@ static void cluster__tasks(struct cluster *c)
     snprintf(token, sizeof(token), "%llu", (unsigned long long)atomic_load(&c->primary_token));
     const char *p[3] = {c->id, token, secs};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "DELETE FROM cluster_nodes n WHERE n.id <> $1 AND n.heartbeat < now() -"
                       " make_interval(secs => $3::double precision) AND EXISTS (SELECT 1 FROM"
                       " cluster_leases l WHERE l.name = 'primary' AND l.holder = $1 AND"
@@ -523,7 +579,7 @@ static int cluster__check_key(struct cluster *c)
     }
     const char *p[1] = {want};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->ctx->db, &res,
+    int rc = db_exec1(c->db, &res,
                       "WITH ins AS (INSERT INTO settings (key, value) VALUES"
                       " ('cluster_key_verifier', $1) ON CONFLICT (key) DO NOTHING RETURNING value)"
                       " SELECT value FROM ins UNION ALL SELECT value FROM settings"
@@ -549,7 +605,7 @@ static int cluster__check_key(struct cluster *c)
     if (!ok)
         return GR_EAUTH;
     if (update) {
-        rc = db_exec1(c->ctx->db, NULL,
+        rc = db_exec1(c->db, NULL,
                       "UPDATE settings SET value = $1 WHERE key = 'cluster_key_verifier'", 1, p);
         if (rc == GR_OK)
             gr_info("cluster: accepted join keys are now this node's (%s)",
@@ -558,12 +614,13 @@ static int cluster__check_key(struct cluster *c)
     return rc;
 }
 
-int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct cluster **out)
+int cluster_start(const struct cluster_options *o, struct cluster **out)
 {
     struct cluster *c = calloc(1, sizeof(*c));
     if (!c)
         return GR_ENOMEM;
-    c->ctx = ctx;
+    c->db = o->db;
+    c->cache = o->cache;
     snprintf(c->id, sizeof(c->id), "%s", o->node_id);
     snprintf(c->public_url, sizeof(c->public_url), "%s", o->public_url);
     snprintf(c->cluster_url, sizeof(c->cluster_url), "%s", o->cluster_url ? o->cluster_url : "");
@@ -618,10 +675,6 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
     rc = cluster__register(c);
     if (rc)
         goto out_bus;
-    ctx->hooks.cache_ok = cluster__cache_ok;
-    ctx->hooks.invalidate = cluster__invalidate;
-    ctx->hooks.arg = c;
-    ctx->cluster = c;
     /* the first lease; the cache was validated (or dropped) by repo_cache_start */
     atomic_store(&c->lease_deadline_ns, INT64_MAX);
     cluster__renew(c);
@@ -629,15 +682,12 @@ int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct 
     cluster__primary(c);
     if (pthread_create(&c->thread, NULL, cluster__thread, c) != 0) {
         rc = GR_ENOMEM;
-        goto out_hooks;
+        goto out_bus;
     }
     gr_info("cluster: node %s joined (bus %s, zone %s, lease %d ms)", c->id, c->bus_endpoint,
             c->zone, c->lease_ms);
     *out = c;
     return GR_OK;
-out_hooks:
-    memset(&ctx->hooks, 0, sizeof(ctx->hooks));
-    ctx->cluster = NULL;
 out_bus:
     bus_close(c->bus);
 out_free:
@@ -657,16 +707,13 @@ void cluster_stop(struct cluster *c)
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
     const char *p[1] = {c->id};
-    if (db_exec1(c->ctx->db, NULL,
+    if (db_exec1(c->db, NULL,
                  "UPDATE cluster_nodes SET state = 'down', lease_expiry = now() WHERE id = $1", 1,
                  p) != GR_OK)
         gr_warn("cluster: could not mark this node down; peers wait out its lease");
-    if (db_exec1(c->ctx->db, NULL,
-                 "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1", 1,
-                 p) != GR_OK)
+    if (db_exec1(c->db, NULL, "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1",
+                 1, p) != GR_OK)
         gr_warn("cluster: could not release the primary lease");
-    memset(&c->ctx->hooks, 0, sizeof(c->ctx->hooks));
-    c->ctx->cluster = NULL;
     bus_close(c->bus);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
@@ -677,7 +724,7 @@ int cluster_set_draining(struct cluster *c, bool draining)
 {
     atomic_store(&c->draining, draining);
     const char *p[2] = {c->id, draining ? "draining" : "active"};
-    return db_exec1(c->ctx->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
+    return db_exec1(c->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
 }
 
 bool cluster_is_draining(struct cluster *c)
@@ -724,7 +771,7 @@ void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
     }
 }
 
-int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
+int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
                    struct cluster_status *out)
 {
     char down[16];
@@ -733,7 +780,7 @@ int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
     struct db_res *res = NULL;
     memset(out, 0, sizeof(*out));
     int rc = db_exec1(
-        ctx->db, &res,
+        db, &res,
         "SELECT id, CASE WHEN state <> 'down' AND heartbeat < now() - make_interval(secs =>"
         " $1::double precision / 1000) THEN 'down' ELSE state END, zone, public_url,"
         " cluster_url, bus_endpoint, version, " MS("started") ", " MS("heartbeat") ", " MS(
@@ -770,13 +817,13 @@ int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
     return GR_OK;
 }
 
-int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
+int cluster_remove_node(struct cluster *c, struct db_pool *db, const char *id)
 {
     char down[16];
-    snprintf(down, sizeof(down), "%d", down_after_ms);
+    snprintf(down, sizeof(down), "%d", c ? c->down_after_ms : 5000);
     const char *p[2] = {id, down};
     struct db_res *res = NULL;
-    int rc = db_exec1(ctx->db, &res,
+    int rc = db_exec1(db, &res,
                       "WITH d AS (DELETE FROM cluster_nodes WHERE id = $1 AND (state = 'down' OR"
                       " heartbeat < now() - make_interval(secs => $2::double precision / 1000))"
                       " RETURNING 1) SELECT (SELECT count(*) FROM d),"
@@ -792,4 +839,52 @@ int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
     }
     db_res_free(res);
     return rc;
+}
+
+void cluster_metrics(struct cluster *c, struct gr_sbuf *sb)
+{
+    struct cluster_stats cs;
+    if (!c)
+        return;
+    cluster_get_stats(c, &cs);
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_cluster_invalidations_total counter\n"
+                 "granary_cluster_invalidations_total %llu\n"
+                 "# TYPE granary_cluster_acks_missing_total counter\n"
+                 "granary_cluster_acks_missing_total %llu\n"
+                 "# TYPE granary_cluster_lease_waits_total counter\n"
+                 "granary_cluster_lease_waits_total %llu\n"
+                 "# TYPE granary_cluster_cache_flushes_total counter\n"
+                 "granary_cluster_cache_flushes_total %llu\n"
+                 "# TYPE granary_cluster_primary_tasks_total counter\n"
+                 "granary_cluster_primary_tasks_total %llu\n"
+                 "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
+                 (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
+                 (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
+                 (unsigned long long)cs.primary_tasks_run, cluster_is_primary(c) ? 1 : 0);
+    gr_sbuf_adds(sb, "# HELP granary_cluster_invalidation_seconds Acknowledged invalidation: "
+                     "sending the keys until every peer acked or its lease ran out.\n"
+                     "# TYPE granary_cluster_invalidation_seconds histogram\n");
+    for (int b = 0; b < CLUSTER_INVAL_BUCKETS; b++)
+        gr_sbuf_addf(sb, "granary_cluster_invalidation_seconds_bucket{le=\"%g\"} %llu\n",
+                     cluster_inval_bounds[b], (unsigned long long)cs.inval_bucket[b]);
+    gr_sbuf_addf(sb,
+                 "granary_cluster_invalidation_seconds_bucket{le=\"+Inf\"} %llu\n"
+                 "granary_cluster_invalidation_seconds_sum %.6f\n"
+                 "granary_cluster_invalidation_seconds_count %llu\n",
+                 (unsigned long long)cs.inval_count, (double)cs.inval_sum_us / 1e6,
+                 (unsigned long long)cs.inval_count);
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_bus_messages_sent_total counter\n"
+                 "granary_bus_messages_sent_total %llu\n"
+                 "# TYPE granary_bus_messages_received_total counter\n"
+                 "granary_bus_messages_received_total %llu\n"
+                 "# TYPE granary_bus_request_timeouts_total counter\n"
+                 "granary_bus_request_timeouts_total %llu\n"
+                 "# TYPE granary_bus_messages_dropped_total counter\n"
+                 "granary_bus_messages_dropped_total %llu\n"
+                 "# TYPE granary_bus_gaps_total counter\ngranary_bus_gaps_total %llu\n",
+                 (unsigned long long)cs.bus_sent, (unsigned long long)cs.bus_received,
+                 (unsigned long long)cs.bus_timeouts, (unsigned long long)cs.bus_dropped,
+                 (unsigned long long)cs.bus_gaps);
 }

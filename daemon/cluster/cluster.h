@@ -1,6 +1,7 @@
 /*
  * cluster.h - membership, cache leases, acknowledged invalidation and the
- * primary lease: DESIGN.md "Consistency" and "Cluster roles" (docs/cluster.md).
+ * primary lease: docs/cluster.md, "Caches that are never stale" and "The
+ * primary"; daemon/cluster/README.md.
  *
  * One heartbeat thread per node (started by cluster_start) renews the
  * node's row and cache lease in PostgreSQL, refreshes the bus peers, and
@@ -16,10 +17,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct repo_ctx;
 struct cluster;
+struct db_pool;
+
+/* A cache key, or a key prefix, to drop (an invalidation's item). */
+struct cluster_key {
+    const char *key;
+    size_t len;
+    bool prefix;
+};
+
+/*
+ * The node's metadata cache as the coherence protocol drives it (repo's
+ * cache, wired by main: the cluster module includes no repo header).
+ */
+struct cluster_cache {
+    /* drop keys (an invalidation from a peer); never fails: drops all if it must */
+    void (*apply)(void *arg, const struct cluster_key *keys, size_t n);
+    /* drop everything (a lapsed lease, a bus gap); GR_OK or an error */
+    int (*drop)(void *arg);
+    /* the cache's hit and miss counts, shown in the cluster view */
+    uint64_t (*hits)(void *arg);
+    uint64_t (*misses)(void *arg);
+    void *arg;
+};
 
 struct cluster_options {
+    struct db_pool *db;
+    struct cluster_cache cache;
     const char *node_id;
     const char *public_url;
     const char *cluster_url; /* "" when the node has no internal port */
@@ -41,8 +66,25 @@ struct cluster_options {
  * invalidate). GR_EAUTH when the join key is not the cluster's, GR_EIO when
  * the bus cannot bind, GR_EDB.
  */
-int cluster_start(const struct cluster_options *o, struct repo_ctx *ctx, struct cluster **out)
+int cluster_start(const struct cluster_options *o, struct cluster **out)
     __attribute__((warn_unused_result));
+
+struct http_route;
+/* The cluster's endpoints (cluster_api.c), rows for the route table (http/route.h). */
+extern const struct http_route *const cluster_routes;
+
+/*
+ * The cache coherence hooks repo calls (repo_ctx.hooks, wired by main; arg
+ * is the struct cluster). cluster_cache_ok: false while this node's cache
+ * lease has lapsed (reads then bypass the cache). cluster_invalidate: after
+ * a mutation committed and its keys left the local cache, tell every peer
+ * holding a lease and wait until each acknowledged (its keys are gone) or
+ * its lease ran out by the database clock, at most one lease; it returns
+ * only then, so no node serves the old value once the writer answers
+ * (docs/cluster.md).
+ */
+bool cluster_cache_ok(void *arg);
+void cluster_invalidate(void *arg, const struct cluster_key *keys, size_t n);
 
 /* Leave: stop the heartbeat, mark the node down and its lease expired (so
  * writers stop waiting for it), close the bus. NULL is fine. */
@@ -71,11 +113,12 @@ struct cluster_status {
 };
 
 /* The cluster as the database sees it (c may be NULL: single node). */
-int cluster_status(struct cluster *c, struct repo_ctx *ctx, struct gr_arena *a,
+int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
                    struct cluster_status *out) __attribute__((warn_unused_result));
 
-/* Remove a node that is down. GR_ENOTFOUND, GR_ECONFLICT (it is alive), GR_EDB. */
-int cluster_remove_node(struct repo_ctx *ctx, const char *id, int down_after_ms)
+/* Remove a node that is down (by c's down_after_ms; 5 s for NULL, a single node).
+ * GR_ENOTFOUND, GR_ECONFLICT (it is alive), GR_EDB. */
+int cluster_remove_node(struct cluster *c, struct db_pool *db, const char *id)
     __attribute__((warn_unused_result));
 
 /* Upper bounds (seconds) of the invalidation latency histogram's buckets. */
@@ -94,5 +137,10 @@ struct cluster_stats {
     uint64_t bus_sent, bus_received, bus_timeouts, bus_dropped, bus_gaps;
 };
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st);
+
+struct gr_sbuf;
+/* Those, and the bus's counters, as Prometheus lines (a metrics source, http.h);
+ * nothing for NULL (a single node). */
+void cluster_metrics(struct cluster *c, struct gr_sbuf *sb);
 
 #endif

@@ -155,6 +155,10 @@ struct db_pool_stats {
 };
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
 
+struct gr_sbuf;
+/* Those, and db_query_count(), as Prometheus lines (a metrics source, http.h). */
+void db_metrics(struct db_pool *p, struct gr_sbuf *sb);
+
 /*
  * The message of the last failure on c (server or connection), or "" if
  * none since db_acquire(). Valid until the next statement on c.
@@ -167,5 +171,13 @@ const char *db_last_error(struct db_conn *c);
  * caller retry a serialization failure or deadlock (both GR_EDB).
  */
 const char *db_last_sqlstate(struct db_conn *c);
+
+/* ---- SQL text helpers (no database needed) ---- */
+
+/* Append v[0..n) as a PostgreSQL text[] literal ("{\"a\",\"b\"}", quotes and
+ * backslashes escaped; "{}" when n is 0), for a $n::text[] parameter. */
+void db_text_array(struct gr_sbuf *sb, const char *const *v, int n);
+/* Append a LIKE pattern (ESCAPE '\\') for everything below path ("" = all). */
+void db_like_below(struct gr_sbuf *sb, const char *path);
 
 #endif

@@ -89,6 +89,33 @@ static int migrate__current(struct db_conn *c, int *cur)
     return GR_OK;
 }
 
+/*
+ * Every migration of m[] below cur must be recorded: one that is not was
+ * added below the newest applied one and would be skipped silently (its
+ * number must be above every released one). GR_EINVAL (logged), GR_EDB.
+ */
+static int migrate__none_skipped(struct db_conn *c, const struct db_migration *m, int n, int cur)
+{
+    struct db_res *r;
+    int rc = db_exec(c, &r, "SELECT version FROM schema_migrations ORDER BY version", 0, NULL);
+    if (rc != GR_OK)
+        return rc;
+    int rows = db_res_rows(r), k = 0;
+    for (int i = 0; i < n && m[i].version < cur && rc == GR_OK; i++) {
+        while (k < rows && atoi(db_res_get(r, k, 0)) < m[i].version)
+            k++;
+        if (k < rows && atoi(db_res_get(r, k, 0)) == m[i].version)
+            continue;
+        gr_error("db: migration %04d_%s is below the database's schema version %d but was never"
+                 " applied: a migration was added below the newest one; give it a number"
+                 " above %d",
+                 m[i].version, m[i].name, cur, cur);
+        rc = GR_EINVAL;
+    }
+    db_res_free(r);
+    return rc;
+}
+
 static int migrate__apply(struct db_conn *c, const struct db_migration *m)
 {
     int64_t t0 = migrate__ms();
@@ -151,6 +178,8 @@ int db_migrate(struct db_pool *p, const struct db_migration *m, int n, int *from
     if (rc != GR_OK)
         goto out_rollback;
     rc = migrate__current(c, &cur);
+    if (rc == GR_OK)
+        rc = migrate__none_skipped(c, m, n, cur);
     if (rc != GR_OK)
         goto out_rollback;
     if (cur > newest) {

@@ -9,6 +9,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 
 #include <libpq-fe.h>
 
@@ -716,4 +717,53 @@ void db_res_arena(struct db_res *r, struct gr_arena *a)
 {
     if (r)
         gr_arena_cleanup(a, res__cleanup, r);
+}
+
+void db_metrics(struct db_pool *p, struct gr_sbuf *sb)
+{
+    struct db_pool_stats ps;
+    db_pool_stats(p, &ps);
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_db_queries_total counter\ngranary_db_queries_total %llu\n"
+                 "# TYPE granary_db_pool_size gauge\ngranary_db_pool_size %d\n"
+                 "# TYPE granary_db_pool_in_use gauge\ngranary_db_pool_in_use %d\n"
+                 "# TYPE granary_db_errors_total counter\ngranary_db_errors_total %llu\n"
+                 "# TYPE granary_db_connect_failures_total counter\n"
+                 "granary_db_connect_failures_total %llu\n"
+                 "# TYPE granary_db_pool_timeouts_total counter\n"
+                 "granary_db_pool_timeouts_total %llu\n",
+                 (unsigned long long)db_query_count(), ps.size, ps.in_use,
+                 (unsigned long long)ps.errors, (unsigned long long)ps.connect_failures,
+                 (unsigned long long)ps.acquire_timeouts);
+}
+
+/* ---- SQL text helpers ---- */
+
+void db_like_below(struct gr_sbuf *sb, const char *path)
+{
+    for (const char *s = path; *s; s++) {
+        if (*s == '\\' || *s == '%' || *s == '_')
+            gr_sbuf_add(sb, "\\", 1);
+        gr_sbuf_add(sb, s, 1);
+    }
+    if (*path)
+        gr_sbuf_add(sb, "/", 1);
+    gr_sbuf_add(sb, "%", 1);
+}
+
+void db_text_array(struct gr_sbuf *sb, const char *const *v, int n)
+{
+    gr_sbuf_add(sb, "{", 1);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            gr_sbuf_add(sb, ",", 1);
+        gr_sbuf_add(sb, "\"", 1);
+        for (const char *p = v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                gr_sbuf_add(sb, "\\", 1);
+            gr_sbuf_add(sb, p, 1);
+        }
+        gr_sbuf_add(sb, "\"", 1);
+    }
+    gr_sbuf_add(sb, "}", 1);
 }

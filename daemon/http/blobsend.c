@@ -2,15 +2,16 @@
  * blobsend.c - responses that stream a binary: from this node's copy with
  * every block checked against its CRC32C before it is sent, or from a
  * peer with every block checked against the holder's signed checksums
- * before it is sent (blobs_remote_read). A failed check cuts the
+ * before it is sent (storage_remote_read). A failed check cuts the
  * connection: a client never gets a complete answer with wrong bytes.
  */
 #include "http/blobsend.h"
 
+#include "base/err.h"
 #include "base/log.h"
-#include "bs.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
+#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,7 @@ struct blobsend__local {
 static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct blobsend__local *s = cls;
-    ssize_t n = bs_blob_read(s->blob, s->first + pos, buf, max);
+    long n = storage_blob_read(s->blob, s->first + pos, buf, max);
     if (n > 0) {
         *s->sent += (uint64_t)n;
         return n;
@@ -48,36 +49,36 @@ static ssize_t blobsend__local_read(void *cls, uint64_t pos, char *buf, size_t m
     if (n == 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
     gr_error("req=%llu reading %s at %llu: %s; connection cut", (unsigned long long)s->req,
-             s->sha256, (unsigned long long)(s->first + pos), bs_strerror((int)n));
-    if (n == BS_ECORRUPT)
-        blobs_bad_local_copy(s->ctx, s->sha256, "block checksum mismatch while sending");
+             s->sha256, (unsigned long long)(s->first + pos), gr_strerror((int)n));
+    if (n == GR_ECORRUPT)
+        storage_bad_local_copy(s->ctx->storage, s->sha256, "block checksum mismatch while sending");
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void blobsend__local_free(void *cls)
 {
     struct blobsend__local *s = cls;
-    bs_blob_close(s->blob);
+    storage_blob_close(s->blob);
     free(s);
 }
 
 int http_blob_check_first(struct http_req *r, struct bs_blob *blob, const char *sha256,
                           uint64_t first, uint64_t len)
 {
-    char buf[BS_BLOCK];
-    uint64_t start = first - first % BS_BLOCK;
-    size_t n = len ? BS_BLOCK : 0;
-    if (start + n > bs_blob_size(blob))
-        n = (size_t)(bs_blob_size(blob) - start);
+    char buf[STORAGE_BLOCK];
+    uint64_t start = first - first % STORAGE_BLOCK;
+    size_t n = len ? STORAGE_BLOCK : 0;
+    if (start + n > storage_blob_size(blob))
+        n = (size_t)(storage_blob_size(blob) - start);
     if (n == 0)
         return 0;
-    ssize_t got = bs_blob_read(blob, start, buf, n);
-    if (got == (ssize_t)n)
+    long got = storage_blob_read(blob, start, buf, n);
+    if (got == (long)n)
         return 0;
     gr_error("req=%llu first block of %s: %s", (unsigned long long)r->id, sha256,
-             got < 0 ? bs_strerror((int)got) : "short read");
-    if (got == BS_ECORRUPT)
-        blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+             got < 0 ? gr_strerror((int)got) : "short read");
+    if (got == GR_ECORRUPT)
+        storage_bad_local_copy(r->ctx->storage, sha256, "block checksum mismatch");
     return -1;
 }
 
@@ -86,7 +87,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
 {
     struct blobsend__local *s = calloc(1, sizeof(*s));
     if (!s) {
-        bs_blob_close(blob);
+        storage_blob_close(blob);
         return NULL;
     }
     s->ctx = r->ctx;
@@ -103,7 +104,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
 }
 
 struct blobsend__remote {
-    struct blobs_remote *rem;
+    struct storage_remote *rem;
     uint64_t len;
     uint64_t req;
     uint64_t *sent; /* as in blobsend__local */
@@ -112,11 +113,11 @@ struct blobsend__remote {
 static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct blobsend__remote *s = cls;
-    long n = blobs_remote_read(s->rem, buf, max);
+    long n = storage_remote_read(s->rem, buf, max);
     if (n > 0 && pos + (uint64_t)n >= s->len) {
         /* the last bytes: only after the end of the stream checked out */
         char extra;
-        if (blobs_remote_read(s->rem, &extra, 1) != 0)
+        if (storage_remote_read(s->rem, &extra, 1) != 0)
             n = -1;
     }
     if (n > 0) {
@@ -134,16 +135,16 @@ static ssize_t blobsend__remote_read(void *cls, uint64_t pos, char *buf, size_t 
 static void blobsend__remote_free(void *cls)
 {
     struct blobsend__remote *s = cls;
-    blobs_remote_close(s->rem);
+    storage_remote_close(s->rem);
     free(s);
 }
 
-struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_remote *rem,
+struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storage_remote *rem,
                                                uint64_t len)
 {
     struct blobsend__remote *s = calloc(1, sizeof(*s));
     if (!s) {
-        blobs_remote_close(rem);
+        storage_remote_close(rem);
         return NULL;
     }
     s->rem = rem;

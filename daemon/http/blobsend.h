@@ -1,6 +1,7 @@
 /*
  * blobsend.h - responses streaming a binary, verified as they go
- * (blobsend.c). Internal to http/.
+ * (blobsend.c): the download path's and the cluster port's
+ * (storage/cluster_api.c).
  */
 #ifndef HTTP_BLOBSEND_H
 #define HTTP_BLOBSEND_H
@@ -8,7 +9,7 @@
 #include "http/req.h"
 
 struct bs_blob;
-struct blobs_remote;
+struct storage_remote;
 
 /*
  * Check the block holding byte `first` before a response starts, so that a
@@ -24,7 +25,7 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
                                               const char *sha256, uint64_t first, uint64_t len);
 
 /* len bytes streamed from a peer; takes rem. NULL: out of memory (rem closed). */
-struct MHD_Response *http_blob_remote_response(struct http_req *r, struct blobs_remote *rem,
+struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storage_remote *rem,
                                                uint64_t len);
 
 #endif

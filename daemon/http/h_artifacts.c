@@ -1,5 +1,5 @@
 /*
- * h_artifacts.c - /<repo>/<path>: download (sendfile), deploy (streamed,
+ * h_artifacts.c - /<repo>/<path>: download (every block checked), deploy (streamed,
  * hashed in one pass), deploy by checksum, delete, folder listings.
  */
 #include "http/blobsend.h"
@@ -10,45 +10,18 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "bs.h"
 #include "crypto/crypto.h"
-#include "repo/blobs.h"
+#include "formats/format.h"
+#include "repo/ingest.h"
+#include "storage/storage.h"
 
+#include <microhttpd.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-struct upload {
-    struct bs_upload *bu;
-    struct cr_multihash *hash;
-    void *cleanup;
-};
-
-static void artifacts__upload_cleanup(void *arg)
-{
-    struct upload *u = arg;
-    bs_upload_abort(u->bu); /* NULL after a commit */
-    cr_multihash_free(u->hash);
-}
-
-static int artifacts__bs_err(int bsrc)
-{
-    switch (bsrc) {
-    case BS_ENOSPC:
-        return GR_ENOSPC;
-    case BS_ENOTFOUND:
-        return GR_ENOTFOUND;
-    case BS_EINVAL:
-        return GR_EINVAL;
-    case BS_ENOMEM:
-        return GR_ENOMEM;
-    default:
-        return GR_EIO;
-    }
-}
 
 json_t *http_artifact_json(struct http_req *r, const struct artifact *a, bool full)
 {
@@ -132,24 +105,17 @@ static void artifacts__commit(struct http_req *r, struct artifact *a)
 
 static int artifacts__put_chunk(struct http_req *r, const char *data, size_t len)
 {
-    struct upload *u = r->hctx;
     uint64_t max = r->srv->opt.max_body_size;
     if (max && r->body_bytes > max)
         return GR_ETOOBIG;
     if (r->deploy.tap)
         r->deploy.tap(r, data, len);
-    cr_multihash_update(u->hash, data, len);
-    int rc = bs_upload_write(u->bu, data, len);
-    if (rc == BS_OK)
-        return GR_OK;
-    bs_upload_abort(u->bu); /* free the space now, not after draining the body */
-    u->bu = NULL;
-    return artifacts__bs_err(rc);
+    return ingest_write(r->hctx, data, len);
 }
 
 static void artifacts__put_end(struct http_req *r)
 {
-    struct upload *u = r->hctx;
+    struct ingest *in = r->hctx;
     if (r->body_error) {
         if (r->body_error == GR_ETOOBIG)
             http_error(r, 413, "body larger than the limit of %llu bytes",
@@ -159,8 +125,7 @@ static void artifacts__put_end(struct http_req *r)
         return;
     }
     struct artifact a = {0};
-    cr_multihash_final(u->hash, a.sha256, a.sha1, a.md5);
-    a.size = bs_upload_size(u->bu);
+    ingest_finish(in, &a);
     const char *want256, *want1, *wantmd5;
     if (!artifacts__checksum_header(r, "X-Checksum-Sha256", 64, &want256) ||
         !artifacts__checksum_header(r, "X-Checksum-Sha1", 40, &want1) ||
@@ -179,12 +144,9 @@ static void artifacts__put_end(struct http_req *r)
     }
     if (r->deploy.check && !r->deploy.check(r, &a))
         return; /* the arena cleanup aborts the upload */
-    struct bs_upload *bu = u->bu;
-    u->bu = NULL; /* replication takes it whatever happens */
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = blobs_replicate(r->ctx, r->arena, bu, a.sha256, a.size, gr_arena_strdup(r->arena, rid),
-                             &a.pending);
+    int rc = ingest_replicate(in, rid, &a);
     if (rc) {
         http_error_code(r, rc,
                         rc == GR_EUNAVAIL ? "too few nodes could store a copy; try again"
@@ -248,15 +210,13 @@ static void artifacts__put(struct http_req *r)
         artifacts__deploy_by_checksum(r);
         return;
     }
-    struct upload *u = gr_arena_calloc(r->arena, sizeof(*u));
-    u->hash = cr_multihash_new(r->ctx->hashpool);
-    int rc = u->hash ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
-    gr_arena_cleanup(r->arena, artifacts__upload_cleanup, u);
+    struct ingest *in;
+    int rc = ingest_begin(r->ctx, r->arena, &in);
     if (rc) {
-        http_error_code(r, artifacts__bs_err(rc), "cannot start the upload");
+        http_error_code(r, rc, "cannot start the upload");
         return;
     }
-    r->hctx = u;
+    r->hctx = in;
     r->on_body = artifacts__put_chunk;
     r->on_end = artifacts__put_end;
 }
@@ -320,15 +280,6 @@ static void artifacts__folder(struct http_req *r)
         artifacts__listing(r, v, n);
 }
 
-static bool artifacts__etag_match(const char *inm, const char *etag)
-{
-    if (!inm)
-        return false;
-    if (!strcmp(inm, "*"))
-        return true;
-    return strstr(inm, etag) != NULL;
-}
-
 /*
  * GET <path>.sha1|.sha256|.md5 of an artifact whose checksum file was never
  * deployed: answer from the stored checksums. false: not such a request.
@@ -352,16 +303,6 @@ static bool artifacts__checksum_file(struct http_req *r)
     return false;
 }
 
-/* 304 per If-None-Match, or (without it) If-Modified-Since. */
-static bool artifacts__not_modified(struct http_req *r, const char *etag, int64_t modified_ms)
-{
-    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (inm)
-        return artifacts__etag_match(inm, etag);
-    int64_t ims = http_date_parse(http_req_header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE));
-    return ims >= 0 && modified_ms / 1000 <= ims;
-}
-
 static ssize_t artifacts__no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)cls, (void)pos, (void)buf, (void)max;
@@ -380,29 +321,29 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
     if (r->method == HM_HEAD) /* only the length matters */
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
     struct bs_blob *blob = NULL;
-    int rc = blobs_open_local(r->ctx, a->sha256, &blob);
-    if (rc == GR_OK && bs_blob_size(blob) != a->size) {
-        bs_blob_close(blob);
-        blobs_bad_local_copy(r->ctx, a->sha256, "wrong size");
+    int rc = storage_open_local(r->ctx->storage, a->sha256, &blob);
+    if (rc == GR_OK && storage_blob_size(blob) != a->size) {
+        storage_blob_close(blob);
+        storage_bad_local_copy(r->ctx->storage, a->sha256, "wrong size");
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_OK && len <= HTTP_SMALL_BODY) {
         /* small: one verified read, sent with the headers */
         char *buf = malloc(len ? len : 1);
-        ssize_t got = buf ? bs_blob_read(blob, first, buf, len) : BS_ENOMEM;
-        bs_blob_close(blob);
-        if (got == (ssize_t)len) {
+        long got = buf ? storage_blob_read(blob, first, buf, len) : GR_ENOMEM;
+        storage_blob_close(blob);
+        if (got == (long)len) {
             r->sent_bytes += len;
             return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
         }
         free(buf);
-        if (got == BS_ECORRUPT)
-            blobs_bad_local_copy(r->ctx, a->sha256, "block checksum mismatch");
+        if (got == GR_ECORRUPT)
+            storage_bad_local_copy(r->ctx->storage, a->sha256, "block checksum mismatch");
         rc = GR_ENOTFOUND;
     } else if (rc == GR_OK) {
         if (http_blob_check_first(r, blob, a->sha256, first, len) == 0)
             return http_blob_local_response(r, blob, a->sha256, first, len);
-        bs_blob_close(blob);
+        storage_blob_close(blob);
         rc = GR_ENOTFOUND;
     }
     if (rc == GR_ENOTFOUND) {
@@ -411,11 +352,11 @@ static struct MHD_Response *artifacts__body(struct http_req *r, const struct art
         snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)first,
                  (unsigned long long)(first + len - 1));
         bool whole = first == 0 && len == a->size;
-        struct blobs_remote *rem = NULL;
+        struct storage_remote *rem = NULL;
         if (len == 0) /* nothing to fetch */
             return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        rc = blobs_open_remote(r->ctx, a->sha256, a->size, whole ? NULL : range,
-                               gr_arena_strdup(r->arena, rid), &rem);
+        rc = storage_open_remote(r->ctx->storage, a->sha256, a->size, whole ? NULL : range,
+                                 gr_arena_strdup(r->arena, rid), &rem);
         if (rc == GR_OK)
             return http_blob_remote_response(r, rem, len);
     }
@@ -449,7 +390,7 @@ static void artifacts__get(struct http_req *r)
     http_date(a.modified_ms, lm, sizeof(lm));
     struct MHD_Response *resp;
     int status = 200;
-    if (artifacts__not_modified(r, etag, a.modified_ms)) {
+    if (http_not_modified(r, etag, a.modified_ms)) {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;
     } else {
@@ -498,8 +439,10 @@ static void artifacts__get(struct http_req *r)
     http_plug_after_download(r, &a, status); /* plugins (h_plugins.c) */
 }
 
-void h_artifact(struct http_req *r)
+void h_artifact(struct http_req *r, const char *rest)
 {
+    if (!http_parse_repo_path(r, rest, strlen(rest)))
+        return;
     struct repo_config cfg;
     int rc = repo_get(r->ctx, r->arena, r->repo_key, &cfg);
     if (rc == GR_ENOTFOUND) {
@@ -513,14 +456,14 @@ void h_artifact(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
-    if (!strcmp(cfg.package_type, "maven")) {
-        h_maven(r, &cfg); /* h_maven.c: the Maven layout rules, then back here */
-        return;
-    }
-    h_artifact_generic(r, &cfg);
+    const struct format *f = http_format(r, cfg.package_type);
+    if (f && f->artifact)
+        f->artifact(r, &cfg); /* the format's rules, then http_artifact_generic() */
+    else
+        http_artifact_generic(r, &cfg);
 }
 
-void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
+void http_artifact_generic(struct http_req *r, const struct repo_config *cfg)
 {
     int rc;
     (void)cfg;
@@ -552,8 +495,9 @@ void h_artifact_generic(struct http_req *r, const struct repo_config *cfg)
     }
 }
 
-void h_root(struct http_req *r)
+void h_root(struct http_req *r, const char *rest)
 {
+    (void)rest;
     if (r->method != HM_GET && r->method != HM_HEAD) {
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;

@@ -12,6 +12,7 @@
 #include "repo/copymove.h"
 #include "repo/security.h"
 
+#include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -97,7 +98,7 @@ static void copymove__answer_problems(struct http_req *r, const struct copymove_
     http_json(r, status, json_pack("{s:o,s:o}", "errors", errs, "messages", msgs));
 }
 
-void h_copy_move(struct http_req *r, const char *sub, bool move)
+static void copymove__run(struct http_req *r, const char *sub, bool move)
 {
     if (r->method != HM_POST) {
         http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
@@ -151,4 +152,14 @@ void h_copy_move(struct http_req *r, const char *sub, bool move)
     http_json(r, 200, json_pack("{s:[{s:s,s:s}]}", "messages", "level", "INFO", "message", msg));
     if (!dry)
         http_plug_after_copymove(r, move, q.dst_repo, res.dst_path);
+}
+
+void h_copy(struct http_req *r, const char *rest)
+{
+    copymove__run(r, rest, false);
+}
+
+void h_move(struct http_req *r, const char *rest)
+{
+    copymove__run(r, rest, true);
 }

@@ -12,6 +12,7 @@
 #include "repo/props.h"
 #include "repo/security.h"
 
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,13 +496,12 @@ static void hp__execute_done(struct http_req *r, const char *body, size_t len)
     plug_result_release(&res);
 }
 
-void h_plugins(struct http_req *r, const char *sub)
+void h_plugins(struct http_req *r, const char *rest)
 {
     if (!r->ctx->plugins) {
         http_error(r, 503, "plugins are not started");
         return;
     }
-    const char *rest = sub[7] == '/' ? sub + 8 : ""; /* after "plugins/" */
     if (!*rest) {
         if (r->method != HM_GET && r->method != HM_HEAD) {
             http_error(r, 405, "method %s not allowed here", r->method_str);

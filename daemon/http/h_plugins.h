@@ -1,9 +1,9 @@
 /*
  * h_plugins.h - /api/plugins (management, executions) and the calls the
- * other handlers make to run plugin hooks (docs/plugins.md). Internal to
- * http/. Every before* call returns false when it has answered the request
- * (a plugin refused it, answered instead, or failed: before* hooks fail
- * closed); after* calls never answer and only log failures.
+ * other handlers make to run plugin hooks (docs/plugins.md): http's own
+ * handlers and the formats' (a format's deploy runs the upload hooks). Every before* call returns
+ * false when it has answered the request (a plugin refused it, answered instead, or failed: before*
+ * hooks fail closed); after* calls never answer and only log failures.
  */
 #ifndef HTTP_H_PLUGINS_H
 #define HTTP_H_PLUGINS_H

@@ -11,6 +11,7 @@
 #include "repo/props.h"
 #include "repo/security.h"
 
+#include <microhttpd.h>
 #include <string.h>
 
 #define PROPS_SYNTAX                                                                               \

@@ -3,8 +3,11 @@
 #include "http/req.h"
 
 #include "base/err.h"
+#include "base/sbuf.h"
+#include "formats/format.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static json_t *repos__json(struct http_req *r, const struct repo_config *c, bool full)
@@ -18,61 +21,62 @@ static json_t *repos__json(struct http_req *r, const struct repo_config *c, bool
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "key", c->key, "rclass", c->rclass, "packageType",
                   c->package_type, "description", c->description, "includesPattern",
                   c->includes_pattern, "excludesPattern", c->excludes_pattern);
-    if (!strcmp(c->package_type, "maven")) /* Artifactory's names (docs/maven.md) */
-        json_object_update_new(
-            doc, json_pack("{s:b,s:b,s:i,s:b,s:s,s:s,s:b}", "handleReleases", c->handle_releases,
-                           "handleSnapshots", c->handle_snapshots, "maxUniqueSnapshots",
-                           c->max_unique_snapshots, "suppressPomConsistencyChecks",
-                           c->suppress_pom_checks, "snapshotVersionBehavior", "unique",
-                           "checksumPolicyType", "client-checksums", "allowReleaseRedeploy",
-                           c->allow_release_redeploy));
+    const struct format *f = http_format(r, c->package_type);
+    if (f && f->settings_json) { /* the format's own fields (docs/<format>.md) */
+        json_t *settings = json_loads(c->settings ? c->settings : "{}", 0, NULL);
+        f->settings_json(settings ? settings : json_object(), doc);
+        json_decref(settings);
+    }
     return doc;
 }
 
-/* Maven fields: booleans, a count, and two settings granary has one value of. */
-static const char *const repos__bools[] = {"handleReleases", "handleSnapshots",
-                                           "suppressPomConsistencyChecks", "allowReleaseRedeploy",
-                                           NULL};
+/* The repository fields of the core; each format adds its own (format.h). */
+static const char *const repos__core_fields[] = {
+    "key",           "rclass", "packageType", "description", "includesPattern", "excludesPattern",
+    "repoLayoutRef", "notes",  NULL};
 
-static bool repos__is_bool_field(const char *k)
+/* Whether k is a field of the core or of some format: a document may carry
+ * another format's fields (clients send them all); only the repository's own
+ * format applies its own. */
+static bool repos__known_field(struct http_req *r, const char *k)
 {
-    for (int i = 0; repos__bools[i]; i++)
-        if (!strcmp(k, repos__bools[i]))
+    for (int i = 0; repos__core_fields[i]; i++)
+        if (!strcmp(k, repos__core_fields[i]))
             return true;
+    const struct format *const *v = r->srv->opt.formats;
+    for (int i = 0; v && v[i]; i++)
+        for (int j = 0; v[i]->settings_fields && v[i]->settings_fields[j]; j++)
+            if (!strcmp(k, v[i]->settings_fields[j]))
+                return true;
     return false;
 }
 
-/* Check and apply the Maven fields of doc; false: an answer (400) was sent. */
-static bool repos__apply_maven(struct http_req *r, json_t *doc, struct repo_config *cfg)
+/* The format's settings of doc merged into cfg->settings; false: an answer (400) was sent. */
+static bool repos__apply_format(struct http_req *r, json_t *doc, const struct format *f,
+                                struct repo_config *cfg)
 {
-    json_t *v;
-    bool *dst[] = {&cfg->handle_releases, &cfg->handle_snapshots, &cfg->suppress_pom_checks,
-                   &cfg->allow_release_redeploy};
-    for (int i = 0; repos__bools[i]; i++)
-        if ((v = json_object_get(doc, repos__bools[i])))
-            *dst[i] = json_is_true(v);
-    if ((v = json_object_get(doc, "maxUniqueSnapshots"))) {
-        json_int_t n = json_integer_value(v);
-        if (!json_is_integer(v) || n < 0 || n > 1000000) {
-            http_error(r, 400, "field 'maxUniqueSnapshots' must be an integer from 0 to 1000000");
-            return false;
-        }
-        cfg->max_unique_snapshots = (int)n;
+    if (!f->settings_apply)
+        return true;
+    json_t *settings = json_loads(cfg->settings ? cfg->settings : "{}", 0, NULL);
+    if (!json_is_object(settings)) {
+        json_decref(settings);
+        settings = json_object();
     }
-    const char *svb = json_string_value(json_object_get(doc, "snapshotVersionBehavior"));
-    if (svb && strcmp(svb, "unique")) {
-        http_error(r, 400, "unsupported snapshotVersionBehavior '%s' (supported: unique)", svb);
-        return false;
+    const char *why = "invalid settings";
+    int rc = f->settings_apply(r->arena, doc, settings, &why);
+    if (rc == GR_OK) {
+        char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+        cfg->settings = text ? gr_arena_strdup(r->arena, text) : NULL;
+        free(text);
+        if (!cfg->settings)
+            rc = GR_ENOMEM;
     }
-    const char *cp = json_string_value(json_object_get(doc, "checksumPolicyType"));
-    if (cp && strcmp(cp, "client-checksums") && strcmp(cp, "server-generated-checksums")) {
-        http_error(r, 400,
-                   "unsupported checksumPolicyType '%s' (supported: client-checksums,"
-                   " server-generated-checksums)",
-                   cp);
-        return false;
-    }
-    return true;
+    json_decref(settings);
+    if (rc == GR_EINVAL)
+        http_error(r, 400, "%s", why);
+    else if (rc)
+        http_error_code(r, rc, NULL);
+    return rc == GR_OK;
 }
 
 /* Apply the fields of doc onto cfg; false: an answer (400) was sent. */
@@ -82,42 +86,19 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         http_error(r, 400, "expected a JSON object");
         return false;
     }
-    static const char *const known[] = {"key",
-                                        "rclass",
-                                        "packageType",
-                                        "description",
-                                        "includesPattern",
-                                        "excludesPattern",
-                                        "repoLayoutRef",
-                                        "notes",
-                                        "handleReleases",
-                                        "handleSnapshots",
-                                        "maxUniqueSnapshots",
-                                        "suppressPomConsistencyChecks",
-                                        "allowReleaseRedeploy",
-                                        "snapshotVersionBehavior",
-                                        "checksumPolicyType",
-                                        NULL};
     const char *k;
     json_t *v;
     json_object_foreach(doc, k, v)
     {
-        bool ok = false;
-        for (int i = 0; known[i]; i++)
-            ok |= !strcmp(k, known[i]);
-        if (!ok) {
+        if (!repos__known_field(r, k)) {
             http_error(r, 400, "unknown field '%s'", k);
             return false;
         }
-        if (repos__is_bool_field(k)) {
-            if (!json_is_boolean(v)) {
-                http_error(r, 400, "field '%s' must be true or false", k);
-                return false;
-            }
-            continue;
-        }
-        if (!strcmp(k, "maxUniqueSnapshots"))
-            continue; /* checked by repos__apply_maven */
+        bool core = false;
+        for (int i = 0; repos__core_fields[i]; i++)
+            core |= !strcmp(k, repos__core_fields[i]);
+        if (!core)
+            continue; /* a format's field: its format checks it */
         if (!json_is_string(v)) {
             http_error(r, 400, "field '%s' must be a string", k);
             return false;
@@ -140,12 +121,19 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         return false;
     }
     const char *pt = json_string_value(json_object_get(doc, "packageType"));
-    if (pt && strcmp(pt, "generic") && strcmp(pt, "maven") && strcmp(pt, "npm")) {
-        http_error(r, 400, "unsupported packageType '%s' (supported: generic, maven, npm)", pt);
+    const struct format *f = http_format(r, pt ? pt : cfg->package_type);
+    if (!f) {
+        const struct format *const *all = r->srv->opt.formats;
+        struct gr_sbuf names = GR_SBUF_INIT;
+        for (int i = 0; all && all[i]; i++)
+            gr_sbuf_addf(&names, "%s%s", i ? ", " : "", all[i]->name);
+        http_error(r, 400, "unsupported packageType '%s' (supported: %s)",
+                   pt ? pt : cfg->package_type, names.buf ? names.buf : "");
+        gr_sbuf_release(&names);
         return false;
     }
     if (pt)
-        snprintf(cfg->package_type, sizeof(cfg->package_type), "%s", pt);
+        snprintf(cfg->package_type, sizeof(cfg->package_type), "%s", f->name);
     const char *d = json_string_value(json_object_get(doc, "description"));
     const char *inc = json_string_value(json_object_get(doc, "includesPattern"));
     const char *exc = json_string_value(json_object_get(doc, "excludesPattern"));
@@ -155,7 +143,7 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         cfg->includes_pattern = gr_arena_strdup(r->arena, inc);
     if (exc)
         cfg->excludes_pattern = gr_arena_strdup(r->arena, exc);
-    return repos__apply_maven(r, doc, cfg);
+    return repos__apply_format(r, doc, f, cfg);
 }
 
 static void repos__create(struct http_req *r, json_t *doc)
@@ -164,7 +152,9 @@ static void repos__create(struct http_req *r, json_t *doc)
     repo_config_defaults(&cfg);
     snprintf(cfg.key, sizeof(cfg.key), "%s", r->repo_key);
     snprintf(cfg.rclass, sizeof(cfg.rclass), "local");
-    snprintf(cfg.package_type, sizeof(cfg.package_type), "generic");
+    /* the registry's first format is the default (formats.c) */
+    const struct format *const *all = r->srv->opt.formats;
+    snprintf(cfg.package_type, sizeof(cfg.package_type), "%s", all && all[0] ? all[0]->name : "");
     if (!json_object_get(doc, "rclass") && json_is_object(doc)) {
         http_error(r, 400, "missing field 'rclass'");
         return;
@@ -207,14 +197,10 @@ static void repos__update(struct http_req *r, json_t *doc)
     http_text(r, 200, "text/plain", msg, strlen(msg));
 }
 
-void h_repositories(struct http_req *r, const char *sub)
+void h_repositories(struct http_req *r, const char *rest)
 {
-    bool get = r->method == HM_GET || r->method == HM_HEAD;
-    if (!strcmp(sub, "repositories")) {
-        if (!get) {
-            http_error(r, 405, "method %s not allowed here", r->method_str);
-            return;
-        }
+    (void)rest;
+    {
         if (!http_need_read(r))
             return;
         struct repo_config *v;
@@ -229,9 +215,12 @@ void h_repositories(struct http_req *r, const char *sub)
             if (http_repo_visible(r, v[i].key)) /* only where the caller may read something */
                 json_array_append_new(arr, repos__json(r, &v[i], false));
         http_json(r, 200, arr);
-        return;
     }
-    const char *key = sub + strlen("repositories/");
+}
+
+void h_repository(struct http_req *r, const char *key)
+{
+    bool get = r->method == HM_GET || r->method == HM_HEAD;
     if (repo_key_check(key) != GR_OK) {
         if (r->method == HM_PUT)
             http_error(r, 400,

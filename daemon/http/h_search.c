@@ -5,29 +5,19 @@
  */
 #include "http/path.h"
 #include "http/req.h"
+#include "http/search.h"
 #include "repo/security.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "repo/maven.h"
-#include "repo/search.h"
 
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-struct search__ctx {
-    struct search_query q;
-    bool info, props;    /* X-Result-Detail */
-    bool created, modif; /* dates: fields added to each result */
-    bool empty_is_404;   /* dates: Artifactory answers 404 when nothing matched */
-    bool gavc;           /* gavc: repo/maven.c runs it */
-    struct maven_gavc gq;
-};
-
-/* ?repos=a,b into q->repos; each must exist (404 otherwise). false: an answer was sent. */
-static bool search__repos(struct http_req *r, struct search_query *q)
+bool http_search_repos(struct http_req *r, struct search_query *q)
 {
     const char *v = http_query(r, "repos");
     q->repos = NULL;
@@ -66,7 +56,7 @@ static bool search__repos(struct http_req *r, struct search_query *q)
     return true;
 }
 
-static bool search__artifact(struct http_req *r, struct search__ctx *s)
+static bool search__artifact(struct http_req *r, struct http_search *s)
 {
     const char *name = http_query(r, "name");
     if (!name || !*name) {
@@ -89,7 +79,7 @@ static bool search__artifact(struct http_req *r, struct search__ctx *s)
     return true;
 }
 
-static bool search__checksum(struct http_req *r, struct search__ctx *s)
+static bool search__checksum(struct http_req *r, struct http_search *s)
 {
     static const char *const types[] = {"sha256", "sha1", "md5"};
     const char *type = NULL, *value = NULL;
@@ -183,7 +173,7 @@ static enum MHD_Result search__term(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-static bool search__prop(struct http_req *r, struct search__ctx *s)
+static bool search__prop(struct http_req *r, struct http_search *s)
 {
     struct search__terms *t = gr_arena_calloc(r->arena, sizeof(*t));
     t->r = r;
@@ -204,7 +194,7 @@ static bool search__prop(struct http_req *r, struct search__ctx *s)
     return true;
 }
 
-static bool search__dates(struct http_req *r, struct search__ctx *s)
+static bool search__dates(struct http_req *r, struct http_search *s)
 {
     if (r->user.anonymous) { /* Artifactory: a non-anonymous user */
         http_error(r, 401, "authentication required");
@@ -266,31 +256,8 @@ static bool search__dates(struct http_req *r, struct search__ctx *s)
     return true;
 }
 
-/* gavc: Maven coordinates with '*' and '?' (repo/maven.h); at least one. */
-static bool search__gavc(struct http_req *r, struct search__ctx *s)
-{
-    const char **f[4] = {&s->gq.g, &s->gq.a, &s->gq.v, &s->gq.c};
-    static const char *const names[4] = {"g", "a", "v", "c"};
-    bool any = false;
-    for (int i = 0; i < 4; i++) {
-        const char *v = http_query(r, names[i]);
-        if (v && (strlen(v) > HTTP_SEGMENT_MAX || !http_utf8_valid(v, strlen(v)))) {
-            http_error(r, 400, "%s: at most %d bytes of UTF-8", names[i], HTTP_SEGMENT_MAX);
-            return false;
-        }
-        *f[i] = v;
-        any |= v && *v;
-    }
-    if (!any) {
-        http_error(r, 400, "Missing search parameters: give at least one of g, a, v or c");
-        return false;
-    }
-    s->gavc = true;
-    return true;
-}
-
 /* One result object. */
-static json_t *search__result(struct http_req *r, const struct search__ctx *s,
+static json_t *search__result(struct http_req *r, const struct http_search *s,
                               const struct search_hit *h)
 {
     json_t *o;
@@ -331,46 +298,25 @@ static json_t *search__result(struct http_req *r, const struct search__ctx *s,
     return o;
 }
 
-void h_search(struct http_req *r, const char *sub)
+bool http_search_begin(struct http_req *r, struct http_search *s)
 {
     if (r->method != HM_GET && r->method != HM_HEAD) {
         http_error(r, 405, "method %s not allowed here", r->method_str);
-        return;
-    }
-    size_t sl = strlen(sub);
-    while (sl > 0 && sub[sl - 1] == '/')
-        sl--;
-    const char *kind = gr_arena_strndup(r->arena, sub, sl);
-    bool (*parse)(struct http_req *, struct search__ctx *) =
-        !strcmp(kind, "artifact")   ? search__artifact
-        : !strcmp(kind, "checksum") ? search__checksum
-        : !strcmp(kind, "prop")     ? search__prop
-        : !strcmp(kind, "dates")    ? search__dates
-        : !strcmp(kind, "gavc")     ? search__gavc
-                                    : NULL;
-    if (!parse) {
-        http_error(r, 404, "no such api: /api/search/%s", sub);
-        return;
+        return false;
     }
     if (!http_need_read(r))
-        return;
-    struct search__ctx *s = gr_arena_calloc(r->arena, sizeof(*s));
+        return false;
+    memset(s, 0, sizeof(*s));
     const char *detail = http_req_header(r, "X-Result-Detail");
     s->info = detail && strstr(detail, "info");
     s->props = detail && strstr(detail, "properties");
     s->q.limit = SEARCH_LIMIT_DEFAULT;
-    if (!parse(r, s) || !search__repos(r, &s->q))
-        return;
-    struct search_hit *hits;
-    int n;
-    bool truncated;
-    int rc = s->gavc ? maven_gavc_search(r->ctx, r->arena, &s->gq, &s->q, s->props, &hits, &n,
-                                         &truncated)
-                     : search_run(r->ctx, r->arena, &s->q, s->props, &hits, &n, &truncated);
-    if (rc) {
-        http_error_code(r, rc, NULL);
-        return;
-    }
+    return true;
+}
+
+void http_search_answer(struct http_req *r, const struct http_search *s,
+                        const struct search_hit *hits, int n, bool truncated)
+{
     if (n == 0 && s->empty_is_404) {
         http_error(r, 404, "No results found.");
         return;
@@ -387,18 +333,51 @@ void h_search(struct http_req *r, const char *sub)
         http_error(r, 500, "out of memory");
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    size_t len = strlen(body);
+    struct MHD_Response *resp = http_response_bytes(body, len, false);
     if (!resp) {
-        free(body);
+        http_error(r, 500, "out of memory");
         return;
     }
-    http_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    r->sent_bytes += strlen(body);
+    http_header(resp, "Content-Type", "application/json");
+    r->sent_bytes += len;
     if (truncated) {
         char lim[16];
         snprintf(lim, sizeof(lim), "%d", s->q.limit);
         http_header(resp, "X-Result-Limit-Reached", lim);
     }
     http_send(r, 200, resp);
+}
+
+void h_search(struct http_req *r, const char *sub)
+{
+    size_t sl = strlen(sub);
+    while (sl > 0 && sub[sl - 1] == '/')
+        sl--;
+    const char *kind = gr_arena_strndup(r->arena, sub, sl);
+    bool (*parse)(struct http_req *, struct http_search *) =
+        !strcmp(kind, "artifact")   ? search__artifact
+        : !strcmp(kind, "checksum") ? search__checksum
+        : !strcmp(kind, "prop")     ? search__prop
+        : !strcmp(kind, "dates")    ? search__dates
+                                    : NULL;
+    if (!parse) {
+        if (r->method != HM_GET && r->method != HM_HEAD)
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+        else
+            http_error(r, 404, "no such api: /api/search/%s", sub);
+        return;
+    }
+    struct http_search *s = gr_arena_calloc(r->arena, sizeof(*s));
+    if (!http_search_begin(r, s) || !parse(r, s) || !http_search_repos(r, &s->q))
+        return;
+    struct search_hit *hits;
+    int n;
+    bool truncated;
+    int rc = search_run(r->ctx, r->arena, &s->q, s->props, &hits, &n, &truncated);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    http_search_answer(r, s, hits, n, truncated);
 }

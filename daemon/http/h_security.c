@@ -831,30 +831,35 @@ static void sec__audit(struct http_req *r)
     http_json(r, 200, json_pack("{s:o}", "entries", arr));
 }
 
-/* sub: the text after "/api/" */
-void h_security(struct http_req *r, const char *sub)
+/* The endpoints under /api/security/, /api/v2/security/ and /api/audit, each a row of
+ * the route table (route.c); rest is what follows the row's path ("" for the bare one). */
+void h_sec_users(struct http_req *r, const char *rest)
 {
-    if (!strcmp(sub, "audit")) {
-        sec__audit(r);
-        return;
-    }
-    if (!strncmp(sub, "v2/security/permissions", 23) && (!sub[23] || sub[23] == '/')) {
-        sec__targets(r, sub[23] ? sub + 24 : "", true);
-        return;
-    }
-    if (strncmp(sub, "security/", 9)) {
-        http_error(r, 404, "no such api: /api/%s", sub);
-        return;
-    }
-    const char *s = sub + 9;
-    if (!strncmp(s, "users", 5) && (!s[5] || s[5] == '/'))
-        sec__users(r, s[5] ? s + 6 : "");
-    else if (!strncmp(s, "groups", 6) && (!s[6] || s[6] == '/'))
-        sec__groups(r, s[6] ? s + 7 : "");
-    else if (!strncmp(s, "permissions", 11) && (!s[11] || s[11] == '/'))
-        sec__targets(r, s[11] ? s + 12 : "", false);
-    else if (!strncmp(s, "token", 5) && (!s[5] || s[5] == '/'))
-        sec__token(r, s[5] ? s + 6 : "");
-    else
-        http_error(r, 404, "no such api: /api/%s", sub);
+    sec__users(r, rest);
+}
+
+void h_sec_groups(struct http_req *r, const char *rest)
+{
+    sec__groups(r, rest);
+}
+
+void h_sec_permissions(struct http_req *r, const char *rest)
+{
+    sec__targets(r, rest, false);
+}
+
+void h_sec_permissions_v2(struct http_req *r, const char *rest)
+{
+    sec__targets(r, rest, true);
+}
+
+void h_sec_token(struct http_req *r, const char *rest)
+{
+    sec__token(r, rest);
+}
+
+void h_audit(struct http_req *r, const char *rest)
+{
+    (void)rest;
+    sec__audit(r);
 }

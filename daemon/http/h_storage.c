@@ -3,8 +3,8 @@
 
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "bs.h"
-#include "repo/storage.h"
+#include "storage/storage.h"
+#include "repo/listing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +46,8 @@ static void storage__list(struct http_req *r)
     bool folders = storage__flag(r, "listFolders", false);
     bool md = storage__flag(r, "mdTimestamps", false);
     bool root = storage__flag(r, "includeRootPath", false);
-    struct storage_folder info;
-    int rc = storage_folder_info(r->ctx, r->arena, r->repo_key, r->path, &info);
+    struct listing_folder info;
+    int rc = listing_folder_info(r->ctx, r->arena, r->repo_key, r->path, &info);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "folder not found: %s/%s", r->repo_key, r->path);
         return;
@@ -56,9 +56,9 @@ static void storage__list(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
-    struct storage_entry *v;
+    struct listing_entry *v;
     int n;
-    rc = storage_list(r->ctx, r->arena, r->repo_key, r->path, deep, depth, folders, &v, &n);
+    rc = listing_list(r->ctx, r->arena, r->repo_key, r->path, deep, depth, folders, &v, &n);
     if (rc) {
         http_error_code(r, rc, rc == GR_ENOTFOUND ? "folder not found" : NULL);
         return;
@@ -94,8 +94,8 @@ static void storage__list(struct http_req *r)
 
 static void storage__folder(struct http_req *r)
 {
-    struct storage_folder f;
-    int rc = storage_folder_info(r->ctx, r->arena, r->repo_key, r->path, &f);
+    struct listing_folder f;
+    int rc = listing_folder_info(r->ctx, r->arena, r->repo_key, r->path, &f);
     if (rc == GR_ENOTFOUND) {
         http_error(r, 404, "unable to find item: %s/%s", r->repo_key, r->path);
         return;
@@ -180,29 +180,31 @@ static const char *storage__percent(struct gr_arena *a, uint64_t part, uint64_t 
     return gr_arena_printf(a, "%.2f%%", whole ? 100.0 * (double)part / (double)whole : 0.0);
 }
 
-void h_storageinfo(struct http_req *r)
+void h_storageinfo(struct http_req *r, const char *rest)
 {
+    (void)rest;
     if (r->method != HM_GET && r->method != HM_HEAD) {
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;
     }
     if (!http_need_admin(r))
         return;
-    struct storage_summary s;
-    int rc = storage_summary(r->ctx, r->arena, &s);
+    struct listing_summary s;
+    int rc = listing_summary(r->ctx, r->arena, &s);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
     }
     struct gr_arena *a = r->arena;
-    int64_t free_b = bs_free_bytes(r->ctx->bs);
-    int64_t total_b = bs_total_bytes(r->ctx->bs);
+    struct storage_disk disk;
+    storage_disk(r->ctx->storage, &disk);
+    int64_t free_b = disk.free_bytes, total_b = disk.total_bytes;
     uint64_t fb = free_b > 0 ? (uint64_t)free_b : 0, tb = total_b > 0 ? (uint64_t)total_b : 0;
     uint64_t used = tb > fb ? tb - fb : 0;
     json_t *list = json_array();
     uint64_t tf = 0, tfo = 0, tbytes = 0;
     for (int i = 0; i < s.nrepos; i++) {
-        const struct storage_repo_summary *x = &s.repos[i];
+        const struct listing_repo_summary *x = &s.repos[i];
         tf += x->files;
         tfo += x->folders;
         tbytes += x->bytes;
@@ -229,7 +231,7 @@ void h_storageinfo(struct http_req *r)
         (json_int_t)s.binaries_bytes, "artifactsSizeInBytes", (json_int_t)s.artifacts_bytes);
     json_t *fs = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "storageType", "filesystem", "storageDirectory",
-        bs_root(r->ctx->bs), "totalSpace", storage__human(a, tb), "usedSpace",
+        disk.root, "totalSpace", storage__human(a, tb), "usedSpace",
         gr_arena_printf(a, "%s (%s)", storage__human(a, used), storage__percent(a, used, tb)),
         "freeSpace",
         gr_arena_printf(a, "%s (%s)", storage__human(a, fb), storage__percent(a, fb, tb)),
@@ -238,5 +240,5 @@ void h_storageinfo(struct http_req *r)
     http_json(r, 200,
               json_pack("{s:o,s:o,s:o,s:o}", "binariesSummary", bin, "fileStoreSummary", fs,
                         "repositoriesSummaryList", list, "replication",
-                        http_storage_status_json(r)));
+                        storage_status_json(r->ctx->storage)));
 }

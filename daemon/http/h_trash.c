@@ -15,6 +15,7 @@
 #include "base/sbuf.h"
 #include "repo/trash.h"
 
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,23 +257,23 @@ static void trash__clean(struct http_req *r, const char *rest)
         http_text(r, 204, NULL, "", 0);
 }
 
-void h_trash(struct http_req *r, const char *sub)
+void h_trash_list(struct http_req *r, const char *rest)
 {
-    bool get = r->method == HM_GET || r->method == HM_HEAD;
-    if (!strcmp(sub, "trash") || !strcmp(sub, "trash/list")) {
-        if (!get) {
-            http_error(r, 405, "method %s not allowed here", r->method_str);
-            return;
-        }
-        if (http_need_write(r)) /* authenticated users; each sees what it could read */
-            trash__list(r);
-        return;
-    }
-    if (!strcmp(sub, "trash/settings")) {
-        trash__settings(r);
-        return;
-    }
-    if (!strcmp(sub, "trash/empty") || !strcmp(sub, "trash/purge-expired")) {
+    (void)rest;
+    if (http_need_write(r)) /* authenticated users; each sees what it could read */
+        trash__list(r);
+}
+
+void h_trash_settings(struct http_req *r, const char *rest)
+{
+    (void)rest;
+    trash__settings(r);
+}
+
+/* POST /api/trash/empty (everything) or /api/trash/purge-expired (empty false). */
+static void trash__purge(struct http_req *r, bool empty)
+{
+    {
         if (r->method != HM_POST) {
             http_error(r, 405, "method %s not allowed here: use POST", r->method_str);
             return;
@@ -280,7 +281,6 @@ void h_trash(struct http_req *r, const char *sub)
         if (!http_need_admin(r))
             return;
         int purged = 0;
-        bool empty = !strcmp(sub, "trash/empty");
         int rc = empty ? trash_empty(r->ctx, &purged) : trash_purge_expired(r->ctx, &purged);
         if (rc) {
             http_error_code(r, rc, NULL);
@@ -290,15 +290,33 @@ void h_trash(struct http_req *r, const char *sub)
         } else {
             http_json(r, 200, json_pack("{s:i}", "purged", purged));
         }
-        return;
     }
-    if (!strncmp(sub, "trash/restore/", 14) && sub[14]) {
-        trash__restore(r, sub + 14);
-        return;
-    }
-    if (!strncmp(sub, "trash/clean/", 12) && sub[12]) {
-        trash__clean(r, sub + 12);
-        return;
-    }
-    http_error(r, 404, "no such api: /api/%s", sub);
+}
+
+void h_trash_empty(struct http_req *r, const char *rest)
+{
+    (void)rest;
+    trash__purge(r, true);
+}
+
+void h_trash_purge_expired(struct http_req *r, const char *rest)
+{
+    (void)rest;
+    trash__purge(r, false);
+}
+
+void h_trash_restore(struct http_req *r, const char *rest)
+{
+    if (*rest)
+        trash__restore(r, rest);
+    else
+        http_error(r, 404, "no such api: /api/trash/restore/");
+}
+
+void h_trash_clean(struct http_req *r, const char *rest)
+{
+    if (*rest)
+        trash__clean(r, rest);
+    else
+        http_error(r, 404, "no such api: /api/trash/clean/");
 }

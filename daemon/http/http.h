@@ -14,6 +14,7 @@
 
 struct repo_ctx;
 struct http_server;
+struct format;
 
 struct http_options {
     const char *host;
@@ -26,9 +27,11 @@ struct http_options {
     /* comma-separated CIDRs (base/cidr.h) of proxies whose X-Forwarded-For names the
      * client, for throttling and the audit log; NULL or "": none */
     const char *trusted_proxy;
-    int npm_token_lifetime; /* seconds an npm login token lives (h_npm.c); 0: no expiry */
     const char *version;
-    bool internal; /* the cluster port (h_internal.c), not the public API */
+    bool internal; /* the cluster port (storage/cluster_api.c), not the public API */
+    /* the package formats (formats/format.h, the registry's list, NULL-ended):
+     * repositories' types, settings and artifact handlers */
+    const struct format *const *formats;
 };
 
 /*
@@ -47,6 +50,13 @@ void http_quiesce(struct http_server *h);
 
 /* Requests being processed right now. */
 int http_active_requests(struct http_server *h);
+
+struct gr_sbuf;
+/* A writer of Prometheus text lines (the database's, the cache's, the
+ * cluster's, the storage's figures) for GET /api/v1/metrics. */
+typedef void (*http_metrics_fn)(void *arg, struct gr_sbuf *sb);
+/* Add one before serving starts (at most 16). GR_EINVAL when full. */
+int http_metrics_add(http_metrics_fn fn, void *arg) __attribute__((warn_unused_result));
 
 /* Close every connection and free the server. NULL is fine. */
 void http_stop(struct http_server *h);

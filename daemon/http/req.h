@@ -1,6 +1,7 @@
 /*
  * req.h - the request as handlers see it, and the helpers they answer with.
- * Internal to http/: only the files of this folder include it.
+ * The request API of http/: its own files, the formats (daemon/formats/) and
+ * the modules' *_api.c route files include it; no other module does.
  *
  * A handler is called once when the headers are in. It either answers
  * (http_send / http_error / ...) or, for a request with a body, sets
@@ -16,7 +17,6 @@
 #include "repo/repo.h"
 
 #include <jansson.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -33,13 +33,17 @@
  */
 #define HTTP_CONN_MEMORY (64 * 1024)
 /* Downloads up to this size are read and sent with their headers in one go;
- * larger ones go out with sendfile(2). */
+ * larger ones stream in blocks, each checked before it is sent (blobsend.h). */
 #define HTTP_SMALL_BODY (16 * 1024)
 #define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
 
 enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
 
 struct sec_perms;
+struct http_route;
+struct format;
+struct MHD_Connection;
+struct MHD_Response;
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -90,7 +94,11 @@ struct http_req {
      * the request completes with a 2xx answer */
     const char *audit_action, *audit_repo, *audit_path, *audit_detail;
     bool started, responded, counted;
-    bool deferred; /* routed at the second access call (see server.c) */
+    bool deferred;   /* routed at the second access call (see server.c) */
+    int route_label; /* the metrics label of the route taken (route.c); -1 before routing */
+    /* a format's clients read errors their own way: http_error() calls this to
+     * adjust the JSON error document (NULL: the house shape only) */
+    void (*error_doc)(struct http_req *r, json_t *doc, int status, const char *msg);
     int status;
     uint64_t sent_bytes;
     struct timespec t0;
@@ -110,8 +118,8 @@ struct http_req {
     int body_error; /* first error while streaming; answered from on_end */
     char *body_error_msg;
 
-    /* Deploy hooks: a package handler (h_maven.c) may set them before
-     * h_artifact_generic() takes a PUT; NULL members do nothing. */
+    /* Deploy hooks: a package handler (formats/maven/maven_http.c) may set them before
+     * http_artifact_generic() takes a PUT; NULL members do nothing. */
     struct http_deploy_hooks {
         /* every body chunk, in order (not for deploys by checksum) */
         void (*tap)(struct http_req *r, const char *data, size_t len);
@@ -138,8 +146,13 @@ void http_json(struct http_req *r, int status, json_t *doc);
 /* Answer with a copy of a text body. */
 void http_text(struct http_req *r, int status, const char *content_type, const char *body,
                size_t len);
-/* Add a header to a response being built (values copied by MHD). */
+/* Add a header to a response being built (values copied). */
 void http_header(struct MHD_Response *resp, const char *name, const char *value);
+/*
+ * A response of len bytes: copy (the caller keeps data) or take (data was
+ * malloc'd; freed once sent). NULL (out of memory; a taken buffer is freed).
+ */
+struct MHD_Response *http_response_bytes(void *data, size_t len, bool copy);
 
 /* ---- request data ---- */
 
@@ -203,6 +216,12 @@ bool http_login_password(struct http_req *r, const char *user, const char *passw
 void http_audit(struct http_req *r, const char *action, const char *repo, const char *path,
                 const char *detail);
 
+/*
+ * Conditional GET: whether the client's copy is current, by If-None-Match
+ * against etag (quoted; "*" matches anything), or, without that header, by
+ * If-Modified-Since against modified_ms (< 0: not asked). true: answer 304.
+ */
+bool http_not_modified(struct http_req *r, const char *etag, int64_t modified_ms);
 /* RFC 7231 date for ms since the epoch, into buf (>= 32 bytes). */
 void http_date(int64_t ms, char *buf, size_t n);
 /* ISO 8601 with milliseconds and offset, as Artifactory prints: 2026-11-28T01:02:03.456Z */
@@ -235,40 +254,68 @@ void http_download_headers(struct http_req *r, struct MHD_Response *resp, const 
  */
 bool http_parse_repo_path(struct http_req *r, const char *p, size_t len);
 
-/* ---- handlers (one file per group) ---- */
-void h_system(struct http_req *r, const char *sub);
-void h_repositories(struct http_req *r, const char *sub);
-void h_artifact(struct http_req *r);
+/* ---- handlers (one file per group), each the handler of rows of the route table
+ * (route.c): rest is the raw text after the row's path ---- */
+void h_system_v1(struct http_req *r, const char *rest); /* /api/v1/system/{liveness,readiness} */
+void h_ping(struct http_req *r, const char *rest);      /* /api/system/ping */
+void h_system_version(struct http_req *r, const char *rest); /* h_system.c: /api/system/... */
+void h_system_metrics(struct http_req *r, const char *rest);
+void h_system_maintenance(struct http_req *r, const char *rest);
+void h_system_settings(struct http_req *r, const char *rest);
+void h_repositories(struct http_req *r, const char *rest); /* h_repos.c: the list */
+void h_repository(struct http_req *r, const char *rest);   /* rest: the key */
+/* h_artifacts.c: /<repo>/<path> (rest: "<repo>/<path>"), dispatched to the repository's format */
+void h_artifact(struct http_req *r, const char *rest);
 /* The generic artifact methods (GET/HEAD/PUT/DELETE) for a known repository. */
-void h_artifact_generic(struct http_req *r, const struct repo_config *cfg);
-/* h_maven.c: /<repo>/<path> of a maven repository */
-void h_maven(struct http_req *r, const struct repo_config *cfg);
-/* h_npm.c: /api/npm/<repo>/... (sub is the raw text after "/api/npm/") */
-void h_npm(struct http_req *r, const char *sub);
-void h_root(struct http_req *r);
-void h_storage(struct http_req *r, const char *sub); /* h_storage.c: /api/storage/... */
-void h_storageinfo(struct http_req *r);              /* h_storage.c: /api/storageinfo */
+void http_artifact_generic(struct http_req *r, const struct repo_config *cfg);
+void h_root(struct http_req *r, const char *rest);
+void h_storage(struct http_req *r, const char *rest);     /* h_storage.c: /api/storage/... */
+void h_storageinfo(struct http_req *r, const char *rest); /* h_storage.c: /api/storageinfo */
 /* h_props.c: /api/storage/{repo}/{path}?properties (GET, PUT, DELETE); r->repo_key,
  * r->path and r->trailing_slash are parsed and authentication is done */
 void h_properties(struct http_req *r);
-void h_search(struct http_req *r, const char *sub);               /* h_search.c: /api/search/... */
-void h_copy_move(struct http_req *r, const char *sub, bool move); /* h_copymove.c */
-void h_trash(struct http_req *r, const char *sub);                /* h_trash.c: /api/trash... */
-/* h_security.c: /api/security/..., /api/v2/security/..., /api/audit (sub after "/api/") */
-void h_security(struct http_req *r, const char *sub);
-void h_internal(struct http_req *r); /* h_internal.c: the cluster port */
+void h_search(struct http_req *r, const char *rest);     /* h_search.c: /api/search/... */
+void h_copy(struct http_req *r, const char *rest);       /* h_copymove.c: /api/copy/... */
+void h_move(struct http_req *r, const char *rest);       /* /api/move/... */
+void h_trash_list(struct http_req *r, const char *rest); /* h_trash.c: /api/trash... */
+void h_trash_settings(struct http_req *r, const char *rest);
+void h_trash_empty(struct http_req *r, const char *rest);
+void h_trash_purge_expired(struct http_req *r, const char *rest);
+void h_trash_restore(struct http_req *r, const char *rest);
+void h_trash_clean(struct http_req *r, const char *rest);
+void h_sec_users(struct http_req *r, const char *rest); /* h_security.c: /api/security/users */
+void h_sec_groups(struct http_req *r, const char *rest);
+void h_sec_permissions(struct http_req *r, const char *rest);    /* v1 */
+void h_sec_permissions_v2(struct http_req *r, const char *rest); /* /api/v2/security/permissions */
+void h_sec_token(struct http_req *r, const char *rest);
+void h_audit(struct http_req *r, const char *rest);   /* /api/audit */
+void h_plugins(struct http_req *r, const char *rest); /* h_plugins.c: /api/plugins... */
 /* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
-void h_metrics(struct http_req *r);
+void h_metrics(struct http_req *r, const char *rest);
+/* route.c: any other /api/... : 404 */
+void h_no_api(struct http_req *r, const char *rest);
 /* metrics.c: count a finished request and write its access log line */
 void http_access_done(struct http_req *r, bool completed, double ms);
-/* h_proxy.c: /api/system/configuration/reverseProxy/{type} */
-void h_proxy(struct http_req *r, const char *type);
-/* h_blobs.c: /api/system/storage/{gc,optimize,scrub,config} (sub after "storage/") */
-void h_system_storage(struct http_req *r, const char *sub);
-/* The replication state as JSON (null when storage is not started). */
-json_t *http_storage_status_json(struct http_req *r);
-struct gr_sbuf;
-/* Prometheus lines of the storage counters. */
-void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb);
+
+/* The format of a packageType (name or alias) among the server's formats, or NULL. */
+const struct format *http_format(struct http_req *r, const char *package_type);
+
+/* ---- the route table's lookup (route.c), for the router and the metrics ---- */
+
+/* Make sure the core's rows are in the table (http_start calls it). GR_EINVAL. */
+int http__routes_ready(void);
+/*
+ * The row for path[0..len) on the public port or the cluster port
+ * (internal); on the public port a path no row matches is the artifact
+ * route. *label is its metrics label, *consumed the bytes of path the row
+ * matched. NULL (the cluster port only): no row.
+ */
+const struct http_route *http__route_find(bool internal, const char *path, size_t len, int *label,
+                                          size_t *consumed);
+/* A label's name ("other" for -1); how many labels there are. */
+const char *http__route_label_name(int label);
+int http__route_label_count(void);
+/* The label of the catch-all /<repo>/<path> route. */
+int http__route_artifact_label(void);
 
 #endif

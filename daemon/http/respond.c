@@ -1,13 +1,16 @@
 /* respond.c - answering helpers and request accessors for handlers. */
 #include "http/path.h"
+#include "http/range.h"
 #include "http/req.h"
 
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 
+#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -70,6 +73,8 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *doc = json_pack("{s:[{s:i,s:s}]}", "errors", "status", status, "message", msg);
+    if (doc && r->error_doc)
+        r->error_doc(r, doc, status, msg);
     char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(doc);
     if (!s)
@@ -299,4 +304,37 @@ void http_download_headers(struct http_req *r, struct MHD_Response *resp, const 
     MHD_add_response_header(resp, "Content-Disposition", sb.buf);
     gr_sbuf_release(&sb);
     (void)r;
+}
+
+struct MHD_Response *http_response_bytes(void *data, size_t len, bool copy)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_MUST_FREE);
+    if (!resp && !copy)
+        free(data);
+    return resp;
+}
+
+bool http_not_modified(struct http_req *r, const char *etag, int64_t modified_ms)
+{
+    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm) {
+        if (!strcmp(inm, "*"))
+            return true;
+        /* the tag with or without its quotes (some clients drop them) */
+        size_t n = strlen(etag);
+        const char *tag = etag;
+        if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"') {
+            tag = etag + 1;
+            n -= 2;
+        }
+        for (const char *p = inm; *p; p++)
+            if (!strncmp(p, tag, n))
+                return true;
+        return false;
+    }
+    if (modified_ms < 0)
+        return false;
+    int64_t ims = http_date_parse(http_req_header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE));
+    return ims >= 0 && modified_ms / 1000 <= ims;
 }

@@ -6,11 +6,13 @@
 #include "http/http.h"
 #include "http/path.h"
 #include "http/req.h"
+#include "http/route.h"
 
 #include "base/err.h"
 #include "base/log.h"
 #include "repo/security.h"
 
+#include <microhttpd.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -46,6 +48,7 @@ static void *server__uri_log(void *cls, const char *uri, struct MHD_Connection *
     r->raw_uri = gr_arena_strdup(a, uri ? uri : "/");
     r->raw_path_len = strcspn(r->raw_uri, "?");
     r->base = "";
+    r->route_label = -1;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     return r;
 }
@@ -435,11 +438,8 @@ static void server__route(struct http_req *r)
         http_error(r, 414, "the path is longer than %d bytes", HTTP_PATH_MAX);
         return;
     }
-    if (r->srv->opt.internal) {
-        h_internal(r); /* the cluster port: signed requests only */
-        return;
-    }
-    if (len >= 12 && !strncmp(p, "/artifactory", 12) && (len == 12 || p[12] == '/')) {
+    bool internal = r->srv->opt.internal;
+    if (!internal && len >= 12 && !strncmp(p, "/artifactory", 12) && (len == 12 || p[12] == '/')) {
         r->base = "/artifactory";
         p += 12;
         len -= 12;
@@ -448,60 +448,26 @@ static void server__route(struct http_req *r)
             len = 1;
         }
     }
-    /* health checks answer before authentication */
-    bool is_api = len >= 5 && !strncmp(p, "/api/", 5);
-    if (is_api && !strncmp(p, "/api/v1/system/", 15)) {
-        h_system(r, gr_arena_strndup(r->arena, p + 5, len - 5));
+    size_t used = 0;
+    const struct http_route *row = http__route_find(internal, p, len, &r->route_label, &used);
+    if (!row) {
+        http_error(r, 404, "no such endpoint");
         return;
     }
-    if (is_api && len == 16 && !strncmp(p, "/api/system/ping", 16)) {
-        h_system(r, "system/ping");
+    const char *rest = gr_arena_strndup(r->arena, p + used, len - used);
+    if (row->auth == HTTP_AUTH) {
+        if (!atomic_load(&r->srv->ready)) {
+            http_error(r, 503, "node is not ready");
+            return;
+        }
+        if (!server__authenticate(r))
+            return;
+    }
+    if (row->methods && !(row->methods & (1u << r->method))) {
+        http_error(r, 405, "method %s not allowed here", r->method_str);
         return;
     }
-    if (!atomic_load(&r->srv->ready)) {
-        http_error(r, 503, "node is not ready");
-        return;
-    }
-    if (!server__authenticate(r))
-        return;
-    if (is_api) {
-        const char *sub = gr_arena_strndup(r->arena, p + 5, len - 5);
-        if (!strncmp(sub, "system/", 7))
-            h_system(r, sub);
-        else if (!strcmp(sub, "repositories") || !strncmp(sub, "repositories/", 13))
-            h_repositories(r, sub);
-        else if (!strncmp(sub, "storage/", 8))
-            h_storage(r, sub + 8);
-        else if (!strcmp(sub, "storageinfo"))
-            h_storageinfo(r);
-        else if (!strncmp(sub, "search/", 7))
-            h_search(r, sub + 7);
-        else if (!strncmp(sub, "copy/", 5))
-            h_copy_move(r, sub + 5, false);
-        else if (!strncmp(sub, "move/", 5))
-            h_copy_move(r, sub + 5, true);
-        else if (!strcmp(sub, "trash") || !strncmp(sub, "trash/", 6))
-            h_trash(r, sub);
-        else if (!strncmp(sub, "npm/", 4))
-            h_npm(r, sub + 4);
-        else if (!strncmp(sub, "security/", 9) || !strncmp(sub, "v2/security/", 12) ||
-                 !strcmp(sub, "audit"))
-            h_security(r, sub);
-        else if (!strcmp(sub, "plugins") || !strncmp(sub, "plugins/", 8))
-            h_plugins(r, sub);
-        else if (!strcmp(sub, "v1/metrics"))
-            h_metrics(r);
-        else
-            http_error(r, 404, "no such api: /api/%s", sub);
-        return;
-    }
-    if (len == 1) {
-        h_root(r);
-        return;
-    }
-    /* /<repo>[/<path>] */
-    if (http_parse_repo_path(r, p + 1, len - 1))
-        h_artifact(r);
+    row->handler(r, rest);
 }
 
 static enum http_method server__method(const char *m)
@@ -603,6 +569,10 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
     struct http_server *h = calloc(1, sizeof(*h));
     if (!h)
         return GR_ENOMEM;
+    if (http__routes_ready() != GR_OK) {
+        free(h);
+        return GR_EINVAL;
+    }
     h->ctx = ctx;
     h->opt = *o;
     if (h->opt.header_timeout <= 0)

@@ -4,7 +4,7 @@
 #include "base/err.h"
 #include "bs.h"
 #include "db/db.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "repo/props.h"
 #include "repo/security.h"
 #include "repo/trash.h"
@@ -83,7 +83,7 @@ int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artif
     struct db_res *res = NULL;
     /*
      * The binary's row lock serialises this deploy with the garbage
-     * collector (repo/blobs.h): it waits while a collection deletes the
+     * collector (storage/storage.h): it waits while a collection deletes the
      * files, and a tombstone it meets is cleared before any copy is
      * published under that hash.
      */
@@ -100,8 +100,8 @@ int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artif
                      4, pb);
     if (rc == GR_OK && tombstoned) /* the collector may have deleted some copies */
         rc = db_exec(c, NULL, "DELETE FROM binary_locations WHERE sha256 = $1", 1, pb);
-    if (rc == GR_OK && ctx->blobs)
-        rc = blobs_publish(ctx, c, art->sha256, art->pending);
+    if (rc == GR_OK && ctx->storage)
+        rc = storage_publish(ctx->storage, c, art->sha256, art->pending);
     return rc;
 }
 
@@ -237,7 +237,7 @@ int artifact_list_folder(struct repo_ctx *ctx, struct gr_arena *a, const char *r
                          const char *path, struct folder_entry **out, int *n)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     char skip[24];
     snprintf(skip, sizeof(skip), "%zu", *path ? strlen(path) + 2 : (size_t)1);
     const char *p[3] = {repo, like.buf, skip};

@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "lc.h"
@@ -128,7 +129,7 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
     rc = load(ctx, arg, &val);
 #ifdef GRANARY_TEST_HOOKS
     /* test builds only: hold a reader between its database read and its
-     * fill, so tests can force the fill race (tests/integration/21_*.bats) */
+     * fill, so tests can force the fill race (tests/integration/20_cluster.bats) */
     const char *pause = getenv("GRANARY_TEST_FILL_PAUSE");
     if (pause && *pause && memmem(key->buf, key->len, pause, strlen(pause))) {
         gr_info("test hook: pausing the fill of a key containing '%s'", pause);
@@ -154,7 +155,7 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
 }
 
 /* The local half: drop keys (or prefixes) from this node's LMDB. */
-void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *items, size_t n)
+void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     int rc = LC_OK;
     bool any_prefix = false;
@@ -183,7 +184,7 @@ void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *item
 }
 
 /* Local invalidation, then (in a cluster) the acknowledged broadcast. */
-static void cache__invalidate(struct repo_ctx *ctx, const struct repo_inval *items, size_t n)
+static void cache__invalidate(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     repo_apply_invalidation(ctx, items, n);
     if (ctx->hooks.invalidate)
@@ -192,17 +193,20 @@ static void cache__invalidate(struct repo_ctx *ctx, const struct repo_inval *ite
 
 void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)
 {
-    struct repo_inval items[8];
-    if (n > 8)
-        n = 8;
-    for (size_t i = 0; i < n; i++)
-        items[i] = (struct repo_inval){keys[i].buf, keys[i].len, false};
-    cache__invalidate(ctx, items, n);
+    /* in batches a cluster message carries (CLUSTER_KEYS_MAX is the receiver's limit) */
+    enum { BATCH = 32 };
+    struct cluster_key items[BATCH];
+    for (size_t done = 0; done < n;) {
+        size_t k = 0;
+        for (; k < BATCH && done < n; k++, done++)
+            items[k] = (struct cluster_key){keys[done].buf, keys[done].len, false};
+        cache__invalidate(ctx, items, k);
+    }
 }
 
 void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
 {
-    struct repo_inval item = {prefix->buf, prefix->len, true};
+    struct cluster_key item = {prefix->buf, prefix->len, true};
     cache__invalidate(ctx, &item, 1);
 }
 
@@ -266,4 +270,13 @@ int repo_cache_stop(struct repo_ctx *ctx)
 int repo_cache_drop(struct repo_ctx *ctx)
 {
     return lc_drop(ctx->cache) == LC_OK ? GR_OK : GR_EIO;
+}
+
+void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)
+{
+    gr_sbuf_addf(sb,
+                 "# TYPE granary_cache_hits_total counter\ngranary_cache_hits_total %llu\n"
+                 "# TYPE granary_cache_misses_total counter\ngranary_cache_misses_total %llu\n",
+                 (unsigned long long)atomic_load(&ctx->cache_hits),
+                 (unsigned long long)atomic_load(&ctx->cache_misses));
 }

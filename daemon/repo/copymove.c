@@ -127,7 +127,7 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
 
     /* target paths that are existing files or folders */
     struct gr_sbuf arr = GR_SBUF_INIT;
-    repo__pg_array(&arr, dst, n);
+    db_text_array(&arr, dst, n);
     const char *p[2] = {cfg->key, arr.buf};
     struct db_res *res = NULL;
     int rc =
@@ -174,7 +174,7 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
     if (na == 0)
         return GR_OK;
     struct gr_sbuf arr2 = GR_SBUF_INIT;
-    repo__pg_array(&arr2, anc, na);
+    db_text_array(&arr2, anc, na);
     const char *p2[2] = {cfg->key, arr2.buf};
     res = NULL;
     rc = db_exec(c, &res,
@@ -243,7 +243,7 @@ static int copymove__probe(struct db_conn *c, const char *repo, const char *path
                            bool *folder)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[3] = {repo, path, like.buf};
     struct db_res *res = NULL;
     int rc =
@@ -270,7 +270,7 @@ static int copymove__prepare(struct db_conn *c, struct gr_arena *a,
 {
     const char *sp = q->src_path, *t = q->dst_path;
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, sp);
+    db_like_below(&like, sp);
     pl->like = gr_arena_strdup(a, like.buf);
     gr_sbuf_release(&like);
     const char *p[3] = {q->src_repo, sp, pl->like};
@@ -362,8 +362,8 @@ static int copymove__execute(struct db_conn *c, struct gr_arena *a,
                              const struct copymove_result *out)
 {
     struct gr_sbuf srcs = GR_SBUF_INIT, dsts = GR_SBUF_INIT;
-    repo__pg_array(&srcs, pl->src, pl->n);
-    repo__pg_array(&dsts, pl->dst, pl->n);
+    db_text_array(&srcs, pl->src, pl->n);
+    db_text_array(&dsts, pl->dst, pl->n);
     struct db_res *res = NULL;
 
     /* an overwritten file takes the source's properties, not a mix */

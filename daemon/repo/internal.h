@@ -55,16 +55,10 @@ void repo__key_setting(struct gr_sbuf *k, const char *name);
 /* Split a NUL-separated record into at most max fields; returns the count. */
 int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max);
 
-/* Append v[0..n) as a PostgreSQL text[] literal ("{\"a\",\"b\"}", quotes and
- * backslashes escaped; "{}" when n is 0). */
-void repo__pg_array(struct gr_sbuf *sb, const char *const *v, int n);
-/* LIKE pattern (escape '\\') for everything below path ("" = the whole repository). */
-void repo__like_below(struct gr_sbuf *sb, const char *path);
-
 /*
  * Inside the open transaction of c: record art's binary (sha256, sha1, md5,
  * size; kept if known) under its row lock and publish art->pending's copies
- * (repo/blobs.h; GR_ENOTFOUND when art->pending is NULL and no node holds
+ * (storage/storage.h; GR_ENOTFOUND when art->pending is NULL and no node holds
  * the binary, GR_EUNAVAIL when too few copies could be published), and upsert art's artifact row
  * (repo, path, sha256, size, modified_by; a re-deploy keeps `created`), filling its times and
  * created_by (strings in a). GR_ENOTFOUND when the repository is gone.

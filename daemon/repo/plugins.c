@@ -8,7 +8,6 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "cluster/cluster.h"
 #include "db/db.h"
 #include "repo/internal.h"
 #include "repo/props.h"
@@ -674,8 +673,9 @@ static void plugins__tick(struct plugins *p)
     if (plug_jobs(p->rt, &v, &n) != PLUG_OK)
         return;
     int64_t now = plugins__now_ms();
-    uint64_t ptoken = p->ctx->cluster ? cluster_primary_token(p->ctx->cluster) : 0;
-    if (n > 0 && (ptoken || !p->ctx->cluster) && now - p->trimmed_ms > 3600 * 1000) {
+    struct repo_hooks *hk = &p->ctx->hooks;
+    uint64_t ptoken = hk->primary_token ? hk->primary_token(hk->arg) : 0;
+    if (n > 0 && (ptoken || !hk->primary_token) && now - p->trimmed_ms > 3600 * 1000) {
         /* the run log keeps a week (the primary trims it hourly; no query
          * at all while no job is declared) */
         p->trimmed_ms = now;
@@ -691,8 +691,8 @@ static void plugins__tick(struct plugins *p)
             continue;
         }
         uint64_t token = 0;
-        if (p->ctx->cluster) {
-            token = cluster_primary_token(p->ctx->cluster);
+        if (hk->primary_token) {
+            token = hk->primary_token(hk->arg);
             if (!token)
                 continue; /* not the primary */
         }

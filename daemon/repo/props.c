@@ -246,35 +246,6 @@ int props_parse_values(struct gr_arena *a, const char *s, const char ***values, 
     return GR_OK;
 }
 
-void repo__like_below(struct gr_sbuf *sb, const char *path)
-{
-    for (const char *s = path; *s; s++) {
-        if (*s == '\\' || *s == '%' || *s == '_')
-            gr_sbuf_add(sb, "\\", 1);
-        gr_sbuf_add(sb, s, 1);
-    }
-    if (*path)
-        gr_sbuf_add(sb, "/", 1);
-    gr_sbuf_add(sb, "%", 1);
-}
-
-void repo__pg_array(struct gr_sbuf *sb, const char *const *v, int n)
-{
-    gr_sbuf_add(sb, "{", 1);
-    for (int i = 0; i < n; i++) {
-        if (i)
-            gr_sbuf_add(sb, ",", 1);
-        gr_sbuf_add(sb, "\"", 1);
-        for (const char *p = v[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                gr_sbuf_add(sb, "\\", 1);
-            gr_sbuf_add(sb, p, 1);
-        }
-        gr_sbuf_add(sb, "\"", 1);
-    }
-    gr_sbuf_add(sb, "}", 1);
-}
-
 /* ---- storage ---- */
 
 /* The keys of set as a text[] literal; with pairs, also parallel (key, value) literals. */
@@ -294,7 +265,7 @@ static void props__arrays(struct gr_arena *a, const struct props_set *set,
         keys[i] = set->e[i].key;
         total += set->e[i].nvalues;
     }
-    repo__pg_array(&out->keys, keys, set->n);
+    db_text_array(&out->keys, keys, set->n);
     const char **pk = gr_arena_alloc(a, sizeof(*pk) * (size_t)(total ? total : 1));
     const char **pv = gr_arena_alloc(a, sizeof(*pv) * (size_t)(total ? total : 1));
     int k = 0;
@@ -303,8 +274,8 @@ static void props__arrays(struct gr_arena *a, const struct props_set *set,
             pk[k] = set->e[i].key;
             pv[k++] = set->e[i].values[j];
         }
-    repo__pg_array(&out->pk, pk, total);
-    repo__pg_array(&out->pv, pv, total);
+    db_text_array(&out->pk, pk, total);
+    db_text_array(&out->pv, pv, total);
 }
 
 static void props__arrays_release(struct props__arrays *x)
@@ -355,7 +326,7 @@ int props_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const 
         const char **k = gr_arena_alloc(a, sizeof(*k) * (size_t)keys->n);
         for (int i = 0; i < keys->n; i++)
             k[i] = keys->e[i].key;
-        repo__pg_array(&karr, k, keys->n);
+        db_text_array(&karr, k, keys->n);
     }
     const char *p[3] = {repo, path, karr.buf};
     struct db_conn *c;
@@ -409,7 +380,7 @@ static int props__replace(struct db_conn *c, struct gr_arena *a, const char *rep
     struct props__arrays arr;
     struct gr_sbuf like = GR_SBUF_INIT;
     props__arrays(a, set, &arr);
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[6] = {repo, path, arr.keys.buf, like.buf, arr.pk.buf, arr.pv.buf};
     const char *pi[5] = {repo, path, arr.pk.buf, arr.pv.buf, like.buf};
     int rc;
@@ -488,7 +459,7 @@ int props_delete_keys(struct repo_ctx *ctx, const char *repo, const char *path,
     struct props__arrays arr;
     struct gr_sbuf like = GR_SBUF_INIT;
     props__arrays(a, keys, &arr);
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[4] = {repo, path, arr.keys.buf, like.buf};
     struct db_conn *c;
     int rc = db_acquire(ctx->db, DB_ACQUIRE_TIMEOUT_MS, &c);

@@ -12,6 +12,7 @@
 #define REPO_H
 
 #include "base/arena.h"
+#include "cluster/cluster.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,16 +23,9 @@ struct cluster;
 struct cr_hashpool;
 struct lc_env;
 struct bs_store;
-struct blobs;
-struct blobs_pending;
+struct storage;
+struct storage_pending;
 struct plugins;
-
-/* A cache key (or key prefix) to invalidate. */
-struct repo_inval {
-    const char *key;
-    size_t len;
-    bool prefix;
-};
 
 /* What the repository logic needs; owned by the server struct. */
 struct repo_ctx {
@@ -40,17 +34,22 @@ struct repo_ctx {
     struct bs_store *bs;
     unsigned char node_secret[32]; /* per process: keys the credential fast path */
     atomic_uint_fast64_t cache_hits, cache_misses;
-    /* installed by the cluster module; all NULL on a single node */
+    /* the cluster, as repo calls it: wired by main (cluster/cluster.h), all
+     * NULL on a single node; repo includes no cluster function, only its types */
     struct repo_hooks {
         /* false while the cache lease has lapsed: reads bypass the cache */
         bool (*cache_ok)(void *arg);
         /* after a mutation's local invalidation: tell every peer and wait
          * for their acknowledgements (or their leases) before returning */
-        void (*invalidate)(void *arg, const struct repo_inval *items, size_t n);
+        void (*invalidate)(void *arg, const struct cluster_key *items, size_t n);
+        /* the fencing token of the primary lease this node holds, 0 when none */
+        uint64_t (*primary_token)(void *arg);
+        /* mark this node draining (or not) in the cluster table. GR_EDB. */
+        int (*set_draining)(void *arg, bool draining);
         void *arg;
     } hooks;
-    struct cluster *cluster;      /* NULL on a single node */
-    struct blobs *blobs;          /* redundant binary storage (repo/blobs.h) */
+    struct cluster *cluster;      /* NULL on a single node (opaque: cluster_api.c's) */
+    struct storage *storage;      /* redundant binary storage (storage/storage.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
     const char *node_id;          /* for the audit log; may be NULL or "" */
     struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
@@ -61,7 +60,11 @@ struct repo_ctx {
  * invalidation; the cluster module calls it for invalidations from peers).
  * Never fails: if LMDB refuses, the whole cache is dropped.
  */
-void repo_apply_invalidation(struct repo_ctx *ctx, const struct repo_inval *items, size_t n);
+void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *items, size_t n);
+
+struct gr_sbuf;
+/* The cache's hit and miss counts as Prometheus lines (a metrics source, http.h). */
+void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb);
 
 /* ---- repositories ---- */
 
@@ -72,11 +75,9 @@ struct repo_config {
     char rclass[16];       /* "local" */
     char package_type[32]; /* "generic" */
     const char *description, *includes_pattern, *excludes_pattern;
-    /* Maven (docs/maven.md; Artifactory's names: handleReleases, handleSnapshots,
-     * maxUniqueSnapshots, suppressPomConsistencyChecks; allowReleaseRedeploy is
-     * granary's). repo_config_defaults() sets Artifactory's defaults. */
-    bool handle_releases, handle_snapshots, suppress_pom_checks, allow_release_redeploy;
-    int max_unique_snapshots; /* 0: no limit */
+    /* the format's settings: a JSON object, as its format validated it
+     * (formats/format.h; "{}" when it has none) */
+    const char *settings;
 };
 
 /* A configuration with every field at its default (key and strings empty). */
@@ -108,9 +109,9 @@ struct artifact {
     int64_t created_ms, modified_ms, updated_ms; /* Unix epoch milliseconds */
     const char *created_by, *modified_by;
     const char *matrix; /* artifact_put only: raw matrix parameters to store as properties */
-    /* artifact_put only: the upload's copies to publish (repo/blobs.h), or
+    /* artifact_put only: the upload's copies to publish (storage/storage.h), or
      * NULL when the binary must already be stored (a deploy by checksum) */
-    struct blobs_pending *pending;
+    struct storage_pending *pending;
 };
 
 /* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */

@@ -2,8 +2,10 @@
 #include "repo/internal.h"
 
 #include "base/err.h"
+#include "base/sbuf.h"
 #include "db/db.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +31,71 @@ int repo_key_check(const char *key)
     return GR_OK;
 }
 
-#define REPO_COLS                                                                                  \
-    "key, rclass, package_type, description, includes_pattern, excludes_pattern,"                  \
-    " handle_releases, handle_snapshots, max_unique_snapshots,"                                    \
-    " suppress_pom_consistency_checks, allow_release_redeploy"
-#define REPO_NCOLS 11
+/*
+ * The columns of `repositories` a configuration is made of, in the order of
+ * the cached record (`r:<key>`: a format tag, then one NUL-terminated field
+ * per column). A column is one row here; everything a format adds goes into
+ * `settings` (jsonb), which the format validates (daemon/formats/).
+ */
+enum repos__col {
+    RC_KEY,
+    RC_RCLASS,
+    RC_TYPE,
+    RC_DESC,
+    RC_INCLUDES,
+    RC_EXCLUDES,
+    RC_SETTINGS,
+    RC_N
+};
+static const struct {
+    const char *select; /* the expression read */
+    const char *column; /* the column written */
+    const char *cast;   /* of the written parameter */
+} repos__cols[RC_N] = {
+    [RC_KEY] = {"key", "key", ""},
+    [RC_RCLASS] = {"rclass", "rclass", ""},
+    [RC_TYPE] = {"package_type", "package_type", ""},
+    [RC_DESC] = {"description", "description", ""},
+    [RC_INCLUDES] = {"includes_pattern", "includes_pattern", ""},
+    [RC_EXCLUDES] = {"excludes_pattern", "excludes_pattern", ""},
+    [RC_SETTINGS] = {"settings::text", "settings", "::jsonb"},
+};
+/* First field of a record of this layout: a record cached by an older build
+ * (whose first field is a key, which never holds a '#') is read again. */
+#define REPOS_RECORD_TAG "#2"
+
+/* SQL made from repos__cols once: SELECT list, INSERT and UPDATE. */
+static char repos__select[256], repos__insert[512], repos__update[512];
+static pthread_once_t repos__sql_once = PTHREAD_ONCE_INIT;
+
+static void repos__sql_init(void)
+{
+    struct gr_sbuf sel = GR_SBUF_INIT, cols = GR_SBUF_INIT, vals = GR_SBUF_INIT, set = GR_SBUF_INIT;
+    for (int c = 0; c < RC_N; c++) {
+        const char *sep = c ? ", " : "";
+        gr_sbuf_addf(&sel, "%s%s", sep, repos__cols[c].select);
+        gr_sbuf_addf(&cols, "%s%s", sep, repos__cols[c].column);
+        gr_sbuf_addf(&vals, "%s$%d%s", sep, c + 1, repos__cols[c].cast);
+        if (c != RC_KEY)
+            gr_sbuf_addf(&set, "%s%s = $%d%s", set.len ? ", " : "", repos__cols[c].column, c + 1,
+                         repos__cols[c].cast);
+    }
+    snprintf(repos__select, sizeof(repos__select), "%s", sel.buf);
+    snprintf(repos__insert, sizeof(repos__insert), "INSERT INTO repositories (%s) VALUES (%s)",
+             cols.buf, vals.buf);
+    snprintf(repos__update, sizeof(repos__update),
+             "UPDATE repositories SET %s WHERE key = $1 RETURNING key", set.buf);
+    gr_sbuf_release(&sel);
+    gr_sbuf_release(&cols);
+    gr_sbuf_release(&vals);
+    gr_sbuf_release(&set);
+}
+
+static const char *repos__sql(const char *which)
+{
+    pthread_once(&repos__sql_once, repos__sql_init);
+    return which;
+}
 
 void repo_config_defaults(struct repo_config *cfg)
 {
@@ -41,48 +103,51 @@ void repo_config_defaults(struct repo_config *cfg)
     cfg->description = "";
     cfg->includes_pattern = "**/*";
     cfg->excludes_pattern = "";
-    cfg->handle_releases = true;
-    cfg->handle_snapshots = true;
+    cfg->settings = "{}";
 }
 
 static void repos__row(struct gr_sbuf *rec, struct db_res *res, int row)
 {
-    for (int c = 0; c < REPO_NCOLS; c++) {
+    gr_sbuf_add(rec, REPOS_RECORD_TAG, sizeof(REPOS_RECORD_TAG));
+    for (int c = 0; c < RC_N; c++) {
         const char *v = db_res_get(res, row, c);
         gr_sbuf_add(rec, v, strlen(v) + 1);
     }
 }
 
-/* Fields in REPO_COLS order (a record cached by an older build has fewer:
- * the rest keep their defaults). */
+/* Fields in repos__cols order. */
 static void repos__from_fields(struct repo_config *out, const char *const *f)
 {
-    snprintf(out->key, sizeof(out->key), "%s", f[0]);
-    snprintf(out->rclass, sizeof(out->rclass), "%s", f[1]);
-    snprintf(out->package_type, sizeof(out->package_type), "%s", f[2]);
-    out->description = f[3];
-    out->includes_pattern = f[4];
-    out->excludes_pattern = f[5];
-    out->handle_releases = f[6][0] != 'f';
-    out->handle_snapshots = f[7][0] != 'f';
-    out->max_unique_snapshots = atoi(f[8]);
-    out->suppress_pom_checks = f[9][0] == 't';
-    out->allow_release_redeploy = f[10][0] == 't';
+    snprintf(out->key, sizeof(out->key), "%s", f[RC_KEY]);
+    snprintf(out->rclass, sizeof(out->rclass), "%s", f[RC_RCLASS]);
+    snprintf(out->package_type, sizeof(out->package_type), "%s", f[RC_TYPE]);
+    out->description = f[RC_DESC];
+    out->includes_pattern = f[RC_INCLUDES];
+    out->excludes_pattern = f[RC_EXCLUDES];
+    out->settings = *f[RC_SETTINGS] ? f[RC_SETTINGS] : "{}";
 }
 
-static void repos__parse(struct gr_arena *a, const char *rec, size_t len, struct repo_config *out)
+/* false: the record has another layout (an older build cached it). */
+static bool repos__parse(struct gr_arena *a, const char *rec, size_t len, struct repo_config *out)
 {
-    const char *f[REPO_NCOLS] = {"", "", "", "", "", "", "t", "t", "0", "f", "f"};
-    repo__fields(a, rec, len, f, REPO_NCOLS);
-    repos__from_fields(out, f);
+    const char *f[RC_N + 1] = {""};
+    for (int c = 0; c <= RC_N; c++)
+        f[c] = "";
+    repo__fields(a, rec, len, f, RC_N + 1);
+    if (strcmp(f[0], REPOS_RECORD_TAG))
+        return false;
+    repos__from_fields(out, f + 1);
+    return true;
 }
 
 static int repos__load(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
 {
     const char *key = arg;
     struct db_res *res = NULL;
-    int rc =
-        db_exec1(ctx->db, &res, "SELECT " REPO_COLS " FROM repositories WHERE key = $1", 1, &key);
+    char sql[384];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM repositories WHERE key = $1",
+             repos__sql(repos__select));
+    int rc = db_exec1(ctx->db, &res, sql, 1, &key);
     if (rc == GR_OK) {
         if (db_res_rows(res) == 0)
             rc = GR_ENOTFOUND;
@@ -102,25 +167,31 @@ int repo_get(struct repo_ctx *ctx, struct gr_arena *a, const char *key, struct r
     size_t len;
     repo__key_repo(&k, key);
     int rc = repo__cached(ctx, a, &k, repos__load, (void *)key, &rec, &len);
+    if (rc == GR_OK && !repos__parse(a, rec, len, out)) {
+        repo__invalidate(ctx, &k, 1); /* cached by an older build: read it again */
+        rc = repo__cached(ctx, a, &k, repos__load, (void *)key, &rec, &len);
+        if (rc == GR_OK && !repos__parse(a, rec, len, out))
+            rc = GR_EDB;
+    }
     gr_sbuf_release(&k);
-    if (rc == GR_OK)
-        repos__parse(a, rec, len, out);
     return rc;
 }
 
 int repo_list(struct repo_ctx *ctx, struct gr_arena *a, struct repo_config **out, int *n)
 {
     struct db_res *res = NULL;
-    int rc =
-        db_exec1(ctx->db, &res, "SELECT " REPO_COLS " FROM repositories ORDER BY key", 0, NULL);
+    char sql[384];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM repositories ORDER BY key",
+             repos__sql(repos__select));
+    int rc = db_exec1(ctx->db, &res, sql, 0, NULL);
     if (rc)
         return rc;
     db_res_arena(res, a);
     int rows = db_res_rows(res);
     struct repo_config *v = gr_arena_calloc(a, sizeof(*v) * (size_t)(rows ? rows : 1));
     for (int i = 0; i < rows; i++) {
-        const char *f[REPO_NCOLS];
-        for (int c = 0; c < REPO_NCOLS; c++)
+        const char *f[RC_N];
+        for (int c = 0; c < RC_N; c++)
             f[c] = db_res_get(res, i, c); /* the result belongs to the arena now */
         repos__from_fields(&v[i], f);
     }
@@ -133,38 +204,25 @@ static int repos__write(struct repo_ctx *ctx, const struct repo_config *cfg, boo
 {
     if (repo_key_check(cfg->key) != GR_OK)
         return GR_EINVAL;
-    char maxu[16];
-    snprintf(maxu, sizeof(maxu), "%d", cfg->max_unique_snapshots);
-    const char *p[REPO_NCOLS] = {cfg->key,
-                                 cfg->rclass,
-                                 cfg->package_type,
-                                 cfg->description ? cfg->description : "",
-                                 cfg->includes_pattern ? cfg->includes_pattern : "**/*",
-                                 cfg->excludes_pattern ? cfg->excludes_pattern : "",
-                                 cfg->handle_releases ? "t" : "f",
-                                 cfg->handle_snapshots ? "t" : "f",
-                                 maxu,
-                                 cfg->suppress_pom_checks ? "t" : "f",
-                                 cfg->allow_release_redeploy ? "t" : "f"};
+    const char *p[RC_N] = {
+        [RC_KEY] = cfg->key,
+        [RC_RCLASS] = cfg->rclass,
+        [RC_TYPE] = cfg->package_type,
+        [RC_DESC] = cfg->description ? cfg->description : "",
+        [RC_INCLUDES] = cfg->includes_pattern ? cfg->includes_pattern : "**/*",
+        [RC_EXCLUDES] = cfg->excludes_pattern ? cfg->excludes_pattern : "",
+        [RC_SETTINGS] = cfg->settings ? cfg->settings : "{}",
+    };
     struct db_conn *c;
     struct db_res *res = NULL;
     int rc = db_acquire(ctx->db, 5000, &c);
     if (rc)
         return rc;
     rc = db_begin(c);
-    if (rc == GR_OK && create)
-        rc = db_exec(c, NULL,
-                     "INSERT INTO repositories (" REPO_COLS ")"
-                     " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-                     REPO_NCOLS, p);
-    else if (rc == GR_OK) {
-        rc = db_exec(c, &res,
-                     "UPDATE repositories SET rclass=$2, package_type=$3, description=$4,"
-                     " includes_pattern=$5, excludes_pattern=$6, handle_releases=$7,"
-                     " handle_snapshots=$8, max_unique_snapshots=$9,"
-                     " suppress_pom_consistency_checks=$10, allow_release_redeploy=$11"
-                     " WHERE key=$1 RETURNING key",
-                     REPO_NCOLS, p);
+    if (rc == GR_OK && create) {
+        rc = db_exec(c, NULL, repos__sql(repos__insert), RC_N, p);
+    } else if (rc == GR_OK) {
+        rc = db_exec(c, &res, repos__sql(repos__update), RC_N, p);
         if (rc == GR_OK && db_res_rows(res) == 0)
             rc = GR_ENOTFOUND;
         db_res_free(res);

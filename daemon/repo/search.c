@@ -187,7 +187,7 @@ static int search__param_array(struct search__params *p, const char *const *v, i
 {
     struct gr_sbuf *sb = &p->own[p->nown++];
     gr_sbuf_init(sb);
-    repo__pg_array(sb, v, n);
+    db_text_array(sb, v, n);
     return search__param(p, sb->buf);
 }
 
@@ -338,8 +338,8 @@ static int search__load_props(struct repo_ctx *ctx, struct gr_arena *a, struct s
         paths[i] = hits[i].path;
     }
     struct gr_sbuf r = GR_SBUF_INIT, pa = GR_SBUF_INIT;
-    repo__pg_array(&r, repos, n);
-    repo__pg_array(&pa, paths, n);
+    db_text_array(&r, repos, n);
+    db_text_array(&pa, paths, n);
     const char *p[2] = {r.buf, pa.buf};
     struct db_res *res = NULL;
     int rc = db_exec1(ctx->db, &res,

@@ -48,7 +48,7 @@ static void sec__invalidate_all_perms(struct repo_ctx *ctx)
 static const char *sec__array(struct gr_arena *a, const char *const *v, int n)
 {
     struct gr_sbuf sb = GR_SBUF_INIT;
-    repo__pg_array(&sb, v, n);
+    db_text_array(&sb, v, n);
     const char *s = gr_arena_strndup(a, sb.buf ? sb.buf : "{}", sb.buf ? sb.len : 2);
     gr_sbuf_release(&sb);
     return s;

@@ -90,7 +90,7 @@ int trash_take(struct db_conn *c, const char *repo, const char *path, const char
                int *files)
 {
     struct gr_sbuf like = GR_SBUF_INIT, anc = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     char nseg[16];
     snprintf(nseg, sizeof(nseg), "%d", trash__segments(path) > 0 ? trash__segments(path) : 1);
     struct db_res *res = NULL;
@@ -221,7 +221,7 @@ int trash_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const
         offset = 0;
     struct gr_sbuf like = GR_SBUF_INIT;
     if (path && *path)
-        repo__like_below(&like, path);
+        db_like_below(&like, path);
     const char *likes = gr_arena_strdup(a, like.buf ? like.buf : "");
     gr_sbuf_release(&like);
     struct trash_item *v = gr_arena_calloc(a, sizeof(*v) * (size_t)limit);
@@ -268,7 +268,7 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
                                const char **why)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *likes = gr_arena_strdup(a, like.buf);
     gr_sbuf_release(&like);
     const char *p[3] = {repo, path, likes};
@@ -311,8 +311,8 @@ static int trash__restore_rows(struct db_conn *c, struct gr_arena *a, const char
         return rc;
 
     struct gr_sbuf srcs = GR_SBUF_INIT, dsts = GR_SBUF_INIT;
-    repo__pg_array(&srcs, src, n);
-    repo__pg_array(&dsts, dst, n);
+    db_text_array(&srcs, src, n);
+    db_text_array(&dsts, dst, n);
     const char *pd[2] = {tcfg->key, dsts.buf};
     rc = db_exec(c, NULL, "DELETE FROM properties WHERE repo = $1 AND path = ANY ($2::text[])", 2,
                  pd);
@@ -435,7 +435,7 @@ static int trash__purge(struct repo_ctx *ctx, const char *sql_files, const char 
 int trash_clean(struct repo_ctx *ctx, const char *repo, const char *path, int *purged)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[3] = {repo, path, like.buf};
     int rc = trash__purge(ctx,
                           "WITH d AS (DELETE FROM trash WHERE repo = $1 AND"

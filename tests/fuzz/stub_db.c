@@ -66,3 +66,15 @@ int repo__finish(struct db_conn *c, int rc)
     (void)c, (void)rc;
     STUB;
 }
+
+void db_text_array(struct gr_sbuf *sb, const char *const *v, int n)
+{
+    (void)sb, (void)v, (void)n;
+    STUB;
+}
+
+void db_like_below(struct gr_sbuf *sb, const char *path)
+{
+    (void)sb, (void)path;
+    STUB;
+}

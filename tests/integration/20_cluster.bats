@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Three real nodes on one PostgreSQL: membership, coherent caches, the
-# primary lease, restarts and faults (DESIGN.md "Consistency", "Cluster roles").
+# primary lease, restarts and faults (docs/cluster.md, "Caches that are never
+# stale" and "The primary").
 load helpers
 
 setup_file() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# Redundant binary storage on three real nodes (DESIGN.md "Binary storage",
-# docs/blobs.md): replication, reads from any node, bit rot, repair, scrub,
+# Redundant binary storage on three real nodes (docs/blobs.md,
+# daemon/storage/README.md): replication, reads from any node, bit rot, repair, scrub,
 # garbage collection racing uploads, node loss.
 load helpers
 

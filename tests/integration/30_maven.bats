@@ -78,6 +78,22 @@ xp() { get "$1" | xmllint --xpath "$2" -; }
     [ "$(get "$A/api/repositories/gen" | jq 'has("handleReleases")')" = false ]
 }
 
+@test "settings live in the settings column; the old columns stay in step both ways (a node one version older)" {
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"local","packageType":"maven","maxUniqueSnapshots":4}' "$A/api/repositories/libs-trig" >/dev/null
+    # what a current node wrote reaches the columns an older node reads
+    [ "$(psql_db maven "SELECT max_unique_snapshots, settings->>'maxUniqueSnapshots' FROM repositories WHERE key = 'libs-trig'")" = "4|4" ]
+    # an older node writes a column (it knows no settings column): the settings follow.
+    # SQL stands in for that node; the key was never read, so no cache holds it
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"local","packageType":"maven"}' "$A/api/repositories/libs-trig2" >/dev/null
+    psql_db maven "UPDATE repositories SET handle_releases = false WHERE key = 'libs-trig2'"
+    [ "$(get "$B/api/repositories/libs-trig2" | jq -c '[.handleReleases,.handleSnapshots]')" = '[false,true]' ]
+    # and a current node's update of the settings reaches the column again
+    [ "$(status -X POST -H 'Content-Type: application/json' -d '{"handleReleases":true}' "$A/api/repositories/libs-trig2")" = 200 ]
+    [ "$(psql_db maven "SELECT handle_releases FROM repositories WHERE key = 'libs-trig2'")" = t ]
+}
+
 @test "mvn deploy:deploy-file of a release jar, then dependency:get into a fresh local repository" {
     printf 'release jar 1.0\n' >"$SUITE_TMP/x.jar"
     deploy_file "$SUITE_TMP/x.jar" 1.0 x

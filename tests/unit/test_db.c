@@ -48,7 +48,7 @@ struct pg_result {
     char msg[128];
     char cmd[16];
     int nrows, ncols;
-    const char *cells[2][2];
+    const char *cells[16][2];
 };
 
 #define FAKE_MAX_SENT 64
@@ -62,6 +62,7 @@ static struct {
     const char *fail_on; /* a statement containing this fails with fail_state */
     const char *fail_state;
     const char *max_version; /* what SELECT max(version) answers */
+    const char *applied[16]; /* the versions recorded; NULL: 1 up to max_version */
     int connects, resets, finishes, live_results;
     int nsent;
     char sent[FAKE_MAX_SENT][256];
@@ -203,6 +204,16 @@ static struct pg_result *fake_run(struct pg_conn *c, const char *sql, const char
         return fake_res(PGRES_FATAL_ERROR, "25P02", "current transaction is aborted");
     if (strstr(sql, "max(version)"))
         return fake_row(fk.max_version ? fk.max_version : "0");
+    if (starts(sql, "SELECT version FROM schema_migrations")) {
+        static const char *const nums[16] = {"1", "2",  "3",  "4",  "5",  "6",  "7",  "8",
+                                             "9", "10", "11", "12", "13", "14", "15", "16"};
+        r = fake_res(PGRES_TUPLES_OK, NULL, NULL);
+        r->ncols = 1;
+        int max = fk.max_version ? atoi(fk.max_version) : 0;
+        for (int i = 0; i < 16 && (fk.applied[0] ? fk.applied[i] != NULL : i < max); i++)
+            r->cells[r->nrows++][0] = fk.applied[0] ? fk.applied[i] : nums[i];
+        return r;
+    }
     if (strstr(sql, "pg_try_advisory_xact_lock"))
         return fake_row("t");
     if (starts(sql, "SELECT")) {
@@ -696,6 +707,21 @@ static void migrate__up_to_date__no_migration_sql(void **state)
     db_pool_close(p);
 }
 
+static void migrate__added_below_newest__refused(void **state)
+{
+    (void)state;
+    struct db_pool *p = open_pool(1);
+    int from, to;
+    /* the database has 1 and 3: migration 2 came after 3 was applied */
+    fk.max_version = "3";
+    fk.applied[0] = "1";
+    fk.applied[1] = "3";
+    assert_int_equal(db_migrate(p, test_migs, 3, &from, &to), GR_EINVAL);
+    assert_int_equal(sent_index("CREATE TABLE m"), -1);
+    assert_int_equal(sent_index("COMMIT"), -1);
+    db_pool_close(p);
+}
+
 static void migrate__newer_schema__eschema_and_nothing_changed(void **state)
 {
     (void)state;
@@ -812,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(migrate__partly_migrated__only_newer_applied, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(migrate__up_to_date__no_migration_sql, setup, teardown),
+        cmocka_unit_test_setup_teardown(migrate__added_below_newest__refused, setup, teardown),
         cmocka_unit_test_setup_teardown(migrate__newer_schema__eschema_and_nothing_changed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(migrate__failing_migration__rolled_back_rest_skipped, setup,

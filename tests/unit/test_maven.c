@@ -1,5 +1,5 @@
 /*
- * test_maven.c - unit tests of the Maven layout (repo/maven.h): path
+ * test_maven.c - unit tests of the Maven layout (formats/maven/maven.h): path
  * parsing (files, classifiers, unique snapshots, checksum suffixes,
  * metadata at both levels, refusals), Maven's ComparableVersion order,
  * maven-metadata.xml rendering at both levels, SNAPSHOT resolution and
@@ -19,7 +19,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "repo/maven.h"
+#include "formats/maven/maven.h"
 
 static struct maven_path mp;
 

@@ -1,5 +1,5 @@
 /*
- * test_npm.c - unit tests of the pure npm helpers (repo/npm.h): names and
+ * test_npm.c - unit tests of the pure npm helpers (formats/npm/npm.h): names and
  * their URL forms, the streaming base64 decoder, locating the attachment
  * in a publish body, semver order, packument assembly.
  */
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "repo/npm.h"
+#include "formats/npm/npm.h"
 
 static int setup(void **state)
 {

@@ -21,6 +21,7 @@
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "repo/internal.h"
+#include "db/db.h"
 #include "repo/props.h"
 #include "repo/search.h"
 
@@ -299,17 +300,17 @@ static void props_value_valid__length_and_utf8(void **state)
     assert_false(props_value_valid("\xc0\xaf")); /* overlong '/' */
 }
 
-/* ---- repo__pg_array ---- */
+/* ---- db_text_array ---- */
 
-static void repo__pg_array__quotes_and_backslashes__escaped(void **state)
+static void db_text_array__quotes_and_backslashes__escaped(void **state)
 {
     (void)state;
     const char *v[] = {"a", "b\"c", "d\\e", "", "{x,y}"};
     struct gr_sbuf sb = GR_SBUF_INIT;
-    repo__pg_array(&sb, v, 5);
+    db_text_array(&sb, v, 5);
     assert_string_equal(sb.buf, "{\"a\",\"b\\\"c\",\"d\\\\e\",\"\",\"{x,y}\"}");
     gr_sbuf_reset(&sb);
-    repo__pg_array(&sb, v, 0);
+    db_text_array(&sb, v, 0);
     assert_string_equal(sb.buf, "{}");
     gr_sbuf_release(&sb);
 }
@@ -455,7 +456,7 @@ int main(void)
         T(props_parse_values__lists_and_wildcard),
         T(props_key_valid__artifactory_rules),
         T(props_value_valid__length_and_utf8),
-        T(repo__pg_array__quotes_and_backslashes__escaped),
+        T(db_text_array__quotes_and_backslashes__escaped),
         T(search_name_like__wildcards__like_pattern),
         T(search_name_like__like_metachars__escaped),
         T(search_name_like__empty_or_wildcards__einval),

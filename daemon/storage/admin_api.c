@@ -1,25 +1,26 @@
 /*
- * h_blobs.c - /api/system/storage/...: the storage tasks on demand (gc,
+ * admin_api.c - /api/system/storage/...: the storage tasks on demand (gc,
  * optimize = repair, scrub), the cluster-wide storage settings, and the
  * replication state shown in /api/system/cluster, /api/storageinfo and
  * the metrics.
  */
 #include "http/req.h"
+#include "http/route.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-json_t *http_storage_status_json(struct http_req *r)
+json_t *storage_status_json(struct storage *s)
 {
-    struct blobs_status st;
-    struct blobs_settings set = {0};
-    if (!r->ctx->blobs || blobs_status(r->ctx, true, &st) != GR_OK)
+    struct storage_status st;
+    struct storage_settings set = {0};
+    if (!s || storage_status(s, true, &st) != GR_OK)
         return json_null();
-    blobs_get_settings(r->ctx->blobs, &set);
+    storage_get_settings(s, &set);
     return json_pack(
         "{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:I,s:I,s:I},s:{s:b,s:I,s:I,s:I},"
         "s:{s:b,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
@@ -38,10 +39,10 @@ json_t *http_storage_status_json(struct http_req *r)
         "badCopies", (json_int_t)st.bad_copies, "quarantined", (json_int_t)st.quarantined);
 }
 
-void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
+void storage_metrics(struct storage *s, struct gr_sbuf *sb)
 {
-    struct blobs_status st;
-    if (!r->ctx->blobs || blobs_status(r->ctx, false, &st) != GR_OK)
+    struct storage_status st;
+    if (!s || storage_status(s, false, &st) != GR_OK)
         return;
     gr_sbuf_addf(
         sb,
@@ -86,10 +87,10 @@ void http_storage_metrics(struct http_req *r, struct gr_sbuf *sb)
         (unsigned long long)st.bad_copies, (unsigned long long)st.scrubbed_bytes,
         (unsigned long long)st.scrub_bad, (unsigned long long)st.repaired,
         (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
-        blobs_placement_nodes(r->ctx->blobs));
+        storage_placement_nodes(s));
 }
 
-static bool blobs__int(json_t *doc, const char *name, int64_t *v)
+static bool storage__int(json_t *doc, const char *name, int64_t *v)
 {
     json_t *x = json_object_get(doc, name);
     if (!x)
@@ -100,17 +101,17 @@ static bool blobs__int(json_t *doc, const char *name, int64_t *v)
     return true;
 }
 
-static void blobs__config_put(struct http_req *r, json_t *doc)
+static void storage__config_put(struct http_req *r, json_t *doc)
 {
-    struct blobs_settings s;
-    blobs_get_settings(r->ctx->blobs, &s);
+    struct storage_settings s;
+    storage_get_settings(r->ctx->storage, &s);
     int64_t red = s.redundancy, len = s.lenient_limit;
-    if (!json_is_object(doc) || !blobs__int(doc, "redundancy", &red) ||
-        !blobs__int(doc, "lenientLimit", &len) ||
-        !blobs__int(doc, "gcGraceSeconds", &s.gc_grace_s) ||
-        !blobs__int(doc, "gcIntervalSeconds", &s.gc_interval_s) ||
-        !blobs__int(doc, "scrubBytesPerSecond", &s.scrub_rate) ||
-        !blobs__int(doc, "repairBytesPerSecond", &s.repair_rate) || red > 16 || len > 16) {
+    if (!json_is_object(doc) || !storage__int(doc, "redundancy", &red) ||
+        !storage__int(doc, "lenientLimit", &len) ||
+        !storage__int(doc, "gcGraceSeconds", &s.gc_grace_s) ||
+        !storage__int(doc, "gcIntervalSeconds", &s.gc_interval_s) ||
+        !storage__int(doc, "scrubBytesPerSecond", &s.scrub_rate) ||
+        !storage__int(doc, "repairBytesPerSecond", &s.repair_rate) || red > 16 || len > 16) {
         http_error(r, 400,
                    "expected a JSON object of integers: redundancy, lenientLimit, gcGraceSeconds,"
                    " gcIntervalSeconds, scrubBytesPerSecond, repairBytesPerSecond");
@@ -118,7 +119,7 @@ static void blobs__config_put(struct http_req *r, json_t *doc)
     }
     s.redundancy = (int)red;
     s.lenient_limit = (int)len;
-    int rc = blobs_set_settings(r->ctx->blobs, &s);
+    int rc = storage_set_settings(r->ctx->storage, &s);
     if (rc == GR_EINVAL) {
         http_error(r, 400,
                    "out of range: 1 <= lenientLimit <= redundancy <= 16, rates and times >= 0,"
@@ -129,14 +130,14 @@ static void blobs__config_put(struct http_req *r, json_t *doc)
         http_error_code(r, rc, NULL);
         return;
     }
-    blobs_kick_repair(r->ctx->blobs);
-    http_json(r, 200, http_storage_status_json(r));
+    storage_kick_repair(r->ctx->storage);
+    http_json(r, 200, storage_status_json(r->ctx->storage));
 }
 
-static void blobs__config_get(struct http_req *r)
+static void storage__config_get(struct http_req *r)
 {
-    struct blobs_settings s;
-    blobs_get_settings(r->ctx->blobs, &s);
+    struct storage_settings s;
+    storage_get_settings(r->ctx->storage, &s);
     http_json(r, 200,
               json_pack("{s:i,s:i,s:I,s:I,s:I,s:I}", "redundancy", s.redundancy, "lenientLimit",
                         s.lenient_limit, "gcGraceSeconds", (json_int_t)s.gc_grace_s,
@@ -145,19 +146,19 @@ static void blobs__config_get(struct http_req *r)
                         (json_int_t)s.repair_rate));
 }
 
-void h_system_storage(struct http_req *r, const char *sub)
+static void admin_api__storage(struct http_req *r, const char *sub)
 {
     if (!http_need_admin(r))
         return;
-    if (!r->ctx->blobs) {
+    if (!r->ctx->storage) {
         http_error(r, 503, "storage is not started");
         return;
     }
     if (!strcmp(sub, "config")) {
         if (r->method == HM_GET || r->method == HM_HEAD)
-            blobs__config_get(r);
+            storage__config_get(r);
         else if (r->method == HM_PUT || r->method == HM_POST)
-            http_read_json_body(r, blobs__config_put);
+            http_read_json_body(r, storage__config_put);
         else
             http_error(r, 405, "method %s not allowed here", r->method_str);
         return;
@@ -174,8 +175,8 @@ void h_system_storage(struct http_req *r, const char *sub)
             http_error(r, 400, "graceSeconds must be a number >= 0");
             return;
         }
-        struct blobs_gc_report rep;
-        int rc = blobs_gc(r->ctx, grace, &rep);
+        struct storage_gc_report rep;
+        int rc = storage_gc(r->ctx->storage, grace, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a garbage collection is already running on this node");
         else if (rc)
@@ -192,8 +193,8 @@ void h_system_storage(struct http_req *r, const char *sub)
         return;
     }
     if (!strcmp(sub, "optimize")) {
-        struct blobs_repair_report rep;
-        int rc = blobs_repair(r->ctx, &rep);
+        struct storage_repair_report rep;
+        int rc = storage_repair(r->ctx->storage, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a repair pass is already running on this node");
         else if (rc)
@@ -208,8 +209,8 @@ void h_system_storage(struct http_req *r, const char *sub)
         return;
     }
     if (!strcmp(sub, "scrub")) {
-        struct blobs_scrub_report rep;
-        int rc = blobs_scrub(r->ctx, &rep);
+        struct storage_scrub_report rep;
+        int rc = storage_scrub(r->ctx->storage, &rep);
         if (rc == GR_EUNAVAIL)
             http_error(r, 409, "a scrub is already running on this node");
         else if (rc)
@@ -226,3 +227,12 @@ void h_system_storage(struct http_req *r, const char *sub)
     }
     http_error(r, 404, "no such api: /api/system/storage/%s", sub);
 }
+
+static const struct http_route storage__routes[] = {
+    {"/api/system/storage/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "system", admin_api__storage},
+    /* the cluster port: signed requests only (cluster_api.c) */
+    {"/", HTTP_PREFIX, HTTP_M_ANY, HTTP_INTERNAL, "cluster", storage_cluster_api},
+    {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
+};
+
+const struct http_route *const storage_routes = storage__routes;

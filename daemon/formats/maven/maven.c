@@ -3,12 +3,11 @@
  * computed from the artifact rows, POM coordinates (libxml2), snapshot
  * retention and the GAVC search. See maven.h and docs/maven.md.
  */
-#include "repo/maven.h"
+#include "formats/maven/maven.h"
 
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "db/db.h"
-#include "repo/internal.h"
 #include "repo/props.h"
 
 #include <ctype.h>
@@ -721,7 +720,7 @@ int maven_list_files(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
                      bool deep, struct maven_file **out, int *n)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, folder);
+    db_like_below(&like, folder);
     char skip[24];
     snprintf(skip, sizeof(skip), "%zu", strlen(folder) + 2);
     const char *p[4] = {repo, like.buf, skip, deep ? "t" : "f"};
@@ -852,7 +851,7 @@ int maven_gavc_search(struct repo_ctx *ctx, struct gr_arena *a, const struct mav
     gr_sbuf_adds(&like, "/");
     maven__like(&like, g->v && *g->v ? g->v : "*", false);
     gr_sbuf_adds(&like, "/%");
-    repo__pg_array(&repos, q->repos, q->nrepos);
+    db_text_array(&repos, q->repos, q->nrepos);
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", MAVEN_GAVC_SCAN);
     const char *p[3] = {like.buf, q->nrepos ? repos.buf : NULL, lim};

@@ -1,18 +1,18 @@
 /*
- * h_maven.c - /<repo>/<path> of a Maven repository: the Maven 2 layout
+ * maven_http.c - /<repo>/<path> of a Maven repository: the Maven 2 layout
  * and the repository's flags on deploy, maven-metadata.xml computed from
  * the artifact rows (client uploads of it are accepted and ignored),
  * checksum files, and SNAPSHOT resolution; everything else is the generic
- * artifact handler's. Rules: docs/maven.md; layout logic: repo/maven.h.
+ * artifact handler's. Rules: docs/maven.md; layout logic: maven.h.
  */
+#include "formats/maven/maven.h"
 #include "http/req.h"
 
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "repo/blobs.h"
 #include "crypto/crypto.h"
-#include "repo/maven.h"
+#include "storage/storage.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@
 /* State of one Maven PUT (in the arena). */
 struct maven_put {
     struct maven_path *mp;
-    struct repo_config cfg;
+    struct maven_settings cfg;
     char *buf; /* the POM (tap) or the checksum file (drain) */
     size_t len, cap;
     bool overflow;
@@ -73,23 +73,22 @@ static void maven__send_bytes(struct http_req *r, const char *body, size_t len, 
         snprintf(sha1 + 2 * i, 3, "%02x", raw[i]);
     snprintf(etag, sizeof(etag), "\"%s\"", sha1);
     http_date(modified_ms, lm, sizeof(lm));
-    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     struct MHD_Response *resp;
     int status = 200;
-    if (inm && (strstr(inm, sha1) || !strcmp(inm, "*"))) {
-        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (http_not_modified(r, etag, -1)) {
+        resp = http_response_bytes(NULL, 0, true);
         status = 304;
     } else {
-        resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        resp = http_response_bytes((void *)body, len, true);
         r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     }
     if (!resp) {
         http_error(r, 500, "out of memory");
         return;
     }
-    http_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    http_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    http_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, lm);
+    http_header(resp, "Content-Type", type);
+    http_header(resp, "ETag", etag);
+    http_header(resp, "Last-Modified", lm);
     http_header(resp, "X-Checksum-Sha1", sha1);
     http_send(r, status, resp);
 }
@@ -209,7 +208,8 @@ static int maven__digest_chunk(void *arg, const void *data, size_t len)
 static int maven__blob_sha512(struct http_req *r, const struct artifact *a, char out[CR_SHA512_HEX])
 {
     struct cr_digest *d = cr_digest_new(CR_SHA512);
-    int rc = d ? blobs_read_all(r->ctx, a->sha256, a->size, maven__digest_chunk, d) : GR_ENOMEM;
+    int rc = d ? storage_read_all(r->ctx->storage, a->sha256, a->size, maven__digest_chunk, d)
+               : GR_ENOMEM;
     if (rc == GR_OK) {
         unsigned char raw[64];
         size_t n = cr_digest_final(d, raw);
@@ -272,7 +272,7 @@ static void maven__get(struct http_req *r, const struct repo_config *cfg,
             return;
         r->path = (char *)p;
     }
-    h_artifact_generic(r, cfg);
+    http_artifact_generic(r, cfg);
 }
 
 /* ---- PUT ---- */
@@ -348,7 +348,7 @@ static bool maven__pom_read_blob(struct http_req *r, struct maven_put *m, const 
     m->len = 0;
     m->overflow = false;
     struct maven__pom_read pr = {r, m};
-    return blobs_read_all(r->ctx, a->sha256, a->size, maven__pom_chunk, &pr) == GR_OK &&
+    return storage_read_all(r->ctx->storage, a->sha256, a->size, maven__pom_chunk, &pr) == GR_OK &&
            !m->overflow;
 }
 
@@ -417,8 +417,10 @@ static void maven__after_deploy(struct http_req *r, const struct artifact *a)
                 folder);
 }
 
-static void maven__put(struct http_req *r, const struct repo_config *cfg, struct maven_path *mp)
+static void maven__put(struct http_req *r, const struct repo_config *rcfg, struct maven_path *mp)
 {
+    struct maven_settings cfg_s, *cfg = &cfg_s;
+    maven_settings_read(rcfg, cfg);
     if ((mp->snapshot && !cfg->handle_snapshots) ||
         (!mp->snapshot && mp->kind == MAVEN_FILE && !cfg->handle_releases)) {
         http_error(r, 409,
@@ -445,14 +447,14 @@ static void maven__put(struct http_req *r, const struct repo_config *cfg, struct
         r->deploy.tap = maven__pom_tap;
         r->deploy.check = maven__pom_check;
     }
-    h_artifact_generic(r, cfg);
+    http_artifact_generic(r, rcfg);
 }
 
-void h_maven(struct http_req *r, const struct repo_config *cfg)
+void maven_artifact(struct http_req *r, const struct repo_config *cfg)
 {
     bool read = r->method == HM_GET || r->method == HM_HEAD;
     if ((!read && r->method != HM_PUT) || r->trailing_slash || !*r->path) {
-        h_artifact_generic(r, cfg); /* DELETE, listings, folder errors */
+        http_artifact_generic(r, cfg); /* DELETE, listings, folder errors */
         return;
     }
     if (read ? !http_need_read(r) : !http_need_write(r))
@@ -461,7 +463,7 @@ void h_maven(struct http_req *r, const struct repo_config *cfg)
     const char *why;
     if (maven_parse_path(r->path, mp, &why) != GR_OK) {
         if (read) {
-            h_artifact_generic(r, cfg); /* folders, or 404 */
+            http_artifact_generic(r, cfg); /* folders, or 404 */
             return;
         }
         http_error(r, 409, "The path '%s' is not a valid Maven 2 layout path: %s", r->path, why);

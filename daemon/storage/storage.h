@@ -1,6 +1,6 @@
 /*
- * blobs.h - redundant binary storage across the nodes (DESIGN.md "Binary
- * storage", docs/blobs.md): placement, synchronous replication over the
+ * storage.h - redundant binary storage across the nodes (docs/blobs.md,
+ * daemon/storage/README.md): placement, synchronous replication over the
  * cluster port, reads from peers, bad-copy handling, and the storage tasks
  * (repair and garbage collection on the primary, scrub on every node).
  *
@@ -11,24 +11,29 @@
  * garbage collector takes the same lock, so no upload ever publishes a copy
  * under a tombstone and no collection deletes a copy an upload relies on.
  *
- * Thread-safe. One struct blobs per process, owned by the server struct and
- * reached through repo_ctx.blobs.
+ * Thread-safe. One struct storage per process, owned by the server struct and
+ * reached through repo_ctx.storage.
  */
-#ifndef REPO_BLOBS_H
-#define REPO_BLOBS_H
+#ifndef STORAGE_STORAGE_H
+#define STORAGE_STORAGE_H
 
 #include "base/arena.h"
+
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct repo_ctx;
+struct db_pool;
+struct bs_store;
 struct db_conn;
 struct bs_upload;
-struct blobs;
+struct storage;
 
-struct blobs_options {
+struct storage_options {
+    struct db_pool *db;  /* the shared database */
+    struct bs_store *bs; /* this node's filestore */
     const char *node_id;
     const char *zone;
     const void *key; /* the join key; NULL on a single node (no cluster port) */
@@ -42,10 +47,14 @@ struct blobs_options {
      * both ways (docs/security.md) */
     bool accept_v1;
     int down_after_ms;
+    /* whether this node holds the primary lease now (cluster/cluster.h, wired by
+     * main): repair and GC run there only. NULL: a single node, always. */
+    bool (*is_primary)(void *arg);
+    void *primary_arg;
 };
 
 /* Cluster-wide storage settings (table settings, keys "storage.*"). */
-struct blobs_settings {
+struct storage_settings {
     int redundancy;        /* copies of every binary (default 2) */
     int lenient_limit;     /* fewest copies an upload may be acknowledged with (1) */
     int64_t gc_grace_s;    /* unreferenced binaries younger than this are kept (3600) */
@@ -61,25 +70,25 @@ struct blobs_settings {
  * stage expiry, scrub, and on the primary repair and collection).
  * GR_EDB, GR_ENOMEM.
  */
-int blobs_start(const struct blobs_options *o, struct repo_ctx *ctx, struct blobs **out)
+int storage_start(const struct storage_options *o, struct storage **out)
     __attribute__((warn_unused_result));
 /* Stop the thread and free. NULL is fine. */
-void blobs_stop(struct blobs *b);
+void storage_stop(struct storage *b);
 
 /* How many nodes this node would place copies on now: its view of the
  * active nodes, refreshed by the storage thread every second (a metric, so
  * that a test or an operator can tell when a node has seen a change). */
-int blobs_placement_nodes(struct blobs *b);
+int storage_placement_nodes(struct storage *st);
 /* Current settings (refreshed by the storage thread every few seconds). */
-void blobs_get_settings(struct blobs *b, struct blobs_settings *out);
+void storage_get_settings(struct storage *b, struct storage_settings *out);
 /* Store settings cluster-wide. GR_EINVAL (out of range), GR_EDB. */
-int blobs_set_settings(struct blobs *b, const struct blobs_settings *s)
+int storage_set_settings(struct storage *b, const struct storage_settings *s)
     __attribute__((warn_unused_result));
 
 /* ---- uploads ---- */
 
 /* An upload's copies between staging and publication (arena-owned). */
-struct blobs_pending;
+struct storage_pending;
 
 /*
  * After an upload's body is in and hashed: fsync the local copy, pick R-1
@@ -92,9 +101,9 @@ struct blobs_pending;
  * @return GR_OK; GR_EUNAVAIL when fewer than lenient_limit copies could be
  *         made durable (nothing is kept), GR_ENOSPC, GR_EIO, GR_ENOMEM.
  */
-int blobs_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *bu,
-                    const char *sha256, uint64_t size, const char *request_id,
-                    struct blobs_pending **out) __attribute__((warn_unused_result));
+int storage_replicate(struct storage *st, struct gr_arena *a, struct bs_upload *bu,
+                      const char *sha256, uint64_t size, const char *request_id,
+                      struct storage_pending **out) __attribute__((warn_unused_result));
 
 /*
  * Inside the transaction of c, after the binary's row is locked (and any
@@ -105,15 +114,15 @@ int blobs_replicate(struct repo_ctx *ctx, struct gr_arena *a, struct bs_upload *
  *         published (the caller rolls back), GR_ENOTFOUND (p NULL and no
  *         copy anywhere), GR_EDB.
  */
-int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
-                  struct blobs_pending *p) __attribute__((warn_unused_result));
+int storage_publish(struct storage *st, struct db_conn *c, const char *sha256,
+                    struct storage_pending *p) __attribute__((warn_unused_result));
 
 /* ---- reads ---- */
 
 /*
  * The cluster port's answers to a GET of a binary carry the checksums of
  * the blocks they send in this header when they send at most
- * BLOBS_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the header stays within
+ * STORAGE_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the header stays within
  * 4 KiB): "<block size> <binary size> <first block> <8 hex digits per
  * block>", covered by the answer's signature. The holder checked every
  * block against the same checksums before sending it; the reading node
@@ -122,17 +131,17 @@ int blobs_publish(struct repo_ctx *ctx, struct db_conn *c, const char *sha256,
  * upgrade: "<block size> <8 hex digits per block>" for a whole binary
  * only, unsigned, as the older version reads it.)
  */
-#define BLOBS_CRC_HEADER "X-Granary-Block-Crc32c"
-#define BLOBS_CRC_HEADER_MAX_BLOCKS 512
+#define STORAGE_CRC_HEADER "X-Granary-Block-Crc32c"
+#define STORAGE_CRC_HEADER_MAX_BLOCKS 512
 
-/* A download from a peer (see blobs_open_remote). */
-struct blobs_remote;
+/* A download from a peer (see storage_open_remote). */
+struct storage_remote;
 
 /*
  * Open a stream of a binary this node does not hold (or holds a bad copy
  * of), from the nodes that hold it, trying the next on failure. The
  * stream asks the holder for whole blocks (at most
- * BLOBS_CRC_HEADER_MAX_BLOCKS per request) and checks each against the
+ * STORAGE_CRC_HEADER_MAX_BLOCKS per request) and checks each against the
  * signed block checksums of the holder's answer before it returns a byte
  * of it; the first block is checked before this returns, so that a holder
  * that fails is replaced by the next one.
@@ -141,8 +150,8 @@ struct blobs_remote;
  * @return GR_OK, GR_ENOTFOUND (no node could serve it), GR_EINVAL (a
  *         range it cannot parse), GR_ENOMEM, GR_EDB.
  */
-int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, const char *range,
-                      const char *request_id, struct blobs_remote **out)
+int storage_open_remote(struct storage *st, const char *sha256, uint64_t size, const char *range,
+                        const char *request_id, struct storage_remote **out)
     __attribute__((warn_unused_result));
 /*
  * Next bytes: count, 0 at the end, -1 on a transport failure or a block
@@ -155,14 +164,14 @@ int blobs_open_remote(struct repo_ctx *ctx, const char *sha256, uint64_t size, c
  * returned; a range from it is not checked), and a mismatch quarantines
  * its copy.
  */
-long blobs_remote_read(struct blobs_remote *s, void *buf, size_t max);
-void blobs_remote_close(struct blobs_remote *s);
+long storage_remote_read(struct storage_remote *s, void *buf, size_t max);
+void storage_remote_close(struct storage_remote *s);
 
 /*
  * This node's copy failed a check (a block checksum, or sha256): move it to
  * quarantine, forget its location, count it, and wake repair.
  */
-void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *why);
+void storage_bad_local_copy(struct storage *st, const char *sha256, const char *why);
 
 /*
  * Open this node's copy for a verified read, settling missing block
@@ -171,7 +180,7 @@ void blobs_bad_local_copy(struct repo_ctx *ctx, const char *sha256, const char *
  * local copy), GR_EIO.
  */
 struct bs_blob;
-int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **blob)
+int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
     __attribute__((warn_unused_result));
 
 /*
@@ -180,94 +189,94 @@ int blobs_open_local(struct repo_ctx *ctx, const char *sha256, struct bs_blob **
  * not act on the bytes before GR_OK is returned). GR_OK, GR_ENOTFOUND,
  * GR_EIO, GR_ENOMEM, or fn's non-zero value.
  */
-int blobs_read_all(struct repo_ctx *ctx, const char *sha256, uint64_t size,
-                   int (*fn)(void *arg, const void *data, size_t len), void *arg)
+int storage_read_all(struct storage *st, const char *sha256, uint64_t size,
+                     int (*fn)(void *arg, const void *data, size_t len), void *arg)
     __attribute__((warn_unused_result));
 
-/* ---- the cluster port (daemon/http/h_internal.c) ---- */
+/* ---- the cluster port (storage/cluster_api.c) ---- */
 
 /*
- * Requests carry BLOBS_AUTH_HEADER: "v2 <node> <dest> <unix ms> <nonce>
+ * Requests carry STORAGE_AUTH_HEADER: "v2 <node> <dest> <unix ms> <nonce>
  * <hmac>", the HMAC-SHA256 under the join key of "granary-v2-request",
  * method, path and query, node, destination node, time and nonce, one per
  * line. During an upgrade (accept_v1) a node sends "v1 <node> <ms> <nonce>
  * <hmac>" there (what the older version checks) and its v2 signature in
- * BLOBS_AUTH_V2_HEADER. Answers carry BLOBS_ANSWER_HEADER: "v2 <node>
+ * STORAGE_AUTH_V2_HEADER. Answers carry STORAGE_ANSWER_HEADER: "v2 <node>
  * <hmac>" over "granary-v2-answer", the request's v2 hmac, the answering
  * node, the status, the binary's sha256 (for /v1/blobs/{sha256}...; else
- * empty), BLOBS_CRC_HEADER's value (or empty), then the body (empty for a
+ * empty), STORAGE_CRC_HEADER's value (or empty), then the body (empty for a
  * binary's bytes: the block checksums cover them).
  */
-#define BLOBS_AUTH_HEADER "X-Granary-Auth"
-#define BLOBS_AUTH_V2_HEADER "X-Granary-Auth-V2"
-#define BLOBS_ANSWER_HEADER "X-Granary-Answer-Auth"
+#define STORAGE_AUTH_HEADER "X-Granary-Auth"
+#define STORAGE_AUTH_V2_HEADER "X-Granary-Auth-V2"
+#define STORAGE_ANSWER_HEADER "X-Granary-Answer-Auth"
 
-/* A request that passed blobs_auth_check(): what its answer is signed against. */
-struct blobs_auth {
+/* A request that passed storage_auth_check(): what its answer is signed against. */
+struct storage_auth {
     int version;   /* 1 or 2; a v1 request gets an unsigned answer */
     char node[64]; /* the calling node */
     char mac[65];  /* the request's v2 hmac (hex) */
 };
 
 /*
- * Check a request's signature headers (v1: BLOBS_AUTH_HEADER, whose value
+ * Check a request's signature headers (v1: STORAGE_AUTH_HEADER, whose value
  * is header; v2: header_v2 if present, else header): HMAC-SHA256 under
  * the join key (or the next key during a rotation), addressed to this
  * node (v2), at most 60 s old, each (node, nonce) accepted once; a v1
  * signature only during an upgrade (accept_v1). false: refuse (why says
  * why); true: *out describes the request.
  */
-bool blobs_auth_check(struct blobs *b, const char *method, const char *uri, const char *header,
-                      const char *header_v2, struct blobs_auth *out, const char **why);
+bool storage_auth_check(struct storage *b, const char *method, const char *uri, const char *header,
+                        const char *header_v2, struct storage_auth *out, const char **why);
 
 /*
- * BLOBS_ANSWER_HEADER's value for an answer to req (a v2 request) into out
+ * STORAGE_ANSWER_HEADER's value for an answer to req (a v2 request) into out
  * (at least 140 bytes): status, sha256 ("" when the call is not about one
- * binary), blocks (BLOBS_CRC_HEADER's value, "" when absent) and the body
+ * binary), blocks (STORAGE_CRC_HEADER's value, "" when absent) and the body
  * (NULL/0 for a binary's bytes). "" for a v1 request.
  */
-void blobs_sign_answer(struct blobs *b, const struct blobs_auth *req, int status,
-                       const char *sha256, const char *blocks, const void *body, size_t len,
-                       char *out, size_t n);
+void storage_sign_answer(struct storage *b, const struct storage_auth *req, int status,
+                         const char *sha256, const char *blocks, const void *body, size_t len,
+                         char *out, size_t n);
 /*
  * Fetch a binary from one of sources (comma-separated cluster URLs),
  * verify it, and publish it here with its location (under the row lock:
  * never for a tombstoned or deleted binary). GR_OK, GR_ENOTFOUND (no
  * source had a good copy, or the binary is gone), GR_ENOSPC, GR_EIO, GR_EDB.
  */
-int blobs_pull(struct repo_ctx *ctx, const char *sha256, const char *sources,
-               const char *request_id) __attribute__((warn_unused_result));
+int storage_pull(struct storage *st, const char *sha256, const char *sources,
+                 const char *request_id) __attribute__((warn_unused_result));
 /* Forget this node's location of sha256 (after quarantine or delete). */
-void blobs_forget_local(struct repo_ctx *ctx, const char *sha256);
+void storage_forget_local(struct storage *st, const char *sha256);
 
 /* ---- tasks ---- */
 
-struct blobs_gc_report {
+struct storage_gc_report {
     int64_t tombstoned, deleted, files_deleted, bytes_freed, kept_unreachable;
     int64_t revived; /* tombstoned, then found referenced under its lock */
     int64_t duration_ms;
 };
 /* Collect now, with grace_s (-1: the setting). GR_OK, GR_EDB, GR_EUNAVAIL (one is running). */
-int blobs_gc(struct repo_ctx *ctx, int64_t grace_s, struct blobs_gc_report *out)
+int storage_gc(struct storage *st, int64_t grace_s, struct storage_gc_report *out)
     __attribute__((warn_unused_result));
 
-struct blobs_repair_report {
+struct storage_repair_report {
     int64_t checked, copied, trimmed, failed, unavailable, bytes;
     int64_t duration_ms;
 };
 /* One repair pass now (any node may run it; the primary runs it on a schedule). */
-int blobs_repair(struct repo_ctx *ctx, struct blobs_repair_report *out)
+int storage_repair(struct storage *st, struct storage_repair_report *out)
     __attribute__((warn_unused_result));
 
-struct blobs_scrub_report {
+struct storage_scrub_report {
     int64_t files, bytes, bad, healed, missing, adopted, orphans;
     int64_t duration_ms;
 };
 /* One full scrub pass of this node's copies now, at full speed. */
-int blobs_scrub(struct repo_ctx *ctx, struct blobs_scrub_report *out)
+int storage_scrub(struct storage *st, struct storage_scrub_report *out)
     __attribute__((warn_unused_result));
 
-struct blobs_status {
+struct storage_status {
     int64_t binaries, under_replicated, unavailable, over_replicated, tombstoned;
     uint64_t replicated_copies, replication_failures, remote_reads, remote_read_failures;
     /* reads from peers: holder lists from the cache, from PostgreSQL, and
@@ -287,10 +296,48 @@ struct blobs_status {
  * call (the storage thread of a cluster node makes one every 15 s), so that
  * a metrics scrape costs no query. GR_EDB.
  */
-int blobs_status(struct repo_ctx *ctx, bool fresh, struct blobs_status *out)
+int storage_status(struct storage *st, bool fresh, struct storage_status *out)
     __attribute__((warn_unused_result));
 
 /* Wake the storage thread for a repair pass (on the primary) soon. */
-void blobs_kick_repair(struct blobs *b);
+void storage_kick_repair(struct storage *b);
+
+struct http_req;
+struct http_route;
+struct gr_sbuf;
+/* The storage layer's endpoints (admin_api.c: /api/system/storage/...; the
+ * cluster port's "/", cluster_api.c), rows for the route table (http/route.h). */
+extern const struct http_route *const storage_routes;
+/* The cluster port's handler (cluster_api.c). */
+void storage_cluster_api(struct http_req *r, const char *rest);
+/* The replication state as JSON (null for NULL): /api/system/cluster, /api/storageinfo. */
+json_t *storage_status_json(struct storage *st);
+/* The storage counters as Prometheus lines (a metrics source, http.h). */
+void storage_metrics(struct storage *st, struct gr_sbuf *sb);
+
+/* ---- this node's copy, read block by block (for the download path) ---- */
+
+/* Bytes a block checksum covers: reads checked in whole blocks go fastest. */
+#define STORAGE_BLOCK 65536
+/* The size of an open local copy (storage_open_local). */
+uint64_t storage_blob_size(struct bs_blob *blob);
+/*
+ * Read up to len bytes at off, every block they touch checked against its
+ * CRC32C first. @return the bytes read (0 at the end), or GR_ECORRUPT (a
+ * block failed: call storage_bad_local_copy), GR_EIO.
+ */
+long storage_blob_read(struct bs_blob *blob, uint64_t off, void *buf, size_t len);
+/* Close a local copy. NULL is fine. */
+void storage_blob_close(struct bs_blob *blob);
+
+/* This node's filestore: where, and its file system's space (-1: unknown). */
+struct storage_disk {
+    const char *root;
+    int64_t free_bytes, total_bytes;
+};
+void storage_disk(struct storage *st, struct storage_disk *out);
+
+/* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
+int storage_bs_err(int bs_rc);
 
 #endif

@@ -1,5 +1,5 @@
-/* storage.c - folder info, file lists and the storage summary. */
-#include "repo/storage.h"
+/* listing.c - folder info, file lists and the storage summary. */
+#include "repo/listing.h"
 
 #include "base/err.h"
 #include "db/db.h"
@@ -10,14 +10,14 @@
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
-int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
-                        const char *path, struct storage_folder *out)
+int listing_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                        const char *path, struct listing_folder *out)
 {
     int rc = artifact_list_folder(ctx, a, repo, path, &out->children, &out->n);
     if (rc)
         return rc;
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[2] = {repo, like.buf};
     struct db_res *res = NULL;
     rc = db_exec1(ctx->db, &res,
@@ -48,17 +48,17 @@ int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *re
     return GR_OK;
 }
 
-static int storage__cmp(const void *x, const void *y)
+static int listing__cmp(const void *x, const void *y)
 {
-    const struct storage_entry *a = x, *b = y;
+    const struct listing_entry *a = x, *b = y;
     return strcmp(a->rel, b->rel);
 }
 
-int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-                 bool deep, int depth, bool folders, struct storage_entry **out, int *n)
+int listing_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 bool deep, int depth, bool folders, struct listing_entry **out, int *n)
 {
     struct gr_sbuf like = GR_SBUF_INIT;
-    repo__like_below(&like, path);
+    db_like_below(&like, path);
     const char *p[2] = {repo, like.buf};
     struct db_res *res = NULL;
     int rc = db_exec1(ctx->db, &res,
@@ -80,7 +80,7 @@ int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
     int maxdepth = deep ? (depth > 0 ? depth : 1 << 30) : 1;
     /* every file contributes itself and, with folders, each of its parent folders */
     size_t cap = (size_t)rows * 2 + 1, cnt = 0;
-    struct storage_entry *v = gr_arena_calloc(a, sizeof(*v) * cap);
+    struct listing_entry *v = gr_arena_calloc(a, sizeof(*v) * cap);
     for (int i = 0; i < rows; i++) {
         const char *rel = db_res_get(res, i, 0) + skip;
         int64_t mod = strtoll(db_res_get(res, i, 2), NULL, 10);
@@ -91,7 +91,7 @@ int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
             if (folders && d <= maxdepth) {
                 if (cnt == cap) {
                     cap *= 2;
-                    struct storage_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
+                    struct listing_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
                     memcpy(nv, v, sizeof(*v) * cnt);
                     v = nv;
                 }
@@ -106,7 +106,7 @@ int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
             continue;
         if (cnt == cap) {
             cap *= 2;
-            struct storage_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
+            struct listing_entry *nv = gr_arena_calloc(a, sizeof(*nv) * cap);
             memcpy(nv, v, sizeof(*v) * cnt);
             v = nv;
         }
@@ -117,7 +117,7 @@ int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
         v[cnt].sha256 = db_res_get(res, i, 4);
         cnt++;
     }
-    qsort(v, cnt, sizeof(*v), storage__cmp);
+    qsort(v, cnt, sizeof(*v), listing__cmp);
     /* merge duplicate folders, keeping the newest modification below them */
     size_t o = 0;
     for (size_t i = 0; i < cnt; i++) {
@@ -133,7 +133,7 @@ int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
     return GR_OK;
 }
 
-int storage_summary(struct repo_ctx *ctx, struct gr_arena *a, struct storage_summary *out)
+int listing_summary(struct repo_ctx *ctx, struct gr_arena *a, struct listing_summary *out)
 {
     struct db_res *res = NULL;
     memset(out, 0, sizeof(*out));
@@ -164,7 +164,7 @@ int storage_summary(struct repo_ctx *ctx, struct gr_arena *a, struct storage_sum
     out->nrepos = db_res_rows(res);
     out->repos = gr_arena_calloc(a, sizeof(*out->repos) * (size_t)(out->nrepos + 1));
     for (int i = 0; i < out->nrepos; i++) {
-        struct storage_repo_summary *s = &out->repos[i];
+        struct listing_repo_summary *s = &out->repos[i];
         s->key = db_res_get(res, i, 0);
         s->package_type = db_res_get(res, i, 1);
         s->files = strtoull(db_res_get(res, i, 2), NULL, 10);

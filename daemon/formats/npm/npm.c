@@ -1,9 +1,9 @@
 /*
  * npm.c - the npm registry's rows (sql/0007_npm.sql) and the pure helpers
- * of repo/npm.h: names, streaming base64, locating the tarball in a publish
+ * of npm.h: names, streaming base64, locating the tarball in a publish
  * body, semver order, packument assembly.
  */
-#include "repo/npm.h"
+#include "formats/npm/npm.h"
 #include "repo/security.h"
 
 #include "base/err.h"
@@ -922,7 +922,7 @@ static int npm__search_visible(struct repo_ctx *ctx, const char *repo, const cha
             page[n++] = name;
         seen++;
     }
-    repo__pg_array(names, page, n);
+    db_text_array(names, page, n);
     free(page);
     db_res_free(res);
     *total = seen;

@@ -1,9 +1,9 @@
 /*
- * h_npm.c - the npm registry API at /api/npm/{repo}/ (docs/npm.md):
+ * npm_api.c - the npm registry API at /api/npm/{repo}/ (docs/npm.md):
  * packuments (full and abbreviated, ETag/304), publish (the base64 tarball
  * decoded straight into the blob store while hashing), tarballs (served as
  * artifacts), dist-tags, deprecate, unpublish, login tokens, whoami,
- * search and a no-op audit endpoint. The rows live in repo/npm.c.
+ * search and a no-op audit endpoint. The rows live in npm.c.
  */
 #include "http/h_plugins.h"
 #include "http/req.h"
@@ -11,10 +11,11 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sbuf.h"
-#include "bs.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 #include "crypto/crypto.h"
-#include "repo/npm.h"
+#include "config.h"
+#include "formats/npm/npm.h"
+#include "repo/ingest.h"
 #include "repo/security.h"
 
 #include <stdatomic.h>
@@ -22,6 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Seconds an npm login token lives (--npm-token-lifetime; 0: no expiry). */
+static int npm__token_lifetime = 365 * 24 * 3600;
+
+void npm_configure(const struct config *cfg)
+{
+    npm__token_lifetime = cfg->npm_token_lifetime;
+}
 
 #define NPM_ABBREV_TYPE "application/vnd.npm.install-v1+json"
 #define NPM_DECODE_CHUNK (64 * 1024) /* base64 characters decoded per step */
@@ -44,7 +53,7 @@ struct npm_ctx {
 /*
  * Bytes of npm request bodies held in memory by this process, with the
  * estimated cost of parsing them: all requests together stay below
- * NPM_BODY_BUDGET (repo/npm.h), so concurrent large publishes cannot
+ * NPM_BODY_BUDGET (npm.h), so concurrent large publishes cannot
  * exhaust memory. Shared by every HTTP thread: atomic.
  */
 static atomic_size_t npm__held;
@@ -155,7 +164,7 @@ static void npm__body_end(struct http_req *r)
 static void npm__read_body(struct http_req *r, struct npm_ctx *n, size_t limit,
                            void (*done)(struct http_req *r))
 {
-    const char *cl = http_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = http_req_header(r, "Content-Length");
     unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
     if (cl && announced > limit) {
         http_error(r, 413, "body of %s bytes is larger than the limit of %zu bytes", cl, limit);
@@ -294,7 +303,7 @@ static const char *npm__tarball_base(struct http_req *r, struct npm_ctx *n)
 
 static bool npm__wants_abbreviated(struct http_req *r)
 {
-    const char *accept = http_req_header(r, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = http_req_header(r, "Accept");
     const char *w = http_query(r, "write");
     return accept && strstr(accept, NPM_ABBREV_TYPE) && !(w && !strcmp(w, "true"));
 }
@@ -312,20 +321,24 @@ static void npm__send_doc(struct http_req *r, json_t *doc, const char *type)
     char sum[CR_SHA256_HEX], etag[48];
     cr_sha256_hex(s, len, sum);
     snprintf(etag, sizeof(etag), "\"%.40s\"", sum);
-    const char *inm = http_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     struct MHD_Response *resp;
     int status = 200;
-    if (inm && (strstr(inm, etag) || !strcmp(inm, "*"))) {
+    if (http_not_modified(r, etag, -1)) {
         free(s);
-        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        resp = http_response_bytes(NULL, 0, true);
         status = 304;
     } else {
-        resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        resp = http_response_bytes(s, len, false);
+        if (resp)
+            http_header(resp, "Content-Type", type);
         r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+    if (!resp) {
+        http_error(r, 500, "out of memory");
+        return;
+    }
+    http_header(resp, "ETag", etag);
+    http_header(resp, "Vary", "Accept");
     http_send(r, status, resp);
 }
 
@@ -384,8 +397,7 @@ static const char *npm__sri_sha512(struct gr_arena *a, const char *sri)
 }
 
 struct npm_upload {
-    struct bs_upload *bu;
-    struct cr_multihash *hash;
+    struct ingest *in;
     struct cr_digest *sha512;
     unsigned char *out;
 };
@@ -393,30 +405,23 @@ struct npm_upload {
 static void npm__upload_cleanup(void *arg)
 {
     struct npm_upload *u = arg;
-    bs_upload_abort(u->bu);
-    cr_multihash_free(u->hash);
     cr_digest_free(u->sha512);
     free(u->out);
 }
 
-static int npm__bs_err(int bsrc)
-{
-    return bsrc == BS_ENOSPC ? GR_ENOSPC : bsrc == BS_ENOMEM ? GR_ENOMEM : GR_EIO;
-}
-
 /*
- * Decode the base64 tarball at data[0..len) into a blob store upload while
- * computing sha256, sha1, md5 and sha512. false: an answer was sent.
+ * Decode the base64 tarball at data[0..len) into the upload pipeline
+ * (repo/ingest.h: sha256, sha1, md5) while computing sha512 for
+ * dist.integrity. false: an answer was sent.
  */
 static bool npm__store_tarball(struct http_req *r, struct npm_upload *u, const char *data,
                                size_t len, struct artifact *t, unsigned char sha512[64])
 {
-    u->hash = cr_multihash_new(r->ctx->hashpool);
     u->sha512 = cr_digest_new(CR_SHA512);
     u->out = malloc(NPM_DECODE_CHUNK * 3 / 4 + 3);
-    int brc = u->hash && u->sha512 && u->out ? bs_upload_begin(r->ctx->bs, &u->bu) : BS_ENOMEM;
-    if (brc) {
-        http_error_code(r, npm__bs_err(brc), "cannot start the upload");
+    int rc = u->sha512 && u->out ? ingest_begin(r->ctx, r->arena, &u->in) : GR_ENOMEM;
+    if (rc) {
+        http_error_code(r, rc, "cannot start the upload");
         return false;
     }
     struct npm_b64 st = {0};
@@ -426,11 +431,10 @@ static bool npm__store_tarball(struct http_req *r, struct npm_upload *u, const c
             http_error(r, 400, "the attachment's data is not base64");
             return false;
         }
-        cr_multihash_update(u->hash, u->out, got);
         cr_digest_update(u->sha512, u->out, got);
-        brc = bs_upload_write(u->bu, u->out, got);
-        if (brc) {
-            http_error_code(r, npm__bs_err(brc), "cannot store the tarball");
+        rc = ingest_write(u->in, u->out, got);
+        if (rc) {
+            http_error_code(r, rc, "cannot store the tarball");
             return false;
         }
     }
@@ -438,9 +442,8 @@ static bool npm__store_tarball(struct http_req *r, struct npm_upload *u, const c
         http_error(r, 400, "the attachment's data is truncated base64");
         return false;
     }
-    cr_multihash_final(u->hash, t->sha256, t->sha1, t->md5);
+    ingest_finish(u->in, t);
     cr_digest_final(u->sha512, sha512);
-    t->size = bs_upload_size(u->bu);
     return true;
 }
 
@@ -521,12 +524,9 @@ static void npm__publish(struct http_req *r, struct npm_ctx *n, size_t off, size
     r->matrix = NULL;
     if (!http_need_deploy(r) || !http_plug_before_upload_sized(r, (int64_t)pub.tarball.size))
         return;
-    struct bs_upload *bu = u->bu;
-    u->bu = NULL;
     char rid[24];
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
-    int rc = blobs_replicate(r->ctx, r->arena, bu, pub.tarball.sha256, pub.tarball.size,
-                             gr_arena_strdup(r->arena, rid), &pub.tarball.pending);
+    int rc = ingest_replicate(u->in, rid, &pub.tarball);
     if (rc) {
         http_error_code(r, rc, "cannot store the tarball");
         return;
@@ -787,7 +787,7 @@ static void npm__login_done(struct http_req *r, json_t *doc)
     if (!http_login_password(r, name, password, "npm login", true))
         return;
     char token[NPM_TOKEN_LEN + 1];
-    int rc = npm_token_issue(r->ctx, r->user.name, r->srv->opt.npm_token_lifetime, token);
+    int rc = npm_token_issue(r->ctx, r->user.name, npm__token_lifetime, token);
     if (rc == GR_ENOTFOUND) { /* a plugin realm's user: tokens belong to granary's users */
         http_error(r, 403, "npm tokens are issued to granary's users only, not to '%s'",
                    r->user.name);
@@ -938,7 +938,7 @@ static bool npm__special(struct http_req *r, struct npm_ctx *n, const char *rest
 /* Authenticate a Bearer token issued by npm login. false: an answer was sent. */
 static bool npm__bearer(struct http_req *r)
 {
-    const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth = http_req_header(r, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7))
         return true;
     const char *tok = auth + 7;
@@ -1024,7 +1024,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
             http_error(r, 405, "tarballs are published with the package document");
             return;
         }
-        h_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
+        http_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
         return;
     }
     if (!strchr(t, '/') && (r->method == HM_GET || r->method == HM_HEAD)) {
@@ -1035,8 +1035,16 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
     http_error(r, 404, "no such npm api");
 }
 
-void h_npm(struct http_req *r, const char *sub)
+/* npm prints only an error document's "error" member: give it the message too. */
+static void npm__error_doc(struct http_req *r, json_t *doc, int status, const char *msg)
 {
+    (void)r, (void)status;
+    json_object_set_new(doc, "error", json_string(msg));
+}
+
+void npm_api(struct http_req *r, const char *sub)
+{
+    r->error_doc = npm__error_doc;
     struct npm_ctx *n = gr_arena_calloc(r->arena, sizeof(*n));
     size_t kl = strcspn(sub, "/?");
     n->repo = gr_arena_strndup(r->arena, sub, kl);

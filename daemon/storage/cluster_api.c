@@ -1,8 +1,8 @@
 /*
- * h_internal.c - the cluster port: what nodes ask of each other to keep
+ * cluster_api.c - the cluster port: what nodes ask of each other to keep
  * binaries redundant. Every request is signed with the join key for this
- * node (blobs_auth_check), and every answer to it is signed back
- * (blobs_sign_answer: status, binary, block checksums, body); nothing here
+ * node (storage_auth_check), and every answer to it is signed back
+ * (storage_sign_answer: status, binary, block checksums, body); nothing here
  * is reachable from the public port.
  *
  *   PUT    /v1/blobs/{sha256}/stage       receive a copy: verify, fsync, stage
@@ -22,7 +22,7 @@
 #include "base/log.h"
 #include "bs.h"
 #include "crypto/crypto.h"
-#include "repo/blobs.h"
+#include "storage/storage.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,34 +37,33 @@ struct internal__stage {
 
 /* A request that passed the signature check (r->hctx): what its answer is signed against. */
 struct internal__req {
-    struct blobs_auth auth;
+    struct storage_auth auth;
     char sha256[65]; /* the binary the call is about, or "" */
     struct internal__stage stage;
 };
 
-/* Add the answer's signature to resp (a v2 request); blocks and body as blobs_sign_answer(). */
+/* Add the answer's signature to resp (a v2 request); blocks and body as storage_sign_answer(). */
 static void internal__sign(struct http_req *r, struct MHD_Response *resp, int status,
                            const char *blocks, const void *body, size_t len)
 {
     struct internal__req *q = r->hctx;
     char sig[200];
-    blobs_sign_answer(r->ctx->blobs, &q->auth, status, q->sha256, blocks,
-                      r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
-                      sizeof(sig));
+    storage_sign_answer(r->ctx->storage, &q->auth, status, q->sha256, blocks,
+                        r->method == HM_HEAD ? NULL : body, r->method == HM_HEAD ? 0 : len, sig,
+                        sizeof(sig));
     if (sig[0])
-        MHD_add_response_header(resp, BLOBS_ANSWER_HEADER, sig);
+        http_header(resp, STORAGE_ANSWER_HEADER, sig);
 }
 
 /* Answer with a copy of body, signed. */
 static void internal__answer(struct http_req *r, int status, const char *type, const char *body,
                              size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = http_response_bytes((void *)body, len, true);
     if (!resp)
         return;
     if (type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        http_header(resp, "Content-Type", type);
     internal__sign(r, resp, status, "", body, len);
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
     http_send(r, status, resp);
@@ -115,11 +114,6 @@ static void internal__stage_cleanup(void *arg)
     cr_digest_free(s->d);
 }
 
-static int internal__bs_err(int rc)
-{
-    return rc == BS_ENOSPC ? GR_ENOSPC : rc == BS_ENOMEM ? GR_ENOMEM : GR_EIO;
-}
-
 static int internal__stage_chunk(struct http_req *r, const char *data, size_t len)
 {
     struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
@@ -129,7 +123,7 @@ static int internal__stage_chunk(struct http_req *r, const char *data, size_t le
         return GR_OK;
     bs_upload_abort(s->bu);
     s->bu = NULL;
-    return internal__bs_err(rc);
+    return storage_bs_err(rc);
 }
 
 static void internal__stage_end(struct http_req *r)
@@ -159,7 +153,7 @@ static void internal__stage_end(struct http_req *r)
     s->bu = NULL;
     int rc = bs_upload_stage(bu, s->sha256, id);
     if (rc) {
-        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");
         return;
     }
     internal__json(r, 201, json_pack("{s:s}", "stage", id));
@@ -173,7 +167,7 @@ static void internal__stage(struct http_req *r, const char *sha256)
     gr_arena_cleanup(r->arena, internal__stage_cleanup, s);
     int rc = s->d ? bs_upload_begin(r->ctx->bs, &s->bu) : BS_ENOMEM;
     if (rc) {
-        internal__error_code(r, internal__bs_err(rc), "cannot stage the copy");
+        internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");
         return;
     }
     r->on_body = internal__stage_chunk;
@@ -181,10 +175,10 @@ static void internal__stage(struct http_req *r, const char *sha256)
 }
 
 /*
- * BLOBS_CRC_HEADER's value (arena-owned) for an answer that sends bytes
+ * STORAGE_CRC_HEADER's value (arena-owned) for an answer that sends bytes
  * [first, first + len) of blob: to a v2 request, the checksums of the
  * blocks they touch; to a v1 request, those of a whole binary. NULL when
- * there are none to send (more than BLOBS_CRC_HEADER_MAX_BLOCKS blocks,
+ * there are none to send (more than STORAGE_CRC_HEADER_MAX_BLOCKS blocks,
  * no bytes, or a range asked with v1).
  */
 static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob, int version,
@@ -194,7 +188,7 @@ static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob
     uint64_t n = 0, size = bs_blob_size(blob);
     const uint32_t *crcs = bs_blob_crcs(blob, &n);
     uint64_t from = first / BS_BLOCK, to = len ? (first + len - 1) / BS_BLOCK + 1 : from;
-    if (to > n || to == from || to - from > BLOBS_CRC_HEADER_MAX_BLOCKS ||
+    if (to > n || to == from || to - from > STORAGE_CRC_HEADER_MAX_BLOCKS ||
         (version != 2 && (first || len != size)))
         return NULL;
     char *out = gr_arena_alloc(a, 80 + 8 * (to - from));
@@ -212,15 +206,14 @@ static char *internal__crc_header(struct gr_arena *a, const struct bs_blob *blob
 static void internal__get(struct http_req *r, const char *sha256)
 {
     struct bs_blob *blob = NULL;
-    int rc = blobs_open_local(r->ctx, sha256, &blob);
+    int rc = storage_open_local(r->ctx->storage, sha256, &blob);
     struct internal__req *q = r->hctx;
     if (rc) {
         internal__error(r, rc == GR_ENOTFOUND ? 404 : 500, "no good copy of %s here", sha256);
         return;
     }
     uint64_t size = bs_blob_size(blob), first = 0, last = 0;
-    enum http_range_result rr =
-        http_range_parse(http_req_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+    enum http_range_result rr = http_range_parse(http_req_header(r, "Range"), size, &first, &last);
     if (rr == HTTP_RANGE_UNSATISFIABLE) {
         bs_blob_close(blob);
         internal__error(r, 416, "range not satisfiable");
@@ -240,15 +233,13 @@ static void internal__get(struct http_req *r, const char *sha256)
             gr_error("req=%llu reading %s: %s", (unsigned long long)r->id, sha256,
                      got < 0 ? bs_strerror((int)got) : "short read");
             if (got == BS_ECORRUPT)
-                blobs_bad_local_copy(r->ctx, sha256, "block checksum mismatch");
+                storage_bad_local_copy(r->ctx->storage, sha256, "block checksum mismatch");
             internal__error(r, got == BS_ENOMEM ? 500 : 404, "the copy of %s here failed its check",
                             sha256);
             return;
         }
-        resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-            free(buf);
-        else
+        resp = http_response_bytes(buf, len, false); /* frees buf if it fails */
+        if (resp)
             r->sent_bytes += len;
     } else if (r->method == HM_GET && http_blob_check_first(r, blob, sha256, first, len)) {
         bs_blob_close(blob);
@@ -261,14 +252,14 @@ static void internal__get(struct http_req *r, const char *sha256)
         http_error(r, 500, "out of memory");
         return;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_header(resp, "Content-Type", "application/octet-stream");
     if (crcs)
-        MHD_add_response_header(resp, BLOBS_CRC_HEADER, crcs);
+        http_header(resp, STORAGE_CRC_HEADER, crcs);
     if (rr == HTTP_RANGE_OK) {
         char cr[80];
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
                  (unsigned long long)last, (unsigned long long)size);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        http_header(resp, "Content-Range", cr);
     }
     /* the bytes are covered by the signed block checksums */
     internal__sign(r, resp, rr == HTTP_RANGE_OK ? 206 : 200, crcs ? crcs : "", NULL, 0);
@@ -290,13 +281,14 @@ static const char *internal__blob_path(const char *p, char sha[65])
     return *rest == '/' ? rest + 1 : NULL;
 }
 
-void h_internal(struct http_req *r)
+void storage_cluster_api(struct http_req *r, const char *rest)
 {
+    (void)rest;
     const char *why;
     struct internal__req *q = gr_arena_calloc(r->arena, sizeof(*q));
-    if (!blobs_auth_check(r->ctx->blobs, r->method_str, r->raw_uri,
-                          http_req_header(r, BLOBS_AUTH_HEADER),
-                          http_req_header(r, BLOBS_AUTH_V2_HEADER), &q->auth, &why)) {
+    if (!storage_auth_check(r->ctx->storage, r->method_str, r->raw_uri,
+                            http_req_header(r, STORAGE_AUTH_HEADER),
+                            http_req_header(r, STORAGE_AUTH_V2_HEADER), &q->auth, &why)) {
         gr_warn("req=%llu cluster port: %s %s refused: %s", (unsigned long long)r->id,
                 r->method_str, r->raw_uri, why);
         http_error(r, 401, "cluster request refused: %s", why);
@@ -324,7 +316,7 @@ void h_internal(struct http_req *r)
     } else if (verb && !strcmp(verb, "stage") && r->method == HM_PUT) {
         internal__stage(r, sha);
     } else if (verb && !strcmp(verb, "pull") && r->method == HM_POST) {
-        int rc = blobs_pull(r->ctx, sha, http_query(r, "from"), rid);
+        int rc = storage_pull(r->ctx->storage, sha, http_query(r, "from"), rid);
         if (rc)
             internal__error_code(r, rc, "cannot pull the copy");
         else
@@ -333,7 +325,7 @@ void h_internal(struct http_req *r)
         int rc = bs_quarantine(r->ctx->bs, sha);
         gr_error("req=%s a peer found this node's copy of %s bad: %s", rid ? rid : "", sha,
                  rc == BS_OK ? "quarantined" : bs_strerror(rc));
-        blobs_forget_local(r->ctx, sha);
+        storage_forget_local(r->ctx->storage, sha);
         internal__json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
     } else if (!strncmp(path, "/v1/stages/", 11)) {
         char id[BS_STAGE_ID + 16];

@@ -2,7 +2,7 @@
  * npm.h - the npm registry's data: packages, versions (their manifests),
  * dist-tags and login tokens in PostgreSQL (sql/0007_npm.sql), packuments
  * assembled from those rows per request, and the pure helpers the HTTP
- * handler (http/h_npm.c) needs: name checks, a streaming base64 decoder,
+ * handler (npm_http.c) needs: name checks, a streaming base64 decoder,
  * locating the tarball in a publish body, semver ordering.
  *
  * A packument is never stored as one document, so concurrent publishes of
@@ -10,8 +10,8 @@
  * artifacts of the repository at "{name}/-/{file}" (docs/npm.md).
  * Functions are thread-safe; strings they return live in the caller's arena.
  */
-#ifndef REPO_NPM_H
-#define REPO_NPM_H
+#ifndef FORMATS_NPM_H
+#define FORMATS_NPM_H
 
 #include "base/arena.h"
 #include "repo/repo.h"
@@ -215,5 +215,12 @@ int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
 /* The user a token belongs to (enabled users only). GR_EAUTH, GR_EDB. */
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
     __attribute__((warn_unused_result));
+
+struct http_req;
+/* /api/npm/<repo>/... : the registry API (npm_http.c); sub is the raw text after "/api/npm/". */
+void npm_api(struct http_req *r, const char *sub);
+struct config;
+/* Keep the node's npm settings (the format's configure hook). */
+void npm_configure(const struct config *cfg);
 
 #endif

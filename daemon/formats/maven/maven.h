@@ -1,16 +1,18 @@
 /*
- * maven.h - the Maven 2 repository layout: path parsing, Maven's version
- * order (ComparableVersion), maven-metadata.xml computed from the
- * artifact rows, POM coordinates, snapshot retention and the GAVC search.
- * docs/maven.md describes the rules; h_maven.c is the HTTP side.
+ * maven.h - the Maven format (daemon/formats/maven/): the Maven 2 layout
+ * (path parsing), Maven's version order (ComparableVersion),
+ * maven-metadata.xml computed from the artifact rows, POM coordinates,
+ * snapshot retention, the GAVC search, and the repository settings.
+ * docs/maven.md describes the rules; maven_http.c is the HTTP side,
+ * maven_format.c the format's entry in the registry.
  *
  * Pure functions (parse, compare, render) allocate nothing but what their
  * comment says; database functions are thread-safe and return strings in
  * the caller's arena. Nothing here is cached: metadata is read from
  * PostgreSQL on every request, so every node sees every deploy at once.
  */
-#ifndef REPO_MAVEN_H
-#define REPO_MAVEN_H
+#ifndef FORMATS_MAVEN_H
+#define FORMATS_MAVEN_H
 
 #include "base/arena.h"
 #include "repo/repo.h"
@@ -21,6 +23,23 @@
 #include <stdint.h>
 
 struct gr_sbuf;
+struct http_req;
+
+/* A Maven repository's settings (repo_config.settings; Artifactory's names:
+ * handleReleases, handleSnapshots, maxUniqueSnapshots,
+ * suppressPomConsistencyChecks; allowReleaseRedeploy is granary's). */
+struct maven_settings {
+    bool handle_releases, handle_snapshots, suppress_pom_checks, allow_release_redeploy;
+    int max_unique_snapshots; /* 0: no limit */
+};
+
+/* The settings of cfg, Artifactory's defaults where absent. */
+void maven_settings_read(const struct repo_config *cfg, struct maven_settings *out);
+
+/* /<repo>/<path> of a Maven repository (maven_http.c). */
+void maven_artifact(struct http_req *r, const struct repo_config *cfg);
+/* GET /api/search/gavc (maven_format.c). */
+void maven_search_gavc(struct http_req *r, const char *rest);
 
 enum maven_kind {
     MAVEN_FILE,          /* group/artifact/version/artifact-version[-classifier].ext */
@@ -146,4 +165,4 @@ int maven_gavc_search(struct repo_ctx *ctx, struct gr_arena *a, const struct mav
                       const struct search_query *q, bool with_props, struct search_hit **out,
                       int *n, bool *truncated) __attribute__((warn_unused_result));
 
-#endif
+#endif /* FORMATS_MAVEN_H */

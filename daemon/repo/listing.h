@@ -1,14 +1,14 @@
 /*
- * storage.h - what /api/storage and /api/storageinfo report: folder info,
+ * listing.h - what /api/storage and /api/storageinfo report: folder info,
  * file lists and the storage summary. Reads only (from PostgreSQL: these
  * are admin and tooling calls, not the hot download path).
  */
-#ifndef REPO_STORAGE_H
-#define REPO_STORAGE_H
+#ifndef REPO_LISTING_H
+#define REPO_LISTING_H
 
 #include "repo/repo.h"
 
-struct storage_folder {
+struct listing_folder {
     int64_t created_ms, modified_ms, updated_ms;
     const char *created_by, *modified_by;
     struct folder_entry *children;
@@ -16,11 +16,11 @@ struct storage_folder {
 };
 
 /* A folder ("" is the repository root). GR_ENOTFOUND, GR_EDB. */
-int storage_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
-                        const char *path, struct storage_folder *out)
+int listing_folder_info(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                        const char *path, struct listing_folder *out)
     __attribute__((warn_unused_result));
 
-struct storage_entry {
+struct listing_entry {
     const char *rel; /* "/a/b.jar", relative to the listed folder */
     bool folder;
     uint64_t size;
@@ -33,23 +33,23 @@ struct storage_entry {
  * unless deep; with deep, at most depth levels (0: unlimited). Ordered by
  * path. GR_ENOTFOUND when path is neither the root nor a folder, GR_EDB.
  */
-int storage_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-                 bool deep, int depth, bool folders, struct storage_entry **out, int *n)
+int listing_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 bool deep, int depth, bool folders, struct listing_entry **out, int *n)
     __attribute__((warn_unused_result));
 
-struct storage_repo_summary {
+struct listing_repo_summary {
     const char *key, *package_type;
     uint64_t files, folders, bytes;
 };
 
-struct storage_summary {
+struct listing_summary {
     uint64_t binaries_count, binaries_bytes; /* distinct contents */
     uint64_t artifacts_count, artifacts_bytes;
-    struct storage_repo_summary *repos;
+    struct listing_repo_summary *repos;
     int nrepos;
 };
 
-int storage_summary(struct repo_ctx *ctx, struct gr_arena *a, struct storage_summary *out)
+int listing_summary(struct repo_ctx *ctx, struct gr_arena *a, struct listing_summary *out)
     __attribute__((warn_unused_result));
 
 #endif

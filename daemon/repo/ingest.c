@@ -1,0 +1,66 @@
+/* ingest.c - the one upload pipeline (ingest.h). */
+#include "repo/ingest.h"
+
+#include "base/err.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+#include "storage/storage.h"
+
+struct ingest {
+    struct repo_ctx *ctx;
+    struct gr_arena *a;
+    struct bs_upload *bu; /* NULL once handed to replication, or aborted */
+    struct cr_multihash *hash;
+    int error; /* the first write error, returned by every later write */
+};
+
+static void ingest__cleanup(void *arg)
+{
+    struct ingest *in = arg;
+    bs_upload_abort(in->bu);
+    cr_multihash_free(in->hash);
+}
+
+int ingest_begin(struct repo_ctx *ctx, struct gr_arena *a, struct ingest **out)
+{
+    struct ingest *in = gr_arena_calloc(a, sizeof(*in));
+    if (!in)
+        return GR_ENOMEM;
+    in->ctx = ctx;
+    in->a = a;
+    in->hash = cr_multihash_new(ctx->hashpool);
+    int rc = in->hash ? storage_bs_err(bs_upload_begin(ctx->bs, &in->bu)) : GR_ENOMEM;
+    gr_arena_cleanup(a, ingest__cleanup, in);
+    *out = in;
+    return rc;
+}
+
+int ingest_write(struct ingest *in, const void *data, size_t len)
+{
+    if (in->error)
+        return in->error;
+    cr_multihash_update(in->hash, data, len);
+    int rc = storage_bs_err(bs_upload_write(in->bu, data, len));
+    if (rc) {
+        bs_upload_abort(in->bu); /* free the space now, not after the rest of the body */
+        in->bu = NULL;
+        in->error = rc;
+    }
+    return rc;
+}
+
+void ingest_finish(struct ingest *in, struct artifact *a)
+{
+    cr_multihash_final(in->hash, a->sha256, a->sha1, a->md5);
+    a->size = in->bu ? bs_upload_size(in->bu) : 0;
+}
+
+int ingest_replicate(struct ingest *in, const char *request_id, struct artifact *a)
+{
+    if (in->error)
+        return in->error;
+    struct bs_upload *bu = in->bu;
+    in->bu = NULL; /* replication takes it whatever happens */
+    return storage_replicate(in->ctx->storage, in->a, bu, a->sha256, a->size,
+                             gr_arena_strdup(in->a, request_id), &a->pending);
+}

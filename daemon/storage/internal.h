@@ -1,0 +1,200 @@
+/*
+ * internal.h - the storage layer's state, shared by its files (storage.c,
+ * auth.c, replicate.c, reads.c, holders.c, inventory.c, scrub.c, repair.c,
+ * gc.c, cluster_api.c, admin_api.c) and nobody else.
+ */
+#ifndef STORAGE_INTERNAL_H
+#define STORAGE_INTERNAL_H
+
+#include "base/sbuf.h"
+#include "storage/storage.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define STORAGE_MAX_NODES 64
+#define STORAGE_NONCES 8192 /* replay window entries */
+#define STORAGE_AUTH_WINDOW_MS 60000
+#define STORAGE_STALL_S 10 /* a peer that moves no byte for this long is given up */
+#define STORAGE_CALL_TIMEOUT_S 10
+#define STORAGE_HOLDERS_SLOTS 1024   /* holder cache entries (holders.c) */
+#define STORAGE_HOLDERS_MAX 4        /* holders kept per entry */
+#define STORAGE_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
+
+/* A node as the storage thread last saw it in cluster_nodes. */
+struct storage__node {
+    char id[64], url[256], zone[64];
+    bool placeable; /* active (not draining) */
+};
+
+/* A binary's holders (other than this node) as PostgreSQL last said. */
+struct storage__holders_entry {
+    char sha256[65];
+    int n;         /* 0: empty */
+    int64_t at_ms; /* monotonic */
+    char ids[STORAGE_HOLDERS_MAX][64];
+};
+
+/* A holder to read from: a live node with a cluster URL. */
+struct storage__holder {
+    char id[64], url[256];
+};
+
+struct storage {
+    struct db_pool *db;  /* the shared database (binaries, locations, nodes, settings) */
+    struct bs_store *bs; /* this node's filestore */
+    char node[64], zone[64];
+    unsigned char key[256];
+    size_t key_len;
+    unsigned char next_key[256]; /* accepted too during a key rotation */
+    size_t next_key_len;         /* 0: none */
+    /* key and next_key made ready for HMACs (storage__keys_init) */
+    struct cr_hmac_key *hkey, *hkey_next;
+    bool clustered;
+    bool accept_v1;                /* an upgrade from v1: see storage_options */
+    bool (*is_primary)(void *arg); /* storage_options */
+    void *primary_arg;
+    int down_after_ms;
+
+    pthread_mutex_t lock; /* guards the members below up to the counters */
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stopping, kick;
+    struct storage_settings set;
+    struct storage__node nodes[STORAGE_MAX_NODES]; /* live nodes, this one included */
+    int n_nodes;
+    struct {
+        uint64_t h;
+        int64_t ms;
+    } nonces[STORAGE_NONCES];
+    char scrub_cursor[65];
+    int64_t counts[5]; /* the last fresh storage_status() counts */
+
+    atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
+    atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
+    atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
+    atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
+    atomic_bool gc_running, repair_running, scrub_running;
+    atomic_int_fast64_t last_repair_ms, last_gc_ms, last_scrub_ms;
+
+    pthread_mutex_t holders_lock; /* guards holders[] */
+    struct storage__holders_entry holders[STORAGE_HOLDERS_SLOTS];
+};
+
+/* (Re)make hkey and hkey_next from key and next_key. GR_OK, GR_ENOMEM. */
+int storage__keys_init(struct storage *b) __attribute__((warn_unused_result));
+/* Free hkey and hkey_next. */
+void storage__keys_free(struct storage *b);
+
+/* A request's signature (storage__sign), kept to check the answer against. */
+struct storage__sig {
+    char auth[400];  /* the STORAGE_AUTH_HEADER line: v2, or v1 during an upgrade */
+    char auth2[400]; /* the STORAGE_AUTH_V2_HEADER line during an upgrade, else "" */
+    char mac[65];    /* the v2 hmac */
+    char dest[64];   /* the node the request is for */
+};
+
+/*
+ * Sign a request from this node to node dest: method and uri (path and
+ * query, as sent) into sig (see STORAGE_AUTH_HEADER in storage.h).
+ */
+void storage__sign(struct storage *b, const char *method, const char *uri, const char *dest,
+                   struct storage__sig *sig);
+
+/*
+ * Whether the answer to the request signed into sig may be trusted: its
+ * STORAGE_ANSWER_HEADER value (header: NULL or "" when absent) signs status,
+ * sha256 ("" when none), blocks ("" when none) and the body, by sig->dest.
+ * An unsigned answer is accepted only during an upgrade (b->accept_v1),
+ * with *legacy set: it comes from a node of the older version (or from
+ * the network). false: refuse the answer (why says why).
+ */
+bool storage__check_answer(struct storage *b, const struct storage__sig *sig, const char *header,
+                           int status, const char *sha256, const char *blocks, const void *body,
+                           size_t len, bool *legacy, const char **why);
+
+/*
+ * The block checksums in a v2 STORAGE_CRC_HEADER value, which must describe
+ * blocks [first, first + n) of a binary of size bytes: a new array of n
+ * entries (the caller frees it), or NULL when absent, malformed or about
+ * other blocks.
+ */
+uint32_t *storage__parse_blocks(const char *v, uint64_t size, uint64_t first, uint64_t n);
+
+/* The sha256 a cluster-port path is about ("/v1/blobs/<sha256>[/...]"), or "". */
+void storage__uri_sha256(const char *uri, char out[65]);
+/* Copies of the live nodes; returns the count. */
+int storage__snapshot(struct storage *b, struct storage__node *out);
+/* The URL of a live node, or NULL (copied into out). */
+bool storage__node_url(struct storage *b, const char *id, char *out, size_t n);
+/* Effective redundancy: 1 on a single node. */
+int storage__redundancy(struct storage *b);
+/*
+ * Call node dest: method on its cluster URL base + uri, signed for it;
+ * returns the HTTP status of its signed answer (0: no answer, or one that
+ * is not signed by dest; body then says why).
+ */
+int storage__call(struct storage *b, const char *method, const char *dest, const char *base,
+                  const char *uri, const char *request_id, char *body, size_t bodysz);
+int64_t storage__now_ms(void);
+/* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
+int storage__hash_file(int fd, char hex[65]);
+
+/* ---- the holder cache (holders.c) ---- */
+
+/* Cached holders of sha256 into ids (at most max); 0: none cached or expired. */
+int storage__holders_cached(struct storage *b, const char *sha256, char ids[][64], int max);
+/* Remember ids as the holders of sha256 (n 0: forget). */
+void storage__holders_store(struct storage *b, const char *sha256, char ids[][64], int n);
+/* Forget the cached holders of sha256 (a holder failed or its copy was bad). */
+void storage__holders_forget(struct storage *b, const char *sha256);
+/* The holders of sha256 other than this node, from PostgreSQL; -1 on a database error. */
+int storage__holders_query(struct storage *st, const char *sha256, char ids[][64], int max);
+/*
+ * The live holders among ids (not in skip) with their URLs, this node's
+ * zone first, each group from a rotating start (spreads the reads); returns
+ * the count written to out (room for n).
+ */
+int storage__holders_order(struct storage *b, char ids[][64], int n, char skip[][64], int n_skip,
+                           struct storage__holder *out);
+
+/* ---- shared by the files of the storage layer ---- */
+
+/* The storage thread's pace and batches (storage.c, inventory.c, scrub.c). */
+#define STORAGE_TICK_MS 1000
+#define STORAGE_REPAIR_EVERY_MS 30000
+#define STORAGE_STAGE_MAX_AGE_S 900
+#define STORAGE_BATCH 500
+#define STORAGE_STATUS_EVERY_MS 15000
+#define STORAGE_SCRUB_PAUSE_MS (10 * 60 * 1000) /* between the end of a pass and the next */
+#define STORAGE_ORPHAN_AGE_S 3600 /* unknown files younger than this may be in flight */
+
+/* A batch of local files to record as this node's copies (inventory.c, scrub.c). */
+struct storage__batch {
+    struct storage *b;
+    struct gr_sbuf arr;
+    char sha[STORAGE_BATCH][65];
+    int n;
+    int64_t adopted, orphans;
+    bool sweep; /* also delete old files no binary row knows (scrub) */
+};
+
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+void storage__hex(const unsigned char *in, size_t n, char *out);
+/* The fewest copies an upload may be acknowledged with (the setting). */
+int storage__lenient(struct storage *b);
+/* Read the cluster-wide settings from the database (storage.c). */
+void storage__load_settings(struct storage *b);
+/* Refresh the membership snapshot from cluster_nodes (storage.c). */
+void storage__refresh_nodes(struct storage *b);
+/* "id,id,..." of nodes into sb (repair.c). */
+void storage__ids(const struct storage__node *nodes, int n, struct gr_sbuf *sb);
+/* Scrub up to rate bytes of local copies (scrub.c). */
+void storage__scrub_slice(struct storage *b, int64_t rate);
+/* Record a batch / one local file (inventory.c). */
+void storage__adopt_flush(struct storage__batch *bt);
+int storage__adopt_one(void *arg, const char *sha256, uint64_t size);
+/* The start-up inventory of the local filestore (inventory.c). */
+int storage__inventory(struct storage *b);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * replicate.c - an upload's copies: staged on redundancy - 1 peers while
+ * the client waits, published under the binary's row lock with the
+ * artifact row (docs/blobs.md "Upload").
+ */
+#include "storage/internal.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+#include "bs.h"
+#include "crypto/crypto.h"
+#include "db/db.h"
+#include "peer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- uploads ---- */
+
+struct storage__staged {
+    char node[64], url[256], id[BS_STAGE_ID];
+};
+
+struct storage_pending {
+    struct storage *st;
+    struct bs_upload *bu; /* the local copy until published */
+    char sha256[65];
+    const char *request_id;
+    struct storage__staged *peers;
+    int n_peers;
+    bool done;
+};
+
+static void storage__pending_cleanup(void *arg)
+{
+    struct storage_pending *p = arg;
+    bs_upload_abort(p->bu);
+    p->bu = NULL;
+    if (p->done)
+        return;
+    for (int i = 0; i < p->n_peers; i++) {
+        char uri[128];
+        snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
+        storage__call(p->st, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id, NULL,
+                      0);
+    }
+}
+
+/* Stage copies on the next candidates until want are staged or none is left. */
+static void storage__stage_peers(struct storage *b, struct storage_pending *p, const char *path,
+                                 uint64_t size, const struct storage__node *nodes, const int *order,
+                                 int n_order, int want)
+{
+    int next = 0;
+    while (p->n_peers < want && next < n_order) {
+        int batch = want - p->n_peers;
+        if (batch > n_order - next)
+            batch = n_order - next;
+        struct bs_peer_req reqs[STORAGE_MAX_NODES];
+        struct storage__sig *sig = malloc(sizeof(*sig) * (size_t)batch);
+        char url[STORAGE_MAX_NODES][512], rid[96], uri[128];
+        if (!sig)
+            return;
+        snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->request_id ? p->request_id : "");
+        snprintf(uri, sizeof(uri), "/v1/blobs/%s/stage", p->sha256);
+        for (int i = 0; i < batch; i++) {
+            const struct storage__node *nd = &nodes[order[next + i]];
+            storage__sign(b, "PUT", uri, nd->id, &sig[i]);
+            snprintf(url[i], sizeof(url[i]), "%s%s", nd->url, uri);
+            reqs[i] = (struct bs_peer_req){.url = url[i],
+                                           .auth = sig[i].auth,
+                                           .auth2 = sig[i].auth2[0] ? sig[i].auth2 : NULL,
+                                           .extra = rid,
+                                           .keep_header = STORAGE_ANSWER_HEADER};
+        }
+        bs_peer_push(path, size, reqs, batch, STORAGE_STALL_S);
+        for (int i = 0; i < batch; i++) {
+            const struct storage__node *nd = &nodes[order[next + i]];
+            const char *why = NULL;
+            bool legacy;
+            if (reqs[i].status == 201 &&
+                (reqs[i].truncated ||
+                 !storage__check_answer(b, &sig[i], reqs[i].header, 201, p->sha256, "",
+                                        reqs[i].body, reqs[i].body_len, &legacy, &why))) {
+                /* a stage nobody can vouch for is not published: it expires there */
+                snprintf(reqs[i].error, sizeof(reqs[i].error), "answer 201 refused: %s",
+                         why ? why : "answer too long to check");
+                reqs[i].status = 0;
+            }
+            json_t *doc = reqs[i].status == 201 ? json_loads(reqs[i].body, 0, NULL) : NULL;
+            const char *id = json_string_value(json_object_get(doc, "stage"));
+            if (id && strlen(id) == BS_STAGE_ID - 1) {
+                struct storage__staged *s = &p->peers[p->n_peers++];
+                snprintf(s->node, sizeof(s->node), "%s", nd->id);
+                snprintf(s->url, sizeof(s->url), "%s", nd->url);
+                snprintf(s->id, sizeof(s->id), "%s", id);
+            } else {
+                atomic_fetch_add(&b->repl_failures, 1);
+                gr_warn("req=%s replication of %s to %s failed: %d %s", p->request_id, p->sha256,
+                        nd->id, reqs[i].status, reqs[i].status ? reqs[i].body : reqs[i].error);
+            }
+            json_decref(doc);
+        }
+        free(sig);
+        next += batch;
+    }
+}
+
+int storage_replicate(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
+                      const char *sha256, uint64_t size, const char *request_id,
+                      struct storage_pending **out)
+{
+    *out = NULL;
+    int rc = bs_upload_sync(bu);
+    if (rc) {
+        bs_upload_abort(bu);
+        return storage_bs_err(rc);
+    }
+    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
+    p->st = b;
+    p->bu = bu;
+    p->request_id = request_id;
+    snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
+    gr_arena_cleanup(a, storage__pending_cleanup, p);
+    *out = p;
+    int want = storage__redundancy(b) - 1;
+    if (want <= 0)
+        return GR_OK;
+    struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
+    int n = storage__snapshot(b, nodes), m = 0;
+    struct bs_node cand[STORAGE_MAX_NODES];
+    int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
+    for (int i = 0; i < n; i++)
+        if (nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
+            cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
+            map[m++] = i;
+        }
+    int k = m > 0 ? bs_place(sha256, cand, m, b->zone, m, order) : 0;
+    for (int i = 0; i < k; i++)
+        order[i] = map[order[i]];
+    p->peers = gr_arena_calloc(a, sizeof(*p->peers) * (size_t)(want > 0 ? want : 1));
+    storage__stage_peers(b, p, bs_upload_path(bu), size, nodes, order, k, want);
+    if (1 + p->n_peers < storage__lenient(b)) {
+        gr_warn("req=%s only %d of %d copies of %s could be staged (lenient limit %d)", request_id,
+                1 + p->n_peers, want + 1, sha256, storage__lenient(b));
+        return GR_EUNAVAIL;
+    }
+    return GR_OK;
+}
+
+int storage_publish(struct storage *b, struct db_conn *c, const char *sha256,
+                    struct storage_pending *p)
+{
+    struct db_res *res = NULL;
+    if (!p) {
+        const char *pp[1] = {sha256};
+        int rc =
+            db_exec(c, &res, "SELECT 1 FROM binary_locations WHERE sha256 = $1 LIMIT 1", 1, pp);
+        if (rc == GR_OK && db_res_rows(res) == 0)
+            rc = GR_ENOTFOUND;
+        db_res_free(res);
+        return rc;
+    }
+    const char *held[STORAGE_MAX_NODES + 1]; /* the nodes with a published copy */
+    int copies = 0;
+    bool existed = false;
+    struct bs_upload *bu = p->bu;
+    p->bu = NULL;
+    int brc = bs_upload_commit(bu, sha256, &existed);
+    if (brc == BS_OK) {
+        held[copies++] = b->node;
+    } else {
+        gr_warn("req=%s cannot publish the local copy of %s: %s", p->request_id, sha256,
+                bs_strerror(brc));
+    }
+    for (int i = 0; i < p->n_peers; i++) {
+        char uri[200], body[256];
+        snprintf(uri, sizeof(uri), "/v1/stages/%s/commit?sha256=%s", p->peers[i].id, sha256);
+        int st = storage__call(b, "POST", p->peers[i].node, p->peers[i].url, uri, p->request_id,
+                               body, sizeof(body));
+        if (st == 200) {
+            held[copies++] = p->peers[i].node;
+        } else {
+            atomic_fetch_add(&b->repl_failures, 1);
+            gr_warn("req=%s commit of %s on %s failed: %d %s", p->request_id, sha256,
+                    p->peers[i].node, st, body);
+        }
+    }
+    p->done = true; /* committed stages are gone; failed ones expire on their node */
+    if (copies < storage__lenient(b) || copies == 0)
+        return GR_EUNAVAIL;
+    atomic_fetch_add(&b->replicated, (uint64_t)copies - 1);
+    struct gr_sbuf nodes = GR_SBUF_INIT;
+    db_text_array(&nodes, held, copies);
+    const char *pp[2] = {sha256, nodes.buf};
+    int rc = db_exec(c, NULL,
+                     "INSERT INTO binary_locations (sha256, node) SELECT $1, unnest($2::text[])"
+                     " ON CONFLICT DO NOTHING",
+                     2, pp);
+    gr_sbuf_release(&nodes);
+    if (rc == GR_OK && copies < storage__redundancy(b))
+        storage_kick_repair(b);
+    return rc;
+}
