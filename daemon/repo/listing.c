@@ -267,8 +267,23 @@ int listing_children(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
         }
     }
     gr_sbuf_release(&pre);
-    if (seen == 0 && rows == 0 && *path)
-        return GR_ENOTFOUND; /* no folder there */
+    if (rows == 0 && *path) {
+        /* nothing of the kind asked for: is there a folder at all? */
+        gr_sbuf_init(&like);
+        db_like_below(&like, path);
+        const char *p[2] = {repo, like.buf};
+        struct db_res *er = NULL;
+        rc = db_exec1(
+            ctx->db, &er,
+            "SELECT 1 FROM artifacts WHERE repo = $1 AND path LIKE $2 ESCAPE '\\' LIMIT 1", 2, p);
+        gr_sbuf_release(&like);
+        if (rc)
+            return rc;
+        bool exists = db_res_rows(er) > 0;
+        db_res_free(er);
+        if (!exists)
+            return GR_ENOTFOUND;
+    }
     *out = v;
     *n = cnt;
     *total = seen;
