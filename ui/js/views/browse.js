@@ -147,6 +147,7 @@ async function select(path, first) {
   }
   for (const x of s.tree.querySelectorAll('[aria-selected="true"]')) x.setAttribute('aria-selected', 'false');
   const n = s.nodes.get(path);
+  if (n && n.folder && !n.expanded && first) await expand(n); /* an address naming a folder opens it */
   if (n) {
     n.li.setAttribute('aria-selected', 'true');
     n.li.tabIndex = 0;
