@@ -157,7 +157,7 @@ scenarios.users = (open) => run('users', async (opening) => {
   await page.waitForSelector(tf);
   await fill(page, tf, 'Name', 'erin-team');
   await fill(page, tf, 'Repositories', 'team');
-  await fill(page, tf, 'Include patterns', 'docs/**');
+  await fill(page, tf, 'Exclude patterns', 'src/**');
   await clickText(page, 'Add a user', tf);
   await page.type(`${tf} .grants[data-kind=users] .grant:last-child input[name=who]`, 'erin');
   await clickText(page, 'Create', tf);
@@ -194,6 +194,21 @@ scenarios.users = (open) => run('users', async (opening) => {
   await shot(page, '12-erin-refused');
   await go(page, '#/admin/users');
   await waitText(page, 'This screen is for administrators.');
+
+  // granted docs/** only, erin cannot list the repository's root: the tree
+  // still leads to what the address names
+  const r = await fetch(`${BASE}/api/v2/security/permissions/erin-team`, {
+    method: 'PUT',
+    headers: { Authorization: `Basic ${Buffer.from(`admin:${PASS}`).toString('base64')}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ repo: { repositories: ['team'], 'include-patterns': ['docs/**'], actions: { users: { erin: ['read'] } } } }),
+  });
+  check(r.ok, `the target narrowed (${r.status})`);
+  await go(page, '#/browse/team/docs/readme.txt');
+  await page.waitForSelector('[data-hash=sha256]');
+  await waitText(page, 'Not listable');
+  const shownTree = await page.$$eval('[role=tree] .name', (els) => els.map((e) => e.textContent));
+  check(JSON.stringify(shownTree) === '["team","docs","readme.txt"]', `the tree leads to the file (${shownTree})`);
+  await shot(page, '12b-erin-docs-only');
   return o;
 });
 

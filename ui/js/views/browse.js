@@ -105,7 +105,11 @@ async function more(n) {
   try {
     page = await get(listUrl(s.repo, n.path, n.loaded));
   } catch (e) {
-    n.group.append(h('li', { role: 'none' }, note('error', e.message)));
+    /* a folder the caller may not list (permissions on paths below it only):
+     * the tree still leads to what the address names, below */
+    n.denied = e.status === 403 || e.status === 401;
+    n.group.append(h('li', { role: 'none', class: 'denied' },
+      n.denied ? h('small', { class: 'muted', text: `Not listable: ${e.message}` }) : note('error', e.message)));
     return;
   }
   if (state !== s) return;
@@ -141,7 +145,18 @@ async function select(path, first) {
     const p = parts.slice(0, i + 1).join('/');
     if (cur.folder && !cur.expanded) await expand(cur);
     if (state !== s) return;
-    const next = s.nodes.get(p);
+    let next = s.nodes.get(p);
+    if (!next && cur.denied) {
+      /* the parent cannot be listed: the step the address names stands in for it */
+      let folder = i < parts.length - 1;
+      if (!folder) {
+        try {
+          folder = !!(await get(`/api/storage/${enc(s.repo)}/${enc(p)}`)).children;
+        } catch { /* shown by the details below */ }
+      }
+      next = node(p, folder, parts[i], cur.level + 1);
+      cur.group.append(next.li);
+    }
     if (!next) break; /* on a later page of a large folder, or gone */
     cur = next;
   }
