@@ -67,7 +67,7 @@ static void storage__list_page(struct http_req *r, bool folders, bool md)
     if (!storage__int(r, "offset", 0, INT64_MAX / 2, 0, &offset) ||
         !storage__int(r, "limit", 1, LISTING_PAGE_MAX, 1000, &limit))
         return;
-    if (http_query(r, "deep") && storage__flag(r, "deep", false)) {
+    if (storage__flag(r, "deep", false)) {
         http_error(r, 400, "offset and limit page a folder's immediate children: not with deep");
         return;
     }

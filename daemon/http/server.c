@@ -270,7 +270,7 @@ static bool server__session(struct http_req *r, const char *cookie, bool lenient
         sec_session_csrf(cookie, want);
         const char *got = http_req_header(r, "X-CSRF-Token");
         if (!got || strlen(got) != SEC_CSRF_LEN || !cr_equal(got, want, SEC_CSRF_LEN)) {
-            gr_warn("req=%llu %s %s with the session of '%s' refused: no or a wrong CSRF token",
+            gr_warn("req=%llu %s %.200s with the session of '%s' refused: no or a wrong CSRF token",
                     (unsigned long long)r->id, r->method_str, r->raw_uri, r->user.name);
             memset(&r->user, 0, sizeof(r->user));
             http_error(r, 403,
