@@ -83,7 +83,8 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
-    if (status == 401)
+    /* the web UI (X-Granary-UI) shows its own sign-in form: no browser dialog */
+    if (status == 401 && !http_req_header(r, "X-Granary-UI"))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
     if (status >= 500)
         gr_warn("req=%llu %d %s", (unsigned long long)r->id, status, msg);
