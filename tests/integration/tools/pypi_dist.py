@@ -16,13 +16,13 @@ the authorization model's driver (authz_ops.py).
 
 import argparse
 import base64
+import gzip
 import hashlib
 import io
 import os
 import re
 import sys
 import tarfile
-import time
 import zipfile
 
 
@@ -69,6 +69,11 @@ def wheel_bytes(name, version, requires_python=None, requires_dist=(), meta_name
     return out.getvalue()
 
 
+def wheel_metadata(name, version):
+    """The METADATA of wheel_bytes(name, version): what the index serves as its .metadata."""
+    return metadata(name, version)
+
+
 def wheel_name(name, version):
     return f"{_escape(name)}-{version}-py3-none-any.whl"
 
@@ -81,13 +86,13 @@ def sdist_bytes(name, version, requires_python=None, meta_name=None, meta_versio
         f"{top}/README": b"an sdist for tests\n",
     }
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as t:
+    with tarfile.open(fileobj=out, mode="w") as t:
         for path, data in members.items():
             ti = tarfile.TarInfo(path)
             ti.size = len(data)
-            ti.mtime = int(time.time())
+            ti.mtime = 1704067200  # the same bytes every time
             t.addfile(ti, io.BytesIO(data))
-    return out.getvalue()
+    return gzip.compress(out.getvalue(), mtime=0)
 
 
 def sdist_name(name, version):
