@@ -11,6 +11,7 @@ the authorization model's driver (authz_ops.py).
       --meta-name NAME --meta-version V   what METADATA says (default: the same)
       --pad BYTES              a description of that many bytes in METADATA
       --filename NAME          the file's name (default: the standard one)
+      --payload BYTES          random bytes in the wheel's package (wheels only)
     prints the path written
 """
 
@@ -44,8 +45,9 @@ def metadata(name, version, requires_python=None, requires_dist=(), pad=0, summa
 
 
 def wheel_bytes(name, version, requires_python=None, requires_dist=(), meta_name=None,
-                meta_version=None, pad=0):
-    """A pure-Python wheel whose module <name>_mod holds VERSION."""
+                meta_version=None, pad=0, payload=0):
+    """A pure-Python wheel whose module <name>_mod holds VERSION (and
+    payload random bytes in <name>_mod/data.bin)."""
     mod = _escape(name).lower() + "_mod"
     di = f"{_escape(name)}-{version}.dist-info"
     files = {
@@ -54,6 +56,8 @@ def wheel_bytes(name, version, requires_python=None, requires_dist=(), meta_name
                                    requires_dist, pad),
         f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: pypi_dist\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if payload:
+        files[f"{mod}/data.bin"] = os.urandom(payload)
     record = []
     for path, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -134,10 +138,11 @@ def main():
     ap.add_argument("--meta-version")
     ap.add_argument("--pad", type=int, default=0)
     ap.add_argument("--filename")
+    ap.add_argument("--payload", type=int, default=0)
     a = ap.parse_args()
     if a.kind == "wheel":
         data = wheel_bytes(a.name, a.version, a.requires_python, a.requires_dist, a.meta_name,
-                           a.meta_version, a.pad)
+                           a.meta_version, a.pad, a.payload)
         fn = a.filename or wheel_name(a.name, a.version)
     else:
         data = sdist_bytes(a.name, a.version, a.requires_python, a.meta_name, a.meta_version, a.pad)
