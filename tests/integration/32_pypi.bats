@@ -91,6 +91,7 @@ form() {
     echo "$output"
     grep -qi '^content-type: text/html' "$SUITE_TMP/h"
     grep -qi '^vary: accept' "$SUITE_TMP/h"
+    grep -qi '^x-content-type-options: nosniff' "$SUITE_TMP/h"
     [[ "$output" == *'<meta name="pypi:repository-version" content="1.1">'* ]]
     local meta
     meta=$(ac "$IDX1/packages/hello-pkg/1.0.0/Hello_Pkg-1.0.0-py3-none-any.whl.metadata" | sha256sum | cut -d' ' -f1)

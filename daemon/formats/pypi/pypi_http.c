@@ -46,6 +46,9 @@ static void pypi__send(struct http_req *r, int status, const char *type, struct 
         return;
     }
     http_header(resp, "Content-Type", type);
+    /* pages hold escaped text and links only: nothing in them may run */
+    http_header(resp, "X-Content-Type-Options", "nosniff");
+    http_header(resp, "Content-Security-Policy", HTTP_CSP_DOWNLOAD);
     if (vary)
         http_header(resp, "Vary", "Accept");
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
