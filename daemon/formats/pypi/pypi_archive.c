@@ -118,7 +118,8 @@ int pypi_archive_metadata(struct gr_arena *a, int fd, const char *ext, const cha
             *why = gr_arena_printf(a, "the %s holds more than one top-level */%s", kind, leaf);
             return GR_EINVAL;
         }
-        rc = pypi__read_entry(a, ar, gr_arena_printf(a, "the %s's %s", kind, path), text, len, why);
+        rc =
+            pypi__read_entry(a, ar, gr_arena_printf(a, "%s in the %s", path, kind), text, len, why);
         if (rc)
             return rc;
         if (!wheel)
