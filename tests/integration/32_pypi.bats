@@ -317,6 +317,15 @@ EOF
     [[ "$output" == *"metadata says version '1.0', the form '9.9'"*" 400" ]]
     run form n1 ':action=file_upload' name=liar version=1.1 "content=@$D/bad/liar-9.9-py3-none-any.whl"
     [[ "$output" == *"says version 9.9, the form 1.1"*" 400" ]]
+    # an sdist whose PKG-INFO says another version (or another project) than its name and the form
+    dist sdist "$D/bad" sliar 2.0 --meta-version 1.0 >/dev/null
+    run form n2 ':action=file_upload' name=sliar version=2.0 "content=@$D/bad/sliar-2.0.tar.gz"
+    echo "$output"
+    [[ "$output" == *"metadata says version '1.0', the form '2.0'"*" 400" ]]
+    dist sdist "$D/bad" sother 1.0 --meta-name somebody-else >/dev/null
+    run form n1 ':action=file_upload' name=sother version=1.0 "content=@$D/bad/sother-1.0.tar.gz"
+    echo "$output"
+    [[ "$output" == *"somebody-else"*" 400" ]]
     # another project's file
     run form n1 ':action=file_upload' name=other version=1.0 "content=@$WHL"
     [[ "$output" == *"names another project"*" 400" ]]
@@ -339,6 +348,17 @@ EOF
     run form n2 ':action=file_upload' name=huge version=1.0 "content=@$D/bad/huge-1.0-py3-none-any.whl"
     echo "$output"
     [[ "$output" == *"is larger than the limit of 2097152 bytes"*" 400" ]]
+    dist sdist "$D/bad" hugesd 1.0 --pad 2200000 >/dev/null
+    run form n1 ':action=file_upload' name=hugesd version=1.0 "content=@$D/bad/hugesd-1.0.tar.gz"
+    echo "$output"
+    [[ "$output" == *"is larger than the limit of 2097152 bytes"*" 400" ]]
+    # a broken gzip: an sdist cut short
+    dist sdist "$D/bad" cutsd 1.0 >/dev/null
+    head -c 100 "$D/bad/cutsd-1.0.tar.gz" >"$D/bad/cut.tgz"
+    mv "$D/bad/cut.tgz" "$D/bad/cutsd-1.0.tar.gz"
+    run form n2 ':action=file_upload' name=cutsd version=1.0 "content=@$D/bad/cutsd-1.0.tar.gz"
+    echo "$output"
+    [[ "$output" == *"not a valid sdist (.tar.gz)"*" 400" ]]
     # an sdist without PKG-INFO, an unknown action, a version that is no version, a truncated body
     tar czf "$D/bad/nopkginfo-1.0.tar.gz" -C "$D/bad" huge-1.0-py3-none-any.whl
     run form n1 ':action=file_upload' name=nopkginfo version=1.0 "content=@$D/bad/nopkginfo-1.0.tar.gz"
