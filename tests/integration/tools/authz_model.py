@@ -1375,13 +1375,14 @@ def expect_pypi_upload(sec, c, p, repo, name, version, filename, sha, meta_sha):
     return Expect(rule, [Outcome({200}, apply)], affects)
 
 
-def expect_pypi_page(sec, c, p, repo, name, files_of, what="simple page"):
-    """A project's page (simple index, JSON API): read on <project>; exactly
-    the files the caller reads, 404 when none (or no such project)."""
+def expect_pypi_page(sec, c, p, repo, name, files_of, what="simple page", version=None):
+    """A project's page (simple index, JSON API; a release's JSON with a
+    version): read on <project>; exactly the files the caller reads, 404
+    when none (or no such project or release)."""
     rule = f"pypi {what}: read on {name}; only readable files"
     if sec.refused_outright(p) or sec.level(p, repo, name) < READ:
         return Expect(rule, [Outcome({sec.denied(p)})])
-    every = pypi_files(c, repo, name)
+    every = pypi_files(c, repo, name, version)
     readable = {x.split("/")[2] for x in every if sec.level(p, repo, x) >= READ}
     tags = {"P2 pypi page hides files"} if len(readable) < len(every) else ()
     if not readable:

@@ -1060,12 +1060,25 @@ def op_pypi_page(d, p):
     send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/simple/{name}/", exp, headers=PYPI_JSON, repo=d.pypi_repo)
 
 
+def pypi_url_files(resp):
+    j = resp.json()
+    if not isinstance(j, dict) or not isinstance(j.get("urls"), list):
+        return None
+    return {f.get("filename") for f in j["urls"]}
+
+
 def op_pypi_json(d, p):
     name = d.rng.choice(PYPI_NAMES)
     p, g = with_edge(d, p, lambda q: pypi_edge_page(d, q))
     name = g or name
-    exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_json_files, "JSON API")
-    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/pypi/{name}/json", exp, repo=d.pypi_repo)
+    if d.rng.random() < 0.5:
+        exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_json_files, "JSON API")
+        send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/pypi/{name}/json", exp, repo=d.pypi_repo)
+        return
+    # one release: its files the caller reads are the urls
+    ver = d.rng.choice(PYPI_VERSIONS)
+    exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_url_files, "release JSON", ver)
+    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/pypi/{name}/{ver}/json", exp, repo=d.pypi_repo)
 
 
 def op_pypi_root(d, p):
