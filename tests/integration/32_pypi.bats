@@ -185,13 +185,15 @@ form() {
     [[ "$tok" == grt_* ]]
     dist wheel "$D/tok" tokproj 1.0 >/dev/null
     dist wheel "$D/tok" tokproj 1.1 >/dev/null
-    run twine upload --non-interactive --disable-progress-bar --repository-url "$IDX2/" -u __token__ -p "$tok" "$D/tok/tokproj-1.0-py3-none-any.whl"
+    dist sdist "$D/tok" tokproj 1.0 >/dev/null
+    run twine upload --non-interactive --disable-progress-bar --repository-url "$IDX2/" -u __token__ -p "$tok" "$D/tok/tokproj-1.0-py3-none-any.whl" "$D/tok/tokproj-1.0.tar.gz"
     echo "$output"
     [ "$status" -eq 0 ]
     run twine upload --non-interactive --disable-progress-bar --repository-url "$IDX1/" -u ci -p "$tok" "$D/tok/tokproj-1.1-py3-none-any.whl"
     echo "$output"
     [ "$status" -eq 0 ]
     [ "$(ac -H 'Accept: application/vnd.pypi.simple.v1+json' "$IDX1/simple/tokproj/" | jq -c .versions)" = '["1.0","1.1"]' ]
+    [ "$(ac -H 'Accept: application/vnd.pypi.simple.v1+json' "$IDX1/simple/tokproj/" | jq '.files | length')" = 3 ]
     run twine upload --non-interactive --disable-progress-bar --repository-url "$IDX1/" -u __token__ -p "grt_$(printf '%064d' 7)" "$D/tok/tokproj-1.1-py3-none-any.whl"
     echo "$output"
     [ "$status" -ne 0 ]
