@@ -324,9 +324,10 @@ static bool server__authenticate(struct http_req *r, bool lenient)
             return false;
         }
         *colon = '\0';
-        /* Maven, pip and npm send an access token as the password */
+        /* Maven, pip, twine and npm send an access token as the password;
+         * the user name "__token__" (PyPI's convention) stands for its owner */
         if (sec_token_shaped(colon + 1))
-            return server__token(r, dec, colon + 1);
+            return server__token(r, strcmp(dec, "__token__") ? dec : NULL, colon + 1);
         return http_login_password(r, dec, colon + 1, "password", false);
     }
     http_error(r, 401, "unsupported authorization scheme");

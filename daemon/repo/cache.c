@@ -53,6 +53,13 @@ void repo__key_setting(struct gr_sbuf *k, const char *name)
     gr_sbuf_adds(k, name);
 }
 
+void repo__key_folder(struct gr_sbuf *k, const char *repo, const char *top)
+{
+    gr_sbuf_adds(k, "f:");
+    gr_sbuf_add(k, repo, strlen(repo) + 1); /* keep the NUL as separator */
+    gr_sbuf_adds(k, top);
+}
+
 int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max)
 {
     (void)a;
@@ -154,24 +161,94 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
     return rc;
 }
 
+/* Exact keys of one invalidation, collected for one LMDB write transaction. */
+struct cache__batch {
+    struct gr_sbuf *phys;
+    size_t n, cap;
+};
+
+static void cache__batch_add(struct cache__batch *b, const char *key, size_t len)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct gr_sbuf *v = realloc(b->phys, cap * sizeof(*v));
+        if (!v)
+            abort(); /* as the arena and sbuf do: no half-applied invalidation */
+        b->phys = v;
+        b->cap = cap;
+    }
+    struct gr_sbuf logical = {(char *)key, len, 0};
+    gr_sbuf_init(&b->phys[b->n]);
+    cache__physical(&logical, &b->phys[b->n++]);
+}
+
+/*
+ * The folder summaries an artifact key's invalidation reaches
+ * (repo__key_folder): an artifact "a:<repo>\0<top>/..." (or a prefix below
+ * "<top>/") drops "f:<repo>\0<top>" and the repository's "f:<repo>\0"; a
+ * prefix that names no whole top folder ("a:<repo>\0", a repository
+ * deleted) drops every summary under it. Derived here, on the node that
+ * applies the invalidation, so every writer of artifact rows (deploys,
+ * deletes, copy and move, the trash, properties, a format's commit) and
+ * every peer keeps them right without naming them.
+ */
+static int cache__folders(struct repo_ctx *ctx, const struct cluster_key *it,
+                          struct cache__batch *b, bool *any_prefix)
+{
+    const char *key = it->key;
+    size_t len = it->len;
+    if (len < 2 || memcmp(key, "a:", 2))
+        return LC_OK;
+    const char *nul = memchr(key + 2, '\0', len - 2);
+    const char *path = nul ? nul + 1 : key + len;
+    size_t plen = (size_t)(key + len - path);
+    const char *slash = memchr(path, '/', plen);
+    struct gr_sbuf f = GR_SBUF_INIT;
+    int rc = LC_OK;
+    gr_sbuf_adds(&f, "f:");
+    if (!nul || (it->prefix && !slash)) {
+        /* a prefix across repositories, or the whole of one: every summary below */
+        gr_sbuf_add(&f, key + 2, len - 2);
+        *any_prefix = true;
+        rc = lc_invalidate_prefix(ctx->cache, f.buf, f.len);
+    } else {
+        gr_sbuf_add(&f, key + 2, (size_t)(path - key) - 2); /* "<repo>\0": the repository's */
+        cache__batch_add(b, f.buf, f.len);
+        gr_sbuf_add(&f, path, slash ? (size_t)(slash - path) : plen);
+        cache__batch_add(b, f.buf, f.len);
+    }
+    gr_sbuf_release(&f);
+    return rc;
+}
+
 /* The local half: drop keys (or prefixes) from this node's LMDB. */
 void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     int rc = LC_OK;
     bool any_prefix = false;
+    struct cache__batch b = {0};
     for (size_t i = 0; i < n && rc == LC_OK; i++) {
-        struct gr_sbuf logical = {(char *)items[i].key, items[i].len, 0};
         if (items[i].prefix) {
             rc = lc_invalidate_prefix(ctx->cache, items[i].key, items[i].len);
             any_prefix = true;
-            continue;
+        } else {
+            cache__batch_add(&b, items[i].key, items[i].len);
         }
-        struct gr_sbuf phys = GR_SBUF_INIT;
-        cache__physical(&logical, &phys);
-        struct lc_key lk = {phys.buf, phys.len};
-        rc = lc_invalidate(ctx->cache, &lk, 1);
-        gr_sbuf_release(&phys);
+        if (rc == LC_OK)
+            rc = cache__folders(ctx, &items[i], &b, &any_prefix);
     }
+    if (rc == LC_OK && b.n) {
+        struct lc_key *lk = malloc(b.n * sizeof(*lk));
+        if (!lk)
+            abort();
+        for (size_t i = 0; i < b.n; i++)
+            lk[i] = (struct lc_key){b.phys[i].buf, b.phys[i].len};
+        rc = lc_invalidate(ctx->cache, lk, b.n);
+        free(lk);
+    }
+    for (size_t i = 0; i < b.n; i++)
+        gr_sbuf_release(&b.phys[i]);
+    free(b.phys);
     /* hashed long keys cannot be matched by prefix: they all go */
     if (rc == LC_OK && any_prefix)
         rc = lc_invalidate_prefix(ctx->cache, "h:", 2);

@@ -6,6 +6,8 @@
 #include "crypto/crypto.h"
 #include "storage/storage.h"
 
+#include <fcntl.h>
+
 struct ingest {
     struct repo_ctx *ctx;
     struct gr_arena *a;
@@ -53,6 +55,14 @@ void ingest_finish(struct ingest *in, struct artifact *a)
 {
     cr_multihash_final(in->hash, a->sha256, a->sha1, a->md5);
     a->size = in->bu ? bs_upload_size(in->bu) : 0;
+}
+
+int ingest_open_read(struct ingest *in, int *fd)
+{
+    if (in->error || !in->bu)
+        return GR_EINVAL;
+    *fd = open(bs_upload_path(in->bu), O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? GR_EIO : GR_OK;
 }
 
 int ingest_replicate(struct ingest *in, const char *request_id, struct artifact *a)

@@ -35,6 +35,14 @@ int ingest_write(struct ingest *in, const void *data, size_t len)
 /* The bytes are all in: a's sha256, sha1, md5 and size. */
 void ingest_finish(struct ingest *in, struct artifact *a);
 /*
+ * After ingest_finish(), before ingest_replicate(): a read-only fd on the
+ * bytes received, from this node's filestore (the caller owns it and closes
+ * it), for a format that checks the content itself (a wheel's METADATA)
+ * without holding it in memory. GR_EIO, GR_EINVAL (the upload failed or was
+ * handed on).
+ */
+int ingest_open_read(struct ingest *in, int *fd) __attribute__((warn_unused_result));
+/*
  * The upload checked: stage its copies (a->pending) for the commit that
  * follows (artifact_put, npm_publish). request_id names the request in
  * peers' logs. GR_EUNAVAIL (too few nodes could keep a copy), GR_ENOSPC,

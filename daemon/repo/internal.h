@@ -51,6 +51,15 @@ void repo__key_repo(struct gr_sbuf *k, const char *repo);
 void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path);
 void repo__key_user(struct gr_sbuf *k, const char *user);
 void repo__key_setting(struct gr_sbuf *k, const char *name);
+/*
+ * "f:<repo>\0<top>": a summary of the top-level folder <top> of a
+ * repository ("" for the repository as a whole) that a format computes from
+ * the rows below it (PyPI's index pages). Nobody writes it but
+ * repo__cached; every invalidation of an artifact key at or below <top>/
+ * drops it, and the repository's "", on every node (cache.c), so it is
+ * never stale whoever changed the rows.
+ */
+void repo__key_folder(struct gr_sbuf *k, const char *repo, const char *top);
 
 /*
  * tokens.c: authenticate the access token whose sha256 (hex) is sum, as

@@ -422,6 +422,48 @@ static int props__replace(struct db_conn *c, struct gr_arena *a, const char *rep
     return rc;
 }
 
+int props_put(struct db_conn *c, struct gr_arena *a, const char *repo, const char *path,
+              const struct props_set *set)
+{
+    return set && set->n > 0 ? props__replace(c, a, repo, path, set, false) : GR_OK;
+}
+
+int props_drop(struct db_conn *c, struct gr_arena *a, const char *repo, const char *path,
+               const struct props_set *keys)
+{
+    if (!keys || keys->n == 0)
+        return GR_OK;
+    struct props__arrays arr;
+    props__arrays(a, keys, &arr);
+    const char *p[3] = {repo, path, arr.keys.buf};
+    int rc = db_exec(c, NULL,
+                     "DELETE FROM properties WHERE repo = $1 AND path = $2"
+                     " AND key = ANY($3::text[])",
+                     3, p);
+    props__arrays_release(&arr);
+    return rc;
+}
+
+/*
+ * After a change of properties: drop the cached record of the item (and of
+ * everything below it), so what is derived from rows and properties
+ * (repo__key_folder summaries) is read again on every node. Properties
+ * themselves are not cached.
+ */
+static void props__invalidate(struct repo_ctx *ctx, const char *repo, const char *path,
+                              bool recursive)
+{
+    struct gr_sbuf k = GR_SBUF_INIT;
+    repo__key_artifact(&k, repo, path);
+    repo__invalidate(ctx, &k, 1);
+    if (recursive) {
+        if (*path)
+            gr_sbuf_add(&k, "/", 1);
+        repo__invalidate_prefix(ctx, &k);
+    }
+    gr_sbuf_release(&k);
+}
+
 int props_set_item(struct repo_ctx *ctx, const char *repo, const char *path,
                    const struct props_set *set, bool recursive)
 {
@@ -445,6 +487,8 @@ int props_set_item(struct repo_ctx *ctx, const char *repo, const char *path,
         rc = repo__bump(c);
     rc = repo__finish(c, rc);
     gr_arena_free(a);
+    if (rc == GR_OK || rc == GR_EDB) /* EDB: the commit's outcome may be unknown */
+        props__invalidate(ctx, repo, path, recursive);
     return rc;
 }
 
@@ -477,6 +521,8 @@ int props_delete_keys(struct repo_ctx *ctx, const char *repo, const char *path,
         if (rc == GR_OK)
             rc = repo__bump(c);
         rc = repo__finish(c, rc);
+        if (rc == GR_OK || rc == GR_EDB)
+            props__invalidate(ctx, repo, path, recursive);
     }
     props__arrays_release(&arr);
     gr_sbuf_release(&like);

@@ -6,7 +6,9 @@
  * tested in tests/unit/test_props.c) and the storage operations behind
  * /api/storage/...?properties and deploy matrix parameters. Properties are
  * not cached in LMDB: every read goes to PostgreSQL; every mutation bumps
- * the change counter in its transaction.
+ * the change counter in its transaction and, once committed, invalidates the
+ * item's artifact key (so summaries derived from properties, such as PyPI's
+ * index, are read again: repo__key_folder in repo/internal.h).
  *
  * Syntax (docs/api.md, "Properties and search"):
  *   list    "k=v1,v2|k2=v3"   items split on '|' or ';', values on ','
@@ -102,6 +104,19 @@ int props_parse_values(struct gr_arena *a, const char *s, const char ***values, 
  */
 int props_apply_matrix(struct db_conn *c, const char *repo, const char *path, const char *matrix)
     __attribute__((warn_unused_result));
+
+/*
+ * Inside the open transaction of c: replace the keys of set on path (that
+ * path only; values are not checked here: parse or build them valid).
+ * Nothing for an empty set. GR_EDB. The caller's commit invalidates the
+ * item's artifact key (repo/internal.h), as props_set_item() does.
+ */
+int props_put(struct db_conn *c, struct gr_arena *a, const char *repo, const char *path,
+              const struct props_set *set) __attribute__((warn_unused_result));
+
+/* Inside the open transaction of c: remove the keys of keys (values ignored) from path. GR_EDB. */
+int props_drop(struct db_conn *c, struct gr_arena *a, const char *repo, const char *path,
+               const struct props_set *keys) __attribute__((warn_unused_result));
 
 /*
  * The properties of an item (a file, a folder, or the root ""), sorted by

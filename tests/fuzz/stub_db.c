@@ -78,3 +78,18 @@ void db_like_below(struct gr_sbuf *sb, const char *path)
     (void)sb, (void)path;
     STUB;
 }
+void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path)
+{
+    (void)k, (void)repo, (void)path;
+    STUB;
+}
+void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)
+{
+    (void)ctx, (void)keys, (void)n;
+    STUB;
+}
+void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
+{
+    (void)ctx, (void)prefix;
+    STUB;
+}

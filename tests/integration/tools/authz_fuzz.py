@@ -7,8 +7,8 @@ every answer, and every state change, with the reference model
                   [--ops N | --seconds S] [--max-mismatches 20]
 
 As the built-in admin it builds a random world (users, groups, permission
-targets with overlapping include/exclude patterns, generic, npm and Maven
-repositories, content, properties, trash), then runs random operations as
+targets with overlapping include/exclude patterns, generic, npm, Maven and
+PyPI repositories, content, properties, trash), then runs random operations as
 random callers (users by password or token, admins, anonymous with
 anonymous access on or off), now and then changing the world (targets,
 group membership, admin flags, anonymous access) to exercise cache
@@ -34,6 +34,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import authz_model as M  # noqa: E402
+import pypi_dist  # noqa: E402
 
 FOLDERS = ["a", "b", "c"]
 FILES = ["x.txt", "y.bin", "i.html", "s.svg", "j.js", "z.bak"]
@@ -47,6 +48,8 @@ NPM_VERSIONS = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
 MVN_GROUPS = ["a", "a/b", "c"]
 MVN_ARTS = ["lib", "app"]
 MVN_VERS = ["1.0", "2.0"]
+PYPI_NAMES = ["a", "b", "c-d"]
+PYPI_VERSIONS = ["1.0", "2.0", "2.1"]
 PROP_KEYS = ["p", "q"]
 PROP_VALS = ["1", "2", "3"]
 POOL = [f"content-{i}\n".encode() for i in range(6)]
@@ -262,7 +265,7 @@ class Driver:
     def snap_props(self):
         """(repo, path) -> properties, for every item with a key we use."""
         out = {}
-        for k in PROP_KEYS:
+        for k in PROP_KEYS + ["pypi.normalized_name"]:  # and PyPI's files, which carry theirs
             r = self.root("GET", f"/api/search/prop?{k}=*", headers={"X-Result-Detail": "properties"})
             for res in (r.json() or {}).get("results", []):
                 rp = uri_repo_path(res["uri"])
@@ -380,11 +383,13 @@ class Driver:
                 body["excludesPattern"] = ex
             self.root_json("PUT", f"/api/repositories/{k}", body, {200})
             sec.repos[k] = M.Repo(k, GENERIC, ex)
-        self.npm_repo, self.mvn_repo = "n1", "m1"
+        self.npm_repo, self.mvn_repo, self.pypi_repo = "n1", "m1", "p1"
         self.root_json("PUT", "/api/repositories/n1", {"rclass": "local", "packageType": "npm"}, {200})
         self.root_json("PUT", "/api/repositories/m1", {"rclass": "local", "packageType": "maven"}, {200})
+        self.root_json("PUT", "/api/repositories/p1", {"rclass": "local", "packageType": "pypi"}, {200})
         sec.repos["n1"] = M.Repo("n1", "npm")
         sec.repos["m1"] = M.Repo("m1", "maven")
+        sec.repos["p1"] = M.Repo("p1", "pypi")
         # groups, users
         for g in ["gA", "gB"]:
             sec.groups[g] = M.Group(g, rng.random() < 0.2)
@@ -439,6 +444,11 @@ class Driver:
             for ver in sorted(rng.sample(NPM_VERSIONS, rng.randint(1, 3))):
                 body, _ = npm_publish_body(name, ver, f"{name}@{ver} {rand_hex(rng, 6)}".encode())
                 self.root("PUT", f"/api/npm/n1/{npm_enc(name)}", body, {"Content-Type": "application/json"})
+        for name in PYPI_NAMES:
+            for ver in sorted(rng.sample(PYPI_VERSIONS, rng.randint(1, 2))):
+                for wheel in [True] + ([False] if rng.random() < 0.5 else []):
+                    body, ctype, _ = pypi_upload_body(name, ver, wheel)
+                    self.root("POST", "/api/pypi/p1/", body, {"Content-Type": ctype}, want={200})
         self.resync_all()
         for _ in range(rng.randint(4, 8)):
             repo = rng.choice(list(self.sec.repos))
@@ -604,6 +614,15 @@ class Driver:
                 for n in NPM_NAMES:
                     out.add(n)
                     out.update(M.npm_tarball(n, v) for v in NPM_VERSIONS)
+            elif ptype == "pypi":
+                for n in PYPI_NAMES:
+                    out.add(n)
+                    for v in PYPI_VERSIONS:
+                        for w in (True, False):
+                            f = pypi_file_name(n, v, w)
+                            out.add(f"{n}/{v}/{f}")
+                            if w:
+                                out.add(f"{n}/{v}/{f}.metadata")
             elif ptype == "maven":
                 for g in MVN_GROUPS:
                     for a in MVN_ARTS:
@@ -720,6 +739,20 @@ def npm_publish_body(name, ver, data):
                                               "data": base64.b64encode(data).decode(), "length": len(data)}},
     }
     return json.dumps(doc), sha256(data)
+
+
+def pypi_file_name(name, ver, wheel):
+    return pypi_dist.wheel_name(name, ver) if wheel else pypi_dist.sdist_name(name, ver)
+
+
+def pypi_upload_body(name, ver, wheel):
+    """twine's form for a wheel or an sdist of name and ver: (body, content
+    type, (filename, sha256, sha256 of its metadata or None))."""
+    data = pypi_dist.wheel_bytes(name, ver) if wheel else pypi_dist.sdist_bytes(name, ver)
+    fn = pypi_file_name(name, ver, wheel)
+    body, ctype = pypi_dist.upload_form(name, ver, fn, data)
+    meta = sha256(pypi_dist.wheel_metadata(name, ver)) if wheel else None
+    return body, ctype, (fn, sha256(data), meta)
 
 
 def main():

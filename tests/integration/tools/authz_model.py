@@ -431,6 +431,9 @@ EDGES = {
     "UI a session cookie": "a request made with a web UI session (cookie and CSRF token)",
     "UI paged listing hides entries": "a page of a folder holding entries the caller cannot read",
     "UI another user's session": "a non-admin tries to revoke another user's UI session",
+    "P1 pypi upload where the caller may not write": "write in the repository, not on the file's path",
+    "P2 pypi page hides files": "a project page with files the caller cannot read",
+    "P3 pypi yank without annotate": "a release whose files the caller reads but may not annotate",
 }
 
 
@@ -1361,3 +1364,151 @@ def expect_maven_metadata(sec, c, p, repo, group_path, artifact, versions_of):
 
     # versions the caller cannot read may be left out (404 when none is left)
     return Expect(rule, [Outcome({200}, None, check)] + ([] if readable else [Outcome({404})]))
+
+
+# PyPI ------------------------------------------------------------------------------------
+
+PYPI_EXT = (".whl", ".tar.gz", ".zip")
+
+
+def pypi_files(c, repo, name, version=None):
+    """A project's distributions: <name>/<version>/<file> (not their .metadata)."""
+    out = []
+    for (r, x) in c.files:
+        s = x.split("/")
+        if r == repo and len(s) == 3 and s[0] == name and s[2].endswith(PYPI_EXT) and (
+            version is None or s[1] == version
+        ):
+            out.append(x)
+    return sorted(out)
+
+
+def pypi_projects(c, repo):
+    return sorted({x.split("/")[0] for (r, x) in c.files
+                   if r == repo and len(x.split("/")) == 3 and x.endswith(PYPI_EXT)})
+
+
+def pypi_props(name, version, wheel):
+    """The properties an upload of tools/pypi_dist.py's files sets (the form's fields)."""
+    return {"pypi.filetype": ["bdist_wheel" if wheel else "sdist"], "pypi.metadata_version": ["2.1"],
+            "pypi.name": [name], "pypi.normalized_name": [name],
+            "pypi.pyversion": ["py3" if wheel else "source"], "pypi.summary": [f"{name} for tests"],
+            "pypi.version": [version]}
+
+
+def expect_pypi_upload(sec, c, p, repo, name, version, filename, sha, meta_sha):
+    """twine's upload: write somewhere in the repository before the body is
+    read, then write on the file's path (and on its .metadata, a wheel's);
+    a file of that name there: 400 (files are immutable)."""
+    affects = {repo}
+    path = f"{name}/{version}/{filename}"
+    mpath = path + ".metadata" if filename.endswith(".whl") else None
+    rule = f"pypi upload: write in {repo}, then on {path}" + (f" and {mpath}" if mpath else "")
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})], affects)
+    if not sec.granted_anywhere(p, repo, WRITE):
+        return Expect(rule + " (none in the repository)", [Outcome({sec.denied(p)})], affects)
+    if sec.level(p, repo, path) < WRITE or (mpath and sec.level(p, repo, mpath) < WRITE):
+        return Expect(rule, [Outcome({sec.denied(p)})], affects,
+                      {"P1 pypi upload where the caller may not write"})
+    if c.is_file(repo, path):
+        return Expect(rule + "; the file is there: 400", [Outcome({400})], affects)
+
+    def apply(cc):
+        cc.put_file(repo, path, sha)
+        cc.files[(repo, path)][1] = pypi_props(name, version, mpath is not None)
+        if mpath:  # a metadata file left by a deleted wheel is replaced
+            cc.put_file(repo, mpath, meta_sha)
+
+    return Expect(rule, [Outcome({200}, apply)], affects)
+
+
+def expect_pypi_page(sec, c, p, repo, name, files_of, what="simple page", version=None):
+    """A project's page (simple index, JSON API; a release's JSON with a
+    version): read on <project>; exactly the files the caller reads, 404
+    when none (or no such project or release)."""
+    rule = f"pypi {what}: read on {name}; only readable files"
+    if sec.refused_outright(p) or sec.level(p, repo, name) < READ:
+        return Expect(rule, [Outcome({sec.denied(p)})])
+    every = pypi_files(c, repo, name, version)
+    readable = {x.split("/")[2] for x in every if sec.level(p, repo, x) >= READ}
+    tags = {"P2 pypi page hides files"} if len(readable) < len(every) else ()
+    if not readable:
+        return Expect(rule + "; none: 404", [Outcome({404})], tags=tags)
+
+    def check(resp):
+        got = files_of(resp)
+        if got is None:
+            return ["unparsable page"]
+        probs = []
+        if got - readable:
+            probs.append(f"shows files the caller cannot read: {sorted(got - readable)}")
+        if readable - got:
+            probs.append(f"leaves out readable files: {sorted(readable - got)}")
+        return probs
+
+    return Expect(rule, [Outcome({200}, None, check)], tags=tags)
+
+
+def expect_pypi_root(sec, c, p, repo, names_of):
+    """The project list: read somewhere in the repository (targets naming it,
+    whatever their patterns); the projects the caller reads (<project>)."""
+    rule = "pypi simple root: read in the repository; projects read on <project>"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    if not sec.granted_anywhere(p, repo, READ):
+        return Expect(rule, [Outcome({sec.denied(p)})])
+    want = {n for n in pypi_projects(c, repo) if sec.level(p, repo, n) >= READ}
+
+    def check(resp):
+        got = names_of(resp)
+        if got is None:
+            return ["unparsable project list"]
+        return [] if got == want else [f"projects {sorted(got)}, readable {sorted(want)}"]
+
+    return Expect(rule, [Outcome({200}, None, check)])
+
+
+def expect_pypi_yank(sec, c, p, repo, name, version, reason):
+    """Yank (reason: a text, "" for none) or unyank (None) a release:
+    annotate on each of its files (pypi.yanked and pypi.yanked_reason are
+    properties of each); no file of that version: 404 for one who reads
+    <project>."""
+    rule = f"pypi yank {name} {version}: annotate on each file"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    files = pypi_files(c, repo, name, version)
+    if not files:
+        ok = sec.level(p, repo, name) >= READ
+        return Expect(rule + "; none: 404", [Outcome({404} if ok else {sec.denied(p)})])
+    ok = all(sec.level(p, repo, x) >= ANNOTATE for x in files)
+
+    def apply(cc):
+        for x in files:
+            props = cc.files[(repo, x)][1]
+            props.pop("pypi.yanked", None)
+            props.pop("pypi.yanked_reason", None)
+            if reason is not None:
+                props["pypi.yanked"] = ["true"]
+                if reason:
+                    props["pypi.yanked_reason"] = [reason]
+
+    tags = {"P3 pypi yank without annotate"} if not ok and any(
+        sec.level(p, repo, x) >= READ for x in files) else ()
+    return Expect(rule, ok_or_denied(sec, p, ok, {200}, apply), {repo, "props"}, tags)
+
+
+def expect_pypi_search(sec, c, p, repo, name, results_of):
+    """/api/search/pypi?name=: the project's distributions the caller reads."""
+    rule = "pypi search: only readable files"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    want = {(repo, x) for x in pypi_files(c, repo, name) if sec.level(p, repo, x) >= READ}
+
+    def check(resp):
+        got = results_of(resp)
+        if got is None:
+            return ["unparsable search"]
+        return [] if got == want else [f"results {sorted(got)}, readable {sorted(want)}"]
+
+    return Expect(rule, [Outcome({200}, None, check)])

@@ -12,8 +12,9 @@ import re
 import urllib.parse
 
 import authz_model as M
-from authz_fuzz import (MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL, b64, npm_enc, npm_publish_body,
-                        q, rand_hex, sha256, uri_repo_path)
+from authz_fuzz import (MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL, PYPI_NAMES, PYPI_VERSIONS, b64,
+                        npm_enc, npm_publish_body, pypi_file_name, pypi_upload_body, q, rand_hex, sha256,
+                        uri_repo_path)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -1118,6 +1119,124 @@ def op_ui_sessions(d, p):
                    M.Expect("the session works iff it was not revoked", [M.Outcome({401 if admin else 200})]), r, [])
     if not admin:
         d.http("DELETE", "/api/ui/session", vh)
+# ---- PyPI --------------------------------------------------------------------------------
+
+PYPI_JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+def pypi_page_files(resp):
+    j = resp.json()
+    if not isinstance(j, dict) or not isinstance(j.get("files"), list):
+        return None
+    return {f.get("filename") for f in j["files"]}
+
+
+def pypi_json_files(resp):
+    j = resp.json()
+    if not isinstance(j, dict) or not isinstance(j.get("releases"), dict):
+        return None
+    return {f.get("filename") for rel in j["releases"].values() for f in rel}
+
+
+def pypi_root_names(resp):
+    j = resp.json()
+    if not isinstance(j, dict) or not isinstance(j.get("projects"), list):
+        return None
+    return {x.get("name") for x in j["projects"]}
+
+
+def pypi_edge_page(d, q):
+    """Projects the caller reads, holding files it cannot read."""
+    r = d.pypi_repo
+    return [n for n in PYPI_NAMES if d.sec.level(q, r, n) >= M.READ
+            and any(d.sec.level(q, r, x) < M.READ for x in M.pypi_files(d.c, r, n))]
+
+
+def op_pypi_upload(d, p):
+    rng = d.rng
+    name, ver, wheel = rng.choice(PYPI_NAMES), rng.choice(PYPI_VERSIONS), rng.random() < 0.6
+    # one who may write in the repository but not where this file goes
+    p, g = with_edge(d, p, lambda q: [(n, v) for n in PYPI_NAMES for v in PYPI_VERSIONS
+                                      if d.sec.granted_anywhere(q, d.pypi_repo, M.WRITE)
+                                      and d.sec.level(q, d.pypi_repo, f"{n}/{v}/{pypi_file_name(n, v, wheel)}") < M.WRITE])
+    if g:
+        name, ver = g
+    body, ctype, (fn, sha, meta) = pypi_upload_body(name, ver, wheel)
+    exp = M.expect_pypi_upload(d.sec, d.c, p, d.pypi_repo, name, ver, fn, sha, meta)
+    send(d, p, "POST", f"/api/pypi/{d.pypi_repo}/", exp, body, {"Content-Type": ctype}, repo=d.pypi_repo)
+
+
+def op_pypi_page(d, p):
+    name = d.rng.choice(PYPI_NAMES)
+    p, g = with_edge(d, p, lambda q: pypi_edge_page(d, q))
+    name = g or name
+    exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_page_files)
+    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/simple/{name}/", exp, headers=PYPI_JSON, repo=d.pypi_repo)
+
+
+def pypi_url_files(resp):
+    j = resp.json()
+    if not isinstance(j, dict) or not isinstance(j.get("urls"), list):
+        return None
+    return {f.get("filename") for f in j["urls"]}
+
+
+def op_pypi_json(d, p):
+    name = d.rng.choice(PYPI_NAMES)
+    p, g = with_edge(d, p, lambda q: pypi_edge_page(d, q))
+    name = g or name
+    if d.rng.random() < 0.5:
+        exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_json_files, "JSON API")
+        send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/pypi/{name}/json", exp, repo=d.pypi_repo)
+        return
+    # one release: its files the caller reads are the urls
+    ver = d.rng.choice(PYPI_VERSIONS)
+    exp = M.expect_pypi_page(d.sec, d.c, p, d.pypi_repo, name, pypi_url_files, "release JSON", ver)
+    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/pypi/{name}/{ver}/json", exp, repo=d.pypi_repo)
+
+
+def op_pypi_root(d, p):
+    exp = M.expect_pypi_root(d.sec, d.c, p, d.pypi_repo, pypi_root_names)
+    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/simple/", exp, headers=PYPI_JSON, repo=d.pypi_repo)
+
+
+def op_pypi_file(d, p):
+    rng = d.rng
+    files = sorted(x for (r, x) in d.c.files if r == d.pypi_repo)
+    if files and rng.random() < 0.8:
+        path = rng.choice(files)
+    else:
+        n, v = rng.choice(PYPI_NAMES), rng.choice(PYPI_VERSIONS)
+        path = f"{n}/{v}/{pypi_file_name(n, v, rng.random() < 0.5)}"
+    exp = M.expect_get_file(d.sec, d.c, p, d.pypi_repo, path, sha256)
+    send(d, p, "GET", f"/api/pypi/{d.pypi_repo}/packages/{q(path)}", exp, repo=d.pypi_repo)
+
+
+def op_pypi_yank(d, p):
+    rng = d.rng
+    name, ver = rng.choice(PYPI_NAMES), rng.choice(PYPI_VERSIONS)
+    # one who reads files of a release but may not annotate them all
+    p, g = with_edge(d, p, lambda q: [(n, v) for n in PYPI_NAMES for v in PYPI_VERSIONS
+                                      if any(d.sec.level(q, d.pypi_repo, x) < M.ANNOTATE
+                                             for x in M.pypi_files(d.c, d.pypi_repo, n, v))
+                                      and any(d.sec.level(q, d.pypi_repo, x) >= M.READ
+                                              for x in M.pypi_files(d.c, d.pypi_repo, n, v))])
+    if g:
+        name, ver = g
+    url = f"/api/pypi/{d.pypi_repo}/yank/{name}/{ver}"
+    x = rng.random()
+    reason = None if x < 0.4 else "" if x < 0.55 else "bad build"
+    exp = M.expect_pypi_yank(d.sec, d.c, p, d.pypi_repo, name, ver, reason)
+    if reason is None:
+        send(d, p, "DELETE", url, exp, repo=d.pypi_repo)
+    else:
+        send(d, p, "POST", url + ("?reason=" + q(reason) if reason else ""), exp, repo=d.pypi_repo)
+
+
+def op_pypi_search(d, p):
+    name = d.rng.choice(PYPI_NAMES)
+    exp = M.expect_pypi_search(d.sec, d.c, p, d.pypi_repo, name, results_of)
+    send(d, p, "GET", f"/api/search/pypi?name={name}&repos={d.pypi_repo}", exp, repo=d.pypi_repo)
 
 
 # ---- changing the world (admins) --------------------------------------------------------
@@ -1213,5 +1332,12 @@ OPS = [
     ("page_list", 4, op_page_list),
     ("ui_session", 2, op_ui_session),
     ("ui_sessions", 1, op_ui_sessions),
+    ("pypi_upload", 3, op_pypi_upload),
+    ("pypi_page", 3, op_pypi_page),
+    ("pypi_json", 1, op_pypi_json),
+    ("pypi_root", 1, op_pypi_root),
+    ("pypi_file", 2, op_pypi_file),
+    ("pypi_yank", 3, op_pypi_yank),
+    ("pypi_search", 1, op_pypi_search),
     ("world_change", 2, op_world_change),
 ]
