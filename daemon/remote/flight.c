@@ -476,27 +476,29 @@ static void flight__run(struct remote_flight *f)
                          f->s.miss_s > 0 ? f->s.miss_s : REMOTE_FAIL_KEEP_S);
         return;
     }
+    if (f->commit) {
+        /* stored before the readers get the last bytes: a client that asks for
+         * the file's .sha1 next finds it cached */
+        char rid[32];
+        snprintf(rid, sizeof(rid), "fetch-%s", f->repo);
+        rc = ingest_replicate(f->in, rid, &art);
+        if (rc == GR_OK) {
+            art.repo = f->repo;
+            art.path = f->path;
+            art.modified_by = f->spec.user && *f->spec.user ? f->spec.user : "_remote";
+            rc = artifact_put(rm->ctx, f->a, &art);
+        }
+        if (rc)
+            gr_warn("remote %s/%s: fetched and verified, but not cached: %s", f->repo, f->path,
+                    gr_strerror(rc));
+        else
+            flight__miss_clear(rm, f->repo, f->path);
+    }
     pthread_mutex_lock(&f->mu);
     f->state = REMOTE_FL_VERIFIED; /* readers may have the last bytes now */
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     remote__wake(rm, f->repo, f->path);
-    if (!f->commit)
-        return;
-    char rid[32];
-    snprintf(rid, sizeof(rid), "fetch-%s", f->repo);
-    rc = ingest_replicate(f->in, rid, &art);
-    if (rc == GR_OK) {
-        art.repo = f->repo;
-        art.path = f->path;
-        art.modified_by = f->spec.user && *f->spec.user ? f->spec.user : "_remote";
-        rc = artifact_put(rm->ctx, f->a, &art);
-    }
-    if (rc)
-        gr_warn("remote %s/%s: fetched and verified, but not cached: %s", f->repo, f->path,
-                gr_strerror(rc));
-    else
-        flight__miss_clear(rm, f->repo, f->path);
 }
 
 /* Take a flight out of this node's list, give its ticket back, wake everyone waiting on it. */
