@@ -23,7 +23,7 @@
 
 static int virtual__members(struct http_req *r, const struct repo_config *v, const char *path,
                             const char *perm_path, int depth, struct http_member **arr, int *n,
-                            int *cap)
+                            int *cap, const char **hidden)
 {
     struct virtual_settings vs;
     virtual_settings_read(r->arena, v, &vs);
@@ -36,11 +36,14 @@ static int virtual__members(struct http_req *r, const struct repo_config *v, con
             continue; /* deleted since: skipped */
         if (rc)
             return rc;
-        if (!http_may(r, m.key, perm_path, SEC_READ))
+        if (!http_may(r, m.key, perm_path, SEC_READ)) {
+            if (!*hidden)
+                *hidden = gr_arena_strdup(r->arena, m.key);
             continue;
+        }
         if (!strcmp(m.rclass, "virtual")) {
             if (depth < VIRTUAL_DEPTH &&
-                (rc = virtual__members(r, &m, path, perm_path, depth + 1, arr, n, cap)))
+                (rc = virtual__members(r, &m, path, perm_path, depth + 1, arr, n, cap, hidden)))
                 return rc;
             continue;
         }
@@ -63,12 +66,30 @@ static int virtual__members(struct http_req *r, const struct repo_config *v, con
 }
 
 int http_virtual_members(struct http_req *r, const struct repo_config *v, const char *path,
-                         const char *perm_path, struct http_member **out, int *n)
+                         const char *perm_path, struct http_member **out, int *n,
+                         const char **hidden)
 {
     int cap = 0;
+    const char *h = NULL;
     *out = NULL;
     *n = 0;
-    return virtual__members(r, v, path, perm_path ? perm_path : path, 0, out, n, &cap);
+    int rc = virtual__members(r, v, path, perm_path ? perm_path : path, 0, out, n, &cap, &h);
+    if (hidden)
+        *hidden = h;
+    return rc;
+}
+
+/*
+ * No member this caller may read path in: when some member was left out for
+ * want of permission, the refusal of reading it there (401/403, audited);
+ * else false (nothing answered: the caller answers 404).
+ */
+static bool virtual__refused(struct http_req *r, const char *hidden, const char *perm_path)
+{
+    if (!hidden)
+        return false;
+    (void)http_need_perm(r, hidden, perm_path, SEC_READ); /* answers the refusal */
+    return true;
 }
 
 /* Whether a local member stores path, or the file whose checksum file path is. */
@@ -98,11 +119,14 @@ void http_virtual_file(struct http_req *r, const struct repo_config *v, const ch
 {
     struct http_member *m;
     int n;
-    int rc = http_virtual_members(r, v, path, NULL, &m, &n);
+    const char *hidden;
+    int rc = http_virtual_members(r, v, path, NULL, &m, &n, &hidden);
     if (rc) {
         http_error_code(r, rc, NULL);
         return;
     }
+    if (n == 0 && virtual__refused(r, hidden, path))
+        return;
     const char *vkey = v->key, *failed = NULL;
     for (int i = 0; i < n; i++) {
         const struct repo_config *c = &m[i].cfg;
@@ -167,13 +191,16 @@ bool http_virtual_merged(struct http_req *r, const struct repo_config *v, const 
     struct remote *rm = r->ctx->remote;
     struct http_member *m;
     int n;
-    int rc = http_virtual_members(r, v, path, perm_path, &m, &n);
+    const char *hidden;
+    int rc = http_virtual_members(r, v, path, perm_path, &m, &n, &hidden);
     *doc = NULL;
     *len = 0;
     if (rc || !rm) {
         http_error_code(r, rc ? rc : GR_EUNAVAIL, NULL);
         return false;
     }
+    if (n == 0 && virtual__refused(r, hidden, perm_path ? perm_path : path))
+        return false;
     /* the merge depends on the members this caller reads: they are part of its key */
     struct gr_sbuf key = GR_SBUF_INIT;
     gr_sbuf_addf(&key, "%s\n%s", v->key, path);
@@ -276,9 +303,10 @@ void http_virtual_artifact(struct http_req *r, const struct repo_config *cfg,
                    cfg->key);
         return;
     }
-    if (!http_need_read(r))
-        return;
+    /* reading through a virtual repository needs read where the file is: on the members */
     if (r->trailing_slash || !*r->path) {
+        if (!http_need_read(r))
+            return;
         http_error(r, 404,
                    "virtual repository '%s' is not browsed: browse its members (GET"
                    " /api/repositories/%s lists them)",

@@ -68,11 +68,12 @@ struct http_member {
  * The members of virtual v asked for path by this caller, in resolution
  * order: nested virtual repositories flattened, each member's patterns
  * applied and only members the caller may read path in (perm_path: the
- * path permissions see, NULL for path). GR_OK, GR_EDB.
+ * path permissions see, NULL for path). *hidden (may be NULL): the first
+ * member left out for want of read permission, or NULL. GR_OK, GR_EDB.
  */
 int http_virtual_members(struct http_req *r, const struct repo_config *v, const char *path,
-                         const char *perm_path, struct http_member **out, int *n)
-    __attribute__((warn_unused_result));
+                         const char *perm_path, struct http_member **out, int *n,
+                         const char **hidden) __attribute__((warn_unused_result));
 /* GET/HEAD of path in v: the first member that has it serves it; 404 when none. */
 void http_virtual_file(struct http_req *r, const struct repo_config *v, const char *path);
 

@@ -119,8 +119,12 @@ put() { # NODE-URL REPO PATH CONTENT
         "$NODE_n1_URL/api/v2/security/permissions/bob-reads" >/dev/null
     [ "$(curl -sSf -u bob:bob-pass-1 "$NODE_n2_URL/gvirt/both.txt")" = "upstream copy" ]
     [ "$(code -u bob:bob-pass-1 "$NODE_n2_URL/gloc1/both.txt")" = 403 ]
-    # and one who may not read the virtual repository itself reads nothing through it
-    [ "$(code -u bob:bob-pass-1 "$NODE_n2_URL/vb/only2.txt")" = 403 ]
+    # what a caller reads through a virtual repository is what it reads in its members
+    [ "$(curl -sSf -u bob:bob-pass-1 "$NODE_n2_URL/vb/only2.txt")" = "only in the third" ]
+    cget -f -X PUT -H 'Content-Type: application/json' -d '{"password":"carol-pass-1","email":"c@x"}' \
+        "$NODE_n1_URL/api/security/users/carol" >/dev/null
+    [ "$(code -u carol:carol-pass-1 "$NODE_n2_URL/gvirt/both.txt")" = 403 ]
+    [ "$(code "$NODE_n2_URL/gvirt/both.txt")" = 401 ]
 }
 
 @test "deploys go to defaultDeploymentRepo; without one 405; deletes 405" {

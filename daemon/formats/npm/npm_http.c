@@ -724,6 +724,9 @@ static void npm__tag_put_done(struct http_req *r)
 }
 
 static bool npm__rclass(const struct npm_ctx *n, const char *rclass);
+/* Read on the package here; through a virtual repository, on the members that have it
+ * (checked as they are asked). false: refused (answered). */
+static bool npm__need_read(struct http_req *r, struct npm_ctx *n);
 static bool npm__foreign_doc(struct http_req *r, struct npm_ctx *n, bool abbreviated, json_t **out);
 static void npm__read_only(struct http_req *r, struct npm_ctx *n);
 
@@ -743,7 +746,7 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
             http_error(r, tag ? 400 : 405, tag ? "bad tag" : "name a tag");
             return;
         }
-        if (!http_need_read(r))
+        if (!npm__need_read(r, n))
             return;
         json_t *doc = NULL;
         if (!npm__rclass(n, "local")) {
@@ -994,6 +997,11 @@ static bool npm__rclass(const struct npm_ctx *n, const char *rclass)
     return !strcmp(n->cfg.rclass, rclass);
 }
 
+static bool npm__need_read(struct http_req *r, struct npm_ctx *n)
+{
+    return npm__rclass(n, "virtual") || http_need_read(r);
+}
+
 /* A local member's packument for a merge (npm_packument of its rows). */
 static int npm__local_doc(struct http_req *r, const struct repo_config *member, const char *path,
                           char **doc, size_t *len)
@@ -1207,7 +1215,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
     }
     if (!*t) {
         if (r->method == HM_GET || r->method == HM_HEAD) {
-            if (http_need_read(r)) {
+            if (npm__need_read(r, n)) {
                 if (local)
                     npm__packument_get(r, n);
                 else
@@ -1278,7 +1286,7 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
         return;
     }
     if (!strchr(t, '/') && (r->method == HM_GET || r->method == HM_HEAD)) {
-        if (!http_need_read(r))
+        if (!npm__need_read(r, n))
             return;
         if (local) {
             npm__version_get(r, n);
