@@ -365,6 +365,18 @@ class Driver:
         self.root_json("PUT", "/api/repositories/m1", {"rclass": "local", "packageType": "maven"}, {200})
         sec.repos["n1"] = M.Repo("n1", "npm")
         sec.repos["m1"] = M.Repo("m1", "maven")
+        # a remote repository whose upstream is g1 on this node (fetched as admin; no negative
+        # cache), and a virtual one of g2 then that remote (docs/remote.md)
+        self.remote_repo, self.virtual_repo = "r1", "v1"
+        self.root_json("PUT", "/api/repositories/r1",
+                       {"rclass": "remote", "packageType": "generic", "url": f"http://{self.host}:{self.port}/g1",
+                        "username": "admin", "password": self.admin_pass, "missedRetrievalCachePeriodSecs": 0},
+                       {200})
+        sec.repos["r1"] = M.Repo("r1", GENERIC, rclass="remote", upstream="g1")
+        self.root_json("PUT", "/api/repositories/v1",
+                       {"rclass": "virtual", "packageType": "generic", "repositories": ["g2", "r1"],
+                        "defaultDeploymentRepo": "g2"}, {200})
+        sec.repos["v1"] = M.Repo("v1", GENERIC, rclass="virtual", members=["g2", "r1"], deploy="g2")
         # groups, users
         for g in ["gA", "gB"]:
             sec.groups[g] = M.Group(g, rng.random() < 0.2)
@@ -415,7 +427,7 @@ class Driver:
                 self.root("PUT", f"/api/npm/n1/{npm_enc(name)}", body, {"Content-Type": "application/json"})
         self.resync_all()
         for _ in range(rng.randint(4, 8)):
-            repo = rng.choice(list(self.sec.repos))
+            repo = rng.choice(self.stored_repos())
             path = self.pick_item(repo)
             k, vals = self.rand_props()
             self.root("PUT", f"/api/storage/{repo}/{q(path)}?properties={k}={','.join(vals)}")
@@ -456,7 +468,13 @@ class Driver:
             self.put_target(t)
 
     def generic_repos(self):
-        return sorted(k for k, r in self.sec.repos.items() if r.ptype == GENERIC and k != "scratch")
+        """Local generic repositories: what deploys, copies and moves aim at."""
+        return sorted(k for k, r in self.sec.repos.items()
+                      if r.ptype == GENERIC and r.rclass == "local" and k != "scratch")
+
+    def stored_repos(self):
+        """Repositories that hold files (a remote's cached ones too): not the virtual ones."""
+        return sorted(k for k, r in self.sec.repos.items() if r.rclass != "virtual")
 
     def random_target(self, name):
         rng = self.rng
@@ -466,6 +484,8 @@ class Driver:
             repos = ["ANY"]
         elif x < 0.25:
             repos = ["ANY LOCAL"]
+        elif x < 0.3:
+            repos = ["ANY REMOTE"]
         else:
             repos = rng.sample(keys, rng.randint(1, 2))
         y = rng.random()
