@@ -270,6 +270,29 @@ fetched_over() { # NODE BYTES: NODE has received more than BYTES from upstreams
     [ "$(code -u "admin:$PASS" -X PUT -H 'content-type: application/json' -d '{}' "$NODE_n1_URL/api/npm/npmr/ok")" = 405 ]
 }
 
+@test "npm: a tarball URL names each client's own host; what is cached never holds one client's X-Forwarded-* host" {
+    mkremote npmfw npm "http://127.0.0.1:$UP_PORT/npm"
+    # the first request, the one that fetches and caches, comes through a proxy naming another host
+    run cget -f -H 'X-Forwarded-Host: proxy-a.example' -H 'X-Forwarded-Proto: https' "$NODE_n1_URL/api/npm/npmfw/ok"
+    [ "$(echo "$output" | jq -r '.versions["1.0.0"].dist.tarball')" = "https://proxy-a.example/api/npm/npmfw/ok/-/ok-1.0.0.tgz" ]
+    [ "$(upstream_gets /npm/ok)" -ge 1 ]
+    # every other client gets its own host, from the cache, on every node, full, abbreviated and per version
+    local n url before
+    before=$(upstream_gets /npm/ok)
+    for n in n1 n2 n3; do
+        eval "url=\$NODE_${n}_URL"
+        [ "$(cget -f "$url/api/npm/npmfw/ok" | jq -r '.versions["1.0.0"].dist.tarball')" = "$url/api/npm/npmfw/ok/-/ok-1.0.0.tgz" ]
+        [ "$(cget -f -H 'Accept: application/vnd.npm.install-v1+json' "$url/api/npm/npmfw/ok" | jq -r '.versions["1.0.0"].dist.tarball')" = "$url/api/npm/npmfw/ok/-/ok-1.0.0.tgz" ]
+        [ "$(cget -f "$url/api/npm/npmfw/ok/1.0.0" | jq -r .dist.tarball)" = "$url/api/npm/npmfw/ok/-/ok-1.0.0.tgz" ]
+        [ "$(cget -f -H 'X-Forwarded-Host: proxy-b.example' "$url/api/npm/npmfw/ok" | jq -r '.versions["1.0.0"].dist.tarball')" = "http://proxy-b.example/api/npm/npmfw/ok/-/ok-1.0.0.tgz" ]
+    done
+    [ "$(upstream_gets /npm/ok)" = "$before" ]
+    # the cached packument is the upstream's as it was sent: no client's host in it
+    run cget -f "$NODE_n2_URL/npmfw-cache/.npm/ok/package.json"
+    [ "$(echo "$output" | jq -r '.versions["1.0.0"].dist.tarball')" = "http://elsewhere.invalid/ok/-/ok-1.0.0.tgz" ]
+    [[ "$output" != *proxy-a.example* ]]
+}
+
 @test "the upstream's errors: 404 is 404 and remembered, 5xx is 502, a timeout 504, HTML for a jar refused" {
     run cget "$NODE_n1_URL/gen/nothing-here.txt"
     [[ "$output" == *'"status":404'* ]]

@@ -276,3 +276,29 @@ mkpkg() { # DIR NAME VERSION DEPS-JSON
     [ "$(cget -f "$NODE_n1_URL/api/npm/npm/dup/-/dup-1.0.0.tgz" | sha1sum | cut -d' ' -f1)" = "$local_sum" ]
     [ "$(cget -f -o /dev/null -w '%{http_code}' "$NODE_n1_URL/api/npm/npm/dup/-/dup-1.1.0.tgz")" = 200 ]
 }
+
+@test "npm: a merged packument first asked for through a proxy's X-Forwarded-* headers names each later client's own host" {
+    local d=$SUITE_TMP/npmfw up=$NODE_up_URL/api/npm/npm-up/ loc=$NODE_n1_URL/api/npm/npm-local/
+    mkpkg "$d/a" fwd 1.0.0 '{}'
+    (cd "$d/a" && NPM_PASS=$PASS npm_on "$loc" publish)
+    mkpkg "$d/b" fwd 1.1.0 '{}'
+    (cd "$d/b" && NPM_PASS=$UP_PASS npm_on "$up" publish)
+    run cget -f -H 'X-Forwarded-Host: proxy-a.example' -H 'X-Forwarded-Proto: https' "$NODE_n1_URL/api/npm/npm/fwd"
+    [ "$(echo "$output" | jq -r '.versions["1.0.0"].dist.tarball')" = "https://proxy-a.example/api/npm/npm/fwd/-/fwd-1.0.0.tgz" ]
+    [ "$(echo "$output" | jq -r '.versions["1.1.0"].dist.tarball')" = "https://proxy-a.example/api/npm/npm/fwd/-/fwd-1.1.0.tgz" ]
+    local n url
+    for n in n1 n2; do
+        eval "url=\$NODE_${n}_URL"
+        run cget -f "$url/api/npm/npm/fwd"
+        [[ "$output" != *proxy-a.example* ]]
+        [ "$(echo "$output" | jq -r '.versions["1.0.0"].dist.tarball')" = "$url/api/npm/npm/fwd/-/fwd-1.0.0.tgz" ]
+        [ "$(echo "$output" | jq -r '.versions["1.1.0"].dist.tarball')" = "$url/api/npm/npm/fwd/-/fwd-1.1.0.tgz" ]
+        run cget -f -H 'Accept: application/vnd.npm.install-v1+json' "$url/api/npm/npm/fwd"
+        [[ "$output" != *proxy-a.example* ]]
+        [ "$(cget -f "$url/api/npm/npm/fwd/1.1.0" | jq -r .dist.tarball)" = "$url/api/npm/npm/fwd/-/fwd-1.1.0.tgz" ]
+    done
+    # the remote member's cached packument holds the upstream's own URLs, no client's
+    run cget -f "$NODE_n2_URL/npm-remote-cache/.npm/fwd/package.json"
+    [[ "$output" != *proxy-a.example* ]]
+    [[ "$(echo "$output" | jq -r '.versions["1.1.0"].dist.tarball')" == "$NODE_up_URL/"* ]]
+}
