@@ -717,13 +717,16 @@ int remote_lookup(struct remote *rm, struct gr_arena *a, struct remote_req *rq,
     }
     /* 4. offline: what is cached only */
     if (s.offline) {
-        flight__answer_miss(out, stale, 404,
+        if (stale) { /* expired metadata: served as it is (a 404 here would hide it) */
+            out->res = REMOTE_STALE;
+            out->reason = "the remote repository is offline";
+            return GR_OK;
+        }
+        flight__answer_miss(out, false, 404,
                             gr_arena_printf(a,
                                             "remote repository '%s' is offline and has no"
                                             " cached copy of %s",
                                             cfg->key, path));
-        if (stale)
-            out->reason = "the remote repository is offline";
         return GR_OK;
     }
     /* 5. what the upstream answered last */

@@ -293,6 +293,24 @@ fetched_over() { # NODE BYTES: NODE has received more than BYTES from upstreams
     [[ "$output" != *proxy-a.example* ]]
 }
 
+@test "npm: an expired packument with the repository offline is served stale, saying so; a tarball never fetched is 404" {
+    mkremote npmoff npm "http://127.0.0.1:$UP_PORT/npm" '"retrievalCachePeriodSecs":1'
+    cget -f "$NODE_n1_URL/api/npm/npmoff/ok" >/dev/null
+    cget -f -X POST -H 'Content-Type: application/json' -d '{"offline":true}' "$NODE_n1_URL/api/repositories/npmoff" >/dev/null
+    # the time to live is the behaviour here: wait it out
+    sleep 1.2
+    local before
+    before=$(wc -l <"$UP/access.log")
+    run cget -D - "$NODE_n2_URL/api/npm/npmoff/ok"
+    echo "$output"
+    [[ "$output" == *"HTTP/1.1 200"* ]]
+    [[ "$output" == *"X-Granary-Stale: 1"* ]]
+    [[ "$output" == *"Warning: 110"* ]]
+    [[ "$output" == *"$NODE_n2_URL/api/npm/npmoff/ok/-/ok-1.0.0.tgz"* ]]
+    [ "$(code -u "admin:$PASS" "$NODE_n3_URL/api/npm/npmoff/ok/-/ok-1.0.0.tgz")" = 404 ]
+    [ "$(wc -l <"$UP/access.log")" = "$before" ]
+}
+
 @test "the upstream's errors: 404 is 404 and remembered, 5xx is 502, a timeout 504, HTML for a jar refused" {
     run cget "$NODE_n1_URL/gen/nothing-here.txt"
     [[ "$output" == *'"status":404'* ]]
