@@ -14,6 +14,7 @@
 #include "http/route.h"
 #include "lc.h"
 #include "peer.h"
+#include "remote/remote.h"
 #include "storage/storage.h"
 #include "repo/plugins.h"
 #include "repo/trash.h"
@@ -263,6 +264,7 @@ static void main__metrics(void *arg, struct gr_sbuf *sb)
     repo_cache_metrics(&s->ctx, sb);
     cluster_metrics(s->ctx.cluster, sb);
     storage_metrics(s->storage, sb);
+    remote_metrics(s->ctx.remote, sb);
 }
 
 static bool main__stop_signal(sigset_t *set, int timeout_ms)
@@ -411,6 +413,7 @@ static int main__start_http(struct server *s)
 /* Both ports: the public one first (its requests may be in a plugin or in the storage). */
 static void main__stop_http(struct server *s)
 {
+    remote_quiesce(s->ctx.remote); /* no request may stay suspended when the port stops */
     http_stop(s->http);
     s->http = NULL;
     http_stop(s->internal);
@@ -461,6 +464,38 @@ static void main__stop_cluster(struct server *s)
     }
 }
 
+/*
+ * Remote and virtual repositories (remote/remote.h): the fetch threads, the
+ * tickets' heartbeat; invalidations reach it through the cache's watch hook.
+ */
+static int main__start_remote(struct server *s)
+{
+    unsigned char key[256];
+    ssize_t n = s->cfg.join_key_file[0] ? main__read_key(s->cfg.join_key_file, key, 256) : 0;
+    struct remote_options ro = {
+        .ctx = &s->ctx,
+        .node_id = s->cfg.node_id,
+        .key = n > 0 ? key : NULL,
+        .key_len = n > 0 ? (size_t)n : 0,
+    };
+    struct remote *rm = NULL;
+    int rc = remote_start(&ro, &rm);
+    memset(key, 0, sizeof(key));
+    if (rc)
+        return rc;
+    s->ctx.remote = rm;
+    s->ctx.watch = (struct repo_watch){remote_invalidated, rm};
+    return GR_OK;
+}
+
+static void main__stop_remote(struct server *s)
+{
+    struct remote *rm = s->ctx.remote;
+    memset(&s->ctx.watch, 0, sizeof(s->ctx.watch));
+    s->ctx.remote = NULL;
+    remote_stop(rm);
+}
+
 static int main__start_plugins(struct server *s)
 {
     struct plugins_options po = {
@@ -497,6 +532,7 @@ static const struct main__step {
     {"public port", main__start_http, main__stop_http},
     {"schema", main__start_schema, NULL},
     {"cluster and storage", main__start_cluster, main__stop_cluster},
+    {"remote repositories", main__start_remote, main__stop_remote},
     {"plugins", main__start_plugins, main__stop_plugins},
 };
 #define MAIN_NSTEPS ((int)(sizeof(main__steps) / sizeof(main__steps[0])))
@@ -524,6 +560,7 @@ static void main__quiesce(struct server *s)
 {
     gr_info("stopping: waiting for in-flight requests");
     http_quiesce(s->http);
+    remote_quiesce(s->ctx.remote); /* requests waiting on a fetch answer 503 now */
     for (int i = 0; i < s->cfg.shutdown_timeout * 10 && http_active_requests(s->http) > 0; i++)
         usleep(100000);
     if (http_active_requests(s->http) > 0)

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,4 +450,34 @@ bool cr_password_verify(const char *password, const char *stored)
                            sizeof(got), got))
         return false;
     return CRYPTO_memcmp(got, want, sizeof(got)) == 0;
+}
+
+int cr_seal(const unsigned char key[32], const void *in, size_t n, unsigned char *out)
+{
+    if (n > INT32_MAX || RAND_bytes(out, 12) != 1)
+        return GR_EIO;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int len = 0, rc = GR_EIO;
+    if (c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, out) == 1 &&
+        EVP_EncryptUpdate(c, out + 12, &len, in, (int)n) == 1 &&
+        EVP_EncryptFinal_ex(c, out + 12 + len, &len) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, out + 12 + n) == 1)
+        rc = GR_OK;
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+int cr_open(const unsigned char key[32], const unsigned char *in, size_t n, void *out)
+{
+    if (n < CR_SEAL_OVERHEAD || n > INT32_MAX)
+        return GR_EINVAL;
+    size_t m = n - CR_SEAL_OVERHEAD;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int len = 0, rc = GR_EIO;
+    if (c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) == 1 &&
+        EVP_DecryptUpdate(c, out, &len, in + 12, (int)m) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)(in + 12 + m)) == 1)
+        rc = EVP_DecryptFinal_ex(c, (unsigned char *)out + len, &len) == 1 ? GR_OK : GR_EAUTH;
+    EVP_CIPHER_CTX_free(c);
+    return rc;
 }

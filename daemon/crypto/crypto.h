@@ -99,6 +99,20 @@ int cr_random(void *buf, size_t n) __attribute__((warn_unused_result));
 /* A random password of len characters from [A-Za-z0-9] into out[len+1]. */
 int cr_random_password(char *out, size_t len) __attribute__((warn_unused_result));
 
+/*
+ * Authenticated encryption (AES-256-GCM) of small secrets at rest (a remote
+ * repository's upstream password). cr_seal writes a random 12-byte nonce,
+ * the ciphertext and the 16-byte tag: n + CR_SEAL_OVERHEAD bytes into out.
+ * cr_open reverses it into out (n - CR_SEAL_OVERHEAD bytes). GR_OK;
+ * GR_EIO (the RNG or OpenSSL failed); cr_open: GR_EAUTH when the bytes were
+ * not sealed under key (or were changed), GR_EINVAL when too short.
+ */
+#define CR_SEAL_OVERHEAD 28
+int cr_seal(const unsigned char key[32], const void *in, size_t n, unsigned char *out)
+    __attribute__((warn_unused_result));
+int cr_open(const unsigned char key[32], const unsigned char *in, size_t n, void *out)
+    __attribute__((warn_unused_result));
+
 /* Constant-time comparison of two buffers of the same length. */
 bool cr_equal(const void *a, const void *b, size_t len);
 

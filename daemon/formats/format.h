@@ -25,6 +25,7 @@ struct config;
 struct http_req;
 struct http_route;
 struct repo_config;
+struct remote_spec;
 
 struct format {
     const char *name; /* the packageType repositories name ("maven") */
@@ -56,20 +57,41 @@ struct format {
     /* Add every setting, defaults filled in, to a repository's JSON (GET). */
     void (*settings_json)(json_t *settings, json_t *doc);
 
-    /* ---- remote and virtual repositories (not called yet: docs/architecture.md) */
+    /* ---- remote and virtual repositories (docs/remote.md, http/remote.h) */
+    /* true: repositories of this format are local only (a remote or virtual
+     * one is refused with 400): its client API does not know them yet. */
+    bool local_only;
     /*
-     * Remote: the path to ask the upstream for a repository path (in a), or
-     * NULL when the path is not the format's to fetch (metadata computed
-     * locally, a checksum file answered from the stored hashes).
+     * Remote: how path is fetched. The core has filled spec with a file
+     * (REMOTE_FILE, kept for good) at the same path, escaped, checked
+     * against the upstream's X-Checksum-* headers; the hook may make it
+     * metadata (REMOTE_METADATA, kept retrievalCachePeriodSecs), change the
+     * upstream path and Accept, and add the checksums the upstream publishes
+     * (spec->sums, run on the fetch thread). NULL: the core's spec.
      */
-    const char *(*upstream_path)(struct gr_arena *a, const char *path);
+    void (*remote_spec)(struct gr_arena *a, const char *path, struct remote_spec *spec);
     /*
-     * Virtual: merge the index documents members answered for path (docs[i]
-     * of lens[i] bytes, in member order) into one (*out, in a). 0, or
-     * GR_EINVAL when they cannot be merged (the first member's wins).
+     * Remote: GET/HEAD of /<repo>/<path> (a file; read permission checked),
+     * for what the format answers its own way (Maven: checksum files of
+     * cached files, metadata); it calls http_remote_file() for the rest.
+     * NULL: http_remote_file() for every path.
      */
-    int (*merge_index)(struct gr_arena *a, const char *path, const char *const *docs,
-                       const size_t *lens, int n, char **out, size_t *out_len);
+    void (*remote_get)(struct http_req *r, const struct repo_config *cfg);
+    /*
+     * Virtual: GET/HEAD of /<repo>/<path> (read permission checked on the
+     * virtual repository), for merged documents (Maven's metadata); it calls
+     * http_virtual_file() for the rest. NULL: http_virtual_file(): the first
+     * member that has the file.
+     */
+    void (*virtual_get)(struct http_req *r, const struct repo_config *cfg);
+    /*
+     * Virtual: merge the index documents members have for path (docs[i] of
+     * lens[i] bytes from members[i], in resolution order) into one (*out,
+     * in a). 0, or GR_EINVAL when they cannot be merged.
+     */
+    int (*merge_index)(struct gr_arena *a, const char *path, const char *const *members,
+                       const char *const *docs, const size_t *lens, int n, char **out,
+                       size_t *out_len);
 };
 
 /* Every format, in the registry's order, ended by NULL. */

@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "remote/remote.h"
 #include "storage/storage.h"
 
 #include <microhttpd.h>
@@ -155,5 +156,51 @@ struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storag
         len, blobsend__chunk(len), blobsend__remote_read, s, blobsend__remote_free);
     if (!resp)
         blobsend__remote_free(s);
+    return resp;
+}
+
+struct blobsend__flight {
+    struct remote_flight *f;
+    uint64_t req;
+    uint64_t *sent;
+};
+
+static ssize_t blobsend__flight_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct blobsend__flight *s = cls;
+    long n = remote_flight_read(s->f, pos, buf, max);
+    if (n > 0) {
+        *s->sent += (uint64_t)n;
+        return n;
+    }
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    gr_warn("req=%llu the remote fetch failed at %llu; connection cut", (unsigned long long)s->req,
+            (unsigned long long)pos);
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void blobsend__flight_free(void *cls)
+{
+    struct blobsend__flight *s = cls;
+    remote_flight_put(s->f);
+    free(s);
+}
+
+struct MHD_Response *http_flight_response(struct http_req *r, struct remote_flight *f, uint64_t len)
+{
+    struct blobsend__flight *s = calloc(1, sizeof(*s));
+    if (!s) {
+        remote_flight_put(f);
+        return NULL;
+    }
+    s->f = f;
+    s->req = r->id;
+    s->sent = &r->sent_bytes;
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        len == UINT64_MAX ? MHD_SIZE_UNKNOWN : len, BLOBSEND_CHUNK, blobsend__flight_read, s,
+        blobsend__flight_free);
+    if (!resp)
+        blobsend__flight_free(s);
     return resp;
 }

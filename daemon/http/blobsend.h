@@ -28,4 +28,15 @@ struct MHD_Response *http_blob_local_response(struct http_req *r, struct bs_blob
 struct MHD_Response *http_blob_remote_response(struct http_req *r, struct storage_remote *rem,
                                                uint64_t len);
 
+struct remote_flight;
+/*
+ * The body of a remote fetch this node runs, as it arrives
+ * (remote/remote.h): len bytes, or UINT64_MAX when the upstream did not
+ * say (then chunked). Its last part comes only once the whole body checked
+ * out; a fetch that fails cuts the answer. Takes f. NULL: out of memory (f
+ * released).
+ */
+struct MHD_Response *http_flight_response(struct http_req *r, struct remote_flight *f,
+                                          uint64_t len);
+
 #endif

@@ -5,6 +5,7 @@
 #include "http/blobsend.h"
 #include "http/h_plugins.h"
 #include "http/range.h"
+#include "http/remote.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -383,6 +384,17 @@ static void artifacts__get(struct http_req *r)
         http_error_code(r, rc, NULL);
         return;
     }
+    http_artifact_send(r, &a);
+}
+
+bool http_artifact_checksum(struct http_req *r)
+{
+    return artifacts__checksum_file(r);
+}
+
+void http_artifact_send(struct http_req *r, const struct artifact *ap)
+{
+    struct artifact a = *ap;
     if (!http_plug_before_download(r, &a)) /* plugins (h_plugins.c): refused or answered */
         return;
     char etag[48], lm[40];
@@ -457,7 +469,11 @@ void h_artifact(struct http_req *r, const char *rest)
         return;
     }
     const struct format *f = http_format(r, cfg.package_type);
-    if (f && f->artifact)
+    if (!strcmp(cfg.rclass, "remote"))
+        http_remote_artifact(r, &cfg, f); /* h_remote.c */
+    else if (!strcmp(cfg.rclass, "virtual"))
+        http_virtual_artifact(r, &cfg, f);
+    else if (f && f->artifact)
         f->artifact(r, &cfg); /* the format's rules, then http_artifact_generic() */
     else
         http_artifact_generic(r, &cfg);

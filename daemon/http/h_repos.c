@@ -5,6 +5,9 @@
 #include "base/err.h"
 #include "base/sbuf.h"
 #include "formats/format.h"
+#include "remote/remote.h"
+
+#include <ctype.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,21 +15,40 @@
 
 static json_t *repos__json(struct http_req *r, const struct repo_config *c, bool full)
 {
-    if (!full)
-        return json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", c->key, "type", "LOCAL", "description",
-                         c->description, "url",
-                         gr_arena_printf(r->arena, "%s/%s", http_base_url(r), c->key),
-                         "packageType", c->package_type);
+    bool remote = !strcmp(c->rclass, "remote"), virtual = !strcmp(c->rclass, "virtual");
+    json_t *settings = NULL;
+    if (full || remote) {
+        settings = json_loads(c->settings ? c->settings : "{}", 0, NULL);
+        if (!settings)
+            settings = json_object();
+    }
+    if (!full) {
+        char type[16];
+        size_t i = 0;
+        for (; c->rclass[i] && i < sizeof(type) - 1; i++)
+            type[i] = (char)toupper((unsigned char)c->rclass[i]);
+        type[i] = '\0';
+        /* Artifactory's list: a remote's url is its upstream's */
+        const char *up = remote ? json_string_value(json_object_get(settings, "url")) : NULL;
+        json_t *doc = json_pack(
+            "{s:s,s:s,s:s,s:s,s:s}", "key", c->key, "type", type, "description", c->description,
+            "url", up ? up : gr_arena_printf(r->arena, "%s/%s", http_base_url(r), c->key),
+            "packageType", c->package_type);
+        json_decref(settings);
+        return doc;
+    }
     json_t *doc =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "key", c->key, "rclass", c->rclass, "packageType",
                   c->package_type, "description", c->description, "includesPattern",
                   c->includes_pattern, "excludesPattern", c->excludes_pattern);
     const struct format *f = http_format(r, c->package_type);
-    if (f && f->settings_json) { /* the format's own fields (docs/<format>.md) */
-        json_t *settings = json_loads(c->settings ? c->settings : "{}", 0, NULL);
-        f->settings_json(settings ? settings : json_object(), doc);
-        json_decref(settings);
-    }
+    if (f && f->settings_json) /* the format's own fields (docs/<format>.md) */
+        f->settings_json(settings, doc);
+    if (remote) /* docs/remote.md */
+        remote_settings_json(settings, doc);
+    else if (virtual)
+        virtual_settings_json(settings, doc);
+    json_decref(settings);
     return doc;
 }
 
@@ -48,22 +70,34 @@ static bool repos__known_field(struct http_req *r, const char *k)
         for (int j = 0; v[i]->settings_fields && v[i]->settings_fields[j]; j++)
             if (!strcmp(k, v[i]->settings_fields[j]))
                 return true;
+    /* the fields of remote and virtual repositories (docs/remote.md) */
+    for (int i = 0; remote_fields[i]; i++)
+        if (!strcmp(k, remote_fields[i]))
+            return true;
+    for (int i = 0; virtual_fields[i]; i++)
+        if (!strcmp(k, virtual_fields[i]))
+            return true;
     return false;
 }
 
-/* The format's settings of doc merged into cfg->settings; false: an answer (400) was sent. */
+/* The format's settings of doc, and its rclass's, merged into cfg->settings; false: an answer
+ * (400) was sent. */
 static bool repos__apply_format(struct http_req *r, json_t *doc, const struct format *f,
-                                struct repo_config *cfg)
+                                struct repo_config *cfg, bool creating)
 {
-    if (!f->settings_apply)
-        return true;
     json_t *settings = json_loads(cfg->settings ? cfg->settings : "{}", 0, NULL);
     if (!json_is_object(settings)) {
         json_decref(settings);
         settings = json_object();
     }
     const char *why = "invalid settings";
-    int rc = f->settings_apply(r->arena, doc, settings, &why);
+    int rc = f->settings_apply ? f->settings_apply(r->arena, doc, settings, &why) : GR_OK;
+    if (rc == GR_OK && !strcmp(cfg->rclass, "remote"))
+        rc = r->ctx->remote
+                 ? remote_settings_apply(r->ctx->remote, r->arena, doc, settings, creating, &why)
+                 : GR_EUNAVAIL;
+    else if (rc == GR_OK && !strcmp(cfg->rclass, "virtual"))
+        rc = virtual_settings_apply(r->ctx, r->arena, cfg, doc, settings, &why);
     if (rc == GR_OK) {
         char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
         cfg->settings = text ? gr_arena_strdup(r->arena, text) : NULL;
@@ -80,7 +114,7 @@ static bool repos__apply_format(struct http_req *r, json_t *doc, const struct fo
 }
 
 /* Apply the fields of doc onto cfg; false: an answer (400) was sent. */
-static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cfg)
+static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cfg, bool creating)
 {
     if (!json_is_object(doc)) {
         http_error(r, 400, "expected a JSON object");
@@ -116,10 +150,18 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         return false;
     }
     const char *rclass = json_string_value(json_object_get(doc, "rclass"));
-    if (rclass && strcmp(rclass, "local")) {
-        http_error(r, 400, "unsupported rclass '%s' (supported: local)", rclass);
+    if (rclass && strcmp(rclass, "local") && strcmp(rclass, "remote") &&
+        strcmp(rclass, "virtual")) {
+        http_error(r, 400, "unsupported rclass '%s' (supported: local, remote, virtual)", rclass);
         return false;
     }
+    if (rclass && !creating && strcmp(rclass, cfg->rclass)) {
+        http_error(r, 400, "a repository's rclass cannot change ('%s' is %s)", cfg->key,
+                   cfg->rclass);
+        return false;
+    }
+    if (rclass)
+        snprintf(cfg->rclass, sizeof(cfg->rclass), "%s", rclass);
     const char *pt = json_string_value(json_object_get(doc, "packageType"));
     const struct format *f = http_format(r, pt ? pt : cfg->package_type);
     if (!f) {
@@ -130,6 +172,11 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         http_error(r, 400, "unsupported packageType '%s' (supported: %s)",
                    pt ? pt : cfg->package_type, names.buf ? names.buf : "");
         gr_sbuf_release(&names);
+        return false;
+    }
+    if (f->local_only && strcmp(cfg->rclass, "local")) {
+        http_error(r, 400, "packageType '%s' supports only rclass local (not %s)", f->name,
+                   cfg->rclass);
         return false;
     }
     if (pt)
@@ -143,7 +190,7 @@ static bool repos__apply(struct http_req *r, json_t *doc, struct repo_config *cf
         cfg->includes_pattern = gr_arena_strdup(r->arena, inc);
     if (exc)
         cfg->excludes_pattern = gr_arena_strdup(r->arena, exc);
-    return repos__apply_format(r, doc, f, cfg);
+    return repos__apply_format(r, doc, f, cfg, creating);
 }
 
 static void repos__create(struct http_req *r, json_t *doc)
@@ -159,7 +206,7 @@ static void repos__create(struct http_req *r, json_t *doc)
         http_error(r, 400, "missing field 'rclass'");
         return;
     }
-    if (!repos__apply(r, doc, &cfg))
+    if (!repos__apply(r, doc, &cfg, true))
         return;
     int rc = repo_create(r->ctx, &cfg);
     if (rc == GR_EEXIST) {
@@ -186,7 +233,7 @@ static void repos__update(struct http_req *r, json_t *doc)
         http_error_code(r, rc, NULL);
         return;
     }
-    if (!repos__apply(r, doc, &cfg))
+    if (!repos__apply(r, doc, &cfg, false))
         return;
     rc = repo_update(r->ctx, &cfg);
     if (rc) {

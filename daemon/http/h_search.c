@@ -42,6 +42,16 @@ bool http_search_repos(struct http_req *r, struct search_query *q)
         }
         struct repo_config cfg;
         int rc = repo_get(r->ctx, r->arena, k, &cfg);
+        size_t kl = strlen(k), sl = strlen(REPO_CACHE_SUFFIX);
+        if (rc == GR_ENOTFOUND && kl > sl && !strcmp(k + kl - sl, REPO_CACHE_SUFFIX)) {
+            /* <key>-cache: a remote repository's cached files, which are its own */
+            char *base = gr_arena_strndup(r->arena, k, kl - sl);
+            rc = repo_get(r->ctx, r->arena, base, &cfg);
+            if (rc == GR_OK && strcmp(cfg.rclass, "remote"))
+                rc = GR_ENOTFOUND;
+            if (rc == GR_OK)
+                k = base;
+        }
         if (rc == GR_ENOTFOUND) {
             http_error(r, 404, "repository '%s' not found", k);
             return false;

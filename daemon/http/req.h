@@ -41,6 +41,9 @@ enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
 
 struct sec_perms;
 struct http_route;
+struct remote_req;
+struct remote_result;
+struct remote_spec;
 struct format;
 struct MHD_Connection;
 struct MHD_Response;
@@ -124,6 +127,16 @@ struct http_req {
     int body_error; /* first error while streaming; answered from on_end */
     char *body_error_msg;
 
+    /* suspended (http_suspend): on resume, the route's handler runs again
+     * from the start with the same request (its arena, its remote memory) */
+    bool suspended;
+    bool stopping; /* a wait was refused: the node is stopping (answer 503) */
+    void (*route_handler)(struct http_req *r, const char *rest);
+    const char *route_rest;
+    struct remote_req *remote; /* remote.h: what this request's lookups remember */
+    bool cache_view;           /* /<key>-cache/...: a remote repository's cached files only */
+    const char *stale;         /* serving expired metadata: why (X-Granary-Stale, Warning) */
+
     /* Deploy hooks: a package handler (formats/maven/maven_http.c) may set them before
      * http_artifact_generic() takes a PUT; NULL members do nothing. */
     struct http_deploy_hooks {
@@ -160,6 +173,16 @@ void http_header(struct MHD_Response *resp, const char *name, const char *value)
  * malloc'd; freed once sent). NULL (out of memory; a taken buffer is freed).
  */
 struct MHD_Response *http_response_bytes(void *data, size_t len, bool copy);
+
+/*
+ * Park the request without holding a thread (a remote fetch it waits on):
+ * the handler returns at once and answers nothing; http_resume() (any
+ * thread) makes the route's handler run again from the start. Only for
+ * requests without a body.
+ */
+void http_suspend(struct http_req *r);
+/* Resume a suspended request (arg: the struct http_req). Thread-safe; once per suspend. */
+void http_resume(void *arg);
 
 /* ---- request data ---- */
 
@@ -275,6 +298,15 @@ void h_repository(struct http_req *r, const char *rest);   /* rest: the key */
 void h_artifact(struct http_req *r, const char *rest);
 /* The generic artifact methods (GET/HEAD/PUT/DELETE) for a known repository. */
 void http_artifact_generic(struct http_req *r, const struct repo_config *cfg);
+/*
+ * Answer a GET/HEAD of r->path with artifact a of r->repo_key (read
+ * permission already checked): plugins, 304, one range, the verified bytes
+ * and the download headers; r->stale adds X-Granary-Stale: 1 and Warning.
+ */
+void http_artifact_send(struct http_req *r, const struct artifact *a);
+/* GET of <file>.sha1/.sha256/.md5 in r->repo_key answered from <file>'s stored checksums;
+ * false (nothing sent): r->path is not such a path, or <file> is not stored. */
+bool http_artifact_checksum(struct http_req *r);
 void h_root(struct http_req *r, const char *rest);
 void h_storage(struct http_req *r, const char *rest);     /* h_storage.c: /api/storage/... */
 void h_storageinfo(struct http_req *r, const char *rest); /* h_storage.c: /api/storageinfo */

@@ -29,6 +29,10 @@ void http_send(struct http_req *r, int status, struct MHD_Response *resp)
     snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
     MHD_add_response_header(resp, "X-Request-Id", id);
     MHD_add_response_header(resp, "Server", "granary");
+    if (r->stale && status < 300) { /* expired metadata the upstream could not refresh */
+        MHD_add_response_header(resp, "X-Granary-Stale", "1");
+        MHD_add_response_header(resp, "Warning", "110 granary \"Response is Stale\"");
+    }
     if (MHD_queue_response(r->conn, (unsigned int)status, resp) == MHD_YES) {
         r->responded = true;
         r->status = status;

@@ -426,6 +426,27 @@ static void *server__reaper(void *arg)
 
 /* ---- routing ---- */
 
+/*
+ * <key>-cache names the cached files of remote repository <key> when no
+ * repository has that name itself (Artifactory's name for a remote's
+ * cache): r->repo_key becomes <key> and r->cache_view is set.
+ */
+static void server__cache_alias(struct http_req *r)
+{
+    size_t kl = strlen(r->repo_key), sl = strlen(REPO_CACHE_SUFFIX);
+    r->cache_view = false;
+    if (kl <= sl || strcmp(r->repo_key + kl - sl, REPO_CACHE_SUFFIX))
+        return;
+    struct repo_config c;
+    if (repo_get(r->ctx, r->arena, r->repo_key, &c) != GR_ENOTFOUND)
+        return;
+    char *base = gr_arena_strndup(r->arena, r->repo_key, kl - sl);
+    if (repo_get(r->ctx, r->arena, base, &c) == GR_OK && !strcmp(c.rclass, "remote")) {
+        r->repo_key = base;
+        r->cache_view = true;
+    }
+}
+
 bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
 {
     size_t kl = strcspn(p, "/;?");
@@ -436,6 +457,7 @@ bool http_parse_repo_path(struct http_req *r, const char *p, size_t len)
         http_error(r, 404, "no such repository");
         return false;
     }
+    server__cache_alias(r);
     const char *rest = p + kl;
     size_t rl = len - kl;
     bool slash_after_key = rl > 0 && rest[0] == '/';
@@ -526,6 +548,8 @@ static void server__route(struct http_req *r)
         return;
     }
     const char *rest = gr_arena_strndup(r->arena, p + used, len - used);
+    r->route_handler = row->handler;
+    r->route_rest = rest;
     if (row->auth == HTTP_AUTH || row->auth == HTTP_SESSION) {
         if (!atomic_load(&r->srv->ready)) {
             http_error(r, 503, "node is not ready");
@@ -566,7 +590,14 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
     (void)url;
     (void)version;
     if (!r)
-        return MHD_NO; /* out of memory at accept */
+        return MHD_NO;  /* out of memory at accept */
+    if (r->suspended) { /* resumed (http_resume): the handler runs again */
+        r->suspended = false;
+        r->route_handler(r, r->route_rest);
+        if (!r->responded && !r->suspended)
+            http_error(r, 500, "handler gave no answer");
+        return MHD_YES;
+    }
     if (!r->started) {
         r->started = true;
         r->conn = conn;
@@ -595,6 +626,8 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
     if (r->deferred) {
         r->deferred = false;
         server__route(r);
+        if (r->suspended)
+            return MHD_YES; /* http_resume() calls again */
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -625,6 +658,18 @@ static enum MHD_Result server__access(void *cls, struct MHD_Connection *conn, co
     if (!r->responded)
         http_error(r, 500, "handler gave no answer");
     return MHD_YES;
+}
+
+void http_suspend(struct http_req *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_resume(void *arg)
+{
+    struct http_req *r = arg;
+    MHD_resume_connection(r->conn);
 }
 
 static int server__threads(int n)
@@ -678,7 +723,9 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
         free(h);
         return GR_EIO;
     }
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+    /* suspend and resume: requests waiting on a remote fetch hold no thread */
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->mhd = MHD_start_daemon(

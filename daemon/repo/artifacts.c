@@ -152,6 +152,14 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
     return rc;
 }
 
+void artifact_forget(struct repo_ctx *ctx, const char *repo, const char *path)
+{
+    struct gr_sbuf k = GR_SBUF_INIT;
+    repo__key_artifact(&k, repo, path);
+    repo__invalidate(ctx, &k, 1);
+    gr_sbuf_release(&k);
+}
+
 /* Whether perms may read one of the artifacts whose binary is sha256. GR_EDB. */
 static int artifacts__readable_binary(struct repo_ctx *ctx, const char *sha256,
                                       const struct sec_perms *perms, bool *yes)

@@ -258,6 +258,8 @@ void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *ite
         if (lc_drop(ctx->cache) != LC_OK)
             gr_error("cache drop failed too");
     }
+    if (ctx->watch.fn) /* after the keys are gone: a woken reader reads the new state */
+        ctx->watch.fn(ctx->watch.arg, items, n);
 }
 
 /* Local invalidation, then (in a cluster) the acknowledged broadcast. */
@@ -346,7 +348,10 @@ int repo_cache_stop(struct repo_ctx *ctx)
 
 int repo_cache_drop(struct repo_ctx *ctx)
 {
-    return lc_drop(ctx->cache) == LC_OK ? GR_OK : GR_EIO;
+    int rc = lc_drop(ctx->cache) == LC_OK ? GR_OK : GR_EIO;
+    if (ctx->watch.fn)
+        ctx->watch.fn(ctx->watch.arg, NULL, 0);
+    return rc;
 }
 
 void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb)

@@ -509,6 +509,19 @@ int copymove_run(struct repo_ctx *ctx, struct gr_arena *a, const struct copymove
         out->message = gr_arena_printf(a, "Target repository %s not found", q->dst_repo);
     if (rc)
         return rc;
+    if (strcmp(dcfg.rclass,
+               "local")) { /* a remote's files are its upstream's; a virtual has none */
+        out->message = gr_arena_printf(a,
+                                       "Target repository %s is a %s repository: only local"
+                                       " repositories take copies",
+                                       q->dst_repo, dcfg.rclass);
+        return GR_EINVAL;
+    }
+    if (q->move && !strcmp(scfg.rclass, "virtual")) {
+        out->message =
+            gr_arena_printf(a, "Repository %s is virtual: it stores nothing", q->src_repo);
+        return GR_EINVAL;
+    }
     for (int i = 0; i < COPYMOVE_ATTEMPTS; i++) {
         bool retry = false;
         memset(out, 0, sizeof(*out));

@@ -51,6 +51,11 @@ int ingest_write(struct ingest *in, const void *data, size_t len)
     return rc;
 }
 
+const char *ingest_path(const struct ingest *in)
+{
+    return in->bu ? bs_upload_path(in->bu) : NULL;
+}
+
 void ingest_finish(struct ingest *in, struct artifact *a)
 {
     cr_multihash_final(in->hash, a->sha256, a->sha1, a->md5);

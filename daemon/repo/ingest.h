@@ -32,6 +32,13 @@ int ingest_begin(struct repo_ctx *ctx, struct gr_arena *a, struct ingest **out)
  */
 int ingest_write(struct ingest *in, const void *data, size_t len)
     __attribute__((warn_unused_result));
+/*
+ * The file the bytes go to (under the filestore's _pre/), for a reader that
+ * follows them as they arrive (a remote repository's fetch): valid until
+ * ingest_replicate() or the end of the ingest; an fd opened on it stays
+ * readable after that.
+ */
+const char *ingest_path(const struct ingest *in);
 /* The bytes are all in: a's sha256, sha1, md5 and size. */
 void ingest_finish(struct ingest *in, struct artifact *a);
 /*

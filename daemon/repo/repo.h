@@ -26,6 +26,7 @@ struct bs_store;
 struct storage;
 struct storage_pending;
 struct plugins;
+struct remote;
 
 /* What the repository logic needs; owned by the server struct. */
 struct repo_ctx {
@@ -52,7 +53,16 @@ struct repo_ctx {
     struct storage *storage;      /* redundant binary storage (storage/storage.h) */
     struct cr_hashpool *hashpool; /* md5 of uploads off the request thread; may be NULL */
     const char *node_id;          /* for the audit log; may be NULL or "" */
-    struct plugins *plugins;      /* Lua plugins (repo/plugins.h); NULL until started */
+    /* told of every invalidation this node applies (its own and its peers'),
+     * and of a cache drop (n == 0): wired by main to the remote module
+     * (remote/remote.h: requests waiting on a fetch, merged documents) */
+    struct repo_watch {
+        void (*fn)(void *arg, const struct cluster_key *keys, size_t n);
+        void *arg;
+    } watch;
+    struct remote
+        *remote; /* remote and virtual repositories (remote/remote.h); NULL until started */
+    struct plugins *plugins; /* Lua plugins (repo/plugins.h); NULL until started */
 };
 
 /*
@@ -72,13 +82,16 @@ void repo_cache_metrics(struct repo_ctx *ctx, struct gr_sbuf *sb);
 
 struct repo_config {
     char key[REPO_KEY_MAX + 1];
-    char rclass[16];       /* "local" */
+    char rclass[16];       /* "local", "remote" or "virtual" */
     char package_type[32]; /* "generic" */
     const char *description, *includes_pattern, *excludes_pattern;
     /* the format's settings: a JSON object, as its format validated it
      * (formats/format.h; "{}" when it has none) */
     const char *settings;
 };
+
+/* "<key>-cache" names the cached files of remote repository <key> (docs/remote.md). */
+#define REPO_CACHE_SUFFIX "-cache"
 
 /* A configuration with every field at its default (key and strings empty). */
 void repo_config_defaults(struct repo_config *cfg);
@@ -148,6 +161,13 @@ int artifact_find_binary(struct repo_ctx *ctx, const char *sha256, const char *s
  */
 int artifact_delete(struct repo_ctx *ctx, const char *repo, const char *path, const char *user)
     __attribute__((warn_unused_result));
+
+/*
+ * Drop the cache entry of repo/path on every node (acknowledged), changing
+ * nothing in the database: what waits on it there wakes (remote.h, the
+ * end of a fetch that stored nothing).
+ */
+void artifact_forget(struct repo_ctx *ctx, const char *repo, const char *path);
 
 struct folder_entry {
     const char *name;

@@ -585,13 +585,26 @@ static int sec__perms_load(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
     return GR_OK;
 }
 
-static bool sec__repo_in(const char *list, const char *repo)
+/* Whether repo is a remote repository (for ANY LOCAL and ANY REMOTE); unknown reads as local. */
+static bool sec__is_remote(const struct sec_perms *p, const char *repo)
+{
+    struct repo_config cfg;
+    return p->ctx && p->a && repo_get(p->ctx, p->a, repo, &cfg) == GR_OK &&
+           !strcmp(cfg.rclass, "remote");
+}
+
+/* Whether a target's repository list covers repo: its key, ANY, ANY LOCAL (local and
+ * virtual repositories), ANY REMOTE (remote repositories and their caches). */
+static bool sec__repo_in(const struct sec_perms *p, const char *list, const char *repo)
 {
     size_t rl = strlen(repo);
     for (const char *s = list; *s;) {
         size_t n = strcspn(s, ",");
-        if ((n == rl && !memcmp(s, repo, n)) || (n == 3 && !memcmp(s, "ANY", 3)) ||
-            (n == 9 && !memcmp(s, "ANY LOCAL", 9)))
+        if ((n == rl && !memcmp(s, repo, n)) || (n == 3 && !memcmp(s, "ANY", 3)))
+            return true;
+        if (n == 9 && !memcmp(s, "ANY LOCAL", 9) && !sec__is_remote(p, repo))
+            return true;
+        if (n == 10 && !memcmp(s, "ANY REMOTE", 10) && sec__is_remote(p, repo))
             return true;
         s += n;
         if (*s == ',')
@@ -680,6 +693,8 @@ int sec_perms_load(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_u
     }
     out->f = f;
     out->n = n;
+    out->ctx = ctx;
+    out->a = a;
     return GR_OK;
 }
 
@@ -693,7 +708,7 @@ static unsigned sec__perms_match(const struct sec_perms *p, const char *repo, co
     unsigned acc = 0;
     for (int i = 1; i + 3 < p->n; i += 4) {
         const char *const *f = p->f;
-        if (repo && !sec__repo_in(f[i], repo))
+        if (repo && !sec__repo_in(p, f[i], repo))
             continue;
         if (path && !pattern_accepts(f[i + 1], f[i + 2], path))
             continue;

@@ -195,6 +195,9 @@ struct sec_perms {
     bool all, group_admin;
     const char *const *f; /* the p:<user> record's fields */
     int n;
+    /* to tell a repository's rclass for ANY LOCAL and ANY REMOTE (cached reads) */
+    struct repo_ctx *ctx;
+    struct gr_arena *a;
 };
 int sec_perms_load(struct repo_ctx *ctx, struct gr_arena *a, const struct auth_user *user,
                    struct sec_perms *out) __attribute__((warn_unused_result));

@@ -552,6 +552,26 @@ static void cr_sha512_and_digest__abc__known_vectors(void **state)
     assert_string_equal(b64, "YWJjZA==");
 }
 
+static void cr_seal__round_trip__tampering_refused(void **state)
+{
+    (void)state;
+    unsigned char key[32], other[32], sealed[64 + CR_SEAL_OVERHEAD], again[64 + CR_SEAL_OVERHEAD];
+    char clear[65] = {0};
+    memset(key, 7, sizeof(key));
+    memset(other, 8, sizeof(other));
+    const char *pw = "upstream password";
+    size_t n = strlen(pw);
+    assert_int_equal(cr_seal(key, pw, n, sealed), GR_OK);
+    assert_int_equal(cr_seal(key, pw, n, again), GR_OK);
+    assert_memory_not_equal(sealed, again, n + CR_SEAL_OVERHEAD); /* a fresh nonce each time */
+    assert_int_equal(cr_open(key, sealed, n + CR_SEAL_OVERHEAD, clear), GR_OK);
+    assert_string_equal(clear, pw);
+    assert_int_equal(cr_open(other, sealed, n + CR_SEAL_OVERHEAD, clear), GR_EAUTH);
+    sealed[14] ^= 1;
+    assert_int_equal(cr_open(key, sealed, n + CR_SEAL_OVERHEAD, clear), GR_EAUTH);
+    assert_int_equal(cr_open(key, sealed, CR_SEAL_OVERHEAD - 1, clear), GR_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +598,7 @@ int main(void)
         cmocka_unit_test(cr_password_verify__wrong_password__false),
         cmocka_unit_test(cr_password_verify__malformed__false),
         cmocka_unit_test(cr_password_verify__too_long__false),
+        cmocka_unit_test(cr_seal__round_trip__tampering_refused),
         cmocka_unit_test(cr_password_verify__long_base64_fields__false_no_overflow),
     };
     return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);

@@ -315,6 +315,49 @@ static void maven_pom_gav__own_and_parent__coordinates(void **state)
     gr_arena_free(a);
 }
 
+static void maven_metadata_merge__members__union_latest_release(void **state)
+{
+    (void)state;
+    struct gr_arena *a = gr_arena_new();
+    const char *docs[] = {
+        "<metadata><groupId>g</groupId><artifactId>x</artifactId><versioning><versions>"
+        "<version>1.0</version><version>1.10</version></versions>"
+        "<lastUpdated>20260101000000</lastUpdated></versioning></metadata>",
+        "<?xml version=\"1.0\"?><metadata><groupId>g</groupId><artifactId>x</artifactId>"
+        "<versioning><latest>2.0-SNAPSHOT</latest><versions><version>1.9</version>"
+        "<version>1.0</version><version>2.0-SNAPSHOT</version></versions>"
+        "<lastUpdated>20260601000000</lastUpdated></versioning></metadata>",
+        "<not-xml",
+    };
+    const char *members[] = {"a", "b", "c"};
+    size_t lens[] = {strlen(docs[0]), strlen(docs[1]), strlen(docs[2])};
+    char *out;
+    size_t len;
+    assert_int_equal(
+        maven_metadata_merge(a, "g/x/maven-metadata.xml", members, docs, lens, 3, &out, &len),
+        GR_OK);
+    assert_non_null(strstr(out, "<version>1.0</version>\n      <version>1.9</version>\n"
+                                "      <version>1.10</version>\n      <version>2.0-SNAPSHOT"));
+    assert_non_null(strstr(out, "<latest>2.0-SNAPSHOT</latest>"));
+    assert_non_null(strstr(out, "<release>1.10</release>"));
+    assert_non_null(strstr(out, "<lastUpdated>20260601000000</lastUpdated>"));
+    assert_int_equal(len, strlen(out));
+    /* a snapshot's metadata is the first member's, as it is */
+    assert_int_equal(maven_metadata_merge(a, "g/x/2.0-SNAPSHOT/maven-metadata.xml", members, docs,
+                                          lens, 2, &out, &len),
+                     GR_OK);
+    assert_string_equal(out, docs[0]);
+    /* a group's plugin metadata cannot be merged: the caller serves the first */
+    const char *plugins[] = {"<metadata><plugins><plugin><prefix>p</prefix></plugin></plugins>"
+                             "</metadata>",
+                             "<metadata/>"};
+    size_t pl[] = {strlen(plugins[0]), strlen(plugins[1])};
+    assert_int_equal(
+        maven_metadata_merge(a, "g/maven-metadata.xml", members, plugins, pl, 2, &out, &len),
+        GR_EINVAL);
+    gr_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +372,7 @@ int main(void)
         cmocka_unit_test(maven_metadata_snapshot__builds__newest_per_classifier),
         cmocka_unit_test(maven_snapshot_resolve__non_unique_name__newest_build),
         cmocka_unit_test(maven_pom_gav__own_and_parent__coordinates),
+        cmocka_unit_test(maven_metadata_merge__members__union_latest_release),
     };
     return cmocka_run_group_tests_name("maven", tests, NULL, NULL);
 }

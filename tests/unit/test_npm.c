@@ -246,6 +246,71 @@ static void npm_packument__rows__full_and_abbreviated(void **state)
     json_decref(tags);
 }
 
+/* keep every version but those of member "hidden" */
+static bool keep__not_hidden(void *arg, const char *member, const char *file)
+{
+    (void)arg, (void)file;
+    return !member || strcmp(member, "hidden");
+}
+
+static void npm_packument_merge__members__first_wins_tags_per_tag(void **state)
+{
+    struct gr_arena *a = *state;
+    const char *docs[] = {
+        "{\"name\":\"p\",\"description\":\"local\",\"dist-tags\":{\"latest\":\"1.0.0\"},"
+        "\"versions\":{\"1.0.0\":{\"version\":\"1.0.0\",\"dist\":{\"shasum\":\"l\","
+        "\"tarball\":\"/p/-/p-1.0.0.tgz\"}}},\"time\":{\"modified\":\"2026-01-01T00:00:00.000Z\"}}",
+        "not json",
+        "{\"name\":\"p\",\"description\":\"upstream\",\"dist-tags\":{\"latest\":\"2.0.0\","
+        "\"next\":\"2.0.0\"},\"versions\":{\"1.0.0\":{\"version\":\"1.0.0\",\"dist\":{\"shasum\":"
+        "\"u\",\"tarball\":\"https://x/p/-/p-1.0.0.tgz\"}},\"2.0.0\":{\"version\":\"2.0.0\","
+        "\"dist\":{\"shasum\":\"u2\",\"tarball\":\"https://x/p/-/p-2.0.0.tgz\"}}},"
+        "\"time\":{\"modified\":\"2026-06-01T00:00:00.000Z\"}}",
+    };
+    const char *members[] = {"loc", "broken", "hidden"};
+    size_t lens[] = {strlen(docs[0]), strlen(docs[1]), strlen(docs[2])};
+    char *out;
+    size_t len;
+    assert_int_equal(
+        npm_packument_merge(a, ".npm/p/package.json", members, docs, lens, 3, &out, &len), GR_OK);
+    json_t *m = json_loadb(out, len, 0, NULL);
+    assert_non_null(m);
+    json_t *v = json_object_get(m, "versions");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(v, "1.0.0"), "dist"), "shasum")),
+                        "l");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "2.0.0"), NPM_MEMBER_KEY)), "hidden");
+    json_t *tags = json_object_get(m, "dist-tags");
+    assert_string_equal(json_string_value(json_object_get(tags, "latest")), "1.0.0");
+    assert_string_equal(json_string_value(json_object_get(tags, "next")), "2.0.0");
+    assert_string_equal(json_string_value(json_object_get(m, "description")), "local");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "time"), "modified")),
+                        "2026-06-01T00:00:00.000Z");
+    /* served: a hidden member's versions and the tags naming them go, tarballs point here */
+    json_t *shaped =
+        npm_packument_shape(m, "p", "http://g/api/npm/v", false, keep__not_hidden, NULL);
+    v = json_object_get(shaped, "versions");
+    assert_int_equal(json_object_size(v), 1);
+    assert_null(json_object_get(json_object_get(v, "1.0.0"), NPM_MEMBER_KEY));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(v, "1.0.0"), "dist"), "tarball")),
+                        "http://g/api/npm/v/p/-/p-1.0.0.tgz");
+    assert_null(json_object_get(json_object_get(shaped, "dist-tags"), "next"));
+    assert_null(json_object_get(json_object_get(shaped, "time"), "2.0.0"));
+    json_decref(shaped);
+    shaped = npm_packument_shape(m, "p", "http://g", true, NULL, NULL);
+    assert_int_equal(json_object_size(json_object_get(shaped, "versions")), 2);
+    assert_null(json_object_get(shaped, "description"));
+    json_decref(shaped);
+    json_decref(m);
+    const char *none[] = {"x"};
+    size_t nl[] = {1};
+    assert_int_equal(npm_packument_merge(a, "p", members, none, nl, 1, &out, &len), GR_EINVAL);
+    assert_null(npm_tarball_file("noslash"));
+    assert_string_equal(npm_tarball_file("https://r/@s/p/-/p-1.tgz"), "p-1.tgz");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +322,8 @@ int main(void)
         cmocka_unit_test(npm_semver_cmp__precedence__semver_order),
         cmocka_unit_test(npm_deprecation_changes__set_change_clear__detected),
         cmocka_unit_test(npm_packument__rows__full_and_abbreviated),
+        cmocka_unit_test_setup_teardown(npm_packument_merge__members__first_wins_tags_per_tag,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

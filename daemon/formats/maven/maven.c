@@ -714,6 +714,92 @@ int maven_pom_gav(struct gr_arena *a, const char *xml, size_t len, const char **
     return rc;
 }
 
+/* ---- virtual repositories: merged metadata ---- */
+
+int maven_metadata_merge(struct gr_arena *a, const char *path, const char *const *members,
+                         const char *const *docs, const size_t *lens, int n, char **out,
+                         size_t *out_len)
+{
+    (void)members;
+    pthread_once(&maven__xml_once, maven__xml_init);
+    size_t pl = strlen(path);
+    /* a snapshot's build list is not merged: the first member's builds */
+    bool version_level = pl > 28 && !strcmp(path + pl - 28, "-SNAPSHOT/maven-metadata.xml");
+    if (version_level || n == 1) {
+        *out = gr_arena_strndup(a, docs[0], lens[0]);
+        *out_len = lens[0];
+        return GR_OK;
+    }
+    const char *g = NULL, *art = NULL, *stamp = NULL;
+    const char **v = NULL;
+    int nv = 0, cap = 0;
+    for (int i = 0; i < n; i++) {
+        if (lens[i] > (size_t)64 * 1024 * 1024)
+            continue;
+        xmlDocPtr doc = xmlReadMemory(docs[i], (int)lens[i], "maven-metadata.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+        xmlNodePtr ving = root && !strcmp((const char *)root->name, "metadata")
+                              ? maven__child(root, "versioning")
+                              : NULL;
+        if (ving) {
+            if (!g)
+                g = maven__text(a, maven__child(root, "groupId"));
+            if (!art)
+                art = maven__text(a, maven__child(root, "artifactId"));
+            const char *lu = maven__text(a, maven__child(ving, "lastUpdated"));
+            if (lu && (!stamp || strcmp(lu, stamp) > 0))
+                stamp = lu;
+            xmlNodePtr vs = maven__child(ving, "versions");
+            for (xmlNodePtr c = vs ? vs->children : NULL; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "version"))
+                    continue;
+                const char *ver = maven__text(a, c);
+                bool seen = !ver || !*ver;
+                for (int k = 0; k < nv && !seen; k++)
+                    seen = !strcmp(v[k], ver);
+                if (seen)
+                    continue;
+                if (nv == cap) {
+                    cap = cap ? cap * 2 : 32;
+                    const char **nvv = gr_arena_alloc(a, sizeof(*nvv) * (size_t)cap);
+                    if (nv)
+                        memcpy(nvv, v, sizeof(*nvv) * (size_t)nv);
+                    v = nvv;
+                }
+                v[nv++] = ver;
+            }
+        }
+        xmlFreeDoc(doc);
+    }
+    if (nv == 0 || !g || !art)
+        return GR_EINVAL; /* not artifact metadata (a group's plugins): the first member's */
+    qsort(v, (size_t)nv, sizeof(*v), maven__vcmp_q);
+    const char *release = NULL;
+    for (int k = nv - 1; k >= 0 && !release; k--)
+        if (!maven_is_snapshot(v[k]))
+            release = v[k];
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    gr_sbuf_adds(&sb, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata>\n");
+    maven__elem(&sb, "  ", "groupId", g);
+    maven__elem(&sb, "  ", "artifactId", art);
+    gr_sbuf_adds(&sb, "  <versioning>\n");
+    maven__elem(&sb, "    ", "latest", v[nv - 1]);
+    if (release)
+        maven__elem(&sb, "    ", "release", release);
+    gr_sbuf_adds(&sb, "    <versions>\n");
+    for (int k = 0; k < nv; k++)
+        maven__elem(&sb, "      ", "version", v[k]);
+    gr_sbuf_adds(&sb, "    </versions>\n");
+    if (stamp)
+        maven__elem(&sb, "    ", "lastUpdated", stamp);
+    gr_sbuf_adds(&sb, "  </versioning>\n</metadata>\n");
+    *out = gr_arena_strndup(a, sb.buf, sb.len);
+    *out_len = sb.len;
+    gr_sbuf_release(&sb);
+    return GR_OK;
+}
+
 /* ---- database ---- */
 
 int maven_list_files(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *folder,

@@ -38,6 +38,12 @@ void maven_settings_read(const struct repo_config *cfg, struct maven_settings *o
 
 /* /<repo>/<path> of a Maven repository (maven_http.c). */
 void maven_artifact(struct http_req *r, const struct repo_config *cfg);
+struct remote_spec;
+/* The remote_spec hook: metadata has a time to live, a file is checked against its .sha1
+ * (maven_http.c). */
+void maven_remote_spec(struct gr_arena *a, const char *path, struct remote_spec *spec);
+/* The virtual_get hook: merged maven-metadata.xml, files from the first member having them. */
+void maven_virtual_get(struct http_req *r, const struct repo_config *cfg);
 /* GET /api/search/gavc (maven_format.c). */
 void maven_search_gavc(struct http_req *r, const char *rest);
 
@@ -129,6 +135,17 @@ int maven_snapshot_resolve(struct gr_arena *a, const struct maven_path *p,
  */
 int maven_pom_gav(struct gr_arena *a, const char *xml, size_t len, const char **g, const char **art,
                   const char **v) __attribute__((warn_unused_result));
+
+/*
+ * Virtual repositories' merge_index hook: the maven-metadata.xml members
+ * have at path as one: the union of their versions in Maven's order,
+ * latest and release recomputed, the newest lastUpdated. A snapshot's
+ * metadata (<version>-SNAPSHOT/maven-metadata.xml) is the first member's.
+ * *out in a. GR_EINVAL when the documents are not artifact metadata.
+ */
+int maven_metadata_merge(struct gr_arena *a, const char *path, const char *const *members,
+                         const char *const *docs, const size_t *lens, int n, char **out,
+                         size_t *out_len) __attribute__((warn_unused_result));
 
 /*
  * The files stored below a folder ("g/a" for artifact metadata, "g/a/v"

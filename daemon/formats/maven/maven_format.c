@@ -147,4 +147,7 @@ const struct format format_maven = {
     .settings_fields = maven__fields,
     .settings_apply = maven__settings_apply,
     .settings_json = maven__settings_json,
+    .remote_spec = maven_remote_spec,
+    .virtual_get = maven_virtual_get,
+    .merge_index = maven_metadata_merge,
 };

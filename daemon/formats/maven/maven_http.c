@@ -5,7 +5,9 @@
  * checksum files, and SNAPSHOT resolution; everything else is the generic
  * artifact handler's. Rules: docs/maven.md; layout logic: maven.h.
  */
+#include "formats/format.h"
 #include "formats/maven/maven.h"
+#include "http/remote.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -15,13 +17,17 @@
 #include "storage/storage.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAVEN_POM_MAX (8u * 1024 * 1024) /* larger POMs cannot be checked: 409 */
 #define MAVEN_SUM_MAX 1024               /* a deployed checksum file */
+
+extern const struct format format_maven;
 
 /* State of one Maven PUT (in the arena). */
 struct maven_put {
@@ -128,42 +134,52 @@ static const char *maven__meta_folder(struct http_req *r, const struct maven_pat
                                           : ga;
 }
 
-static void maven__get_metadata(struct http_req *r, const struct maven_path *mp)
+/* The metadata document of mp computed from repo's files (sb), and its newest file's time.
+ * GR_ENOTFOUND when no file makes one, GR_EDB. */
+static int maven__metadata_bytes(struct http_req *r, const char *repo, const struct maven_path *mp,
+                                 struct gr_sbuf *sb, int64_t *newest)
 {
     struct maven_file *f;
     int n;
     bool version = mp->kind == MAVEN_META_VERSION;
-    int rc = maven_list_files(r->ctx, r->arena, r->repo_key, maven__meta_folder(r, mp), !version,
-                              &f, &n);
-    struct gr_sbuf sb = GR_SBUF_INIT;
+    int rc = maven_list_files(r->ctx, r->arena, repo, maven__meta_folder(r, mp), !version, &f, &n);
     if (rc == GR_OK)
-        rc = version ? maven_metadata_snapshot(mp->group, mp->artifact, mp->version, f, n, &sb)
-                     : maven_metadata_artifact(mp->group, mp->artifact, f, n, &sb);
-    if (rc == GR_ENOTFOUND) {
-        gr_sbuf_release(&sb);
-        http_error(r, 404, "not found: %s/%s", r->repo_key, r->path);
-        return;
-    }
-    if (rc) {
-        gr_sbuf_release(&sb);
-        http_error_code(r, rc, NULL);
-        return;
-    }
-    int64_t newest = 0;
-    for (int i = 0; i < n; i++)
-        if (f[i].modified_ms > newest)
-            newest = f[i].modified_ms;
+        rc = version ? maven_metadata_snapshot(mp->group, mp->artifact, mp->version, f, n, sb)
+                     : maven_metadata_artifact(mp->group, mp->artifact, f, n, sb);
+    *newest = 0;
+    for (int i = 0; rc == GR_OK && i < n; i++)
+        if (f[i].modified_ms > *newest)
+            *newest = f[i].modified_ms;
+    return rc;
+}
+
+/* A metadata document's bytes, or its checksum when mp names one. */
+static void maven__send_metadata(struct http_req *r, const struct maven_path *mp, const char *doc,
+                                 size_t len, int64_t newest)
+{
     if (*mp->checksum) {
         char hex[CR_SHA512_HEX];
-        rc = maven__digest_hex(maven__algo(mp->checksum), sb.buf, sb.len, hex);
-        gr_sbuf_release(&sb);
+        int rc = maven__digest_hex(maven__algo(mp->checksum), doc, len, hex);
         if (rc)
             http_error_code(r, rc, NULL);
         else
             maven__send_bytes(r, hex, strlen(hex), "text/plain", newest);
         return;
     }
-    maven__send_bytes(r, sb.buf, sb.len, "application/xml", newest);
+    maven__send_bytes(r, doc, len, "application/xml", newest);
+}
+
+static void maven__get_metadata(struct http_req *r, const struct maven_path *mp)
+{
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    int64_t newest;
+    int rc = maven__metadata_bytes(r, r->repo_key, mp, &sb, &newest);
+    if (rc == GR_ENOTFOUND)
+        http_error(r, 404, "not found: %s/%s", r->repo_key, r->path);
+    else if (rc)
+        http_error_code(r, rc, NULL);
+    else
+        maven__send_metadata(r, mp, sb.buf, sb.len, newest);
     gr_sbuf_release(&sb);
 }
 
@@ -473,4 +489,96 @@ void maven_artifact(struct http_req *r, const struct repo_config *cfg)
         maven__get(r, cfg, mp);
     else
         maven__put(r, cfg, mp);
+}
+
+/* ---- remote and virtual repositories (docs/remote.md) ---- */
+
+/*
+ * The remote_sums hook: what the upstream publishes beside a file, its
+ * .sha1 (Maven Central's, always there), else its .sha256.
+ */
+static void maven__remote_sums(struct remote_upstream *up, struct repo_ctx *ctx, struct gr_arena *a,
+                               const char *repo, const char *path, struct remote_sums *out)
+{
+    (void)ctx, (void)repo;
+    static const struct {
+        const char *ext;
+        size_t len, off;
+    } sums[] = {{".sha1", 40, offsetof(struct remote_sums, sha1)},
+                {".sha256", 64, offsetof(struct remote_sums, sha256)}};
+    struct gr_sbuf up_path = GR_SBUF_INIT;
+    gr_sbuf_add_urlpath(&up_path, path);
+    for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
+        char *body;
+        size_t len;
+        int status;
+        const char *u = gr_arena_printf(a, "%s%s", up_path.buf, sums[i].ext);
+        if (remote_upstream_get(up, a, u, MAVEN_SUM_MAX, &body, &len, &status) != GR_OK ||
+            status != 200)
+            continue;
+        /* "<hex>" or "<hex>  <file name>" */
+        while (*body && isspace((unsigned char)*body))
+            body++;
+        size_t hl = strspn(body, "0123456789abcdefABCDEF");
+        if (hl != sums[i].len)
+            continue;
+        char *dst = (char *)out + sums[i].off;
+        for (size_t k = 0; k < hl; k++)
+            dst[k] = (char)tolower((unsigned char)body[k]);
+        dst[hl] = '\0';
+        break;
+    }
+    gr_sbuf_release(&up_path);
+}
+
+void maven_remote_spec(struct gr_arena *a, const char *path, struct remote_spec *spec)
+{
+    struct maven_path *mp = gr_arena_alloc(a, sizeof(*mp));
+    const char *why;
+    if (maven_parse_path(path, mp, &why) != GR_OK)
+        return; /* not the layout's: a file as it is */
+    if (mp->kind != MAVEN_FILE)
+        spec->kind = REMOTE_METADATA; /* maven-metadata.xml and its checksums */
+    else if (!*mp->checksum)
+        spec->sums = maven__remote_sums;
+}
+
+/* A local member's metadata document for a merge. */
+static int maven__local_doc(struct http_req *r, const struct repo_config *member, const char *path,
+                            char **doc, size_t *len)
+{
+    struct maven_path *mp = gr_arena_alloc(r->arena, sizeof(*mp));
+    const char *why;
+    if (maven_parse_path(path, mp, &why) != GR_OK || mp->kind == MAVEN_FILE)
+        return GR_ENOTFOUND;
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    int64_t newest;
+    int rc = maven__metadata_bytes(r, member->key, mp, &sb, &newest);
+    if (rc == GR_OK) {
+        *doc = gr_arena_strndup(r->arena, sb.buf, sb.len);
+        *len = sb.len;
+    }
+    gr_sbuf_release(&sb);
+    return rc;
+}
+
+void maven_virtual_get(struct http_req *r, const struct repo_config *cfg)
+{
+    struct maven_path *mp = gr_arena_alloc(r->arena, sizeof(*mp));
+    const char *why;
+    if (maven_parse_path(r->path, mp, &why) != GR_OK || mp->kind == MAVEN_FILE) {
+        http_virtual_file(r, cfg, r->path); /* the first member that has it */
+        return;
+    }
+    /* maven-metadata.xml: every member's, merged (and its checksums, of the merge) */
+    const char *doc_path = *mp->checksum ? mp->base : r->path;
+    char *doc;
+    size_t len;
+    if (!http_virtual_merged(r, cfg, &format_maven, doc_path, NULL, maven__local_doc, &doc, &len))
+        return;
+    if (!doc) {
+        http_error(r, 404, "not found in any member of '%s': %s", cfg->key, doc_path);
+        return;
+    }
+    maven__send_metadata(r, mp, doc, len, (int64_t)time(NULL) * 1000);
 }

@@ -999,3 +999,157 @@ int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *o
 {
     return sec_token_check(ctx, token, out);
 }
+
+/* ---- packuments of remote and virtual repositories (docs/remote.md) ---- */
+
+const char *npm_tarball_file(const char *url)
+{
+    const char *s = url ? strrchr(url, '/') : NULL;
+    return s && s[1] ? s + 1 : NULL;
+}
+
+json_t *npm_packument_shape(json_t *full, const char *name, const char *tarball_base,
+                            bool abbreviated, npm_keep_fn keep, void *arg)
+{
+    json_t *versions = json_object(), *tags = json_object();
+    json_t *in_versions = json_object_get(full, "versions");
+    const char *ver;
+    json_t *m;
+    json_object_foreach(in_versions, ver, m)
+    {
+        if (!json_is_object(m))
+            continue;
+        json_t *dist = json_object_get(m, "dist");
+        const char *file = npm_tarball_file(json_string_value(json_object_get(dist, "tarball")));
+        const char *member = json_string_value(json_object_get(m, NPM_MEMBER_KEY));
+        if (!file || (keep && !keep(arg, member, file)))
+            continue;
+        json_t *out;
+        if (abbreviated) {
+            out = json_object();
+            for (size_t k = 0; k < sizeof(npm__abbrev_keys) / sizeof(npm__abbrev_keys[0]); k++) {
+                json_t *v = json_object_get(m, npm__abbrev_keys[k]);
+                if (v)
+                    json_object_set(out, npm__abbrev_keys[k], v);
+            }
+        } else {
+            out = json_copy(m);
+            json_object_del(out, NPM_MEMBER_KEY);
+        }
+        json_t *d = json_copy(json_is_object(dist) ? dist : NULL);
+        if (!d)
+            d = json_object();
+        char *url = NULL;
+        if (asprintf(&url, "%s/%s/-/%s", tarball_base, name, file) < 0)
+            url = NULL;
+        json_object_set_new(d, "tarball", json_string(url ? url : ""));
+        free(url);
+        json_object_set_new(out, "dist", d);
+        json_object_set_new(versions, ver, out);
+    }
+    const char *tag;
+    json_t *tv;
+    json_object_foreach(json_object_get(full, "dist-tags"), tag, tv)
+    {
+        if (json_is_string(tv) && json_object_get(versions, json_string_value(tv)))
+            json_object_set(tags, tag, tv);
+    }
+    const char *highest = NULL;
+    json_object_foreach(versions, ver, m)
+    {
+        if (!highest || npm_semver_cmp(ver, highest) > 0)
+            highest = ver;
+    }
+    if (!json_object_get(tags, "latest") && highest)
+        json_object_set_new(tags, "latest", json_string(highest));
+    json_t *doc = json_object();
+    json_t *time = json_object_get(full, "time");
+    json_object_set_new(doc, "name", json_string(name));
+    if (abbreviated) {
+        json_t *mod = json_object_get(time, "modified");
+        if (json_is_string(mod))
+            json_object_set(doc, "modified", mod);
+        json_object_set_new(doc, "dist-tags", tags);
+        json_object_set_new(doc, "versions", versions);
+        return doc;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(full, k, v)
+    {
+        if (strcmp(k, "versions") && strcmp(k, "dist-tags") && strcmp(k, "_attachments") &&
+            strcmp(k, "name") && strcmp(k, "time") && strcmp(k, "_rev") && strcmp(k, "users"))
+            json_object_set(doc, k, v);
+    }
+    if (!json_object_get(doc, "_id"))
+        json_object_set_new(doc, "_id", json_string(name));
+    json_object_set_new(doc, "dist-tags", tags);
+    json_object_set_new(doc, "versions", versions);
+    if (json_is_object(time)) { /* the times of the versions shown, and created/modified */
+        json_t *t = json_object();
+        json_object_foreach(time, k, v)
+        {
+            if (!strcmp(k, "created") || !strcmp(k, "modified") || json_object_get(versions, k))
+                json_object_set(t, k, v);
+        }
+        json_object_set_new(doc, "time", t);
+    }
+    return doc;
+}
+
+int npm_packument_merge(struct gr_arena *a, const char *path, const char *const *members,
+                        const char *const *docs, const size_t *lens, int n, char **out,
+                        size_t *out_len)
+{
+    (void)path;
+    json_t *merged = NULL, *versions = json_object(), *tags = json_object(), *time = json_object();
+    for (int i = 0; i < n; i++) {
+        json_t *d = json_loadb(docs[i], lens[i], 0, NULL);
+        if (!json_is_object(d)) {
+            json_decref(d);
+            continue;
+        }
+        if (!merged) /* the description, readme ... of the first member that has the package */
+            merged = json_copy(d);
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(d, "versions"), k, v)
+        {
+            if (!json_is_object(v) || json_object_get(versions, k))
+                continue; /* the first member that has a version wins */
+            json_t *c = json_copy(v);
+            json_object_set_new(c, NPM_MEMBER_KEY, json_string(members[i]));
+            json_object_set_new(versions, k, c);
+        }
+        json_object_foreach(json_object_get(d, "dist-tags"), k, v)
+        {
+            if (!json_object_get(tags, k)) /* each tag from the first member that has it */
+                json_object_set(tags, k, v);
+        }
+        json_object_foreach(json_object_get(d, "time"), k, v)
+        {
+            json_t *have = json_object_get(time, k);
+            if (!have || (!strcmp(k, "modified") && json_is_string(v) && json_is_string(have) &&
+                          strcmp(json_string_value(v), json_string_value(have)) > 0))
+                json_object_set(time, k, v);
+        }
+        json_decref(d);
+    }
+    if (!merged) {
+        json_decref(versions);
+        json_decref(tags);
+        json_decref(time);
+        return GR_EINVAL;
+    }
+    json_object_set_new(merged, "versions", versions);
+    json_object_set_new(merged, "dist-tags", tags);
+    json_object_set_new(merged, "time", time);
+    char *s = json_dumps(merged, JSON_COMPACT);
+    json_decref(merged);
+    if (!s)
+        return GR_ENOMEM;
+    *out_len = strlen(s);
+    *out = gr_arena_strdup(a, s);
+    free(s);
+    return GR_OK;
+}

@@ -130,6 +130,39 @@ struct npm_package {
  */
 json_t *npm_packument(const struct npm_package *p, const char *tarball_base, bool abbreviated);
 
+/* ---- packuments of remote and virtual repositories (docs/remote.md) ---- */
+
+/* A version of a merged packument names the member it comes from under this key (never shown). */
+#define NPM_MEMBER_KEY "_granaryMember"
+
+/* The file name of a tarball URL (after its last '/'), or NULL. */
+const char *npm_tarball_file(const char *url);
+
+/* Whether the caller sees a version: member is its NPM_MEMBER_KEY (NULL: none), file its
+ * tarball's file name. */
+typedef bool (*npm_keep_fn)(void *arg, const char *member, const char *file);
+
+/*
+ * A packument as served from a full one (an upstream's, or a merge): the
+ * versions keep accepts (NULL: all), each dist.tarball rewritten to
+ * tarball_base + "/" + name + "/-/" + file, dist-tags naming versions left
+ * out dropped (latest: the highest version when it is gone), full or
+ * abbreviated (application/vnd.npm.install-v1+json). New reference; NULL
+ * when out of memory.
+ */
+json_t *npm_packument_shape(json_t *full, const char *name, const char *tarball_base,
+                            bool abbreviated, npm_keep_fn keep, void *arg);
+
+/*
+ * The merge_index hook: the full packuments members have (in resolution
+ * order) as one: the first member that has a version wins it (marked with
+ * NPM_MEMBER_KEY), each dist-tag comes from the first member that has it,
+ * the other fields from the first document. GR_EINVAL when none parses.
+ */
+int npm_packument_merge(struct gr_arena *a, const char *path, const char *const *members,
+                        const char *const *docs, const size_t *lens, int n, char **out,
+                        size_t *out_len) __attribute__((warn_unused_result));
+
 /* ---- rows ---- */
 
 /*
@@ -215,6 +248,13 @@ int npm_token_issue(struct repo_ctx *ctx, const char *user, int64_t lifetime,
 /* The user a token belongs to (enabled users only). GR_EAUTH, GR_EDB. */
 int npm_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *out)
     __attribute__((warn_unused_result));
+
+struct remote_upstream;
+struct remote_sums;
+/* The remote_sums hook of a remote npm repository's tarball "{name}/-/{file}": dist.shasum and
+ * dist.integrity of the version in the cached packument (npm_http.c). */
+void npm_remote_sums(struct remote_upstream *up, struct repo_ctx *ctx, struct gr_arena *a,
+                     const char *repo, const char *path, struct remote_sums *out);
 
 struct http_req;
 /* /api/npm/<repo>/... : the registry API (npm_http.c); sub is the raw text after "/api/npm/". */

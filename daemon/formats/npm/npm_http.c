@@ -6,6 +6,7 @@
  * search and a no-op audit endpoint. The rows live in npm.c.
  */
 #include "http/h_plugins.h"
+#include "http/remote.h"
 #include "http/req.h"
 
 #include "base/err.h"
@@ -18,11 +19,21 @@
 #include "repo/ingest.h"
 #include "repo/security.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+extern const struct format format_npm;
+
+/* storage_read_all's sink into a gr_sbuf. */
+static int npm__sb_chunk(void *arg, const void *data, size_t len)
+{
+    gr_sbuf_add(arg, data, len);
+    return GR_OK;
+}
 
 /* Seconds an npm login token lives (--npm-token-lifetime; 0: no expiry). */
 static int npm__token_lifetime = 365 * 24 * 3600;
@@ -712,6 +723,13 @@ static void npm__tag_put_done(struct http_req *r)
         npm__ok(r, 201);
 }
 
+static bool npm__rclass(const struct npm_ctx *n, const char *rclass);
+/* Read on the package here; through a virtual repository, on the members that have it
+ * (checked as they are asked). false: refused (answered). */
+static bool npm__need_read(struct http_req *r, struct npm_ctx *n);
+static bool npm__foreign_doc(struct http_req *r, struct npm_ctx *n, bool abbreviated, json_t **out);
+static void npm__read_only(struct http_req *r, struct npm_ctx *n);
+
 static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
 {
     const char *tag = NULL;
@@ -728,18 +746,28 @@ static void npm__dist_tags(struct http_req *r, struct npm_ctx *n)
             http_error(r, tag ? 400 : 405, tag ? "bad tag" : "name a tag");
             return;
         }
-        if (!http_need_read(r))
+        if (!npm__need_read(r, n))
             return;
-        struct npm_package p;
-        if (!npm__load_visible(r, n, &p))
-            return;
-        json_t *doc = npm_packument(&p, "", true);
+        json_t *doc = NULL;
+        if (!npm__rclass(n, "local")) {
+            if (!npm__foreign_doc(r, n, true, &doc))
+                return;
+        } else {
+            struct npm_package p;
+            if (!npm__load_visible(r, n, &p))
+                return;
+            doc = npm_packument(&p, "", true);
+        }
         json_t *tags = json_incref(json_object_get(doc, "dist-tags"));
         json_decref(doc);
         http_json(r, 200, tags);
         return;
     }
     n->tail = gr_arena_printf(r->arena, "dist-tags/%s", tag);
+    if (!npm__rclass(n, "local")) {
+        npm__read_only(r, n);
+        return;
+    }
     if (r->method == HM_PUT || r->method == HM_POST) {
         if (http_need_write(r))
             npm__read_body(r, n, HTTP_JSON_BODY_MAX, npm__tag_put_done);
@@ -956,6 +984,217 @@ static bool npm__bearer(struct http_req *r)
     return false;
 }
 
+/* ---- remote and virtual npm repositories (docs/remote.md) ---- */
+
+/* Where a remote npm repository keeps a package's packument (Artifactory's place). */
+static const char *npm__doc_path(struct gr_arena *a, const char *name)
+{
+    return gr_arena_printf(a, ".npm/%s/package.json", name);
+}
+
+static bool npm__rclass(const struct npm_ctx *n, const char *rclass)
+{
+    return !strcmp(n->cfg.rclass, rclass);
+}
+
+static bool npm__need_read(struct http_req *r, struct npm_ctx *n)
+{
+    return npm__rclass(n, "virtual") || http_need_read(r);
+}
+
+/* A local member's packument for a merge (npm_packument of its rows). */
+static int npm__local_doc(struct http_req *r, const struct repo_config *member, const char *path,
+                          char **doc, size_t *len)
+{
+    size_t pl = strlen(path), hl = strlen(".npm/"), tl = strlen("/package.json");
+    if (pl <= hl + tl)
+        return GR_ENOTFOUND;
+    const char *name = gr_arena_strndup(r->arena, path + hl, pl - hl - tl);
+    struct npm_package p;
+    int rc = npm_package_get(r->ctx, r->arena, member->key, name, &p);
+    if (rc)
+        return rc;
+    json_t *j = npm_packument(&p, "", false);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return GR_ENOMEM;
+    *len = strlen(s);
+    *doc = gr_arena_strdup(r->arena, s);
+    free(s);
+    return GR_OK;
+}
+
+struct npm__keep {
+    struct http_req *r;
+    struct npm_ctx *n;
+};
+
+/* A version is shown when the caller may read its tarball where it comes from. */
+static bool npm__keep_version(void *arg, const char *member, const char *file)
+{
+    struct npm__keep *k = arg;
+    const char *repo = member ? member : k->n->repo;
+    if (npm__rclass(k->n, "virtual") && !member)
+        return false;
+    return http_may(k->r, repo, npm__tgz_path(k->r, k->n, file), SEC_READ);
+}
+
+/*
+ * The packument of n->name in a remote (the upstream's, cached with the
+ * time to live) or virtual repository (its members' merged), as the
+ * caller may see it, tarballs pointing here. false: answered or suspended.
+ */
+static bool npm__foreign_doc(struct http_req *r, struct npm_ctx *n, bool abbreviated, json_t **out)
+{
+    const char *path = npm__doc_path(r->arena, n->name);
+    char *doc = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (npm__rclass(n, "remote")) {
+        struct remote_spec spec;
+        struct remote_result res;
+        http_remote_spec(r, &n->cfg, path, &spec);
+        if (!http_remote_doc(r, &n->cfg, path, &spec, &doc, &len, &res))
+            return false;
+        if (!doc && res.res == REMOTE_FAIL) {
+            http_error(r, res.status, "%s: %s", n->name, res.reason);
+            return false;
+        }
+    } else if (!http_virtual_merged(r, &n->cfg, &format_npm, path, n->name, npm__local_doc, &doc,
+                                    &len)) {
+        return false;
+    }
+    json_t *full = doc ? json_loadb(doc, len, 0, NULL) : NULL;
+    if (!json_is_object(full)) {
+        json_decref(full);
+        if (doc)
+            http_error(r, 502, "the packument of %s is not a JSON object", n->name);
+        else
+            npm__err(r, GR_ENOTFOUND, n->name);
+        return false;
+    }
+    struct npm__keep k = {r, n};
+    *out = npm_packument_shape(full, n->name, npm__tarball_base(r, n), abbreviated,
+                               npm__keep_version, &k);
+    size_t had = json_object_size(json_object_get(full, "versions"));
+    json_decref(full);
+    if (!*out) {
+        http_error(r, 500, "out of memory");
+        return false;
+    }
+    if (json_object_size(json_object_get(*out, "versions")) == 0 && had > 0) {
+        json_decref(*out);
+        *out = NULL;
+        npm__err(r, GR_ENOTFOUND, n->name); /* every version hidden from this caller */
+        return false;
+    }
+    return true;
+}
+
+/* GET /{name} or /{name}/{version|tag} of a remote or virtual repository. */
+static void npm__foreign_get(struct http_req *r, struct npm_ctx *n, const char *spec)
+{
+    bool ab = !spec && npm__wants_abbreviated(r);
+    json_t *doc;
+    if (!npm__foreign_doc(r, n, ab, &doc))
+        return;
+    if (!spec) {
+        npm__send_doc(r, doc, ab ? NPM_ABBREV_TYPE : "application/json");
+        return;
+    }
+    const char *tagged =
+        json_string_value(json_object_get(json_object_get(doc, "dist-tags"), spec));
+    json_t *v = json_object_get(json_object_get(doc, "versions"), tagged ? tagged : spec);
+    if (!v) {
+        json_decref(doc);
+        http_error(r, 404, "no such version: %s@%s", n->name, spec);
+        return;
+    }
+    json_incref(v);
+    json_decref(doc);
+    npm__send_doc(r, v, "application/json");
+}
+
+/* A write to a remote repository, or to a virtual one (other than a publish). */
+static void npm__read_only(struct http_req *r, struct npm_ctx *n)
+{
+    http_error(r, 405, "%s repository '%s' is read-only here: publish to a local repository",
+               n->cfg.rclass, n->repo);
+}
+
+/*
+ * A publish to a virtual repository goes to its defaultDeploymentRepo:
+ * n becomes that repository. false: answered (405 without one).
+ */
+static bool npm__to_deploy_repo(struct http_req *r, struct npm_ctx *n)
+{
+    struct virtual_settings vs;
+    virtual_settings_read(r->arena, &n->cfg, &vs);
+    struct repo_config t;
+    int rc = *vs.deploy ? repo_get(r->ctx, r->arena, vs.deploy, &t) : GR_ENOTFOUND;
+    if (rc == GR_ENOTFOUND || (rc == GR_OK && strcmp(t.rclass, "local"))) {
+        http_error(r, 405,
+                   "virtual repository '%s' has no defaultDeploymentRepo: publish to a"
+                   " local repository",
+                   n->repo);
+        return false;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    n->cfg = t;
+    n->repo = gr_arena_strdup(r->arena, t.key);
+    r->repo_key = n->repo;
+    return true;
+}
+
+/* The remote_sums hook: a tarball's dist.shasum and dist.integrity from the cached packument. */
+void npm_remote_sums(struct remote_upstream *up, struct repo_ctx *ctx, struct gr_arena *a,
+                     const char *repo, const char *path, struct remote_sums *out)
+{
+    (void)up;
+    const char *sep = strstr(path, "/-/");
+    if (!sep)
+        return;
+    const char *name = gr_arena_strndup(a, path, (size_t)(sep - path)), *file = sep + 3;
+    struct artifact art;
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    if (artifact_get(ctx, a, repo, npm__doc_path(a, name), &art) != GR_OK ||
+        art.size > NPM_DOC_MAX ||
+        storage_read_all(ctx->storage, art.sha256, art.size, npm__sb_chunk, &sb) != GR_OK) {
+        gr_sbuf_release(&sb);
+        return; /* no packument cached: nothing to compare with */
+    }
+    json_t *doc = json_loadb(sb.buf ? sb.buf : "", sb.len, 0, NULL);
+    gr_sbuf_release(&sb);
+    const char *ver;
+    json_t *m;
+    json_object_foreach(json_object_get(doc, "versions"), ver, m)
+    {
+        json_t *dist = json_object_get(m, "dist");
+        const char *f = npm_tarball_file(json_string_value(json_object_get(dist, "tarball")));
+        if (!f || strcmp(f, file))
+            continue;
+        const char *sha1 = json_string_value(json_object_get(dist, "shasum"));
+        const char *sri = json_string_value(json_object_get(dist, "integrity"));
+        if (sha1 && strlen(sha1) == 40)
+            for (int i = 0; i < 41; i++)
+                out->sha1[i] = (char)tolower((unsigned char)sha1[i]);
+        const char *b64 = sri ? npm__sri_sha512(a, sri) : NULL;
+        unsigned char raw[64 + 3];
+        size_t got = 0;
+        struct npm_b64 st = {0};
+        if (b64 && strlen(b64) <= 88 && npm_b64_decode(&st, b64, strlen(b64), raw, &got) == GR_OK &&
+            got == 64)
+            for (int i = 0; i < 64; i++)
+                snprintf(out->sha512 + 2 * i, 3, "%02x", raw[i]);
+        break;
+    }
+    json_decref(doc);
+}
+
 /* Routes below a package name. */
 static void npm__package(struct http_req *r, struct npm_ctx *n)
 {
@@ -964,10 +1203,24 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
      * their tarballs' paths (see "who may do what" above) */
     r->repo_key = n->repo;
     r->path = gr_arena_strdup(r->arena, n->name);
+    bool local = npm__rclass(n, "local");
+    if (!local && r->method == HM_PUT && !*t && npm__rclass(n, "virtual")) {
+        if (!npm__to_deploy_repo(r, n)) /* a publish through a virtual repository */
+            return;
+        local = true;
+    }
+    if (!local && r->method != HM_GET && r->method != HM_HEAD) {
+        npm__read_only(r, n);
+        return;
+    }
     if (!*t) {
         if (r->method == HM_GET || r->method == HM_HEAD) {
-            if (http_need_read(r))
-                npm__packument_get(r, n);
+            if (npm__need_read(r, n)) {
+                if (local)
+                    npm__packument_get(r, n);
+                else
+                    npm__foreign_get(r, n, NULL);
+            }
         } else if (r->method == HM_PUT) {
             /* a publish or a deprecation: write here, the rest once the body is in */
             if (http_need_write(r))
@@ -1024,12 +1277,27 @@ static void npm__package(struct http_req *r, struct npm_ctx *n)
             http_error(r, 405, "tarballs are published with the package document");
             return;
         }
-        http_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
+        if (local)
+            http_artifact_generic(r, &n->cfg); /* sendfile from the blob store, ETag, ranges */
+        else if (http_need_read(r) && npm__rclass(n, "remote"))
+            http_remote_file(r, &n->cfg, r->path); /* cached, or fetched once */
+        else if (npm__rclass(n, "virtual"))
+            http_virtual_file(r, &n->cfg, r->path); /* the first member that has it */
         return;
     }
     if (!strchr(t, '/') && (r->method == HM_GET || r->method == HM_HEAD)) {
-        if (http_need_read(r))
+        if (!npm__need_read(r, n))
+            return;
+        if (local) {
             npm__version_get(r, n);
+            return;
+        }
+        const char *spec = npm_unescape(r->arena, t, strlen(t));
+        if (!spec) {
+            http_error(r, 400, "bad version");
+            return;
+        }
+        npm__foreign_get(r, n, spec);
         return;
     }
     http_error(r, 404, "no such npm api");

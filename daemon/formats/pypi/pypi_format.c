@@ -22,4 +22,5 @@ const struct format format_pypi = {
     .name = "pypi",
     .routes = pypi__routes,
     .artifact = pypi_artifact,
+    .local_only = true, /* remote and virtual PyPI: not built yet */
 };

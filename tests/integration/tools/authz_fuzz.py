@@ -390,6 +390,18 @@ class Driver:
         sec.repos["n1"] = M.Repo("n1", "npm")
         sec.repos["m1"] = M.Repo("m1", "maven")
         sec.repos["p1"] = M.Repo("p1", "pypi")
+        # a remote repository whose upstream is g1 on this node (fetched as admin; no negative
+        # cache), and a virtual one of g2 then that remote (docs/remote.md)
+        self.remote_repo, self.virtual_repo = "r1", "v1"
+        self.root_json("PUT", "/api/repositories/r1",
+                       {"rclass": "remote", "packageType": "generic", "url": f"http://{self.host}:{self.port}/g1",
+                        "username": "admin", "password": self.admin_pass, "missedRetrievalCachePeriodSecs": 0},
+                       {200})
+        sec.repos["r1"] = M.Repo("r1", GENERIC, rclass="remote", upstream="g1")
+        self.root_json("PUT", "/api/repositories/v1",
+                       {"rclass": "virtual", "packageType": "generic", "repositories": ["g2", "r1"],
+                        "defaultDeploymentRepo": "g2"}, {200})
+        sec.repos["v1"] = M.Repo("v1", GENERIC, rclass="virtual", members=["g2", "r1"], deploy="g2")
         # groups, users
         for g in ["gA", "gB"]:
             sec.groups[g] = M.Group(g, rng.random() < 0.2)
@@ -451,7 +463,7 @@ class Driver:
                     self.root("POST", "/api/pypi/p1/", body, {"Content-Type": ctype}, want={200})
         self.resync_all()
         for _ in range(rng.randint(4, 8)):
-            repo = rng.choice(list(self.sec.repos))
+            repo = rng.choice(self.stored_repos())
             path = self.pick_item(repo)
             k, vals = self.rand_props()
             self.root("PUT", f"/api/storage/{repo}/{q(path)}?properties={k}={','.join(vals)}")
@@ -492,7 +504,13 @@ class Driver:
             self.put_target(t)
 
     def generic_repos(self):
-        return sorted(k for k, r in self.sec.repos.items() if r.ptype == GENERIC and k != "scratch")
+        """Local generic repositories: what deploys, copies and moves aim at."""
+        return sorted(k for k, r in self.sec.repos.items()
+                      if r.ptype == GENERIC and r.rclass == "local" and k != "scratch")
+
+    def stored_repos(self):
+        """Repositories that hold files (a remote's cached ones too): not the virtual ones."""
+        return sorted(k for k, r in self.sec.repos.items() if r.rclass != "virtual")
 
     def random_target(self, name):
         rng = self.rng
@@ -502,6 +520,8 @@ class Driver:
             repos = ["ANY"]
         elif x < 0.25:
             repos = ["ANY LOCAL"]
+        elif x < 0.3:
+            repos = ["ANY REMOTE"]
         else:
             repos = rng.sample(keys, rng.randint(1, 2))
         y = rng.random()
@@ -657,7 +677,10 @@ class Driver:
 
     # ---- the run -------------------------------------------------------------------------
 
-    def run(self, ops, seconds):
+    def run(self, ops, seconds, cover_cap=None):
+        """ops operations (or seconds); with cover_cap, then on until every
+        edge of authz_model.EDGES was met once, up to cover_cap operations in all
+        (a seed that misses a rare edge needs no retuning when operations are added)."""
         from authz_ops import OPS  # the operation catalogue
 
         names = [o[0] for o in OPS]
@@ -666,7 +689,14 @@ class Driver:
         start = time.time()
         i = 0
         try:
-            while (ops is None or i < ops) and (seconds is None or time.time() - start < seconds):
+            def more():
+                if seconds is not None and time.time() - start >= seconds:
+                    return False
+                if ops is None or i < ops:
+                    return True
+                return cover_cap is not None and i < cover_cap and any(not self.coverage.get(k) for k in M.EDGES)
+
+            while more():
                 self.op_index = i
                 name = self.rng.choices(names, weights)[0]
                 if i % 25 == 24:
@@ -769,7 +799,8 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="print every mismatch, not the first of each kind")
     ap.add_argument("--trace", help="write every request sent as a caller to this file")
     ap.add_argument("--require-coverage", action="store_true",
-                    help="fail when the run met one of the findings' edges (authz_model.EDGES) not even once")
+                    help="go on past --ops (up to 4 times as many) until every edge of the findings "
+                         "(authz_model.EDGES) was met once; fail if one never was")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
@@ -783,7 +814,7 @@ def main():
           f"{len(d.c.trash)} trashed, setup {time.time() - t0:.1f} s", flush=True)
     for line in d.sec.describe():
         print("  " + line)
-    n, secs = d.run(args.ops, args.seconds)
+    n, secs = d.run(args.ops, args.seconds, args.ops * 4 if args.require_coverage and args.ops else None)
     print(f"ran {n} operations ({d.requests} requests) in {secs:.1f} s; seed={args.seed}; "
           f"{len(d.mismatches)} mismatches", flush=True)
     print("  ops: " + ", ".join(f"{k}={v}" for k, v in sorted(d.counts.items())))

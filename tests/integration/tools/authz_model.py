@@ -144,8 +144,14 @@ class Target:
         self.users = dict(users or {})  # name -> [actions]
         self.groups = dict(groups or {})
 
-    def covers_repo(self, key):
-        return key in self.repos or "ANY" in self.repos or "ANY LOCAL" in self.repos
+    def covers_repo(self, key, rclass="local"):
+        """ANY: every repository; ANY LOCAL: local and virtual ones; ANY REMOTE: remote ones."""
+        return (
+            key in self.repos
+            or "ANY" in self.repos
+            or ("ANY LOCAL" in self.repos and rclass != "remote")
+            or ("ANY REMOTE" in self.repos and rclass == "remote")
+        )
 
     def matches(self, path):
         return any(ant_match(i, path) for i in self.includes) and not any(
@@ -209,8 +215,14 @@ class Principal:
 
 
 class Repo:
-    def __init__(self, key, ptype="generic", excludes=""):
+    """A repository. rclass remote: upstream is the key of the (local)
+    repository its url points at on the same node; virtual: members in
+    order and deploy, its defaultDeploymentRepo (docs/remote.md)."""
+
+    def __init__(self, key, ptype="generic", excludes="", rclass="local", upstream=None, members=(),
+                 deploy=None):
         self.key, self.ptype, self.excludes = key, ptype, excludes
+        self.rclass, self.upstream, self.members, self.deploy = rclass, upstream, list(members), deploy
 
     def accepts(self, path):
         """The repository's own include (default everything) and exclude patterns."""
@@ -224,6 +236,10 @@ class Security:
         self.groups = {}  # name -> Group
         self.targets = {}  # name -> Target
         self.anonymous_on = False
+
+    def rclass(self, key):
+        r = self.repos.get(key)
+        return r.rclass if r else "local"
 
     def is_admin(self, p):
         """Admins: the built-in account, a user with the flag or in a group
@@ -267,7 +283,7 @@ class Security:
         ts, user, groups = self.naming(p)
         lv = NONE
         for t in ts:
-            if t.covers_repo(repo) and t.matches(path):
+            if t.covers_repo(repo, self.rclass(repo)) and t.matches(path):
                 lv = max(lv, t.level_for(user, groups))
         return lv
 
@@ -280,7 +296,7 @@ class Security:
         ts, user, groups = self.naming(p)
         lv = NONE
         for t in ts:
-            if t.covers_repo(repo) and surely_covers(t.includes, t.excludes, folder):
+            if t.covers_repo(repo, self.rclass(repo)) and surely_covers(t.includes, t.excludes, folder):
                 lv = max(lv, t.level_for(user, groups))
         return lv
 
@@ -291,7 +307,7 @@ class Security:
         if self.refused_outright(p):
             return False
         ts, user, groups = self.naming(p)
-        return any(t.covers_repo(repo) and t.level_for(user, groups) >= need for t in ts)
+        return any(t.covers_repo(repo, self.rclass(repo)) and t.level_for(user, groups) >= need for t in ts)
 
     def describe(self, p=None, repo=None):
         out = [f"anonymous access: {'on' if self.anonymous_on else 'off'}"]
@@ -307,7 +323,7 @@ class Security:
                 user, groups = self._names(p)
                 if t.level_for(user, groups) == NONE:
                     continue
-            if repo is not None and not t.covers_repo(repo):
+            if repo is not None and not t.covers_repo(repo, self.rclass(repo)):
                 continue
             out.append(t.describe())
         return out
@@ -509,6 +525,94 @@ def expect_get_file(sec, c, p, repo, path, sha_of_body, head=False):
 
     tags = {"F8 active type downloaded"} if path.lower().endswith(ACTIVE_EXT) else ()
     return Expect(rule, [Outcome({200}, None, check)], tags=tags)
+
+
+# remote and virtual repositories (docs/remote.md) ---------------------------------
+
+
+def remote_outcome(sec, c, repo, path, sha_of_body):
+    """What a remote repository answers a reader for path, the read being
+    permitted: its cached copy; else its upstream's file, cached by the
+    read; else 502 for a folder (an HTML listing is refused for a file),
+    404 for nothing. (outcome, found)."""
+    up = sec.repos[repo].upstream
+
+    def body_is(want):
+        def check(resp):
+            probs = download_header_problems(path, resp.headers)
+            if sha_of_body(resp.body) != want:
+                probs.append("body is not the expected content")
+            return probs
+
+        return check
+
+    if c.is_file(repo, path):
+        return Outcome({200}, None, body_is(c.files[(repo, path)][0])), True
+    if c.is_file(up, path):
+        sha = c.files[(up, path)][0]
+
+        def cache(cc):
+            cc.put_file(repo, path, sha)
+
+        return Outcome({200}, cache, body_is(sha)), True
+    if c.is_folder(up, path):
+        return Outcome({502}), False
+    return Outcome({404}), False
+
+
+def expect_remote_get(sec, c, p, repo, path, sha_of_body):
+    """GET a remote repository's file: read on path there (fetching it is
+    part of the read); the cached copy, else the upstream's, kept."""
+    rule = f"GET remote file: {need_str(READ, path)}; cached, else fetched and kept, else 404"
+    if sec.refused_outright(p) or sec.level(p, repo, path) < READ:
+        return Expect(rule, [Outcome({sec.denied(p)})], {repo})
+    out, _ = remote_outcome(sec, c, repo, path, sha_of_body)
+    return Expect(rule, [out], {repo})
+
+
+def expect_virtual_get(sec, c, p, repo, path, sha_of_body):
+    """GET through a virtual repository: the members the caller may read
+    path in, in order; the first that has it serves it (a remote member
+    fetches); none readable: the refusal; none has it: 404."""
+    v = sec.repos[repo]
+    rule = "GET virtual file: read on path in the members; the first readable member that has it"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    readable = [m for m in v.members if m in sec.repos and sec.level(p, m, path) >= READ]
+    if not readable:
+        return Expect(rule, [Outcome({sec.denied(p) if v.members else 404})])
+    affects = set()
+    for m in readable:
+        if sec.rclass(m) == "remote":
+            affects.add(m)
+            out, found = remote_outcome(sec, c, m, path, sha_of_body)
+            if found:
+                return Expect(rule, [out], affects)
+            continue
+        if c.is_file(m, path):
+            want = c.files[(m, path)][0]
+
+            def check(resp, want=want):
+                probs = download_header_problems(path, resp.headers)
+                if sha_of_body(resp.body) != want:
+                    probs.append(f"body is not {m}'s content")
+                return probs
+
+            return Expect(rule, [Outcome({200}, None, check)], affects)
+    return Expect(rule, [Outcome({404})], affects)
+
+
+def expect_virtual_put(sec, c, p, repo, path, sha):
+    """PUT to a virtual repository: a deploy to its defaultDeploymentRepo, with that
+    repository's rules and permissions."""
+    exp = expect_put(sec, c, p, sec.repos[repo].deploy, path, sha)
+    exp.rule = "PUT virtual: to defaultDeploymentRepo; " + exp.rule
+    return exp
+
+
+def expect_not_allowed(what):
+    """A method the repository does not take: 405 whoever asks, nothing changes."""
+    return Expect(what, [Outcome({405})])
 
 
 def expect_checksum_file(sec, c, p, repo, path):

@@ -159,7 +159,7 @@ def with_edge(d, p, edges_of):
 def edge_listing(d, p):
     """Folders the caller reads, holding something it cannot read."""
     out = []
-    for repo in sorted(d.sec.repos):
+    for repo in d.stored_repos():
         for f in d.c.existing_folders(repo):
             if d.sec.level(p, repo, f) < M.READ:
                 continue
@@ -202,6 +202,55 @@ def op_get_checksum(d, p):
     send(d, p, "GET", f"/{repo}/{q(path)}.sha256", exp, repo=repo)
 
 
+# ---- remote and virtual repositories (docs/remote.md) -----------------------------------
+
+
+def op_remote_get(d, p):
+    """GET a remote repository's file (r1, whose upstream is g1 on this node)."""
+    rng = d.rng
+    up = d.sec.repos[d.remote_repo].upstream
+    ups = sorted(pth for (r, pth) in d.c.files if r == up)
+    path = rng.choice(ups) if ups and rng.random() < 0.7 else d.pick_file(d.remote_repo)[1]
+    exp = M.expect_remote_get(d.sec, d.c, p, d.remote_repo, path, sha256)
+    send(d, p, "GET", f"/{d.remote_repo}/{q(path)}", exp, repo=d.remote_repo)
+
+
+def op_remote_cache(d, p):
+    """The cached files alone (<key>-cache): GET never fetches; DELETE (delete permission)
+    makes the next GET fetch again."""
+    repo = d.remote_repo
+    rpath = d.pick_file(repo)[1]
+    if d.rng.random() < 0.6:
+        exp = M.expect_get_file(d.sec, d.c, p, repo, rpath, sha256)
+        send(d, p, "GET", f"/{repo}-cache/{q(rpath)}", exp, repo=repo)
+    else:
+        exp = M.expect_delete(d.sec, d.c, p, repo, rpath)
+        send(d, p, "DELETE", f"/{repo}-cache/{q(rpath)}", exp, repo=repo)
+
+
+def op_virtual(d, p):
+    """Through the virtual repository v1 (members g2, then r1; deploys to g2)."""
+    rng = d.rng
+    v = d.virtual_repo
+    x = rng.random()
+    if x < 0.65:
+        files = sorted(pth for (r, pth) in d.c.files if r in d.sec.repos[v].members)
+        path = rng.choice(files) if files and rng.random() < 0.7 else d.rand_file_path("g2")
+        exp = M.expect_virtual_get(d.sec, d.c, p, v, path, sha256)
+        send(d, p, "GET", f"/{v}/{q(path)}", exp, repo=v)
+    elif x < 0.85:
+        path, body = d.rand_file_path("g2"), rng.choice(POOL)
+        exp = M.expect_virtual_put(d.sec, d.c, p, v, path, sha256(body))
+        send(d, p, "PUT", f"/{v}/{q(path)}", exp, body)
+    elif x < 0.93:
+        path = d.pick_file(d.sec.repos[v].deploy)[1]
+        exp = M.expect_not_allowed("DELETE virtual: 405")
+        send(d, p, "DELETE", f"/{v}/{q(path)}", exp)
+    else:
+        exp = M.expect_not_allowed("PUT remote: 405 (a cache of its upstream)")
+        send(d, p, "PUT", f"/{d.remote_repo}/{q(d.rand_file_path('g1'))}", exp, rng.choice(POOL))
+
+
 def op_storage_file(d, p):
     repo, path = d.pick_file()
     exp = M.expect_storage_file(d.sec, d.c, p, repo, path, info_sha)
@@ -212,7 +261,7 @@ def pick_listing(d, p):
     p, g = with_edge(d, p, lambda q: edge_listing(d, q))
     if g:
         return (p,) + g
-    repo = d.rng.choice(sorted(d.sec.repos))
+    repo = d.rng.choice(d.stored_repos())
     return p, repo, d.pick_folder(repo)
 
 
@@ -307,7 +356,7 @@ def op_delete(d, p):
 
 def op_props_change(d, p, delete=None):
     rng = d.rng
-    repo = rng.choice(sorted(d.sec.repos))
+    repo = rng.choice(d.stored_repos())
     path = d.pick_item(repo)
     if rng.random() < 0.05:
         path = d.rand_file_path(repo)
@@ -329,7 +378,7 @@ def op_props_change(d, p, delete=None):
 
 
 def op_props_get(d, p):
-    repo = d.rng.choice(sorted(d.sec.repos))
+    repo = d.rng.choice(d.stored_repos())
     path = d.pick_item(repo)
     exp = M.expect_props_get(d.sec, d.c, p, repo, path)
     send(d, p, "GET", f"{storage_url(repo, path)}?properties", exp, repo=repo)
@@ -1339,5 +1388,8 @@ OPS = [
     ("pypi_file", 2, op_pypi_file),
     ("pypi_yank", 3, op_pypi_yank),
     ("pypi_search", 1, op_pypi_search),
+    ("remote_get", 4, op_remote_get),
+    ("remote_cache", 2, op_remote_cache),
+    ("virtual", 4, op_virtual),
     ("world_change", 2, op_world_change),
 ]
