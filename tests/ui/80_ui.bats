@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# run-tests: alone (a browser and three nodes: no other suite runs beside it)
 # The web UI in a real browser (docs/ui.md): Debian's chromium, headless,
 # driven by puppeteer-core (tests/ui/package.json) through nginx in front of
 # three nodes. One scenario of tests/ui/ui.mjs per test; each saves

@@ -80,11 +80,18 @@ export async function signIn(page, user, password) {
 
 // Fill the labelled field of a form (by its label's text).
 export async function fill(page, scope, label, value) {
-  const id = await page.evaluate((s, l) => {
-    const root = document.querySelector(s);
-    const lab = [...root.querySelectorAll('label')].find((x) => x.textContent.trim() === l);
-    return lab ? lab.htmlFor : null;
-  }, scope, label);
+  // the label and its field, found together once both are there (a screen
+  // drawn again between the two would leave a label without its field)
+  let id = null;
+  try {
+    id = await (await page.waitForFunction((s, l) => {
+      const root = document.querySelector(s);
+      const lab = root && [...root.querySelectorAll('label')].find((x) => x.textContent.trim() === l);
+      return lab && lab.htmlFor && document.getElementById(lab.htmlFor) ? lab.htmlFor : null;
+    }, { timeout: 10000, polling: 100 }, scope, label)).jsonValue();
+  } catch {
+    id = null;
+  }
   check(id, `a field labelled "${label}" in ${scope}`);
   const el = await page.$(`#${id}`);
   const tag = await el.evaluate((x) => x.tagName);

@@ -162,6 +162,7 @@ scenarios.users = (open) => run('users', async (opening) => {
   await page.type(`${tf} .grants[data-kind=users] .grant:last-child input[name=who]`, 'erin');
   await clickText(page, 'Create', tf);
   await waitText(page, 'Saved permission target erin-team.');
+  await page.waitForNetworkIdle({ idleTime: 500, timeout: 30000 }); // the screen redrawn with the new target
   // the effective permissions of erin on two paths
   const ef = 'form[aria-label="Effective permissions"]';
   await fill(page, ef, 'User', 'erin');
@@ -296,6 +297,8 @@ scenarios.layout = (open) => run('layout', async (opening) => {
   // the tree by arrow keys
   await go(page, '#/browse/team');
   await page.waitForSelector('[role=treeitem][aria-expanded]');
+  // the tree is drawn again when its listings arrive: keys go in once it is settled
+  await page.waitForNetworkIdle({ idleTime: 500, timeout: 30000 });
   await page.focus('[role=treeitem]');
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('ArrowRight');
