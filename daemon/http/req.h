@@ -99,6 +99,11 @@ struct http_req {
     /* a format's clients read errors their own way: http_error() calls this to
      * adjust the JSON error document (NULL: the house shape only) */
     void (*error_doc)(struct http_req *r, json_t *doc, int status, const char *msg);
+    /* headers every answer of this request carries, errors included (http_answer_header) */
+    struct http_answer_header {
+        const char *name, *value;
+    } answer_headers[8];
+    int nanswer_headers;
     int status;
     uint64_t sent_bytes;
     struct timespec t0;
@@ -134,6 +139,13 @@ struct http_req {
 
 /* ---- answering ---- */
 
+/*
+ * A header every answer of r carries, errors included (values copied into
+ * the arena; at most 8, later ones are dropped). A WWW-Authenticate set
+ * here replaces the Basic challenge of a 401 (a format whose clients
+ * expect another scheme: the OCI registry's Bearer challenge).
+ */
+void http_answer_header(struct http_req *r, const char *name, const char *value);
 /* Queue resp with status (takes ownership of resp). */
 void http_send(struct http_req *r, int status, struct MHD_Response *resp);
 /* The JSON error shape {"errors":[{"status":N,"message":"..."}]}; 401 adds a Basic challenge. */
@@ -268,6 +280,15 @@ void h_repository(struct http_req *r, const char *rest);   /* rest: the key */
 void h_artifact(struct http_req *r, const char *rest);
 /* The generic artifact methods (GET/HEAD/PUT/DELETE) for a known repository. */
 void http_artifact_generic(struct http_req *r, const struct repo_config *cfg);
+/*
+ * The body of a download of len bytes from first of a's binary: this
+ * node's copy, every block verified before it goes out, or else a peer's
+ * (a HEAD gets a body-less response of that length). NULL: an error
+ * answer (503) was sent. For formats that serve binaries under their own
+ * URLs (the OCI registry's blobs).
+ */
+struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifact *a,
+                                        uint64_t first, uint64_t len);
 void h_root(struct http_req *r, const char *rest);
 void h_storage(struct http_req *r, const char *rest);     /* h_storage.c: /api/storage/... */
 void h_storageinfo(struct http_req *r, const char *rest); /* h_storage.c: /api/storageinfo */
