@@ -170,6 +170,9 @@ struct MHD_Response *http_response_bytes(void *data, size_t len, bool copy);
 
 /* A request header (case-insensitive), or NULL. */
 const char *http_req_header(struct http_req *r, const char *name);
+/* Every line of a request header joined by ", " (in the arena), or NULL:
+ * clients send Accept as several lines. */
+const char *http_req_header_all(struct http_req *r, const char *name);
 /* A decoded query parameter (in the arena), NULL when absent, "" when empty.
  * A malformed escape reads as absent. */
 const char *http_query(struct http_req *r, const char *name);

@@ -120,6 +120,34 @@ const char *http_req_header(struct http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+struct respond__join {
+    struct http_req *r;
+    const char *name;
+    struct gr_sbuf sb;
+};
+
+static enum MHD_Result respond__join_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    struct respond__join *j = cls;
+    (void)kind;
+    if (key && value && !strcasecmp(key, j->name)) {
+        if (j->sb.len)
+            gr_sbuf_adds(&j->sb, ", ");
+        gr_sbuf_adds(&j->sb, value);
+    }
+    return MHD_YES;
+}
+
+const char *http_req_header_all(struct http_req *r, const char *name)
+{
+    struct respond__join j = {r, name, GR_SBUF_INIT};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, respond__join_one, &j);
+    const char *out = j.sb.len ? gr_arena_strdup(r->arena, j.sb.buf) : NULL;
+    gr_sbuf_release(&j.sb);
+    return out;
+}
+
 const char *http_query(struct http_req *r, const char *name)
 {
     const char *raw = NULL;

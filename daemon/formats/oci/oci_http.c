@@ -46,6 +46,7 @@ struct oci_req {
     struct oci_digest digest;
     bool complete; /* PUT: finish the session after the body */
     bool monolithic;
+    struct cr_digest *d512; /* a monolithic upload's sha512, when its digest is one */
 };
 
 /* ---- errors in the spec's shape ---- */
@@ -561,10 +562,14 @@ static int oci__ingest_chunk(struct http_req *r, const char *data, size_t len)
     int rc = x->in ? GR_OK : ingest_begin(r->ctx, r->arena, &x->in);
     if (rc == GR_OK)
         rc = ingest_write(x->in, data, len);
+    if (rc == GR_OK && x->d512)
+        cr_digest_update(x->d512, data, len);
     if (rc == GR_OK)
         x->got += len;
     return rc;
 }
+
+static void oci__digest_free(void *arg);
 
 /* The body is in: hash and replicate it into art. false: answered. */
 static bool oci__ingest_done(struct http_req *r, struct artifact *art)
@@ -653,7 +658,17 @@ static void oci__complete(struct http_req *r, const char *id, const struct artif
             blob.size = sizes[0];
             blob.pending = NULL;
         }
-        if (sha512) {
+        if (sha512 && one && x->d512) { /* hashed as it arrived */
+            unsigned char md[64];
+            cr_digest_final(x->d512, md);
+            char hex[129];
+            for (int i = 0; i < 64; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+            if (strcmp(hex, d->hex)) {
+                oci__digest_mismatch(r, d->text);
+                return;
+            }
+        } else if (sha512) {
             struct cr_digest *h = cr_digest_new(CR_SHA512);
             if (!h) {
                 http_error_code(r, GR_ENOMEM, NULL);
@@ -845,6 +860,14 @@ static void oci__upload_new(struct http_req *r)
     if (have_digest) { /* monolithic: the body is the blob */
         x->digest = d;
         x->monolithic = true;
+        if (!strcmp(d.alg, "sha512")) {
+            x->d512 = cr_digest_new(CR_SHA512);
+            if (!x->d512) {
+                http_error_code(r, GR_ENOMEM, NULL);
+                return;
+            }
+            gr_arena_cleanup(r->arena, oci__digest_free, x->d512);
+        }
         r->on_body = oci__ingest_chunk;
         r->on_end = oci__upload_end;
         return;
@@ -1151,7 +1174,7 @@ static void oci__manifest(struct http_req *r)
         }
         snprintf(type, sizeof(type), "%s", t);
     }
-    if (!oci_accepts(http_req_header(r, "Accept"), type)) {
+    if (!oci_accepts(http_req_header_all(r, "Accept"), type)) {
         oci__err(r, 404, "MANIFEST_UNKNOWN", NULL,
                  "manifest unknown: it is %s, which the Accept header does not admit", type);
         return;
