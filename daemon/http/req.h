@@ -36,6 +36,10 @@
  * larger ones stream in blocks, each checked before it is sent (blobsend.h). */
 #define HTTP_SMALL_BODY (16 * 1024)
 #define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
+/* "Authorization: Bearer anonymous" is the anonymous user, as no credentials
+ * are: the token a registry token endpoint gives a caller without any
+ * (docs/oci.md). It grants nothing anonymous access does not. */
+#define HTTP_ANONYMOUS_BEARER "anonymous"
 
 enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 extern const struct format format_oci;
 
@@ -311,10 +312,15 @@ static int oci__read(struct http_req *r, const char *sha256, uint64_t size, cons
 
 /* ---- /v2/ and the token endpoint ---- */
 
+/*
+ * GET /v2/: 200 for a caller with credentials; an anonymous caller always
+ * gets the Bearer challenge (clients learn the token realm from this
+ * answer alone), and the token endpoint gives it the anonymous token when
+ * anonymous access is on.
+ */
 static void oci__base(struct http_req *r)
 {
-    bool anon_ok = false;
-    if (r->user.anonymous && (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
+    if (r->user.anonymous && !http_req_header(r, "Authorization")) {
         http_answer_header(r, "WWW-Authenticate", oci__challenge(r, NULL));
         oci__err(r, 401, "UNAUTHORIZED", NULL, "authentication required");
         return;
@@ -365,9 +371,11 @@ static void oci__token(struct http_req *r)
         oci__err(r, 405, "UNSUPPORTED", NULL, "the token endpoint answers GET");
         return;
     }
-    if (r->user.anonymous) {
+    bool anon_ok = false;
+    if (r->user.anonymous &&
+        (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
         oci__err(r, 401, "UNAUTHORIZED", NULL,
-                 "credentials required: the registry grants tokens to users");
+                 "credentials required: anonymous access is off");
         return;
     }
     const char *scope = http_query(r, "scope");
@@ -380,6 +388,17 @@ static void oci__token(struct http_req *r)
             const char *g = oci__granted(r, nm, colon + 1);
             granted_scope = gr_arena_printf(r->arena, "repository:%s:%s", nm, g ? g : "");
         }
+    }
+    if (r->user.anonymous) { /* what no credentials grant, as a token */
+        char now[40];
+        http_iso8601((int64_t)time(NULL) * 1000, now, sizeof(now));
+        json_t *doc = json_pack("{s:s,s:s,s:i,s:s}", "token", HTTP_ANONYMOUS_BEARER,
+                                "access_token", HTTP_ANONYMOUS_BEARER, "expires_in",
+                                OCI_TOKEN_LIFETIME, "issued_at", now);
+        if (granted_scope)
+            json_object_set_new(doc, "scope", json_string(granted_scope));
+        oci__json(r, 200, "application/json", doc, NULL);
+        return;
     }
     char tok[SEC_TOKEN_LEN + 1];
     struct sec_token_info info;

@@ -109,7 +109,9 @@ st, h, data = req("GET", "/v2/")
 check("GET /v2/ answers 200", st == 200, f"{st}")
 check("Docker-Distribution-API-Version: registry/2.0",
       h.get("docker-distribution-api-version") == "registry/2.0")
-st, h, data = req("GET", f"/v2/{NAME}/blobs/uploads/", auth=False)
+st, h, data = req("GET", "/v2/", auth=False)
+check("anonymous GET /v2/: 401 with a Bearer challenge",
+      st == 401 and h.get("www-authenticate", "").startswith("Bearer realm="), f"{st} {h}")
 st, h, data = req("POST", f"/v2/{NAME}/blobs/uploads/", b"", auth=False)
 check("anonymous push: 401 UNAUTHORIZED", st == 401 and error_code(data) == "UNAUTHORIZED",
       f"{st} {data!r}")
@@ -419,7 +421,10 @@ check("tags list after the last: empty, no Link",
 st, h, data = req("GET", f"/v2/{NAME}/tags/list?n=0")
 check("tags list n=0: empty", st == 200 and json.loads(data)["tags"] == [], f"{data!r}")
 
-# ---- catalog ----
+# ---- catalog (a second image with a manifest) ----
+req("POST", f"/v2/{other}/blobs/uploads/?mount={digest(config)}&from={NAME}", b"")
+expect("manifest in the image blobs were mounted into: 201",
+       req("PUT", f"/v2/{other}/manifests/m", mb, MT), 201)
 st, h, data = req("GET", "/v2/_catalog")
 check("catalog lists the image", st == 200 and NAME in json.loads(data)["repositories"], f"{data!r}")
 st, h, data = req("GET", "/v2/_catalog?n=1")

@@ -6,8 +6,9 @@ and the benchmark (no registry on the internet is reachable here).
                  [--arch amd64,arm64] [--label k=v]
 
 Each layer is a gzip tar of one file of BYTES pseudo-random bytes (seeded,
-so two runs with the same seed make the same layers: images "sharing
-layers" share the first K layers of the same seed). With several --arch
+so two runs with the same seed make the same layers; with --shared K the
+first K layers come from --shared-seed, so images built with different
+--seed values share them). With several --arch
 values the tag names an image index whose entries are one image per
 architecture. The layout is what `skopeo copy oci:DIR:TAG ...` reads.
 """
@@ -49,9 +50,9 @@ def layer(seed, size, name):
 def image(root, args, arch, label_pairs):
     layers, diff_ids = [], []
     for i in range(args.layers):
-        seed = f"{args.seed if i < args.shared else args.seed + '-' + args.tag}-{arch}-{i}"
+        seed = f"{args.seed}-{args.tag}-{arch}-{i}"
         if i < args.shared:
-            seed = f"{args.seed}-shared-{i}"
+            seed = f"{args.shared_seed}-{arch}-{i}"
         gz, diff = layer(seed, args.size, f"file{i}.bin")
         dg, n = put_blob(root, gz)
         layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -83,7 +84,9 @@ def main():
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--seed", default="granary")
-    ap.add_argument("--shared", type=int, default=0, help="first K layers shared by seed")
+    ap.add_argument("--shared", type=int, default=0,
+                    help="the first K layers come from --shared-seed (the same in every image)")
+    ap.add_argument("--shared-seed", default="shared")
     ap.add_argument("--arch", default="amd64")
     ap.add_argument("--label", action="append", default=[])
     args = ap.parse_args()
