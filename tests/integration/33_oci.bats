@@ -312,17 +312,22 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     run sk copy --dest-tls-verify=false --dest-creds "$(ADMIN)" "oci:$IMG:v1" "docker://$REG/docker-local/gc/img:1"
     [ "$status" = 0 ]
     # an open upload session's parts are pinned
+    local part=$SUITE_TMP/part.bin
+    head -c 6000 /dev/urandom >"$part"
+    local pd
+    pd=sha256:$(sha256sum "$part" | cut -d' ' -f1)
     local loc
     loc=$(curl -fsS -u "admin:$PASS" -X POST -D - -o /dev/null "$LB_URL/v2/docker-local/gc/img/blobs/uploads/" |
         tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
-    [ "$(ocode -u "admin:$PASS" -X PATCH --data-binary "@$orphan" -H 'Content-Range: 0-4999' "$LB_URL$loc")" = 202 ]
+    [ "$(ocode -u "admin:$PASS" -X PATCH --data-binary "@$part" -H 'Content-Range: 0-5999' "$LB_URL$loc")" = 202 ]
     run curl -fsS -u "admin:$PASS" -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0"
     [ "$status" = 0 ]
     [ "$(ocode -u "admin:$PASS" "$LB_URL/v2/docker-local/gc/img/blobs/$od")" = 404 ]
+    [ "$(psql_db oci "SELECT count(*) FROM binaries WHERE sha256 = '${od#sha256:}'")" = 0 ]
     run sk copy --src-tls-verify=false --src-creds "$(ADMIN)" "docker://$REG/docker-local/gc/img:1" "oci:$SUITE_TMP/gcback:1"
     [ "$status" = 0 ]
-    [ "$(ocode -u "admin:$PASS" -X PUT "$LB_URL$loc?digest=$od")" = 201 ]
-    [ "$(ocode -u "admin:$PASS" "$LB_URL/v2/docker-local/gc/img/blobs/$od")" = 200 ]
+    [ "$(ocode -u "admin:$PASS" -X PUT "$LB_URL$loc?digest=$pd")" = 201 ]
+    [ "$(ocode -u "admin:$PASS" "$LB_URL/v2/docker-local/gc/img/blobs/$pd")" = 200 ]
     # an untagged manifest is kept until deleted; once deleted, its blobs go too
     local d
     d=$(curl -fsS -u "admin:$PASS" -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \

@@ -372,10 +372,8 @@ static void oci__token(struct http_req *r)
         return;
     }
     bool anon_ok = false;
-    if (r->user.anonymous &&
-        (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
-        oci__err(r, 401, "UNAUTHORIZED", NULL,
-                 "credentials required: anonymous access is off");
+    if (r->user.anonymous && (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
+        oci__err(r, 401, "UNAUTHORIZED", NULL, "credentials required: anonymous access is off");
         return;
     }
     const char *scope = http_query(r, "scope");
@@ -392,9 +390,9 @@ static void oci__token(struct http_req *r)
     if (r->user.anonymous) { /* what no credentials grant, as a token */
         char now[40];
         http_iso8601((int64_t)time(NULL) * 1000, now, sizeof(now));
-        json_t *doc = json_pack("{s:s,s:s,s:i,s:s}", "token", HTTP_ANONYMOUS_BEARER,
-                                "access_token", HTTP_ANONYMOUS_BEARER, "expires_in",
-                                OCI_TOKEN_LIFETIME, "issued_at", now);
+        json_t *doc =
+            json_pack("{s:s,s:s,s:i,s:s}", "token", HTTP_ANONYMOUS_BEARER, "access_token",
+                      HTTP_ANONYMOUS_BEARER, "expires_in", OCI_TOKEN_LIFETIME, "issued_at", now);
         if (granted_scope)
             json_object_set_new(doc, "scope", json_string(granted_scope));
         oci__json(r, 200, "application/json", doc, NULL);
