@@ -649,6 +649,25 @@ int oci_tag_delete(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, c
 
 /* ---- listings ---- */
 
+int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                      const char *image, const char *digest, const char ***tags, int *n)
+{
+    const char *p[3] = {repo, image, digest};
+    struct db_res *res = NULL;
+    int rc = db_exec1(ctx->db, &res,
+                      "SELECT tag FROM oci_tags WHERE repo = $1 AND name = $2 AND digest = $3"
+                      " ORDER BY tag",
+                      3, p);
+    if (rc)
+        return rc;
+    *n = db_res_rows(res);
+    *tags = gr_arena_calloc(a, (size_t)(*n + 1) * sizeof(**tags));
+    for (int i = 0; i < *n; i++)
+        (*tags)[i] = gr_arena_strdup(a, db_res_get(res, i, 0));
+    db_res_free(res);
+    return GR_OK;
+}
+
 int oci_tags_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *image,
                   const char *last, int n, const char ***tags, int *count, bool *exists)
 {

@@ -1032,6 +1032,9 @@ static void oci__manifest_end(struct http_req *r)
             return;
         }
     }
+    /* a push by tag writes the digest's file too */
+    if (p.tag && !oci__need(r, oci__path(r, "_manifests", p.digest.text), SEC_WRITE, "pull,push"))
+        return;
     /* its bytes, stored as every binary */
     int rc = ingest_begin(r->ctx, r->arena, &x->in);
     if (rc == GR_OK)
@@ -1147,6 +1150,18 @@ static void oci__manifest(struct http_req *r)
     if (r->method == HM_DELETE) {
         if (!oci__need(r, path, SEC_DELETE, "delete"))
             return;
+        if (!tag) { /* the tags pointing at it go too: delete on each */
+            const char **tags;
+            int nt = 0;
+            int rc = oci_manifest_tags(r->ctx, r->arena, x->rt.repo, x->rt.image, d.text, &tags, &nt);
+            if (rc) {
+                oci__fail(r, rc);
+                return;
+            }
+            for (int i = 0; i < nt; i++)
+                if (!oci__need(r, oci__tag_path(r, tags[i]), SEC_DELETE, "delete"))
+                    return;
+        }
         int rc = tag ? oci_tag_delete(r->ctx, r->arena, x->rt.repo, x->rt.image, x->rt.ref)
                      : oci_manifest_delete(r->ctx, r->arena, x->rt.repo, x->rt.image, d.text);
         if (rc == GR_ENOTFOUND)
