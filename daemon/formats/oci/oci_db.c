@@ -389,12 +389,14 @@ static int oci__put_artifact(struct db_conn *c, struct gr_arena *a, const char *
     return repo__put_artifact(c, a, &art);
 }
 
-/* Replace the properties of path with pairs kv[0..2n). */
+/* Replace the docker.* properties of path with pairs kv[0..2n); others stay. */
 static int oci__set_props(struct db_conn *c, const char *repo, const char *path,
                           const char *const *kv, int n)
 {
     const char *p[4] = {repo, path, NULL, NULL};
-    int rc = db_exec(c, NULL, "DELETE FROM properties WHERE repo = $1 AND path = $2", 2, p);
+    int rc = db_exec(c, NULL,
+                     "DELETE FROM properties WHERE repo = $1 AND path = $2 AND key LIKE 'docker.%'",
+                     2, p);
     for (int i = 0; rc == GR_OK && i < n; i++) {
         p[2] = kv[2 * i];
         p[3] = kv[2 * i + 1];

@@ -439,6 +439,13 @@ static void oci__catalog(struct http_req *r)
         oci__err(r, 405, "UNSUPPORTED", NULL, "the catalog answers GET");
         return;
     }
+    bool anon_ok = false;
+    if (r->user.anonymous &&
+        (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
+        http_answer_header(r, "WWW-Authenticate", oci__challenge(r, "registry:catalog:*"));
+        oci__err(r, 401, "UNAUTHORIZED", NULL, "authentication required");
+        return;
+    }
     int n;
     if (oci__count(r, &n)) {
         oci__err(r, 400, "UNSUPPORTED", NULL, "n must be a number");
