@@ -216,8 +216,8 @@ int oci_tag_delete(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, c
                    const char *tag) __attribute__((warn_unused_result));
 
 /* The tags of image pointing at digest (in a). GR_EDB. */
-int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
-                      const char *image, const char *digest, const char ***tags, int *n)
+int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *image,
+                      const char *digest, const char ***tags, int *n)
     __attribute__((warn_unused_result));
 /* Tags after last (NULL: from the start), at most n + 1 (to tell whether
  * more follow). *exists: the image has a manifest or a blob. GR_EDB. */

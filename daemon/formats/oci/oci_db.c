@@ -459,10 +459,28 @@ int oci_manifest_put(struct repo_ctx *ctx, struct gr_arena *a, struct oci_push *
         rc = oci__ref_binary(c, a, p->repo, p->image, r, shas[i], &sizes[i]);
         if (rc == GR_OK && (int64_t)sizes[i] != r->size)
             rc = GR_EINVAL;
-        if (rc == GR_OK)
-            rc = oci__lock_binary(c, shas[i]);
         if (rc == GR_ENOTFOUND || rc == GR_EINVAL)
             p->missing = r->digest.text;
+    }
+    /* rows are locked and written in one order (by digest), so that two
+     * pushes sharing layers never wait for each other in a cycle */
+    int *order = gr_arena_calloc(a, (size_t)(m->nrefs + 1) * sizeof(*order));
+    int nord = 0;
+    for (int i = 0; i < m->nrefs; i++)
+        if (!m->refs[i].foreign)
+            order[nord++] = i;
+    for (int i = 1; i < nord; i++) /* insertion sort: a manifest has few references */
+        for (int j = i;
+             j > 0 && strcmp(m->refs[order[j - 1]].digest.text, m->refs[order[j]].digest.text) > 0;
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int k = 0; rc == GR_OK && k < nord; k++) {
+        rc = oci__lock_binary(c, shas[order[k]]);
+        if (rc == GR_ENOTFOUND)
+            p->missing = m->refs[order[k]].digest.text;
     }
     if (rc == GR_OK)
         rc = repo__put_binary(ctx, c, p->art);
@@ -489,11 +507,15 @@ int oci_manifest_put(struct repo_ctx *ctx, struct gr_arena *a, struct oci_push *
                      "INSERT INTO oci_refs (repo, name, digest, ref, kind) VALUES ($1,$2,$3,$4,$5)"
                      " ON CONFLICT DO NOTHING",
                      5, pr);
-        if (rc == GR_OK && !r->manifest && !r->foreign) {
-            paths[npaths] = oci__blob_path(a, p->image, r->digest.text);
-            rc = oci__put_artifact(c, a, p->repo, paths[npaths], shas[i], sizes[i], p->user);
-            npaths++;
-        }
+    }
+    for (int k = 0; rc == GR_OK && k < nord; k++) {
+        const struct oci_ref *r = &m->refs[order[k]];
+        if (r->manifest)
+            continue;
+        paths[npaths] = oci__blob_path(a, p->image, r->digest.text);
+        rc = oci__put_artifact(c, a, p->repo, paths[npaths], shas[order[k]], sizes[order[k]],
+                               p->user);
+        npaths++;
     }
     const char *mpath = oci__manifest_path(a, p->image, p->digest.text);
     if (rc == GR_OK) {
@@ -651,8 +673,8 @@ int oci_tag_delete(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, c
 
 /* ---- listings ---- */
 
-int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
-                      const char *image, const char *digest, const char ***tags, int *n)
+int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *image,
+                      const char *digest, const char ***tags, int *n)
 {
     const char *p[3] = {repo, image, digest};
     struct db_res *res = NULL;

@@ -440,8 +440,7 @@ static void oci__catalog(struct http_req *r)
         return;
     }
     bool anon_ok = false;
-    if (r->user.anonymous &&
-        (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
+    if (r->user.anonymous && (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
         http_answer_header(r, "WWW-Authenticate", oci__challenge(r, "registry:catalog:*"));
         oci__err(r, 401, "UNAUTHORIZED", NULL, "authentication required");
         return;
@@ -1160,7 +1159,8 @@ static void oci__manifest(struct http_req *r)
         if (!tag) { /* the tags pointing at it go too: delete on each */
             const char **tags;
             int nt = 0;
-            int rc = oci_manifest_tags(r->ctx, r->arena, x->rt.repo, x->rt.image, d.text, &tags, &nt);
+            int rc =
+                oci_manifest_tags(r->ctx, r->arena, x->rt.repo, x->rt.image, d.text, &tags, &nt);
             if (rc) {
                 oci__fail(r, rc);
                 return;
