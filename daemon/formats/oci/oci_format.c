@@ -12,6 +12,7 @@
 
 static const struct http_route oci__routes[] = {
     {"/v2/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "oci", oci_api},
+    {"/v2", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "oci", oci_api},
     {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
 };
 
