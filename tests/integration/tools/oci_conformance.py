@@ -109,6 +109,7 @@ st, h, data = req("GET", "/v2/")
 check("GET /v2/ answers 200", st == 200, f"{st}")
 check("Docker-Distribution-API-Version: registry/2.0",
       h.get("docker-distribution-api-version") == "registry/2.0")
+expect("GET /v2 (no slash) answers as /v2/", req("GET", "/v2"), 200)
 st, h, data = req("GET", "/v2/", auth=False)
 check("anonymous GET /v2/: 401 with a Bearer challenge",
       st == 401 and h.get("www-authenticate", "").startswith("Bearer realm="), f"{st} {h}")
