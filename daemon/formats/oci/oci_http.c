@@ -174,9 +174,10 @@ static bool oci__need(struct http_req *r, const char *path, unsigned actions, co
 {
     struct oci_req *x = r->hctx;
     int n = r->nanswer_headers;
-    http_answer_header(
-        r, "WWW-Authenticate",
-        oci__challenge(r, gr_arena_printf(r->arena, "repository:%s:%s", x->rt.name, scope)));
+    if (r->user.anonymous) /* only an anonymous caller's refusal is a 401 */
+        http_answer_header(
+            r, "WWW-Authenticate",
+            oci__challenge(r, gr_arena_printf(r->arena, "repository:%s:%s", x->rt.name, scope)));
     bool ok = http_need_perm(r, x->rt.repo, path, actions);
     if (ok)
         r->nanswer_headers = n; /* no challenge on a success */
