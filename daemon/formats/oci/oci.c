@@ -412,3 +412,51 @@ int oci_content_range(const char *v, uint64_t *start, uint64_t *end)
     *end = b;
     return GR_OK;
 }
+
+static int oci__b64(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+const char *oci_auth_token(struct gr_arena *a, const char *authorization,
+                           bool (*is_token)(const char *s))
+{
+    if (!authorization)
+        return NULL;
+    if (!strncasecmp(authorization, "Bearer ", 7)) {
+        const char *t = authorization + 7;
+        t += strspn(t, " ");
+        return *t ? gr_arena_strdup(a, t) : NULL;
+    }
+    if (strncasecmp(authorization, "Basic ", 6))
+        return NULL;
+    const char *in = authorization + 6;
+    in += strspn(in, " ");
+    size_t n = strlen(in);
+    char *out = gr_arena_alloc(a, n + 1);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n && in[i] != '='; i++) {
+        int v = oci__b64(in[i]);
+        if (v < 0)
+            return NULL;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    if (memchr(out, '\0', o))
+        return NULL;
+    const char *colon = strchr(out, ':');
+    return colon && is_token(colon + 1) ? colon + 1 : NULL;
+}

@@ -399,6 +399,20 @@ static void oci__token(struct http_req *r)
         oci__json(r, 200, "application/json", doc, NULL);
         return;
     }
+    /* a caller that came with a token gets that token back: a token never
+     * mints another that would outlive it */
+    const char *had =
+        oci_auth_token(r->arena, http_req_header(r, "Authorization"), sec_token_shaped);
+    if (had) {
+        char now[40];
+        http_iso8601((int64_t)time(NULL) * 1000, now, sizeof(now));
+        json_t *doc = json_pack("{s:s,s:s,s:i,s:s}", "token", had, "access_token", had,
+                                "expires_in", OCI_TOKEN_LIFETIME, "issued_at", now);
+        if (granted_scope)
+            json_object_set_new(doc, "scope", json_string(granted_scope));
+        oci__json(r, 200, "application/json", doc, NULL);
+        return;
+    }
     char tok[SEC_TOKEN_LEN + 1];
     struct sec_token_info info;
     int rc = sec_token_issue(r->ctx, r->user.name,
