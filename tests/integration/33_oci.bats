@@ -50,6 +50,9 @@ setup_file() {
     python3 tests/integration/tools/oci_image.py "$IMG" multi --layers 2 --arch amd64,arm64 >/dev/null
 }
 teardown_file() {
+    if [ -L "${SUITE_TMP:-/nonexistent}/podman/runlink" ]; then
+        rm -rf "$(readlink "$SUITE_TMP/podman/runlink")"
+    fi
     if [ -f "${SUITE_TMP:-/nonexistent}/dockerd/dockerd.pid" ]; then
         kill "$(cat "$SUITE_TMP/dockerd/dockerd.pid")" 2>/dev/null
         for _ in $(seq 100); do
@@ -373,16 +376,21 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
 
 @test "podman: push and pull through the balancer" {
     local pc=$SUITE_TMP/podman
-    mkdir -p "$pc/run" "$pc/root"
+    mkdir -p "$pc/root"
+    # podman refuses a runroot path longer than 50 characters
+    ln -s "$(mktemp -d /tmp/gr-pm.XXXXXX)" "$pc/runlink"
+    local runroot
+    runroot=$(readlink "$pc/runlink")
     run sk copy "oci:$IMG:v1" "docker-archive:$pc/img.tar:local/pm:v1"
     [ "$status" = 0 ]
-    run podman --root "$pc/root" --runroot "$pc/run" --storage-driver vfs pull "docker-archive:$pc/img.tar"
+    run podman --root "$pc/root" --runroot "$runroot" --storage-driver vfs pull "docker-archive:$pc/img.tar"
     [ "$status" = 0 ] || { echo "$output"; false; }
-    run podman --root "$pc/root" --runroot "$pc/run" --storage-driver vfs push --tls-verify=false \
+    run podman --root "$pc/root" --runroot "$runroot" --storage-driver vfs push --tls-verify=false \
         --creds "admin:$PASS" local/pm:v1 "docker://$REG/docker-local/pm/app:1"
     [ "$status" = 0 ] || { echo "$output"; false; }
-    run podman --root "$pc/root" --runroot "$pc/run" --storage-driver vfs pull --tls-verify=false \
+    run podman --root "$pc/root" --runroot "$runroot" --storage-driver vfs pull --tls-verify=false \
         --creds "admin:$PASS" "$REG/docker-local/pm/app:1"
     [ "$status" = 0 ] || { echo "$output"; false; }
-    podman --root "$pc/root" --runroot "$pc/run" --storage-driver vfs rmi -a -f >/dev/null 2>&1 || true
+    podman --root "$pc/root" --runroot "$runroot" --storage-driver vfs rmi -a -f >/dev/null 2>&1 || true
+    rm -rf "$runroot"
 }
