@@ -40,6 +40,7 @@ void config_defaults(struct config *c)
     c->plugins_budget_m = 20;
     c->plugins_job_budget_m = 500;
     c->npm_token_lifetime = 365 * 24 * 3600;
+    c->session_lifetime = 8 * 3600;
 }
 
 static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
@@ -244,6 +245,8 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->plugins_budget_m, v, 1, 100000, key, err, errsz);
     if (!strcmp(key, "plugins_job_budget_m"))
         return config__int(&c->plugins_job_budget_m, v, 1, 1000000, key, err, errsz);
+    if (!strcmp(key, "session_lifetime")) /* a UI session: 5 seconds (tests) to 30 days */
+        return config__int(&c->session_lifetime, v, 5, 30 * 24 * 3600, key, err, errsz);
     if (!strcmp(key, "npm_token_lifetime")) /* at most ten years, as any access token */
         return config__int(&c->npm_token_lifetime, v, 0, 10 * 365 * 24 * 3600, key, err, errsz);
     snprintf(err, errsz, "unknown setting '%s'", rawkey);
@@ -364,6 +367,8 @@ const char *config_usage(void)
            "npm (docs/npm.md):\n"
            "  --npm-token-lifetime S   seconds an npm login token lives (default 31536000,\n"
            "                           a year; 0: never expires)\n"
+           "web UI (docs/ui.md):\n"
+           "  --session-lifetime S     seconds a UI session lives (default 28800, 8 hours)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

@@ -10,7 +10,7 @@
  *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, cluster_port_v1,
  *   lease_ms, heartbeat_ms, down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
  *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m;
- *   npm: npm_token_lifetime
+ *   npm: npm_token_lifetime; the web UI: session_lifetime
  */
 #ifndef GR_CONFIG_H
 #define GR_CONFIG_H
@@ -57,6 +57,8 @@ struct config {
     int plugins_job_budget_m; /* million instructions per job run */
     /* npm (docs/npm.md) */
     int npm_token_lifetime; /* seconds an npm login token lives; 0: it never expires */
+    /* the web UI (docs/ui.md) */
+    int session_lifetime; /* seconds a UI session lives */
     bool show_help, show_version;
 };
 

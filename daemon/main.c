@@ -402,6 +402,7 @@ static int main__start_http(struct server *s)
         .max_body_size = s->cfg.max_body_size,
         .trusted_proxy = s->cfg.trusted_proxy,
         .version = GRANARY_VERSION,
+        .session_lifetime = s->cfg.session_lifetime,
         .formats = formats,
     };
     return http_start(&ho, &s->ctx, &s->http);

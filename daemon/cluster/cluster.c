@@ -787,7 +787,8 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
             "lease_expiry") ", cache_hits, cache_misses, preferred_primary,"
                             " (SELECT holder FROM cluster_leases WHERE name = 'primary' AND"
                             " expiry > now()),"
-                            " (SELECT token FROM cluster_leases WHERE name = 'primary')"
+                            " (SELECT token FROM cluster_leases WHERE name = 'primary'),"
+                            " (extract(epoch from now() - heartbeat) * 1000)::bigint"
                             " FROM cluster_nodes ORDER BY id",
         1, p);
     if (rc)
@@ -796,6 +797,7 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
     out->n = db_res_rows(res);
     out->nodes = gr_arena_calloc(a, sizeof(*out->nodes) * (size_t)(out->n + 1));
     out->primary = "";
+    out->down_after_ms = c ? c->down_after_ms : 5000;
     for (int i = 0; i < out->n; i++) {
         struct cluster_node_info *n = &out->nodes[i];
         n->id = db_res_get(res, i, 0);
@@ -813,6 +815,7 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
         n->preferred_primary = db_res_get(res, i, 12)[0] == 't';
         out->primary = db_res_get(res, i, 13);
         out->primary_token = strtoull(db_res_get(res, i, 14), NULL, 10);
+        n->heartbeat_age_ms = strtoll(db_res_get(res, i, 15), NULL, 10);
     }
     return GR_OK;
 }

@@ -101,6 +101,7 @@ uint64_t cluster_primary_token(struct cluster *c);
 struct cluster_node_info {
     const char *id, *state, *zone, *url, *cluster_url, *bus, *version;
     int64_t started_ms, heartbeat_ms, lease_expiry_ms;
+    int64_t heartbeat_age_ms; /* by the database's clock: no node's clock skews it */
     uint64_t cache_hits, cache_misses;
     bool preferred_primary;
 };
@@ -108,6 +109,7 @@ struct cluster_node_info {
 struct cluster_status {
     const char *primary; /* "" when none */
     uint64_t primary_token;
+    int down_after_ms; /* a heartbeat older than this is a node down */
     struct cluster_node_info *nodes;
     int n;
 };

@@ -42,24 +42,25 @@ static void cluster_api__view(struct http_req *r, bool full)
         }
         uint64_t total = n->cache_hits + n->cache_misses;
         json_array_append_new(
-            nodes,
-            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:b,s:I,s:I}", "id", n->id,
-                      "state", n->state, "zone", n->zone, "url", n->url, "clusterUrl",
-                      n->cluster_url, "bus", n->bus, "version", n->version, "started", started,
-                      "heartbeat", hb, "leaseExpiry", le, "cacheHitRatio",
-                      total ? (double)n->cache_hits / (double)total : 0.0, "preferredPrimary",
-                      n->preferred_primary, "cacheHits", (json_int_t)n->cache_hits, "cacheMisses",
-                      (json_int_t)n->cache_misses));
+            nodes, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:b,s:I,s:I,s:I}", "id",
+                             n->id, "state", n->state, "zone", n->zone, "url", n->url, "clusterUrl",
+                             n->cluster_url, "bus", n->bus, "version", n->version, "started",
+                             started, "heartbeat", hb, "leaseExpiry", le, "cacheHitRatio",
+                             total ? (double)n->cache_hits / (double)total : 0.0,
+                             "preferredPrimary", n->preferred_primary, "cacheHits",
+                             (json_int_t)n->cache_hits, "cacheMisses", (json_int_t)n->cache_misses,
+                             "heartbeatAgeMs", (json_int_t)n->heartbeat_age_ms));
     }
     if (!full) {
         http_json(r, 200,
                   json_pack("{s:o,s:b}", "nodes", nodes, "clustered", r->ctx->cluster != NULL));
         return;
     }
-    json_t *doc =
-        json_pack("{s:s,s:I,s:o,s:b,s:o}", "primary", st.primary, "primaryToken",
-                  (json_int_t)st.primary_token, "nodes", nodes, "clustered",
-                  r->ctx->cluster != NULL, "storage", storage_status_json(r->ctx->storage));
+    json_t *doc = json_pack(
+        "{s:s,s:I,s:o,s:b,s:o,s:s,s:i}", "primary", st.primary, "primaryToken",
+        (json_int_t)st.primary_token, "nodes", nodes, "clustered", r->ctx->cluster != NULL,
+        "storage", storage_status_json(r->ctx->storage), "answeredBy",
+        r->ctx->node_id ? r->ctx->node_id : "", "downAfterMs", st.down_after_ms);
     http_json(r, 200, doc);
 }
 

@@ -502,6 +502,8 @@ void h_root(struct http_req *r, const char *rest)
         http_error(r, 405, "method %s not allowed here", r->method_str);
         return;
     }
+    if (http_ui_redirect(r)) /* a browser: the web UI; API clients get the listing */
+        return;
     if (!http_need_read(r))
         return;
     struct repo_config *v;

@@ -3,9 +3,11 @@
 
 #include "base/err.h"
 #include "base/sbuf.h"
-#include "storage/storage.h"
 #include "repo/listing.h"
+#include "repo/security.h"
+#include "storage/storage.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +31,95 @@ static const char *storage__uri(struct http_req *r)
     return uri;
 }
 
+static bool storage__visible(void *arg, const char *name)
+{
+    struct http_req *r = arg;
+    return http_may_entry(r, r->repo_key, r->path, name);
+}
+
+/* A decimal query parameter in [lo, hi], or dflt when absent. false: 400 sent. */
+static bool storage__int(struct http_req *r, const char *name, int64_t lo, int64_t hi, int64_t dflt,
+                         int64_t *out)
+{
+    const char *s = http_query(r, name);
+    *out = dflt;
+    if (!s)
+        return true;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        http_error(r, 400, "%s must be a number between %lld and %lld", name, (long long)lo,
+                   (long long)hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/*
+ * ?list&offset=N&limit=M[&listFolders=1]: one page of the immediate
+ * children, folders first, then files, each by name; "total" counts what
+ * the caller may see (the UI's browser pages through a folder of any size).
+ */
+static void storage__list_page(struct http_req *r, bool folders, bool md)
+{
+    int64_t offset, limit;
+    if (!storage__int(r, "offset", 0, INT64_MAX / 2, 0, &offset) ||
+        !storage__int(r, "limit", 1, LISTING_PAGE_MAX, 1000, &limit))
+        return;
+    if (storage__flag(r, "deep", false)) {
+        http_error(r, 400, "offset and limit page a folder's immediate children: not with deep");
+        return;
+    }
+    const struct sec_perms *perms;
+    int rc = http_perms(r, &perms);
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    struct listing_entry *v;
+    int n;
+    int64_t total;
+    rc = listing_children(r->ctx, r->arena, r->repo_key, r->path, folders,
+                          perms->all ? NULL : storage__visible, r, offset, (int)limit, &v, &n,
+                          &total);
+    if (rc == GR_ENOTFOUND) {
+        http_error(r, 404, "folder not found: %s/%s", r->repo_key, r->path);
+        return;
+    }
+    if (rc) {
+        http_error_code(r, rc, NULL);
+        return;
+    }
+    char date[40];
+    json_t *files = json_array();
+    for (int i = 0; i < n; i++) {
+        http_iso8601(v[i].modified_ms, date, sizeof(date));
+        json_t *f;
+        if (v[i].folder)
+            f = json_pack("{s:s,s:i,s:s,s:b}", "uri", v[i].rel, "size", -1, "lastModified", date,
+                          "folder", 1);
+        else
+            f = json_pack("{s:s,s:I,s:s,s:b,s:s,s:s}", "uri", v[i].rel, "size",
+                          (json_int_t)v[i].size, "lastModified", date, "folder", 0, "sha1",
+                          v[i].sha1, "sha2", v[i].sha256);
+        if (md && !v[i].folder)
+            json_object_set_new(f, "mdTimestamps", json_pack("{s:s}", "properties", date));
+        json_array_append_new(files, f);
+    }
+    http_json(r, 200,
+              json_pack("{s:s,s:o,s:I,s:I,s:I}", "uri", storage__uri(r), "files", files, "offset",
+                        (json_int_t)offset, "limit", (json_int_t)limit, "total",
+                        (json_int_t)total));
+}
+
 static void storage__list(struct http_req *r)
 {
+    if (http_query(r, "offset") || http_query(r, "limit")) {
+        storage__list_page(r, storage__flag(r, "listFolders", false),
+                           storage__flag(r, "mdTimestamps", false));
+        return;
+    }
     const char *ds = http_query(r, "depth");
     int depth = 0;
     if (ds) {

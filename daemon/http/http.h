@@ -28,7 +28,8 @@ struct http_options {
      * client, for throttling and the audit log; NULL or "": none */
     const char *trusted_proxy;
     const char *version;
-    bool internal; /* the cluster port (storage/cluster_api.c), not the public API */
+    int session_lifetime; /* seconds a web UI session lives (docs/ui.md); <= 0: 8 hours */
+    bool internal;        /* the cluster port (storage/cluster_api.c), not the public API */
     /* the package formats (formats/format.h, the registry's list, NULL-ended):
      * repositories' types, settings and artifact handlers */
     const struct format *const *formats;

@@ -94,6 +94,12 @@ struct http_req {
     struct auth_user user;
     struct sec_perms *perms; /* perm.c: user's permissions, loaded at the first check */
     const char *client;      /* the peer's address, for throttling and the audit log */
+    bool via_proxy;          /* the TCP peer is a trusted proxy (its X-Forwarded-* count) */
+    /* a web UI session (server.c, h_ui.c): the cookie's value and the session's id
+     * when it authenticated the request; session_ended: a cookie came that no
+     * longer holds (HTTP_SESSION rows only) */
+    const char *session, *session_id;
+    bool session_ended;
     /* set by the http_need_* helpers (perm.c): written to the audit log when
      * the request completes with a 2xx answer */
     const char *audit_action, *audit_repo, *audit_path, *audit_detail;
@@ -152,7 +158,8 @@ struct http_req {
 void http_answer_header(struct http_req *r, const char *name, const char *value);
 /* Queue resp with status (takes ownership of resp). */
 void http_send(struct http_req *r, int status, struct MHD_Response *resp);
-/* The JSON error shape {"errors":[{"status":N,"message":"..."}]}; 401 adds a Basic challenge. */
+/* The JSON error shape {"errors":[{"status":N,"message":"..."}]}; 401 adds a Basic challenge
+ * (not for the web UI's calls, which carry X-Granary-UI: it has its own sign-in form). */
 void http_error(struct http_req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Map a gr_err to its status and answer with msg (or gr_strerror()). */
@@ -318,6 +325,12 @@ void h_sec_permissions_v2(struct http_req *r, const char *rest); /* /api/v2/secu
 void h_sec_token(struct http_req *r, const char *rest);
 void h_audit(struct http_req *r, const char *rest);   /* /api/audit */
 void h_plugins(struct http_req *r, const char *rest); /* h_plugins.c: /api/plugins... */
+/* h_ui.c: the web UI's files (/ui, /ui/...), its sessions (/api/ui/session, /api/ui/sessions) */
+void h_ui_asset(struct http_req *r, const char *rest);
+void h_ui_session(struct http_req *r, const char *rest);
+void h_ui_sessions(struct http_req *r, const char *rest);
+/* A GET or HEAD from a browser (Accept: text/html) is redirected to /ui/: true when it was. */
+bool http_ui_redirect(struct http_req *r);
 /* metrics.c: GET /api/v1/metrics and /api/system/metrics (Prometheus text) */
 void h_metrics(struct http_req *r, const char *rest);
 /* route.c: any other /api/... : 404 */

@@ -103,7 +103,10 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
-    if (status == 401 && !respond__has_answer_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE))
+    /* the web UI (X-Granary-UI) shows its own sign-in form: no browser
+     * dialog; a handler may have set another challenge (the registry's) */
+    if (status == 401 && !http_req_header(r, "X-Granary-UI") &&
+        !respond__has_answer_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
     if (status >= 500)
         gr_warn("req=%llu %d %s", (unsigned long long)r->id, status, msg);

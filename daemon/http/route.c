@@ -54,8 +54,16 @@ static const struct http_route route__core[] = {
     {"/api/audit", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "api", h_audit},
     {"/api/plugins", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "api", h_plugins},
     {"/api/plugins/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "api", h_plugins},
+    /* the web UI (h_ui.c, docs/ui.md): its sessions, its files */
+    {"/api/ui/session", HTTP_EXACT, HTTP_M_READ | HTTP_M_POST | HTTP_M_DELETE, HTTP_SESSION, "ui",
+     h_ui_session},
+    {"/api/ui/sessions", HTTP_EXACT, HTTP_M_READ, HTTP_AUTH, "ui", h_ui_sessions},
+    {"/api/ui/sessions/", HTTP_PREFIX, HTTP_M_DELETE, HTTP_AUTH, "ui", h_ui_sessions},
+    {"/ui", HTTP_EXACT, HTTP_M_READ, HTTP_OPEN, "ui", h_ui_asset},
+    {"/ui/", HTTP_PREFIX, HTTP_M_READ, HTTP_OPEN, "ui", h_ui_asset},
     {"/api/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "api", h_no_api},
-    {"/", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "root", h_root},
+    /* a browser is sent to /ui/; an ended UI session reads as anonymous here */
+    {"/", HTTP_EXACT, HTTP_M_ANY, HTTP_SESSION, "root", h_root},
     {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
 };
 

@@ -35,6 +35,9 @@ enum http_route_auth {
     HTTP_OPEN,     /* answered before readiness and authentication (health checks) */
     HTTP_AUTH,     /* readiness, then the caller's credentials (none: anonymous) */
     HTTP_INTERNAL, /* the cluster port: the handler checks the join-key signature */
+    HTTP_SESSION,  /* as HTTP_AUTH, but a UI session cookie that no longer holds reads as
+                      no credentials (r->session_ended), not 401: the UI's session
+                      endpoints and / */
 };
 
 struct http_route {

@@ -2,6 +2,7 @@
  * server.c - libmicrohttpd set-up, the access handler, routing, auth and
  * the access log. Handlers live in h_*.c.
  */
+#include "http/cookie.h"
 #include "http/h_plugins.h"
 #include "http/http.h"
 #include "http/path.h"
@@ -10,6 +11,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "crypto/crypto.h"
 #include "repo/security.h"
 
 #include <microhttpd.h>
@@ -137,8 +139,9 @@ static const char *server__client(struct http_req *r)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, sizeof(buf));
     }
     const struct http_server *h = r->srv;
-    const char *xff = h->nproxies ? http_req_header(r, "X-Forwarded-For") : NULL;
-    if (!xff || !gr_cidr_contains(h->proxies, h->nproxies, buf))
+    r->via_proxy = h->nproxies && gr_cidr_contains(h->proxies, h->nproxies, buf);
+    const char *xff = r->via_proxy ? http_req_header(r, "X-Forwarded-For") : NULL;
+    if (!xff)
         return gr_arena_strdup(r->arena, buf);
     const char *end = xff + strlen(xff);
     while (end > xff) {
@@ -229,14 +232,81 @@ bool http_login_password(struct http_req *r, const char *user, const char *passw
     return false;
 }
 
-/* Authenticate from the Authorization header. false: an answer was sent. */
-static bool server__authenticate(struct http_req *r)
+static void server__anonymous(struct http_req *r)
+{
+    snprintf(r->user.name, sizeof(r->user.name), "anonymous");
+    r->user.anonymous = true;
+}
+
+/*
+ * A web UI session cookie (docs/ui.md). A request that changes something
+ * (any method but GET and HEAD) must carry the session's CSRF token in
+ * X-CSRF-Token: a page of another site can make the browser send the
+ * cookie (were it not SameSite=Strict), never that header. A cookie that
+ * no longer holds is 401, or no credentials on an HTTP_SESSION row.
+ * false: an answer was sent.
+ */
+static bool server__session(struct http_req *r, const char *cookie, bool lenient)
+{
+    const char *id = NULL;
+    int rc = sec_session_check(r->ctx, r->arena, cookie, &r->user, &id);
+    if (rc == GR_EAUTH) {
+        memset(&r->user, 0, sizeof(r->user));
+        if (lenient) {
+            r->session_ended = true;
+            server__anonymous(r);
+            return true;
+        }
+        http_error(r, 401, "session expired or revoked: sign in again");
+        return false;
+    }
+    if (rc) {
+        memset(&r->user, 0, sizeof(r->user));
+        http_error_code(r, rc, NULL);
+        return false;
+    }
+    if (r->method != HM_GET && r->method != HM_HEAD) {
+        char want[SEC_CSRF_LEN + 1];
+        sec_session_csrf(cookie, want);
+        const char *got = http_req_header(r, "X-CSRF-Token");
+        if (!got || strlen(got) != SEC_CSRF_LEN || !cr_equal(got, want, SEC_CSRF_LEN)) {
+            gr_warn("req=%llu %s %.200s with the session of '%s' refused: no or a wrong CSRF token",
+                    (unsigned long long)r->id, r->method_str, r->raw_uri, r->user.name);
+            memset(&r->user, 0, sizeof(r->user));
+            http_error(r, 403,
+                       "missing or wrong CSRF token: a change made with a session "
+                       "cookie must carry the session's X-CSRF-Token header");
+            return false;
+        }
+    }
+    r->session = gr_arena_strdup(r->arena, cookie);
+    r->session_id = id;
+    return true;
+}
+
+/*
+ * Authenticate from the Authorization header, else a UI session cookie,
+ * else anonymous. lenient: an ended session reads as anonymous (HTTP_SESSION
+ * rows). false: an answer was sent.
+ */
+static bool server__authenticate(struct http_req *r, bool lenient)
 {
     const char *auth = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     r->client = server__client(r);
     if (!auth) {
-        snprintf(r->user.name, sizeof(r->user.name), "anonymous");
-        r->user.anonymous = true;
+        char cookie[SEC_SESSION_LEN + 8];
+        const char *ch = http_req_header(r, MHD_HTTP_HEADER_COOKIE);
+        if (ch && http_cookie_get(ch, HTTP_SESSION_COOKIE, cookie, sizeof(cookie)) && *cookie)
+            return server__session(r, cookie, lenient);
+        if (ch && strstr(ch, HTTP_SESSION_COOKIE "=")) {
+            /* a session cookie too long or malformed to be one of ours */
+            if (!lenient) {
+                http_error(r, 401, "session expired or revoked: sign in again");
+                return false;
+            }
+            r->session_ended = true;
+        }
+        server__anonymous(r);
         return true;
     }
     if (!strncasecmp(auth, "Bearer ", 7)) {
@@ -462,12 +532,12 @@ static void server__route(struct http_req *r)
         return;
     }
     const char *rest = gr_arena_strndup(r->arena, p + used, len - used);
-    if (row->auth == HTTP_AUTH) {
+    if (row->auth == HTTP_AUTH || row->auth == HTTP_SESSION) {
         if (!atomic_load(&r->srv->ready)) {
             http_error(r, 503, "node is not ready");
             return;
         }
-        if (!server__authenticate(r))
+        if (!server__authenticate(r, row->auth == HTTP_SESSION))
             return;
     }
     if (row->methods && !(row->methods & (1u << r->method))) {

@@ -52,6 +52,14 @@ void repo__key_artifact(struct gr_sbuf *k, const char *repo, const char *path);
 void repo__key_user(struct gr_sbuf *k, const char *user);
 void repo__key_setting(struct gr_sbuf *k, const char *name);
 
+/*
+ * tokens.c: authenticate the access token whose sha256 (hex) is sum, as
+ * sec_token_check() does (a session opened with a token is checked
+ * through it). GR_EAUTH, GR_EDB.
+ */
+int sec__token_check_sha(struct repo_ctx *ctx, const char *sum, struct auth_user *out)
+    __attribute__((warn_unused_result));
+
 /* Split a NUL-separated record into at most max fields; returns the count. */
 int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max);
 

@@ -37,6 +37,25 @@ int listing_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
                  bool deep, int depth, bool folders, struct listing_entry **out, int *n)
     __attribute__((warn_unused_result));
 
+/* Whether the caller may see child name (a file or folder) of the listed folder. */
+typedef bool (*listing_visible_fn)(void *arg, const char *name);
+
+#define LISTING_PAGE_MAX 10000
+
+/*
+ * One page of a folder's immediate children (a folder of 100,000 files is
+ * browsed a page at a time): folders first (when folders is true), then
+ * files, each by name (bytewise); the entries visible() accepts (NULL:
+ * all), from offset (0-based) up to limit (1..LISTING_PAGE_MAX) of them.
+ * *total is the number of visible children. Entries' rel is "/<name>";
+ * files carry sha1 and sha256. GR_ENOTFOUND when path is neither the root
+ * nor a folder, GR_EINVAL (offset < 0, limit out of range), GR_EDB.
+ */
+int listing_children(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                     bool folders, listing_visible_fn visible, void *arg, int64_t offset, int limit,
+                     struct listing_entry **out, int *n, int64_t *total)
+    __attribute__((warn_unused_result));
+
 struct listing_repo_summary {
     const char *key, *package_type;
     uint64_t files, folders, bytes;

@@ -284,9 +284,14 @@ int sec_user_delete(struct repo_ctx *ctx, const char *name)
         rc = repo__bump(c);
     rc = repo__finish(c, rc);
     sec__invalidate_user(ctx, name);
-    /* its tokens went with it (ON DELETE CASCADE): forget every cached token */
+    /* its tokens and UI sessions went with it (ON DELETE CASCADE): forget every
+     * cached token and session (a user of the same name made later must not
+     * inherit them) */
     struct gr_sbuf k = GR_SBUF_INIT;
     gr_sbuf_adds(&k, "t:");
+    repo__invalidate_prefix(ctx, &k);
+    gr_sbuf_reset(&k);
+    gr_sbuf_adds(&k, "w:");
     repo__invalidate_prefix(ctx, &k);
     gr_sbuf_release(&k);
     return rc;

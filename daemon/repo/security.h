@@ -260,6 +260,61 @@ int sec_token_list(struct repo_ctx *ctx, struct gr_arena *a, const char *user,
 int sec_token_revoke(struct repo_ctx *ctx, const char *token, const char *id, const char *owner,
                      char revoked_user[SEC_NAME_MAX + 1]) __attribute__((warn_unused_result));
 
+/* ---- web UI sessions (sessions.c, docs/ui.md) ---- */
+
+#define SEC_SESSION_PREFIX "grs_"
+#define SEC_SESSION_LEN 68 /* "grs_" + 64 hex: the cookie's value */
+#define SEC_CSRF_LEN 64    /* hex */
+#define SEC_SESSION_LIFETIME_MAX (30LL * 24 * 3600)
+
+struct sec_session_info {
+    const char *id, *user, *client;
+    int64_t created_ms, expires_ms;
+    bool scoped;     /* opened with a user-scoped token: never an admin */
+    bool with_token; /* opened with an access token: ends with it */
+    bool revoked;
+};
+
+/* Whether s has the shape of a session cookie value. */
+bool sec_session_shaped(const char *s);
+/*
+ * Open a session for user, living lifetime seconds (1..SEC_SESSION_LIFETIME_MAX).
+ * scoped: the user signed in with a user-scoped token; token_sha256 (may be
+ * NULL): the sha256 of the access token it signed in with, so that the
+ * session ends with the token. client: the address, for the list. cookie
+ * (SEC_SESSION_LEN + 1 bytes) receives the value to set; only its sha256
+ * is stored. Expired sessions are purged on the way.
+ * GR_ENOTFOUND (no such user), GR_EINVAL, GR_EDB.
+ */
+int sec_session_open(struct repo_ctx *ctx, const char *user, bool scoped, const char *token_sha256,
+                     int64_t lifetime, const char *client, char *cookie,
+                     struct sec_session_info *info) __attribute__((warn_unused_result));
+/*
+ * Authenticate a session cookie value (cached `w:<sha256>`, `u:<user>`, and
+ * `t:<sha256>` when it was opened with a token): out is its user (an admin
+ * only when the user is one and the session is not scoped). *id (may be
+ * NULL) receives the session's id in a. GR_EAUTH (unknown, revoked, expired,
+ * its token gone, user disabled or deleted), GR_EDB.
+ */
+int sec_session_check(struct repo_ctx *ctx, struct gr_arena *a, const char *cookie,
+                      struct auth_user *out, const char **id) __attribute__((warn_unused_result));
+/*
+ * The CSRF token bound to a session: HMAC-SHA256 under the cookie value, in
+ * hex (SEC_CSRF_LEN + 1 bytes). Only the holder of the cookie (the server,
+ * and the page it gave the token to) can know it.
+ */
+void sec_session_csrf(const char *cookie, char out[SEC_CSRF_LEN + 1]);
+/* Sessions of user (NULL: all) that have not expired, newest first. GR_EDB. */
+int sec_session_list(struct repo_ctx *ctx, struct gr_arena *a, const char *user,
+                     struct sec_session_info **out, int *n) __attribute__((warn_unused_result));
+/*
+ * Revoke by cookie value or by id (exactly one non-NULL). owner: when not
+ * NULL, only that user's sessions (GR_ENOTFOUND otherwise). Acknowledged by
+ * every node before this returns. GR_ENOTFOUND, GR_EDB.
+ */
+int sec_session_revoke(struct repo_ctx *ctx, const char *cookie, const char *id, const char *owner)
+    __attribute__((warn_unused_result));
+
 /* ---- audit ---- */
 
 struct sec_audit_entry {

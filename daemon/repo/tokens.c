@@ -131,6 +131,11 @@ int sec_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *o
         return GR_EAUTH;
     char sum[CR_SHA256_HEX];
     cr_sha256_hex(token, strlen(token), sum);
+    return sec__token_check_sha(ctx, sum, out);
+}
+
+int sec__token_check_sha(struct repo_ctx *ctx, const char *sum, struct auth_user *out)
+{
     struct gr_arena *a = gr_arena_new();
     if (!a)
         return GR_ENOMEM;
@@ -138,7 +143,7 @@ int sec_token_check(struct repo_ctx *ctx, const char *token, struct auth_user *o
     tok__key(&k, sum);
     const char *rec;
     size_t len;
-    int rc = repo__cached(ctx, a, &k, tok__load, sum, &rec, &len);
+    int rc = repo__cached(ctx, a, &k, tok__load, (void *)sum, &rec, &len);
     gr_sbuf_release(&k);
     if (rc == GR_ENOTFOUND)
         rc = GR_EAUTH;

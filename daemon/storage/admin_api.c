@@ -11,8 +11,27 @@
 #include "base/sbuf.h"
 #include "storage/storage.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static json_t *storage__status_doc(const struct storage_status *st,
+                                   const struct storage_settings *set);
+
+/* "lastRun": when a task's last pass on this node ended (null: never). */
+static void storage__last_run(json_t *doc, const char *task, int64_t ms)
+{
+    json_t *t = json_object_get(doc, task);
+    if (!t)
+        return;
+    if (ms <= 0) {
+        json_object_set_new(t, "lastRun", json_null());
+        return;
+    }
+    char iso[40];
+    http_iso8601(ms, iso, sizeof(iso));
+    json_object_set_new(t, "lastRun", json_string(iso));
+}
 
 json_t *storage_status_json(struct storage *s)
 {
@@ -21,6 +40,31 @@ json_t *storage_status_json(struct storage *s)
     if (!s || storage_status(s, true, &st) != GR_OK)
         return json_null();
     storage_get_settings(s, &set);
+    json_t *doc = storage__status_doc(&st, &set);
+    if (!doc)
+        return json_null();
+    storage__last_run(doc, "repair", st.last_repair_ms);
+    storage__last_run(doc, "gc", st.last_gc_ms);
+    storage__last_run(doc, "scrub", st.last_scrub_ms);
+    /* binaries by their number of live copies: {"0":n,"1":n,...,"8+":n} */
+    int64_t by[STORAGE_COPIES_MAX + 1];
+    if (storage_copies(s, by) == GR_OK) {
+        json_t *c = json_object();
+        for (int i = 0; i <= STORAGE_COPIES_MAX; i++) {
+            char k[8];
+            snprintf(k, sizeof(k), i == STORAGE_COPIES_MAX ? "%d+" : "%d", i);
+            json_object_set_new(c, k, json_integer(by[i]));
+        }
+        json_object_set_new(doc, "copies", c);
+    }
+    return doc;
+}
+
+static json_t *storage__status_doc(const struct storage_status *s0,
+                                   const struct storage_settings *s1)
+{
+    const struct storage_status st = *s0;
+    const struct storage_settings set = *s1;
     return json_pack(
         "{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:I,s:I,s:I},s:{s:b,s:I,s:I,s:I},"
         "s:{s:b,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",

@@ -306,6 +306,37 @@ int storage_status(struct storage *b, bool fresh, struct storage_status *out)
     return rc;
 }
 
+int storage_copies(struct storage *b, int64_t by_copies[STORAGE_COPIES_MAX + 1])
+{
+    memset(by_copies, 0, sizeof(int64_t) * (STORAGE_COPIES_MAX + 1));
+    if (!b)
+        return GR_OK;
+    struct storage__node nodes[STORAGE_MAX_NODES];
+    int n = storage__snapshot(b, nodes);
+    struct gr_sbuf live = GR_SBUF_INIT;
+    storage__ids(nodes, n, &live);
+    char max[16];
+    snprintf(max, sizeof(max), "%d", STORAGE_COPIES_MAX);
+    const char *p[2] = {live.buf, max};
+    struct db_res *res = NULL;
+    int rc = db_exec1(b->db, &res,
+                      "SELECT least(c, $2::int), count(*) FROM (SELECT count(l.node) FILTER"
+                      " (WHERE l.node = ANY($1::text[])) c FROM binaries b LEFT JOIN"
+                      " binary_locations l USING (sha256) WHERE b.tombstoned IS NULL"
+                      " GROUP BY b.sha256) s GROUP BY 1",
+                      2, p);
+    gr_sbuf_release(&live);
+    if (rc)
+        return rc;
+    for (int i = 0; i < db_res_rows(res); i++) {
+        int c = atoi(db_res_get(res, i, 0));
+        if (c >= 0 && c <= STORAGE_COPIES_MAX)
+            by_copies[c] = strtoll(db_res_get(res, i, 1), NULL, 10);
+    }
+    db_res_free(res);
+    return GR_OK;
+}
+
 /* ---- the thread ---- */
 
 void storage_kick_repair(struct storage *b)

@@ -299,6 +299,15 @@ struct storage_status {
 int storage_status(struct storage *st, bool fresh, struct storage_status *out)
     __attribute__((warn_unused_result));
 
+#define STORAGE_COPIES_MAX 8
+/*
+ * How many binaries (not tombstoned) have 0, 1, ... live copies, by the
+ * database now: by_copies[i] for i < STORAGE_COPIES_MAX, the last slot
+ * counting STORAGE_COPIES_MAX or more. GR_EDB.
+ */
+int storage_copies(struct storage *st, int64_t by_copies[STORAGE_COPIES_MAX + 1])
+    __attribute__((warn_unused_result));
+
 /* Wake the storage thread for a repair pass (on the primary) soon. */
 void storage_kick_repair(struct storage *b);
 

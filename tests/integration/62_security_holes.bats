@@ -255,7 +255,7 @@ admin_sha() {
     run as alice /api/system/cluster
     [ "$(echo "$output" | jq -r 'keys | join(",")')" = "clustered,nodes" ]
     run acurl a /api/system/cluster
-    [ "$(echo "$output" | jq -r 'keys | join(",")')" = "clustered,nodes,primary,primaryToken,storage" ]
+    [ "$(echo "$output" | jq -r 'keys | join(",")')" = "answeredBy,clustered,downAfterMs,nodes,primary,primaryToken,storage" ]
     run as alice /api/plugins
     [ "$(echo "$output" | jq -r 'keys | join(",")')" = executions ]
     run acurl a /api/plugins

@@ -130,7 +130,9 @@ class Driver:
 
     def http(self, method, url, auth=None, body=None, headers=None):
         h = dict(headers or {})
-        if auth:
+        if isinstance(auth, dict):  # a UI session: its cookie and CSRF token
+            h.update(auth)
+        elif auth:
             h["Authorization"] = auth
         if body is not None and not isinstance(body, bytes):
             body = body.encode()
@@ -157,11 +159,27 @@ class Driver:
         if p.kind == "root":
             return "Basic " + base64.b64encode(f"admin:{self.admin_pass}".encode()).decode()
         u = self.sec.users[p.name]
+        if p.via == "session":
+            return self.session_headers(u.session, u.csrf)
         if p.via == "token":
             if self.rng.random() < 0.3:
                 return "Basic " + base64.b64encode(f"{u.name}:{u.token}".encode()).decode()
             return "Bearer " + u.token
         return "Basic " + base64.b64encode(f"{u.name}:{u.password}".encode()).decode()
+
+    @staticmethod
+    def session_headers(cookie, csrf):
+        """A UI session's request: the cookie, and the CSRF token every change needs."""
+        return {"Cookie": f"granary_session={cookie}", "X-CSRF-Token": csrf}
+
+    def open_session(self, name, password):
+        """Sign in as the web UI does: (cookie, csrf), or None."""
+        r = self.http("POST", "/api/ui/session", None, json.dumps({"user": name, "password": password}),
+                      {"Content-Type": "application/json"})
+        m = re.search(r"granary_session=(grs_[0-9a-f]+)", r.headers.get("set-cookie", ""))
+        if r.status != 200 or not m:
+            return None
+        return m.group(1), (r.json() or {}).get("csrfToken")
 
     def root(self, method, url, body=None, headers=None, want=None):
         r = self.http(method, url, self.auth(self.ROOT), body, headers)
@@ -233,6 +251,8 @@ class Driver:
         tags = set(exp.tags)
         if p.kind == "user" and p.via == "token" and self.sec.user_is_admin(p.name):
             tags.add("F7 a token of an admin user")
+        if p.kind == "user" and p.via == "session":
+            tags.add("UI a session cookie")
         for t in tags:
             self.coverage[t] = self.coverage.get(t, 0) + 1
         out = exp.pick(r.status)
@@ -415,6 +435,12 @@ class Driver:
                               f"username={u.name}&scope=applied-permissions/user&expires_in=86400",
                               {"Content-Type": "application/x-www-form-urlencoded"}, {200})
             u.token = r.json()["access_token"]
+        # UI sessions: each user signed in once, by password, as the browser does
+        for u in sec.users.values():
+            s = self.open_session(u.name, u.password)
+            if not s:
+                raise RuntimeError(f"{u.name} cannot open a UI session")
+            u.session, u.csrf = s
         # permission targets: the default one goes, random ones come
         r = self.root("GET", "/api/v2/security/permissions", want={200})
         for t in r.json() or []:
@@ -648,7 +674,8 @@ class Driver:
         if x < 0.26:
             return M.Principal("anon")
         name = rng.choice(sorted(self.sec.users))
-        return M.Principal("user", name, "token" if rng.random() < 0.3 else "password")
+        x = rng.random()
+        return M.Principal("user", name, "token" if x < 0.3 else "session" if x < 0.5 else "password")
 
     # ---- the run -------------------------------------------------------------------------
 

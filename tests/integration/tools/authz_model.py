@@ -185,6 +185,7 @@ class User:
         self.admin = admin
         self.groups = set(groups)
         self.token = None
+        self.session = self.csrf = None  # a web UI session (cookie value, CSRF token)
 
 
 class Group:
@@ -194,8 +195,9 @@ class Group:
 
 
 class Principal:
-    """Who a request runs as: 'anon' (no credentials), 'user' (password or
-    token), or 'root' (the built-in admin account)."""
+    """Who a request runs as: 'anon' (no credentials), 'user' (password,
+    token, or a web UI session opened with the password), or 'root' (the
+    built-in admin account)."""
 
     def __init__(self, kind, name=None, via=None):
         self.kind, self.name, self.via = kind, name, via
@@ -225,11 +227,12 @@ class Security:
 
     def is_admin(self, p):
         """Admins: the built-in account, a user with the flag or in a group
-        with adminPrivileges, authenticated by password. A token is never an
-        admin (finding 7)."""
+        with adminPrivileges, authenticated by password (or a UI session
+        opened with it: a session stands for its user, no more, no less).
+        A token is never an admin (finding 7)."""
         if p.kind == "root":
             return True
-        if p.kind != "user" or p.via != "password":
+        if p.kind != "user" or p.via not in ("password", "session"):
             return False
         u = self.users[p.name]
         return u.admin or any(self.groups[g].admin for g in u.groups if g in self.groups)
@@ -431,6 +434,9 @@ EDGES = {
     "F12 cluster and plugin details for a non-admin": "a signed-in non-admin asks",
     "OCI manifest delete with a tag the caller may not delete":
         "DELETE by digest where the caller may delete the manifest's file, not a tag's pointing at it",
+    "UI a session cookie": "a request made with a web UI session (cookie and CSRF token)",
+    "UI paged listing hides entries": "a page of a folder holding entries the caller cannot read",
+    "UI another user's session": "a non-admin tries to revoke another user's UI session",
 }
 
 
@@ -581,6 +587,48 @@ def expect_listing(sec, c, p, repo, folder, names_of):
         return probs
 
     return Expect(rule, [Outcome({200}, None, check)], tags=tags)
+
+
+def expect_page_list(sec, c, p, repo, folder):
+    """?list&offset=&limit= (the web UI's browser): read on the folder, as
+    any listing; what the pages hold is checked by check_pages."""
+    rule = f"paged listing: {need_str(READ, repr(folder))}; only readable entries, each once"
+    if sec.refused_outright(p) or sec.level(p, repo, folder) < READ:
+        return Expect(rule, [Outcome({sec.denied(p)})])
+    if not c.is_folder(repo, folder):
+        return Expect(rule, [Outcome({404})])
+    must, _ = listing_sets(sec, c, p, repo, folder)
+    tags = {"UI paged listing hides entries"} if must != set(c.children(repo, folder)) else ()
+    return Expect(rule, [Outcome({200})], tags=tags)
+
+
+def check_pages(sec, c, p, repo, folder, folders, entries, totals):
+    """All the pages of a folder, in order: entries [(name, is_folder)] and
+    each page's total. Problems, or []: every readable child once, nothing
+    unreadable, folders (when asked) before files, each by name."""
+    kids = c.children(repo, folder)
+    must, may = listing_sets(sec, c, p, repo, folder)
+    if not folders:
+        must = {n for n in must if not kids.get(n)}
+        may = {n for n in may if not kids.get(n)}
+    names = [n for n, _ in entries]
+    probs = []
+    if len(set(names)) != len(names):
+        probs.append(f"an entry on two pages: {names}")
+    if set(names) - may:
+        probs.append(f"lists entries the caller cannot read: {sorted(set(names) - may)}")
+    if must - set(names):
+        probs.append(f"leaves out readable entries: {sorted(must - set(names))}")
+    for n, f in entries:
+        if n in kids and kids[n] != f:
+            probs.append(f"{n}: folder {f}, model {kids[n]}")
+    want = sorted((n for n, f in entries if f), key=lambda s: s.encode()) + sorted(
+        (n for n, f in entries if not f), key=lambda s: s.encode())
+    if names != want:
+        probs.append(f"order {names}, expected folders first then files, by name: {want}")
+    if any(t != len(names) for t in totals):
+        probs.append(f"totals {totals} for {len(names)} entries")
+    return probs
 
 
 def expect_deep_list(sec, c, p, repo, folder, files_of):

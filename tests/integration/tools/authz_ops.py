@@ -1004,6 +1004,122 @@ def op_mvn_metadata(d, p):
     send(d, p, "GET", f"/{d.mvn_repo}/{g}/{a}/maven-metadata.xml", exp, repo=d.mvn_repo)
 
 
+# ---- the web UI: paged listings, sessions --------------------------------------------------
+
+
+def op_page_list(d, p):
+    """A folder page by page, as the UI's browser reads it (?list&offset&limit)."""
+    p, repo, folder = pick_listing(d, p)
+    folders = d.rng.random() < 0.8
+    limit = d.rng.randint(1, 4)
+    base = (f"/api/storage/{repo}/{q(folder)}" if folder else f"/api/storage/{repo}") + "?list" + (
+        "&listFolders=1" if folders else "")
+    exp = M.expect_page_list(d.sec, d.c, p, repo, folder)
+    r, out = send(d, p, "GET", f"{base}&offset=0&limit={limit}", exp, repo=repo)
+    if r.status != 200 or out is None:
+        return
+    entries, totals, page = [], [], r
+    for _ in range(100):
+        j = page.json() or {}
+        totals.append(j.get("total"))
+        entries += [(f["uri"].strip("/"), bool(f.get("folder"))) for f in j.get("files", [])]
+        if not j.get("files") or len(entries) >= (j.get("total") or 0):
+            break
+        page = d.http("GET", f"{base}&offset={len(entries)}&limit={limit}", d.auth(p))
+        if page.status != 200:
+            d.mismatch(p, "GET", f"{base}&offset={len(entries)}", exp, page, ["a later page failed"], repo)
+            return
+    probs = M.check_pages(d.sec, d.c, p, repo, folder, folders, entries, totals)
+    if probs:
+        d.mismatch(p, "GET", f"{base} (all pages of {limit})", exp, r, probs, repo)
+
+
+def op_ui_session(d, p):
+    """Who the UI says the caller is; a session opened, used and closed."""
+    sec = d.sec
+    rule = "ui session: the caller, never more"
+    if d.rng.random() < 0.5 or p.kind == "anon":
+        user = "anonymous" if p.kind == "anon" else p.name
+
+        def check(r):
+            j = r.json() or {}
+            want_admin = sec.is_admin(p)
+            probs = []
+            if j.get("user") != user or j.get("anonymous") != (p.kind == "anon"):
+                probs.append(f"user {j.get('user')} anonymous {j.get('anonymous')}, model {user}")
+            if j.get("admin") != want_admin:
+                probs.append(f"admin {j.get('admin')}, model {want_admin}")
+            if p.via == "session" and j.get("csrfToken") != sec.users[p.name].csrf:
+                probs.append("another CSRF token than the session's")
+            return probs
+
+        send(d, p, "GET", "/api/ui/session", M.Expect(rule, [M.Outcome({200}, None, check)]))
+        return
+    # sign in as p's user (the built-in admin for root), use the session, sign out
+    name = "admin" if p.kind == "root" else p.name
+    pw = d.admin_pass if p.kind == "root" else sec.users[name].password
+    s = d.open_session(name, pw)
+    if not s:
+        d.mismatch(p, "POST", "/api/ui/session", M.Expect("sign-in with the right password", [M.Outcome({200})]),
+                   None, ["no session"])
+        return
+    h = d.session_headers(*s)
+    admin = name == "admin" or sec.user_is_admin(name)
+    r = d.http("GET", "/api/security/users", h)
+    if r.status != (200 if admin else 403):
+        d.mismatch(p, "GET", "/api/security/users (new session)",
+                   M.Expect("a session is an admin iff its user is", [M.Outcome({200 if admin else 403})]), r, [])
+    r = d.http("DELETE", "/api/ui/session", {"Cookie": h["Cookie"]})
+    if r.status != 403:
+        d.mismatch(p, "DELETE", "/api/ui/session (no CSRF token)",
+                   M.Expect("signing out is a change: it needs the CSRF token", [M.Outcome({403})]), r, [])
+    r = d.http("DELETE", "/api/ui/session", h)
+    r2 = d.http("GET", "/api/repositories", h)
+    if r.status != 200 or r2.status != 401:
+        d.mismatch(p, "DELETE", "/api/ui/session",
+                   M.Expect("signed out: the cookie is refused", [M.Outcome({200}), M.Outcome({401})]), r2,
+                   [f"sign-out {r.status}, then {r2.status}"])
+
+
+def op_ui_sessions(d, p):
+    """Session lists show one's own (admins: all); only an admin revokes another's."""
+    sec = d.sec
+    rng = d.rng
+    if p.kind == "anon":
+        send(d, p, "GET", "/api/ui/sessions", M.Expect("ui sessions: signed in", [M.Outcome({401})]))
+        return
+    me = "admin" if p.kind == "root" else p.name
+    if rng.random() < 0.5:
+        def check(r):
+            users = {s.get("user") for s in (r.json() or {}).get("sessions", [])}
+            if sec.is_admin(p):
+                return [] if set(sec.users) <= users else [f"an admin misses sessions of {sorted(set(sec.users) - users)}"]
+            return [] if users <= {me} else [f"sessions of others listed: {sorted(users - {me})}"]
+
+        send(d, p, "GET", "/api/ui/sessions", M.Expect("ui session list: own (admins: all)", [M.Outcome({200}, None, check)]))
+        return
+    others = sorted(set(sec.users) - {me})
+    if not others:
+        return
+    other = rng.choice(others)
+    victim = d.open_session(other, sec.users[other].password)
+    if not victim:
+        return
+    vh = d.session_headers(*victim)
+    sid = next((s["id"] for s in (d.http("GET", "/api/ui/sessions", vh).json() or {}).get("sessions", [])
+                if s.get("current")), None)
+    admin = sec.is_admin(p)
+    exp = M.Expect("revoking another user's UI session: admin", [M.Outcome({204} if admin else {404})],
+                   tags=() if admin else {"UI another user's session"})
+    send(d, p, "DELETE", f"/api/ui/sessions/{sid}", exp)
+    r = d.http("GET", "/api/ui/sessions", vh)
+    if r.status != (401 if admin else 200):
+        d.mismatch(p, "DELETE", f"/api/ui/sessions/{sid}",
+                   M.Expect("the session works iff it was not revoked", [M.Outcome({401 if admin else 200})]), r, [])
+    if not admin:
+        d.http("DELETE", "/api/ui/session", vh)
+
+
 # ---- changing the world (admins) --------------------------------------------------------
 
 
@@ -1200,5 +1316,8 @@ OPS = [
     ("docker_token", 2, op_docker_token),
     ("mvn_deploy", 2, op_mvn_deploy),
     ("mvn_metadata", 2, op_mvn_metadata),
+    ("page_list", 4, op_page_list),
+    ("ui_session", 2, op_ui_session),
+    ("ui_sessions", 1, op_ui_sessions),
     ("world_change", 2, op_world_change),
 ]
