@@ -316,8 +316,7 @@ static bool server__authenticate(struct http_req *r, bool lenient)
         /* what a registry's token endpoint hands a caller without
          * credentials (formats/oci): the anonymous user, nothing more */
         if (!strcmp(tok, HTTP_ANONYMOUS_BEARER)) {
-            snprintf(r->user.name, sizeof(r->user.name), "anonymous");
-            r->user.anonymous = true;
+            server__anonymous(r);
             return true;
         }
         return server__token(r, NULL, tok);
