@@ -3,7 +3,7 @@
  * the pure rules of the distribution spec (names, tags, digests, routes,
  * manifests, Content-Range, Accept), unit-tested in tests/unit/test_oci.c
  * (oci.c), and the rows of an image in PostgreSQL (oci_db.c,
- * sql/0012_oci.sql). The handlers are oci_http.c.
+ * sql/0013_oci.sql). The handlers are oci_http.c.
  *
  * An image <name> = <repository key>/<image path> lives in the repository
  * as artifacts:

@@ -1,5 +1,5 @@
 /*
- * oci_db.c - the rows of the OCI registry (sql/0012_oci.sql): upload
+ * oci_db.c - the rows of the OCI registry (sql/0013_oci.sql): upload
  * sessions and their pinned parts, blob links, manifests, tags and
  * references, and the artifacts that show an image in the repository
  * (oci.h has the layout). Every change that touches artifacts commits

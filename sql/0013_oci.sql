@@ -1,4 +1,4 @@
--- 0012: the OCI registry (packageType docker, docs/oci.md) and binary pins.
+-- 0013: the OCI registry (packageType docker, docs/oci.md) and binary pins.
 --
 -- binary_pins: a binary held by something that is not (yet) an artifact,
 -- so that the garbage collector keeps it: the parts of an unfinished
