@@ -238,6 +238,14 @@ bool http_is_admin(struct http_req *r);
  */
 bool http_login_password(struct http_req *r, const char *user, const char *password,
                          const char *how, bool audit_success);
+/*
+ * server.c: what the core does for an HTTP_AUTH row before its handler
+ * (route.h), for a handler of an HTTP_BYHAND row: 503 while the
+ * node is not ready, then the caller's credentials (none: anonymous; bad
+ * ones: 401; a throttled login: 429). false: an answer was sent, through
+ * the r->error_doc and answer headers the handler set first.
+ */
+bool http_authenticate(struct http_req *r);
 /* Record an audited action (strings copied); written when the request completes with 2xx. */
 void http_audit(struct http_req *r, const char *action, const char *repo, const char *path,
                 const char *detail);

@@ -491,6 +491,21 @@ static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
+/* Readiness, then the caller's credentials. false: an answer was sent. */
+static bool server__ready_authenticate(struct http_req *r, bool lenient)
+{
+    if (!atomic_load(&r->srv->ready)) {
+        http_error(r, 503, "node is not ready");
+        return false;
+    }
+    return server__authenticate(r, lenient);
+}
+
+bool http_authenticate(struct http_req *r)
+{
+    return server__ready_authenticate(r, false);
+}
+
 static void server__route(struct http_req *r)
 {
     const char *p = r->raw_uri;
@@ -532,11 +547,7 @@ static void server__route(struct http_req *r)
     }
     const char *rest = gr_arena_strndup(r->arena, p + used, len - used);
     if (row->auth == HTTP_AUTH || row->auth == HTTP_SESSION) {
-        if (!atomic_load(&r->srv->ready)) {
-            http_error(r, 503, "node is not ready");
-            return;
-        }
-        if (!server__authenticate(r, row->auth == HTTP_SESSION))
+        if (!server__ready_authenticate(r, row->auth == HTTP_SESSION))
             return;
     }
     if (row->methods && !(row->methods & (1u << r->method))) {

@@ -76,6 +76,33 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     [[ "$output" == *" 0 failed"* ]]
 }
 
+@test "the core's refusals in the spec's shape: a throttled login is 429 TOOMANYREQUESTS" {
+    # failed logins straight to one node (its throttle is its own) until it
+    # throttles; the refusals are UNAUTHORIZED, then TOOMANYREQUESTS
+    local bad i code=
+    bad=$(printf 'no-such-oci-user:wrong' | base64)
+    for i in $(seq 12); do
+        run curl -sS -H "Authorization: Basic $bad" "$NODE_n3_URL/v2/token"
+        code=$(echo "$output" | jq -r '.errors[0].code')
+        [ "$code" = UNAUTHORIZED ] || break
+    done
+    [ "$code" = TOOMANYREQUESTS ]
+    # on any registry path (each failure while not throttled lengthens the wait)
+    for i in $(seq 12); do
+        run curl -sS -D - -H "Authorization: Basic $bad" "$NODE_n3_URL/v2/docker-local/x/manifests/1"
+        if [[ "$output" == *" 429"* ]]; then break; fi
+    done
+    [[ "$output" == *" 429"* ]]
+    [[ "$output" == *"Docker-Distribution-API-Version: registry/2.0"* ]]
+    [[ "$output" == *'"code":"TOOMANYREQUESTS"'* ]]
+    # the throttle ends (seconds) and a good login clears it
+    for i in $(seq 300); do
+        if [ "$(ocode -u "admin:$PASS" "$NODE_n3_URL/v2/")" = 200 ]; then break; fi
+        sleep 0.1
+    done
+    [ "$(ocode -u "admin:$PASS" "$NODE_n3_URL/v2/")" = 200 ]
+}
+
 @test "skopeo: a multi-layer image both ways (oci layout, docker-archive), inspect, list-tags, delete" {
     run sk copy --dest-tls-verify=false --dest-creds "$(ADMIN)" "oci:$IMG:v1" "docker://$REG/docker-local/team/app:v1"
     [ "$status" = 0 ] || { echo "$output"; false; }

@@ -11,8 +11,8 @@
 #include <stddef.h>
 
 static const struct http_route oci__routes[] = {
-    {"/v2/", HTTP_PREFIX, HTTP_M_ANY, HTTP_AUTH, "oci", oci_api},
-    {"/v2", HTTP_EXACT, HTTP_M_ANY, HTTP_AUTH, "oci", oci_api},
+    {"/v2/", HTTP_PREFIX, HTTP_M_ANY, HTTP_BYHAND, "oci", oci_api},
+    {"/v2", HTTP_EXACT, HTTP_M_ANY, HTTP_BYHAND, "oci", oci_api},
     {NULL, HTTP_EXACT, 0, HTTP_AUTH, NULL, NULL},
 };
 

@@ -1349,6 +1349,16 @@ void oci_api(struct http_req *r, const char *rest)
     r->hctx = x;
     r->error_doc = oci__error_doc;
     http_answer_header(r, "Docker-Distribution-API-Version", "registry/2.0");
+    /* the core's refusals of the caller (bad credentials 401, a throttled
+     * login 429, a node not ready 503) in the spec's shape; a 401 carries
+     * the Bearer challenge, so a client whose token expired fetches another
+     * (the token endpoint's keeps Basic: it takes Basic credentials) */
+    int nh = r->nanswer_headers;
+    if (strcmp(rest, "token") != 0)
+        http_answer_header(r, "WWW-Authenticate", oci__challenge(r, NULL));
+    if (!http_authenticate(r))
+        return;
+    r->nanswer_headers = nh;
     const char *why = NULL;
     int rc = oci_route_parse(r->arena, rest, r->method == HM_POST, &x->rt, &why);
     if (rc == GR_EINVAL) {
