@@ -66,6 +66,19 @@ static void oci_tag_valid__spec_grammar__enforced(void **state)
     assert_false(oci_tag_valid(t));
 }
 
+static void oci_upload_id_valid__uuid__only(void **state)
+{
+    (void)state;
+    assert_true(oci_upload_id_valid("0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"));
+    assert_false(oci_upload_id_valid("0f1e2d3c4b5a49788a6b5c4d3e2f1a0b"));
+    assert_false(oci_upload_id_valid("0F1E2D3C-4B5A-4978-8A6B-5C4D3E2F1A0B"));
+    assert_false(oci_upload_id_valid("0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0"));
+    assert_false(oci_upload_id_valid("0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0bb"));
+    assert_false(oci_upload_id_valid("0f1e2d3c-4b5a-4978-8a6b+5c4d3e2f1a0b"));
+    assert_false(oci_upload_id_valid("../../../../../../../../../../../.."));
+    assert_false(oci_upload_id_valid(""));
+}
+
 static void oci_digest_parse__algorithms__sha256_and_sha512_only(void **state)
 {
     (void)state;
@@ -164,6 +177,21 @@ static void oci_manifest_parse__image_and_artifact__refs_subject_type(void **sta
     assert_int_equal(
         oci_manifest_parse(a, manifest_oci, strlen(manifest_oci), OCI_MT_OCI_INDEX, &m, &why),
         GR_EINVAL);
+    /* parameters of the Content-Type are ignored */
+    assert_int_equal(oci_manifest_parse(a, manifest_oci, strlen(manifest_oci),
+                                        OCI_MT_OCI_MANIFEST "; charset=utf-8", &m, &why),
+                     GR_OK);
+    /* an empty artifactType is a missing one: the config's mediaType stands in */
+    const char *empty_at =
+        "{\"schemaVersion\":2,\"artifactType\":\"\",\"config\":{\"mediaType\":\"application/"
+        "x.cfg\",\"digest\":\"sha256:" D64 "\",\"size\":2},\"layers\":[]}";
+    assert_int_equal(oci_manifest_parse(a, empty_at, strlen(empty_at), NULL, &m, &why), GR_OK);
+    assert_string_equal(m.artifact_type, "application/x.cfg");
+    /* an index without one has none */
+    const char *idx =
+        "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_OCI_INDEX "\",\"manifests\":[]}";
+    assert_int_equal(oci_manifest_parse(a, idx, strlen(idx), NULL, &m, &why), GR_OK);
+    assert_null(m.artifact_type);
 }
 
 static void oci_manifest_parse__index_and_bad_documents(void **state)
@@ -249,6 +277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(oci_image_valid__spec_grammar__enforced),
         cmocka_unit_test(oci_tag_valid__spec_grammar__enforced),
+        cmocka_unit_test(oci_upload_id_valid__uuid__only),
         cmocka_unit_test(oci_digest_parse__algorithms__sha256_and_sha512_only),
         cmocka_unit_test_setup_teardown(oci_route_parse__from_the_right__names_with_kind_words,
                                         setup, teardown),

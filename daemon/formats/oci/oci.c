@@ -79,6 +79,18 @@ bool oci_tag_valid(const char *s)
     return true;
 }
 
+bool oci_upload_id_valid(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return false;
+    }
+    return true;
+}
+
 int oci_digest_parse(const char *s, struct oci_digest *out)
 {
     memset(out, 0, sizeof(*out));
@@ -287,6 +299,8 @@ int oci_manifest_parse(struct gr_arena *a, const char *body, size_t len, const c
         *why = "artifactType must be a string";
         goto out;
     }
+    if (at && !*json_string_value(at)) /* empty is missing (the referrers rule) */
+        at = NULL;
     if (oci__is_index(type)) {
         json_t *ms = json_object_get(doc, "manifests");
         if (!json_is_array(ms)) {

@@ -40,6 +40,8 @@ struct http_req;
 bool oci_image_valid(const char *s);
 /* Whether s is a tag: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}. */
 bool oci_tag_valid(const char *s);
+/* Whether s is an upload session's id: a UUID in lowercase hex (8-4-4-4-12). */
+bool oci_upload_id_valid(const char *s);
 
 struct oci_digest {
     char alg[16]; /* "sha256", "sha512" */
@@ -153,7 +155,7 @@ int oci_blob_delete(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, 
                     const char *digest) __attribute__((warn_unused_result));
 
 struct oci_upload {
-    char id[33];
+    char id[37];
     const char *repo, *image;
     uint64_t size;
     int parts;

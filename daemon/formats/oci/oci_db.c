@@ -218,8 +218,16 @@ int oci_upload_new(struct repo_ctx *ctx, const char *repo, const char *image, co
     unsigned char raw[16];
     if (cr_random(raw, sizeof(raw)) != GR_OK)
         return GR_EIO;
-    for (int i = 0; i < 16; i++)
-        snprintf(out->id + 2 * i, 3, "%02x", raw[i]);
+    /* a random (version 4) UUID: the spec's upload location contains one */
+    raw[6] = (unsigned char)((raw[6] & 0x0f) | 0x40);
+    raw[8] = (unsigned char)((raw[8] & 0x3f) | 0x80);
+    char *o = out->id;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        snprintf(o, 3, "%02x", raw[i]);
+        o += 2;
+    }
     out->repo = repo;
     out->image = image;
     /* sessions idle for a day are abandoned: their parts go to the collector */
@@ -240,7 +248,7 @@ int oci_upload_get(struct repo_ctx *ctx, struct gr_arena *a, const char *id, con
                    const char *image, struct oci_upload *out)
 {
     memset(out, 0, sizeof(*out));
-    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+    if (!oci_upload_id_valid(id))
         return GR_ENOTFOUND;
     const char *p[3] = {id, repo, image};
     struct db_res *res = NULL;

@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import sys
 import urllib.parse
 
@@ -132,6 +133,19 @@ check("token endpoint grants pull,push", tok.get("scope") == f"repository:{NAME}
 BEARER = {"Authorization": "Bearer " + tok.get("token", "")}
 expect("bearer token accepted on /v2/", req("GET", "/v2/", headers=BEARER), 200)
 expect("token endpoint refuses anonymous", req("GET", "/v2/token", auth=False), 401)
+st, h, data = req("GET", f"/v2/{NAME}/tags/list",
+                  headers={"Authorization": "Bearer " + "0" * len(tok.get("token", "x"))})
+check("an unknown or expired token: 401 UNAUTHORIZED with the Bearer challenge",
+      st == 401 and error_code(data) == "UNAUTHORIZED" and
+      h.get("www-authenticate", "").startswith("Bearer realm=") and
+      h.get("docker-distribution-api-version") == "registry/2.0", f"{st} {h} {data!r}")
+BAD = {"Authorization": "Basic " + base64.b64encode(b"no-such-oci-user:wrong").decode()}
+expect("bad credentials at the token endpoint: 401 UNAUTHORIZED",
+       req("GET", "/v2/token?scope=repository:x/y:pull", headers=BAD), 401, "UNAUTHORIZED")
+st, h, data = req("GET", "/v2/", headers=BAD)
+check("bad credentials at /v2/: 401 UNAUTHORIZED with the Bearer challenge",
+      st == 401 and error_code(data) == "UNAUTHORIZED" and
+      h.get("www-authenticate", "").startswith("Bearer realm="), f"{st} {h} {data!r}")
 
 # ---- names ----
 expect("invalid name: 400 NAME_INVALID", req("GET", "/v2/x/UPPER/tags/list"), 400, "NAME_INVALID")
@@ -159,6 +173,8 @@ expect("POST with a malformed digest: 400 DIGEST_INVALID",
 st, h, _ = req("POST", f"/v2/{NAME}/blobs/uploads/", b"")
 loc = h.get("location", "")
 check("POST: 202 with Location", st == 202 and "/blobs/uploads/" in loc, f"{st} {h}")
+check("the upload location contains a UUID",
+      re.search(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", loc), loc)
 st, h, _ = req("PUT", f"{loc}?digest={digest(layer)}", layer,
                {"Content-Type": "application/octet-stream"})
 check("PUT with the whole blob: 201", st == 201 and h.get("docker-content-digest") == digest(layer),
@@ -169,6 +185,10 @@ check("HEAD blob: 200 with Content-Length and Docker-Content-Digest",
       h.get("docker-content-digest") == digest(layer) and data == b"", f"{st} {h}")
 st, h, data = req("GET", f"/v2/{NAME}/blobs/{digest(layer)}")
 check("GET blob: the bytes", st == 200 and data == layer, f"{st}")
+etag = h.get("etag")
+st, h, data = req("GET", f"/v2/{NAME}/blobs/{digest(layer)}", headers={"If-None-Match": etag or "x"})
+check("GET blob with its ETag in If-None-Match: 304", etag and st == 304 and data == b"",
+      f"{etag} {st}")
 st, h, data = req("GET", f"/v2/{NAME}/blobs/{digest(layer)}", headers={"Range": "bytes=10-99"})
 check("GET blob with Range: 206 and the range", st == 206 and data == layer[10:100] and
       h.get("content-range") == f"bytes 10-99/{len(layer)}", f"{st} {h}")
@@ -248,6 +268,9 @@ expect("DELETE upload: 204", req("DELETE", loc), 204)
 expect("cancelled upload: 404 BLOB_UPLOAD_UNKNOWN", req("PATCH", loc, b"x"), 404,
        "BLOB_UPLOAD_UNKNOWN")
 expect("unknown session: 404 BLOB_UPLOAD_UNKNOWN",
+       req("GET", f"/v2/{NAME}/blobs/uploads/01234567-89ab-4def-8123-456789abcdef"), 404,
+       "BLOB_UPLOAD_UNKNOWN")
+expect("a session id of another shape: 404 BLOB_UPLOAD_UNKNOWN",
        req("GET", f"/v2/{NAME}/blobs/uploads/0123456789abcdef0123456789abcdef"), 404,
        "BLOB_UPLOAD_UNKNOWN")
 
@@ -321,6 +344,13 @@ expect("tag of 128 characters accepted",
 st, _, data = req_refused_early("PUT", f"/v2/{NAME}/manifests/huge", 4 * 1024 * 1024 + 1, MT)
 check("manifest over 4 MiB: 413 MANIFEST_INVALID",
       st == 413 and error_code(data) == "MANIFEST_INVALID", f"{st}")
+big_man = dict(man, annotations={"pad": ""})
+big_man["annotations"]["pad"] = "p" * (4 * 1024 * 1024 - len(json.dumps(big_man).encode()))
+bb = json.dumps(big_man).encode()
+st, h, _ = req("PUT", f"/v2/{NAME}/manifests/big4", bb, MT)
+check("a manifest of 4 MiB exactly: 201", len(bb) == 4 * 1024 * 1024 and st == 201, f"{st}")
+st, h, data = req("GET", f"/v2/{NAME}/manifests/{digest(bb)}")
+check("the 4 MiB manifest reads back byte for byte", st == 200 and data == bb, f"{st}")
 wrong_size = dict(man, layers=[dict(man["layers"][0], size=5)])
 expect("descriptor size differing from the blob: 400 MANIFEST_INVALID",
        req("PUT", f"/v2/{NAME}/manifests/bad", json.dumps(wrong_size).encode(), MT), 400,
@@ -395,6 +425,30 @@ doc = json.loads(data) if st == 200 else {}
 check("referrers filtered by artifactType, OCI-Filters-Applied: artifactType",
       st == 200 and h.get("oci-filters-applied") == "artifactType" and
       [m["digest"] for m in doc.get("manifests", [])] == [refs[1][1]], f"{st} {h} {data!r}")
+# artifactType of a descriptor: the manifest's, else its config's mediaType;
+# an index without one has none
+S2 = {"mediaType": MT["Content-Type"], "digest": digest(b"second subject"), "size": 14}
+cfg_typed = {"schemaVersion": 2, "mediaType": MT["Content-Type"],
+             "config": dict(ED, mediaType="application/vnd.example.cfg"), "layers": [],
+             "subject": S2}
+idx_ref = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+           "manifests": [], "subject": S2, "annotations": {"k": "v"}}
+for doc_, ct in ((cfg_typed, MT["Content-Type"] + "; charset=utf-8"),
+                 (idx_ref, "application/vnd.oci.image.index.v1+json")):
+    b_ = json.dumps(doc_).encode()
+    st, h, _ = req("PUT", f"/v2/{NAME}/manifests/{digest(b_)}", b_, {"Content-Type": ct})
+    check(f"referrer {doc_['mediaType']} (Content-Type {ct}): 201 with OCI-Subject",
+          st == 201 and h.get("oci-subject") == S2["digest"], f"{st} {h}")
+st, h, data = req("GET", f"/v2/{NAME}/referrers/{S2['digest']}")
+doc = json.loads(data) if st == 200 else {}
+by_type = {m["mediaType"]: m for m in doc.get("manifests", [])}
+check("referrers: a manifest without artifactType has its config's mediaType",
+      by_type.get(MT["Content-Type"], {}).get("artifactType") == "application/vnd.example.cfg",
+      f"{data!r}")
+check("referrers: an index without artifactType has none, and its annotations",
+      "artifactType" not in by_type.get("application/vnd.oci.image.index.v1+json", {"artifactType": 1})
+      and by_type["application/vnd.oci.image.index.v1+json"].get("annotations") == {"k": "v"},
+      f"{data!r}")
 st, _, data = req("GET", f"/v2/{NAME}/referrers/{digest(b'nobody')}")
 check("referrers of an unknown subject: 200 empty index",
       st == 200 and json.loads(data).get("manifests") == [], f"{st}")
@@ -420,7 +474,8 @@ st, h, data = req("GET", f"/v2/{NAME}/tags/list?last={tags[-1]}")
 check("tags list after the last: empty, no Link",
       st == 200 and json.loads(data)["tags"] == [] and "link" not in h, f"{data!r}")
 st, h, data = req("GET", f"/v2/{NAME}/tags/list?n=0")
-check("tags list n=0: empty", st == 200 and json.loads(data)["tags"] == [], f"{data!r}")
+check("tags list n=0: empty, no Link", st == 200 and json.loads(data)["tags"] == [] and
+      "link" not in h, f"{data!r} {h}")
 
 # ---- catalog (a second image with a manifest) ----
 req("POST", f"/v2/{other}/blobs/uploads/?mount={digest(config)}&from={NAME}", b"")
