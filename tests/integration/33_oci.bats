@@ -245,6 +245,8 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     [[ "$(echo "$output" | tr -d '\r')" == *"Range: 0-1999999"* ]]
     tail -c +2000001 "$f" >"$SUITE_TMP/p3"
     [ "$(ocode -u "admin:$PASS" -X PUT -H 'Content-Range: 2000000-2999999' --data-binary "@$SUITE_TMP/p3" "$NODE_n2_URL$loc?digest=$dg")" = 201 ]
+    # the finished blob was on two nodes (redundancy 2) before the 201
+    [ "$(psql_db oci "SELECT count(DISTINCT node) FROM binary_locations WHERE sha256 = '${dg#sha256:}'")" = 2 ]
     curl -fsS -u "admin:$PASS" -o "$SUITE_TMP/got" "$NODE_n1_URL/v2/docker-local/ha/chunked/blobs/$dg"
     cmp "$f" "$SUITE_TMP/got"
     restart_cluster_node n3 "$DB"
