@@ -371,7 +371,7 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     [ "$(psql_db oci "SELECT count(*) FROM artifacts WHERE repo = 'docker-local' AND path LIKE 'gc/img/%'")" = 0 ]
 }
 
-@test "docker: login, push, pull, tag through the balancer (the Debian docker.io engine)" {
+@test "docker: login, push, pull, tag through the balancer (the Debian docker.io engine); containerd (ctr) pushes and fetches with a password" {
     local d=$SUITE_TMP/dockerd
     mkdir -p "$d"
     dockerd --host "unix://$d/docker.sock" --data-root "$d/data" --exec-root "$d/exec" \
@@ -397,6 +397,25 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     [ "$status" = 0 ]
     run sk list-tags --tls-verify=false --creds "$(ADMIN)" "docker://$REG/docker-local/dk/app"
     [ "$(echo "$output" | jq -c .Tags)" = '["v1","v2"]' ]
+    # containerd (what Kubernetes pulls with), with its own client against
+    # the engine's containerd: holding a password it first POSTs an OAuth2
+    # form to the token endpoint and falls back to GET with Basic on the
+    # 401. With anonymous read on, that POST must not hand it the anonymous
+    # token: a push (anonymous may read, not write) would then fail
+    local sock ctrc img
+    sock=$(find "$d/exec" -name containerd.sock -print -quit)
+    [ -S "$sock" ]
+    ctrc=(ctr --address "$sock" --namespace granary-oci)
+    "${ctrc[@]}" images import --no-unpack --all-platforms "$d/img.tar"
+    img=$("${ctrc[@]}" images ls -q | head -1)
+    "${ctrc[@]}" images tag "$img" "$REG/docker-local/dk/ctr:v1"
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' -d '{"anonymousRead":true}' "$LB_URL/api/system/settings" >/dev/null
+    run "${ctrc[@]}" images push --plain-http --user "pusher:$PW" "$REG/docker-local/dk/ctr:v1"
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' -d '{"anonymousRead":false}' "$LB_URL/api/system/settings" >/dev/null
+    [ "$status" = 0 ] || { echo "$output"; false; }
+    run "${ctrc[@]}" content fetch --plain-http --user "reader:$PW" "$REG/docker-local/dk/ctr:v1"
+    [ "$status" = 0 ] || { echo "$output"; false; }
+    [ "$(ocode -X POST -d 'grant_type=password&username=reader&password=x' "$LB_URL/v2/token")" = 401 ]
     run docker logout "$REG"
     [ "$status" = 0 ]
     run docker pull "$REG/docker-local/dk/app:v1"

@@ -372,6 +372,16 @@ static void oci__token(struct http_req *r)
         oci__err(r, 405, "UNSUPPORTED", NULL, "the token endpoint answers GET");
         return;
     }
+    /* an OAuth2 form POST (containerd sends one first when it holds a
+     * password, with the credentials in the body): credentials come in the
+     * Authorization header only, so such a POST is 401 and the client falls
+     * back to GET with Basic, as it does with Artifactory; answering it as
+     * anonymous would hand a signed-in client the anonymous token */
+    if (r->method == HM_POST && !http_req_header(r, "Authorization")) {
+        oci__err(r, 401, "UNAUTHORIZED", NULL,
+                 "the token endpoint takes credentials as Basic authentication: GET it");
+        return;
+    }
     bool anon_ok = false;
     if (r->user.anonymous && (settings_anonymous_read(r->ctx, &anon_ok) != GR_OK || !anon_ok)) {
         oci__err(r, 401, "UNAUTHORIZED", NULL, "credentials required: anonymous access is off");
