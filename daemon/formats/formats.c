@@ -13,9 +13,10 @@ extern const struct format format_generic;
 extern const struct format format_maven;
 extern const struct format format_npm;
 extern const struct format format_pypi;
+extern const struct format format_oci;
 
 const struct format *const formats[] = {
-    &format_generic, &format_maven, &format_npm, &format_pypi, NULL,
+    &format_generic, &format_maven, &format_npm, &format_pypi, &format_oci, NULL,
 };
 
 const struct format *format_find(const char *package_type)

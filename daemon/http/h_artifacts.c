@@ -316,8 +316,8 @@ static ssize_t artifacts__no_body(void *cls, uint64_t pos, char *buf, size_t max
  * copy that fails before the answer starts is quarantined and the next
  * holder serves. NULL: an error answer was sent.
  */
-static struct MHD_Response *artifacts__body(struct http_req *r, const struct artifact *a,
-                                            uint64_t first, uint64_t len)
+struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifact *a,
+                                        uint64_t first, uint64_t len)
 {
     if (r->method == HM_HEAD) /* only the length matters */
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
@@ -428,7 +428,7 @@ void http_artifact_send(struct http_req *r, const struct artifact *ap)
         if (rr == HTTP_RANGE_OK)
             status = 206;
         uint64_t len = rr == HTTP_RANGE_OK ? last - first + 1 : size;
-        resp = artifacts__body(r, &a, first, len);
+        resp = http_artifact_body(r, &a, first, len);
         if (!resp)
             return; /* answered */
         if (rr == HTTP_RANGE_OK) {

@@ -36,6 +36,10 @@
  * larger ones stream in blocks, each checked before it is sent (blobsend.h). */
 #define HTTP_SMALL_BODY (16 * 1024)
 #define HTTP_JSON_BODY_MAX (1024 * 1024) /* JSON request bodies */
+/* "Authorization: Bearer anonymous" is the anonymous user, as no credentials
+ * are: the token a registry token endpoint gives a caller without any
+ * (docs/oci.md). It grants nothing anonymous access does not. */
+#define HTTP_ANONYMOUS_BEARER "anonymous"
 
 enum http_method { HM_GET, HM_HEAD, HM_PUT, HM_POST, HM_DELETE, HM_OTHER };
 
@@ -108,6 +112,11 @@ struct http_req {
     /* a format's clients read errors their own way: http_error() calls this to
      * adjust the JSON error document (NULL: the house shape only) */
     void (*error_doc)(struct http_req *r, json_t *doc, int status, const char *msg);
+    /* headers every answer of this request carries, errors included (http_answer_header) */
+    struct http_answer_header {
+        const char *name, *value;
+    } answer_headers[8];
+    int nanswer_headers;
     int status;
     uint64_t sent_bytes;
     struct timespec t0;
@@ -153,6 +162,13 @@ struct http_req {
 
 /* ---- answering ---- */
 
+/*
+ * A header every answer of r carries, errors included (values copied into
+ * the arena; at most 8, later ones are dropped). A WWW-Authenticate set
+ * here replaces the Basic challenge of a 401 (a format whose clients
+ * expect another scheme: the OCI registry's Bearer challenge).
+ */
+void http_answer_header(struct http_req *r, const char *name, const char *value);
 /* Queue resp with status (takes ownership of resp). */
 void http_send(struct http_req *r, int status, struct MHD_Response *resp);
 /* The JSON error shape {"errors":[{"status":N,"message":"..."}]}; 401 adds a Basic challenge
@@ -188,6 +204,9 @@ void http_resume(void *arg);
 
 /* A request header (case-insensitive), or NULL. */
 const char *http_req_header(struct http_req *r, const char *name);
+/* Every line of a request header joined by ", " (in the arena), or NULL:
+ * clients send Accept as several lines. */
+const char *http_req_header_all(struct http_req *r, const char *name);
 /* A decoded query parameter (in the arena), NULL when absent, "" when empty.
  * A malformed escape reads as absent. */
 const char *http_query(struct http_req *r, const char *name);
@@ -242,6 +261,14 @@ bool http_is_admin(struct http_req *r);
  */
 bool http_login_password(struct http_req *r, const char *user, const char *password,
                          const char *how, bool audit_success);
+/*
+ * server.c: what the core does for an HTTP_AUTH row before its handler
+ * (route.h), for a handler of an HTTP_BYHAND row: 503 while the
+ * node is not ready, then the caller's credentials (none: anonymous; bad
+ * ones: 401; a throttled login: 429). false: an answer was sent, through
+ * the r->error_doc and answer headers the handler set first.
+ */
+bool http_authenticate(struct http_req *r);
 /* Record an audited action (strings copied); written when the request completes with 2xx. */
 void http_audit(struct http_req *r, const char *action, const char *repo, const char *path,
                 const char *detail);
@@ -307,6 +334,15 @@ void http_artifact_send(struct http_req *r, const struct artifact *a);
 /* GET of <file>.sha1/.sha256/.md5 in r->repo_key answered from <file>'s stored checksums;
  * false (nothing sent): r->path is not such a path, or <file> is not stored. */
 bool http_artifact_checksum(struct http_req *r);
+/*
+ * The body of a download of len bytes from first of a's binary: this
+ * node's copy, every block verified before it goes out, or else a peer's
+ * (a HEAD gets a body-less response of that length). NULL: an error
+ * answer (503) was sent. For formats that serve binaries under their own
+ * URLs (the OCI registry's blobs).
+ */
+struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifact *a,
+                                        uint64_t first, uint64_t len);
 void h_root(struct http_req *r, const char *rest);
 void h_storage(struct http_req *r, const char *rest);     /* h_storage.c: /api/storage/... */
 void h_storageinfo(struct http_req *r, const char *rest); /* h_storage.c: /api/storageinfo */

@@ -19,12 +19,32 @@ void http_header(struct MHD_Response *resp, const char *name, const char *value)
     MHD_add_response_header(resp, name, value);
 }
 
+void http_answer_header(struct http_req *r, const char *name, const char *value)
+{
+    if (r->nanswer_headers >= (int)(sizeof(r->answer_headers) / sizeof(r->answer_headers[0])))
+        return;
+    r->answer_headers[r->nanswer_headers].name = gr_arena_strdup(r->arena, name);
+    r->answer_headers[r->nanswer_headers].value = gr_arena_strdup(r->arena, value);
+    r->nanswer_headers++;
+}
+
+/* Whether the request's answers carry a header of that name already. */
+static bool respond__has_answer_header(struct http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nanswer_headers; i++)
+        if (!strcasecmp(r->answer_headers[i].name, name))
+            return true;
+    return false;
+}
+
 void http_send(struct http_req *r, int status, struct MHD_Response *resp)
 {
     if (r->responded) {
         MHD_destroy_response(resp);
         return;
     }
+    for (int i = 0; i < r->nanswer_headers; i++)
+        MHD_add_response_header(resp, r->answer_headers[i].name, r->answer_headers[i].value);
     char id[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
     MHD_add_response_header(resp, "X-Request-Id", id);
@@ -87,8 +107,10 @@ void http_error(struct http_req *r, int status, const char *fmt, ...)
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     r->sent_bytes += r->method == HM_HEAD ? 0 : len;
-    /* the web UI (X-Granary-UI) shows its own sign-in form: no browser dialog */
-    if (status == 401 && !http_req_header(r, "X-Granary-UI"))
+    /* the web UI (X-Granary-UI) shows its own sign-in form: no browser
+     * dialog; a handler may have set another challenge (the registry's) */
+    if (status == 401 && !http_req_header(r, "X-Granary-UI") &&
+        !respond__has_answer_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"granary\"");
     if (status >= 500)
         gr_warn("req=%llu %d %s", (unsigned long long)r->id, status, msg);
@@ -103,6 +125,34 @@ void http_error_code(struct http_req *r, int err, const char *msg)
 const char *http_req_header(struct http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+struct respond__join {
+    struct http_req *r;
+    const char *name;
+    struct gr_sbuf sb;
+};
+
+static enum MHD_Result respond__join_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    struct respond__join *j = cls;
+    (void)kind;
+    if (key && value && !strcasecmp(key, j->name)) {
+        if (j->sb.len)
+            gr_sbuf_adds(&j->sb, ", ");
+        gr_sbuf_adds(&j->sb, value);
+    }
+    return MHD_YES;
+}
+
+const char *http_req_header_all(struct http_req *r, const char *name)
+{
+    struct respond__join j = {r, name, GR_SBUF_INIT};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, respond__join_one, &j);
+    const char *out = j.sb.len ? gr_arena_strdup(r->arena, j.sb.buf) : NULL;
+    gr_sbuf_release(&j.sb);
+    return out;
 }
 
 const char *http_query(struct http_req *r, const char *name)

@@ -38,6 +38,10 @@ enum http_route_auth {
     HTTP_SESSION,  /* as HTTP_AUTH, but a UI session cookie that no longer holds reads as
                       no credentials (r->session_ended), not 401: the UI's session
                       endpoints and / */
+    /* the handler calls http_authenticate() itself, after setting its error
+     * shape and headers, so the core's refusals (401, 429, 503) reach its
+     * clients in that shape: the OCI registry */
+    HTTP_BYHAND,
 };
 
 struct http_route {

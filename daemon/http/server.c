@@ -313,6 +313,12 @@ static bool server__authenticate(struct http_req *r, bool lenient)
         const char *tok = auth + 7;
         while (*tok == ' ')
             tok++;
+        /* what a registry's token endpoint hands a caller without
+         * credentials (formats/oci): the anonymous user, nothing more */
+        if (!strcmp(tok, HTTP_ANONYMOUS_BEARER)) {
+            server__anonymous(r);
+            return true;
+        }
         return server__token(r, NULL, tok);
     }
     if (strncasecmp(auth, "Basic ", 6) == 0) {
@@ -508,6 +514,21 @@ static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
+/* Readiness, then the caller's credentials. false: an answer was sent. */
+static bool server__ready_authenticate(struct http_req *r, bool lenient)
+{
+    if (!atomic_load(&r->srv->ready)) {
+        http_error(r, 503, "node is not ready");
+        return false;
+    }
+    return server__authenticate(r, lenient);
+}
+
+bool http_authenticate(struct http_req *r)
+{
+    return server__ready_authenticate(r, false);
+}
+
 static void server__route(struct http_req *r)
 {
     const char *p = r->raw_uri;
@@ -551,11 +572,7 @@ static void server__route(struct http_req *r)
     r->route_handler = row->handler;
     r->route_rest = rest;
     if (row->auth == HTTP_AUTH || row->auth == HTTP_SESSION) {
-        if (!atomic_load(&r->srv->ready)) {
-            http_error(r, 503, "node is not ready");
-            return;
-        }
-        if (!server__authenticate(r, row->auth == HTTP_SESSION))
+        if (!server__ready_authenticate(r, row->auth == HTTP_SESSION))
             return;
     }
     if (row->methods && !(row->methods & (1u << r->method))) {

@@ -1,7 +1,8 @@
 /*
- * gc.c - garbage collection (primary, or on demand): binaries no artifact
- * or trash row references, older than the grace period, tombstoned under
- * their row lock and only then deleted (docs/blobs.md "Garbage collection").
+ * gc.c - garbage collection (primary, or on demand): binaries no artifact,
+ * trash or pin row (binary_pins: the parts of unfinished uploads) references, older than the grace
+ * period, tombstoned under their row lock and only then deleted (docs/blobs.md "Garbage
+ * collection").
  */
 #include "storage/internal.h"
 
@@ -54,7 +55,8 @@ static void storage__collect_one(struct storage *b, const char *sha256,
         res = NULL;
         rc = db_exec(c, &res,
                      "SELECT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = $1) OR"
-                     " EXISTS (SELECT 1 FROM trash WHERE sha256 = $1)",
+                     " EXISTS (SELECT 1 FROM trash WHERE sha256 = $1) OR"
+                     " EXISTS (SELECT 1 FROM binary_pins WHERE sha256 = $1)",
                      1, p);
         if (rc == GR_OK && db_res_get(res, 0, 0)[0] == 't') {
             db_res_free(res);
@@ -148,9 +150,11 @@ int storage_gc(struct storage *b, int64_t grace_s, struct storage_gc_report *out
         "UPDATE binaries b SET tombstoned = now() WHERE b.sha256 IN (SELECT x.sha256 FROM"
         " binaries x WHERE x.tombstoned IS NULL AND x.touched < now() - make_interval(secs =>"
         " $1::double precision) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 ="
-        " x.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = x.sha256) LIMIT 10000"
+        " x.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = x.sha256) AND NOT"
+        " EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 = x.sha256) LIMIT 10000"
         " FOR UPDATE SKIP LOCKED) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 ="
-        " b.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = b.sha256)"
+        " b.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = b.sha256) AND NOT"
+        " EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 = b.sha256)"
         " RETURNING b.sha256",
         1, p);
     if (rc == GR_OK)

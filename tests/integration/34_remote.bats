@@ -165,6 +165,9 @@ fetched_over() { # NODE BYTES: NODE has received more than BYTES from upstreams
         -d '{"rclass":"virtual","packageType":"pypi","repositories":[]}' "$NODE_n1_URL/api/repositories/pyvirtual"
     [[ "$output" == *'"status":400'*"supports only rclass local"* ]]
     [ "$(code -u "admin:$PASS" "$NODE_n1_URL/api/repositories/pyremote")" = 404 ]
+    run cget -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"remote","packageType":"docker","url":"http://h/"}' "$NODE_n1_URL/api/repositories/dremote"
+    [[ "$output" == *'"status":400'*"supports only rclass local"* ]]
     # the rclass of a repository does not change
     [ "$(code -u "admin:$PASS" -X POST -H 'Content-Type: application/json' -d '{"rclass":"local"}' "$NODE_n1_URL/api/repositories/withpw")" = 400 ]
     # a remote is a cache: no deploys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Authorization against a model: tools/authz_fuzz.py builds a random world
-# (users, groups, permission targets, generic, npm and Maven repositories,
+# (users, groups, permission targets, generic, npm, Maven and docker repositories,
 # content, trash) on one node and drives every endpoint that reads or
 # changes something as random callers, comparing each answer and each
 # resulting state with tools/authz_model.py (the rules of docs/security.md).

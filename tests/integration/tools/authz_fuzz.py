@@ -42,8 +42,11 @@ INCLUDES = [
     "**", "**", "a/**", "b/**", "a/b/**", "c/**", "**/*.txt", "**/b/**", "*/b/**", "a/*",
     "?/**", "**/x.*", "*.txt", "**/*.tgz", "*", "**/lib/**", "a/**/*.html", "**/*.jar", "@c/**",
 ]
-EXCLUDES = ["**/*.bin", "a/b/**", "**/s.svg", "c/**", "**/*.html", "b/*", "**/-/**", "**/2.0/**", "**/*.js"]
+EXCLUDES = ["**/*.bin", "a/b/**", "**/s.svg", "c/**", "**/*.html", "b/*", "**/-/**", "**/2.0/**", "**/*.js",
+            "**/_tags/**"]
 NPM_NAMES = ["a", "b", "@c/p"]
+DOCKER_IMAGES = ["a", "b/app", "c"]
+DOCKER_TAGS = ["1", "2", "latest"]
 NPM_VERSIONS = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
 MVN_GROUPS = ["a", "a/b", "c"]
 MVN_ARTS = ["lib", "app"]
@@ -65,6 +68,20 @@ PLUGIN = b"""return { executions = {
 
 def sha256(b):
     return hashlib.sha256(b).hexdigest()
+
+
+def docker_image(rng):
+    """A manifest and its blobs (config, one layer): (bytes, digest, [(digest, bytes)])."""
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "n": rand_hex(rng, 8)}).encode()
+    layer = f"layer {rand_hex(rng, 16)}\n".encode()
+    blobs = [("sha256:" + sha256(cfg), cfg), ("sha256:" + sha256(layer), layer)]
+    man = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blobs[0][0],
+                   "size": len(cfg)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": blobs[1][0],
+                    "size": len(layer)}]}).encode()
+    return man, "sha256:" + sha256(man), blobs
 
 
 class Resp:
@@ -270,7 +287,9 @@ class Driver:
             for res in (r.json() or {}).get("results", []):
                 rp = uri_repo_path(res["uri"])
                 if rp:
-                    out[rp] = {kk: sorted(vv) for kk, vv in res.get("properties", {}).items()}
+                    # docker.* are the registry's own (docs/oci.md): not the model's
+                    out[rp] = {kk: sorted(vv) for kk, vv in res.get("properties", {}).items()
+                               if not kk.startswith("docker.")}
         return out
 
     def snap_trash(self):
@@ -383,13 +402,15 @@ class Driver:
                 body["excludesPattern"] = ex
             self.root_json("PUT", f"/api/repositories/{k}", body, {200})
             sec.repos[k] = M.Repo(k, GENERIC, ex)
-        self.npm_repo, self.mvn_repo, self.pypi_repo = "n1", "m1", "p1"
+        self.npm_repo, self.mvn_repo, self.pypi_repo, self.docker_repo = "n1", "m1", "p1", "d1"
         self.root_json("PUT", "/api/repositories/n1", {"rclass": "local", "packageType": "npm"}, {200})
         self.root_json("PUT", "/api/repositories/m1", {"rclass": "local", "packageType": "maven"}, {200})
         self.root_json("PUT", "/api/repositories/p1", {"rclass": "local", "packageType": "pypi"}, {200})
+        self.root_json("PUT", "/api/repositories/d1", {"rclass": "local", "packageType": "docker"}, {200})
         sec.repos["n1"] = M.Repo("n1", "npm")
         sec.repos["m1"] = M.Repo("m1", "maven")
         sec.repos["p1"] = M.Repo("p1", "pypi")
+        sec.repos["d1"] = M.Repo("d1", "docker")
         # a remote repository whose upstream is g1 on this node (fetched as admin; no negative
         # cache), and a virtual one of g2 then that remote (docs/remote.md)
         self.remote_repo, self.virtual_repo = "r1", "v1"
@@ -461,6 +482,9 @@ class Driver:
                 for wheel in [True] + ([False] if rng.random() < 0.5 else []):
                     body, ctype, _ = pypi_upload_body(name, ver, wheel)
                     self.root("POST", "/api/pypi/p1/", body, {"Content-Type": ctype}, want={200})
+        for image in DOCKER_IMAGES:
+            for tag in sorted(rng.sample(DOCKER_TAGS, rng.randint(1, 2))):
+                self.docker_push_root(image, tag)
         self.resync_all()
         for _ in range(rng.randint(4, 8)):
             repo = rng.choice(self.stored_repos())
@@ -473,6 +497,19 @@ class Driver:
             if path:
                 self.root("DELETE", f"/{repo}/{q(path)}")
         self.resync_all()
+
+    def docker_push_blobs(self, image, blobs):
+        """As admin: the blobs into the image (links, no files)."""
+        for dg, b in blobs:
+            self.root("POST", f"/v2/d1/{image}/blobs/uploads/?digest={dg}", b, want={201})
+            self.c.links.setdefault(("d1", image), set()).add(dg)
+
+    def docker_push_root(self, image, tag):
+        man, dg, blobs = docker_image(self.rng)
+        self.docker_push_blobs(image, blobs)
+        self.root("PUT", f"/v2/d1/{image}/manifests/{tag}", man,
+                  {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, {201})
+        self.c.docker.setdefault(("d1", image), {})[dg] = {b[0] for b in blobs}
 
     def resync_all(self):
         self.affected = {"*resync", "props", "trash", "npm"}
@@ -502,6 +539,10 @@ class Driver:
                 for k in t.groups:
                     t.groups[k] = ["write"]
             self.put_target(t)
+        # the registry's edge, in every world: delete on an image's manifests,
+        # not on its tags (no random draw: the rest of the world stays as seeded)
+        self.put_target(M.Target("toci", ["d1"], ["**"], ["**/_tags/**"],
+                                 {sorted(self.sec.users)[0]: ["read", "delete"]}, {}))
 
     def generic_repos(self):
         """Local generic repositories: what deploys, copies and moves aim at."""

@@ -336,13 +336,17 @@ class Content:
     """What the server must hold. files: (repo, path) -> [sha256, props];
     fprops: (repo, folder) -> props, or None when unknown (folder property
     rows whose fate the rules leave open: deleted folders, copies); trash:
-    (repo, path) -> [sha256, props]; npm: name -> {version: sha256}."""
+    (repo, path) -> [sha256, props]; npm: name -> {version: sha256};
+    docker: (repo, image) -> {manifest digest: set of blob digests};
+    links: (repo, image) -> blob digests pushed into the image."""
 
     def __init__(self):
         self.files = {}
         self.fprops = {}
         self.trash = {}
         self.npm = {}
+        self.docker = {}
+        self.links = {}
 
     def repo_files(self, repo):
         return {p: v for (r, p), v in self.files.items() if r == repo}
@@ -444,6 +448,8 @@ EDGES = {
     "F11 recursive properties not by the tree rule": "annotate on the folder, not on all below",
     "F12 repository list hides repositories": "repositories the caller reads nothing in",
     "F12 cluster and plugin details for a non-admin": "a signed-in non-admin asks",
+    "OCI manifest delete with a tag the caller may not delete":
+        "DELETE by digest where the caller may delete the manifest's file, not a tag's pointing at it",
     "UI a session cookie": "a request made with a web UI session (cookie and CSRF token)",
     "UI paged listing hides entries": "a page of a folder holding entries the caller cannot read",
     "UI another user's session": "a non-admin tries to revoke another user's UI session",
@@ -896,11 +902,16 @@ def expect_props_get(sec, c, p, repo, path):
     props = c.props_of(repo, path)
     if props is None:
         return Expect(rule, [Outcome({200, 404})])
-    if not props:
+    # a docker manifest's or tag's file carries the registry's docker.*
+    # properties (docs/oci.md) beside those the model knows
+    registry = sec.repos[repo].ptype == "docker" and ("/_manifests/" in path or "/_tags/" in path)
+    if not props and not registry:
         return Expect(rule, [Outcome({404})])
 
     def check(resp):
         got = resp.json().get("properties") if resp.json() else None
+        if registry and got is not None:
+            got = {k: v for k, v in got.items() if not k.startswith("docker.")}
         return [] if got == props else [f"properties {got} != {props}"]
 
     return Expect(rule, [Outcome({200}, None, check)])
@@ -1573,6 +1584,170 @@ def expect_pypi_root(sec, c, p, repo, names_of):
     return Expect(rule, [Outcome({200}, None, check)])
 
 
+# docker (docs/oci.md) ---------------------------------------------------------------------
+# An image's files: <image>/_manifests/<digest>, <image>/_tags/<tag>/manifest.json,
+# <image>/_blobs/<digest>. Permissions are on those paths.
+
+
+def docker_tag_path(image, tag):
+    return f"{image}/_tags/{tag}/manifest.json"
+
+
+def docker_manifest_path(image, digest):
+    return f"{image}/_manifests/{digest}"
+
+
+def docker_blob_path(image, digest):
+    return f"{image}/_blobs/{digest}"
+
+
+def docker_tags(c, repo, image):
+    pre = f"{image}/_tags/"
+    return sorted(p[len(pre):].split("/")[0] for (r, p) in c.files
+                  if r == repo and p.startswith(pre) and p.endswith("/manifest.json"))
+
+
+def docker_denied(sec, p, rule, affects=()):
+    return Expect(rule, [Outcome({sec.denied(p)})], affects)
+
+
+def expect_docker_manifest_get(sec, c, p, repo, image, ref, head=False):
+    """read on the tag's or the digest's file; 404 when absent."""
+    path = docker_tag_path(image, ref) if ":" not in ref else docker_manifest_path(image, ref)
+    rule = f"docker manifest {'HEAD' if head else 'GET'}: read on {path}"
+    if sec.refused_outright(p) or sec.level(p, repo, path) < READ:
+        return docker_denied(sec, p, rule)
+    return Expect(rule, [Outcome({200} if c.is_file(repo, path) else {404})])
+
+
+def expect_docker_blob_get(sec, c, p, repo, image, digest):
+    path = docker_blob_path(image, digest)
+    rule = f"docker blob GET: read on {path}"
+    if sec.refused_outright(p) or sec.level(p, repo, path) < READ:
+        return docker_denied(sec, p, rule)
+    there = c.is_file(repo, path) or digest in c.links.get((repo, image), set())
+    return Expect(rule, [Outcome({200} if there else {404})])
+
+
+def expect_docker_blob_push(sec, c, p, repo, image, digest):
+    """POST ?digest= with the blob: write on its file's path; links it."""
+    path = docker_blob_path(image, digest)
+    rule = f"docker blob push: write on {path}"
+
+    def apply(cc):
+        cc.links.setdefault((repo, image), set()).add(digest)
+
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    return Expect(rule, ok_or_denied(sec, p, sec.level(p, repo, path) >= WRITE, {201}, apply))
+
+
+def expect_docker_push(sec, c, p, repo, image, tag, digest, msha, blobs):
+    """PUT manifests/<tag>: write on the tag's and the digest's files (+
+    delete on the tag's when it exists); every blob must be in the image
+    (the driver pushed them as admin). blobs: [(digest, sha256)]."""
+    tpath, mpath = docker_tag_path(image, tag), docker_manifest_path(image, digest)
+    rule = f"docker manifest push: write on {tpath} and {mpath}"
+    affects = {repo}
+    need = DELETE if c.is_file(repo, tpath) else WRITE
+
+    def apply(cc):
+        cc.put_file(repo, mpath, msha)
+        cc.put_file(repo, tpath, msha)
+        for bd, bsha in blobs:
+            cc.put_file(repo, docker_blob_path(image, bd), bsha)
+        cc.docker.setdefault((repo, image), {})[digest] = {bd for bd, _ in blobs}
+
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})], affects)
+    ok = sec.level(p, repo, tpath) >= need and sec.level(p, repo, mpath) >= WRITE
+    return Expect(rule, ok_or_denied(sec, p, ok, {201}, apply), affects)
+
+
+def expect_docker_delete_manifest(sec, c, p, repo, image, digest):
+    """DELETE manifests/<digest>: delete on its file and on every tag file
+    pointing at it; the blob files no remaining manifest of the image
+    references go too. Nothing goes to the trash."""
+    mpath = docker_manifest_path(image, digest)
+    rule = f"docker manifest delete: delete on {mpath} and its tags"
+    affects = {repo}
+    if sec.refused_outright(p) or sec.level(p, repo, mpath) < DELETE:
+        return docker_denied(sec, p, rule, affects)
+    if not c.is_file(repo, mpath):
+        return Expect(rule, [Outcome({404})], affects)
+    msha = c.files[(repo, mpath)][0]
+    tags = [t for t in docker_tags(c, repo, image) if c.files[(repo, docker_tag_path(image, t))][0] == msha]
+    if any(sec.level(p, repo, docker_tag_path(image, t)) < DELETE for t in tags):
+        e = docker_denied(sec, p, rule, affects)
+        e.tags.add("OCI manifest delete with a tag the caller may not delete")
+        return e
+
+    def apply(cc):
+        del cc.files[(repo, mpath)]
+        for t in tags:
+            cc.files.pop((repo, docker_tag_path(image, t)), None)
+        mans = cc.docker.get((repo, image), {})
+        mans.pop(digest, None)
+        keep = set().union(*mans.values()) if mans else set()
+        for (r, pth) in list(cc.files):
+            if r == repo and pth.startswith(f"{image}/_blobs/") and pth.split("/_blobs/")[1] not in keep:
+                del cc.files[(r, pth)]
+
+    return Expect(rule, [Outcome({202}, apply)], affects)
+
+
+def expect_docker_delete_tag(sec, c, p, repo, image, tag):
+    tpath = docker_tag_path(image, tag)
+    rule = f"docker tag delete: delete on {tpath}"
+    affects = {repo}
+    if sec.refused_outright(p) or sec.level(p, repo, tpath) < DELETE:
+        return docker_denied(sec, p, rule, affects)
+    if not c.is_file(repo, tpath):
+        return Expect(rule, [Outcome({404})], affects)
+
+    def apply(cc):
+        del cc.files[(repo, tpath)]
+
+    return Expect(rule, [Outcome({202}, apply)], affects)
+
+
+def expect_docker_tags(sec, c, p, repo, image, tags_of):
+    """read on <image>; every tag of the image; 404 for an image with no
+    manifest and no blob."""
+    rule = f"docker tags list: read on {image}"
+    if sec.refused_outright(p) or sec.level(p, repo, image) < READ:
+        return docker_denied(sec, p, rule)
+    want = docker_tags(c, repo, image)
+    if not want and not c.docker.get((repo, image)) and not c.links.get((repo, image)):
+        return Expect(rule, [Outcome({404})])
+
+    def check(resp):
+        got = tags_of(resp)
+        return [] if got == want else [f"tags {got}, want {want}"]
+
+    return Expect(rule, [Outcome({200}, None, check)])
+
+
+def expect_docker_catalog(sec, c, p, repos, names_of):
+    """Images with a manifest, only those the caller reads (read on <image>)."""
+    rule = "docker catalog: images the caller reads"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    want = set()
+    for repo in repos:
+        for (r, pth) in c.files:
+            if r == repo and "/_manifests/" in pth:
+                image = pth.split("/_manifests/")[0]
+                if sec.level(p, repo, image) >= READ:
+                    want.add(f"{repo}/{image}")
+
+    def check(resp):
+        got = names_of(resp)
+        return [] if got == want else [f"catalog {sorted(got) if got is not None else None}, want {sorted(want)}"]
+
+    return Expect(rule, [Outcome({200}, None, check)])
+
+
 def expect_pypi_yank(sec, c, p, repo, name, version, reason):
     """Yank (reason: a text, "" for none) or unyank (None) a release:
     annotate on each of its files (pypi.yanked and pypi.yanked_reason are
@@ -1616,3 +1791,38 @@ def expect_pypi_search(sec, c, p, repo, name, results_of):
         return [] if got == want else [f"results {sorted(got)}, readable {sorted(want)}"]
 
     return Expect(rule, [Outcome({200}, None, check)])
+
+
+def expect_docker_token(sec, c, p, repo, image, scope_of):
+    """The token endpoint: the actions of the scope the caller holds on
+    <image> (pull = read, push = write, delete); anonymous with anonymous
+    access off: 401."""
+    rule = f"docker token: the scope held on {image}"
+    if sec.refused_outright(p):
+        return Expect(rule, [Outcome({401})])
+    lv = sec.level(p, repo, image)
+    acts = [a for a, need in (("pull", READ), ("push", WRITE), ("delete", DELETE)) if lv >= need]
+    want = f"repository:{repo}/{image}:{','.join(acts)}"
+
+    def check(resp):
+        got = scope_of(resp)
+        return [] if got == want else [f"scope {got}, want {want}"]
+
+    return Expect(rule, [Outcome({200}, None, check)])
+
+
+def docker_delete_edges(sec, c, p, repo):
+    """(image, digest) the caller may delete but not every tag pointing at it."""
+    out = []
+    for (r, image), mans in c.docker.items():
+        if r != repo:
+            continue
+        for dg in mans:
+            mpath = docker_manifest_path(image, dg)
+            if not c.is_file(repo, mpath) or sec.level(p, repo, mpath) < DELETE:
+                continue
+            msha = c.files[(repo, mpath)][0]
+            if any(c.files[(repo, docker_tag_path(image, t))][0] == msha and
+                   sec.level(p, repo, docker_tag_path(image, t)) < DELETE for t in docker_tags(c, repo, image)):
+                out.append((image, dg))
+    return out

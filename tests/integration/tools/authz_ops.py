@@ -12,9 +12,9 @@ import re
 import urllib.parse
 
 import authz_model as M
-from authz_fuzz import (MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL, PYPI_NAMES, PYPI_VERSIONS, b64,
-                        npm_enc, npm_publish_body, pypi_file_name, pypi_upload_body, q, rand_hex, sha256,
-                        uri_repo_path)
+from authz_fuzz import (DOCKER_IMAGES, DOCKER_TAGS, MVN_ARTS, MVN_GROUPS, NEVER, NPM_NAMES, NPM_VERSIONS, POOL,
+                        PYPI_NAMES, PYPI_VERSIONS, b64, docker_image, npm_enc, npm_publish_body, pypi_file_name,
+                        pypi_upload_body, q, rand_hex, sha256, uri_repo_path)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -1291,6 +1291,104 @@ def op_pypi_search(d, p):
 # ---- changing the world (admins) --------------------------------------------------------
 
 
+# ---- docker (the OCI registry at /v2/) ------------------------------------------------------
+
+OCI_MT = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+
+
+def docker_manifests(d, image):
+    return sorted(d.c.docker.get((d.docker_repo, image), {}))
+
+
+def op_docker_manifest_get(d, p):
+    rng = d.rng
+    image = rng.choice(DOCKER_IMAGES)
+    mans = docker_manifests(d, image)
+    ref = rng.choice(mans) if mans and rng.random() < 0.4 else rng.choice(DOCKER_TAGS)
+    head = rng.random() < 0.3
+    exp = M.expect_docker_manifest_get(d.sec, d.c, p, d.docker_repo, image, ref, head)
+    send(d, p, "HEAD" if head else "GET", f"/v2/{d.docker_repo}/{image}/manifests/{ref}", exp,
+         headers={"Accept": OCI_MT["Content-Type"]}, repo=d.docker_repo)
+
+
+def op_docker_blob_get(d, p):
+    rng = d.rng
+    image = rng.choice(DOCKER_IMAGES)
+    known = sorted(d.c.links.get((d.docker_repo, image), set()))
+    dg = rng.choice(known) if known and rng.random() < 0.8 else "sha256:" + sha256(NEVER)
+    exp = M.expect_docker_blob_get(d.sec, d.c, p, d.docker_repo, image, dg)
+    send(d, p, "GET", f"/v2/{d.docker_repo}/{image}/blobs/{dg}", exp, repo=d.docker_repo)
+
+
+def op_docker_blob_push(d, p):
+    image = d.rng.choice(DOCKER_IMAGES)
+    b = f"blob {rand_hex(d.rng, 16)}\n".encode()
+    dg = "sha256:" + sha256(b)
+    exp = M.expect_docker_blob_push(d.sec, d.c, p, d.docker_repo, image, dg)
+    send(d, p, "POST", f"/v2/{d.docker_repo}/{image}/blobs/uploads/?digest={dg}", exp, b,
+         {"Content-Type": "application/octet-stream"}, repo=d.docker_repo)
+
+
+def op_docker_push(d, p):
+    """The blobs as admin, then the manifest by tag as the caller."""
+    rng = d.rng
+    image = rng.choice(DOCKER_IMAGES)
+    tag = rng.choice(DOCKER_TAGS)
+    man, dg, blobs = docker_image(rng)
+    d.docker_push_blobs(image, blobs)
+    exp = M.expect_docker_push(d.sec, d.c, p, d.docker_repo, image, tag, dg, sha256(man),
+                               [(bd, sha256(b)) for bd, b in blobs])
+    send(d, p, "PUT", f"/v2/{d.docker_repo}/{image}/manifests/{tag}", exp, man, OCI_MT, repo=d.docker_repo)
+
+
+def op_docker_delete(d, p):
+    rng = d.rng
+    p, edge = with_edge(d, p, lambda q: M.docker_delete_edges(d.sec, d.c, q, d.docker_repo))
+    image = edge[0] if edge else rng.choice(DOCKER_IMAGES)
+    mans = docker_manifests(d, image)
+    if edge or (mans and rng.random() < 0.5):
+        dg = edge[1] if edge else rng.choice(mans)
+        exp = M.expect_docker_delete_manifest(d.sec, d.c, p, d.docker_repo, image, dg)
+        send(d, p, "DELETE", f"/v2/{d.docker_repo}/{image}/manifests/{dg}", exp, repo=d.docker_repo)
+        return
+    tag = rng.choice(DOCKER_TAGS)
+    exp = M.expect_docker_delete_tag(d.sec, d.c, p, d.docker_repo, image, tag)
+    send(d, p, "DELETE", f"/v2/{d.docker_repo}/{image}/manifests/{tag}", exp, repo=d.docker_repo)
+
+
+def docker_tags_of(resp):
+    j = resp.json()
+    return sorted(j["tags"]) if isinstance(j, dict) and isinstance(j.get("tags"), list) else None
+
+
+def docker_catalog_of(resp):
+    j = resp.json()
+    return set(j["repositories"]) if isinstance(j, dict) and isinstance(j.get("repositories"), list) else None
+
+
+def docker_scope_of(resp):
+    j = resp.json()
+    return j.get("scope") if isinstance(j, dict) else None
+
+
+def op_docker_tags(d, p):
+    image = d.rng.choice(DOCKER_IMAGES)
+    exp = M.expect_docker_tags(d.sec, d.c, p, d.docker_repo, image, docker_tags_of)
+    send(d, p, "GET", f"/v2/{d.docker_repo}/{image}/tags/list", exp, repo=d.docker_repo)
+
+
+def op_docker_catalog(d, p):
+    repos = [k for k, r in d.sec.repos.items() if r.ptype == "docker"]
+    exp = M.expect_docker_catalog(d.sec, d.c, p, repos, docker_catalog_of)
+    send(d, p, "GET", "/v2/_catalog", exp)
+
+
+def op_docker_token(d, p):
+    image = d.rng.choice(DOCKER_IMAGES)
+    exp = M.expect_docker_token(d.sec, d.c, p, d.docker_repo, image, docker_scope_of)
+    send(d, p, "GET", f"/v2/token?service=granary&scope=repository:{d.docker_repo}/{image}:pull,push,delete", exp)
+
+
 def op_world_change(d, p=None):
     """An admin changes a target, a group, an admin flag or anonymous access;
     later operations check the caches followed."""
@@ -1376,6 +1474,14 @@ OPS = [
     ("npm_delete", 1, op_npm_delete),
     ("npm_search", 2, op_npm_search),
     ("npm_dist_tags", 1, op_npm_dist_tags),
+    ("docker_manifest_get", 3, op_docker_manifest_get),
+    ("docker_blob_get", 2, op_docker_blob_get),
+    ("docker_blob_push", 2, op_docker_blob_push),
+    ("docker_push", 3, op_docker_push),
+    ("docker_delete", 2, op_docker_delete),
+    ("docker_tags", 2, op_docker_tags),
+    ("docker_catalog", 1, op_docker_catalog),
+    ("docker_token", 2, op_docker_token),
     ("mvn_deploy", 2, op_mvn_deploy),
     ("mvn_metadata", 2, op_mvn_metadata),
     ("page_list", 4, op_page_list),
