@@ -70,6 +70,32 @@ ui() {
     [ -d "$UI_DIR/node_modules/puppeteer-core" ]
 }
 
+@test "each format's snippet names the file's coordinates and the repository's URL" {
+    cp ui/js/snippets.js "$SUITE_TMP/snippets.mjs"
+    cat >"$SUITE_TMP/s.mjs" <<'EOF'
+import { snippets } from './snippets.mjs';
+const o = 'http://h:8080';
+const cases = [
+  ['m', 'maven', 'org/ex/app/1.0/app-1.0.jar', 'Maven dependency', '<artifactId>app</artifactId>'],
+  ['n', 'npm', '@s/p/-/p-2.1.0.tgz', 'npm install', 'npm install @s/p@2.1.0 --registry http://h:8080/api/npm/n/'],
+  ['p', 'pypi', 'demo-pkg/1.2/demo_pkg-1.2-py3-none-any.whl', 'pip install', "pip install 'demo-pkg==1.2' --index-url http://h:8080/api/pypi/p/simple/"],
+  ['d', 'docker', 'team/app/_tags/v1/manifest.json', 'docker pull', 'docker pull h:8080/d/team/app:v1'],
+];
+for (const [repo, type, path, title, text] of cases) {
+  const s = snippets(o, repo, type, path, `${o}/${repo}/${path}`, false).find((x) => x.title === title);
+  if (!s || !s.text.includes(text)) { console.log(`${type}: ${JSON.stringify(s)}`); process.exit(1); }
+}
+// no client snippet for what is not a package file; curl always
+const meta = snippets(o, 'p', 'pypi', 'demo-pkg/1.2/demo_pkg-1.2-py3-none-any.whl.metadata', 'u', false);
+if (meta.length !== 1 || meta[0].title !== 'curl') { console.log(JSON.stringify(meta)); process.exit(1); }
+console.log('snippets ok');
+EOF
+    run node "$SUITE_TMP/s.mjs"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "snippets ok" ]
+}
+
 @test "first load through nginx: / leads a browser to /ui/, under 150 KB, errors in words" {
     ui firstload
 }

@@ -1,5 +1,5 @@
 // snippets.js - how to use a file from its format's own client: Maven's
-// dependency, npm install, curl. Derived from the path and the repository's
+// dependency, npm install, pip install, docker pull, curl. Derived from the path and the repository's
 // package type only.
 
 // groupId:artifactId:version[:classifier]:ext from a Maven path, or null.
@@ -51,6 +51,16 @@ export function snippets(origin, repo, packageType, path, downloadUri, signedIn)
   if (packageType === 'npm') {
     const c = npmCoords(path);
     if (c) out.push({ title: 'npm install', text: `npm install ${c.name}@${c.version} --registry ${origin}/api/npm/${repo}/` });
+  }
+  if (packageType === 'pypi') {
+    // <project>/<version>/<file> (docs/pypi.md); not a wheel's .metadata
+    const m = String(path).match(/^([^/]+)\/([^/]+)\/[^/]+\.(whl|tar\.gz|zip)$/);
+    if (m) out.push({ title: 'pip install', text: `pip install '${m[1]}==${m[2]}' --index-url ${origin}/api/pypi/${repo}/simple/` });
+  }
+  if (packageType === 'docker') {
+    // <image>/_tags/<tag>/manifest.json (docs/oci.md): the registry is the host itself
+    const m = String(path).match(/^(.+)\/_tags\/([^/]+)\/manifest\.json$/);
+    if (m) out.push({ title: 'docker pull', text: `docker pull ${new URL(origin).host}/${repo}/${m[1]}:${m[2]}` });
   }
   out.push({ title: 'curl', text: `curl ${signedIn ? '-u USER ' : ''}-O '${String(downloadUri).replace(/'/g, "'\\''")}'` });
   return out;

@@ -5,7 +5,7 @@ import { session, get, call, enc } from '../api.js';
 import { h, mount, field, val, note, table, button } from '../dom.js';
 import { bytes, num, browseLink } from '../util.js';
 
-const TYPES = ['generic', 'maven', 'npm'];
+const TYPES = ['generic', 'maven', 'npm', 'pypi', 'docker'];
 
 export async function render(main, r, { toast }) {
   const msgs = h('div', { class: 'msgs' });
