@@ -225,6 +225,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
         .is_primary = main__is_primary,
+        .primary_token = main__primary_token,
         .primary_arg = s->cluster,
         .db = s->ctx.db,
         .bs = s->ctx.bs,

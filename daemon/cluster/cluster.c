@@ -51,15 +51,26 @@ struct cluster {
     pthread_cond_t wake;
     bool stopping;
 
-    atomic_int_fast64_t lease_deadline_ns; /* monotonic; the cache may be used before it */
+    atomic_int_fast64_t lease_deadline_ns;   /* monotonic; the cache may be used before it */
+    atomic_int_fast64_t primary_deadline_ns; /* monotonic; primary (advisory) before it */
     atomic_bool draining, primary;
     atomic_uint_fast64_t primary_token;
+
+    /* what this node has seen of each peer's renewal counter, and since when
+     * (monotonic): a counter that stood still for a whole lease means the
+     * peer's lease is over, whatever any clock but ours says (under lock) */
+    struct cluster__seen {
+        char id[CLUSTER_ID_MAX];
+        long long renewals;
+        int64_t since_ns;
+    } seen[CLUSTER_MAX_PEERS];
+    int nseen;
 
     char peer_ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX],
         peer_eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     int npeers;
 
-    atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
+    atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks, st_unconfirmed;
     atomic_uint_fast64_t st_inval_bucket[CLUSTER_INVAL_BUCKETS + 1], st_inval_us;
 };
 
@@ -193,58 +204,113 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[CLUSTER_ID_MAX],
 /* ---- the writer's side ---- */
 
 /*
- * A peer did not acknowledge: flag it to flush, then wait until it
- * confirms the flush or its lease has expired by the database clock. Never
- * longer than the lease (plus a margin), even without a database.
+ * Record that peer id's renewal counter is renewals now; return since when
+ * (this node's monotonic clock) it has had that value. Called after the
+ * query that read it returned, so the renewal that set it had committed,
+ * and the peer's deadline from it is earlier than since + lease.
  */
-static void cluster__wait_out(struct cluster *c, const char *peer)
+static int64_t cluster__observe(struct cluster *c, const char *id, long long renewals, int64_t now)
 {
-    atomic_fetch_add(&c->st_waits, 1);
-    int64_t deadline =
-        cluster__mono_ns() + (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
-    const char *p[2] = {peer, NULL};
-    struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
-                      "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
-                      " RETURNING flush_epoch",
-                      1, p);
-    char epoch[24] = "";
-    if (rc == GR_OK && db_res_rows(res) == 1)
-        snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
-    db_res_free(res);
-    if (rc == GR_OK && !epoch[0])
-        return; /* the node was removed */
-    while (cluster__mono_ns() < deadline) {
-        if (epoch[0]) {
-            p[1] = epoch;
-            res = NULL;
-            rc = db_exec1(c->db, &res,
-                          "SELECT lease_expiry <= now() OR flushed_epoch >= $2::bigint"
-                          " FROM cluster_nodes WHERE id = $1",
-                          2, p);
-            bool done = rc == GR_OK && (db_res_rows(res) == 0 || db_res_get(res, 0, 0)[0] == 't');
-            db_res_free(res);
-            if (done)
-                return;
-        }
-        usleep(CLUSTER_POLL_US);
+    pthread_mutex_lock(&c->lock);
+    int i, oldest = 0;
+    for (i = 0; i < c->nseen; i++) {
+        if (!strcmp(c->seen[i].id, id))
+            break;
+        if (c->seen[i].since_ns < c->seen[oldest].since_ns)
+            oldest = i;
     }
+    if (i == c->nseen) {
+        if (c->nseen < CLUSTER_MAX_PEERS)
+            c->nseen++;
+        else
+            i = oldest;
+        snprintf(c->seen[i].id, CLUSTER_ID_MAX, "%s", id);
+        c->seen[i].renewals = renewals;
+        c->seen[i].since_ns = now;
+    } else if (c->seen[i].renewals != renewals) {
+        c->seen[i].renewals = renewals;
+        c->seen[i].since_ns = now;
+    }
+    int64_t since = c->seen[i].since_ns;
+    pthread_mutex_unlock(&c->lock);
+    return since;
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
+/* How long a counter must stand still before its node's lease is over. */
+static int64_t cluster__lease_over_ns(const struct cluster *c)
+{
+    return (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
+}
+
+/*
+ * A peer did not acknowledge: flag it to flush, then wait until it confirms
+ * the flush or a whole lease has passed on this node's clock since the flag
+ * was stored. Any renewal of the peer that commits after the flag sees it
+ * and drops the cache first; one that committed before it gave the peer a
+ * deadline earlier than the flag plus a lease. No database clock is read.
+ * false: the flag could not be stored (no database for a lease): the peer
+ * may go on serving the old state, so the write is not acknowledged.
+ */
+static bool cluster__wait_out(struct cluster *c, const char *peer)
+{
+    atomic_fetch_add(&c->st_waits, 1);
+    int64_t give_up = cluster__mono_ns() + cluster__lease_over_ns(c);
+    const char *p[2] = {peer, NULL};
+    char epoch[24] = "";
+    int64_t flagged_at = 0;
+    while (!epoch[0]) {
+        struct db_res *res = NULL;
+        int rc = db_exec1(c->db, &res,
+                          "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
+                          " RETURNING flush_epoch",
+                          1, p);
+        if (rc == GR_OK && db_res_rows(res) == 1)
+            snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
+        db_res_free(res);
+        if (rc == GR_OK && !epoch[0])
+            return true; /* the node was removed */
+        if (epoch[0])
+            flagged_at = cluster__mono_ns();
+        else if (cluster__mono_ns() >= give_up)
+            return false;
+        else
+            usleep(CLUSTER_POLL_US * 5);
+    }
+    int64_t deadline = flagged_at + cluster__lease_over_ns(c);
+    p[1] = epoch;
+    while (cluster__mono_ns() < deadline) {
+        struct db_res *res = NULL;
+        int rc =
+            db_exec1(c->db, &res,
+                     "SELECT flushed_epoch >= $2::bigint FROM cluster_nodes WHERE id = $1", 2, p);
+        bool done = rc == GR_OK && (db_res_rows(res) == 0 || db_res_get(res, 0, 0)[0] == 't');
+        db_res_free(res);
+        if (done)
+            return true;
+        usleep(CLUSTER_POLL_US);
+    }
+    return true;
+}
+
+static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
 
 /* Acknowledged invalidation (below), timed for the metrics. */
-void cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
+bool cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
 {
     struct cluster *c = arg;
     int64_t t0 = cluster__mono_ns();
-    cluster__invalidate_peers(c, items, n);
+    bool ok = cluster__invalidate_peers(c, items, n);
     double s = (double)(cluster__mono_ns() - t0) / 1e9;
     int b = 0;
     while (b < CLUSTER_INVAL_BUCKETS && s > cluster_inval_bounds[b])
         b++;
     atomic_fetch_add(&c->st_inval_bucket[b], 1);
     atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
+    if (!ok) {
+        atomic_fetch_add(&c->st_unconfirmed, 1);
+        gr_warn("cluster: invalidation not confirmed (no database to flag a silent peer with)");
+    }
+    return ok;
 }
 
 /* The peers a writer must reach: those holding a cache lease now. */
@@ -255,31 +321,83 @@ struct cluster__peers {
 };
 
 /*
- * Step 1: who holds a lease now, by the database clock: a node that joined a
- * moment ago is included, a node whose lease expired flushes on its own
- * before it serves again. Without a database, every peer this node knows
- * (and no way to flag one).
+ * Step 1: the peers that may hold a cache lease now. Every node not marked
+ * down is read with its renewal counter; one whose counter this node has
+ * seen stand still for a whole lease (its own clock) is flagged to flush
+ * in a statement that rechecks the counter under the row lock, and is not
+ * waited for: its lease is over, and a later renewal sees the flag and
+ * drops its cache first. The others are sent the keys. No database clock is
+ * read, so a failover to a server with another clock changes nothing.
+ * Without a database (retried for up to a lease): every peer this node
+ * knows, and from_db false.
  */
 static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
 {
     const char *p[1] = {c->id};
     struct db_res *res = NULL;
+    int64_t give_up = cluster__mono_ns() + (int64_t)c->lease_ms * 1000000LL;
     pp->n = 0;
-    pp->from_db = db_exec1(c->db, &res,
-                           "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
-                           " AND lease_expiry > now() ORDER BY id",
-                           1, p) == GR_OK;
-    if (pp->from_db) {
-        for (int i = 0; i < db_res_rows(res) && pp->n < CLUSTER_MAX_PEERS; i++, pp->n++) {
-            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
-            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
-        }
-    } else {
+    for (;;) {
+        pp->from_db = db_exec1(c->db, &res,
+                               "SELECT id, bus_endpoint, renewals FROM cluster_nodes WHERE id <> $1"
+                               " AND state <> 'down' ORDER BY id",
+                               1, p) == GR_OK;
+        if (pp->from_db || cluster__mono_ns() >= give_up)
+            break;
+        usleep(CLUSTER_POLL_US * 5);
+    }
+    if (!pp->from_db) {
         pthread_mutex_lock(&c->lock);
         pp->n = c->npeers;
         memcpy(pp->ids, c->peer_ids, sizeof(pp->ids[0]) * (size_t)pp->n);
         memcpy(pp->eps, c->peer_eps, sizeof(pp->eps[0]) * (size_t)pp->n);
         pthread_mutex_unlock(&c->lock);
+        db_res_free(res);
+        return;
+    }
+    int64_t now = cluster__mono_ns();
+    const char *over_ids[CLUSTER_MAX_PEERS], *over_eps[CLUSTER_MAX_PEERS];
+    const char *over_n[CLUSTER_MAX_PEERS];
+    int nover = 0;
+    for (int i = 0; i < db_res_rows(res) && i < CLUSTER_MAX_PEERS; i++) {
+        const char *id = db_res_get(res, i, 0);
+        int64_t since = cluster__observe(c, id, strtoll(db_res_get(res, i, 2), NULL, 10), now);
+        if (now - since >= cluster__lease_over_ns(c)) {
+            over_ids[nover] = id;
+            over_eps[nover] = db_res_get(res, i, 1);
+            over_n[nover++] = db_res_get(res, i, 2);
+            continue;
+        }
+        snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", id);
+        snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
+        pp->n++;
+    }
+    if (nover > 0) {
+        struct gr_sbuf ids = GR_SBUF_INIT, ns = GR_SBUF_INIT;
+        db_text_array(&ids, over_ids, nover);
+        db_text_array(&ns, over_n, nover);
+        const char *q[2] = {ids.buf, ns.buf};
+        struct db_res *fl = NULL;
+        int rc = db_exec1(c->db, &fl,
+                          "UPDATE cluster_nodes n SET flush_epoch = CASE WHEN n.flush_epoch >"
+                          " n.flushed_epoch THEN n.flush_epoch ELSE n.flush_epoch + 1 END FROM"
+                          " unnest($1::text[], $2::bigint[]) AS v(id, r) WHERE n.id = v.id AND"
+                          " n.renewals = v.r RETURNING n.id",
+                          2, q);
+        gr_sbuf_release(&ids);
+        gr_sbuf_release(&ns);
+        for (int k = 0; k < nover; k++) {
+            bool flagged = false;
+            for (int i = 0; rc == GR_OK && i < db_res_rows(fl) && !flagged; i++)
+                flagged = !strcmp(db_res_get(fl, i, 0), over_ids[k]);
+            if (flagged)
+                continue;
+            /* it renewed after all (or no database): send it the keys */
+            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", over_ids[k]);
+            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", over_eps[k]);
+            pp->n++;
+        }
+        db_res_free(fl);
     }
     db_res_free(res);
 }
@@ -335,12 +453,12 @@ static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_r
  * longer serve from its cache: the no-stale-read guarantee of
  * docs/cluster.md rests on this.
  */
-static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
+static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
 {
     struct cluster__peers pp;
     cluster__lease_holders(c, &pp);
     if (pp.n == 0)
-        return;
+        return pp.from_db;
     cluster__merge_peers(c, pp.ids, pp.eps, pp.n, false);
     /* step 2 */
     struct gr_sbuf payload = GR_SBUF_INIT;
@@ -352,6 +470,7 @@ static void cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
                               c->bus_timeout_ms, &acks);
     (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
     gr_sbuf_release(&payload);
+    bool ok = pp.from_db; /* without the database, a node that joined a moment ago is unknown */
     for (int i = 0; i < pp.n; i++) {
         if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
             cluster__retry_unreachable(c, &acks, pp.ids[i], items, n)) /* step 3 */
@@ -359,14 +478,11 @@ static void cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
         /* step 4 */
         atomic_fetch_add(&c->st_missing, 1);
         gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
-        if (pp.from_db) {
-            cluster__wait_out(c, pp.ids[i]);
-        } else {
-            usleep((useconds_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000);
-            break; /* one full lease covers every peer */
-        }
+        if (!cluster__wait_out(c, pp.ids[i]))
+            ok = false;
     }
     bus_ack_result_free(&acks);
+    return ok;
 }
 
 /* ---- the heartbeat thread ---- */
@@ -405,7 +521,8 @@ static void cluster__renew(struct cluster *c)
     int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET heartbeat = now(),"
                       " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
-                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5"
+                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5,"
+                      " renewals = renewals + 1"
                       " WHERE id = $1 RETURNING flush_epoch, flushed_epoch",
                       5, p);
     if (rc) {
@@ -448,15 +565,21 @@ static void cluster__refresh_peers(struct cluster *c)
     const char *p[2] = {c->id, down};
     struct db_res *res = NULL;
     int rc = db_exec1(c->db, &res,
-                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1 AND"
-                      " (lease_expiry > now() OR (state <> 'down' AND heartbeat > now() -"
-                      " make_interval(secs => $2::double precision / 1000))) ORDER BY id",
+                      "SELECT id, bus_endpoint, renewals, state <> 'down' AND (lease_expiry >"
+                      " now() OR heartbeat > now() - make_interval(secs => $2::double precision"
+                      " / 1000)) FROM cluster_nodes WHERE id <> $1 ORDER BY id",
                       2, p);
     if (rc == GR_OK) {
         int n = 0;
-        for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++, n++) {
+        int64_t now = cluster__mono_ns();
+        for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++) {
+            cluster__observe(c, db_res_get(res, i, 0), strtoll(db_res_get(res, i, 2), NULL, 10),
+                             now);
+            if (db_res_get(res, i, 3)[0] != 't')
+                continue; /* the bus connects to live nodes only */
             snprintf(ids[n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
             snprintf(eps[n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
+            n++;
         }
         cluster__merge_peers(c, ids, eps, n, true);
     }
@@ -465,6 +588,7 @@ static void cluster__refresh_peers(struct cluster *c)
 
 static void cluster__primary(struct cluster *c)
 {
+    int64_t t0 = cluster__mono_ns(); /* before the renewal is sent */
     char lease[16], down[16];
     snprintf(lease, sizeof(lease), "%d", CLUSTER_PRIMARY_LEASE_MS);
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
@@ -490,36 +614,66 @@ static void cluster__primary(struct cluster *c)
             gr_info("cluster: this node is now the primary (token %llu)",
                     (unsigned long long)token);
         atomic_store(&c->primary_token, token);
-    } else if (atomic_load(&c->primary)) {
+        atomic_store(&c->primary_deadline_ns, t0 + (int64_t)CLUSTER_PRIMARY_LEASE_MS * 1000000LL);
+    } else if (atomic_load(&c->primary) && rc == GR_OK) {
         gr_info("cluster: this node is no longer the primary");
+    } else if (atomic_load(&c->primary)) {
+        gr_warn("cluster: cannot renew the primary lease; acting as primary no longer");
     }
     atomic_store(&c->primary, mine);
     db_res_free(res);
 }
 
-/* Cluster task: forget nodes down for longer than remove_down_after (fenced). */
+/*
+ * Cluster task: forget nodes down for longer than remove_down_after, in a
+ * transaction fenced by the lease's token (db_fence); and keep a week of
+ * the primary's task log.
+ */
 static void cluster__tasks(struct cluster *c)
 {
-    if (!atomic_load(&c->primary))
+    uint64_t token = cluster_primary_token(c);
+    if (!token)
         return;
-    char secs[16], token[24];
+    char secs[16];
     snprintf(secs, sizeof(secs), "%d", c->remove_down_after_s);
-    snprintf(token, sizeof(token), "%llu", (unsigned long long)atomic_load(&c->primary_token));
-    const char *p[3] = {c->id, token, secs};
+    const char *p[2] = {c->id, secs};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
-                      "DELETE FROM cluster_nodes n WHERE n.id <> $1 AND n.heartbeat < now() -"
-                      " make_interval(secs => $3::double precision) AND EXISTS (SELECT 1 FROM"
-                      " cluster_leases l WHERE l.name = 'primary' AND l.holder = $1 AND"
-                      " l.token = $2::bigint AND l.expiry > now()) RETURNING n.id",
-                      3, p);
-    if (rc == GR_OK) {
-        atomic_fetch_add(&c->st_tasks, 1);
-        for (int i = 0; i < db_res_rows(res); i++)
-            gr_info("cluster: removed node %s (down for more than %d s)", db_res_get(res, i, 0),
-                    c->remove_down_after_s);
-    }
+    const char *stale = "n.id <> $1 AND n.heartbeat < now() - make_interval(secs => "
+                        "$2::double precision)";
+    struct gr_sbuf q = GR_SBUF_INIT;
+    gr_sbuf_addf(&q, "SELECT count(*) FROM cluster_nodes n WHERE %s", stale);
+    int rc = db_exec1(c->db, &res, q.buf, 2, p);
+    bool any = rc == GR_OK && strtoll(db_res_get(res, 0, 0), NULL, 10) > 0;
     db_res_free(res);
+    res = NULL;
+    if (any) {
+        struct db_conn *conn;
+        if (db_acquire(c->db, DB_ACQUIRE_TIMEOUT_MS, &conn) == GR_OK) {
+            rc = db_begin(conn);
+            if (rc == GR_OK)
+                rc = db_fence(conn, c->id, token, "remove-nodes", "");
+            gr_sbuf_reset(&q);
+            gr_sbuf_addf(&q, "DELETE FROM cluster_nodes n WHERE %s RETURNING n.id", stale);
+            if (rc == GR_OK)
+                rc = db_exec(conn, &res, q.buf, 2, p);
+            rc = rc ? (db_rollback(conn), rc) : db_commit(conn);
+            db_release(conn);
+            if (rc == GR_OK) {
+                atomic_fetch_add(&c->st_tasks, 1);
+                for (int i = 0; i < db_res_rows(res); i++)
+                    gr_info("cluster: removed node %s (down for more than %d s; token %llu)",
+                            db_res_get(res, i, 0), c->remove_down_after_s,
+                            (unsigned long long)token);
+            }
+            db_res_free(res);
+        }
+    }
+    gr_sbuf_release(&q);
+    /* about once a minute (a heartbeat is a second at most) */
+    if (rand() % 60 == 0 &&
+        db_exec1(c->db, NULL, "DELETE FROM primary_task_log WHERE at < now() - interval '7 days'",
+                 0, NULL) != GR_OK)
+        gr_debug("cluster: could not prune the primary's task log");
 }
 
 static void *cluster__thread(void *arg)
@@ -732,14 +886,26 @@ bool cluster_is_draining(struct cluster *c)
     return c && atomic_load(&c->draining);
 }
 
+/*
+ * Primary only while the lease renewed by this node is younger than the
+ * lease by its own clock: a node whose heartbeat is stuck (a database that
+ * does not answer) stops believing it is the primary. Advisory: what the
+ * primary does is fenced by the token in the database (db_fence()).
+ */
 bool cluster_is_primary(struct cluster *c)
 {
-    return c && atomic_load(&c->primary);
+    return c && atomic_load(&c->primary) &&
+           cluster__mono_ns() < atomic_load(&c->primary_deadline_ns);
 }
 
 uint64_t cluster_primary_token(struct cluster *c)
 {
-    return c && atomic_load(&c->primary) ? atomic_load(&c->primary_token) : 0;
+    return cluster_is_primary(c) ? atomic_load(&c->primary_token) : 0;
+}
+
+const char *cluster_node_id(struct cluster *c)
+{
+    return c ? c->id : "";
 }
 
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
@@ -752,6 +918,7 @@ void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
     st->lease_waits = atomic_load(&c->st_waits);
     st->flushes = atomic_load(&c->st_flushes);
     st->primary_tasks_run = atomic_load(&c->st_tasks);
+    st->unconfirmed = atomic_load(&c->st_unconfirmed);
     uint64_t cum = 0;
     for (int b = 0; b <= CLUSTER_INVAL_BUCKETS; b++) {
         cum += atomic_load(&c->st_inval_bucket[b]);
@@ -787,8 +954,8 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
             "lease_expiry") ", cache_hits, cache_misses, preferred_primary,"
                             " (SELECT holder FROM cluster_leases WHERE name = 'primary' AND"
                             " expiry > now()),"
-                            " (SELECT token FROM cluster_leases WHERE name = 'primary')"
-                            " FROM cluster_nodes ORDER BY id",
+                            " (SELECT token FROM cluster_leases WHERE name = 'primary'),"
+                            " disk_state FROM cluster_nodes ORDER BY id",
         1, p);
     if (rc)
         return rc;
@@ -813,6 +980,7 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
         n->preferred_primary = db_res_get(res, i, 12)[0] == 't';
         out->primary = db_res_get(res, i, 13);
         out->primary_token = strtoull(db_res_get(res, i, 14), NULL, 10);
+        n->disk = db_res_get(res, i, 15);
     }
     return GR_OK;
 }
@@ -858,10 +1026,13 @@ void cluster_metrics(struct cluster *c, struct gr_sbuf *sb)
                  "granary_cluster_cache_flushes_total %llu\n"
                  "# TYPE granary_cluster_primary_tasks_total counter\n"
                  "granary_cluster_primary_tasks_total %llu\n"
+                 "# TYPE granary_cluster_invalidations_unconfirmed_total counter\n"
+                 "granary_cluster_invalidations_unconfirmed_total %llu\n"
                  "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
                  (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
                  (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
-                 (unsigned long long)cs.primary_tasks_run, cluster_is_primary(c) ? 1 : 0);
+                 (unsigned long long)cs.primary_tasks_run, (unsigned long long)cs.unconfirmed,
+                 cluster_is_primary(c) ? 1 : 0);
     gr_sbuf_adds(sb, "# HELP granary_cluster_invalidation_seconds Acknowledged invalidation: "
                      "sending the keys until every peer acked or its lease ran out.\n"
                      "# TYPE granary_cluster_invalidation_seconds histogram\n");

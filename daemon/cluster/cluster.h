@@ -84,7 +84,10 @@ extern const struct http_route *const cluster_routes;
  * (docs/cluster.md).
  */
 bool cluster_cache_ok(void *arg);
-void cluster_invalidate(void *arg, const struct cluster_key *keys, size_t n);
+/* false: the keys reached neither every peer nor, for a silent one, the
+ * database that flags it (no database for a whole lease): the mutation is
+ * committed but must not be acknowledged (answer 503). */
+bool cluster_invalidate(void *arg, const struct cluster_key *keys, size_t n);
 
 /* Leave: stop the heartbeat, mark the node down and its lease expired (so
  * writers stop waiting for it), close the bus. NULL is fine. */
@@ -93,13 +96,19 @@ void cluster_stop(struct cluster *c);
 /* Drain (or undrain): state 'draining' in the cluster table. GR_EDB. */
 int cluster_set_draining(struct cluster *c, bool draining) __attribute__((warn_unused_result));
 bool cluster_is_draining(struct cluster *c);
+/* True while this node renewed the primary lease less than a lease ago by
+ * its own clock (a stuck heartbeat ends it). Advisory: actions are fenced. */
 bool cluster_is_primary(struct cluster *c);
 /* The fencing token of the primary lease this node holds (0 when it holds
- * none or c is NULL): cluster tasks check it inside their own statement. */
+ * none, its renewal is older than the lease, or c is NULL): cluster tasks
+ * check it inside their own transaction (db_fence(), db/db.h). */
 uint64_t cluster_primary_token(struct cluster *c);
+/* This node's id ("" for NULL). */
+const char *cluster_node_id(struct cluster *c);
 
 struct cluster_node_info {
     const char *id, *state, *zone, *url, *cluster_url, *bus, *version;
+    const char *disk; /* "ok" or "degraded" (the filestore fails) */
     int64_t started_ms, heartbeat_ms, lease_expiry_ms;
     uint64_t cache_hits, cache_misses;
     bool preferred_primary;
@@ -127,6 +136,7 @@ extern const double cluster_inval_bounds[CLUSTER_INVAL_BUCKETS];
 
 struct cluster_stats {
     uint64_t invalidations_sent, acks_missing, lease_waits, flushes, primary_tasks_run;
+    uint64_t unconfirmed; /* invalidations that could not be ensured (answered 503) */
     /* acknowledged invalidation, from the send to the last ack (or lease wait):
      * cumulative counts per bucket of cluster_inval_bounds, then +Inf */
     uint64_t inval_bucket[CLUSTER_INVAL_BUCKETS + 1];

@@ -205,6 +205,7 @@ void storage__refresh_nodes(struct storage *b)
         snprintf(nodes[0].zone, sizeof(nodes[0].zone), "%s", b->zone);
         nodes[0].url[0] = '\0';
         nodes[0].placeable = true;
+        nodes[0].degraded = false;
         n = 1;
     } else {
         char ms[24];
@@ -212,7 +213,8 @@ void storage__refresh_nodes(struct storage *b)
         const char *p[1] = {ms};
         struct db_res *res = NULL;
         if (db_exec1(b->db, &res,
-                     "SELECT id, cluster_url, zone, state = 'active' FROM cluster_nodes"
+                     "SELECT id, cluster_url, zone, state = 'active' AND disk_state = 'ok',"
+                     " disk_state <> 'ok' FROM cluster_nodes"
                      " WHERE state <> 'down' AND heartbeat > now() - make_interval(secs =>"
                      " $1::double precision / 1000) ORDER BY id",
                      1, p) != GR_OK) {
@@ -224,6 +226,7 @@ void storage__refresh_nodes(struct storage *b)
             snprintf(nodes[n].url, sizeof(nodes[n].url), "%s", db_res_get(res, i, 1));
             snprintf(nodes[n].zone, sizeof(nodes[n].zone), "%s", db_res_get(res, i, 2));
             nodes[n].placeable = db_res_get(res, i, 3)[0] == 't';
+            nodes[n].degraded = db_res_get(res, i, 4)[0] == 't';
         }
         db_res_free(res);
     }
@@ -318,6 +321,27 @@ void storage_kick_repair(struct storage *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+uint64_t storage__run_token(struct storage *b, bool scheduled)
+{
+    if (!b->clustered || !b->primary_token)
+        return STORAGE_UNFENCED;
+    uint64_t t = b->primary_token(b->primary_arg);
+    return t ? t : scheduled ? 0 : STORAGE_UNFENCED;
+}
+
+int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const char *task,
+                   const char *subject)
+{
+    if (token == STORAGE_UNFENCED)
+        return GR_OK;
+    int rc = db_fence(c, b->node, token, task, subject);
+    if (rc == GR_ECONFLICT)
+        gr_warn("storage: %s of %s refused: this node no longer holds the primary lease with"
+                " token %llu",
+                task, subject, (unsigned long long)token);
+    return rc;
+}
+
 static bool storage__primary(struct storage *b)
 {
     return !b->clustered || !b->is_primary || b->is_primary(b->primary_arg);
@@ -348,12 +372,12 @@ static void *storage__thread(void *arg)
         if (storage__primary(b) && b->clustered &&
             (kick || now - last_repair > STORAGE_REPAIR_EVERY_MS)) {
             struct storage_repair_report rep;
-            if (storage_repair(b, &rep) != GR_EUNAVAIL)
+            if (storage__repair_run(b, true, &rep) != GR_EUNAVAIL)
                 last_repair = storage__now_ms();
         }
         if (storage__primary(b) && s.gc_interval_s > 0 && now - last_gc > s.gc_interval_s * 1000) {
             struct storage_gc_report rep;
-            if (storage_gc(b, -1, &rep) != GR_EUNAVAIL)
+            if (storage__gc_run(b, -1, true, &rep) != GR_EUNAVAIL)
                 last_gc = storage__now_ms();
         }
         storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
@@ -396,6 +420,7 @@ int storage_start(const struct storage_options *o, struct storage **out)
         b->clustered = true;
         b->accept_v1 = o->accept_v1;
         b->is_primary = o->is_primary;
+        b->primary_token = o->primary_token;
         b->primary_arg = o->primary_arg;
         if (storage__keys_init(b)) {
             storage__keys_free(b);

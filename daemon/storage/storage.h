@@ -50,6 +50,9 @@ struct storage_options {
     /* whether this node holds the primary lease now (cluster/cluster.h, wired by
      * main): repair and GC run there only. NULL: a single node, always. */
     bool (*is_primary)(void *arg);
+    /* the fencing token of the primary lease this node holds (0: none); the
+     * tasks' actions are fenced by it (db_fence, db/db.h). NULL: unfenced. */
+    uint64_t (*primary_token)(void *arg);
     void *primary_arg;
 };
 
