@@ -52,8 +52,11 @@ struct storage {
     /* key and next_key made ready for HMACs (storage__keys_init) */
     struct cr_hmac_key *hkey, *hkey_next;
     bool clustered;
-    bool accept_v1;                /* an upgrade from v1: see storage_options */
-    bool (*is_primary)(void *arg); /* storage_options */
+    bool accept_v1;                    /* an upgrade from v1: see storage_options */
+    atomic_bool disk_degraded;         /* the filestore failed its last probe */
+    atomic_int_fast64_t disk_probe_ms; /* when it was probed */
+    char disk_published[16];           /* the disk_state last stored in cluster_nodes */
+    bool (*is_primary)(void *arg);     /* storage_options */
     uint64_t (*primary_token)(void *arg);
     void *primary_arg;
     int down_after_ms;

@@ -342,6 +342,8 @@ int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const c
     return rc;
 }
 
+static void storage__disk_tick(struct storage *b);
+
 static bool storage__primary(struct storage *b)
 {
     return !b->clustered || !b->is_primary || b->is_primary(b->primary_arg);
@@ -358,6 +360,7 @@ static void *storage__thread(void *arg)
         struct storage_settings s = b->set;
         pthread_mutex_unlock(&b->lock);
 
+        storage__disk_tick(b);
         if (b->clustered) { /* a single node changes its settings itself */
             storage__load_settings(b);
             storage__refresh_nodes(b);
@@ -469,6 +472,60 @@ void storage_stop(struct storage *b)
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);
     free(b);
+}
+
+#define STORAGE_DISK_PROBE_MS 2000 /* between two probes of the filestore */
+
+bool storage_disk_check(struct storage *b)
+{
+    if (!b)
+        return false;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/.probe", bs_root(b->bs));
+    bool ok = false;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        ok = write(fd, "p", 1) == 1 && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        ok = unlink(path) == 0 && ok;
+    }
+    bool was = atomic_exchange(&b->disk_degraded, !ok);
+    atomic_store(&b->disk_probe_ms, storage__now_ms());
+    if (was != !ok) {
+        if (ok)
+            gr_info("storage: the filestore %s works again", bs_root(b->bs));
+        else
+            gr_error("storage: the filestore %s fails (%s): degraded, no new copies here",
+                     bs_root(b->bs), strerror(errno));
+    }
+    return !ok;
+}
+
+bool storage_disk_degraded(struct storage *b)
+{
+    return b && atomic_load(&b->disk_degraded);
+}
+
+/* Probe when due; store a change of state (or any state every minute) in
+ * this node's row, which placement and repair read. */
+static void storage__disk_tick(struct storage *b)
+{
+    static const int republish_ms = 60000;
+    int64_t now = storage__now_ms();
+    if (now - atomic_load(&b->disk_probe_ms) >= STORAGE_DISK_PROBE_MS)
+        storage_disk_check(b);
+    if (!b->clustered)
+        return;
+    const char *want = atomic_load(&b->disk_degraded) ? "degraded" : "ok";
+    static _Thread_local int64_t published_ms;
+    if (!strcmp(want, b->disk_published) && now - published_ms < republish_ms)
+        return;
+    const char *p[2] = {b->node, want};
+    if (db_exec1(b->db, NULL, "UPDATE cluster_nodes SET disk_state = $2 WHERE id = $1", 2, p) ==
+        GR_OK) {
+        snprintf(b->disk_published, sizeof(b->disk_published), "%s", want);
+        published_ms = now;
+    }
 }
 
 void storage_disk(struct storage *b, struct storage_disk *out)

@@ -340,6 +340,18 @@ struct storage_disk {
 };
 void storage_disk(struct storage *st, struct storage_disk *out);
 
+/*
+ * Probe the filestore now (a file written, synced and removed at its root)
+ * and return whether it is degraded: read-only, unwritable or failing. A
+ * degraded node is shown so in /api/system/cluster ("disk") and the
+ * metrics, holds no new copies, takes no uploads (503), and its copies do
+ * not count towards redundancy, so repair copies them elsewhere. The storage
+ * thread probes every few seconds. false for NULL.
+ */
+bool storage_disk_check(struct storage *st);
+/* The result of the last probe (no I/O). */
+bool storage_disk_degraded(struct storage *st);
+
 /* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
 int storage_bs_err(int bs_rc);
 
