@@ -123,6 +123,7 @@ sql() { in_br "$PG_BIN/psql" -qAt -h $NET.1 -p "$(leader_port)" -U granary -d gr
 leader_port() { if [ "$(in_br scripts/ha-db leader "$HA")" = pg2 ]; then echo $((HA_BASE + 3)); else echo $((HA_BASE + 2)); fi; }
 phase() { echo "$1" >"$SUITE_TMP/phase"; }
 primary() { cget "$(url_of n1)/api/system/cluster" | jq -r .primary; }
+has_primary() { local p; p=$(primary); [ -n "$p" ] && [ "$p" != null ]; }
 primary_is_not() { # ASKED NODE: ASKED's cluster view names a primary other than NODE
     local q
     q=$(cget "$(url_of "$1")/api/system/cluster" | jq -r .primary)
@@ -240,6 +241,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
 @test "the primary cut from the other nodes but not from the database: it stays primary, writes go on" {
     phase primary-cut
     local p o rules=()
+    wait_until 30 has_primary
     p=$(primary)
     [ -n "$p" ]
     for o in n1 n2 n3; do
