@@ -733,14 +733,27 @@ static int cluster__check_key(struct cluster *c)
     }
     const char *p[1] = {want};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
+    int rc;
+    /* Two first nodes at once: the INSERT of the one that loses waits for
+     * the other's commit and does nothing, but its SELECT's snapshot is
+     * older than that commit and sees no row either. The next statement
+     * sees it. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        db_res_free(res);
+        res = NULL;
+        rc = db_exec1(c->db, &res,
                       "WITH ins AS (INSERT INTO settings (key, value) VALUES"
                       " ('cluster_key_verifier', $1) ON CONFLICT (key) DO NOTHING RETURNING value)"
                       " SELECT value FROM ins UNION ALL SELECT value FROM settings"
                       " WHERE key = 'cluster_key_verifier'",
                       1, p);
-    if (rc)
-        return rc;
+        if (rc) {
+            db_res_free(res);
+            return rc;
+        }
+        if (db_res_rows(res) >= 1)
+            break;
+    }
     bool ok = false, update = false;
     if (db_res_rows(res) >= 1) {
         const char *v = db_res_get(res, 0, 0);
