@@ -586,6 +586,59 @@ static void cluster__refresh_peers(struct cluster *c)
     db_res_free(res);
 }
 
+/*
+ * Take the primary lease, in a transaction of its own: lock its row
+ * FOR UPDATE without waiting (SKIP LOCKED: a fenced action of the holder,
+ * or the holder's renewal, holds it now; the holder is alive, try again at
+ * the next heartbeat), then take it when it expired, or, for the preferred
+ * primary, when its holder is not an alive preferred node; insert it when
+ * there is none. *res: holder and token when taken (else no row).
+ */
+static int cluster__take_primary(struct cluster *c, const char *const p[4], struct db_res **res)
+{
+    struct db_conn *conn;
+    int rc = db_acquire(c->db, DB_ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc)
+        return rc;
+    struct db_res *lk = NULL;
+    const char *q[3] = {p[0], p[2], p[3]}; /* id, preferred, down_after_ms */
+    rc = db_begin(conn);
+    if (rc == GR_OK)
+        rc =
+            db_exec(conn, &lk,
+                    "SELECT l.expiry < now() OR ($2::boolean AND NOT EXISTS (SELECT 1 FROM"
+                    " cluster_nodes n WHERE n.id = l.holder AND n.preferred_primary AND n.state <>"
+                    " 'down' AND n.heartbeat > now() - make_interval(secs => $3::double precision /"
+                    " 1000))) FROM cluster_leases l WHERE l.name = 'primary' AND l.holder <> $1"
+                    " FOR UPDATE OF l SKIP LOCKED",
+                    3, q);
+    if (rc == GR_OK && db_res_rows(lk) == 1 && db_res_get(lk, 0, 0)[0] == 't')
+        rc = db_exec(conn, res,
+                     "UPDATE cluster_leases SET holder = $1, token = token + 1, expiry = now() +"
+                     " make_interval(secs => $2::double precision / 1000) WHERE name = 'primary'"
+                     " RETURNING holder, token",
+                     2, p);
+    else if (rc == GR_OK && db_res_rows(lk) == 0)
+        /* no lease yet (or it is locked: then this does nothing, without waiting) */
+        rc = db_exec(conn, res,
+                     "INSERT INTO cluster_leases (name, holder, token, expiry) VALUES ('primary',"
+                     " $1, 1, now() + make_interval(secs => $2::double precision / 1000))"
+                     " ON CONFLICT (name) DO NOTHING RETURNING holder, token",
+                     2, p);
+    db_res_free(lk);
+    rc = rc ? (db_rollback(conn), rc) : db_commit(conn);
+    db_release(conn);
+    return rc;
+}
+
+/*
+ * Hold or take the primary lease. The holder's renewal moves the expiry
+ * only: a lock (FOR NO KEY UPDATE) that the fenced actions' FOR KEY SHARE
+ * (cluster_fence) does not conflict with, so a long fenced action never
+ * holds up the renewal, nor with it this thread's cache lease. Taking the
+ * lease over needs FOR UPDATE, which waits for (here: skips while) every
+ * fenced action of the holder.
+ */
 static void cluster__primary(struct cluster *c)
 {
     int64_t t0 = cluster__mono_ns(); /* before the renewal is sent */
@@ -594,19 +647,16 @@ static void cluster__primary(struct cluster *c)
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
     const char *p[4] = {c->id, lease, c->preferred ? "true" : "false", down};
     struct db_res *res = NULL;
-    int rc = db_exec1(
-        c->db, &res,
-        "INSERT INTO cluster_leases AS l (name, holder, token, expiry) VALUES ('primary', $1, 1,"
-        " now() + make_interval(secs => $2::double precision / 1000))"
-        " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
-        " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END,"
-        " expiry = EXCLUDED.expiry"
-        " WHERE l.holder = EXCLUDED.holder OR l.expiry < now() OR ($3::boolean AND NOT EXISTS"
-        " (SELECT 1 FROM cluster_nodes n WHERE n.id = l.holder AND n.preferred_primary AND"
-        " n.state <> 'down' AND n.heartbeat > now() - make_interval(secs => $4::double precision"
-        " / 1000)))"
-        " RETURNING holder, token",
-        4, p);
+    int rc = db_exec1(c->db, &res,
+                      "UPDATE cluster_leases SET expiry = now() + make_interval(secs =>"
+                      " $2::double precision / 1000) WHERE name = 'primary' AND holder = $1"
+                      " RETURNING holder, token",
+                      2, p);
+    if (rc == GR_OK && db_res_rows(res) == 0) {
+        db_res_free(res);
+        res = NULL;
+        rc = cluster__take_primary(c, p, &res);
+    }
     bool mine = rc == GR_OK && db_res_rows(res) == 1 && !strcmp(db_res_get(res, 0, 0), c->id);
     if (mine) {
         uint64_t token = strtoull(db_res_get(res, 0, 1), NULL, 10);
@@ -878,7 +928,10 @@ void cluster_stop(struct cluster *c)
                  "UPDATE cluster_nodes SET state = 'down', lease_expiry = now() WHERE id = $1", 1,
                  p) != GR_OK)
         gr_warn("cluster: could not mark this node down; peers wait out its lease");
-    if (db_exec1(c->db, NULL, "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1",
+    /* expired, not deleted: the next holder's token is one more, never 1 again */
+    if (db_exec1(c->db, NULL,
+                 "UPDATE cluster_leases SET expiry = now() - interval '1 ms' WHERE name ="
+                 " 'primary' AND holder = $1",
                  1, p) != GR_OK)
         gr_warn("cluster: could not release the primary lease");
     bus_close(c->bus);

@@ -175,12 +175,13 @@ const char *db_last_sqlstate(struct db_conn *c);
 /* ---- fencing (docs/cluster.md "The primary") ---- */
 
 /*
- * Inside a transaction on c: take a share lock on the primary lease's row
- * if node holds it with token, and record the action in primary_task_log.
- * Until c commits or rolls back, no other node can take the lease (its
- * UPDATE waits for the lock), so everything the transaction does is done
- * by the one primary of that token: a deposed primary's action fails here
- * and must be rolled back.
+ * Inside a transaction on c: lock the primary lease's row FOR KEY SHARE if
+ * node holds it with token, and record the action in primary_task_log.
+ * Until c commits or rolls back, no other node can take the lease (a
+ * takeover locks the row FOR UPDATE), while the holder's renewals (FOR NO
+ * KEY UPDATE) go on; so everything the transaction does is done by the one
+ * primary of that token: a deposed primary's action fails here and must be
+ * rolled back.
  *
  * @param[in] task, subject  what is done, and to what (for the log)
  * @return GR_OK; GR_ECONFLICT when node does not hold the lease with token

@@ -20,7 +20,7 @@ int db_fence(struct db_conn *c, const char *node, uint64_t token, const char *ta
     struct db_res *res = NULL;
     int rc = db_exec(c, &res,
                      "SELECT 1 FROM cluster_leases WHERE name = 'primary' AND holder = $1 AND"
-                     " token = $2::bigint FOR SHARE",
+                     " token = $2::bigint FOR KEY SHARE",
                      2, p);
     if (rc == GR_OK && db_res_rows(res) != 1)
         rc = GR_ECONFLICT;
