@@ -676,7 +676,7 @@ static void cluster__primary(struct cluster *c)
 
 /*
  * Cluster task: forget nodes down for longer than remove_down_after, in a
- * transaction fenced by the lease's token (db_fence); and keep a week of
+ * transaction fenced by the lease's token (cluster_fence); and keep a week of
  * the primary's task log.
  */
 static void cluster__tasks(struct cluster *c)
@@ -701,7 +701,7 @@ static void cluster__tasks(struct cluster *c)
         if (db_acquire(c->db, DB_ACQUIRE_TIMEOUT_MS, &conn) == GR_OK) {
             rc = db_begin(conn);
             if (rc == GR_OK)
-                rc = db_fence(conn, c->id, token, "remove-nodes", "");
+                rc = cluster_fence(c, conn, token, "remove-nodes", "");
             gr_sbuf_reset(&q);
             gr_sbuf_addf(&q, "DELETE FROM cluster_nodes n WHERE %s RETURNING n.id", stale);
             if (rc == GR_OK)
@@ -956,7 +956,7 @@ bool cluster_is_draining(struct cluster *c)
  * Primary only while the lease renewed by this node is younger than the
  * lease by its own clock: a node whose heartbeat is stuck (a database that
  * does not answer) stops believing it is the primary. Advisory: what the
- * primary does is fenced by the token in the database (db_fence()).
+ * primary does is fenced by the token in the database (cluster_fence()).
  */
 bool cluster_is_primary(struct cluster *c)
 {
@@ -972,6 +972,30 @@ uint64_t cluster_primary_token(struct cluster *c)
 const char *cluster_node_id(struct cluster *c)
 {
     return c ? c->id : "";
+}
+
+int cluster_fence(struct cluster *c, struct db_conn *conn, uint64_t token, const char *task,
+                  const char *subject)
+{
+    if (!c || token == 0)
+        return GR_ECONFLICT;
+    char tok[24];
+    snprintf(tok, sizeof(tok), "%llu", (unsigned long long)token);
+    const char *p[4] = {c->id, tok, task, subject ? subject : ""};
+    struct db_res *res = NULL;
+    int rc = db_exec(conn, &res,
+                     "SELECT 1 FROM cluster_leases WHERE name = 'primary' AND holder = $1 AND"
+                     " token = $2::bigint FOR KEY SHARE",
+                     2, p);
+    if (rc == GR_OK && db_res_rows(res) != 1)
+        rc = GR_ECONFLICT;
+    db_res_free(res);
+    if (rc == GR_OK)
+        rc = db_exec(conn, NULL,
+                     "INSERT INTO primary_task_log (token, node, task, subject)"
+                     " VALUES ($2::bigint, $1, $3, $4)",
+                     4, p);
+    return rc;
 }
 
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st)

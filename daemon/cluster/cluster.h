@@ -101,10 +101,28 @@ bool cluster_is_draining(struct cluster *c);
 bool cluster_is_primary(struct cluster *c);
 /* The fencing token of the primary lease this node holds (0 when it holds
  * none, its renewal is older than the lease, or c is NULL): cluster tasks
- * check it inside their own transaction (db_fence(), db/db.h). */
+ * check it inside their own transaction (cluster_fence()). */
 uint64_t cluster_primary_token(struct cluster *c);
 /* This node's id ("" for NULL). */
 const char *cluster_node_id(struct cluster *c);
+
+struct db_conn;
+/*
+ * Fence one action of the primary (docs/cluster.md "The primary"): inside
+ * a transaction on conn, lock the primary lease's row FOR KEY SHARE if this
+ * node holds it with token, and record the action in primary_task_log.
+ * Until conn commits or rolls back, no other node can take the lease (a
+ * takeover locks the row FOR UPDATE, which conflicts), while this node's
+ * own renewals (FOR NO KEY UPDATE) go on; so everything the transaction
+ * does is done by the one primary of that token: a deposed primary's
+ * action fails here and must be rolled back.
+ *
+ * @param[in] task, subject  what is done, and to what (for the log)
+ * @return GR_OK; GR_ECONFLICT when this node does not hold the lease with
+ *         token (deposed, or 0: not the primary); GR_EDB.
+ */
+int cluster_fence(struct cluster *c, struct db_conn *conn, uint64_t token, const char *task,
+                  const char *subject) __attribute__((warn_unused_result));
 
 struct cluster_node_info {
     const char *id, *state, *zone, *url, *cluster_url, *bus, *version;

@@ -172,24 +172,6 @@ const char *db_last_error(struct db_conn *c);
  */
 const char *db_last_sqlstate(struct db_conn *c);
 
-/* ---- fencing (docs/cluster.md "The primary") ---- */
-
-/*
- * Inside a transaction on c: lock the primary lease's row FOR KEY SHARE if
- * node holds it with token, and record the action in primary_task_log.
- * Until c commits or rolls back, no other node can take the lease (a
- * takeover locks the row FOR UPDATE), while the holder's renewals (FOR NO
- * KEY UPDATE) go on; so everything the transaction does is done by the one
- * primary of that token: a deposed primary's action fails here and must be
- * rolled back.
- *
- * @param[in] task, subject  what is done, and to what (for the log)
- * @return GR_OK; GR_ECONFLICT when node does not hold the lease with token
- *         (deposed, or 0: not the primary); GR_EDB.
- */
-int db_fence(struct db_conn *c, const char *node, uint64_t token, const char *task,
-             const char *subject) __attribute__((warn_unused_result));
-
 /* ---- SQL text helpers (no database needed) ---- */
 
 /* Append v[0..n) as a PostgreSQL text[] literal ("{\"a\",\"b\"}", quotes and

@@ -58,6 +58,8 @@ struct storage {
     char disk_published[16];           /* the disk_state last stored in cluster_nodes */
     bool (*is_primary)(void *arg);     /* storage_options */
     uint64_t (*primary_token)(void *arg);
+    int (*fence)(void *arg, struct db_conn *c, uint64_t token, const char *task,
+                 const char *subject);
     void *primary_arg;
     int down_after_ms;
 
@@ -207,7 +209,8 @@ int storage__inventory(struct storage *b);
  * takes the token once: scheduled runs need one (0: not the primary, do
  * nothing); a run asked for through the API on a node that is not the
  * primary, and every run of a single node, is STORAGE_UNFENCED and relies
- * on the row locks alone. storage__fence() is db_fence() for a fenced run
+ * on the row locks alone. storage__fence() is the fence hook (storage.h,
+ * storage_options) for a fenced run
  * (GR_ECONFLICT: deposed, stop the run) and GR_OK for an unfenced one.
  */
 #define STORAGE_UNFENCED UINT64_MAX

@@ -323,7 +323,7 @@ void storage_kick_repair(struct storage *b)
 
 uint64_t storage__run_token(struct storage *b, bool scheduled)
 {
-    if (!b->clustered || !b->primary_token)
+    if (!b->clustered || !b->primary_token || !b->fence)
         return STORAGE_UNFENCED;
     uint64_t t = b->primary_token(b->primary_arg);
     return t ? t : scheduled ? 0 : STORAGE_UNFENCED;
@@ -334,7 +334,7 @@ int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const c
 {
     if (token == STORAGE_UNFENCED)
         return GR_OK;
-    int rc = db_fence(c, b->node, token, task, subject);
+    int rc = b->fence(b->primary_arg, c, token, task, subject);
     if (rc == GR_ECONFLICT)
         gr_warn("storage: %s of %s refused: this node no longer holds the primary lease with"
                 " token %llu",
@@ -424,6 +424,7 @@ int storage_start(const struct storage_options *o, struct storage **out)
         b->accept_v1 = o->accept_v1;
         b->is_primary = o->is_primary;
         b->primary_token = o->primary_token;
+        b->fence = o->fence;
         b->primary_arg = o->primary_arg;
         if (storage__keys_init(b)) {
             storage__keys_free(b);

@@ -51,8 +51,13 @@ struct storage_options {
      * main): repair and GC run there only. NULL: a single node, always. */
     bool (*is_primary)(void *arg);
     /* the fencing token of the primary lease this node holds (0: none); the
-     * tasks' actions are fenced by it (db_fence, db/db.h). NULL: unfenced. */
+     * tasks' actions are fenced by it: fence() checks, inside the action's
+     * transaction on c, that this node still holds the lease with token and
+     * records the action (cluster_fence, cluster/cluster.h; GR_OK,
+     * GR_ECONFLICT: deposed, GR_EDB). Both NULL: unfenced. */
     uint64_t (*primary_token)(void *arg);
+    int (*fence)(void *arg, struct db_conn *c, uint64_t token, const char *task,
+                 const char *subject);
     void *primary_arg;
 };
 
