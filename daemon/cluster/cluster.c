@@ -243,52 +243,74 @@ static int64_t cluster__lease_over_ns(const struct cluster *c)
 }
 
 /*
- * A peer did not acknowledge: flag it to flush, then wait until it confirms
- * the flush or a whole lease has passed on this node's clock since the flag
- * was stored. Any renewal of the peer that commits after the flag sees it
- * and drops the cache first; one that committed before it gave the peer a
- * deadline earlier than the flag plus a lease. No database clock is read.
- * false: the flag could not be stored (no database for a lease): the peer
- * may go on serving the old state, so the write is not acknowledged.
+ * The peers ids[0..n) did not acknowledge: flag them to flush (one
+ * statement), then wait until each confirmed its flush or a whole lease
+ * has passed on this node's clock since the flags were stored. Any renewal
+ * of a peer that commits after its flag sees it and drops the cache first;
+ * one that committed before it gave the peer a deadline earlier than the
+ * flag plus a lease. No database clock is read. All silent peers are
+ * waited for at once, so a write waits one lease however many are silent.
+ * false: the flags could not be stored within a lease (no database): such
+ * a peer may go on serving the old state, so the write is not acknowledged.
  */
-static bool cluster__wait_out(struct cluster *c, const char *peer)
+static bool cluster__wait_out(struct cluster *c, const char *const *ids, int n)
 {
-    atomic_fetch_add(&c->st_waits, 1);
+    atomic_fetch_add(&c->st_waits, (uint64_t)n);
     int64_t give_up = cluster__mono_ns() + cluster__lease_over_ns(c);
-    const char *p[2] = {peer, NULL};
-    char epoch[24] = "";
+    struct gr_sbuf arr = GR_SBUF_INIT, eps = GR_SBUF_INIT;
+    db_text_array(&arr, ids, n);
+    const char *p[2] = {arr.buf, NULL};
+    struct db_res *flags = NULL;
     int64_t flagged_at = 0;
-    while (!epoch[0]) {
-        struct db_res *res = NULL;
-        int rc = db_exec1(c->db, &res,
-                          "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
-                          " RETURNING flush_epoch",
-                          1, p);
-        if (rc == GR_OK && db_res_rows(res) == 1)
-            snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
-        db_res_free(res);
-        if (rc == GR_OK && !epoch[0])
-            return true; /* the node was removed */
-        if (epoch[0])
+    for (;;) {
+        if (db_exec1(c->db, &flags,
+                     "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id ="
+                     " ANY($1::text[]) RETURNING id, flush_epoch",
+                     1, p) == GR_OK) {
             flagged_at = cluster__mono_ns();
-        else if (cluster__mono_ns() >= give_up)
+            break;
+        }
+        db_res_free(flags);
+        flags = NULL;
+        if (cluster__mono_ns() >= give_up) {
+            gr_sbuf_release(&arr);
             return false;
-        else
-            usleep(CLUSTER_POLL_US * 5);
+        }
+        usleep(CLUSTER_POLL_US * 5);
     }
+    /* a node no longer in the table (removed) has nothing to flush */
+    int nf = db_res_rows(flags);
+    if (nf == 0) {
+        db_res_free(flags);
+        gr_sbuf_release(&arr);
+        return true;
+    }
+    const char *fid[CLUSTER_MAX_PEERS], *fep[CLUSTER_MAX_PEERS];
+    for (int i = 0; i < nf && i < CLUSTER_MAX_PEERS; i++) {
+        fid[i] = db_res_get(flags, i, 0);
+        fep[i] = db_res_get(flags, i, 1);
+    }
+    gr_sbuf_reset(&arr);
+    db_text_array(&arr, fid, nf < CLUSTER_MAX_PEERS ? nf : CLUSTER_MAX_PEERS);
+    db_text_array(&eps, fep, nf < CLUSTER_MAX_PEERS ? nf : CLUSTER_MAX_PEERS);
+    db_res_free(flags);
+    p[0] = arr.buf;
+    p[1] = eps.buf;
     int64_t deadline = flagged_at + cluster__lease_over_ns(c);
-    p[1] = epoch;
     while (cluster__mono_ns() < deadline) {
         struct db_res *res = NULL;
-        int rc =
-            db_exec1(c->db, &res,
-                     "SELECT flushed_epoch >= $2::bigint FROM cluster_nodes WHERE id = $1", 2, p);
-        bool done = rc == GR_OK && (db_res_rows(res) == 0 || db_res_get(res, 0, 0)[0] == 't');
+        int rc = db_exec1(c->db, &res,
+                          "SELECT count(*) FROM unnest($1::text[], $2::bigint[]) AS v(id, e) JOIN"
+                          " cluster_nodes n ON n.id = v.id WHERE n.flushed_epoch < v.e",
+                          2, p);
+        bool done = rc == GR_OK && db_res_get(res, 0, 0)[0] == '0';
         db_res_free(res);
         if (done)
-            return true;
+            break;
         usleep(CLUSTER_POLL_US);
     }
+    gr_sbuf_release(&arr);
+    gr_sbuf_release(&eps);
     return true;
 }
 
@@ -413,23 +435,26 @@ static bool cluster__ack_is(const struct bus_ack_result *acks, const char *peer,
 
 /*
  * Step 3: a peer the first send could not reach (connected a moment ago):
- * send to it alone every CLUSTER_RETRY_STEP_MS for up to the ack timeout.
+ * send to it alone every CLUSTER_RETRY_STEP_MS until the monotonic time
+ * until (one ack timeout after the first send, shared by all such peers).
  * Stops early when it answers, or when it is reachable but silent. true:
  * it acknowledged.
  */
 static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_result *acks,
-                                       const char *peer, const struct cluster_key *items, size_t n)
+                                       const char *peer, const struct cluster_key *items, size_t n,
+                                       int64_t until)
 {
     if (!cluster__ack_is(acks, peer, BUS_EUNREACH))
         return false;
-    for (int t = 0; t < c->bus_timeout_ms; t += CLUSTER_RETRY_STEP_MS) {
+    while (cluster__mono_ns() + CLUSTER_RETRY_STEP_MS * 1000000LL < until) {
         usleep(CLUSTER_RETRY_STEP_MS * 1000);
         struct gr_sbuf payload = GR_SBUF_INIT;
         cluster__encode(&payload, items, n);
         struct bus_ack_result one;
         memset(&one, 0, sizeof(one));
+        int left = (int)((until - cluster__mono_ns()) / 1000000LL);
         int rc = bus_request_one(c->bus, peer, CLUSTER_MSG_INVALIDATE, payload.buf, payload.len,
-                                 c->bus_timeout_ms, &one);
+                                 left > 10 ? left : 10, &one);
         gr_sbuf_release(&payload);
         bool reachable = one.n == 1 && one.acks[0].status != BUS_EUNREACH;
         bus_ack_result_free(&one);
@@ -471,16 +496,20 @@ static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
     (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
     gr_sbuf_release(&payload);
     bool ok = pp.from_db; /* without the database, a node that joined a moment ago is unknown */
+    const char *silent[CLUSTER_MAX_PEERS];
+    int nsilent = 0;
+    int64_t retry_until = cluster__mono_ns() + (int64_t)c->bus_timeout_ms * 1000000LL;
     for (int i = 0; i < pp.n; i++) {
         if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
-            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n)) /* step 3 */
+            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n, retry_until)) /* step 3 */
             continue;
-        /* step 4 */
         atomic_fetch_add(&c->st_missing, 1);
         gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
-        if (!cluster__wait_out(c, pp.ids[i]))
-            ok = false;
+        silent[nsilent++] = pp.ids[i];
     }
+    /* step 4 */
+    if (nsilent > 0 && !cluster__wait_out(c, silent, nsilent))
+        ok = false;
     bus_ack_result_free(&acks);
     return ok;
 }
