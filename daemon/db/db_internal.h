@@ -19,6 +19,12 @@ struct db_migration;
 #define DB_CONNECT_TIMEOUT_S "3"
 #define DB_TCP_USER_TIMEOUT_MS "6000"
 #define DB_STATEMENT_TIMEOUT_MS "30000"
+/* The server's side of the same: it notices a client that vanished (a
+ * node cut off) within about 9 s and ends its session, rolling back what
+ * it held (row locks a live node would wait for). */
+#define DB_SERVER_OPTIONS                                                                          \
+    " -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=2"             \
+    " -c tcp_user_timeout=" DB_TCP_USER_TIMEOUT_MS
 
 /* The connection parameters of a pool, as PQconnectdbParams() takes them. */
 struct db__params {

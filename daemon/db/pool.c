@@ -209,7 +209,7 @@ int db__params_build(const char *conninfo, struct db__params *p, char *err, size
         {"keepalives_interval", NULL, "2"},
         {"keepalives_count", NULL, "2"},
         {"tcp_user_timeout", NULL, DB_TCP_USER_TIMEOUT_MS},
-        {"options", "PGOPTIONS", "-c statement_timeout=" DB_STATEMENT_TIMEOUT_MS},
+        {"options", "PGOPTIONS", "-c statement_timeout=" DB_STATEMENT_TIMEOUT_MS DB_SERVER_OPTIONS},
     };
     for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++)
         if (!db__params_get(p, net[i][0]) && !(net[i][1] && env__set(net[i][1])) &&

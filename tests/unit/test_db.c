@@ -389,7 +389,10 @@ static void params_build__keyword_string__adds_appname_and_timeout(void **state)
     assert_string_equal(db__params_get(&p, "connect_timeout"), "3");
     assert_string_equal(db__params_get(&p, "keepalives"), "1");
     assert_string_equal(db__params_get(&p, "tcp_user_timeout"), "6000");
-    assert_string_equal(db__params_get(&p, "options"), "-c statement_timeout=30000");
+    assert_string_equal(db__params_get(&p, "options"),
+                        "-c statement_timeout=30000 -c tcp_keepalives_idle=5 -c"
+                        " tcp_keepalives_interval=2 -c tcp_keepalives_count=2 -c"
+                        " tcp_user_timeout=6000");
     assert_null(p.keys[p.n]);
     assert_null(p.vals[p.n]);
     db__params_free(&p);
