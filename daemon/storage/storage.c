@@ -507,6 +507,11 @@ bool storage_disk_degraded(struct storage *b)
     return b && atomic_load(&b->disk_degraded);
 }
 
+bool storage_disk_refuses(struct storage *b)
+{
+    return storage_disk_degraded(b) && storage_disk_check(b);
+}
+
 /* Probe when due; store a change of state (or any state every minute) in
  * this node's row, which placement and repair read. */
 static void storage__disk_tick(struct storage *b)

@@ -356,6 +356,15 @@ void storage_disk(struct storage *st, struct storage_disk *out);
 bool storage_disk_check(struct storage *st);
 /* The result of the last probe (no I/O). */
 bool storage_disk_degraded(struct storage *st);
+/*
+ * Whether new bytes (an upload, a peer's copy) must be refused (503): the
+ * last probe failed and a probe now fails again. A filestore can fail
+ * without failing every write: files opened before it turned read-only (a
+ * bind mount remounted, a directory made unwritable) still take data, and
+ * an upload acknowledged there would be on a disk the node itself calls
+ * broken. false for NULL.
+ */
+bool storage_disk_refuses(struct storage *st);
 
 /* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
 int storage_bs_err(int bs_rc);
