@@ -236,16 +236,23 @@ static int64_t cluster__observe(struct cluster *c, const char *id, long long ren
     return since;
 }
 
-/* How long a counter must stand still before its node's lease is over. */
-static int64_t cluster__lease_over_ns(const struct cluster *c)
+/*
+ * How long a counter must stand still, or a flagged node be waited for,
+ * before its lease is over: its own lease (peer_lease_ms, as its last
+ * renewal stored it; nodes may be configured with different leases) or
+ * this node's, whichever is longer, plus the margin.
+ */
+static int64_t cluster__lease_over_ns(const struct cluster *c, int peer_lease_ms)
 {
-    return (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
+    int lease = peer_lease_ms > c->lease_ms ? peer_lease_ms : c->lease_ms;
+    return (int64_t)(lease + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
 }
 
 /*
  * The peers ids[0..n) did not acknowledge: flag them to flush (one
  * statement), then wait until each confirmed its flush or a whole lease
- * has passed on this node's clock since the flags were stored. Any renewal
+ * (the longest of theirs, lease_ms, or this node's) has passed on this
+ * node's clock since the flags were stored. Any renewal
  * of a peer that commits after its flag sees it and drops the cache first;
  * one that committed before it gave the peer a deadline earlier than the
  * flag plus a lease. No database clock is read. All silent peers are
@@ -253,10 +260,10 @@ static int64_t cluster__lease_over_ns(const struct cluster *c)
  * false: the flags could not be stored within a lease (no database): such
  * a peer may go on serving the old state, so the write is not acknowledged.
  */
-static bool cluster__wait_out(struct cluster *c, const char *const *ids, int n)
+static bool cluster__wait_out(struct cluster *c, const char *const *ids, int n, int lease_ms)
 {
     atomic_fetch_add(&c->st_waits, (uint64_t)n);
-    int64_t give_up = cluster__mono_ns() + cluster__lease_over_ns(c);
+    int64_t give_up = cluster__mono_ns() + cluster__lease_over_ns(c, lease_ms);
     struct gr_sbuf arr = GR_SBUF_INIT, eps = GR_SBUF_INIT;
     db_text_array(&arr, ids, n);
     const char *p[2] = {arr.buf, NULL};
@@ -296,7 +303,7 @@ static bool cluster__wait_out(struct cluster *c, const char *const *ids, int n)
     db_res_free(flags);
     p[0] = arr.buf;
     p[1] = eps.buf;
-    int64_t deadline = flagged_at + cluster__lease_over_ns(c);
+    int64_t deadline = flagged_at + cluster__lease_over_ns(c, lease_ms);
     while (cluster__mono_ns() < deadline) {
         struct db_res *res = NULL;
         int rc = db_exec1(c->db, &res,
@@ -338,6 +345,7 @@ bool cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
 /* The peers a writer must reach: those holding a cache lease now. */
 struct cluster__peers {
     char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
+    int lease_ms[CLUSTER_MAX_PEERS]; /* each one's lease, as its last renewal stored it */
     int n;
     bool from_db; /* false: the database did not answer, every known peer instead */
 };
@@ -361,8 +369,9 @@ static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
     pp->n = 0;
     for (;;) {
         pp->from_db = db_exec1(c->db, &res,
-                               "SELECT id, bus_endpoint, renewals FROM cluster_nodes WHERE id <> $1"
-                               " AND state <> 'down' ORDER BY id",
+                               "SELECT id, bus_endpoint, renewals, greatest(0, (extract(epoch FROM"
+                               " lease_expiry - heartbeat) * 1000)::bigint) FROM cluster_nodes"
+                               " WHERE id <> $1 AND state <> 'down' ORDER BY id",
                                1, p) == GR_OK;
         if (pp->from_db || cluster__mono_ns() >= give_up)
             break;
@@ -374,24 +383,30 @@ static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
         memcpy(pp->ids, c->peer_ids, sizeof(pp->ids[0]) * (size_t)pp->n);
         memcpy(pp->eps, c->peer_eps, sizeof(pp->eps[0]) * (size_t)pp->n);
         pthread_mutex_unlock(&c->lock);
+        for (int i = 0; i < pp->n; i++)
+            pp->lease_ms[i] = c->lease_ms;
         db_res_free(res);
         return;
     }
     int64_t now = cluster__mono_ns();
     const char *over_ids[CLUSTER_MAX_PEERS], *over_eps[CLUSTER_MAX_PEERS];
     const char *over_n[CLUSTER_MAX_PEERS];
-    int nover = 0;
+    int over_lease[CLUSTER_MAX_PEERS], nover = 0;
     for (int i = 0; i < db_res_rows(res) && i < CLUSTER_MAX_PEERS; i++) {
         const char *id = db_res_get(res, i, 0);
         int64_t since = cluster__observe(c, id, strtoll(db_res_get(res, i, 2), NULL, 10), now);
-        if (now - since >= cluster__lease_over_ns(c)) {
+        long long lease = strtoll(db_res_get(res, i, 3), NULL, 10);
+        int lease_ms = lease > 0 && lease < INT32_MAX ? (int)lease : c->lease_ms;
+        if (now - since >= cluster__lease_over_ns(c, lease_ms)) {
             over_ids[nover] = id;
             over_eps[nover] = db_res_get(res, i, 1);
+            over_lease[nover] = lease_ms;
             over_n[nover++] = db_res_get(res, i, 2);
             continue;
         }
         snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", id);
         snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
+        pp->lease_ms[pp->n] = lease_ms;
         pp->n++;
     }
     if (nover > 0) {
@@ -417,6 +432,7 @@ static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
             /* it renewed after all (or no database): send it the keys */
             snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", over_ids[k]);
             snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", over_eps[k]);
+            pp->lease_ms[pp->n] = over_lease[k];
             pp->n++;
         }
         db_res_free(fl);
@@ -497,7 +513,7 @@ static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
     gr_sbuf_release(&payload);
     bool ok = pp.from_db; /* without the database, a node that joined a moment ago is unknown */
     const char *silent[CLUSTER_MAX_PEERS];
-    int nsilent = 0;
+    int nsilent = 0, silent_lease = 0;
     int64_t retry_until = cluster__mono_ns() + (int64_t)c->bus_timeout_ms * 1000000LL;
     for (int i = 0; i < pp.n; i++) {
         if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
@@ -506,9 +522,11 @@ static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
         atomic_fetch_add(&c->st_missing, 1);
         gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
         silent[nsilent++] = pp.ids[i];
+        if (pp.lease_ms[i] > silent_lease)
+            silent_lease = pp.lease_ms[i];
     }
     /* step 4 */
-    if (nsilent > 0 && !cluster__wait_out(c, silent, nsilent))
+    if (nsilent > 0 && !cluster__wait_out(c, silent, nsilent, silent_lease))
         ok = false;
     bus_ack_result_free(&acks);
     return ok;
