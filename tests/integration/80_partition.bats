@@ -83,10 +83,12 @@ setup_file() {
     ip netns exec "$BR" python3 tests/integration/tools/part_check.py --lb "http://$NET.1:$LB_PORT" \
         --nodes "$(node_urls)" --password "$PASS" --phase-file "$SUITE_TMP/phase" \
         --stop-file "$SUITE_TMP/stop" --report "$SUITE_TMP/report.json" \
+        --progress-file "$SUITE_TMP/progress" \
         >"$SUITE_TMP/load.out" 2>&1 &
     echo $! >"$SUITE_TMP/load.pid"
     echo $! >>"$SUITE_TMP/pids"
-    sleep 3 # some acknowledged versions before the first cut
+    # some acknowledged versions, and reads of them, before the first cut
+    wait_until 60 load_advanced 0 0 20 20
 }
 
 teardown_file() {
@@ -164,9 +166,23 @@ cut() { # NODE RULE... : each RULE an nft match for both chains ("ip daddr X" / 
 heal() {
     if ip netns exec "${NS}$1" nft delete table inet part 2>/dev/null; then step "heal $1"; fi
 }
-# the phase's counts from the load's running report: not available until
-# the end; the scenarios' checks are on the nodes themselves
-hold() { sleep "$1"; } # a cut lasts this long: the scenario is a duration, not a state
+# The load's progress so far: "ACKED READ_OK" (part_check.py --progress-file).
+progress() { cat "$SUITE_TMP/progress" 2>/dev/null || echo "0 0"; }
+load_advanced() { # W0 R0 W R: W more writes acknowledged and R more good reads than W0 R0
+    local w r
+    read -r w r < <(progress)
+    [ $((w - $1)) -ge "$3" ] || return 1
+    [ $((r - $2)) -ge "$4" ]
+}
+# A cut (or a heal) lasts until the load, through the balancer, made
+# progress under it: W writes acknowledged and R good reads. A state, not a
+# duration: on a loaded machine it simply takes longer.
+under_load() { # W R
+    local w0 r0
+    read -r w0 r0 < <(progress)
+    wait_until 60 load_advanced "$w0" "$r0" "$1" "$2"
+    step "the load advanced $1 writes, $2 reads"
+}
 code_of() { in_br curl -s -o /dev/null -m 20 -w '%{http_code}' -u "admin:$PASS" "$@"; }
 put_ok() { # URL PATH: a new artifact through URL answers 201
     echo "probe $RANDOM" >"$SUITE_TMP/probe"
@@ -211,7 +227,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     put_ok "$(url_of n1)" /libs/probe/bus-cut
     t1=$(date +%s%N)
     echo "a write with n3's bus cut: $(((t1 - t0) / 1000000)) ms (lease $LEASE_MS ms)"
-    hold 4
+    under_load 5 20
     heal n3
     grep -q "no acknowledgement from n3" "$SUITE_TMP/node-n1/stderr.log" "$SUITE_TMP/node-n2/stderr.log"
     # the bound is the protocol's (ack timeout, then one lease, plus margin)
@@ -226,21 +242,22 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     [ "$(code_of "$(url_of n3)/libs/probe/bus-cut")" = 200 ]
     cut n3 "ip daddr $NET.1 tcp dport { $((HA_BASE + 2)), $((HA_BASE + 3)) }" \
         "ip saddr $NET.1 tcp sport { $((HA_BASE + 2)), $((HA_BASE + 3)) }"
-    sleep $((LEASE_MS / 1000 + 1))
-    local t0 t1 g p
+    local t0 t1 p
     t0=$(date +%s%N)
-    g=$(code_of "$(url_of n3)/libs/probe/bus-cut")
+    # once its lease is over it refuses the cached key (the load's checker
+    # counts any stale read meanwhile)
+    n3_refuses() { [ "$(code_of "$(url_of n3)/libs/probe/bus-cut")" = 503 ]; }
+    wait_until 30 n3_refuses
     t1=$(date +%s%N)
     echo "probe" >"$SUITE_TMP/probe"
     p=$(code_of -T "$SUITE_TMP/probe" "$(url_of n3)/libs/probe/db-cut")
-    echo "n3 without its database: GET $g in $(((t1 - t0) / 1000000)) ms, PUT $p"
-    [ "$g" = 503 ]
+    echo "n3 without its database: GET 503 $(((t1 - t0) / 1000000)) ms after the cut (lease $LEASE_MS ms), PUT $p"
     [ "$p" = 503 ]
     # it says when to come back
     in_br curl -s -D - -o /dev/null -u "admin:$PASS" "$(url_of n3)/libs/probe/bus-cut" | grep -qi '^retry-after: 1'
     # the others write and read on
     put_ok "$(url_of n1)" /libs/probe/db-cut
-    hold 2
+    under_load 5 20
     heal n3
     wait_until 30 put_ok "$(url_of n3)" /libs/probe/db-cut-healed
 }
@@ -260,7 +277,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     [ -n "$q" ]
     [ "$q" != "$p" ]
     kick_repair
-    hold 3
+    under_load 5 20
     heal "$p"
     wait_until 30 grep -q "this node is no longer the primary\|acting as primary no longer" "$SUITE_TMP/node-$p/stderr.log"
     wait_until 30 all_ready
@@ -293,7 +310,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     # lease for the flagged peer, plus margin for a loaded machine
     [ $(((t1 - t0) / 1000000)) -lt $((1000 + LEASE_MS + 200 + 4000)) ]
     kick_repair
-    hold 3
+    under_load 5 20
     heal "$p"
     # the database decides: p keeps the lease while it renews it (its fenced
     # trims, waiting on peers it cannot reach, hold up no renewal); whoever
@@ -308,7 +325,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     cut n2 "ip saddr $(ip_of n1)"
     put_ok "$(url_of n1)" /libs/probe/asym-1
     put_ok "$(url_of n2)" /libs/probe/asym-2
-    hold 4
+    under_load 5 20
     heal n2
     wait_until 30 all_ready
 }
@@ -326,7 +343,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     new=$(in_br scripts/ha-db leader "$HA")
     echo "failover: $old killed, $new promoted; writes resumed after $(((t1 - t0) / 1000000)) ms" | tee "$SUITE_TMP/failover.txt"
     [ "$new" != "$old" ]
-    hold 3
+    under_load 5 20
     phase db-rejoin
     ip netns exec "$BR" scripts/ha-db restart "$HA" "$old"
     wait_until 90 rejoined
@@ -362,7 +379,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
     [ "$(sql "SELECT count(*) FROM binary_locations WHERE node = 'n2'")" -le "$n0" ]
     # n2 still serves everything
     [ "$(code_of "$(url_of n2)/libs/probe/disk-n1")" = 200 ]
-    hold 2
+    under_load 5 20
     in_mnt n2 umount "$d"
     wait_until 20 disk_is n2 ok
 }
@@ -370,7 +387,7 @@ kick_repair() { # on every node: only the primary's run is fenced and logged
 @test "after healing: no stale or corrupt read in any scenario, every acknowledged version on every node" {
     phase healed
     wait_until 30 all_ready
-    sleep 2
+    under_load 5 20
     touch "$SUITE_TMP/stop"
     local pid
     pid=$(cat "$SUITE_TMP/load.pid")

@@ -20,6 +20,8 @@ is read from every node: it must hold the last acknowledged version (or the
 one written after it whose answer was lost).
 
 Writes land on repositories' generic paths /REPO/pc/wN/kM.bin.
+--progress-file FILE: rewritten every 0.1 s with "ACKED READ_OK", the
+acknowledged writes and the good reads so far (what the suite waits on).
 Exit status 0 when no read was stale or corrupt, the final check found
 every acknowledged version on every node, and the stop file ended the run.
 """
@@ -194,6 +196,7 @@ def main():
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--max-seconds", type=float, default=400)
     ap.add_argument("--report", required=True)
+    ap.add_argument("--progress-file")
     args = ap.parse_args()
     auth = "Basic " + base64.b64encode(("%s:%s" % (args.user, args.password)).encode()).decode()
     stop = threading.Event()
@@ -203,6 +206,14 @@ def main():
         t.start()
     t0 = time.time()
     while not os.path.exists(args.stop_file) and time.time() - t0 < args.max_seconds:
+        if args.progress_file:
+            with lock:
+                ok_puts = sum(c["put_ok"] for c in counts.values())
+                ok_reads = sum(c["read_ok"] for c in counts.values())
+            tmp = args.progress_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d %d\n" % (ok_puts, ok_reads))
+            os.replace(tmp, args.progress_file)
         time.sleep(0.1)
     timed_out = not os.path.exists(args.stop_file)
     stop.set()
