@@ -121,6 +121,10 @@ restart_a() {
     # a write needs the database: refused cleanly, and says when to come back
     echo w >"$SUITE_TMP/w"
     [ "$(code -u "admin:$NODE_a_PASS" -T "$SUITE_TMP/w" "$NODE_a_URL/libs/c/w.bin")" = 503 ]
+    curl -sS -D - -o /dev/null -u "admin:$NODE_a_PASS" -T "$SUITE_TMP/w" "$NODE_a_URL/libs/c/w.bin" |
+        grep -qi '^retry-after: 1'
+    # what the cache does not hold is not guessed: a miss is a 503 too, not a 404
+    [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/c/never-read.bin")" = 503 ]
     # the same server back: the node writes again
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" -w -t 60 \
         -o "-p $PGPORT -k $PGDATA_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
