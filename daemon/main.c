@@ -80,6 +80,13 @@ static uint64_t main__primary_token(void *arg)
     return cluster_primary_token(arg);
 }
 
+/* The storage layer fences the primary's tasks through this (cluster_fence). */
+static int main__fence(void *arg, struct db_conn *c, uint64_t token, const char *task,
+                       const char *subject)
+{
+    return cluster_fence(arg, c, token, task, subject);
+}
+
 static int main__set_draining(void *arg, bool draining)
 {
     return cluster_set_draining(arg, draining);
@@ -226,6 +233,8 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .accept_v1 = s->cfg.cluster_port_v1 == 1,
         .down_after_ms = s->cfg.down_after_ms,
         .is_primary = main__is_primary,
+        .primary_token = main__primary_token,
+        .fence = main__fence,
         .primary_arg = s->cluster,
         .db = s->ctx.db,
         .bs = s->ctx.bs,

@@ -51,15 +51,26 @@ struct cluster {
     pthread_cond_t wake;
     bool stopping;
 
-    atomic_int_fast64_t lease_deadline_ns; /* monotonic; the cache may be used before it */
+    atomic_int_fast64_t lease_deadline_ns;   /* monotonic; the cache may be used before it */
+    atomic_int_fast64_t primary_deadline_ns; /* monotonic; primary (advisory) before it */
     atomic_bool draining, primary;
     atomic_uint_fast64_t primary_token;
+
+    /* what this node has seen of each peer's renewal counter, and since when
+     * (monotonic): a counter that stood still for a whole lease means the
+     * peer's lease is over, whatever any clock but ours says (under lock) */
+    struct cluster__seen {
+        char id[CLUSTER_ID_MAX];
+        long long renewals;
+        int64_t since_ns;
+    } seen[CLUSTER_MAX_PEERS];
+    int nseen;
 
     char peer_ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX],
         peer_eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
     int npeers;
 
-    atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks;
+    atomic_uint_fast64_t st_sent, st_missing, st_waits, st_flushes, st_tasks, st_unconfirmed;
     atomic_uint_fast64_t st_inval_bucket[CLUSTER_INVAL_BUCKETS + 1], st_inval_us;
 };
 
@@ -193,93 +204,238 @@ static void cluster__merge_peers(struct cluster *c, char (*ids)[CLUSTER_ID_MAX],
 /* ---- the writer's side ---- */
 
 /*
- * A peer did not acknowledge: flag it to flush, then wait until it
- * confirms the flush or its lease has expired by the database clock. Never
- * longer than the lease (plus a margin), even without a database.
+ * Record that peer id's renewal counter is renewals now; return since when
+ * (this node's monotonic clock) it has had that value. Called after the
+ * query that read it returned, so the renewal that set it had committed,
+ * and the peer's deadline from it is earlier than since + lease.
  */
-static void cluster__wait_out(struct cluster *c, const char *peer)
+static int64_t cluster__observe(struct cluster *c, const char *id, long long renewals, int64_t now)
 {
-    atomic_fetch_add(&c->st_waits, 1);
-    int64_t deadline =
-        cluster__mono_ns() + (int64_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
-    const char *p[2] = {peer, NULL};
-    struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
-                      "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id = $1"
-                      " RETURNING flush_epoch",
-                      1, p);
-    char epoch[24] = "";
-    if (rc == GR_OK && db_res_rows(res) == 1)
-        snprintf(epoch, sizeof(epoch), "%s", db_res_get(res, 0, 0));
-    db_res_free(res);
-    if (rc == GR_OK && !epoch[0])
-        return; /* the node was removed */
-    while (cluster__mono_ns() < deadline) {
-        if (epoch[0]) {
-            p[1] = epoch;
-            res = NULL;
-            rc = db_exec1(c->db, &res,
-                          "SELECT lease_expiry <= now() OR flushed_epoch >= $2::bigint"
-                          " FROM cluster_nodes WHERE id = $1",
-                          2, p);
-            bool done = rc == GR_OK && (db_res_rows(res) == 0 || db_res_get(res, 0, 0)[0] == 't');
-            db_res_free(res);
-            if (done)
-                return;
-        }
-        usleep(CLUSTER_POLL_US);
+    pthread_mutex_lock(&c->lock);
+    int i, oldest = 0;
+    for (i = 0; i < c->nseen; i++) {
+        if (!strcmp(c->seen[i].id, id))
+            break;
+        if (c->seen[i].since_ns < c->seen[oldest].since_ns)
+            oldest = i;
     }
+    if (i == c->nseen) {
+        if (c->nseen < CLUSTER_MAX_PEERS)
+            c->nseen++;
+        else
+            i = oldest;
+        snprintf(c->seen[i].id, CLUSTER_ID_MAX, "%s", id);
+        c->seen[i].renewals = renewals;
+        c->seen[i].since_ns = now;
+    } else if (c->seen[i].renewals != renewals) {
+        c->seen[i].renewals = renewals;
+        c->seen[i].since_ns = now;
+    }
+    int64_t since = c->seen[i].since_ns;
+    pthread_mutex_unlock(&c->lock);
+    return since;
 }
 
-static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
+/*
+ * How long a counter must stand still, or a flagged node be waited for,
+ * before its lease is over: its own lease (peer_lease_ms, as its last
+ * renewal stored it; nodes may be configured with different leases) or
+ * this node's, whichever is longer, plus the margin.
+ */
+static int64_t cluster__lease_over_ns(const struct cluster *c, int peer_lease_ms)
+{
+    int lease = peer_lease_ms > c->lease_ms ? peer_lease_ms : c->lease_ms;
+    return (int64_t)(lease + CLUSTER_WAIT_MARGIN_MS) * 1000000LL;
+}
+
+/*
+ * The peers ids[0..n) did not acknowledge: flag them to flush (one
+ * statement), then wait until each confirmed its flush or a whole lease
+ * (the longest of theirs, lease_ms, or this node's) has passed on this
+ * node's clock since the flags were stored. Any renewal
+ * of a peer that commits after its flag sees it and drops the cache first;
+ * one that committed before it gave the peer a deadline earlier than the
+ * flag plus a lease. No database clock is read. All silent peers are
+ * waited for at once, so a write waits one lease however many are silent.
+ * false: the flags could not be stored within a lease (no database): such
+ * a peer may go on serving the old state, so the write is not acknowledged.
+ */
+static bool cluster__wait_out(struct cluster *c, const char *const *ids, int n, int lease_ms)
+{
+    atomic_fetch_add(&c->st_waits, (uint64_t)n);
+    int64_t give_up = cluster__mono_ns() + cluster__lease_over_ns(c, lease_ms);
+    struct gr_sbuf arr = GR_SBUF_INIT, eps = GR_SBUF_INIT;
+    db_text_array(&arr, ids, n);
+    const char *p[2] = {arr.buf, NULL};
+    struct db_res *flags = NULL;
+    int64_t flagged_at = 0;
+    for (;;) {
+        if (db_exec1(c->db, &flags,
+                     "UPDATE cluster_nodes SET flush_epoch = flush_epoch + 1 WHERE id ="
+                     " ANY($1::text[]) RETURNING id, flush_epoch",
+                     1, p) == GR_OK) {
+            flagged_at = cluster__mono_ns();
+            break;
+        }
+        db_res_free(flags);
+        flags = NULL;
+        if (cluster__mono_ns() >= give_up) {
+            gr_sbuf_release(&arr);
+            return false;
+        }
+        usleep(CLUSTER_POLL_US * 5);
+    }
+    /* a node no longer in the table (removed) has nothing to flush */
+    int nf = db_res_rows(flags);
+    if (nf == 0) {
+        db_res_free(flags);
+        gr_sbuf_release(&arr);
+        return true;
+    }
+    const char *fid[CLUSTER_MAX_PEERS], *fep[CLUSTER_MAX_PEERS];
+    for (int i = 0; i < nf && i < CLUSTER_MAX_PEERS; i++) {
+        fid[i] = db_res_get(flags, i, 0);
+        fep[i] = db_res_get(flags, i, 1);
+    }
+    gr_sbuf_reset(&arr);
+    db_text_array(&arr, fid, nf < CLUSTER_MAX_PEERS ? nf : CLUSTER_MAX_PEERS);
+    db_text_array(&eps, fep, nf < CLUSTER_MAX_PEERS ? nf : CLUSTER_MAX_PEERS);
+    db_res_free(flags);
+    p[0] = arr.buf;
+    p[1] = eps.buf;
+    int64_t deadline = flagged_at + cluster__lease_over_ns(c, lease_ms);
+    while (cluster__mono_ns() < deadline) {
+        struct db_res *res = NULL;
+        int rc = db_exec1(c->db, &res,
+                          "SELECT count(*) FROM unnest($1::text[], $2::bigint[]) AS v(id, e) JOIN"
+                          " cluster_nodes n ON n.id = v.id WHERE n.flushed_epoch < v.e",
+                          2, p);
+        bool done = rc == GR_OK && db_res_get(res, 0, 0)[0] == '0';
+        db_res_free(res);
+        if (done)
+            break;
+        usleep(CLUSTER_POLL_US);
+    }
+    gr_sbuf_release(&arr);
+    gr_sbuf_release(&eps);
+    return true;
+}
+
+static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n);
 
 /* Acknowledged invalidation (below), timed for the metrics. */
-void cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
+bool cluster_invalidate(void *arg, const struct cluster_key *items, size_t n)
 {
     struct cluster *c = arg;
     int64_t t0 = cluster__mono_ns();
-    cluster__invalidate_peers(c, items, n);
+    bool ok = cluster__invalidate_peers(c, items, n);
     double s = (double)(cluster__mono_ns() - t0) / 1e9;
     int b = 0;
     while (b < CLUSTER_INVAL_BUCKETS && s > cluster_inval_bounds[b])
         b++;
     atomic_fetch_add(&c->st_inval_bucket[b], 1);
     atomic_fetch_add(&c->st_inval_us, (uint64_t)(s * 1e6));
+    if (!ok) {
+        atomic_fetch_add(&c->st_unconfirmed, 1);
+        gr_warn("cluster: invalidation not confirmed (no database to flag a silent peer with)");
+    }
+    return ok;
 }
 
 /* The peers a writer must reach: those holding a cache lease now. */
 struct cluster__peers {
     char ids[CLUSTER_MAX_PEERS][CLUSTER_ID_MAX], eps[CLUSTER_MAX_PEERS][CLUSTER_ENDPOINT_MAX];
+    int lease_ms[CLUSTER_MAX_PEERS]; /* each one's lease, as its last renewal stored it */
     int n;
     bool from_db; /* false: the database did not answer, every known peer instead */
 };
 
 /*
- * Step 1: who holds a lease now, by the database clock: a node that joined a
- * moment ago is included, a node whose lease expired flushes on its own
- * before it serves again. Without a database, every peer this node knows
- * (and no way to flag one).
+ * Step 1: the peers that may hold a cache lease now. Every node not marked
+ * down is read with its renewal counter; one whose counter this node has
+ * seen stand still for a whole lease (its own clock) is flagged to flush
+ * in a statement that rechecks the counter under the row lock, and is not
+ * waited for: its lease is over, and a later renewal sees the flag and
+ * drops its cache first. The others are sent the keys. No database clock is
+ * read, so a failover to a server with another clock changes nothing.
+ * Without a database (retried for up to a lease): every peer this node
+ * knows, and from_db false.
  */
 static void cluster__lease_holders(struct cluster *c, struct cluster__peers *pp)
 {
     const char *p[1] = {c->id};
     struct db_res *res = NULL;
+    int64_t give_up = cluster__mono_ns() + (int64_t)c->lease_ms * 1000000LL;
     pp->n = 0;
-    pp->from_db = db_exec1(c->db, &res,
-                           "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1"
-                           " AND lease_expiry > now() ORDER BY id",
-                           1, p) == GR_OK;
-    if (pp->from_db) {
-        for (int i = 0; i < db_res_rows(res) && pp->n < CLUSTER_MAX_PEERS; i++, pp->n++) {
-            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
-            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
-        }
-    } else {
+    for (;;) {
+        pp->from_db = db_exec1(c->db, &res,
+                               "SELECT id, bus_endpoint, renewals, greatest(0, (extract(epoch FROM"
+                               " lease_expiry - heartbeat) * 1000)::bigint) FROM cluster_nodes"
+                               " WHERE id <> $1 AND state <> 'down' ORDER BY id",
+                               1, p) == GR_OK;
+        if (pp->from_db || cluster__mono_ns() >= give_up)
+            break;
+        usleep(CLUSTER_POLL_US * 5);
+    }
+    if (!pp->from_db) {
         pthread_mutex_lock(&c->lock);
         pp->n = c->npeers;
         memcpy(pp->ids, c->peer_ids, sizeof(pp->ids[0]) * (size_t)pp->n);
         memcpy(pp->eps, c->peer_eps, sizeof(pp->eps[0]) * (size_t)pp->n);
         pthread_mutex_unlock(&c->lock);
+        for (int i = 0; i < pp->n; i++)
+            pp->lease_ms[i] = c->lease_ms;
+        db_res_free(res);
+        return;
+    }
+    int64_t now = cluster__mono_ns();
+    const char *over_ids[CLUSTER_MAX_PEERS], *over_eps[CLUSTER_MAX_PEERS];
+    const char *over_n[CLUSTER_MAX_PEERS];
+    int over_lease[CLUSTER_MAX_PEERS], nover = 0;
+    for (int i = 0; i < db_res_rows(res) && i < CLUSTER_MAX_PEERS; i++) {
+        const char *id = db_res_get(res, i, 0);
+        int64_t since = cluster__observe(c, id, strtoll(db_res_get(res, i, 2), NULL, 10), now);
+        long long lease = strtoll(db_res_get(res, i, 3), NULL, 10);
+        int lease_ms = lease > 0 && lease < INT32_MAX ? (int)lease : c->lease_ms;
+        if (now - since >= cluster__lease_over_ns(c, lease_ms)) {
+            over_ids[nover] = id;
+            over_eps[nover] = db_res_get(res, i, 1);
+            over_lease[nover] = lease_ms;
+            over_n[nover++] = db_res_get(res, i, 2);
+            continue;
+        }
+        snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", id);
+        snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
+        pp->lease_ms[pp->n] = lease_ms;
+        pp->n++;
+    }
+    if (nover > 0) {
+        struct gr_sbuf ids = GR_SBUF_INIT, ns = GR_SBUF_INIT;
+        db_text_array(&ids, over_ids, nover);
+        db_text_array(&ns, over_n, nover);
+        const char *q[2] = {ids.buf, ns.buf};
+        struct db_res *fl = NULL;
+        int rc = db_exec1(c->db, &fl,
+                          "UPDATE cluster_nodes n SET flush_epoch = CASE WHEN n.flush_epoch >"
+                          " n.flushed_epoch THEN n.flush_epoch ELSE n.flush_epoch + 1 END FROM"
+                          " unnest($1::text[], $2::bigint[]) AS v(id, r) WHERE n.id = v.id AND"
+                          " n.renewals = v.r RETURNING n.id",
+                          2, q);
+        gr_sbuf_release(&ids);
+        gr_sbuf_release(&ns);
+        for (int k = 0; k < nover; k++) {
+            bool flagged = false;
+            for (int i = 0; rc == GR_OK && i < db_res_rows(fl) && !flagged; i++)
+                flagged = !strcmp(db_res_get(fl, i, 0), over_ids[k]);
+            if (flagged)
+                continue;
+            /* it renewed after all (or no database): send it the keys */
+            snprintf(pp->ids[pp->n], CLUSTER_ID_MAX, "%s", over_ids[k]);
+            snprintf(pp->eps[pp->n], CLUSTER_ENDPOINT_MAX, "%s", over_eps[k]);
+            pp->lease_ms[pp->n] = over_lease[k];
+            pp->n++;
+        }
+        db_res_free(fl);
     }
     db_res_free(res);
 }
@@ -295,23 +451,26 @@ static bool cluster__ack_is(const struct bus_ack_result *acks, const char *peer,
 
 /*
  * Step 3: a peer the first send could not reach (connected a moment ago):
- * send to it alone every CLUSTER_RETRY_STEP_MS for up to the ack timeout.
+ * send to it alone every CLUSTER_RETRY_STEP_MS until the monotonic time
+ * until (one ack timeout after the first send, shared by all such peers).
  * Stops early when it answers, or when it is reachable but silent. true:
  * it acknowledged.
  */
 static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_result *acks,
-                                       const char *peer, const struct cluster_key *items, size_t n)
+                                       const char *peer, const struct cluster_key *items, size_t n,
+                                       int64_t until)
 {
     if (!cluster__ack_is(acks, peer, BUS_EUNREACH))
         return false;
-    for (int t = 0; t < c->bus_timeout_ms; t += CLUSTER_RETRY_STEP_MS) {
+    while (cluster__mono_ns() + CLUSTER_RETRY_STEP_MS * 1000000LL < until) {
         usleep(CLUSTER_RETRY_STEP_MS * 1000);
         struct gr_sbuf payload = GR_SBUF_INIT;
         cluster__encode(&payload, items, n);
         struct bus_ack_result one;
         memset(&one, 0, sizeof(one));
+        int left = (int)((until - cluster__mono_ns()) / 1000000LL);
         int rc = bus_request_one(c->bus, peer, CLUSTER_MSG_INVALIDATE, payload.buf, payload.len,
-                                 c->bus_timeout_ms, &one);
+                                 left > 10 ? left : 10, &one);
         gr_sbuf_release(&payload);
         bool reachable = one.n == 1 && one.acks[0].status != BUS_EUNREACH;
         bus_ack_result_free(&one);
@@ -335,12 +494,12 @@ static bool cluster__retry_unreachable(struct cluster *c, const struct bus_ack_r
  * longer serve from its cache: the no-stale-read guarantee of
  * docs/cluster.md rests on this.
  */
-static void cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
+static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_key *items, size_t n)
 {
     struct cluster__peers pp;
     cluster__lease_holders(c, &pp);
     if (pp.n == 0)
-        return;
+        return pp.from_db;
     cluster__merge_peers(c, pp.ids, pp.eps, pp.n, false);
     /* step 2 */
     struct gr_sbuf payload = GR_SBUF_INIT;
@@ -352,21 +511,25 @@ static void cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
                               c->bus_timeout_ms, &acks);
     (void)brc; /* BUS_EINCOMPLETE and errors: the per-peer statuses tell */
     gr_sbuf_release(&payload);
+    bool ok = pp.from_db; /* without the database, a node that joined a moment ago is unknown */
+    const char *silent[CLUSTER_MAX_PEERS];
+    int nsilent = 0, silent_lease = 0;
+    int64_t retry_until = cluster__mono_ns() + (int64_t)c->bus_timeout_ms * 1000000LL;
     for (int i = 0; i < pp.n; i++) {
         if (cluster__ack_is(&acks, pp.ids[i], BUS_OK) ||
-            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n)) /* step 3 */
+            cluster__retry_unreachable(c, &acks, pp.ids[i], items, n, retry_until)) /* step 3 */
             continue;
-        /* step 4 */
         atomic_fetch_add(&c->st_missing, 1);
         gr_warn("cluster: no acknowledgement from %s: waiting out its lease", pp.ids[i]);
-        if (pp.from_db) {
-            cluster__wait_out(c, pp.ids[i]);
-        } else {
-            usleep((useconds_t)(c->lease_ms + CLUSTER_WAIT_MARGIN_MS) * 1000);
-            break; /* one full lease covers every peer */
-        }
+        silent[nsilent++] = pp.ids[i];
+        if (pp.lease_ms[i] > silent_lease)
+            silent_lease = pp.lease_ms[i];
     }
+    /* step 4 */
+    if (nsilent > 0 && !cluster__wait_out(c, silent, nsilent, silent_lease))
+        ok = false;
     bus_ack_result_free(&acks);
+    return ok;
 }
 
 /* ---- the heartbeat thread ---- */
@@ -405,7 +568,8 @@ static void cluster__renew(struct cluster *c)
     int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET heartbeat = now(),"
                       " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
-                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5"
+                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5,"
+                      " renewals = renewals + 1"
                       " WHERE id = $1 RETURNING flush_epoch, flushed_epoch",
                       5, p);
     if (rc) {
@@ -448,41 +612,98 @@ static void cluster__refresh_peers(struct cluster *c)
     const char *p[2] = {c->id, down};
     struct db_res *res = NULL;
     int rc = db_exec1(c->db, &res,
-                      "SELECT id, bus_endpoint FROM cluster_nodes WHERE id <> $1 AND"
-                      " (lease_expiry > now() OR (state <> 'down' AND heartbeat > now() -"
-                      " make_interval(secs => $2::double precision / 1000))) ORDER BY id",
+                      "SELECT id, bus_endpoint, renewals, state <> 'down' AND (lease_expiry >"
+                      " now() OR heartbeat > now() - make_interval(secs => $2::double precision"
+                      " / 1000)) FROM cluster_nodes WHERE id <> $1 ORDER BY id",
                       2, p);
     if (rc == GR_OK) {
         int n = 0;
-        for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++, n++) {
+        int64_t now = cluster__mono_ns();
+        for (int i = 0; i < db_res_rows(res) && n < CLUSTER_MAX_PEERS; i++) {
+            cluster__observe(c, db_res_get(res, i, 0), strtoll(db_res_get(res, i, 2), NULL, 10),
+                             now);
+            if (db_res_get(res, i, 3)[0] != 't')
+                continue; /* the bus connects to live nodes only */
             snprintf(ids[n], CLUSTER_ID_MAX, "%s", db_res_get(res, i, 0));
             snprintf(eps[n], CLUSTER_ENDPOINT_MAX, "%s", db_res_get(res, i, 1));
+            n++;
         }
         cluster__merge_peers(c, ids, eps, n, true);
     }
     db_res_free(res);
 }
 
+/*
+ * Take the primary lease, in a transaction of its own: lock its row
+ * FOR UPDATE without waiting (SKIP LOCKED: a fenced action of the holder,
+ * or the holder's renewal, holds it now; the holder is alive, try again at
+ * the next heartbeat), then take it when it expired, or, for the preferred
+ * primary, when its holder is not an alive preferred node; insert it when
+ * there is none. *res: holder and token when taken (else no row).
+ */
+static int cluster__take_primary(struct cluster *c, const char *const p[4], struct db_res **res)
+{
+    struct db_conn *conn;
+    int rc = db_acquire(c->db, DB_ACQUIRE_TIMEOUT_MS, &conn);
+    if (rc)
+        return rc;
+    struct db_res *lk = NULL;
+    const char *q[3] = {p[0], p[2], p[3]}; /* id, preferred, down_after_ms */
+    rc = db_begin(conn);
+    if (rc == GR_OK)
+        rc =
+            db_exec(conn, &lk,
+                    "SELECT l.expiry < now() OR ($2::boolean AND NOT EXISTS (SELECT 1 FROM"
+                    " cluster_nodes n WHERE n.id = l.holder AND n.preferred_primary AND n.state <>"
+                    " 'down' AND n.heartbeat > now() - make_interval(secs => $3::double precision /"
+                    " 1000))) FROM cluster_leases l WHERE l.name = 'primary' AND l.holder <> $1"
+                    " FOR UPDATE OF l SKIP LOCKED",
+                    3, q);
+    if (rc == GR_OK && db_res_rows(lk) == 1 && db_res_get(lk, 0, 0)[0] == 't')
+        rc = db_exec(conn, res,
+                     "UPDATE cluster_leases SET holder = $1, token = token + 1, expiry = now() +"
+                     " make_interval(secs => $2::double precision / 1000) WHERE name = 'primary'"
+                     " RETURNING holder, token",
+                     2, p);
+    else if (rc == GR_OK && db_res_rows(lk) == 0)
+        /* no lease yet (or it is locked: then this does nothing, without waiting) */
+        rc = db_exec(conn, res,
+                     "INSERT INTO cluster_leases (name, holder, token, expiry) VALUES ('primary',"
+                     " $1, 1, now() + make_interval(secs => $2::double precision / 1000))"
+                     " ON CONFLICT (name) DO NOTHING RETURNING holder, token",
+                     2, p);
+    db_res_free(lk);
+    rc = rc ? (db_rollback(conn), rc) : db_commit(conn);
+    db_release(conn);
+    return rc;
+}
+
+/*
+ * Hold or take the primary lease. The holder's renewal moves the expiry
+ * only: a lock (FOR NO KEY UPDATE) that the fenced actions' FOR KEY SHARE
+ * (cluster_fence) does not conflict with, so a long fenced action never
+ * holds up the renewal, nor with it this thread's cache lease. Taking the
+ * lease over needs FOR UPDATE, which waits for (here: skips while) every
+ * fenced action of the holder.
+ */
 static void cluster__primary(struct cluster *c)
 {
+    int64_t t0 = cluster__mono_ns(); /* before the renewal is sent */
     char lease[16], down[16];
     snprintf(lease, sizeof(lease), "%d", CLUSTER_PRIMARY_LEASE_MS);
     snprintf(down, sizeof(down), "%d", c->down_after_ms);
     const char *p[4] = {c->id, lease, c->preferred ? "true" : "false", down};
     struct db_res *res = NULL;
-    int rc = db_exec1(
-        c->db, &res,
-        "INSERT INTO cluster_leases AS l (name, holder, token, expiry) VALUES ('primary', $1, 1,"
-        " now() + make_interval(secs => $2::double precision / 1000))"
-        " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
-        " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END,"
-        " expiry = EXCLUDED.expiry"
-        " WHERE l.holder = EXCLUDED.holder OR l.expiry < now() OR ($3::boolean AND NOT EXISTS"
-        " (SELECT 1 FROM cluster_nodes n WHERE n.id = l.holder AND n.preferred_primary AND"
-        " n.state <> 'down' AND n.heartbeat > now() - make_interval(secs => $4::double precision"
-        " / 1000)))"
-        " RETURNING holder, token",
-        4, p);
+    int rc = db_exec1(c->db, &res,
+                      "UPDATE cluster_leases SET expiry = now() + make_interval(secs =>"
+                      " $2::double precision / 1000) WHERE name = 'primary' AND holder = $1"
+                      " RETURNING holder, token",
+                      2, p);
+    if (rc == GR_OK && db_res_rows(res) == 0) {
+        db_res_free(res);
+        res = NULL;
+        rc = cluster__take_primary(c, p, &res);
+    }
     bool mine = rc == GR_OK && db_res_rows(res) == 1 && !strcmp(db_res_get(res, 0, 0), c->id);
     if (mine) {
         uint64_t token = strtoull(db_res_get(res, 0, 1), NULL, 10);
@@ -490,36 +711,66 @@ static void cluster__primary(struct cluster *c)
             gr_info("cluster: this node is now the primary (token %llu)",
                     (unsigned long long)token);
         atomic_store(&c->primary_token, token);
-    } else if (atomic_load(&c->primary)) {
+        atomic_store(&c->primary_deadline_ns, t0 + (int64_t)CLUSTER_PRIMARY_LEASE_MS * 1000000LL);
+    } else if (atomic_load(&c->primary) && rc == GR_OK) {
         gr_info("cluster: this node is no longer the primary");
+    } else if (atomic_load(&c->primary)) {
+        gr_warn("cluster: cannot renew the primary lease; acting as primary no longer");
     }
     atomic_store(&c->primary, mine);
     db_res_free(res);
 }
 
-/* Cluster task: forget nodes down for longer than remove_down_after (fenced). */
+/*
+ * Cluster task: forget nodes down for longer than remove_down_after, in a
+ * transaction fenced by the lease's token (cluster_fence); and keep a week of
+ * the primary's task log.
+ */
 static void cluster__tasks(struct cluster *c)
 {
-    if (!atomic_load(&c->primary))
+    uint64_t token = cluster_primary_token(c);
+    if (!token)
         return;
-    char secs[16], token[24];
+    char secs[16];
     snprintf(secs, sizeof(secs), "%d", c->remove_down_after_s);
-    snprintf(token, sizeof(token), "%llu", (unsigned long long)atomic_load(&c->primary_token));
-    const char *p[3] = {c->id, token, secs};
+    const char *p[2] = {c->id, secs};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
-                      "DELETE FROM cluster_nodes n WHERE n.id <> $1 AND n.heartbeat < now() -"
-                      " make_interval(secs => $3::double precision) AND EXISTS (SELECT 1 FROM"
-                      " cluster_leases l WHERE l.name = 'primary' AND l.holder = $1 AND"
-                      " l.token = $2::bigint AND l.expiry > now()) RETURNING n.id",
-                      3, p);
-    if (rc == GR_OK) {
-        atomic_fetch_add(&c->st_tasks, 1);
-        for (int i = 0; i < db_res_rows(res); i++)
-            gr_info("cluster: removed node %s (down for more than %d s)", db_res_get(res, i, 0),
-                    c->remove_down_after_s);
-    }
+    const char *stale = "n.id <> $1 AND n.heartbeat < now() - make_interval(secs => "
+                        "$2::double precision)";
+    struct gr_sbuf q = GR_SBUF_INIT;
+    gr_sbuf_addf(&q, "SELECT count(*) FROM cluster_nodes n WHERE %s", stale);
+    int rc = db_exec1(c->db, &res, q.buf, 2, p);
+    bool any = rc == GR_OK && strtoll(db_res_get(res, 0, 0), NULL, 10) > 0;
     db_res_free(res);
+    res = NULL;
+    if (any) {
+        struct db_conn *conn;
+        if (db_acquire(c->db, DB_ACQUIRE_TIMEOUT_MS, &conn) == GR_OK) {
+            rc = db_begin(conn);
+            if (rc == GR_OK)
+                rc = cluster_fence(c, conn, token, "remove-nodes", "");
+            gr_sbuf_reset(&q);
+            gr_sbuf_addf(&q, "DELETE FROM cluster_nodes n WHERE %s RETURNING n.id", stale);
+            if (rc == GR_OK)
+                rc = db_exec(conn, &res, q.buf, 2, p);
+            rc = rc ? (db_rollback(conn), rc) : db_commit(conn);
+            db_release(conn);
+            if (rc == GR_OK) {
+                atomic_fetch_add(&c->st_tasks, 1);
+                for (int i = 0; i < db_res_rows(res); i++)
+                    gr_info("cluster: removed node %s (down for more than %d s; token %llu)",
+                            db_res_get(res, i, 0), c->remove_down_after_s,
+                            (unsigned long long)token);
+            }
+            db_res_free(res);
+        }
+    }
+    gr_sbuf_release(&q);
+    /* about once a minute (a heartbeat is a second at most) */
+    if (rand() % 60 == 0 &&
+        db_exec1(c->db, NULL, "DELETE FROM primary_task_log WHERE at < now() - interval '7 days'",
+                 0, NULL) != GR_OK)
+        gr_debug("cluster: could not prune the primary's task log");
 }
 
 static void *cluster__thread(void *arg)
@@ -579,14 +830,27 @@ static int cluster__check_key(struct cluster *c)
     }
     const char *p[1] = {want};
     struct db_res *res = NULL;
-    int rc = db_exec1(c->db, &res,
+    int rc;
+    /* Two first nodes at once: the INSERT of the one that loses waits for
+     * the other's commit and does nothing, but its SELECT's snapshot is
+     * older than that commit and sees no row either. The next statement
+     * sees it. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        db_res_free(res);
+        res = NULL;
+        rc = db_exec1(c->db, &res,
                       "WITH ins AS (INSERT INTO settings (key, value) VALUES"
                       " ('cluster_key_verifier', $1) ON CONFLICT (key) DO NOTHING RETURNING value)"
                       " SELECT value FROM ins UNION ALL SELECT value FROM settings"
                       " WHERE key = 'cluster_key_verifier'",
                       1, p);
-    if (rc)
-        return rc;
+        if (rc) {
+            db_res_free(res);
+            return rc;
+        }
+        if (db_res_rows(res) >= 1)
+            break;
+    }
     bool ok = false, update = false;
     if (db_res_rows(res) >= 1) {
         const char *v = db_res_get(res, 0, 0);
@@ -711,7 +975,10 @@ void cluster_stop(struct cluster *c)
                  "UPDATE cluster_nodes SET state = 'down', lease_expiry = now() WHERE id = $1", 1,
                  p) != GR_OK)
         gr_warn("cluster: could not mark this node down; peers wait out its lease");
-    if (db_exec1(c->db, NULL, "DELETE FROM cluster_leases WHERE name = 'primary' AND holder = $1",
+    /* expired, not deleted: the next holder's token is one more, never 1 again */
+    if (db_exec1(c->db, NULL,
+                 "UPDATE cluster_leases SET expiry = now() - interval '1 ms' WHERE name ="
+                 " 'primary' AND holder = $1",
                  1, p) != GR_OK)
         gr_warn("cluster: could not release the primary lease");
     bus_close(c->bus);
@@ -732,14 +999,50 @@ bool cluster_is_draining(struct cluster *c)
     return c && atomic_load(&c->draining);
 }
 
+/*
+ * Primary only while the lease renewed by this node is younger than the
+ * lease by its own clock: a node whose heartbeat is stuck (a database that
+ * does not answer) stops believing it is the primary. Advisory: what the
+ * primary does is fenced by the token in the database (cluster_fence()).
+ */
 bool cluster_is_primary(struct cluster *c)
 {
-    return c && atomic_load(&c->primary);
+    return c && atomic_load(&c->primary) &&
+           cluster__mono_ns() < atomic_load(&c->primary_deadline_ns);
 }
 
 uint64_t cluster_primary_token(struct cluster *c)
 {
-    return c && atomic_load(&c->primary) ? atomic_load(&c->primary_token) : 0;
+    return cluster_is_primary(c) ? atomic_load(&c->primary_token) : 0;
+}
+
+const char *cluster_node_id(struct cluster *c)
+{
+    return c ? c->id : "";
+}
+
+int cluster_fence(struct cluster *c, struct db_conn *conn, uint64_t token, const char *task,
+                  const char *subject)
+{
+    if (!c || token == 0)
+        return GR_ECONFLICT;
+    char tok[24];
+    snprintf(tok, sizeof(tok), "%llu", (unsigned long long)token);
+    const char *p[4] = {c->id, tok, task, subject ? subject : ""};
+    struct db_res *res = NULL;
+    int rc = db_exec(conn, &res,
+                     "SELECT 1 FROM cluster_leases WHERE name = 'primary' AND holder = $1 AND"
+                     " token = $2::bigint FOR KEY SHARE",
+                     2, p);
+    if (rc == GR_OK && db_res_rows(res) != 1)
+        rc = GR_ECONFLICT;
+    db_res_free(res);
+    if (rc == GR_OK)
+        rc = db_exec(conn, NULL,
+                     "INSERT INTO primary_task_log (token, node, task, subject)"
+                     " VALUES ($2::bigint, $1, $3, $4)",
+                     4, p);
+    return rc;
 }
 
 void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
@@ -752,6 +1055,7 @@ void cluster_get_stats(struct cluster *c, struct cluster_stats *st)
     st->lease_waits = atomic_load(&c->st_waits);
     st->flushes = atomic_load(&c->st_flushes);
     st->primary_tasks_run = atomic_load(&c->st_tasks);
+    st->unconfirmed = atomic_load(&c->st_unconfirmed);
     uint64_t cum = 0;
     for (int b = 0; b <= CLUSTER_INVAL_BUCKETS; b++) {
         cum += atomic_load(&c->st_inval_bucket[b]);
@@ -788,8 +1092,8 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
                             " (SELECT holder FROM cluster_leases WHERE name = 'primary' AND"
                             " expiry > now()),"
                             " (SELECT token FROM cluster_leases WHERE name = 'primary'),"
-                            " (extract(epoch from now() - heartbeat) * 1000)::bigint"
-                            " FROM cluster_nodes ORDER BY id",
+                            " (extract(epoch from now() - heartbeat) * 1000)::bigint,"
+                            " disk_state FROM cluster_nodes ORDER BY id",
         1, p);
     if (rc)
         return rc;
@@ -816,6 +1120,7 @@ int cluster_status(struct cluster *c, struct db_pool *db, struct gr_arena *a,
         out->primary = db_res_get(res, i, 13);
         out->primary_token = strtoull(db_res_get(res, i, 14), NULL, 10);
         n->heartbeat_age_ms = strtoll(db_res_get(res, i, 15), NULL, 10);
+        n->disk = db_res_get(res, i, 16);
     }
     return GR_OK;
 }
@@ -861,10 +1166,13 @@ void cluster_metrics(struct cluster *c, struct gr_sbuf *sb)
                  "granary_cluster_cache_flushes_total %llu\n"
                  "# TYPE granary_cluster_primary_tasks_total counter\n"
                  "granary_cluster_primary_tasks_total %llu\n"
+                 "# TYPE granary_cluster_invalidations_unconfirmed_total counter\n"
+                 "granary_cluster_invalidations_unconfirmed_total %llu\n"
                  "# TYPE granary_cluster_primary gauge\ngranary_cluster_primary %d\n",
                  (unsigned long long)cs.invalidations_sent, (unsigned long long)cs.acks_missing,
                  (unsigned long long)cs.lease_waits, (unsigned long long)cs.flushes,
-                 (unsigned long long)cs.primary_tasks_run, cluster_is_primary(c) ? 1 : 0);
+                 (unsigned long long)cs.primary_tasks_run, (unsigned long long)cs.unconfirmed,
+                 cluster_is_primary(c) ? 1 : 0);
     gr_sbuf_adds(sb, "# HELP granary_cluster_invalidation_seconds Acknowledged invalidation: "
                      "sending the keys until every peer acked or its lease ran out.\n"
                      "# TYPE granary_cluster_invalidation_seconds histogram\n");

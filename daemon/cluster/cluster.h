@@ -84,7 +84,10 @@ extern const struct http_route *const cluster_routes;
  * (docs/cluster.md).
  */
 bool cluster_cache_ok(void *arg);
-void cluster_invalidate(void *arg, const struct cluster_key *keys, size_t n);
+/* false: the keys reached neither every peer nor, for a silent one, the
+ * database that flags it (no database for a whole lease): the mutation is
+ * committed but must not be acknowledged (answer 503). */
+bool cluster_invalidate(void *arg, const struct cluster_key *keys, size_t n);
 
 /* Leave: stop the heartbeat, mark the node down and its lease expired (so
  * writers stop waiting for it), close the bus. NULL is fine. */
@@ -93,13 +96,37 @@ void cluster_stop(struct cluster *c);
 /* Drain (or undrain): state 'draining' in the cluster table. GR_EDB. */
 int cluster_set_draining(struct cluster *c, bool draining) __attribute__((warn_unused_result));
 bool cluster_is_draining(struct cluster *c);
+/* True while this node renewed the primary lease less than a lease ago by
+ * its own clock (a stuck heartbeat ends it). Advisory: actions are fenced. */
 bool cluster_is_primary(struct cluster *c);
 /* The fencing token of the primary lease this node holds (0 when it holds
- * none or c is NULL): cluster tasks check it inside their own statement. */
+ * none, its renewal is older than the lease, or c is NULL): cluster tasks
+ * check it inside their own transaction (cluster_fence()). */
 uint64_t cluster_primary_token(struct cluster *c);
+/* This node's id ("" for NULL). */
+const char *cluster_node_id(struct cluster *c);
+
+struct db_conn;
+/*
+ * Fence one action of the primary (docs/cluster.md "The primary"): inside
+ * a transaction on conn, lock the primary lease's row FOR KEY SHARE if this
+ * node holds it with token, and record the action in primary_task_log.
+ * Until conn commits or rolls back, no other node can take the lease (a
+ * takeover locks the row FOR UPDATE, which conflicts), while this node's
+ * own renewals (FOR NO KEY UPDATE) go on; so everything the transaction
+ * does is done by the one primary of that token: a deposed primary's
+ * action fails here and must be rolled back.
+ *
+ * @param[in] task, subject  what is done, and to what (for the log)
+ * @return GR_OK; GR_ECONFLICT when this node does not hold the lease with
+ *         token (deposed, or 0: not the primary); GR_EDB.
+ */
+int cluster_fence(struct cluster *c, struct db_conn *conn, uint64_t token, const char *task,
+                  const char *subject) __attribute__((warn_unused_result));
 
 struct cluster_node_info {
     const char *id, *state, *zone, *url, *cluster_url, *bus, *version;
+    const char *disk; /* "ok" or "degraded" (the filestore fails) */
     int64_t started_ms, heartbeat_ms, lease_expiry_ms;
     int64_t heartbeat_age_ms; /* by the database's clock: no node's clock skews it */
     uint64_t cache_hits, cache_misses;
@@ -129,6 +156,7 @@ extern const double cluster_inval_bounds[CLUSTER_INVAL_BUCKETS];
 
 struct cluster_stats {
     uint64_t invalidations_sent, acks_missing, lease_waits, flushes, primary_tasks_run;
+    uint64_t unconfirmed; /* invalidations that could not be ensured (answered 503) */
     /* acknowledged invalidation, from the send to the last ack (or lease wait):
      * cumulative counts per bucket of cluster_inval_bounds, then +Inf */
     uint64_t inval_bucket[CLUSTER_INVAL_BUCKETS + 1];

@@ -42,11 +42,11 @@ static void cluster_api__view(struct http_req *r, bool full)
         }
         uint64_t total = n->cache_hits + n->cache_misses;
         json_array_append_new(
-            nodes, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:b,s:I,s:I,s:I}", "id",
-                             n->id, "state", n->state, "zone", n->zone, "url", n->url, "clusterUrl",
-                             n->cluster_url, "bus", n->bus, "version", n->version, "started",
-                             started, "heartbeat", hb, "leaseExpiry", le, "cacheHitRatio",
-                             total ? (double)n->cache_hits / (double)total : 0.0,
+            nodes, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:b,s:I,s:I,s:I}",
+                             "id", n->id, "state", n->state, "disk", n->disk, "zone", n->zone,
+                             "url", n->url, "clusterUrl", n->cluster_url, "bus", n->bus, "version",
+                             n->version, "started", started, "heartbeat", hb, "leaseExpiry", le,
+                             "cacheHitRatio", total ? (double)n->cache_hits / (double)total : 0.0,
                              "preferredPrimary", n->preferred_primary, "cacheHits",
                              (json_int_t)n->cache_hits, "cacheMisses", (json_int_t)n->cache_misses,
                              "heartbeatAgeMs", (json_int_t)n->heartbeat_age_ms));

@@ -24,12 +24,18 @@
 #define DB_MAX_POOL 1000
 #define DB_ERRMSG_MAX 512
 #define DB_DOWN_LOG_EVERY_MS 10000
+/* While the last connection attempt failed less than this long ago, a slot
+ * that needs connecting fails at once (GR_EDB, a 503) instead of waiting out
+ * connect_timeout again: requests fail fast while no primary answers. */
+#define DB_RETRY_AFTER_FAIL_MS 1000
 
 struct db_conn {
     struct db_pool *pool;
     PGconn *pg;                 /* NULL until connected, or after a close */
     bool busy;                  /* acquired by a thread; guarded by pool->mu */
     bool broken;                /* died inside a transaction: fail until release */
+    bool warned;                /* the server sent a WARNING since the last statement began */
+    bool stale;                 /* the server is read-only or going away: close at release */
     char sqlstate[6];           /* of the last failure, "" if none or not the server's */
     char errmsg[DB_ERRMSG_MAX]; /* of the last failure, "" if none */
 };
@@ -41,6 +47,7 @@ struct db_pool {
     int nfree;
     bool down;              /* the last connect attempt failed */
     int64_t down_logged_ms; /* when "cannot connect" was last logged */
+    int64_t down_since_ms;  /* when the last connect attempt failed */
     struct db__params params;
     char desc[256]; /* for log lines; no password */
     struct db_conn *conns;
@@ -86,6 +93,15 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
 }
 
 /* ---- SQLSTATE mapping ----------------------------------------------------- */
+
+bool db__sqlstate_stale(const char *sqlstate)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return false;
+    return strcmp(sqlstate, "25006") == 0       /* read_only_sql_transaction */
+           || strncmp(sqlstate, "57P0", 4) == 0 /* admin shutdown, crash, cannot connect now */
+           || strncmp(sqlstate, "08", 2) == 0;  /* connection exceptions */
+}
 
 int db__sqlstate_err(const char *sqlstate)
 {
@@ -162,7 +178,8 @@ int db__params_build(const char *conninfo, struct db__params *p, char *err, size
         PQfreemem(perr);
         return GR_EINVAL;
     }
-    int total = 2; /* application_name, connect_timeout */
+    /* application_name, connect_timeout, the keepalives (4), tcp_user_timeout, options */
+    int total = 8;
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (o->val)
             total++;
@@ -177,8 +194,27 @@ int db__params_build(const char *conninfo, struct db__params *p, char *err, size
         params__add(p, "application_name", "granary") != GR_OK)
         goto out_free;
     if (!db__params_get(p, "connect_timeout") && !env__set("PGCONNECT_TIMEOUT") &&
-        params__add(p, "connect_timeout", "5") != GR_OK)
+        params__add(p, "connect_timeout", DB_CONNECT_TIMEOUT_S) != GR_OK)
         goto out_free;
+    /*
+     * A server that vanishes without closing the connection (a crash of its
+     * machine, a network partition) must not hold a statement forever: TCP
+     * keepalives notice an idle silence, tcp_user_timeout unacknowledged
+     * data, statement_timeout a server that is there but stuck (a commit
+     * waiting for a synchronous standby that is gone).
+     */
+    static const char *const net[][3] = {
+        {"keepalives", NULL, "1"},
+        {"keepalives_idle", NULL, "5"},
+        {"keepalives_interval", NULL, "2"},
+        {"keepalives_count", NULL, "2"},
+        {"tcp_user_timeout", NULL, DB_TCP_USER_TIMEOUT_MS},
+        {"options", "PGOPTIONS", "-c statement_timeout=" DB_STATEMENT_TIMEOUT_MS DB_SERVER_OPTIONS},
+    };
+    for (size_t i = 0; i < sizeof(net) / sizeof(net[0]); i++)
+        if (!db__params_get(p, net[i][0]) && !(net[i][1] && env__set(net[i][1])) &&
+            params__add(p, net[i][0], net[i][2]) != GR_OK)
+            goto out_free;
     PQconninfoFree(opts);
     return GR_OK;
 
@@ -259,14 +295,23 @@ static void sql__brief(const char *sql, char *buf, size_t len)
 
 /* ---- pool ----------------------------------------------------------------- */
 
-/* libpq notices (e.g. "relation ... already exists, skipping") go to debug. */
-static void conn__notice(void *arg, const char *msg)
+/*
+ * libpq notices (e.g. "relation ... already exists, skipping") go to debug.
+ * A WARNING is remembered on the connection: at COMMIT it is how the server
+ * says "committed locally, but the synchronous standby did not confirm"
+ * (a cancelled wait), which db_commit() must not report as a success.
+ */
+static void conn__notice(void *arg, const PGresult *r)
 {
-    (void)arg;
-    size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        n--;
-    gr_debug("db: server notice: %.*s", (int)n, msg);
+    struct db_conn *c = arg;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (c && sev && strcmp(sev, "WARNING") == 0) {
+        c->warned = true;
+        gr_warn("db: server warning: %s", msg ? msg : "(no message)");
+    } else {
+        gr_debug("db: server notice: %s", msg ? msg : "(no message)");
+    }
 }
 
 static void pool__note_down(struct db_pool *p, const char *msg)
@@ -278,6 +323,7 @@ static void pool__note_down(struct db_pool *p, const char *msg)
     if (log)
         p->down_logged_ms = now;
     p->down = true;
+    p->down_since_ms = now;
     pthread_mutex_unlock(&p->mu);
     if (log)
         gr_error("db: cannot connect to %s: %s", p->desc, msg);
@@ -303,6 +349,7 @@ static int conn__connect(struct db_conn *c)
         c->pg = NULL;
     }
     c->broken = false;
+    c->stale = false;
     PGconn *pg = PQconnectdbParams((const char *const *)p->params.keys,
                                    (const char *const *)p->params.vals, 0);
     if (!pg) {
@@ -318,7 +365,7 @@ static int conn__connect(struct db_conn *c)
         pool__note_down(p, c->errmsg);
         return GR_EDB;
     }
-    PQsetNoticeProcessor(pg, conn__notice, NULL);
+    PQsetNoticeReceiver(pg, conn__notice, c);
     c->pg = pg;
     pool__note_up(p);
     return GR_OK;
@@ -330,6 +377,7 @@ static void conn__close(struct db_conn *c)
         PQfinish(c->pg);
     c->pg = NULL;
     c->broken = false;
+    c->stale = false;
 }
 
 int db_pool_open(const char *conninfo, int size, struct db_pool **out)
@@ -441,6 +489,15 @@ static void pool__give_back(struct db_conn *c)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The last connection attempt failed less than DB_RETRY_AFTER_FAIL_MS ago. */
+static bool pool__failing_fast(struct db_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool fast = p->down && db__now_ms() - p->down_since_ms < DB_RETRY_AFTER_FAIL_MS;
+    pthread_mutex_unlock(&p->mu);
+    return fast;
+}
+
 int db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
 {
     struct timespec deadline;
@@ -470,6 +527,11 @@ int db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
 
     conn__clear_error(c);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        if (pool__failing_fast(p)) {
+            conn__set_error(c, NULL, "no database server answered a moment ago");
+            pool__give_back(c);
+            return GR_EDB;
+        }
         if (conn__connect(c) != GR_OK) {
             pool__give_back(c);
             return GR_EDB;
@@ -483,7 +545,7 @@ void db_release(struct db_conn *c)
 {
     if (!c)
         return;
-    if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
+    if (c->pg && !c->broken && !c->stale && PQstatus(c->pg) == CONNECTION_OK) {
         PGTransactionStatusType ts = PQtransactionStatus(c->pg);
         if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
             gr_debug("db: connection released inside a transaction; rolling back");
@@ -523,6 +585,7 @@ static int conn__run(struct db_conn *c, PGresult **out, const char *sql, int npa
     bool idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
     for (int attempt = 0;; attempt++) {
         db__count_query();
+        c->warned = false;
         PGresult *r = script ? PQexec(c->pg, sql)
                              : PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -560,6 +623,25 @@ static int conn__run(struct db_conn *c, PGresult **out, const char *sql, int npa
             return GR_EDB;
         }
         const char *sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (st == PGRES_FATAL_ERROR && db__sqlstate_stale(sqlstate)) {
+            /* a read-only server (a standby, a demoted primary) or one going
+             * away: this session will not serve writes again */
+            c->stale = true;
+            if (idle && attempt == 0 && !script && strcmp(sqlstate, "25006") == 0) {
+                /* refused before it did anything: find the primary, send again */
+                gr_warn("db: the server is read-only (a failover?); reconnecting");
+                PQclear(r);
+                PQreset(c->pg);
+                c->stale = false;
+                if (PQstatus(c->pg) == CONNECTION_OK) {
+                    pool__note_up(c->pool);
+                    continue;
+                }
+                conn__set_error(c, NULL, PQerrorMessage(c->pg));
+                pool__note_down(c->pool, c->errmsg);
+                return GR_EDB;
+            }
+        }
         const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
         const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
         if (st == PGRES_EMPTY_QUERY)
@@ -651,6 +733,15 @@ int db_commit(struct db_conn *c)
     if (rolled_back) {
         conn__set_error(c, NULL, "transaction was rolled back");
         gr_error("db: commit of a failed transaction rolled it back");
+        return GR_EDB;
+    }
+    if (c->warned) {
+        /* committed on this server, but its wait for the synchronous standby
+         * was cancelled (statement_timeout, a shutdown): not durable on two
+         * servers, so not acknowledged; the client's retry finds the rows */
+        c->stale = true;
+        conn__set_error(c, NULL, "commit not confirmed by the synchronous standby");
+        gr_error("db: commit not confirmed by the synchronous standby; answering 503");
         return GR_EDB;
     }
     return GR_OK;

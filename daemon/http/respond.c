@@ -2,6 +2,7 @@
 #include "http/path.h"
 #include "http/range.h"
 #include "http/req.h"
+#include "repo/repo.h"
 
 #include "base/err.h"
 #include "base/log.h"
@@ -43,8 +44,17 @@ void http_send(struct http_req *r, int status, struct MHD_Response *resp)
         MHD_destroy_response(resp);
         return;
     }
+    if (status >= 200 && status < 300 && repo_invalidation_unconfirmed()) {
+        /* committed, but a peer may still serve the old state: not a success
+         * (the client retries; docs/cluster.md "Across a database failover") */
+        MHD_destroy_response(resp);
+        http_error(r, 503, "the change is stored but not yet visible on every node; retry");
+        return;
+    }
     for (int i = 0; i < r->nanswer_headers; i++)
         MHD_add_response_header(resp, r->answer_headers[i].name, r->answer_headers[i].value);
+    if (status == 503 && !respond__has_answer_header(r, "Retry-After"))
+        MHD_add_response_header(resp, "Retry-After", "1");
     char id[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
     MHD_add_response_header(resp, "X-Request-Id", id);

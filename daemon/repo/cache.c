@@ -262,12 +262,23 @@ void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *ite
         ctx->watch.fn(ctx->watch.arg, items, n);
 }
 
+/* Set on the thread of a mutation whose acknowledged invalidation could not
+ * be completed; read (and cleared) before the request is answered. */
+static _Thread_local bool cache__unconfirmed;
+
+bool repo_invalidation_unconfirmed(void)
+{
+    bool u = cache__unconfirmed;
+    cache__unconfirmed = false;
+    return u;
+}
+
 /* Local invalidation, then (in a cluster) the acknowledged broadcast. */
 static void cache__invalidate(struct repo_ctx *ctx, const struct cluster_key *items, size_t n)
 {
     repo_apply_invalidation(ctx, items, n);
-    if (ctx->hooks.invalidate)
-        ctx->hooks.invalidate(ctx->hooks.arg, items, n);
+    if (ctx->hooks.invalidate && !ctx->hooks.invalidate(ctx->hooks.arg, items, n))
+        cache__unconfirmed = true;
 }
 
 void repo__invalidate(struct repo_ctx *ctx, const struct gr_sbuf *keys, size_t n)

@@ -41,8 +41,11 @@ struct repo_ctx {
         /* false while the cache lease has lapsed: reads bypass the cache */
         bool (*cache_ok)(void *arg);
         /* after a mutation's local invalidation: tell every peer and wait
-         * for their acknowledgements (or their leases) before returning */
-        void (*invalidate)(void *arg, const struct cluster_key *items, size_t n);
+         * for their acknowledgements (or their leases) before returning;
+         * false when that could not be ensured (no database to flag a silent
+         * peer with): the mutation must not be acknowledged
+         * (repo_invalidation_unconfirmed()) */
+        bool (*invalidate)(void *arg, const struct cluster_key *items, size_t n);
         /* the fencing token of the primary lease this node holds, 0 when none */
         uint64_t (*primary_token)(void *arg);
         /* mark this node draining (or not) in the cluster table. GR_EDB. */
@@ -71,6 +74,10 @@ struct repo_ctx {
  * Never fails: if LMDB refuses, the whole cache is dropped.
  */
 void repo_apply_invalidation(struct repo_ctx *ctx, const struct cluster_key *items, size_t n);
+/* Whether a mutation on this thread, since the last call, committed but
+ * could not make sure every peer dropped its keys (then the answer is 503,
+ * not a success: http_send). Clears the flag. */
+bool repo_invalidation_unconfirmed(void);
 
 struct gr_sbuf;
 /* The cache's hit and miss counts as Prometheus lines (a metrics source, http.h). */

@@ -132,6 +132,12 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         (unsigned long long)st.scrub_bad, (unsigned long long)st.repaired,
         (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
         storage_placement_nodes(s));
+    gr_sbuf_addf(sb,
+                 "# HELP granary_storage_disk_degraded 1 while this node's filestore fails"
+                 " (read-only, unwritable, I/O errors)\n"
+                 "# TYPE granary_storage_disk_degraded gauge\n"
+                 "granary_storage_disk_degraded %d\n",
+                 storage_disk_degraded(s) ? 1 : 0);
 }
 
 static bool storage__int(json_t *doc, const char *name, int64_t *v)

@@ -165,6 +165,11 @@ static void internal__stage(struct http_req *r, const char *sha256)
     snprintf(s->sha256, sizeof(s->sha256), "%s", sha256);
     s->d = cr_digest_new(CR_SHA256);
     gr_arena_cleanup(r->arena, internal__stage_cleanup, s);
+    if (storage_disk_refuses(r->ctx->storage)) {
+        /* the sender stages on its next candidate */
+        internal__error(r, 503, "this node's filestore fails: no copy here");
+        return;
+    }
     int rc = s->d ? bs_upload_begin(r->ctx->bs, &s->bu) : BS_ENOMEM;
     if (rc) {
         internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");

@@ -27,15 +27,23 @@
 /* ---- garbage collection ---- */
 
 /* Phase 2 for one tombstoned binary: delete its files under the row lock. */
-static void storage__collect_one(struct storage *b, const char *sha256,
-                                 struct storage_gc_report *out)
+static int storage__collect_one(struct storage *b, uint64_t token, const char *sha256,
+                                struct storage_gc_report *out)
 {
     struct db_conn *c;
     if (db_acquire(b->db, 5000, &c))
-        return;
+        return GR_EDB;
     struct db_res *res = NULL;
     const char *p[2] = {sha256, NULL};
     int rc = db_begin(c);
+    if (rc == GR_OK) {
+        rc = storage__fence(b, c, token, "gc-delete", sha256);
+        if (rc == GR_ECONFLICT) {
+            db_rollback(c);
+            db_release(c);
+            return rc;
+        }
+    }
     /* lock the row only while it is still tombstoned: FOR UPDATE rechecks
      * the condition on the latest version (an upload may have cleared it) */
     if (rc == GR_OK)
@@ -65,7 +73,7 @@ static void storage__collect_one(struct storage *b, const char *sha256,
             rc = rc ? (db_rollback(c), rc) : db_commit(c);
             db_release(c);
             out->revived++;
-            return;
+            return GR_OK;
         }
         db_res_free(res);
         res = NULL;
@@ -84,7 +92,7 @@ static void storage__collect_one(struct storage *b, const char *sha256,
         db_res_free(res);
         db_rollback(c);
         db_release(c);
-        return;
+        return GR_OK;
     }
     uint64_t size = strtoull(db_res_get(res, 0, 0), NULL, 10);
     char *holders = strdup(db_res_get(res, 0, 1));
@@ -126,11 +134,21 @@ static void storage__collect_one(struct storage *b, const char *sha256,
     }
     rc = rc ? (db_rollback(c), rc) : db_commit(c);
     db_release(c);
+    return GR_OK;
 }
 
 int storage_gc(struct storage *b, int64_t grace_s, struct storage_gc_report *out)
 {
+    return storage__gc_run(b, grace_s, false, out);
+}
+
+int storage__gc_run(struct storage *b, int64_t grace_s, bool scheduled,
+                    struct storage_gc_report *out)
+{
     memset(out, 0, sizeof(*out));
+    uint64_t token = storage__run_token(b, scheduled);
+    if (token == 0)
+        return GR_EUNAVAIL; /* not the primary (any more) */
     if (atomic_exchange(&b->gc_running, true))
         return GR_EUNAVAIL;
     int64_t t0 = storage__now_ms();
@@ -144,19 +162,29 @@ int storage_gc(struct storage *b, int64_t grace_s, struct storage_gc_report *out
     snprintf(gs, sizeof(gs), "%lld", (long long)grace_s);
     const char *p[1] = {gs};
     struct db_res *res = NULL;
-    /* phase 1: tombstone, in a committed transaction, what nothing references */
-    int rc = db_exec1(
-        b->db, &res,
-        "UPDATE binaries b SET tombstoned = now() WHERE b.sha256 IN (SELECT x.sha256 FROM"
-        " binaries x WHERE x.tombstoned IS NULL AND x.touched < now() - make_interval(secs =>"
-        " $1::double precision) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 ="
-        " x.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = x.sha256) AND NOT"
-        " EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 = x.sha256) LIMIT 10000"
-        " FOR UPDATE SKIP LOCKED) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 ="
-        " b.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 = b.sha256) AND NOT"
-        " EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 = b.sha256)"
-        " RETURNING b.sha256",
-        1, p);
+    /* phase 1: tombstone, in a committed transaction (fenced), what nothing references */
+    struct db_conn *c;
+    int rc = db_acquire(b->db, 5000, &c);
+    if (rc == GR_OK) {
+        rc = db_begin(c);
+        if (rc == GR_OK)
+            rc = storage__fence(b, c, token, "gc", "");
+        if (rc == GR_OK)
+            rc = db_exec(
+                c, &res,
+                "UPDATE binaries b SET tombstoned = now() WHERE b.sha256 IN (SELECT x.sha256 FROM"
+                " binaries x WHERE x.tombstoned IS NULL AND x.touched < now() - make_interval(secs"
+                " => $1::double precision) AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE"
+                " a.sha256 = x.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256 ="
+                " x.sha256) AND NOT EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 = x.sha256)"
+                " LIMIT 10000 FOR UPDATE SKIP LOCKED) AND NOT EXISTS (SELECT 1 FROM artifacts a"
+                " WHERE a.sha256 = b.sha256) AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.sha256"
+                " = b.sha256) AND NOT EXISTS (SELECT 1 FROM binary_pins p WHERE p.sha256 ="
+                " b.sha256) RETURNING b.sha256",
+                1, p);
+        rc = rc ? (db_rollback(c), rc) : db_commit(c);
+        db_release(c);
+    }
     if (rc == GR_OK)
         out->tombstoned = db_res_rows(res);
     db_res_free(res);
@@ -167,7 +195,8 @@ int storage_gc(struct storage *b, int64_t grace_s, struct storage_gc_report *out
                       "SELECT sha256 FROM binaries WHERE tombstoned IS NOT NULL LIMIT 10000", 0,
                       NULL);
     for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping; i++)
-        storage__collect_one(b, db_res_get(res, i, 0), out);
+        if (storage__collect_one(b, token, db_res_get(res, i, 0), out) == GR_ECONFLICT)
+            rc = GR_EUNAVAIL; /* deposed: the new primary goes on */
     db_res_free(res);
     out->duration_ms = storage__now_ms() - t0;
     atomic_fetch_add(&b->gc_runs, 1);

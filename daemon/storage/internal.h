@@ -24,7 +24,8 @@
 /* A node as the storage thread last saw it in cluster_nodes. */
 struct storage__node {
     char id[64], url[256], zone[64];
-    bool placeable; /* active (not draining) */
+    bool placeable; /* active (not draining) and its disk not degraded */
+    bool degraded;  /* its filestore fails: its copies do not count towards redundancy */
 };
 
 /* A binary's holders (other than this node) as PostgreSQL last said. */
@@ -51,8 +52,14 @@ struct storage {
     /* key and next_key made ready for HMACs (storage__keys_init) */
     struct cr_hmac_key *hkey, *hkey_next;
     bool clustered;
-    bool accept_v1;                /* an upgrade from v1: see storage_options */
-    bool (*is_primary)(void *arg); /* storage_options */
+    bool accept_v1;                    /* an upgrade from v1: see storage_options */
+    atomic_bool disk_degraded;         /* the filestore failed its last probe */
+    atomic_int_fast64_t disk_probe_ms; /* when it was probed */
+    char disk_published[16];           /* the disk_state last stored in cluster_nodes */
+    bool (*is_primary)(void *arg);     /* storage_options */
+    uint64_t (*primary_token)(void *arg);
+    int (*fence)(void *arg, struct db_conn *c, uint64_t token, const char *task,
+                 const char *subject);
     void *primary_arg;
     int down_after_ms;
 
@@ -196,5 +203,22 @@ void storage__adopt_flush(struct storage__batch *bt);
 int storage__adopt_one(void *arg, const char *sha256, uint64_t size);
 /* The start-up inventory of the local filestore (inventory.c). */
 int storage__inventory(struct storage *b);
+
+/*
+ * Fencing of the primary's tasks (docs/cluster.md "The primary"). A run
+ * takes the token once: scheduled runs need one (0: not the primary, do
+ * nothing); a run asked for through the API on a node that is not the
+ * primary, and every run of a single node, is STORAGE_UNFENCED and relies
+ * on the row locks alone. storage__fence() is the fence hook (storage.h,
+ * storage_options) for a fenced run
+ * (GR_ECONFLICT: deposed, stop the run) and GR_OK for an unfenced one.
+ */
+#define STORAGE_UNFENCED UINT64_MAX
+uint64_t storage__run_token(struct storage *b, bool scheduled);
+int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const char *task,
+                   const char *subject);
+int storage__repair_run(struct storage *b, bool scheduled, struct storage_repair_report *out);
+int storage__gc_run(struct storage *b, int64_t grace_s, bool scheduled,
+                    struct storage_gc_report *out);
 
 #endif

@@ -105,7 +105,13 @@ int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **
     }
     if (rc == BS_ENOTFOUND)
         return GR_ENOTFOUND;
-    return rc == BS_OK ? GR_OK : GR_EIO;
+    if (rc != BS_OK) {
+        /* the disk fails (errors, permissions): a holder has the bytes */
+        gr_warn("storage: cannot open the local copy of %s: reading it from a peer", sha256);
+        storage_disk_check(st);
+        return GR_ENOTFOUND;
+    }
+    return GR_OK;
 }
 
 /*

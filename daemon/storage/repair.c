@@ -62,21 +62,42 @@ static bool storage__zone_in(const char *const *zones, int n, const char *zone)
     return false;
 }
 
-/* Delete the copy on node under the row lock, then its location. */
-static bool storage__trim(struct storage *b, const char *sha256, const struct storage__node *nd)
+/*
+ * Delete the copy on node nd, fenced by the run's token, under the binary's
+ * row lock, and only if at least R copies on other live nodes stay recorded
+ * (counted under that lock: two trims that each judged from their own view
+ * cannot leave fewer than R between them); then forget its location.
+ * GR_OK; GR_ECONFLICT: this node is no longer the primary (stop the run);
+ * anything else: this copy stays.
+ */
+static int storage__trim(struct storage *b, uint64_t token, const char *sha256,
+                         const struct storage__node *nd, const char *live, int R)
 {
     struct db_conn *c;
     if (db_acquire(b->db, 5000, &c))
-        return false;
+        return GR_EDB;
     struct db_res *res = NULL;
-    const char *p[2] = {sha256, nd->id};
+    char rs[16];
+    snprintf(rs, sizeof(rs), "%d", R);
+    const char *p[4] = {sha256, nd->id, live, rs};
     int rc = db_begin(c);
+    if (rc == GR_OK)
+        rc = storage__fence(b, c, token, "trim", sha256);
     if (rc == GR_OK)
         rc = db_exec(c, &res,
                      "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE",
                      1, p);
     if (rc == GR_OK && db_res_rows(res) == 0)
         rc = GR_ENOTFOUND;
+    db_res_free(res);
+    res = NULL;
+    if (rc == GR_OK)
+        rc = db_exec(c, &res,
+                     "SELECT count(*) >= $4::int FROM binary_locations WHERE sha256 = $1 AND"
+                     " node <> $2 AND node = ANY($3::text[])",
+                     4, p);
+    if (rc == GR_OK && db_res_get(res, 0, 0)[0] != 't')
+        rc = GR_EUNAVAIL; /* fewer than R would stay: keep it */
     db_res_free(res);
     if (rc == GR_OK) {
         if (!strcmp(nd->id, b->node)) {
@@ -93,7 +114,7 @@ static bool storage__trim(struct storage *b, const char *sha256, const struct st
         rc = db_exec(c, NULL, "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2, p);
     rc = rc ? (db_rollback(c), rc) : db_commit(c);
     db_release(c);
-    return rc == GR_OK;
+    return rc;
 }
 
 static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
@@ -107,16 +128,46 @@ static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
 
 int storage_repair(struct storage *b, struct storage_repair_report *out)
 {
+    return storage__repair_run(b, false, out);
+}
+
+int storage__repair_run(struct storage *b, bool scheduled, struct storage_repair_report *out)
+{
     memset(out, 0, sizeof(*out));
+    uint64_t token = storage__run_token(b, scheduled);
+    if (token == 0)
+        return GR_EUNAVAIL; /* not the primary (any more) */
     if (atomic_exchange(&b->repair_running, true))
         return GR_EUNAVAIL;
     int64_t t0 = storage__now_ms();
+    if (token != STORAGE_UNFENCED) {
+        /* the run begins under the lease: recorded in the task log */
+        struct db_conn *fc;
+        int frc = db_acquire(b->db, 5000, &fc);
+        if (frc == GR_OK) {
+            frc = db_begin(fc);
+            if (frc == GR_OK)
+                frc = storage__fence(b, fc, token, "repair", "");
+            frc = frc ? (db_rollback(fc), frc) : db_commit(fc);
+            db_release(fc);
+        }
+        if (frc) {
+            atomic_store(&b->repair_running, false);
+            return frc == GR_ECONFLICT ? GR_EUNAVAIL : frc;
+        }
+    }
     storage__load_settings(b);
     storage__refresh_nodes(b); /* a node that just came back is a target */
     struct storage__node nodes[STORAGE_MAX_NODES], place[STORAGE_MAX_NODES];
     int n = storage__snapshot(b, nodes), np = 0;
-    struct gr_sbuf live = GR_SBUF_INIT;
+    struct gr_sbuf live = GR_SBUF_INIT, live_ok = GR_SBUF_INIT;
     storage__ids(nodes, n, &live);
+    struct storage__node counted[STORAGE_MAX_NODES]; /* whose copies count */
+    int nc = 0;
+    for (int i = 0; i < n; i++)
+        if (!nodes[i].degraded)
+            counted[nc++] = nodes[i];
+    storage__ids(counted, nc, &live_ok);
     for (int i = 0; i < n; i++)
         if (nodes[i].placeable && (nodes[i].url[0] || !b->clustered))
             place[np++] = nodes[i];
@@ -125,24 +176,28 @@ int storage_repair(struct storage *b, struct storage_repair_report *out)
     storage_get_settings(b, &set);
     char rs[16];
     snprintf(rs, sizeof(rs), "%d", R);
-    const char *p[2] = {live.buf, rs};
+    const char *p[3] = {live.buf, rs, live_ok.buf};
     struct db_res *res = NULL;
     int rc = db_exec1(
         b->db, &res,
         "SELECT b.sha256, b.size, coalesce(string_agg(l.node, ',') FILTER (WHERE l.node ="
         " ANY($1::text[])), '') FROM binaries b LEFT JOIN binary_locations l USING (sha256)"
         " WHERE b.tombstoned IS NULL GROUP BY b.sha256, b.size HAVING count(l.node) FILTER"
-        " (WHERE l.node = ANY($1::text[])) <> $2::int LIMIT 1000",
-        2, p);
+        " (WHERE l.node = ANY($3::text[])) <> $2::int LIMIT 1000",
+        3, p);
     gr_sbuf_release(&live);
-    for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping; i++) {
+    bool deposed = false;
+    for (int i = 0; rc == GR_OK && i < db_res_rows(res) && !b->stopping && !deposed; i++) {
         const char *sha = db_res_get(res, i, 0), *holders = db_res_get(res, i, 2);
         uint64_t size = strtoull(db_res_get(res, i, 1), NULL, 10);
         int order[STORAGE_MAX_NODES], k = storage__rank(sha, place, np, order), have = 0;
         out->checked++;
-        for (int j = 0; j < n; j++)
-            have += storage__in(holders, nodes[j].id);
-        if (have == 0) {
+        int sources = 0;
+        for (int j = 0; j < n; j++) {
+            sources += storage__in(holders, nodes[j].id);
+            have += storage__in(holders, nodes[j].id) && !nodes[j].degraded;
+        }
+        if (sources == 0) {
             out->unavailable++;
             continue;
         }
@@ -197,17 +252,25 @@ int storage_repair(struct storage *b, struct storage_repair_report *out)
                     keep[order[j]] = true;
                     kept++;
                 }
-            for (int j = 0; j < np && have > R; j++)
-                if (!keep[j] && storage__in(holders, place[j].id) && kept >= R &&
-                    storage__trim(b, sha, &place[j])) {
+            for (int j = 0; j < np && have > R && !deposed; j++) {
+                if (keep[j] || !storage__in(holders, place[j].id) || kept < R)
+                    continue;
+                int trc = storage__trim(b, token, sha, &place[j], live_ok.buf, R);
+                if (trc == GR_ECONFLICT) {
+                    deposed = true;
+                } else if (trc == GR_OK) {
                     have--;
                     out->trimmed++;
                     atomic_fetch_add(&b->trimmed, 1);
                     gr_info("repair: trimmed the extra copy of %s on %s", sha, place[j].id);
                 }
+            }
         }
     }
     db_res_free(res);
+    gr_sbuf_release(&live_ok);
+    if (deposed)
+        gr_warn("repair: run stopped: this node is no longer the primary");
     out->duration_ms = storage__now_ms() - t0;
     atomic_fetch_add(&b->repair_runs, 1);
     atomic_store(&b->last_repair_ms, storage__now_ms());

@@ -205,6 +205,7 @@ void storage__refresh_nodes(struct storage *b)
         snprintf(nodes[0].zone, sizeof(nodes[0].zone), "%s", b->zone);
         nodes[0].url[0] = '\0';
         nodes[0].placeable = true;
+        nodes[0].degraded = false;
         n = 1;
     } else {
         char ms[24];
@@ -212,7 +213,8 @@ void storage__refresh_nodes(struct storage *b)
         const char *p[1] = {ms};
         struct db_res *res = NULL;
         if (db_exec1(b->db, &res,
-                     "SELECT id, cluster_url, zone, state = 'active' FROM cluster_nodes"
+                     "SELECT id, cluster_url, zone, state = 'active' AND disk_state = 'ok',"
+                     " disk_state <> 'ok' FROM cluster_nodes"
                      " WHERE state <> 'down' AND heartbeat > now() - make_interval(secs =>"
                      " $1::double precision / 1000) ORDER BY id",
                      1, p) != GR_OK) {
@@ -224,6 +226,7 @@ void storage__refresh_nodes(struct storage *b)
             snprintf(nodes[n].url, sizeof(nodes[n].url), "%s", db_res_get(res, i, 1));
             snprintf(nodes[n].zone, sizeof(nodes[n].zone), "%s", db_res_get(res, i, 2));
             nodes[n].placeable = db_res_get(res, i, 3)[0] == 't';
+            nodes[n].degraded = db_res_get(res, i, 4)[0] == 't';
         }
         db_res_free(res);
     }
@@ -349,6 +352,29 @@ void storage_kick_repair(struct storage *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+uint64_t storage__run_token(struct storage *b, bool scheduled)
+{
+    if (!b->clustered || !b->primary_token || !b->fence)
+        return STORAGE_UNFENCED;
+    uint64_t t = b->primary_token(b->primary_arg);
+    return t ? t : scheduled ? 0 : STORAGE_UNFENCED;
+}
+
+int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const char *task,
+                   const char *subject)
+{
+    if (token == STORAGE_UNFENCED)
+        return GR_OK;
+    int rc = b->fence(b->primary_arg, c, token, task, subject);
+    if (rc == GR_ECONFLICT)
+        gr_warn("storage: %s of %s refused: this node no longer holds the primary lease with"
+                " token %llu",
+                task, subject, (unsigned long long)token);
+    return rc;
+}
+
+static void storage__disk_tick(struct storage *b);
+
 static bool storage__primary(struct storage *b)
 {
     return !b->clustered || !b->is_primary || b->is_primary(b->primary_arg);
@@ -365,6 +391,7 @@ static void *storage__thread(void *arg)
         struct storage_settings s = b->set;
         pthread_mutex_unlock(&b->lock);
 
+        storage__disk_tick(b);
         if (b->clustered) { /* a single node changes its settings itself */
             storage__load_settings(b);
             storage__refresh_nodes(b);
@@ -379,12 +406,12 @@ static void *storage__thread(void *arg)
         if (storage__primary(b) && b->clustered &&
             (kick || now - last_repair > STORAGE_REPAIR_EVERY_MS)) {
             struct storage_repair_report rep;
-            if (storage_repair(b, &rep) != GR_EUNAVAIL)
+            if (storage__repair_run(b, true, &rep) != GR_EUNAVAIL)
                 last_repair = storage__now_ms();
         }
         if (storage__primary(b) && s.gc_interval_s > 0 && now - last_gc > s.gc_interval_s * 1000) {
             struct storage_gc_report rep;
-            if (storage_gc(b, -1, &rep) != GR_EUNAVAIL)
+            if (storage__gc_run(b, -1, true, &rep) != GR_EUNAVAIL)
                 last_gc = storage__now_ms();
         }
         storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
@@ -427,6 +454,8 @@ int storage_start(const struct storage_options *o, struct storage **out)
         b->clustered = true;
         b->accept_v1 = o->accept_v1;
         b->is_primary = o->is_primary;
+        b->primary_token = o->primary_token;
+        b->fence = o->fence;
         b->primary_arg = o->primary_arg;
         if (storage__keys_init(b)) {
             storage__keys_free(b);
@@ -475,6 +504,65 @@ void storage_stop(struct storage *b)
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);
     free(b);
+}
+
+#define STORAGE_DISK_PROBE_MS 2000 /* between two probes of the filestore */
+
+bool storage_disk_check(struct storage *b)
+{
+    if (!b)
+        return false;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/.probe", bs_root(b->bs));
+    bool ok = false;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        ok = write(fd, "p", 1) == 1 && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        ok = unlink(path) == 0 && ok;
+    }
+    bool was = atomic_exchange(&b->disk_degraded, !ok);
+    atomic_store(&b->disk_probe_ms, storage__now_ms());
+    if (was != !ok) {
+        if (ok)
+            gr_info("storage: the filestore %s works again", bs_root(b->bs));
+        else
+            gr_error("storage: the filestore %s fails (%s): degraded, no new copies here",
+                     bs_root(b->bs), strerror(errno));
+    }
+    return !ok;
+}
+
+bool storage_disk_degraded(struct storage *b)
+{
+    return b && atomic_load(&b->disk_degraded);
+}
+
+bool storage_disk_refuses(struct storage *b)
+{
+    return storage_disk_degraded(b) && storage_disk_check(b);
+}
+
+/* Probe when due; store a change of state (or any state every minute) in
+ * this node's row, which placement and repair read. */
+static void storage__disk_tick(struct storage *b)
+{
+    static const int republish_ms = 60000;
+    int64_t now = storage__now_ms();
+    if (now - atomic_load(&b->disk_probe_ms) >= STORAGE_DISK_PROBE_MS)
+        storage_disk_check(b);
+    if (!b->clustered)
+        return;
+    const char *want = atomic_load(&b->disk_degraded) ? "degraded" : "ok";
+    static _Thread_local int64_t published_ms;
+    if (!strcmp(want, b->disk_published) && now - published_ms < republish_ms)
+        return;
+    const char *p[2] = {b->node, want};
+    if (db_exec1(b->db, NULL, "UPDATE cluster_nodes SET disk_state = $2 WHERE id = $1", 2, p) ==
+        GR_OK) {
+        snprintf(b->disk_published, sizeof(b->disk_published), "%s", want);
+        published_ms = now;
+    }
 }
 
 void storage_disk(struct storage *b, struct storage_disk *out)

@@ -50,6 +50,14 @@ struct storage_options {
     /* whether this node holds the primary lease now (cluster/cluster.h, wired by
      * main): repair and GC run there only. NULL: a single node, always. */
     bool (*is_primary)(void *arg);
+    /* the fencing token of the primary lease this node holds (0: none); the
+     * tasks' actions are fenced by it: fence() checks, inside the action's
+     * transaction on c, that this node still holds the lease with token and
+     * records the action (cluster_fence, cluster/cluster.h; GR_OK,
+     * GR_ECONFLICT: deposed, GR_EDB). Both NULL: unfenced. */
+    uint64_t (*primary_token)(void *arg);
+    int (*fence)(void *arg, struct db_conn *c, uint64_t token, const char *task,
+                 const char *subject);
     void *primary_arg;
 };
 
@@ -345,6 +353,27 @@ struct storage_disk {
     int64_t free_bytes, total_bytes;
 };
 void storage_disk(struct storage *st, struct storage_disk *out);
+
+/*
+ * Probe the filestore now (a file written, synced and removed at its root)
+ * and return whether it is degraded: read-only, unwritable or failing. A
+ * degraded node is shown so in /api/system/cluster ("disk") and the
+ * metrics, holds no new copies, takes no uploads (503), and its copies do
+ * not count towards redundancy, so repair copies them elsewhere. The storage
+ * thread probes every few seconds. false for NULL.
+ */
+bool storage_disk_check(struct storage *st);
+/* The result of the last probe (no I/O). */
+bool storage_disk_degraded(struct storage *st);
+/*
+ * Whether new bytes (an upload, a peer's copy) must be refused (503): the
+ * last probe failed and a probe now fails again. A filestore can fail
+ * without failing every write: files opened before it turned read-only (a
+ * bind mount remounted, a directory made unwritable) still take data, and
+ * an upload acknowledged there would be on a disk the node itself calls
+ * broken. false for NULL.
+ */
+bool storage_disk_refuses(struct storage *st);
 
 /* The daemon error (base/err.h) of a blobstore result (bs.h): the one mapping. */
 int storage_bs_err(int bs_rc);

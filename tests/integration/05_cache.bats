@@ -105,6 +105,32 @@ restart_a() {
     [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/c/moved.bin")" = 200 ]
 }
 
+@test "a single node serves a cached artifact while its database is down (no peers, no lease to lose)" {
+    head -c 3000 /dev/urandom >"$SUITE_TMP/dd"
+    acurl a -T "$SUITE_TMP/dd" /libs/c/dbdown.bin >/dev/null
+    acurl a -o /dev/null /libs/c/dbdown.bin # cached
+    stop_pg
+    local t0 t1 c
+    t0=$(date +%s%N)
+    c=$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/c/dbdown.bin")
+    t1=$(date +%s%N)
+    echo "GET with the database down: $c in $(((t1 - t0) / 1000000)) ms"
+    [ "$c" = 200 ]
+    acurl a -o "$SUITE_TMP/back" /libs/c/dbdown.bin
+    cmp "$SUITE_TMP/dd" "$SUITE_TMP/back"
+    # a write needs the database: refused cleanly, and says when to come back
+    echo w >"$SUITE_TMP/w"
+    [ "$(code -u "admin:$NODE_a_PASS" -T "$SUITE_TMP/w" "$NODE_a_URL/libs/c/w.bin")" = 503 ]
+    curl -sS -D - -o /dev/null -u "admin:$NODE_a_PASS" -T "$SUITE_TMP/w" "$NODE_a_URL/libs/c/w.bin" |
+        grep -qi '^retry-after: 1'
+    # what the cache does not hold is not guessed: a miss is a 503 too, not a 404
+    [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/c/never-read.bin")" = 503 ]
+    # the same server back: the node writes again
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" -w -t 60 \
+        -o "-p $PGPORT -k $PGDATA_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    wait_until 30 acurl a -f -o /dev/null -T "$SUITE_TMP/w" /libs/c/w.bin
+}
+
 @test "a password change in the database is honoured once the user's entry is invalidated" {
     # the fast credential path must not outlive the stored hash: a new hash
     # written by another writer plus a restart (cache dropped) refuses the old one

@@ -36,6 +36,7 @@ enum { PGRES_COMMAND_OK = 1, PGRES_TUPLES_OK = 2, PGRES_FATAL_ERROR = 7 };
 enum { PQTRANS_IDLE = 0, PQTRANS_INTRANS = 2, PQTRANS_INERROR = 3, PQTRANS_UNKNOWN = 4 };
 #define PG_DIAG_SQLSTATE 'C'
 #define PG_DIAG_MESSAGE_PRIMARY 'M'
+#define PG_DIAG_SEVERITY_NONLOCALIZED 'V'
 
 struct pg_conn {
     int status;
@@ -47,6 +48,7 @@ struct pg_result {
     char sqlstate[6];
     char msg[128];
     char cmd[16];
+    char severity[16]; /* a notice's */
     int nrows, ncols;
     const char *cells[16][2];
 };
@@ -63,13 +65,16 @@ static struct {
     const char *fail_state;
     const char *max_version; /* what SELECT max(version) answers */
     const char *applied[16]; /* the versions recorded; NULL: 1 up to max_version */
+    bool warn_on_commit;     /* COMMIT sends a WARNING first (a cancelled synchronous wait) */
+    void (*notice)(void *arg, const struct pg_result *r); /* the receiver db/ set */
+    void *notice_arg;
     int connects, resets, finishes, live_results;
     int nsent;
     char sent[FAKE_MAX_SENT][256];
     char param0[FAKE_MAX_SENT][64]; /* $1 of each statement, "" if none */
 } fk;
 
-typedef void (*fake_notice_fn)(void *arg, const char *msg);
+typedef void (*fake_notice_fn)(void *arg, const struct pg_result *r);
 
 struct pg_conn *__wrap_PQconnectdbParams(const char *const *keys, const char *const *vals,
                                          int expand);
@@ -77,7 +82,7 @@ int __wrap_PQstatus(const struct pg_conn *c);
 char *__wrap_PQerrorMessage(const struct pg_conn *c);
 void __wrap_PQfinish(struct pg_conn *c);
 void __wrap_PQreset(struct pg_conn *c);
-fake_notice_fn __wrap_PQsetNoticeProcessor(struct pg_conn *c, fake_notice_fn fn, void *arg);
+fake_notice_fn __wrap_PQsetNoticeReceiver(struct pg_conn *c, fake_notice_fn fn, void *arg);
 int __wrap_PQtransactionStatus(const struct pg_conn *c);
 struct pg_result *__wrap_PQexec(struct pg_conn *c, const char *sql);
 struct pg_result *__wrap_PQexecParams(struct pg_conn *c, const char *sql, int n,
@@ -130,11 +135,11 @@ void __wrap_PQreset(struct pg_conn *c)
     c->txn = fk.reset_ok ? PQTRANS_IDLE : PQTRANS_UNKNOWN;
 }
 
-fake_notice_fn __wrap_PQsetNoticeProcessor(struct pg_conn *c, fake_notice_fn fn, void *arg)
+fake_notice_fn __wrap_PQsetNoticeReceiver(struct pg_conn *c, fake_notice_fn fn, void *arg)
 {
     (void)c;
-    (void)fn;
-    (void)arg;
+    fk.notice = fn;
+    fk.notice_arg = arg;
     return NULL;
 }
 
@@ -193,6 +198,13 @@ static struct pg_result *fake_run(struct pg_conn *c, const char *sql, const char
         r = fake_res(PGRES_COMMAND_OK, NULL, NULL);
         strcpy(r->cmd, "BEGIN");
         return r;
+    }
+    if (starts(sql, "COMMIT") && fk.warn_on_commit && fk.notice) {
+        struct pg_result *w =
+            fake_res(PGRES_COMMAND_OK, "01000", "canceling wait for synchronous replication");
+        strcpy(w->severity, "WARNING");
+        fk.notice(fk.notice_arg, w);
+        __wrap_PQclear(w);
     }
     if (starts(sql, "COMMIT") || starts(sql, "ROLLBACK")) {
         r = fake_res(PGRES_COMMAND_OK, NULL, NULL);
@@ -256,6 +268,8 @@ char *__wrap_PQresultErrorField(const struct pg_result *r, int field)
         return r->sqlstate[0] ? (char *)r->sqlstate : NULL;
     if (field == PG_DIAG_MESSAGE_PRIMARY)
         return r->msg[0] ? (char *)r->msg : NULL;
+    if (field == PG_DIAG_SEVERITY_NONLOCALIZED)
+        return r->severity[0] ? (char *)r->severity : NULL;
     return NULL;
 }
 
@@ -372,7 +386,13 @@ static void params_build__keyword_string__adds_appname_and_timeout(void **state)
     assert_string_equal(db__params_get(&p, "host"), "/run/pg");
     assert_string_equal(db__params_get(&p, "dbname"), "granary");
     assert_string_equal(db__params_get(&p, "application_name"), "granary");
-    assert_string_equal(db__params_get(&p, "connect_timeout"), "5");
+    assert_string_equal(db__params_get(&p, "connect_timeout"), "3");
+    assert_string_equal(db__params_get(&p, "keepalives"), "1");
+    assert_string_equal(db__params_get(&p, "tcp_user_timeout"), "6000");
+    assert_string_equal(db__params_get(&p, "options"),
+                        "-c statement_timeout=30000 -c tcp_keepalives_idle=5 -c"
+                        " tcp_keepalives_interval=2 -c tcp_keepalives_count=2 -c"
+                        " tcp_user_timeout=6000");
     assert_null(p.keys[p.n]);
     assert_null(p.vals[p.n]);
     db__params_free(&p);
@@ -447,8 +467,12 @@ static void pool_open__server_down__opens_and_acquire_fails(void **state)
     assert_null(c);
     assert_int_equal(fk.connects, 1);
     assert_int_equal(fk.nsent, 0);
-    /* the slot went back: the next try connects again and, the server back, works */
+    /* within a second of the failure: fails at once, without trying (fail fast) */
     fk.connect_ok = true;
+    assert_int_equal(db_acquire(p, 100, &c), GR_EDB);
+    assert_int_equal(fk.connects, 1);
+    /* the slot went back: the next try connects again and, the server back, works */
+    usleep(1100 * 1000);
     assert_int_equal(db_acquire(p, 100, &c), GR_OK);
     assert_int_equal(fk.connects, 2);
     db_release(c);
@@ -492,6 +516,41 @@ static void exec__dead_conn_outside_txn__reset_and_sent_again_once(void **state)
     assert_int_equal(db_query_count() - q0, 2);
     db_release(c);
     assert_int_equal(fk.finishes, 0); /* healthy again: kept */
+    db_pool_close(p);
+}
+
+static void exec__read_only_server_outside_txn__reconnect_and_sent_again(void **state)
+{
+    (void)state;
+    struct db_pool *p = open_pool(1);
+    struct db_conn *c;
+    assert_int_equal(db_acquire(p, 100, &c), GR_OK);
+    fk.fail_on = "UPDATE";
+    fk.fail_state = "25006";
+    fk.reset_ok = true;
+    /* the fake stays read-only: the resend fails too, and nothing more is tried */
+    assert_int_equal(db_exec(c, NULL, "UPDATE t SET x = 1", 0, NULL), GR_EDB);
+    assert_int_equal(fk.resets, 1);
+    assert_int_equal(fk.nsent, 2);
+    assert_string_equal(db_last_sqlstate(c), "25006");
+    db_release(c);
+    assert_int_equal(fk.finishes, 1); /* a read-only session is not kept */
+    db_pool_close(p);
+}
+
+static void commit__sync_wait_cancelled__edb_and_conn_closed(void **state)
+{
+    (void)state;
+    struct db_pool *p = open_pool(1);
+    struct db_conn *c;
+    assert_int_equal(db_acquire(p, 100, &c), GR_OK);
+    assert_int_equal(db_begin(c), GR_OK);
+    assert_int_equal(db_exec(c, NULL, "UPDATE t SET x = 1", 0, NULL), GR_OK);
+    fk.warn_on_commit = true;
+    assert_int_equal(db_commit(c), GR_EDB);
+    assert_string_equal(db_last_error(c), "commit not confirmed by the synchronous standby");
+    db_release(c);
+    assert_int_equal(fk.finishes, 1);
     db_pool_close(p);
 }
 
@@ -822,6 +881,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(exec__dead_conn_outside_txn__reset_and_sent_again_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(exec__dead_conn_reset_fails__edb_and_nothing_else, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            exec__read_only_server_outside_txn__reconnect_and_sent_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(commit__sync_wait_cancelled__edb_and_conn_closed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(exec__dead_conn_in_txn__edb_no_resend_until_release, setup,
                                         teardown),
