@@ -50,6 +50,18 @@ static const char *oci__like_escape(struct gr_arena *a, const char *s)
 }
 
 /* Drop the cache keys of artifact paths of repo, everywhere. */
+/* The first column of each row of res as strings in a (NULL-ended), *n of
+ * them; frees res. */
+static const char **oci__column0(struct gr_arena *a, struct db_res *res, int *n)
+{
+    *n = db_res_rows(res);
+    const char **out = gr_arena_calloc(a, (size_t)(*n + 1) * sizeof(*out));
+    for (int i = 0; i < *n; i++)
+        out[i] = gr_arena_strdup(a, db_res_get(res, i, 0));
+    db_res_free(res);
+    return out;
+}
+
 static void oci__invalidate(struct repo_ctx *ctx, const char *repo, const char *const *paths, int n)
 {
     if (n <= 0)
@@ -692,11 +704,7 @@ int oci_manifest_tags(struct repo_ctx *ctx, struct gr_arena *a, const char *repo
                       3, p);
     if (rc)
         return rc;
-    *n = db_res_rows(res);
-    *tags = gr_arena_calloc(a, (size_t)(*n + 1) * sizeof(**tags));
-    for (int i = 0; i < *n; i++)
-        (*tags)[i] = gr_arena_strdup(a, db_res_get(res, i, 0));
-    db_res_free(res);
+    *tags = oci__column0(a, res, n);
     return GR_OK;
 }
 
@@ -713,11 +721,7 @@ int oci_tags_list(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, co
                       4, p);
     if (rc)
         return rc;
-    *count = db_res_rows(res);
-    *tags = gr_arena_calloc(a, (size_t)(*count + 1) * sizeof(**tags));
-    for (int i = 0; i < *count; i++)
-        (*tags)[i] = gr_arena_strdup(a, db_res_get(res, i, 0));
-    db_res_free(res);
+    *tags = oci__column0(a, res, count);
     res = NULL;
     *exists = *count > 0;
     if (!*exists) {
@@ -773,10 +777,6 @@ int oci_catalog(struct repo_ctx *ctx, struct gr_arena *a, const char *last, int 
                       2, p);
     if (rc)
         return rc;
-    *n = db_res_rows(res);
-    *names = gr_arena_calloc(a, (size_t)(*n + 1) * sizeof(**names));
-    for (int i = 0; i < *n; i++)
-        (*names)[i] = gr_arena_strdup(a, db_res_get(res, i, 0));
-    db_res_free(res);
+    *names = oci__column0(a, res, n);
     return GR_OK;
 }
