@@ -35,7 +35,7 @@ struct bs_upload {
     uint32_t *crcs; /* CRC32C of each full block */
     size_t ncrcs, cap;
     char name[128]; /* file name under _pre/ */
-    char *path;    /* absolute path of _pre/<name> */
+    char *path;     /* absolute path of _pre/<name> */
 };
 
 const char *bs_strerror(int err)
@@ -85,8 +85,7 @@ static void bs__clean_pre(int pre_fd, const char *tag)
     }
     struct dirent *e;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.' &&
-            (!tl || (!strncmp(e->d_name, tag, tl) && e->d_name[tl] == '-')))
+        if (e->d_name[0] != '.' && (!tl || (!strncmp(e->d_name, tag, tl) && e->d_name[tl] == '-')))
             unlinkat(pre_fd, e->d_name, 0);
     closedir(d);
 }
@@ -316,6 +315,11 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
 uint64_t bs_upload_size(const struct bs_upload *u)
 {
     return u->size;
+}
+
+struct bs_store *bs_upload_store(const struct bs_upload *u)
+{
+    return u->bs;
 }
 
 const uint32_t *bs_upload_crcs(struct bs_upload *u, uint64_t *n)

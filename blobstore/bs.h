@@ -110,6 +110,9 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
 /* Bytes written so far. */
 uint64_t bs_upload_size(const struct bs_upload *u);
 
+/* The store the upload belongs to. */
+struct bs_store *bs_upload_store(const struct bs_upload *u);
+
 /*
  * The block checksums of the bytes written so far (the last, partial block
  * included): *n entries, owned by the upload, valid until the next write

@@ -29,7 +29,9 @@ int ingest_begin(struct repo_ctx *ctx, struct gr_arena *a, struct ingest **out)
     in->ctx = ctx;
     in->a = a;
     in->hash = cr_multihash_new(ctx->hashpool);
-    int rc = in->hash ? storage_bs_err(bs_upload_begin(ctx->bs, &in->bu)) : GR_ENOMEM;
+    /* the shared-fs provider's uploads stream into the shared store itself */
+    struct bs_store *bs = storage_upload_store(ctx->storage, ctx->bs);
+    int rc = in->hash ? storage_bs_err(bs_upload_begin(bs, &in->bu)) : GR_ENOMEM;
     gr_arena_cleanup(a, ingest__cleanup, in);
     *out = in;
     return rc;

@@ -21,7 +21,7 @@ json_t *storage_status_json(struct storage *s)
     if (!s || storage_status(s, true, &st) != GR_OK)
         return json_null();
     storage_get_settings(s, &set);
-    return json_pack(
+    json_t *doc = json_pack(
         "{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:I,s:I,s:I},s:{s:b,s:I,s:I,s:I},"
         "s:{s:b,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
         "redundancy", set.redundancy, "lenientLimit", set.lenient_limit, "binaries",
@@ -37,6 +37,10 @@ json_t *storage_status_json(struct storage *s)
         "replicationFailures", (json_int_t)st.replication_failures, "remoteReads",
         (json_int_t)st.remote_reads, "remoteReadFailures", (json_int_t)st.remote_read_failures,
         "badCopies", (json_int_t)st.bad_copies, "quarantined", (json_int_t)st.quarantined);
+    json_t *prov = storage_provider_json(s);
+    json_object_update(doc, prov);
+    json_decref(prov);
+    return doc;
 }
 
 void storage_metrics(struct storage *s, struct gr_sbuf *sb)
@@ -88,6 +92,7 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         (unsigned long long)st.scrub_bad, (unsigned long long)st.repaired,
         (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
         storage_placement_nodes(s));
+    storage_provider_metrics(s, sb);
 }
 
 static bool storage__int(json_t *doc, const char *name, int64_t *v)
@@ -146,6 +151,29 @@ static void storage__config_get(struct http_req *r)
                         (json_int_t)s.repair_rate));
 }
 
+/* POST /api/system/storage/migrate {"to":"s3","bytesPerSecond":N}; GET: the state. */
+static void storage__migrate_post(struct http_req *r, json_t *doc)
+{
+    json_t *to = json_object_get(doc, "to"), *rate = json_object_get(doc, "bytesPerSecond");
+    if (!json_is_object(doc) || !json_is_string(to) || (rate && !json_is_integer(rate))) {
+        http_error(r, 400,
+                   "expected {\"to\": \"local\" | \"s3\" | \"shared-fs\","
+                   " \"bytesPerSecond\": N (optional, 0: no limit)}");
+        return;
+    }
+    const char *why = NULL;
+    int rc = storage_migrate_start(r->ctx->storage, json_string_value(to),
+                                   rate ? json_integer_value(rate) : 0, &why);
+    if (rc == GR_EINVAL)
+        http_error(r, 400, "cannot migrate to %s: %s", json_string_value(to), why);
+    else if (rc == GR_ECONFLICT || rc == GR_EUNAVAIL)
+        http_error(r, 409, "cannot migrate to %s: %s", json_string_value(to), why);
+    else if (rc)
+        http_error_code(r, rc, NULL);
+    else
+        http_json(r, 202, storage_provider_json(r->ctx->storage));
+}
+
 static void admin_api__storage(struct http_req *r, const char *sub)
 {
     if (!http_need_admin(r))
@@ -159,6 +187,15 @@ static void admin_api__storage(struct http_req *r, const char *sub)
             storage__config_get(r);
         else if (r->method == HM_PUT || r->method == HM_POST)
             http_read_json_body(r, storage__config_put);
+        else
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+        return;
+    }
+    if (!strcmp(sub, "migrate")) {
+        if (r->method == HM_GET || r->method == HM_HEAD)
+            http_json(r, 200, storage_provider_json(r->ctx->storage));
+        else if (r->method == HM_POST)
+            http_read_json_body(r, storage__migrate_post);
         else
             http_error(r, 405, "method %s not allowed here", r->method_str);
         return;

@@ -108,6 +108,8 @@ static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
 int storage_repair(struct storage *b, struct storage_repair_report *out)
 {
     memset(out, 0, sizeof(*out));
+    if (storage__active(b) != STORAGE_LOCAL) /* the store keeps the copies (store.c) */
+        return storage__repair_store_pass(b, out);
     if (atomic_exchange(&b->repair_running, true))
         return GR_EUNAVAIL;
     int64_t t0 = storage__now_ms();
