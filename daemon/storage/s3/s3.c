@@ -266,9 +266,9 @@ static int s3__do(struct s3 *s, struct s3__req *q, char *err, size_t errsz)
 {
     char url[2048], hdr[160];
     const char *key = q->key;
-    if (s->path_style)
-        snprintf(url, sizeof(url), "%s/%s/%s%s%s%s", s->endpoint, s->bucket, key ? s->prefix : "",
-                 key ? key : "", q->query[0] ? "?" : "", q->query);
+    if (s->path_style) /* the bucket itself is "/bucket", without a slash after it */
+        snprintf(url, sizeof(url), "%s/%s%s%s%s%s%s", s->endpoint, s->bucket, key ? "/" : "",
+                 key ? s->prefix : "", key ? key : "", q->query[0] ? "?" : "", q->query);
     else
         snprintf(url, sizeof(url), "%s://%s.%s/%s%s%s%s", s->scheme, s->bucket, s->host,
                  key ? s->prefix : "", key ? key : "", q->query[0] ? "?" : "", q->query);
@@ -280,7 +280,7 @@ static int s3__do(struct s3 *s, struct s3__req *q, char *err, size_t errsz)
     struct curl_slist *hl = NULL;
     snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", q->sha256 ? q->sha256 : S3_EMPTY_SHA256);
     hl = curl_slist_append(hl, hdr);
-    hl = curl_slist_append(hl, "Expect:");
+    /* no "Expect:" line to drop 100-continue: libcurl would sign the empty header */
     if (q->extra)
         hl = curl_slist_append(hl, q->extra);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -329,7 +329,11 @@ static int s3__do(struct s3 *s, struct s3__req *q, char *err, size_t errsz)
     } else {
         s3__tag(q->text, "Code", code, sizeof(code));
         if (err)
-            snprintf(err, errsz, "%ld %s", q->status, code[0] ? code : "(no error code)");
+            snprintf(err, errsz, "%ld %s", q->status,
+                     code[0]                                 ? code
+                     : q->status == 401 || q->status == 403 ? "(the store refused the request's"
+                                                              " signature or credentials)"
+                                                            : "(no error code)");
         rc = q->status == 404                       ? GR_ENOTFOUND
              : q->status == 401 || q->status == 403 ? GR_EAUTH
              : q->status >= 500                     ? GR_EUNAVAIL
