@@ -330,7 +330,7 @@ static int s3__do(struct s3 *s, struct s3__req *q, char *err, size_t errsz)
         s3__tag(q->text, "Code", code, sizeof(code));
         if (err)
             snprintf(err, errsz, "%ld %s", q->status,
-                     code[0]                                 ? code
+                     code[0]                                ? code
                      : q->status == 401 || q->status == 403 ? "(the store refused the request's"
                                                               " signature or credentials)"
                                                             : "(no error code)");
