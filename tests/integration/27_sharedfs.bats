@@ -1,0 +1,141 @@
+#!/usr/bin/env bats
+# The shared-fs binary provider (docs/storage.md): three nodes on one
+# directory (a shared mount at the same path on every node; here a local
+# directory), uploads through any node readable from every node, the
+# <aa>/<sha256> layout with sidecars, no copies between nodes, a flipped
+# byte caught on read and by scrub, GC racing uploads of the same content.
+load helpers
+
+setup_file() {
+    start_pg
+    export DB=$(new_db sharedfs)
+    export SHARED=$SUITE_TMP/shared
+    mkdir -p "$SHARED"
+    start_cluster_node n1 "$DB" --storage-provider shared-fs --shared-fs-path "$SHARED"
+    start_cluster_node n2 "$DB" --storage-provider shared-fs --shared-fs-path "$SHARED"
+    start_cluster_node n3 "$DB" --storage-provider shared-fs --shared-fs-path "$SHARED"
+    export PASS=$(cluster_pass)
+    export NODE_n1_URL NODE_n2_URL NODE_n3_URL NODE_n1_DIR NODE_n2_DIR NODE_n3_DIR
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"local","packageType":"generic"}' "$NODE_n1_URL/api/repositories/libs" >/dev/null
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"gcIntervalSeconds":0,"scrubBytesPerSecond":0}' "$NODE_n1_URL/api/system/storage/config" >/dev/null
+    curl -fsS -u "admin:$PASS" -X PUT -H 'Content-Type: application/json' \
+        -d '{"retentionPeriodDays":0}' "$NODE_n1_URL/api/trash/settings" >/dev/null
+}
+teardown_file() {
+    stop_all
+    cleanup_suite
+}
+
+cget() { curl -sS -u "admin:$PASS" "$@"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+sql() { psql_db "$(basename "$DB")" "$1"; }
+url_of() { eval "echo \$NODE_$1_URL"; }
+get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
+
+@test "the provider is the cluster's; a node started with another refuses to start" {
+    [ "$(sql "SELECT provider FROM storage_provider")" = shared-fs ]
+    mkdir -p "$SUITE_TMP/node-x"
+    run ! timeout 60 "$GRANARYD" --data-dir "$SUITE_TMP/node-x" --listen "127.0.0.1:$(free_port)" \
+        --database-url "$DB" --join-key-file "$(cluster_key)" --node-id x \
+        --cluster-listen "127.0.0.1:$(free_port)" --bus-listen "127.0.0.1:$(free_port)"
+    [ "$status" = 1 ]
+    [[ $output == *"storage provider mismatch: this cluster keeps its binaries in shared-fs"* ]]
+    # shared-fs without its directory is refused too
+    run ! timeout 60 "$GRANARYD" --data-dir "$SUITE_TMP/node-x" --listen "127.0.0.1:$(free_port)" \
+        --database-url "$DB" --join-key-file "$(cluster_key)" --node-id x --storage-provider shared-fs \
+        --cluster-listen "127.0.0.1:$(free_port)" --bus-listen "127.0.0.1:$(free_port)"
+    [ "$status" = 1 ]
+    [[ $output == *"storage provider shared-fs is not configured: give --shared-fs-path"* ]]
+}
+
+@test "uploads through any node land once in the shared directory, readable from every node" {
+    local i n s
+    for i in 1 2 3; do
+        head -c $((i * 300000)) /dev/urandom >"$SUITE_TMP/f$i"
+        run code -u "admin:$PASS" -T "$SUITE_TMP/f$i" "$(url_of n$i)/libs/f$i.bin"
+        [ "$output" = 201 ]
+        s=$(sha "$SUITE_TMP/f$i")
+        cmp "$SHARED/${s:0:2}/$s" "$SUITE_TMP/f$i"
+        [ -f "$SHARED/${s:0:2}/$s.crc" ]
+        [ "$(sql "SELECT string_agg(node, ',') FROM binary_locations WHERE sha256 = '$s'")" = store:shared-fs ]
+        for n in n1 n2 n3; do
+            get $n f$i.bin "$SUITE_TMP/f$i.$n"
+            cmp "$SUITE_TMP/f$i" "$SUITE_TMP/f$i.$n"
+            # no copies between nodes: nothing in the nodes' own filestores
+            [ ! -f "$SUITE_TMP/node-$n/filestore/${s:0:2}/$s" ]
+        done
+    done
+    # every writer's temporary files are gone
+    run find "$SHARED/_pre" -type f
+    [ -z "$output" ]
+}
+
+@test "the same content from three nodes at once is stored once" {
+    local n s
+    head -c 2000000 /dev/urandom >"$SUITE_TMP/same"
+    s=$(sha "$SUITE_TMP/same")
+    for n in n1 n2 n3; do
+        curl -fsS -o /dev/null -u "admin:$PASS" -T "$SUITE_TMP/same" "$(url_of $n)/libs/same-$n.bin" &
+    done
+    wait
+    for n in n1 n2 n3; do
+        get $n same-n1.bin "$SUITE_TMP/same.$n"
+        cmp "$SUITE_TMP/same" "$SUITE_TMP/same.$n"
+    done
+    cmp "$SHARED/${s:0:2}/$s" "$SUITE_TMP/same"
+}
+
+@test "a flipped byte in the shared copy is caught on read and by scrub" {
+    local s
+    head -c 3000000 /dev/urandom >"$SUITE_TMP/rot"
+    s=$(sha "$SUITE_TMP/rot")
+    run code -u "admin:$PASS" -T "$SUITE_TMP/rot" "$NODE_n1_URL/libs/rot.bin"
+    [ "$output" = 201 ]
+    printf '\x55' | dd of="$SHARED/${s:0:2}/$s" bs=1 seek=2500000 conv=notrunc 2>/dev/null
+    # the answer starts (the first block checks out), the bad block is never sent
+    run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/rot.out" "$NODE_n2_URL/libs/rot.bin"
+    [ "$status" != 0 ]
+    [ "$(stat -c %s "$SUITE_TMP/rot.out")" -lt 3000000 ]
+    [ -n "$(ls "$SHARED/_quarantine/")" ]
+    # a second bad copy, found by scrub
+    head -c 100000 /dev/urandom >"$SUITE_TMP/rot2"
+    s=$(sha "$SUITE_TMP/rot2")
+    run code -u "admin:$PASS" -T "$SUITE_TMP/rot2" "$NODE_n1_URL/libs/rot2.bin"
+    [ "$output" = 201 ]
+    printf '\x55' | dd of="$SHARED/${s:0:2}/$s" bs=1 seek=5000 conv=notrunc 2>/dev/null
+    cget -X POST "$NODE_n3_URL/api/system/storage/scrub" >"$SUITE_TMP/scrub.json"
+    [ "$(jq .bad "$SUITE_TMP/scrub.json")" -ge 1 ]
+    [ ! -f "$SHARED/${s:0:2}/$s" ]
+    run code -u "admin:$PASS" "$NODE_n1_URL/libs/rot2.bin"
+    [ "$output" = 503 ]
+    # a new upload of the same content heals it
+    run code -u "admin:$PASS" -T "$SUITE_TMP/rot2" "$NODE_n2_URL/libs/rot2b.bin"
+    [ "$output" = 201 ]
+    get n3 rot2.bin "$SUITE_TMP/rot2.back"
+    cmp "$SUITE_TMP/rot2" "$SUITE_TMP/rot2.back"
+}
+
+@test "GC deletes unreferenced binaries while uploads of the same content race it; no upload loses its copy" {
+    local i s
+    head -c 400000 /dev/urandom >"$SUITE_TMP/g"
+    s=$(sha "$SUITE_TMP/g")
+    for i in 1 2 3 4 5 6; do
+        run code -u "admin:$PASS" -T "$SUITE_TMP/g" "$NODE_n1_URL/libs/g$i.bin"
+        [ "$output" = 201 ]
+        run code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/libs/g$i.bin"
+        [ "$output" = 204 ]
+        cget -X POST "$NODE_n2_URL/api/system/storage/gc?graceSeconds=0" >/dev/null &
+        run code -u "admin:$PASS" -T "$SUITE_TMP/g" "$NODE_n3_URL/libs/keep$i.bin"
+        [ "$output" = 201 ]
+        wait
+        get n1 keep$i.bin "$SUITE_TMP/g.back"
+        cmp "$SUITE_TMP/g" "$SUITE_TMP/g.back"
+        [ -f "$SHARED/${s:0:2}/$s" ]
+        run code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/libs/keep$i.bin"
+        [ "$output" = 204 ]
+    done
+    cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0" >/dev/null
+    [ ! -f "$SHARED/${s:0:2}/$s" ]
+}
