@@ -183,8 +183,9 @@ static int storage__publish_store(struct storage *b, struct db_conn *c, const ch
         }
         if (rc == GR_OK && p->kind == STORAGE_S3 && b->cache_max > 0) {
             /* this node's read-through cache keeps the upload too */
-            if (bs_upload_commit(bu, sha256, NULL) == BS_OK)
-                atomic_fetch_add(&b->cache_bytes, (int64_t)bs_upload_size(bu));
+            int64_t size = (int64_t)bs_upload_size(bu);
+            if (bs_upload_commit(bu, sha256, NULL) == BS_OK) /* frees bu */
+                atomic_fetch_add(&b->cache_bytes, size);
             bu = NULL;
         }
     }

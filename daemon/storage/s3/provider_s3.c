@@ -92,12 +92,13 @@ static int s3p__put(struct storage_provider *p, const char *sha256, const char *
     char key[80], ckey[80];
     storage_s3_key(sha256, false, key);
     storage_s3_key(sha256, true, ckey);
-    uint64_t have = 0;
+    uint64_t have = 0, chave = 0;
     int rc = s3_head(p->s3, key, &have, err, errsz);
-    if (rc == GR_OK && have == size)
-        return GR_OK; /* the same content is there (its sidecar went first) */
-    if (rc != GR_OK && rc != GR_ENOTFOUND)
-        return rc;
+    int crc = rc == GR_OK && have == size ? s3_head(p->s3, ckey, &chave, err, errsz) : rc;
+    if (rc == GR_OK && have == size && crc == GR_OK)
+        return GR_OK; /* the same content is there, with its sidecar */
+    if ((rc != GR_OK && rc != GR_ENOTFOUND) || (crc != GR_OK && crc != GR_ENOTFOUND))
+        return rc != GR_OK && rc != GR_ENOTFOUND ? rc : crc;
     size_t elen = 0;
     unsigned char *enc = bs_sidecar_encode(size, crcs, &elen);
     if (!enc)
@@ -256,11 +257,18 @@ static int s3p__open(struct storage_provider *p, const char *sha256, uint64_t si
     return GR_OK;
 }
 
+/* The binary and its sidecar (a collection racing a put may leave one without the other). */
 static int s3p__stat(struct storage_provider *p, const char *sha256, uint64_t *size)
 {
     char key[80], err[200];
+    uint64_t csize;
     storage_s3_key(sha256, false, key);
-    return s3_head(p->s3, key, size, err, sizeof(err));
+    int rc = s3_head(p->s3, key, size, err, sizeof(err));
+    if (rc == GR_OK) {
+        storage_s3_key(sha256, true, key);
+        rc = s3_head(p->s3, key, &csize, err, sizeof(err));
+    }
+    return rc;
 }
 
 static int s3p__del(struct storage_provider *p, const char *sha256)
