@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define STORE_CACHE_DEFAULT (10LL << 30)
-#define STORE_EVICT_EVERY_MS 5000
+#define STORE_EVICT_EVERY_MS 60000
 #define STORE_CHECK_BATCH 200 /* existence checks per repair pass */
 
 int storage__active(struct storage *b)
@@ -452,8 +452,10 @@ void storage__cache_evict(struct storage *b)
     bool mine = b->active == STORAGE_S3 && b->mig.target < 0;
     pthread_mutex_unlock(&b->lock);
     int64_t now = storage__now_ms();
-    if (!mine || (now - b->last_evict_ms < STORE_EVICT_EVERY_MS &&
-                  atomic_load(&b->cache_bytes) <= b->cache_max))
+    /* a walk when a fill pushed the count over the limit, else once a
+     * minute to correct the count (copies deleted by GC, by hand) */
+    if (!mine || (atomic_load(&b->cache_bytes) <= b->cache_max &&
+                  now - b->last_evict_ms < STORE_EVICT_EVERY_MS))
         return;
     b->last_evict_ms = now;
     struct store__walk w = {.b = b};
