@@ -175,6 +175,30 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     cmp "$SUITE_TMP/c1" "$SUITE_TMP/c1.after"
 }
 
+cache_bytes() { du -sb --exclude=_pre --exclude=_quarantine --exclude=STORE_ID "$1/filestore" | cut -f1; }
+evicted_at_least() { [ "$(s3metric "$1" granary_storage_cache_evicted_total)" -ge "$2" ]; }
+
+@test "the read-through cache keeps to --cache-max-bytes, least recently used out first" {
+    # shellcheck disable=SC2086
+    start_cluster_node n5 "$DB" $S3ARGS --cache-max-bytes 2600000
+    local i
+    for i in 1 2 3 4; do
+        head -c 1000000 /dev/urandom >"$SUITE_TMP/lru$i"
+        run code -u "admin:$PASS" -T "$SUITE_TMP/lru$i" "$NODE_n1_URL/libs/lru$i.bin"
+        [ "$output" = 201 ]
+        get n5 lru$i.bin "$SUITE_TMP/lru.back"
+        cmp "$SUITE_TMP/lru$i" "$SUITE_TMP/lru.back"
+        get n5 lru1.bin "$SUITE_TMP/lru.back" # lru1 stays the most recently used
+    done
+    wait_until 30 evicted_at_least n5 2
+    [ "$(cache_bytes "$NODE_n5_DIR")" -le 2600000 ]
+    local s1
+    s1=$(sha "$SUITE_TMP/lru1")
+    [ -f "$NODE_n5_DIR/filestore/${s1:0:2}/$s1" ]
+    [ "$(s3metric n5 granary_storage_cache_hits_total)" -ge 3 ]
+    stop_node n5
+}
+
 @test "a wrong secret is refused by the store (403) and granary says so" {
     printf 'wrong-secret\n' >"$SUITE_TMP/badsk"
     # shellcheck disable=SC2086
