@@ -7,6 +7,7 @@
 # fixed per cluster, a wrong secret, and a migration local -> s3 -> local
 # under load.
 load helpers
+load migration
 
 S3RVER_DIR=${S3RVER_DIR:-/opt/granary-s3rver}
 
@@ -236,57 +237,12 @@ evicted_at_least() { [ "$(s3metric "$1" granary_storage_cache_evicted_total)" -g
     [ ! -f "$S3DIR/granary/${s:0:2}/$s.crc._S3rver_object" ]
 }
 
-# ---- migration: a second cluster that starts on its nodes' disks ----
+# ---- migration: a second cluster that starts on its nodes' disks (migration.bash) ----
 
-mcurl() { curl -sS -u "admin:$(cat "$SUITE_TMP/node-m1/admin.password")" "$@"; }
-# the load: uploads of new content and downloads of earlier ones, checked,
-# until $SUITE_TMP/load.stop exists (at most 400 rounds, 180 s)
-load_loop() {
-    local i n url t0=$SECONDS
-    for ((i = 0; i < 400 && SECONDS - t0 < 180; i++)); do
-        [ -f "$SUITE_TMP/load.stop" ] && break
-        n=$((i % 3 + 1))
-        url=$(cat "$SUITE_TMP/node-m$n/port")
-        head -c $((RANDOM * 8 + 1)) /dev/urandom >"$SUITE_TMP/load.in"
-        if [ "$(mcurl -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/load.in" "http://127.0.0.1:$url/libs/load/$i.bin")" = 201 ]; then
-            sha256sum <"$SUITE_TMP/load.in" | cut -d' ' -f1 >"$SUITE_TMP/load.sha.$i"
-        else
-            echo "upload $i failed" >>"$SUITE_TMP/load.fail"
-        fi
-        if [ $i -gt 0 ] && [ -f "$SUITE_TMP/load.sha.$((i - 1))" ]; then
-            [ "$(mcurl "http://127.0.0.1:$url/libs/load/$((i - 1)).bin" | sha256sum | cut -d' ' -f1)" = "$(cat "$SUITE_TMP/load.sha.$((i - 1))")" ] ||
-                echo "download $((i - 1)) wrong" >>"$SUITE_TMP/load.fail"
-        fi
-    done
-}
-# every artifact of the migration cluster, through every node, by its sha256
-check_all() {
-    local f n p
-    for f in "$SUITE_TMP"/mig.sha.*; do
-        p=${f##*/mig.sha.}
-        for n in m1 m2 m3; do
-            [ "$(mcurl "http://127.0.0.1:$(cat "$SUITE_TMP/node-$n/port")/libs/$p.bin" | sha256sum | cut -d' ' -f1)" = "$(cat "$f")" ] || {
-                echo "$p through $n is wrong" >&2
-                return 1
-            }
-        done
-    done
-    for f in "$SUITE_TMP"/load.sha.*; do
-        p=${f##*/load.sha.}
-        [ "$(mcurl "http://127.0.0.1:$(cat "$SUITE_TMP/node-m2/port")/libs/load/$p.bin" | sha256sum | cut -d' ' -f1)" = "$(cat "$f")" ] || {
-            echo "load/$p is wrong" >&2
-            return 1
-        }
-    done
-}
-migration_done() { # PROVIDER
-    mcurl "http://127.0.0.1:$(cat "$SUITE_TMP/node-m1/port")/api/system/storage/migrate" >"$SUITE_TMP/mig.json"
-    [ "$(jq -r .provider "$SUITE_TMP/mig.json")" = "$1" ] && [ "$(jq -r .migration "$SUITE_TMP/mig.json")" = null ]
-}
 msql() { psql_db mig "$1"; }
 
 @test "migration local -> s3 -> local online under load, every artifact's sha256 checked after each step" {
-    local m1 i
+    local m1
     new_db mig >/dev/null
     local dbm="$DBURL_BASE/mig"
     local s3m="--s3-endpoint http://127.0.0.1:$S3PORT --s3-bucket granary --s3-prefix mig/ --s3-access-key-file $SUITE_TMP/ak --s3-secret-key-file $SUITE_TMP/sk"
@@ -298,13 +254,8 @@ msql() { psql_db mig "$1"; }
     start_cluster_node m3 "$dbm" $s3m
     m1=http://127.0.0.1:$(cat "$SUITE_TMP/node-m1/port")
     cat "$SUITE_TMP/node-m1/admin.password" >"$SUITE_TMP/m.pass"
-    mcurl -f -X PUT -H 'Content-Type: application/json' -d '{"rclass":"local","packageType":"generic"}' "$m1/api/repositories/libs" >/dev/null
     [ "$(msql "SELECT provider FROM storage_provider")" = local ]
-    for i in $(seq 1 12); do
-        head -c $((i * 700000)) /dev/urandom >"$SUITE_TMP/mig.in"
-        [ "$(mcurl -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/mig.in" "$m1/libs/$i.bin")" = 201 ]
-        sha256sum <"$SUITE_TMP/mig.in" | cut -d' ' -f1 >"$SUITE_TMP/mig.sha.$i"
-    done
+    mig_fill "$m1"
     load_loop &
     local load=$!
     # a node without s3 settings would make the switch unsafe: refused while one is live
@@ -325,15 +276,11 @@ msql() { psql_db mig "$1"; }
     check_all
     touch "$SUITE_TMP/load.stop"
     wait "$load"
-    [ ! -f "$SUITE_TMP/load.fail" ] || {
-        cat "$SUITE_TMP/load.fail" >&2
-        false
-    }
-    ls "$SUITE_TMP"/load.sha.* >/dev/null
+    load_checked
     check_all
     # back on the nodes' disks: every binary has copies on nodes again
     [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node NOT LIKE 'store:%')")" = 0 ]
-    # a node restarted with the old setting is refused now that the cluster moved... and back
+    # a node restarted with the same flags (no --storage-provider: local) joins the cluster again
     stop_node m3
     # shellcheck disable=SC2086
     restart_cluster_node m3 "$dbm" $s3m

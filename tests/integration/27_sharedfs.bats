@@ -3,8 +3,10 @@
 # directory (a shared mount at the same path on every node; here a local
 # directory), uploads through any node readable from every node, the
 # <aa>/<sha256> layout with sidecars, no copies between nodes, a flipped
-# byte caught on read and by scrub, GC racing uploads of the same content.
+# byte caught on read and by scrub, GC racing uploads of the same content,
+# a 300 MiB upload, and a migration local -> shared-fs -> local under load.
 load helpers
+load migration
 
 setup_file() {
     start_pg
@@ -70,6 +72,24 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     # every writer's temporary files are gone
     run find "$SHARED/_pre" -type f
     [ -z "$output" ]
+}
+
+@test "a 300 MiB upload lands whole in the shared directory and reads back the same from every node" {
+    local n s
+    head -c $((300 * 1048576)) /dev/urandom >"$SUITE_TMP/big"
+    s=$(sha "$SUITE_TMP/big")
+    run code -u "admin:$PASS" -T "$SUITE_TMP/big" "$NODE_n2_URL/libs/big.bin"
+    [ "$output" = 201 ]
+    [ "$(stat -c %s "$SHARED/${s:0:2}/$s")" = $((300 * 1048576)) ]
+    for n in n1 n3; do
+        curl -fsS -u "admin:$PASS" "$(url_of $n)/libs/big.bin" | sha256sum | cut -d' ' -f1 >"$SUITE_TMP/big.sha"
+        [ "$(cat "$SUITE_TMP/big.sha")" = "$s" ]
+    done
+    rm -f "$SUITE_TMP/big"
+    run code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/libs/big.bin"
+    [ "$output" = 204 ]
+    cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0" >/dev/null
+    [ ! -f "$SHARED/${s:0:2}/$s" ]
 }
 
 @test "the same content from three nodes at once is stored once" {
@@ -138,4 +158,50 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     done
     cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0" >/dev/null
     [ ! -f "$SHARED/${s:0:2}/$s" ]
+}
+
+msql() { psql_db migfs "$1"; }
+
+@test "migration local -> shared-fs -> local online under load, every artifact's sha256 checked after each step" {
+    local m1 mshared=$SUITE_TMP/mshared
+    new_db migfs >/dev/null
+    local dbm="$DBURL_BASE/migfs"
+    mkdir -p "$mshared"
+    # the nodes can reach the shared directory, the cluster keeps its binaries on their disks
+    start_cluster_node m1 "$dbm" --shared-fs-path "$mshared"
+    start_cluster_node m2 "$dbm" --shared-fs-path "$mshared"
+    start_cluster_node m3 "$dbm" --shared-fs-path "$mshared"
+    m1=http://127.0.0.1:$(cat "$SUITE_TMP/node-m1/port")
+    cat "$SUITE_TMP/node-m1/admin.password" >"$SUITE_TMP/m.pass"
+    [ "$(msql "SELECT provider FROM storage_provider")" = local ]
+    mig_fill "$m1"
+    load_loop &
+    local load=$!
+    # a node without s3 settings would make the switch unsafe: refused while one is live
+    run "$GRANARYCTL" storage migrate --url "$m1" --password-file "$SUITE_TMP/m.pass" --to s3
+    [ "$status" = 1 ]
+    [[ $output == *"409 cannot migrate to s3: a live node was not started with that provider's settings"* ]]
+    run "$GRANARYCTL" storage migrate --url "$m1" --password-file "$SUITE_TMP/m.pass" --to shared-fs --bytes-per-second 50000000 --wait
+    [ "$status" = 0 ]
+    [[ $output == *"provider shared-fs (before: local)"* ]]
+    migration_done shared-fs
+    [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node = 'store:shared-fs')")" = 0 ]
+    local f s
+    for f in "$SUITE_TMP"/mig.sha.*; do
+        s=$(cat "$f")
+        [ -f "$mshared/${s:0:2}/$s" ]
+        [ -f "$mshared/${s:0:2}/$s.crc" ]
+    done
+    check_all
+    run "$GRANARYCTL" storage migrate --url "$m1" --password-file "$SUITE_TMP/m.pass" --to local --wait
+    [ "$status" = 0 ]
+    [[ $output == *"provider local (before: shared-fs)"* ]]
+    migration_done local
+    check_all
+    touch "$SUITE_TMP/load.stop"
+    wait "$load"
+    load_checked
+    check_all
+    # back on the nodes' disks: every binary has copies on nodes again
+    [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node NOT LIKE 'store:%')")" = 0 ]
 }
