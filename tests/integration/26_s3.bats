@@ -3,9 +3,9 @@
 # checks SigV4 signatures (@20minutes/s3rver, scripts/install-deps;
 # docs/storage.md): uploads through any node readable from every node, a
 # large upload in parts, a flipped byte caught on read and by scrub, the
-# store down for 10 s, GC racing uploads of the same content, the provider
-# fixed per cluster, a wrong secret, and a migration local -> s3 -> local
-# under load.
+# store down for 10 s, GC racing uploads of the same content, repair of an
+# object lost from the bucket, the provider fixed per cluster, a wrong
+# secret, and a migration local -> s3 -> local under load.
 load helpers
 load migration
 
@@ -235,6 +235,29 @@ evicted_at_least() { [ "$(s3metric "$1" granary_storage_cache_evicted_total)" -g
     cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0" >"$SUITE_TMP/gc.json"
     [ ! -f "$(obj "$s")" ]
     [ ! -f "$S3DIR/granary/${s:0:2}/$s.crc._S3rver_object" ]
+}
+
+# repair on n1 (a pass now); true once the object of $1 is back in the bucket
+repaired() {
+    cget -X POST "$NODE_n1_URL/api/system/storage/optimize" >/dev/null
+    [ -f "$(obj "$1")" ]
+}
+
+@test "repair finds an object missing from the bucket and puts it back from the node's cache" {
+    local s
+    head -c 300000 /dev/urandom >"$SUITE_TMP/rep"
+    s=$(sha "$SUITE_TMP/rep")
+    run code -u "admin:$PASS" -T "$SUITE_TMP/rep" "$NODE_n1_URL/libs/rep.bin"
+    [ "$output" = 201 ]
+    # the object (not its sidecar) lost behind granary's back
+    rm -f "$S3DIR/granary/${s:0:2}/$s._S3rver_"*
+    run code -u "admin:$PASS" "$NODE_n3_URL/libs/rep.bin"
+    [ "$output" = 503 ]
+    wait_until 60 repaired "$s"
+    cmp "$(obj "$s")" "$SUITE_TMP/rep"
+    grep -q "repair: $s is missing in s3" "$NODE_n1_DIR/stderr.log"
+    get n3 rep.bin "$SUITE_TMP/rep.n3"
+    cmp "$SUITE_TMP/rep" "$SUITE_TMP/rep.n3"
 }
 
 # ---- migration: a second cluster that starts on its nodes' disks (migration.bash) ----
