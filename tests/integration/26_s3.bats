@@ -120,8 +120,10 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     curl -fsS -u "admin:$PASS" "$NODE_n3_URL/libs/big.bin" | sha256sum | cut -d' ' -f1 >"$SUITE_TMP/big.sha"
     [ "$(cat "$SUITE_TMP/big.sha")" = "$s" ]
     rm -f "$SUITE_TMP/big"
-    # no multipart upload is left behind in the bucket
-    run find "$S3DIR" -path '*multipart*' -type f
+    # no part is left behind (s3rver keeps a multipart upload's parts under ._S3rver_uploads/)
+    [ -d "$S3DIR/granary/._S3rver_uploads" ]
+    run find "$S3DIR/granary/._S3rver_uploads" -type f
+    [ "$status" = 0 ]
     [ -z "$output" ]
 }
 

@@ -78,8 +78,19 @@ static int s3p__multipart(struct s3 *s, const char *key, int fd, uint64_t size, 
         if (rc)
             gr_warn("s3: part %d of %s failed: %s", i + 1, key, err);
     }
-    if (rc == GR_OK)
+    if (rc == GR_OK) {
         S3P_RETRY(rc, s3_mp_complete(s, key, id, etags, n, err, errsz));
+        /* a completion whose answer was lost (a retry then finds the upload
+         * gone): the object of that sha256 and size is there all the same */
+        uint64_t have = 0;
+        char herr[160];
+        if (rc && rc != GR_EAUTH && s3_head(s, key, &have, herr, sizeof(herr)) == GR_OK &&
+            have == size) {
+            gr_warn("s3: completing the upload of %s failed (%s), but the object is there", key,
+                    err);
+            rc = GR_OK;
+        }
+    }
     free(etags);
     if (rc)
         s3_mp_abort(s, key, id); /* its parts are not left behind in the bucket */

@@ -143,6 +143,7 @@ struct s3__req {
     const char *query;  /* "" or "a=b&c=d", sorted, values encoded as they are signed */
     const char *sha256; /* the payload's hex sha256; NULL: empty */
     const char *extra;  /* one more header line, or NULL */
+    int wait_s;         /* a stall of this long fails the request; 0: the store's timeout_s */
     /* the body: len bytes of fd from off, or of buf */
     int fd;
     uint64_t off, len;
@@ -291,7 +292,7 @@ static int s3__do(struct s3 *s, struct s3__req *q, char *err, size_t errsz)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s->timeout_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(q->wait_s > 0 ? q->wait_s : s->timeout_s));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3__write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s3__header);
@@ -457,6 +458,8 @@ int s3_mp_part(struct s3 *s, const char *key, const char *id, int part, int fd, 
     return rc;
 }
 
+#define S3_COMPLETE_WAIT_S 600
+
 int s3_mp_complete(struct s3 *s, const char *key, const char *id, char (*etags)[80], int n,
                    char *err, size_t errsz)
 {
@@ -472,8 +475,15 @@ int s3_mp_complete(struct s3 *s, const char *key, const char *id, char (*etags)[
     len += (size_t)snprintf(body + len, cap - len, "</CompleteMultipartUpload>");
     cr_sha256_hex(body, len, sha);
     snprintf(query, sizeof(query), "uploadId=%s", id);
-    struct s3__req q = {
-        .method = "POST", .key = key, .query = query, .sha256 = sha, .buf = body, .len = len};
+    /* the store joins the parts before it answers: minutes for a large
+     * object on some stores, with no byte sent meanwhile */
+    struct s3__req q = {.method = "POST",
+                        .key = key,
+                        .query = query,
+                        .sha256 = sha,
+                        .buf = body,
+                        .len = len,
+                        .wait_s = S3_COMPLETE_WAIT_S};
     int rc = s3__do(s, &q, err, errsz);
     /* S3 may answer 200 with an error document after a long completion */
     char code[96];
