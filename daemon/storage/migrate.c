@@ -3,12 +3,13 @@
  * (docs/storage.md "Migrating"). The state is the storage_provider row,
  * so that any primary resumes it: 'copying' passes over the binaries in
  * sha256 order (the cursor) copy every one the target does not hold yet,
- * checked on the way, at most `rate` bytes/s; once a pass finds nothing
- * left, the provider switches ('finishing': uploads go to the target, the
- * old provider is still read), and a last pass, started when every node
- * has seen the switch, copies what uploads sent to the old provider
- * meanwhile. Then the row says the migration is done; the old provider
- * stays readable as `previous` until the next migration.
+ * checked on the way, at most `rate` bytes/s; once a pass ends with at
+ * most MIGRATE_BATCH binaries left (uploads meanwhile), the provider
+ * switches ('finishing': uploads go to the target, the old provider is
+ * still read), and passes go on until one that ends at least 5 s after the
+ * switch (every node has seen it) finds nothing left. Then the row says
+ * the migration is done; the old provider stays readable as `previous`
+ * until the next migration.
  */
 #include "storage/internal.h"
 
@@ -324,10 +325,15 @@ void storage__migrate_step(struct storage *b)
     long long left = strtoll(db_res_get(res, 0, 0), NULL, 10);
     db_res_free(res);
     int rc = GR_OK;
-    if (left > 0) {
+    bool copying = !strcmp(m.state, "copying") && active != m.target;
+    /* a pass that ends with at most a batch left switches: under a steady
+     * flow of uploads (to the old provider until the switch) no pass ends
+     * with nothing left; what is left the passes after the switch copy, and
+     * reads find it in the old provider meanwhile */
+    if (left > (copying ? MIGRATE_BATCH : 0)) {
         rc = db_exec1(b->db, NULL, "UPDATE storage_provider SET cursor = '' WHERE target = $1", 1,
                       &up[4]);
-    } else if (!strcmp(m.state, "copying") && active != m.target) {
+    } else if (copying) {
         rc = db_exec1(b->db, NULL,
                       "UPDATE storage_provider SET previous = provider, provider = target,"
                       " state = 'finishing', cursor = '', switched = now() WHERE target = $1",
