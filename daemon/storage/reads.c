@@ -113,6 +113,13 @@ int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **
     int kind = storage__active(st);
     struct bs_store *bs = kind == STORAGE_SHARED && st->shared_bs ? st->shared_bs : st->bs;
     int rc = bs_blob_open(bs, sha256, blob);
+    if (rc == BS_ENOTFOUND && bs != st->bs) {
+        /* this node's own copy from before a migration to the shared store
+         * (read by the migration's copy and by peers until it is done) */
+        rc = bs_blob_open(st->bs, sha256, blob);
+        if (rc == BS_ENOCRC)
+            rc = BS_ENOTFOUND;
+    }
     if (kind == STORAGE_S3) {
         if (rc == BS_OK) { /* a hit: most recently used (the cache's eviction order) */
             atomic_fetch_add(&st->cache_hits, 1);
@@ -611,11 +618,13 @@ static int storage__open_stores(struct storage *b, const char *sha256, uint64_t 
                                 struct storage_remote **out)
 {
     pthread_mutex_lock(&b->lock);
-    int kinds[2] = {b->active, b->previous};
+    /* the target of a migration too: a node that has not seen the switch
+     * yet reads what a node that has seen it stored there */
+    int kinds[3] = {b->active, b->previous, b->mig.target};
     pthread_mutex_unlock(&b->lock);
     int rc = GR_ENOTFOUND;
-    for (int i = 0; i < 2 && rc != GR_OK; i++) {
-        if (kinds[i] < 0 || (i == 1 && kinds[1] == kinds[0]))
+    for (int i = 0; i < 3 && rc != GR_OK; i++) {
+        if (kinds[i] < 0 || (i >= 1 && kinds[i] == kinds[0]) || (i == 2 && kinds[2] == kinds[1]))
             continue;
         int r = kinds[i] == STORAGE_LOCAL
                     ? storage__open_peers(b, sha256, size, first, end, request_id, out)
