@@ -125,6 +125,12 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     run find "$S3DIR/granary/._S3rver_uploads" -type f
     [ "$status" = 0 ]
     [ -z "$output" ]
+    # collected again (so that the scrubs below do not read 300 MiB)
+    run code -u "admin:$PASS" -X DELETE "$NODE_n1_URL/libs/big.bin"
+    [ "$output" = 204 ]
+    cget -X POST "$NODE_n1_URL/api/system/storage/gc?graceSeconds=0" >/dev/null
+    [ ! -f "$(obj "$s")" ]
+    [ ! -f "$NODE_n1_DIR/filestore/${s:0:2}/$s" ]
 }
 
 @test "a flipped byte in an object is caught on read (no complete 200) and by scrub" {
@@ -298,11 +304,13 @@ msql() { psql_db mig "$1"; }
     [ "$status" = 0 ]
     [[ $output == *"provider local (before: s3)"* ]]
     migration_done local
+    # the load ran through both migrations (a steady flow of uploads once kept one from switching)
+    kill -0 "$load"
     check_all
     touch "$SUITE_TMP/load.stop"
     wait "$load"
     load_checked
-    check_all
+    check_all all
     # back on the nodes' disks: every binary has copies on nodes again
     [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node NOT LIKE 'store:%')")" = 0 ]
     # a node restarted with the same flags (no --storage-provider: local) joins the cluster again

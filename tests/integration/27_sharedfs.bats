@@ -44,11 +44,15 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
         --cluster-listen "127.0.0.1:$(free_port)" --bus-listen "127.0.0.1:$(free_port)"
     [ "$status" = 1 ]
     [[ $output == *"storage provider mismatch: this cluster keeps its binaries in shared-fs"* ]]
-    # shared-fs without its directory is refused too
-    run ! timeout 60 "$GRANARYD" --data-dir "$SUITE_TMP/node-x" --listen "127.0.0.1:$(free_port)" \
-        --database-url "$DB" --join-key-file "$(cluster_key)" --node-id x --storage-provider shared-fs \
+    # shared-fs without its directory is refused too (another node: x may still count as live)
+    mkdir -p "$SUITE_TMP/node-y"
+    run ! timeout 60 "$GRANARYD" --data-dir "$SUITE_TMP/node-y" --listen "127.0.0.1:$(free_port)" \
+        --database-url "$DB" --join-key-file "$(cluster_key)" --node-id y --storage-provider shared-fs \
         --cluster-listen "127.0.0.1:$(free_port)" --bus-listen "127.0.0.1:$(free_port)"
-    [ "$status" = 1 ]
+    [ "$status" = 1 ] || {
+        echo "status $status: $output" >&2
+        false
+    }
     [[ $output == *"storage provider shared-fs is not configured: give --shared-fs-path"* ]]
 }
 
@@ -197,11 +201,13 @@ msql() { psql_db migfs "$1"; }
     [ "$status" = 0 ]
     [[ $output == *"provider local (before: shared-fs)"* ]]
     migration_done local
+    # the load ran through both migrations (a steady flow of uploads once kept one from switching)
+    kill -0 "$load"
     check_all
     touch "$SUITE_TMP/load.stop"
     wait "$load"
     load_checked
-    check_all
+    check_all all
     # back on the nodes' disks: every binary has copies on nodes again
     [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node NOT LIKE 'store:%')")" = 0 ]
 }
