@@ -300,12 +300,13 @@ msql() { psql_db mig "$1"; }
     [ "$(msql "SELECT count(*) FROM binaries b WHERE NOT EXISTS (SELECT 1 FROM binary_locations l WHERE l.sha256 = b.sha256 AND l.node = 'store:s3')")" = 0 ]
     [ -n "$(find "$S3DIR/granary/mig" -name '*._S3rver_object' | head -1)" ]
     check_all
+    # the load ran through the first migration and is still running as the second starts
+    # (a steady flow of uploads once kept a migration from switching)
+    kill -0 "$load"
     run "$GRANARYCTL" storage migrate --url "$m1" --password-file "$SUITE_TMP/m.pass" --to local --wait
     [ "$status" = 0 ]
     [[ $output == *"provider local (before: s3)"* ]]
     migration_done local
-    # the load ran through both migrations (a steady flow of uploads once kept one from switching)
-    kill -0 "$load"
     check_all
     touch "$SUITE_TMP/load.stop"
     wait "$load"

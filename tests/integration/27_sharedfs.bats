@@ -197,12 +197,13 @@ msql() { psql_db migfs "$1"; }
         [ -f "$mshared/${s:0:2}/$s.crc" ]
     done
     check_all
+    # the load ran through the first migration and is still running as the second starts
+    # (a steady flow of uploads once kept a migration from switching)
+    kill -0 "$load"
     run "$GRANARYCTL" storage migrate --url "$m1" --password-file "$SUITE_TMP/m.pass" --to local --wait
     [ "$status" = 0 ]
     [[ $output == *"provider local (before: shared-fs)"* ]]
     migration_done local
-    # the load ran through both migrations (a steady flow of uploads once kept one from switching)
-    kill -0 "$load"
     check_all
     touch "$SUITE_TMP/load.stop"
     wait "$load"

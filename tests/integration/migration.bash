@@ -4,10 +4,11 @@
 
 mcurl() { curl -sS -u "admin:$(cat "$SUITE_TMP/node-m1/admin.password")" "$@"; }
 # the load: uploads of new content and downloads of earlier ones, checked,
-# until $SUITE_TMP/load.stop exists (at most 180 s)
+# until $SUITE_TMP/load.stop exists (at most 300 s: a migration to s3 under
+# ASan takes over 150 s)
 load_loop() {
     local i n url t0=$SECONDS
-    for ((i = 0; SECONDS - t0 < 180; i++)); do
+    for ((i = 0; SECONDS - t0 < 300; i++)); do
         [ -f "$SUITE_TMP/load.stop" ] && break
         n=$((i % 3 + 1))
         url=$(cat "$SUITE_TMP/node-m$n/port")
