@@ -207,9 +207,9 @@ int bs_crc_rebuild(struct bs_store *bs, const char *sha256)
         rc = BS_ENOMEM;
         goto out_close_dir;
     }
-    char tmp[64];
-    snprintf(tmp, sizeof(tmp), "rb-%ld-%llu.crc", (long)getpid(),
-             (unsigned long long)atomic_fetch_add(&bs->seq, 1));
+    char tmp[140];
+    snprintf(tmp, sizeof(tmp), "%s%srb-%ld-%llu.crc", bs->tag, bs->tag[0] ? "-" : "",
+             (long)getpid(), (unsigned long long)atomic_fetch_add(&bs->seq, 1));
     rc = bs__crc_install(bs, dfd, sha256, tmp, false, enc, len);
     free(enc);
     if (rc == BS_OK && fsync(dfd) < 0)

@@ -34,8 +34,8 @@ struct bs_upload {
     uint32_t fill;  /* bytes in it: size % BS_BLOCK */
     uint32_t *crcs; /* CRC32C of each full block */
     size_t ncrcs, cap;
-    char name[64]; /* file name under _pre/ */
-    char *path;    /* absolute path of _pre/<name> */
+    char name[128]; /* file name under _pre/ */
+    char *path;     /* absolute path of _pre/<name> */
 };
 
 const char *bs_strerror(int err)
@@ -70,8 +70,11 @@ bool bs_valid_sha256(const char *s)
     return i == 64;
 }
 
-static void bs__clean_pre(int pre_fd)
+/* Remove what _pre/ holds: everything, or (a shared store) this writer's
+ * leftovers only, named "<tag>-...". */
+static void bs__clean_pre(int pre_fd, const char *tag)
 {
+    size_t tl = strlen(tag);
     int fd = openat(pre_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -82,7 +85,7 @@ static void bs__clean_pre(int pre_fd)
     }
     struct dirent *e;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && (!tl || (!strncmp(e->d_name, tag, tl) && e->d_name[tl] == '-')))
             unlinkat(pre_fd, e->d_name, 0);
     closedir(d);
 }
@@ -151,7 +154,7 @@ static int bs__load_id(struct bs_store *bs)
     return fsync(bs->root_fd) < 0 ? bs__errno() : BS_OK;
 }
 
-int bs_open(const char *dir, struct bs_store **out)
+static int bs__open(const char *dir, const char *tag, struct bs_store **out)
 {
     int rc = BS_EIO;
     struct bs_store *bs = calloc(1, sizeof(*bs));
@@ -159,6 +162,7 @@ int bs_open(const char *dir, struct bs_store **out)
         return BS_ENOMEM;
     bs->root = strdup(dir);
     bs->root_fd = bs->pre_fd = -1;
+    snprintf(bs->tag, sizeof(bs->tag), "%s", tag);
     if (!bs->root)
         goto out_nomem;
     if (mkdir(dir, 0750) < 0 && errno != EEXIST)
@@ -177,7 +181,7 @@ int bs_open(const char *dir, struct bs_store **out)
     bs->pre_fd = openat(bs->root_fd, "_pre", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (bs->pre_fd < 0)
         goto out_io;
-    bs__clean_pre(bs->pre_fd);
+    bs__clean_pre(bs->pre_fd, bs->tag);
     rc = bs__load_id(bs);
     if (rc != BS_OK)
         goto out_io;
@@ -189,6 +193,19 @@ out_io:
 out_nomem:
     bs_close(bs);
     return BS_ENOMEM;
+}
+
+int bs_open(const char *dir, struct bs_store **out)
+{
+    return bs__open(dir, "", out);
+}
+
+int bs_open_shared(const char *dir, const char *tag, struct bs_store **out)
+{
+    if (!tag || !*tag || strlen(tag) > 64 || strchr(tag, '/') || tag[0] == '.' ||
+        !strncmp(tag, "stage", 5))
+        return BS_EINVAL;
+    return bs__open(dir, tag, out);
 }
 
 void bs_close(struct bs_store *bs)
@@ -216,7 +233,11 @@ int bs_upload_begin(struct bs_store *bs, struct bs_upload **out)
         return BS_ENOMEM;
     u->bs = bs;
     uint64_t n = atomic_fetch_add(&bs->seq, 1);
-    snprintf(u->name, sizeof(u->name), "%ld-%llu", (long)getpid(), (unsigned long long)n);
+    if (bs->tag[0]) /* a shared store: names unique across its writers */
+        snprintf(u->name, sizeof(u->name), "%s-%ld-%llu", bs->tag, (long)getpid(),
+                 (unsigned long long)n);
+    else
+        snprintf(u->name, sizeof(u->name), "%ld-%llu", (long)getpid(), (unsigned long long)n);
     size_t plen = strlen(bs->abs_root) + sizeof("/_pre/") + strlen(u->name);
     u->path = malloc(plen);
     if (!u->path) {
@@ -294,6 +315,28 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
 uint64_t bs_upload_size(const struct bs_upload *u)
 {
     return u->size;
+}
+
+struct bs_store *bs_upload_store(const struct bs_upload *u)
+{
+    return u->bs;
+}
+
+const uint32_t *bs_upload_crcs(struct bs_upload *u, uint64_t *n)
+{
+    *n = 0;
+    if (u->fill > 0) { /* the partial last block, as upload__encode() counts it */
+        if (u->ncrcs == u->cap) {
+            uint32_t *c = realloc(u->crcs, (u->cap + 1) * sizeof(*c));
+            if (!c)
+                return NULL;
+            u->crcs = c;
+            u->cap++;
+        }
+        u->crcs[u->ncrcs] = u->cur;
+    }
+    *n = u->ncrcs + (u->fill > 0);
+    return u->crcs;
 }
 
 const char *bs_upload_path(const struct bs_upload *u)
@@ -385,7 +428,7 @@ int bs_upload_commit(struct bs_upload *u, const char *sha256, bool *existed)
     int rc = upload__finish(u, sha256, &enc, &len);
     if (rc != BS_OK)
         return rc;
-    char tmp[80];
+    char tmp[140];
     snprintf(tmp, sizeof(tmp), "%s.crc", u->name);
     rc = bs__publish(u->bs, u->name, sha256, tmp, false, enc, len, existed);
     free(enc);

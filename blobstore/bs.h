@@ -73,6 +73,21 @@ struct bs_upload;
  *       that exists but cannot be read is BS_EIO, not a new identity.
  */
 int bs_open(const char *dir, struct bs_store **out) __attribute__((warn_unused_result));
+
+/*
+ * Open a store that several processes on several machines write at once (a
+ * shared file system mounted at the same path on every node): as bs_open(),
+ * but temp names under _pre/ start with "<tag>-" (unique per writer: the
+ * node id), only this writer's leftovers are removed from _pre/, and a file
+ * system without RENAME_NOREPLACE (NFS) publishes with link(2) + unlink,
+ * which fails just as atomically when the name is taken.
+ * @return as bs_open(); BS_EINVAL for an empty tag, one longer than 64
+ *         characters, or one with '/' or starting with '.' or "stage".
+ * @note Staging (bs_upload_stage) is not for shared stores: other writers'
+ *       stages would look abandoned to bs_stage_expire().
+ */
+int bs_open_shared(const char *dir, const char *tag, struct bs_store **out)
+    __attribute__((warn_unused_result));
 void bs_close(struct bs_store *bs);
 
 /*
@@ -94,6 +109,17 @@ int bs_upload_write(struct bs_upload *u, const void *data, size_t len)
 
 /* Bytes written so far. */
 uint64_t bs_upload_size(const struct bs_upload *u);
+
+/* The store the upload belongs to. */
+struct bs_store *bs_upload_store(const struct bs_upload *u);
+
+/*
+ * The block checksums of the bytes written so far (the last, partial block
+ * included): *n entries, owned by the upload, valid until the next write
+ * or its end. NULL with *n 0 when out of memory (or nothing was written).
+ * Encode them with bs_sidecar_encode() to store them elsewhere.
+ */
+const uint32_t *bs_upload_crcs(struct bs_upload *u, uint64_t *n);
 
 /*
  * Make the upload durable under sha256: fsync the file (skipped when
@@ -185,6 +211,23 @@ uint32_t bs_crc32c_hw(uint32_t crc, const void *data, size_t len);
 
 /* True when bs_crc32c() runs on the CPU's crc32 instruction. */
 bool bs_crc32c_has_hw(void);
+
+/*
+ * A sidecar's bytes (the layout of README.md) for a binary of size bytes
+ * whose blocks have the checksums crcs (ceil(size / BS_BLOCK) entries), e.g.
+ * to store it beside a binary in an object store. malloc'ed, *len set;
+ * NULL when out of memory.
+ */
+unsigned char *bs_sidecar_encode(uint64_t size, const uint32_t *crcs, size_t *len);
+
+/*
+ * Check sidecar bytes for a binary of size bytes (magic, block size, size,
+ * length, its own CRC) and return its block checksums: BS_OK with *crcs
+ * malloc'ed (NULL for an empty binary), BS_ENOCRC (damaged or about
+ * another size), BS_ENOMEM.
+ */
+int bs_sidecar_decode(const void *buf, size_t len, uint64_t size, uint32_t **crcs)
+    __attribute__((warn_unused_result));
 
 /* ---- staging: durable now, published later ------------------------------ */
 

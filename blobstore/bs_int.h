@@ -16,6 +16,7 @@ struct bs_store {
     int pre_fd;
     atomic_uint_fast64_t seq; /* temp names under _pre/ */
     char id[BS_STAGE_ID];     /* STORE_ID: 32 hex */
+    char tag[72];             /* bs_open_shared(): this writer's prefix of temp names; "" */
 };
 
 /* Sidecar layout (little-endian):

@@ -74,6 +74,29 @@ unsigned char *bs__crc_encode(uint64_t size, const uint32_t *crcs, size_t *len)
     return b;
 }
 
+unsigned char *bs_sidecar_encode(uint64_t size, const uint32_t *crcs, size_t *len)
+{
+    return bs__crc_encode(size, crcs, len);
+}
+
+int bs_sidecar_decode(const void *buf, size_t len, uint64_t size, uint32_t **crcs)
+{
+    const unsigned char *b = buf;
+    uint64_t n = bs__nblocks(size);
+    *crcs = NULL;
+    if (n > (SIZE_MAX - BS__CRC_HEAD - 4) / 4 || len != BS__CRC_LEN(n) ||
+        memcmp(b, crc__magic, 8) != 0 || get32(b + 8) != BS_BLOCK || get64(b + 12) != size ||
+        get32(b + len - 4) != bs_crc32c(0, b, len - 4))
+        return BS_ENOCRC;
+    uint32_t *c = n ? malloc(n * sizeof(*c)) : NULL;
+    if (n && !c)
+        return BS_ENOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        c[i] = get32(b + BS__CRC_HEAD + 4 * i);
+    *crcs = c;
+    return BS_OK;
+}
+
 /* pread exactly len bytes: len, fewer at EOF, or -1 (errno). */
 ssize_t bs__read_full(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -281,7 +304,15 @@ int bs__publish(struct bs_store *bs, const char *name, const char *sha256, const
     if (rc != BS_OK)
         goto out_close;
     /* renameat2(NOREPLACE) keeps an existing copy (the same bytes) in place */
-    if (renameat2(bs->pre_fd, name, dfd, sha256, RENAME_NOREPLACE) < 0) {
+    int mv = renameat2(bs->pre_fd, name, dfd, sha256, RENAME_NOREPLACE);
+    if (mv < 0 && errno == EINVAL) {
+        /* a file system without RENAME_NOREPLACE (NFS): link(2) fails with
+         * EEXIST when the name is taken, atomically on the server too */
+        mv = linkat(bs->pre_fd, name, dfd, sha256, 0);
+        if (mv == 0)
+            unlinkat(bs->pre_fd, name, 0);
+    }
+    if (mv < 0) {
         if (errno == EEXIST) {
             if (existed)
                 *existed = true;

@@ -41,6 +41,10 @@ void config_defaults(struct config *c)
     c->plugins_job_budget_m = 500;
     c->npm_token_lifetime = 365 * 24 * 3600;
     c->session_lifetime = 8 * 3600;
+    snprintf(c->storage_provider, sizeof(c->storage_provider), "local");
+    snprintf(c->s3_region, sizeof(c->s3_region), "us-east-1");
+    c->s3_path_style = -1;
+    c->cache_max_bytes = -1;
 }
 
 static int config__copy(char *dst, size_t dsz, const char *v, const char *key, char *err,
@@ -249,6 +253,47 @@ int config_set(struct config *c, const char *rawkey, const char *v, char *err, s
         return config__int(&c->session_lifetime, v, 5, 30 * 24 * 3600, key, err, errsz);
     if (!strcmp(key, "npm_token_lifetime")) /* at most ten years, as any access token */
         return config__int(&c->npm_token_lifetime, v, 0, 10 * 365 * 24 * 3600, key, err, errsz);
+    if (!strcmp(key, "storage_provider")) {
+        if (strcmp(v, "local") && strcmp(v, "s3") && strcmp(v, "shared-fs")) {
+            snprintf(err, errsz, "storage_provider: expected local, s3 or shared-fs");
+            return GR_EINVAL;
+        }
+        return config__copy(c->storage_provider, sizeof(c->storage_provider), v, key, err, errsz);
+    }
+    if (!strcmp(key, "s3_endpoint")) {
+        if (*v && strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+            snprintf(err, errsz, "s3_endpoint: expected http://HOST[:PORT] or https://...");
+            return GR_EINVAL;
+        }
+        return config__copy(c->s3_endpoint, sizeof(c->s3_endpoint), v, key, err, errsz);
+    }
+    if (!strcmp(key, "s3_bucket"))
+        return config__copy(c->s3_bucket, sizeof(c->s3_bucket), v, key, err, errsz);
+    if (!strcmp(key, "s3_region"))
+        return config__copy(c->s3_region, sizeof(c->s3_region), v, key, err, errsz);
+    if (!strcmp(key, "s3_prefix"))
+        return config__copy(c->s3_prefix, sizeof(c->s3_prefix), v, key, err, errsz);
+    if (!strcmp(key, "s3_access_key_file"))
+        return config__copy(c->s3_access_key_file, sizeof(c->s3_access_key_file), v, key, err,
+                            errsz);
+    if (!strcmp(key, "s3_secret_key_file"))
+        return config__copy(c->s3_secret_key_file, sizeof(c->s3_secret_key_file), v, key, err,
+                            errsz);
+    if (!strcmp(key, "s3_access_key"))
+        return config__copy(c->s3_access_key, sizeof(c->s3_access_key), v, key, err, errsz);
+    if (!strcmp(key, "s3_secret_key"))
+        return config__copy(c->s3_secret_key, sizeof(c->s3_secret_key), v, key, err, errsz);
+    if (!strcmp(key, "s3_path_style"))
+        return config__bool(&c->s3_path_style, v, key, err, errsz);
+    if (!strcmp(key, "shared_fs_path"))
+        return config__copy(c->shared_fs_path, sizeof(c->shared_fs_path), v, key, err, errsz);
+    if (!strcmp(key, "cache_max_bytes")) {
+        uint64_t n;
+        if (config__u64(&n, v, key, err, errsz))
+            return GR_EINVAL;
+        c->cache_max_bytes = (int64_t)(n > INT64_MAX ? INT64_MAX : n);
+        return GR_OK;
+    }
     snprintf(err, errsz, "unknown setting '%s'", rawkey);
     return GR_EINVAL;
 }
@@ -369,6 +414,17 @@ const char *config_usage(void)
            "                           a year; 0: never expires)\n"
            "web UI (docs/ui.md):\n"
            "  --session-lifetime S     seconds a UI session lives (default 28800, 8 hours)\n"
+           "binary providers (docs/storage.md), chosen per cluster by its first node:\n"
+           "  --storage-provider P     local (the nodes' disks), s3 or shared-fs\n"
+           "  --s3-endpoint URL        http(s)://HOST[:PORT] of an S3-compatible store\n"
+           "  --s3-bucket NAME         its bucket\n"
+           "  --s3-region NAME         its region (default us-east-1)\n"
+           "  --s3-prefix P            prepended to every object key (default none)\n"
+           "  --s3-access-key-file F   the access key id (or GRANARY_S3_ACCESS_KEY)\n"
+           "  --s3-secret-key-file F   the secret key (or GRANARY_S3_SECRET_KEY)\n"
+           "  --s3-path-style BOOL     endpoint/bucket/key (default: on)\n"
+           "  --shared-fs-path DIR     shared-fs: the directory every node mounts\n"
+           "  --cache-max-bytes N      s3: read-through cache on this node (default 10G; 0: none)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

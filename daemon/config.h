@@ -10,7 +10,11 @@
  *   cluster_listen, bus_listen, zone, join_key_file, join_key_next_file, cluster_port_v1,
  *   lease_ms, heartbeat_ms, down_after_ms, remove_down_after, preferred_primary, bus_timeout_ms;
  *   plugins: plugins_dir, plugins_memory_mb, plugins_budget_m, plugins_job_budget_m;
- *   npm: npm_token_lifetime; the web UI: session_lifetime
+ *   npm: npm_token_lifetime; the web UI: session_lifetime;
+ *   binary providers (docs/storage.md): storage_provider, s3_endpoint, s3_bucket,
+ *   s3_region, s3_prefix, s3_access_key_file, s3_secret_key_file, s3_access_key,
+ *   s3_secret_key (the environment's GRANARY_S3_*), s3_path_style, shared_fs_path,
+ *   cache_max_bytes
  */
 #ifndef GR_CONFIG_H
 #define GR_CONFIG_H
@@ -59,6 +63,14 @@ struct config {
     int npm_token_lifetime; /* seconds an npm login token lives; 0: it never expires */
     /* the web UI (docs/ui.md) */
     int session_lifetime; /* seconds a UI session lives */
+    /* binary providers (docs/storage.md) */
+    char storage_provider[16]; /* local, s3, shared-fs */
+    char s3_endpoint[256], s3_bucket[128], s3_region[64], s3_prefix[128];
+    char s3_access_key_file[512], s3_secret_key_file[512];
+    char s3_access_key[256], s3_secret_key[256]; /* the environment's; a file is better */
+    int s3_path_style;                           /* -1: on for a custom endpoint (any given one) */
+    char shared_fs_path[512];                    /* shared-fs: the directory every node mounts */
+    int64_t cache_max_bytes; /* s3: the read-through cache; -1: 10 GiB; 0: none */
     bool show_help, show_version;
 };
 

@@ -220,9 +220,31 @@ static bool main__is_primary(void *arg)
     return cluster_is_primary(arg);
 }
 
+/* A key from a file's first line into out, else from the setting itself (the environment). */
+static int main__s3_key(const char *file, const char *value, char *out, size_t n)
+{
+    snprintf(out, n, "%s", value);
+    if (!file[0])
+        return GR_OK;
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        gr_error("cannot read %s: %s", file, strerror(errno));
+        return GR_EIO;
+    }
+    if (!fgets(out, (int)n, f))
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return GR_OK;
+}
+
 static int main__blobs(struct server *s, const unsigned char *key, size_t key_len,
                        const unsigned char *next, size_t next_len)
 {
+    char ak[256], sk[256];
+    if (main__s3_key(s->cfg.s3_access_key_file, s->cfg.s3_access_key, ak, sizeof(ak)) ||
+        main__s3_key(s->cfg.s3_secret_key_file, s->cfg.s3_secret_key, sk, sizeof(sk)))
+        return GR_EINVAL;
     struct storage_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
@@ -238,8 +260,19 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .primary_arg = s->cluster,
         .db = s->ctx.db,
         .bs = s->ctx.bs,
+        .provider = s->cfg.storage_provider,
+        .shared_fs_path = s->cfg.shared_fs_path,
+        .s3_endpoint = s->cfg.s3_endpoint,
+        .s3_bucket = s->cfg.s3_bucket,
+        .s3_region = s->cfg.s3_region,
+        .s3_prefix = s->cfg.s3_prefix,
+        .s3_access_key = ak,
+        .s3_secret_key = sk,
+        .s3_path_style = s->cfg.s3_path_style,
+        .cache_max_bytes = s->cfg.cache_max_bytes,
     };
     int rc = storage_start(&bo, &s->storage);
+    explicit_bzero(sk, sizeof(sk));
     s->ctx.storage = s->storage;
     if (rc || !key_len || !s->cfg.cluster_listen[0])
         return rc;

@@ -8,6 +8,7 @@
 #include "import.h"
 #include "lc.h"
 #include "proxy.h"
+#include "storagectl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ static int usage(FILE *f)
           f);
     imp_usage(f);
     pxc_usage(f);
+    stc_usage(f);
     return f == stdout ? 0 : 2;
 }
 
@@ -106,6 +108,8 @@ int main(int argc, char **argv)
         return imp_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "proxy-config")) /* over HTTP too (proxy.c) */
         return pxc_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "storage")) /* over HTTP too (storagectl.c) */
+        return stc_main(argc - 1, argv + 1);
     struct config c;
     char err[1024];
     if (config_load(&c, argc - 1, argv + 1, environ, err, sizeof(err))) {

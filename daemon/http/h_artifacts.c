@@ -149,9 +149,14 @@ static void artifacts__put_end(struct http_req *r)
     snprintf(rid, sizeof(rid), "%llu", (unsigned long long)r->id);
     int rc = ingest_replicate(in, rid, &a);
     if (rc) {
+        const char *prov = storage_provider_name(r->ctx->storage);
         http_error_code(r, rc,
-                        rc == GR_EUNAVAIL ? "too few nodes could store a copy; try again"
-                                          : "cannot store the upload");
+                        rc != GR_EUNAVAIL        ? "cannot store the upload"
+                        : !strcmp(prov, "local") ? "too few nodes could store a copy; try again"
+                        : !strcmp(prov, "s3")
+                            ? "the S3 store did not take the upload (it is down or refused"
+                              " granary's credentials); try again"
+                            : "the shared store did not take the upload; try again");
         return;
     }
     artifacts__commit(r, &a);

@@ -31,13 +31,15 @@ int ingest_begin(struct repo_ctx *ctx, struct gr_arena *a, struct ingest **out)
     in->ctx = ctx;
     in->a = a;
     in->hash = cr_multihash_new(ctx->hashpool);
+    /* the shared-fs provider's uploads stream into the shared store itself */
+    struct bs_store *bs = storage_upload_store(ctx->storage, ctx->bs);
     int rc;
     if (!in->hash)
         rc = GR_ENOMEM;
     else if (storage_disk_refuses(ctx->storage))
         rc = GR_EUNAVAIL; /* this node's disk fails: 503, the client's retry goes elsewhere */
     else
-        rc = storage_bs_err(bs_upload_begin(ctx->bs, &in->bu));
+        rc = storage_bs_err(bs_upload_begin(bs, &in->bu));
     if (rc == GR_EIO && storage_disk_check(ctx->storage))
         rc = GR_EUNAVAIL;
     gr_arena_cleanup(a, ingest__cleanup, in);

@@ -57,6 +57,9 @@ json_t *storage_status_json(struct storage *s)
         }
         json_object_set_new(doc, "copies", c);
     }
+    json_t *prov = storage_provider_json(s);
+    json_object_update(doc, prov);
+    json_decref(prov);
     return doc;
 }
 
@@ -138,6 +141,7 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
                  "# TYPE granary_storage_disk_degraded gauge\n"
                  "granary_storage_disk_degraded %d\n",
                  storage_disk_degraded(s) ? 1 : 0);
+    storage_provider_metrics(s, sb);
 }
 
 static bool storage__int(json_t *doc, const char *name, int64_t *v)
@@ -196,6 +200,29 @@ static void storage__config_get(struct http_req *r)
                         (json_int_t)s.repair_rate));
 }
 
+/* POST /api/system/storage/migrate {"to":"s3","bytesPerSecond":N}; GET: the state. */
+static void storage__migrate_post(struct http_req *r, json_t *doc)
+{
+    json_t *to = json_object_get(doc, "to"), *rate = json_object_get(doc, "bytesPerSecond");
+    if (!json_is_object(doc) || !json_is_string(to) || (rate && !json_is_integer(rate))) {
+        http_error(r, 400,
+                   "expected {\"to\": \"local\" | \"s3\" | \"shared-fs\","
+                   " \"bytesPerSecond\": N (optional, 0: no limit)}");
+        return;
+    }
+    const char *why = NULL;
+    int rc = storage_migrate_start(r->ctx->storage, json_string_value(to),
+                                   rate ? json_integer_value(rate) : 0, &why);
+    if (rc == GR_EINVAL)
+        http_error(r, 400, "cannot migrate to %s: %s", json_string_value(to), why);
+    else if (rc == GR_ECONFLICT || rc == GR_EUNAVAIL)
+        http_error(r, 409, "cannot migrate to %s: %s", json_string_value(to), why);
+    else if (rc)
+        http_error_code(r, rc, NULL);
+    else
+        http_json(r, 202, storage_provider_json(r->ctx->storage));
+}
+
 static void admin_api__storage(struct http_req *r, const char *sub)
 {
     if (!http_need_admin(r))
@@ -209,6 +236,15 @@ static void admin_api__storage(struct http_req *r, const char *sub)
             storage__config_get(r);
         else if (r->method == HM_PUT || r->method == HM_POST)
             http_read_json_body(r, storage__config_put);
+        else
+            http_error(r, 405, "method %s not allowed here", r->method_str);
+        return;
+    }
+    if (!strcmp(sub, "migrate")) {
+        if (r->method == HM_GET || r->method == HM_HEAD)
+            http_json(r, 200, storage_provider_json(r->ctx->storage));
+        else if (r->method == HM_POST)
+            http_read_json_body(r, storage__migrate_post);
         else
             http_error(r, 405, "method %s not allowed here", r->method_str);
         return;

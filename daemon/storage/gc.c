@@ -104,6 +104,8 @@ static int storage__collect_one(struct storage *b, uint64_t token, const char *s
         if (!strcmp(id, b->node)) {
             int brc = bs_delete(b->bs, sha256);
             gone = brc == BS_OK || brc == BS_ENOTFOUND;
+        } else if (storage__is_store(id)) { /* a provider's store (store.c) */
+            gone = storage__store_del(b, id, sha256);
         } else {
             char url[256], uri[128];
             snprintf(uri, sizeof(uri), "/v1/blobs/%s", sha256);

@@ -7,6 +7,7 @@
 #define STORAGE_INTERNAL_H
 
 #include "base/sbuf.h"
+#include "storage/provider.h"
 #include "storage/storage.h"
 
 #include <pthread.h>
@@ -83,6 +84,28 @@ struct storage {
     atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
     atomic_bool gc_running, repair_running, scrub_running;
     atomic_int_fast64_t last_repair_ms, last_gc_ms, last_scrub_ms;
+
+    /* ---- binary providers (provider.h, docs/storage.md) ---- */
+    /* the providers this node can reach: local always, the others when
+     * configured; NULL otherwise. Set at start, read-only after. */
+    struct storage_provider *prov[STORAGE_KINDS];
+    struct bs_store *shared_bs; /* the shared-fs store (prov[STORAGE_SHARED]->bs) */
+    int configured;             /* the kind this node was started with */
+    int64_t cache_max;          /* s3: bytes of this node's read-through cache (0: none) */
+    /* the cluster's provider row (storage_provider), refreshed by the thread
+     * every tick; guarded by lock */
+    int active;   /* where uploads go */
+    int previous; /* the provider before the last migration (still read), -1 */
+    struct storage__migration {
+        int target; /* -1: none */
+        char state[16];
+        int64_t rate, copied, bytes, failed;
+        char cursor[65];
+    } mig;
+    atomic_uint_fast64_t cache_hits, cache_misses, cache_fills, cache_evicted, store_bad;
+    atomic_int_fast64_t cache_bytes; /* the cache's size at the last walk, plus fills since */
+    int64_t last_evict_ms;
+    char repair_cursor[65]; /* store mode: the existence checks resume here */
 
     pthread_mutex_t holders_lock; /* guards holders[] */
     struct storage__holders_entry holders[STORAGE_HOLDERS_SLOTS];
@@ -220,5 +243,62 @@ int storage__fence(struct storage *b, struct db_conn *c, uint64_t token, const c
 int storage__repair_run(struct storage *b, bool scheduled, struct storage_repair_report *out);
 int storage__gc_run(struct storage *b, int64_t grace_s, bool scheduled,
                     struct storage_gc_report *out);
+/* ---- providers (provider.h; store.c, migrate.c) ---- */
+
+/* The active provider's kind (the cluster's provider row). */
+int storage__active(struct storage *b);
+/* The provider of a kind this node can reach, or NULL. */
+struct storage_provider *storage__prov(struct storage *b, int kind);
+/* Open the providers the options configure, choose or check the cluster's
+ * provider (storage_provider row). GR_OK; GR_EINVAL (why logged). */
+int storage__providers_start(struct storage *b, const struct storage_options *o)
+    __attribute__((warn_unused_result));
+void storage__providers_stop(struct storage *b);
+/* Re-read the provider row (the thread, every tick). */
+void storage__load_provider(struct storage *b);
+/*
+ * Put the binary in the local file path into provider p, with its block
+ * checksums (read from the file when crcs is NULL), then record its
+ * location under the binary's row lock; when the row is gone or
+ * tombstoned, nothing is recorded (GR_ENOTFOUND). GR_OK, GR_EUNAVAIL,
+ * GR_EAUTH, GR_EIO, GR_EDB, GR_ENOMEM.
+ */
+int storage__store_put(struct storage *b, struct storage_provider *p, const char *sha256,
+                       const char *path, uint64_t size, const uint32_t *crcs, char *err,
+                       size_t errsz) __attribute__((warn_unused_result));
+/* Open a checked read from provider kind (s3: with a cache fill); GR_ENOTFOUND when none. */
+int storage__open_store(struct storage *b, int kind, const char *sha256, uint64_t size,
+                        uint64_t first, uint64_t end, const char *request_id,
+                        struct storage_remote **out);
+/* The store-mode tasks (store.c): repair is a check that every binary is in
+ * the store; scrub re-hashes the store's copies (budget < 0: all). */
+int storage__repair_store(struct storage *b, struct storage_repair_report *out);
+/* storage_repair() of a store: the running flag, the counters, the log line. */
+int storage__repair_store_pass(struct storage *b, struct storage_repair_report *out);
+/* Whether a binary_locations id names a store ("store:..."), not a node. */
+bool storage__is_store(const char *loc);
+/* Delete sha256 from the store named loc (GC); false when it cannot be reached. */
+bool storage__store_del(struct storage *b, const char *loc, const char *sha256);
+/* The location ids counted as copies now (live nodes, or the active store) as a text[] literal. */
+void storage__live_ids(struct storage *b, const struct storage__node *nodes, int n,
+                       struct gr_sbuf *sb);
+int storage__scrub_store(struct storage *b, int64_t budget, struct storage_scrub_report *out);
+/* Keep the read-through cache under cache_max (s3, every node). */
+void storage__cache_evict(struct storage *b);
+/* An upload's copies on this node and redundancy - 1 peers (the local
+ * provider's storage_replicate(); also a migration's copy to local). */
+int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
+                             const char *sha256, uint64_t size, const char *request_id,
+                             struct storage_pending **out) __attribute__((warn_unused_result));
+/*
+ * Copy sha256 (size bytes) from wherever a good copy is to provider kind,
+ * checked, and record its location there under the row lock (migrate.c).
+ * GR_OK (also when the binary was collected meanwhile), GR_ENOTFOUND (no
+ * good copy anywhere), GR_EUNAVAIL, GR_EIO, GR_ENOSPC, GR_EDB.
+ */
+int storage__copy_to(struct storage *b, int kind, const char *sha256, uint64_t size)
+    __attribute__((warn_unused_result));
+/* One step of a provider migration (migrate.c; the primary's thread). */
+void storage__migrate_step(struct storage *b);
 
 #endif

@@ -129,6 +129,8 @@ int storage__inventory(struct storage *b)
                   2, p);
     if (rc)
         return rc;
+    if (storage__active(b) != STORAGE_LOCAL)
+        return GR_OK; /* the filestore is a cache (s3) or unused (shared-fs): no copies to adopt */
     struct storage__batch bt = {.b = b, .arr = GR_SBUF_INIT};
     if (bs_each(b->bs, NULL, storage__adopt_one, &bt) != BS_OK)
         gr_warn("storage: could not list the filestore");

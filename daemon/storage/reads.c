@@ -36,6 +36,30 @@ void storage_forget_local(struct storage *st, const char *sha256)
 
 void storage_bad_local_copy(struct storage *b, const char *sha256, const char *why)
 {
+    if (storage__active(b) == STORAGE_SHARED && b->shared_bs) {
+        /* the shared store's copy: the only one */
+        int rc = bs_quarantine(b->shared_bs, sha256);
+        gr_error("bad copy of %s in the shared store (%s): %s", sha256, why,
+                 rc == BS_OK ? "quarantined" : bs_strerror(rc));
+        atomic_fetch_add(&b->bad_copies, 1);
+        if (rc == BS_OK) {
+            atomic_fetch_add(&b->quarantined, 1);
+            const char *p[2] = {sha256, "store:shared-fs"};
+            if (db_exec1(b->db, NULL,
+                         "DELETE FROM binary_locations WHERE sha256 = $1 AND node = $2", 2,
+                         p) != GR_OK)
+                gr_warn("cannot forget the bad copy of %s", sha256);
+        }
+        return;
+    }
+    if (storage__active(b) == STORAGE_S3) {
+        /* a cached copy: not a replica, nothing to forget */
+        int rc = bs_quarantine(b->bs, sha256);
+        gr_error("bad cached copy of %s on this node (%s): %s", sha256, why,
+                 rc == BS_OK ? "quarantined" : bs_strerror(rc));
+        atomic_fetch_add(&b->bad_copies, 1);
+        return;
+    }
     int rc = bs_quarantine(b->bs, sha256);
     gr_error("bad copy of %s on this node (%s): %s", sha256, why,
              rc == BS_OK ? "quarantined" : bs_strerror(rc));
@@ -86,12 +110,30 @@ static bool storage__rehash(int fd, const char *sha256)
 int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
 {
     *blob = NULL;
-    int rc = bs_blob_open(st->bs, sha256, blob);
+    int kind = storage__active(st);
+    struct bs_store *bs = kind == STORAGE_SHARED && st->shared_bs ? st->shared_bs : st->bs;
+    int rc = bs_blob_open(bs, sha256, blob);
+    if (rc == BS_ENOTFOUND && bs != st->bs) {
+        /* this node's own copy from before a migration to the shared store
+         * (read by the migration's copy and by peers until it is done) */
+        rc = bs_blob_open(st->bs, sha256, blob);
+        if (rc == BS_ENOCRC)
+            rc = BS_ENOTFOUND;
+    }
+    if (kind == STORAGE_S3) {
+        if (rc == BS_OK) { /* a hit: most recently used (the cache's eviction order) */
+            atomic_fetch_add(&st->cache_hits, 1);
+            if (futimens(bs_blob_fd(*blob), NULL))
+                gr_debug("cannot touch the cached copy of %s", sha256);
+        } else {
+            atomic_fetch_add(&st->cache_misses, 1);
+        }
+    }
     if (rc == BS_ENOCRC) {
         /* an old copy (or a damaged checksum file): settle it by its sha256 */
         int fd;
         uint64_t size;
-        if (bs_open_blob(st->bs, sha256, &fd, &size) != BS_OK)
+        if (bs_open_blob(bs, sha256, &fd, &size) != BS_OK)
             return GR_ENOTFOUND;
         bool good = storage__rehash(fd, sha256);
         close(fd);
@@ -99,9 +141,9 @@ int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **
             storage_bad_local_copy(st, sha256, "sha256 mismatch");
             return GR_ENOTFOUND;
         }
-        if (bs_crc_rebuild(st->bs, sha256) != BS_OK)
+        if (bs_crc_rebuild(bs, sha256) != BS_OK)
             return GR_EIO;
-        rc = bs_blob_open(st->bs, sha256, blob);
+        rc = bs_blob_open(bs, sha256, blob);
     }
     if (rc == BS_ENOTFOUND)
         return GR_ENOTFOUND;
@@ -138,6 +180,11 @@ struct storage_remote {
     uint64_t blk_no;    /* UINT64_MAX: none */
     size_t blk_len;
     const char *why; /* what went wrong */
+    /* a read from a store (provider.h) instead of a peer */
+    struct storage_provider *prov;
+    struct storage_pread *pr;
+    struct bs_upload *fill;   /* a whole read of s3: the cache's copy on its way */
+    struct cr_digest *fill_d; /* its sha256 */
 };
 
 static uint64_t storage__nblocks(uint64_t size)
@@ -427,6 +474,91 @@ static int storage__open_from(struct storage *b, const char *sha256, uint64_t si
     return GR_ENOTFOUND;
 }
 
+int storage__open_store(struct storage *b, int kind, const char *sha256, uint64_t size,
+                        uint64_t first, uint64_t end, const char *request_id,
+                        struct storage_remote **out)
+{
+    struct storage_provider *p = storage__prov(b, kind);
+    if (!p || kind == STORAGE_LOCAL)
+        return GR_ENOTFOUND;
+    struct storage_pread *pr = NULL;
+    int rc = p->ops->open(p, sha256, size, first, end - first, &pr);
+    if (rc) {
+        if (rc == GR_ECORRUPT) {
+            atomic_fetch_add(&b->bad_copies, 1);
+            atomic_fetch_add(&b->store_bad, 1);
+            gr_error("req=%s the copy of %s in %s failed its check", request_id, sha256, p->name);
+        } else if (rc != GR_ENOTFOUND) {
+            gr_warn("req=%s cannot read %s from %s: %s", request_id, sha256, p->name,
+                    gr_strerror(rc));
+        }
+        return rc == GR_ENOTFOUND ? GR_ENOTFOUND : GR_EUNAVAIL;
+    }
+    struct storage_remote *r = calloc(1, sizeof(*r));
+    if (!r) {
+        p->ops->close(pr);
+        return GR_ENOMEM;
+    }
+    r->st = b;
+    r->request_id = request_id;
+    snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
+    snprintf(r->node, sizeof(r->node), "%.63s", p->loc);
+    r->size = size;
+    r->pos = first;
+    r->end = end;
+    r->prov = p;
+    r->pr = pr;
+    /* a whole read from the object store fills this node's cache on the way */
+    if (kind == STORAGE_S3 && b->cache_max > 0 && first == 0 && end == size &&
+        bs_upload_begin(b->bs, &r->fill) == BS_OK) {
+        r->fill_d = cr_digest_new(CR_SHA256);
+        if (!r->fill_d) {
+            bs_upload_abort(r->fill);
+            r->fill = NULL;
+        }
+    }
+    atomic_fetch_add(&b->remote_reads, 1);
+    *out = r;
+    return GR_OK;
+}
+
+/* The bytes r returned go into the cache's copy; at the end it is kept if its sha256 matches. */
+static void storage__fill(struct storage_remote *r, const void *buf, size_t n)
+{
+    struct storage *b = r->st;
+    if (!r->fill)
+        return;
+    if (bs_upload_write(r->fill, buf, n) != BS_OK) {
+        bs_upload_abort(r->fill); /* a full disk: the read goes on uncached */
+        r->fill = NULL;
+        return;
+    }
+    cr_digest_update(r->fill_d, buf, n);
+    if (r->pos < r->size)
+        return;
+    unsigned char raw[64];
+    char hex[65];
+    cr_digest_final(r->fill_d, raw);
+    storage__hex(raw, 32, hex);
+    struct bs_upload *u = r->fill;
+    r->fill = NULL;
+    if (strcmp(hex, r->sha256)) {
+        gr_error("req=%s the copy of %s from the store failed its sha256; not cached",
+                 r->request_id, r->sha256);
+        bs_upload_abort(u);
+        return;
+    }
+    if (bs_upload_commit(u, r->sha256, NULL) == BS_OK) {
+        atomic_fetch_add(&b->cache_fills, 1);
+        atomic_fetch_add(&b->cache_bytes, (int64_t)r->size);
+    }
+}
+
+/* A read of the active provider, else of the one before a migration. */
+static int storage__open_stores(struct storage *b, const char *sha256, uint64_t size,
+                                uint64_t first, uint64_t end, const char *request_id,
+                                struct storage_remote **out);
+
 /*
  * The holders come from the holder cache when it has them (no database
  * query); when every cached holder fails, or on a miss, from PostgreSQL,
@@ -436,7 +568,7 @@ int storage_open_remote(struct storage *b, const char *sha256, uint64_t size, co
                         const char *request_id, struct storage_remote **out)
 {
     *out = NULL;
-    if (!b || !b->clustered)
+    if (!b)
         return GR_ENOTFOUND;
     uint64_t first = 0, end = size;
     if (range) {
@@ -447,6 +579,15 @@ int storage_open_remote(struct storage *b, const char *sha256, uint64_t size, co
         first = a;
         end = z + 1;
     }
+    return storage__open_stores(b, sha256, size, first, end, request_id, out);
+}
+
+/* A read from the peers that hold a copy (local provider). */
+static int storage__open_peers(struct storage *b, const char *sha256, uint64_t size, uint64_t first,
+                               uint64_t end, const char *request_id, struct storage_remote **out)
+{
+    if (!b->clustered)
+        return GR_ENOTFOUND;
     char ids[STORAGE_MAX_NODES][64], tried[STORAGE_MAX_NODES][64];
     int n_tried = 0;
     int n = storage__holders_cached(b, sha256, ids, STORAGE_MAX_NODES);
@@ -478,12 +619,76 @@ int storage_open_remote(struct storage *b, const char *sha256, uint64_t size, co
     return rc;
 }
 
+static int storage__open_stores(struct storage *b, const char *sha256, uint64_t size,
+                                uint64_t first, uint64_t end, const char *request_id,
+                                struct storage_remote **out)
+{
+    pthread_mutex_lock(&b->lock);
+    /* the target of a migration too: a node that has not seen the switch
+     * yet reads what a node that has seen it stored there */
+    int kinds[3] = {b->active, b->previous, b->mig.target};
+    pthread_mutex_unlock(&b->lock);
+    int rc = GR_ENOTFOUND;
+    for (int i = 0; i < 3 && rc != GR_OK; i++) {
+        if (kinds[i] < 0 || (i >= 1 && kinds[i] == kinds[0]) || (i == 2 && kinds[2] == kinds[1]))
+            continue;
+        int r = kinds[i] == STORAGE_LOCAL
+                    ? storage__open_peers(b, sha256, size, first, end, request_id, out)
+                    : storage__open_store(b, kinds[i], sha256, size, first, end, request_id, out);
+        if (r != GR_ENOTFOUND || rc == GR_ENOTFOUND)
+            rc = r; /* an outage of the active store says more than a miss elsewhere */
+        if (r == GR_OK)
+            rc = GR_OK;
+    }
+    if (rc != GR_OK && storage__active(b) == STORAGE_SHARED && bs_has(b->bs, sha256)) {
+        /* a node's own copy from before a migration to the shared store */
+        struct storage_provider *lp = b->prov[STORAGE_LOCAL];
+        struct storage_pread *pr = NULL;
+        if (lp && lp->ops->open(lp, sha256, size, first, end - first, &pr) == GR_OK) {
+            struct storage_remote *r = calloc(1, sizeof(*r));
+            if (!r) {
+                lp->ops->close(pr);
+                return GR_ENOMEM;
+            }
+            r->st = b;
+            r->request_id = request_id;
+            snprintf(r->sha256, sizeof(r->sha256), "%s", sha256);
+            r->size = size;
+            r->pos = first;
+            r->end = end;
+            r->prov = lp;
+            r->pr = pr;
+            *out = r;
+            rc = GR_OK;
+        }
+    }
+    return rc;
+}
+
 long storage_remote_read(struct storage_remote *r, void *buf, size_t max)
 {
     unsigned char *out = buf;
     size_t done = 0;
     if (r->failed)
         return -1;
+    if (r->pr) { /* a store: its reads are checked block by block */
+        long n = r->prov->ops->read(r->pr, buf, max);
+        if (n < 0) {
+            r->failed = true;
+            atomic_fetch_add(&r->st->remote_failures, 1);
+            if (n == GR_ECORRUPT) {
+                atomic_fetch_add(&r->st->bad_copies, 1);
+                atomic_fetch_add(&r->st->store_bad, 1);
+            }
+            gr_error("req=%s reading %s from %s: %s; the answer is cut", r->request_id, r->sha256,
+                     r->prov->name, gr_strerror((int)n));
+            return -1;
+        }
+        r->pos += (uint64_t)n;
+        if (n > 0)
+            storage__fill(r, buf, (size_t)n);
+        return n;
+    }
     while (done < max && r->pos < r->end) {
         uint64_t k = r->pos / BS_BLOCK;
         if (r->blk_no != k) {
@@ -526,6 +731,10 @@ void storage_remote_close(struct storage_remote *r)
 {
     if (!r)
         return;
+    if (r->pr)
+        r->prov->ops->close(r->pr);
+    bs_upload_abort(r->fill);
+    cr_digest_free(r->fill_d);
     bs_peer_stream_close(r->s);
     cr_digest_free(r->d);
     free(r->crcs);

@@ -37,6 +37,7 @@ struct storage_pending {
     struct storage__staged *peers;
     int n_peers;
     bool done;
+    int kind; /* the provider it goes to (provider.h) */
 };
 
 static void storage__pending_cleanup(void *arg)
@@ -114,9 +115,107 @@ static void storage__stage_peers(struct storage *b, struct storage_pending *p, c
     }
 }
 
+/*
+ * An upload to a store (shared-fs, s3): made durable there now (s3: put,
+ * parts and all), or (shared-fs, an upload streamed into the shared store)
+ * published by a rename in storage_publish().
+ */
+static int storage__replicate_store(struct storage *b, int kind, struct gr_arena *a,
+                                    struct bs_upload *bu, const char *sha256, uint64_t size,
+                                    const char *request_id, struct storage_pending **out)
+{
+    int rc = bs_upload_sync(bu);
+    if (rc) {
+        bs_upload_abort(bu);
+        return storage_bs_err(rc);
+    }
+    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
+    p->st = b;
+    p->bu = bu;
+    p->kind = kind;
+    p->request_id = request_id;
+    snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
+    gr_arena_cleanup(a, storage__pending_cleanup, p);
+    *out = p;
+    struct storage_provider *pv = storage__prov(b, kind);
+    if (!pv)
+        return GR_EUNAVAIL;
+    if (kind == STORAGE_SHARED && bs_upload_store(bu) == b->shared_bs)
+        return GR_OK;
+    uint64_t n;
+    const uint32_t *crcs = bs_upload_crcs(bu, &n);
+    char err[256];
+    rc = crcs || size == 0
+             ? pv->ops->put(pv, sha256, bs_upload_path(bu), size, crcs, err, sizeof(err))
+             : GR_ENOMEM;
+    if (rc) {
+        atomic_fetch_add(&b->repl_failures, 1);
+        gr_error("req=%s cannot store %s in %s: %s", request_id, sha256, pv->name,
+                 rc == GR_ENOMEM ? "out of memory" : err);
+        return rc == GR_ENOSPC ? GR_ENOSPC : GR_EUNAVAIL;
+    }
+    return GR_OK;
+}
+
+/* Publish an upload to a store (storage__replicate_store), under the row lock. */
+static int storage__publish_store(struct storage *b, struct db_conn *c, const char *sha256,
+                                  struct storage_pending *p)
+{
+    struct storage_provider *pv = storage__prov(b, p->kind);
+    struct bs_upload *bu = p->bu;
+    p->bu = NULL;
+    p->done = true;
+    int rc = GR_OK;
+    char err[256] = "";
+    if (!pv) {
+        rc = GR_EUNAVAIL;
+    } else if (p->kind == STORAGE_SHARED && bs_upload_store(bu) == b->shared_bs) {
+        rc = storage_bs_err(bs_upload_commit(bu, sha256, NULL));
+        bu = NULL;
+    } else {
+        /* a collection may have deleted the same content between our put and
+         * this lock: look again, and put it again if so */
+        uint64_t have = 0, n;
+        if (pv->ops->stat(pv, sha256, &have) != GR_OK || have != bs_upload_size(bu)) {
+            const uint32_t *crcs = bs_upload_crcs(bu, &n);
+            rc = pv->ops->put(pv, sha256, bs_upload_path(bu), bs_upload_size(bu), crcs, err,
+                              sizeof(err));
+        }
+        if (rc == GR_OK && p->kind == STORAGE_S3 && b->cache_max > 0) {
+            /* this node's read-through cache keeps the upload too */
+            int64_t size = (int64_t)bs_upload_size(bu);
+            if (bs_upload_commit(bu, sha256, NULL) == BS_OK) /* frees bu */
+                atomic_fetch_add(&b->cache_bytes, size);
+            bu = NULL;
+        }
+    }
+    bs_upload_abort(bu);
+    if (rc) {
+        gr_warn("req=%s cannot publish %s in %s: %s", p->request_id, sha256, pv ? pv->name : "?",
+                err[0] ? err : gr_strerror(rc));
+        return GR_EUNAVAIL;
+    }
+    const char *pp[2] = {sha256, pv->loc};
+    return db_exec(c, NULL,
+                   "INSERT INTO binary_locations (sha256, node) VALUES ($1, $2)"
+                   " ON CONFLICT DO NOTHING",
+                   2, pp);
+}
+
 int storage_replicate(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
                       const char *sha256, uint64_t size, const char *request_id,
                       struct storage_pending **out)
+{
+    *out = NULL;
+    int kind = storage__active(b);
+    if (kind != STORAGE_LOCAL)
+        return storage__replicate_store(b, kind, a, bu, sha256, size, request_id, out);
+    return storage__replicate_local(b, a, bu, sha256, size, request_id, out);
+}
+
+int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
+                             const char *sha256, uint64_t size, const char *request_id,
+                             struct storage_pending **out)
 {
     *out = NULL;
     int rc = bs_upload_sync(bu);
@@ -169,6 +268,8 @@ int storage_publish(struct storage *b, struct db_conn *c, const char *sha256,
         db_res_free(res);
         return rc;
     }
+    if (p->kind != STORAGE_LOCAL)
+        return storage__publish_store(b, c, sha256, p);
     const char *held[STORAGE_MAX_NODES + 1]; /* the nodes with a published copy */
     int copies = 0;
     bool existed = false;

@@ -124,6 +124,16 @@ int storage_scrub(struct storage *b, struct storage_scrub_report *out)
     if (atomic_exchange(&b->scrub_running, true))
         return GR_EUNAVAIL;
     int64_t t0 = storage__now_ms();
+    if (storage__active(b) != STORAGE_LOCAL) { /* the store's copies (store.c) */
+        int src = storage__scrub_store(b, -1, out);
+        out->duration_ms = storage__now_ms() - t0;
+        atomic_store(&b->last_scrub_ms, storage__now_ms());
+        atomic_store(&b->scrub_running, false);
+        gr_info("scrub of the store: %lld binaries, %lld bytes, %lld bad, %lld healed in %lld ms",
+                (long long)out->files, (long long)out->bytes, (long long)out->bad,
+                (long long)out->healed, (long long)out->duration_ms);
+        return src;
+    }
     struct storage__scrub s = {.b = b, .rep = out, .budget = -1};
     int rc = bs_each(b->bs, NULL, storage__scrub_one, &s) == BS_OK ? GR_OK : GR_EIO;
     out->missing = storage__forget_missing(b);

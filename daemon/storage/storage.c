@@ -96,8 +96,8 @@ bool storage__node_url(struct storage *b, const char *id, char *out, size_t n)
 
 int storage__redundancy(struct storage *b)
 {
-    if (!b || !b->clustered)
-        return 1;
+    if (!b || !b->clustered || storage__active(b) != STORAGE_LOCAL)
+        return 1; /* a store keeps its own redundancy */
     pthread_mutex_lock(&b->lock);
     int r = b->set.redundancy;
     pthread_mutex_unlock(&b->lock);
@@ -106,7 +106,7 @@ int storage__redundancy(struct storage *b)
 
 int storage__lenient(struct storage *b)
 {
-    if (!b || !b->clustered)
+    if (!b || !b->clustered || storage__active(b) != STORAGE_LOCAL)
         return 1;
     pthread_mutex_lock(&b->lock);
     int r = b->set.lenient_limit;
@@ -249,7 +249,7 @@ int storage_status(struct storage *b, bool fresh, struct storage_status *out)
         struct storage__node nodes[STORAGE_MAX_NODES];
         int n = storage__snapshot(b, nodes);
         struct gr_sbuf live = GR_SBUF_INIT;
-        storage__ids(nodes, n, &live);
+        storage__live_ids(b, nodes, n, &live);
         char rs[16];
         snprintf(rs, sizeof(rs), "%d", storage__redundancy(b));
         const char *p[2] = {live.buf, rs};
@@ -396,6 +396,8 @@ static void *storage__thread(void *arg)
             storage__load_settings(b);
             storage__refresh_nodes(b);
         }
+        storage__load_provider(b); /* a migration may have switched it */
+        bool local = storage__active(b) == STORAGE_LOCAL;
         int64_t now = storage__now_ms();
         if (now - last_expire > 60000) {
             int n = bs_stage_expire(b->bs, STORAGE_STAGE_MAX_AGE_S);
@@ -403,7 +405,7 @@ static void *storage__thread(void *arg)
                 gr_info("storage: removed %d abandoned stages", n);
             last_expire = now;
         }
-        if (storage__primary(b) && b->clustered &&
+        if (storage__primary(b) && (b->clustered || !local) &&
             (kick || now - last_repair > STORAGE_REPAIR_EVERY_MS)) {
             struct storage_repair_report rep;
             if (storage__repair_run(b, true, &rep) != GR_EUNAVAIL)
@@ -414,7 +416,21 @@ static void *storage__thread(void *arg)
             if (storage__gc_run(b, -1, true, &rep) != GR_EUNAVAIL)
                 last_gc = storage__now_ms();
         }
-        storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
+        if (local) {
+            storage__scrub_slice(b, s.scrub_rate * STORAGE_TICK_MS / 1000);
+        } else if (storage__primary(b) && s.scrub_rate > 0 &&
+                   (b->scrub_cursor[0] ||
+                    now - atomic_load(&b->last_scrub_ms) >= STORAGE_SCRUB_PAUSE_MS) &&
+                   !atomic_exchange(&b->scrub_running, true)) {
+            /* the store's copies are scrubbed by the primary only */
+            struct storage_scrub_report rep = {0};
+            if (storage__scrub_store(b, s.scrub_rate * STORAGE_TICK_MS / 1000, &rep))
+                gr_debug("scrub of the store: not answering");
+            atomic_store(&b->scrub_running, false);
+        }
+        if (storage__primary(b))
+            storage__migrate_step(b);
+        storage__cache_evict(b);
         if (b->clustered && now - last_status > STORAGE_STATUS_EVERY_MS) {
             struct storage_status st;
             if (storage_status(b, true, &st) == GR_OK)
@@ -470,10 +486,13 @@ int storage_start(const struct storage_options *o, struct storage **out)
     pthread_cond_init(&b->wake, NULL);
     storage__load_settings(b);
     storage__refresh_nodes(b);
-    int rc = storage__inventory(b);
+    int rc = storage__providers_start(b, o);
+    if (rc == GR_OK)
+        rc = storage__inventory(b);
     if (rc == GR_OK && pthread_create(&b->thread, NULL, storage__thread, b) != 0)
         rc = GR_ENOMEM;
     if (rc) {
+        storage__providers_stop(b);
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
@@ -499,6 +518,7 @@ void storage_stop(struct storage *b)
         pthread_join(b->thread, NULL);
     memset(b->key, 0, sizeof(b->key));
     memset(b->next_key, 0, sizeof(b->next_key));
+    storage__providers_stop(b);
     storage__keys_free(b);
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->holders_lock);

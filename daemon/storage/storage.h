@@ -59,6 +59,14 @@ struct storage_options {
     int (*fence)(void *arg, struct db_conn *c, uint64_t token, const char *task,
                  const char *subject);
     void *primary_arg;
+    /* ---- the binary provider (docs/storage.md) ---- */
+    const char *provider;       /* "local" (NULL), "s3" or "shared-fs": this node's setting */
+    const char *shared_fs_path; /* shared-fs: the shared directory ("" none) */
+    /* s3: the store ("" endpoint: none); the keys are copied, never shown */
+    const char *s3_endpoint, *s3_bucket, *s3_region, *s3_prefix;
+    const char *s3_access_key, *s3_secret_key;
+    int s3_path_style;       /* 1 path-style, 0 virtual-host, -1 path-style for a custom endpoint */
+    int64_t cache_max_bytes; /* s3: the read-through cache (0: none; -1: the default, 10 GiB) */
 };
 
 /* Cluster-wide storage settings (table settings, keys "storage.*"). */
@@ -92,6 +100,35 @@ void storage_get_settings(struct storage *b, struct storage_settings *out);
 /* Store settings cluster-wide. GR_EINVAL (out of range), GR_EDB. */
 int storage_set_settings(struct storage *b, const struct storage_settings *s)
     __attribute__((warn_unused_result));
+
+/* ---- the binary provider ---- */
+
+/* The active provider's name ("local", "shared-fs", "s3"). */
+const char *storage_provider_name(struct storage *st);
+
+/*
+ * The store an upload streams into (repo/ingest.c): the shared-fs store
+ * when that provider is active (so its copy is published by a rename),
+ * else this node's filestore (fallback).
+ */
+struct bs_store *storage_upload_store(struct storage *st, struct bs_store *fallback);
+
+/*
+ * Start moving every binary to provider `to` (docs/storage.md
+ * "Migrating"): recorded in the database, run by the primary (resumable,
+ * throttled to rate bytes/s, 0: no limit), online; once every binary is
+ * there, the cluster's provider switches and the old one is still read
+ * until a last pass found nothing left to copy.
+ * @return GR_OK; GR_EINVAL (unknown provider, or the active one; why set);
+ *         GR_ECONFLICT (a migration is running; why set); GR_EUNAVAIL (a
+ *         live node cannot reach that provider; why set); GR_EDB.
+ */
+int storage_migrate_start(struct storage *st, const char *to, int64_t rate, const char **why)
+    __attribute__((warn_unused_result));
+/* The provider and the migration's state as JSON (a new reference). */
+json_t *storage_provider_json(struct storage *st);
+/* The provider's counters (cache, store) as Prometheus lines. */
+void storage_provider_metrics(struct storage *st, struct gr_sbuf *sb);
 
 /* ---- uploads ---- */
 

@@ -1351,12 +1351,92 @@ static void bs_store_id__reopen_same_wipe_new(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- shared stores and sidecars for other stores ------------------------ */
+
+static void bs_open_shared__two_writers__own_temp_names_own_leftovers(void **state)
+{
+    struct fx *fx = *state;
+    struct bs_store *a = NULL, *b = NULL;
+    assert_int_equal(bs_open_shared(fx->dir, "node-a", &a), BS_OK);
+    assert_int_equal(bs_open_shared(fx->dir, "node-b", &b), BS_OK);
+    struct bs_upload *ua = NULL, *ub = NULL;
+    assert_int_equal(bs_upload_begin(a, &ua), BS_OK);
+    assert_int_equal(bs_upload_begin(b, &ub), BS_OK);
+    assert_non_null(strstr(bs_upload_path(ua), "/_pre/node-a-"));
+    assert_non_null(strstr(bs_upload_path(ub), "/_pre/node-b-"));
+    assert_ptr_equal(bs_upload_store(ua), a);
+    assert_int_equal(count_entries(fx->pre), 2);
+    /* node-a restarts: its leftover goes, node-b's upload in flight stays */
+    struct bs_store *a2 = NULL;
+    assert_int_equal(bs_open_shared(fx->dir, "node-a", &a2), BS_OK);
+    assert_int_equal(count_entries(fx->pre), 1);
+    assert_int_equal(bs_upload_write(ub, "abc", 3), BS_OK);
+    assert_int_equal(bs_upload_commit(ub, SHA_ABC, NULL), BS_OK);
+    assert_true(bs_has(a2, SHA_ABC));
+    bs_upload_abort(ua);
+    bs_close(a);
+    bs_close(a2);
+    bs_close(b);
+}
+
+static void bs_open_shared__bad_tags__einval(void **state)
+{
+    struct fx *fx = *state;
+    struct bs_store *s = NULL;
+    assert_int_equal(bs_open_shared(fx->dir, "", &s), BS_EINVAL);
+    assert_int_equal(bs_open_shared(fx->dir, "a/b", &s), BS_EINVAL);
+    assert_int_equal(bs_open_shared(fx->dir, ".x", &s), BS_EINVAL);
+    assert_int_equal(bs_open_shared(fx->dir, "stage-1", &s), BS_EINVAL);
+    assert_null(s);
+}
+
+static void bs_sidecar__upload_crcs_encoded__decode_round_trip(void **state)
+{
+    struct fx *fx = *state;
+    size_t len = 3 * BS_BLOCK + 123;
+    unsigned char *data = malloc(len);
+    assert_non_null(data);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (unsigned char)(i * 7 + 3);
+    struct bs_upload *u = NULL;
+    assert_int_equal(bs_upload_begin(fx->bs, &u), BS_OK);
+    assert_int_equal(bs_upload_write(u, data, len), BS_OK);
+    uint64_t n = 0;
+    const uint32_t *crcs = bs_upload_crcs(u, &n);
+    assert_non_null(crcs);
+    assert_int_equal(n, 4);
+    for (uint64_t k = 0; k < n; k++) {
+        size_t bl = len - k * BS_BLOCK < BS_BLOCK ? len - k * BS_BLOCK : BS_BLOCK;
+        assert_int_equal(crcs[k], bs_crc32c(0, data + k * BS_BLOCK, bl));
+    }
+    size_t elen = 0;
+    unsigned char *enc = bs_sidecar_encode(len, crcs, &elen);
+    assert_non_null(enc);
+    uint32_t *back = NULL;
+    assert_int_equal(bs_sidecar_decode(enc, elen, len, &back), BS_OK);
+    assert_memory_equal(back, crcs, n * sizeof(*back));
+    free(back);
+    /* another size, a flipped byte, a short buffer: refused */
+    assert_int_equal(bs_sidecar_decode(enc, elen, len + 1, &back), BS_ENOCRC);
+    enc[21] ^= 1;
+    assert_int_equal(bs_sidecar_decode(enc, elen, len, &back), BS_ENOCRC);
+    enc[21] ^= 1;
+    assert_int_equal(bs_sidecar_decode(enc, elen - 1, len, &back), BS_ENOCRC);
+    assert_null(back);
+    free(enc);
+    bs_upload_abort(u);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(bs_open__missing_dir__creates_root_and_pre),
         T(bs_open__existing_store__reopens_with_blobs),
         T(bs_open__leftovers_in_pre__removed),
+        T(bs_open_shared__two_writers__own_temp_names_own_leftovers),
+        T(bs_open_shared__bad_tags__einval),
+        T(bs_sidecar__upload_crcs_encoded__decode_round_trip),
         T(bs_open__parent_missing__eio),
         T(bs_open__root_is_a_file__eio),
         T(bs_upload__write_commit__file_under_hash),

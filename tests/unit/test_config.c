@@ -689,6 +689,64 @@ static void config_load__bad_env__einval(void **state)
     assert_non_null(strstr(fx->err, "GRANARY_LISTEN"));
 }
 
+/* ---- the binary provider's settings (docs/storage.md) --------------------- */
+
+static void config_set__storage_provider__checked(void **state)
+{
+    struct fx *fx = *state;
+    assert_string_equal(fx->c.storage_provider, "local");
+    assert_int_equal(fx->c.cache_max_bytes, -1); /* the default size */
+    assert_int_equal(fx->c.s3_path_style, -1);   /* on unless set */
+    assert_int_equal(set(fx, "storage_provider", "shared-fs"), GR_OK);
+    assert_string_equal(fx->c.storage_provider, "shared-fs");
+    assert_bad(fx, "storage_provider", "nfs");
+    assert_bad(fx, "storage_provider", "S3");
+    assert_string_equal(fx->c.storage_provider, "shared-fs");
+    assert_int_equal(set(fx, "s3_endpoint", "https://s3.example.test:9000"), GR_OK);
+    assert_bad(fx, "s3_endpoint", "s3.example.test");
+    assert_bad(fx, "s3_endpoint", "ftp://s3.example.test");
+    assert_string_equal(fx->c.s3_endpoint, "https://s3.example.test:9000");
+    assert_int_equal(set(fx, "s3_path_style", "off"), GR_OK);
+    assert_int_equal(fx->c.s3_path_style, 0);
+    assert_bad(fx, "s3_path_style", "sometimes");
+    assert_int_equal(set(fx, "cache_max_bytes", "0"), GR_OK);
+    assert_int_equal(fx->c.cache_max_bytes, 0);
+    assert_int_equal(set(fx, "cache_max_bytes", "2G"), GR_OK);
+    assert_int_equal(fx->c.cache_max_bytes, 2LL << 30);
+    assert_bad(fx, "cache_max_bytes", "-1");
+    assert_bad(fx, "cache_max_bytes", "lots");
+}
+
+static void config_load__storage_settings__file_env_flags(void **state)
+{
+    struct fx *fx = *state;
+    write_file(fx, "storage_provider = s3\n"
+                   "s3_endpoint = http://127.0.0.1:4568\n"
+                   "s3_bucket = from-file\n"
+                   "s3_prefix = granary/\n"
+                   "s3_access_key_file = /etc/granary/ak\n"
+                   "s3_secret_key_file = /etc/granary/sk\n");
+    char cfg[160];
+    snprintf(cfg, sizeof(cfg), "GRANARY_CONFIG=%s", fx->file);
+    char *const *envp =
+        ENVP(S(cfg), S("GRANARY_S3_BUCKET=from-env"), S("GRANARY_S3_REGION=eu-west-1"),
+             S("GRANARY_S3_SECRET_KEY=env-secret"));
+    char *const argv[] = {
+        S("granaryd"), S("--s3-region"),      S("eu-central-1"), S("--cache-max-bytes"),
+        S("1M"),       S("--shared-fs-path"), S("/srv/granary"), NULL};
+    assert_int_equal(load(fx, 7, argv, envp), GR_OK);
+    assert_string_equal(fx->c.storage_provider, "s3");
+    assert_string_equal(fx->c.s3_endpoint, "http://127.0.0.1:4568");
+    assert_string_equal(fx->c.s3_bucket, "from-env");
+    assert_string_equal(fx->c.s3_region, "eu-central-1");
+    assert_string_equal(fx->c.s3_prefix, "granary/");
+    assert_string_equal(fx->c.s3_access_key_file, "/etc/granary/ak");
+    assert_string_equal(fx->c.s3_secret_key_file, "/etc/granary/sk");
+    assert_string_equal(fx->c.s3_secret_key, "env-secret");
+    assert_string_equal(fx->c.shared_fs_path, "/srv/granary");
+    assert_int_equal(fx->c.cache_max_bytes, 1LL << 20);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -743,6 +801,8 @@ int main(void)
         T(config_load__bad_file_line__einval_file_line),
         T(config_load__missing_config_file__einval),
         T(config_load__bad_env__einval),
+        T(config_set__storage_provider__checked),
+        T(config_load__storage_settings__file_env_flags),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

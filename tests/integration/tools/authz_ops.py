@@ -728,6 +728,7 @@ ADMIN_GETS = [
     "/api/security/users", "/api/security/groups", "/api/security/groups/gA", "/api/v2/security/permissions",
     "/api/security/permissions", "/api/audit?limit=3", "/api/system/settings", "/api/storageinfo",
     "/api/v1/metrics", "/api/system/storage/config", "/api/security/users/u0", "/api/v2/security/permissions/t0",
+    "/api/system/storage/migrate",
 ]
 
 
@@ -736,6 +737,13 @@ def op_admin_get(d, p):
     ok = {200, 404} if url.endswith("/t0") else {200}
     exp = M.expect_admin_only(d.sec, p, ok, what=f"GET {url.split('?')[0]}: admin")
     send(d, p, "GET", url, exp)
+
+
+def op_storage_migrate(d, p):
+    """Moving the binaries to another provider: admins only. The model's
+    cluster is local already, so an admin's request is a 400 that changes nothing."""
+    exp = M.expect_admin_only(d.sec, p, {400}, what="POST /api/system/storage/migrate: admin")
+    send(d, p, "POST", "/api/system/storage/migrate", exp, json.dumps({"to": "local"}), JSON)
 
 
 def op_admin_attempt(d, p):
@@ -1462,6 +1470,7 @@ OPS = [
     ("plugins", 1, op_plugins),
     ("admin_get", 2, op_admin_get),
     ("admin_attempt", 1, op_admin_attempt),
+    ("storage_migrate", 1, op_storage_migrate),
     ("effective", 3, op_effective),
     ("token_create", 2, op_token_create),
     ("token_refresh", 2, op_token_refresh),
