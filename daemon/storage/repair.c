@@ -136,7 +136,7 @@ int storage__repair_run(struct storage *b, bool scheduled, struct storage_repair
     memset(out, 0, sizeof(*out));
     uint64_t token = storage__run_token(b, scheduled);
     if (token == 0)
-        return GR_EUNAVAIL; /* not the primary (any more) */
+        return GR_EUNAVAIL;                  /* not the primary (any more) */
     if (storage__active(b) != STORAGE_LOCAL) /* the store keeps the copies (store.c) */
         return storage__repair_store_pass(b, out);
     if (atomic_exchange(&b->repair_running, true))
