@@ -136,9 +136,11 @@ static void copymove__run(struct http_req *r, const char *sub, bool move)
     struct copymove_result res;
     int rc = copymove_run(r->ctx, r->arena, &q, &res);
     if (rc && res.nproblems > 0) {
-        /* an anonymous caller refused for want of permission is asked to sign in */
+        /* an anonymous caller refused for want of permission is asked to sign
+         * in; a refusal by the target's patterns stays 403 for everyone */
         int status = gr_err_http_status(rc);
-        copymove__answer_problems(r, &res, status == 403 && r->user.anonymous ? 401 : status);
+        copymove__answer_problems(r, &res,
+                                  status == 403 && res.denied && r->user.anonymous ? 401 : status);
         return;
     }
     if (rc) {

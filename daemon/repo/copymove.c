@@ -106,9 +106,11 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
 {
 #define STOP() (fail_fast && out->problems_total > 0)
     for (int i = 0; i < n && !STOP(); i++)
-        if (!copymove__may(who, cfg->key, dst[i], SEC_WRITE))
+        if (!copymove__may(who, cfg->key, dst[i], SEC_WRITE)) {
             copymove__problem(a, out, GR_EFORBIDDEN, "user '%s' has no write permission on '%s:%s'",
                               who->user, cfg->key, dst[i]);
+            out->denied = true;
+        }
     if (out->problems_total > 0) /* refused for want of permission: nothing more to say */
         return GR_OK;
     for (int i = 0; i < n && !STOP(); i++) {
@@ -149,11 +151,13 @@ int copymove__check_targets(struct db_conn *c, struct gr_arena *a, const struct 
     for (int i = 0; i < db_res_rows(res) && !STOP(); i++) {
         const char *d = db_res_get(res, i, 0);
         if (db_res_get(res, i, 1)[0] == 't' && exists_err == GR_OK &&
-            !copymove__may(who, cfg->key, d, SEC_WRITE | SEC_DELETE))
+            !copymove__may(who, cfg->key, d, SEC_WRITE | SEC_DELETE)) {
             copymove__problem(a, out, GR_EFORBIDDEN,
                               "Not enough permissions to overwrite artifact '%s:%s' (user '%s'"
                               " needs DELETE permission).",
                               cfg->key, d, who->user);
+            out->denied = true;
+        }
     }
     if (out->problems_total > before)
         return GR_OK;

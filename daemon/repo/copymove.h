@@ -59,6 +59,7 @@ struct copymove_result {
     struct copymove_problem *problems; /* refused items, in path order */
     int nproblems;                     /* listed: at most COPYMOVE_PROBLEMS_MAX */
     int problems_total;
+    bool denied; /* a problem is the caller's want of permission (not the patterns) */
 };
 
 /*

@@ -102,6 +102,9 @@ struct storage {
         int64_t rate, copied, bytes, failed;
         char cursor[65];
     } mig;
+    /* the primary's thread only: the failures of the pass it saw start */
+    bool mig_pass_own;
+    int64_t mig_pass_failed;
     atomic_uint_fast64_t cache_hits, cache_misses, cache_fills, cache_evicted, store_bad;
     atomic_int_fast64_t cache_bytes; /* the cache's size at the last walk, plus fills since */
     int64_t last_evict_ms;

@@ -3,8 +3,9 @@
  * (docs/storage.md "Migrating"). The state is the storage_provider row,
  * so that any primary resumes it: 'copying' passes over the binaries in
  * sha256 order (the cursor) copy every one the target does not hold yet,
- * checked on the way, at most `rate` bytes/s; once a pass ends with at
- * most MIGRATE_BATCH binaries left (uploads meanwhile), the provider
+ * checked on the way, at most `rate` bytes/s; once a pass ends without a
+ * failed copy (this primary saw the whole pass), or with at most
+ * MIGRATE_BATCH binaries left (uploads meanwhile), the provider
  * switches ('finishing': uploads go to the target, the old provider is
  * still read), and passes go on until one that ends at least 5 s after the
  * switch (every node has seen it) finds nothing left. Then the row says
@@ -280,6 +281,10 @@ void storage__migrate_step(struct storage *b)
         db_res_free(res);
         return;
     }
+    if (!m.cursor[0]) { /* a pass begins */
+        b->mig_pass_own = true;
+        b->mig_pass_failed = 0;
+    }
     int rows = db_res_rows(res);
     char cursor[65];
     snprintf(cursor, sizeof(cursor), "%s", m.cursor);
@@ -299,6 +304,7 @@ void storage__migrate_step(struct storage *b)
         migrate__pace(b, size, m.rate);
     }
     db_res_free(res);
+    b->mig_pass_failed += failed;
     char c[3][24];
     snprintf(c[0], 24, "%lld", (long long)copied);
     snprintf(c[1], 24, "%lld", (long long)bytes);
@@ -326,11 +332,15 @@ void storage__migrate_step(struct storage *b)
     db_res_free(res);
     int rc = GR_OK;
     bool copying = !strcmp(m.state, "copying") && active != m.target;
-    /* a pass that ends with at most a batch left switches: under a steady
-     * flow of uploads (to the old provider until the switch) no pass ends
-     * with nothing left; what is left the passes after the switch copy, and
+    /* a pass that copied everything it met switches (the target works),
+     * or one that ends with at most a batch left: under a steady flow of
+     * uploads (to the old provider until the switch) no pass ends with
+     * nothing left, and one that ends with a batch left needs copies faster
+     * than the uploads; what is left the passes after the switch copy, and
      * reads find it in the old provider meanwhile */
-    if (left > (copying ? MIGRATE_BATCH : 0)) {
+    bool clean = b->mig_pass_own && b->mig_pass_failed == 0;
+    b->mig_pass_own = false;
+    if (left > (copying ? (clean ? INT64_MAX : MIGRATE_BATCH) : 0)) {
         rc = db_exec1(b->db, NULL, "UPDATE storage_provider SET cursor = '' WHERE target = $1", 1,
                       &up[4]);
     } else if (copying) {
