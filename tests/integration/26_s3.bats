@@ -5,7 +5,8 @@
 # large upload in parts, a flipped byte caught on read and by scrub, the
 # store down for 10 s, GC racing uploads of the same content, repair of an
 # object lost from the bucket, the provider fixed per cluster, a wrong
-# secret, and a migration local -> s3 -> local under load.
+# secret, virtual-host addressing, and a migration local -> s3 -> local
+# under load.
 load helpers
 load migration
 
@@ -46,7 +47,7 @@ teardown_file() {
 
 start_s3() {
     mkdir -p "$S3DIR"
-    node "$PWD/tests/integration/tools/s3rver.js" "$S3PORT" "$S3DIR" granary >>"$SUITE_TMP/s3rver.log" 2>&1 &
+    node "$PWD/tests/integration/tools/s3rver.js" "$S3PORT" "$S3DIR" granary vh >>"$SUITE_TMP/s3rver.log" 2>&1 &
     echo $! >"$SUITE_TMP/s3rver.pid"
     echo $! >>"$SUITE_TMP/pids"
     wait_until 30 s3_up
@@ -219,6 +220,45 @@ evicted_at_least() { [ "$(s3metric "$1" granary_storage_cache_evicted_total)" -g
     run grep -c "cannot store .* in s3: 403" "$NODE_n4_DIR/stderr.log"
     [ "$output" -ge 1 ]
     stop_node n4
+}
+
+@test "virtual-host addressing (--s3-path-style false): upload, download byte for byte, GC delete, SigV4 checked" {
+    # a one-node cluster of its own on bucket vh: granary asks for
+    # http://vh.s3.localhost:PORT/KEY (libcurl resolves *.localhost itself) and
+    # s3rver takes the bucket from the Host name left of ".s3.localhost"
+    # (tools/s3rver.js), so the objects land in $S3DIR/vh
+    local s
+    start_cluster_node v1 "$(new_db vh)" --storage-provider s3 --s3-endpoint "http://s3.localhost:$S3PORT" \
+        --s3-bucket vh --s3-path-style false --cache-max-bytes 0 \
+        --s3-access-key-file "$SUITE_TMP/ak" --s3-secret-key-file "$SUITE_TMP/sk"
+    acurl v1 -f -X PUT -H 'Content-Type: application/json' \
+        -d '{"rclass":"local","packageType":"generic"}' /api/repositories/libs >/dev/null
+    acurl v1 -f -X PUT -H 'Content-Type: application/json' -d '{"retentionPeriodDays":0}' /api/trash/settings >/dev/null
+    head -c 3000000 /dev/urandom >"$SUITE_TMP/vh"
+    s=$(sha "$SUITE_TMP/vh")
+    run acurl v1 -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/vh" /libs/vh.bin
+    [ "$output" = 201 ]
+    cmp "$S3DIR/vh/${s:0:2}/$s._S3rver_object" "$SUITE_TMP/vh"
+    [ -f "$S3DIR/vh/${s:0:2}/$s.crc._S3rver_object" ]
+    [ ! -e "$S3DIR/granary/${s:0:2}/$s._S3rver_object" ]
+    # the requests went to the bucket's host name, not to /vh/ on s3.localhost
+    grep -q "^vhost PUT vh.s3.localhost:$S3PORT /${s:0:2}/$s\$" "$SUITE_TMP/s3rver.log"
+    # no cache on v1: the download is read from the store
+    acurl v1 -f -o "$SUITE_TMP/vh.back" /libs/vh.bin
+    cmp "$SUITE_TMP/vh" "$SUITE_TMP/vh.back"
+    [ ! -f "$NODE_v1_DIR/filestore/${s:0:2}/$s" ]
+    grep -q "^vhost GET vh.s3.localhost:$S3PORT /${s:0:2}/$s\$" "$SUITE_TMP/s3rver.log"
+    # s3rver checks the signatures of virtual-host requests too
+    run curl -sS --aws-sigv4 aws:amz:us-east-1:s3 -u S3RVER:wrong -H "x-amz-content-sha256: $(sha /dev/null)" \
+        "http://vh.s3.localhost:$S3PORT/${s:0:2}/$s"
+    [[ $output == *"<Code>SignatureDoesNotMatch</Code>"* ]]
+    run acurl v1 -o /dev/null -w '%{http_code}' -X DELETE /libs/vh.bin
+    [ "$output" = 204 ]
+    acurl v1 -f -X POST '/api/system/storage/gc?graceSeconds=0' >/dev/null
+    [ ! -e "$S3DIR/vh/${s:0:2}/$s._S3rver_object" ]
+    [ ! -e "$S3DIR/vh/${s:0:2}/$s.crc._S3rver_object" ]
+    grep -q "^vhost DELETE vh.s3.localhost:$S3PORT /${s:0:2}/$s\$" "$SUITE_TMP/s3rver.log"
+    stop_node v1
 }
 
 @test "GC deletes unreferenced objects while uploads of the same content race it; no upload loses its object" {
