@@ -389,6 +389,7 @@ static void *storage__thread(void *arg)
         bool kick = b->kick;
         b->kick = false;
         struct storage_settings s = b->set;
+        bool migrating = b->mig.target >= 0;
         pthread_mutex_unlock(&b->lock);
 
         storage__disk_tick(b);
@@ -396,7 +397,10 @@ static void *storage__thread(void *arg)
             storage__load_settings(b);
             storage__refresh_nodes(b);
         }
-        storage__load_provider(b); /* a migration may have switched it */
+        /* a migration may have switched it: another node's, or this single
+         * node's (which starts it itself: no query a second when idle) */
+        if (b->clustered || migrating)
+            storage__load_provider(b);
         bool local = storage__active(b) == STORAGE_LOCAL;
         int64_t now = storage__now_ms();
         if (now - last_expire > 60000) {

@@ -243,7 +243,7 @@ wait_upstreams() { # N: until the watched file lists N nodes
         grep -qE "^$m [0-9]" "$f" || { echo "missing $m"; return 1; }
     done
     # the text format: comments, or name{labels} value
-    refute grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$f"
+    refute grep -vE '^(# (HELP|TYPE) .*|[a-z_][a-z0-9_]*(\{[a-z_][a-z0-9_]*="[^"]*"(,[a-z_][a-z0-9_]*="[^"]*")*\})? [0-9.e+-]+)$' "$f"
     # no metric is declared twice
     [ -z "$(grep '^# TYPE' "$f" | awk '{print $3}' | sort | uniq -d)" ]
     # the old address gives the same families
