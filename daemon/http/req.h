@@ -145,6 +145,7 @@ struct http_req {
     struct remote_req *remote; /* remote.h: what this request's lookups remember */
     bool cache_view;           /* /<key>-cache/...: a remote repository's cached files only */
     const char *stale;         /* serving expired metadata: why (X-Granary-Stale, Warning) */
+    const char *auth_token;    /* the access token the caller authenticated with (arena), or NULL */
 
     /* Deploy hooks: a package handler (formats/maven/maven_http.c) may set them before
      * http_artifact_generic() takes a PUT; NULL members do nothing. */

@@ -173,8 +173,10 @@ static const char *server__client(struct http_req *r)
 static bool server__token(struct http_req *r, const char *user, const char *token)
 {
     int rc = sec_token_check(r->ctx, token, &r->user);
-    if (rc == GR_OK && (!user || !*user || !strcmp(user, r->user.name)))
+    if (rc == GR_OK && (!user || !*user || !strcmp(user, r->user.name))) {
+        r->auth_token = gr_arena_strdup(r->arena, token);
         return true;
+    }
     memset(&r->user, 0, sizeof(r->user));
     if (rc == GR_OK || rc == GR_EAUTH) {
         gr_warn("req=%llu token authentication failed from %s", (unsigned long long)r->id,

@@ -69,6 +69,13 @@ void repo__key_folder(struct gr_sbuf *k, const char *repo, const char *top);
 int sec__token_check_sha(struct repo_ctx *ctx, const char *sum, struct auth_user *out)
     __attribute__((warn_unused_result));
 
+/* Wall-clock milliseconds since the epoch (tokens.c). */
+int64_t repo__now_ms(void);
+/* prefix + 2 * hexbytes hex digits of randomness into out (tokens' and UI
+ * sessions' secrets and ids; tokens.c). GR_OK, GR_EIO. */
+int repo__random_id(const char *prefix, char *out, size_t hexbytes)
+    __attribute__((warn_unused_result));
+
 /* Split a NUL-separated record into at most max fields; returns the count. */
 int repo__fields(struct gr_arena *a, const char *rec, size_t len, const char **f, int max);
 

@@ -50,13 +50,6 @@ struct plugins {
     int64_t trimmed_ms; /* last trim of plugin_job_runs */
 };
 
-static int64_t plugins__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int plugins__err(int rc)
 {
     switch (rc) {
@@ -593,7 +586,7 @@ static bool plugins__claim(struct plugins *p, const struct plug_job_info *j, uin
     if (!j->interval_ms) {
         struct plug_cron c;
         int64_t s = plug_cron_parse(j->cron, &c) == PLUG_OK
-                        ? plug_cron_prev(&c, plugins__now_ms() / 1000)
+                        ? plug_cron_prev(&c, repo__now_ms() / 1000)
                         : -1;
         if (s < 0)
             return false;
@@ -672,7 +665,7 @@ static void plugins__tick(struct plugins *p)
     int n = 0;
     if (plug_jobs(p->rt, &v, &n) != PLUG_OK)
         return;
-    int64_t now = plugins__now_ms();
+    int64_t now = repo__now_ms();
     struct repo_hooks *hk = &p->ctx->hooks;
     uint64_t ptoken = hk->primary_token ? hk->primary_token(hk->arg) : 0;
     if (n > 0 && (ptoken || !hk->primary_token) && now - p->trimmed_ms > 3600 * 1000) {
@@ -732,7 +725,7 @@ int plugins_start(const struct plugins_options *o, struct repo_ctx *ctx, struct 
     if (!p)
         return GR_ENOMEM;
     p->ctx = ctx;
-    p->trimmed_ms = plugins__now_ms();
+    p->trimmed_ms = repo__now_ms();
     snprintf(p->node_id, sizeof(p->node_id), "%s", o->node_id ? o->node_id : "");
     snprintf(p->dir, sizeof(p->dir), "%s", o->dir ? o->dir : "");
     atomic_init(&p->synced, UINT64_MAX);

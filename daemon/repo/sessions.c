@@ -19,30 +19,10 @@
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
-static int64_t sess__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sess__key(struct gr_sbuf *k, const char *sha)
 {
     gr_sbuf_adds(k, "w:");
     gr_sbuf_adds(k, sha);
-}
-
-/* prefix + 2 * n hex digits of randomness into out. GR_EIO. */
-static int sess__random(const char *prefix, char *out, size_t n)
-{
-    unsigned char raw[32];
-    if (n > sizeof(raw) || cr_random(raw, n))
-        return GR_EIO;
-    size_t pl = strlen(prefix);
-    memcpy(out, prefix, pl);
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + pl + 2 * i, 3, "%02x", raw[i]);
-    return GR_OK;
 }
 
 bool sec_session_shaped(const char *s)
@@ -67,7 +47,7 @@ int sec_session_open(struct repo_ctx *ctx, const char *user, bool scoped, const 
     if (lifetime < 1 || lifetime > SEC_SESSION_LIFETIME_MAX || !user || strchr(user, ':'))
         return GR_EINVAL; /* a plugin realm's user has no row to hang a session on */
     char id[40], sum[CR_SHA256_HEX], life[24];
-    if (sess__random("", id, 12) || sess__random(SEC_SESSION_PREFIX, cookie, 32))
+    if (repo__random_id("", id, 12) || repo__random_id(SEC_SESSION_PREFIX, cookie, 32))
         return GR_EIO;
     cr_sha256_hex(cookie, SEC_SESSION_LEN, sum);
     snprintf(life, sizeof(life), "%lld", (long long)lifetime);
@@ -141,7 +121,7 @@ int sec_session_check(struct repo_ctx *ctx, struct gr_arena *a, const char *cook
         return rc;
     const char *f[6] = {"", "", "1", "", "0", "1"};
     repo__fields(a, rec, len, f, 6);
-    if (f[5][0] == '1' || sess__now_ms() >= strtoll(f[4], NULL, 10))
+    if (f[5][0] == '1' || repo__now_ms() >= strtoll(f[4], NULL, 10))
         return GR_EAUTH;
     struct auth_user u;
     memset(&u, 0, sizeof(u));

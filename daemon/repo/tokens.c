@@ -18,7 +18,7 @@
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
-static int64_t tok__now_ms(void)
+int64_t repo__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -31,7 +31,7 @@ static void tok__key(struct gr_sbuf *k, const char *sha)
     gr_sbuf_adds(k, sha);
 }
 
-static int tok__random(const char *prefix, char *out, size_t hexbytes)
+int repo__random_id(const char *prefix, char *out, size_t hexbytes)
 {
     unsigned char raw[32];
     if (hexbytes > sizeof(raw) || cr_random(raw, hexbytes))
@@ -66,11 +66,11 @@ int sec_token_issue(struct repo_ctx *ctx, const char *user, const char *scope, i
     if (tok__scope_ok(scope) || expires_in < 0 || expires_in > SEC_TOKEN_EXPIRES_MAX)
         return GR_EINVAL;
     char id[40], sum[CR_SHA256_HEX], rsum[CR_SHA256_HEX], exp[24];
-    if (tok__random("", id, 12) || tok__random(SEC_TOKEN_PREFIX, token, 32))
+    if (repo__random_id("", id, 12) || repo__random_id(SEC_TOKEN_PREFIX, token, 32))
         return GR_EIO;
     cr_sha256_hex(token, SEC_TOKEN_LEN, sum);
     if (refresh) {
-        if (tok__random(SEC_TOKEN_PREFIX, refresh, 32))
+        if (repo__random_id(SEC_TOKEN_PREFIX, refresh, 32))
             return GR_EIO;
         cr_sha256_hex(refresh, SEC_TOKEN_LEN, rsum);
     }
@@ -152,7 +152,7 @@ int sec__token_check_sha(struct repo_ctx *ctx, const char *sum, struct auth_user
     const char *f[5] = {"", "", "", "0", "1"};
     repo__fields(a, rec, len, f, 5);
     int64_t exp = strtoll(f[3], NULL, 10);
-    if (f[4][0] == '1' || (exp != 0 && tok__now_ms() >= exp)) {
+    if (f[4][0] == '1' || (exp != 0 && repo__now_ms() >= exp)) {
         rc = GR_EAUTH;
         goto out;
     }

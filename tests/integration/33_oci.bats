@@ -304,6 +304,13 @@ reg_json() { curl -fsS -u "admin:$PASS" "$@"; }
     [ "$(echo "$output" | jq -r .expires_in)" = 3600 ]
     local tok
     tok=$(echo "$output" | jq -r .token)
+    # a caller that came with a token gets that token back, as Bearer or as
+    # Basic's password: a token never mints another that would outlive it
+    run curl -fsS -H "Authorization: Bearer $tok" "$LB_URL/v2/token?scope=repository:docker-local/perm/img:pull"
+    [ "$(echo "$output" | jq -r .token)" = "$tok" ]
+    run curl -fsS -u "reader:$tok" "$LB_URL/v2/token?scope=repository:docker-local/perm/img:pull"
+    [ "$(echo "$output" | jq -r .token)" = "$tok" ]
+    [ "$(ocode -u "reader:grt_$(printf '%064d' 0)" "$LB_URL/v2/token")" = 401 ]
     [ "$(ocode -H "Authorization: Bearer $tok" "$LB_URL/v2/docker-local/perm/img/manifests/1")" = 200 ]
     [ "$(ocode -H "Authorization: Bearer $tok" -X DELETE "$LB_URL/v2/docker-local/perm/img/manifests/1")" = 403 ]
     run curl -fsS -u "pusher:$PW" "$LB_URL/v2/token?scope=repository:docker-local/perm/img:pull,push"

@@ -255,23 +255,6 @@ static void oci_content_range__forms(void **state)
     assert_int_equal(oci_content_range(NULL, &a, &b), GR_EINVAL);
 }
 
-static bool shaped(const char *s)
-{
-    return !strncmp(s, "grt_", 4);
-}
-
-static void oci_auth_token__bearer_and_basic(void **state)
-{
-    struct gr_arena *a = *state;
-    assert_string_equal(oci_auth_token(a, "Bearer grt_x", shaped), "grt_x");
-    /* "u:grt_abc" and "u:secret" */
-    assert_string_equal(oci_auth_token(a, "Basic dTpncnRfYWJj", shaped), "grt_abc");
-    assert_null(oci_auth_token(a, "Basic dTpzZWNyZXQ=", shaped));
-    assert_null(oci_auth_token(a, "Basic !!!", shaped));
-    assert_null(oci_auth_token(a, "Digest x", shaped));
-    assert_null(oci_auth_token(a, NULL, shaped));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,7 +270,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test(oci_accepts__lists_wildcards_parameters),
         cmocka_unit_test(oci_content_range__forms),
-        cmocka_unit_test_setup_teardown(oci_auth_token__bearer_and_basic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

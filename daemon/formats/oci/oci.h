@@ -120,14 +120,6 @@ const char *oci_manifest_media_type(struct gr_arena *a, const char *body, size_t
 /* Whether an Accept header (NULL: anything) admits media_type. */
 bool oci_accepts(const char *accept, const char *media_type);
 
-/*
- * The access token an Authorization header carries: "Bearer <t>", or the
- * password of "Basic" when it has a token's shape (is_token); in a. NULL
- * when the header carries none.
- */
-const char *oci_auth_token(struct gr_arena *a, const char *authorization,
-                           bool (*is_token)(const char *s));
-
 /* "<start>-<end>" (inclusive, an optional "bytes=" in front) of a
  * Content-Range header. GR_OK or GR_EINVAL. */
 int oci_content_range(const char *v, uint64_t *start, uint64_t *end)

@@ -411,8 +411,7 @@ static void oci__token(struct http_req *r)
     }
     /* a caller that came with a token gets that token back: a token never
      * mints another that would outlive it */
-    const char *had =
-        oci_auth_token(r->arena, http_req_header(r, "Authorization"), sec_token_shaped);
+    const char *had = r->auth_token; /* as Bearer, or as Basic's password */
     if (had) {
         char now[40];
         http_iso8601((int64_t)time(NULL) * 1000, now, sizeof(now));
