@@ -56,6 +56,23 @@ static bool storage__int(struct http_req *r, const char *name, int64_t lo, int64
     return true;
 }
 
+/* One entry of a ?list answer (Artifactory's shape); md: with mdTimestamps. */
+static json_t *storage__entry_json(const struct listing_entry *e, bool md)
+{
+    char date[40];
+    http_iso8601(e->modified_ms, date, sizeof(date));
+    json_t *f;
+    if (e->folder)
+        f = json_pack("{s:s,s:i,s:s,s:b}", "uri", e->rel, "size", -1, "lastModified", date,
+                      "folder", 1);
+    else
+        f = json_pack("{s:s,s:I,s:s,s:b,s:s,s:s}", "uri", e->rel, "size", (json_int_t)e->size,
+                      "lastModified", date, "folder", 0, "sha1", e->sha1, "sha2", e->sha256);
+    if (md && !e->folder)
+        json_object_set_new(f, "mdTimestamps", json_pack("{s:s}", "properties", date));
+    return f;
+}
+
 /*
  * ?list&offset=N&limit=M[&listFolders=1]: one page of the immediate
  * children, folders first, then files, each by name; "total" counts what
@@ -91,21 +108,9 @@ static void storage__list_page(struct http_req *r, bool folders, bool md)
         http_error_code(r, rc, NULL);
         return;
     }
-    char date[40];
     json_t *files = json_array();
     for (int i = 0; i < n; i++) {
-        http_iso8601(v[i].modified_ms, date, sizeof(date));
-        json_t *f;
-        if (v[i].folder)
-            f = json_pack("{s:s,s:i,s:s,s:b}", "uri", v[i].rel, "size", -1, "lastModified", date,
-                          "folder", 1);
-        else
-            f = json_pack("{s:s,s:I,s:s,s:b,s:s,s:s}", "uri", v[i].rel, "size",
-                          (json_int_t)v[i].size, "lastModified", date, "folder", 0, "sha1",
-                          v[i].sha1, "sha2", v[i].sha256);
-        if (md && !v[i].folder)
-            json_object_set_new(f, "mdTimestamps", json_pack("{s:s}", "properties", date));
-        json_array_append_new(files, f);
+        json_array_append_new(files, storage__entry_json(&v[i], md));
     }
     http_json(r, 200,
               json_pack("{s:s,s:o,s:I,s:I,s:I}", "uri", storage__uri(r), "files", files, "offset",
@@ -163,18 +168,7 @@ static void storage__list(struct http_req *r)
     for (int i = 0; i < n; i++) {
         if (!http_may_entry(r, r->repo_key, r->path, v[i].rel + 1))
             continue; /* a listing shows only what the caller may read */
-        http_iso8601(v[i].modified_ms, date, sizeof(date));
-        json_t *f;
-        if (v[i].folder)
-            f = json_pack("{s:s,s:i,s:s,s:b}", "uri", v[i].rel, "size", -1, "lastModified", date,
-                          "folder", 1);
-        else
-            f = json_pack("{s:s,s:I,s:s,s:b,s:s,s:s}", "uri", v[i].rel, "size",
-                          (json_int_t)v[i].size, "lastModified", date, "folder", 0, "sha1",
-                          v[i].sha1, "sha2", v[i].sha256);
-        if (md && !v[i].folder)
-            json_object_set_new(f, "mdTimestamps", json_pack("{s:s}", "properties", date));
-        json_array_append_new(files, f);
+        json_array_append_new(files, storage__entry_json(&v[i], md));
     }
     http_json(
         r, 200,
