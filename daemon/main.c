@@ -582,6 +582,9 @@ static const struct main__step {
 /* Ready: say so, and the credentials, on stdout. */
 static void main__banner(struct server *s)
 {
+    /* the row first: a load balancer learns of it later than of readiness */
+    if (cluster_set_ready(s->cluster) != GR_OK)
+        gr_warn("cluster: could not mark this node active; the next heartbeat will");
     http_set_ready(s->http, true);
     const char *shown = strcmp(s->cfg.listen_host, "0.0.0.0") ? s->cfg.listen_host : "127.0.0.1";
     printf("granary %s ready at http://%s:%d/\n", GRANARY_VERSION, shown, s->cfg.listen_port);

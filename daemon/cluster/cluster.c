@@ -54,6 +54,7 @@ struct cluster {
     atomic_int_fast64_t lease_deadline_ns;   /* monotonic; the cache may be used before it */
     atomic_int_fast64_t primary_deadline_ns; /* monotonic; primary (advisory) before it */
     atomic_bool draining, primary;
+    atomic_bool ready; /* 'starting' in the table until the node serves */
     atomic_uint_fast64_t primary_token;
 
     /* what this node has seen of each peer's renewal counter, and since when
@@ -534,23 +535,33 @@ static bool cluster__invalidate_peers(struct cluster *c, const struct cluster_ke
 
 /* ---- the heartbeat thread ---- */
 
+/* What the node's row says: a load balancer sends requests only to 'active'
+ * (proxy-config), so a node is 'starting' until it answers them. */
+static const char *cluster__state(struct cluster *c)
+{
+    if (atomic_load(&c->draining))
+        return "draining";
+    return atomic_load(&c->ready) ? "active" : "starting";
+}
+
 static int cluster__register(struct cluster *c)
 {
-    const char *p[7] = {c->id,
+    const char *p[8] = {c->id,
                         c->public_url,
                         c->cluster_url,
                         c->bus_endpoint,
                         c->zone,
                         c->version,
-                        c->preferred ? "true" : "false"};
+                        c->preferred ? "true" : "false",
+                        cluster__state(c)};
     return db_exec1(c->db, NULL,
                     "INSERT INTO cluster_nodes (id, public_url, cluster_url, bus_endpoint, zone,"
                     " version, preferred_primary, state, started, heartbeat, lease_expiry)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7::boolean, 'active', now(), now(), now())"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7::boolean, $8, now(), now(), now())"
                     " ON CONFLICT (id) DO UPDATE SET public_url = $2, cluster_url = $3,"
                     " bus_endpoint = $4, zone = $5, version = $6, preferred_primary = $7::boolean,"
-                    " state = 'active', started = now(), heartbeat = now()",
-                    7, p);
+                    " state = $8, started = now(), heartbeat = now()",
+                    8, p);
 }
 
 /* Renew the row and the cache lease; drop the cache first when needed. */
@@ -562,13 +573,14 @@ static void cluster__renew(struct cluster *c)
     snprintf(lease, sizeof(lease), "%d", c->lease_ms);
     snprintf(hits, sizeof(hits), "%llu", (unsigned long long)c->cache.hits(c->cache.arg));
     snprintf(misses, sizeof(misses), "%llu", (unsigned long long)c->cache.misses(c->cache.arg));
-    const char *p[5] = {c->id, lease, hits, misses,
-                        atomic_load(&c->draining) ? "draining" : "active"};
+    const char *p[5] = {c->id, lease, hits, misses, cluster__state(c)};
     struct db_res *res = NULL;
     int rc = db_exec1(c->db, &res,
                       "UPDATE cluster_nodes SET heartbeat = now(),"
                       " lease_expiry = now() + make_interval(secs => $2::double precision / 1000),"
-                      " cache_hits = $3::bigint, cache_misses = $4::bigint, state = $5,"
+                      " cache_hits = $3::bigint, cache_misses = $4::bigint,"
+                      /* never back to 'starting': cluster_set_ready's write may precede ours */
+                      " state = CASE WHEN $5 = 'starting' THEN state ELSE $5 END,"
                       " renewals = renewals + 1"
                       " WHERE id = $1 RETURNING flush_epoch, flushed_epoch",
                       5, p);
@@ -990,7 +1002,16 @@ void cluster_stop(struct cluster *c)
 int cluster_set_draining(struct cluster *c, bool draining)
 {
     atomic_store(&c->draining, draining);
-    const char *p[2] = {c->id, draining ? "draining" : "active"};
+    const char *p[2] = {c->id, cluster__state(c)};
+    return db_exec1(c->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
+}
+
+int cluster_set_ready(struct cluster *c)
+{
+    if (!c)
+        return GR_OK;
+    atomic_store(&c->ready, true);
+    const char *p[2] = {c->id, cluster__state(c)};
     return db_exec1(c->db, NULL, "UPDATE cluster_nodes SET state = $2 WHERE id = $1", 2, p);
 }
 

@@ -96,6 +96,10 @@ void cluster_stop(struct cluster *c);
 /* Drain (or undrain): state 'draining' in the cluster table. GR_EDB. */
 int cluster_set_draining(struct cluster *c, bool draining) __attribute__((warn_unused_result));
 bool cluster_is_draining(struct cluster *c);
+/* The node serves requests: its row goes from 'starting' to 'active' (the
+ * state load balancers follow). NULL is fine. GR_EDB (the next heartbeat
+ * writes it anyway). */
+int cluster_set_ready(struct cluster *c);
 /* True while this node renewed the primary lease less than a lease ago by
  * its own clock (a stuck heartbeat ends it). Advisory: actions are fenced. */
 bool cluster_is_primary(struct cluster *c);

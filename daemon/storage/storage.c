@@ -213,7 +213,8 @@ void storage__refresh_nodes(struct storage *b)
         const char *p[1] = {ms};
         struct db_res *res = NULL;
         if (db_exec1(b->db, &res,
-                     "SELECT id, cluster_url, zone, state = 'active' AND disk_state = 'ok',"
+                     "SELECT id, cluster_url, zone,"
+                     " state IN ('starting', 'active') AND disk_state = 'ok',"
                      " disk_state <> 'ok' FROM cluster_nodes"
                      " WHERE state <> 'down' AND heartbeat > now() - make_interval(secs =>"
                      " $1::double precision / 1000) ORDER BY id",

@@ -219,6 +219,38 @@ wait_upstreams() { # N: until the watched file lists N nodes
     grep -q 'wrote .* and reloaded' "$LB/watch.log"
 }
 
+row_state() { # NODE STATE: the node's row in the cluster table says STATE
+    [ "$(psql_db lb "SELECT state FROM cluster_nodes WHERE id = '$1'")" = "$2" ]
+}
+plugins_locked() {
+    [ "$(psql_db lb "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'plugins' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]
+}
+
+@test "a node coming back is 'starting' and out of the balancer's configuration until it serves" {
+    wait_upstreams 3
+    stop_node n3
+    wait_upstreams 2
+    # the node's start reads the plugins table: hold it locked for a while,
+    # so that the node stays between registration and readiness
+    psql_db lb "BEGIN; LOCK TABLE plugins IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT" \
+        >/dev/null &
+    local locker=$!
+    wait_until 5 plugins_locked
+    restart_cluster_node n3 "$DB" &
+    local starter=$!
+    wait_until 10 row_state n3 starting
+    [ "$(code "$NODE_n3_URL/api/v1/system/readiness")" = 503 ]
+    # three watch intervals: the watcher saw the row and still lists two
+    sleep 1.5
+    [ "$(upstreams)" = 2 ]
+    refute grep -q ":$NODE_n3_PORT " "$LB/granary.conf"
+    wait $locker
+    wait $starter
+    wait_until 10 row_state n3 active
+    wait_upstreams 3
+    [ "$(code "$NODE_n3_URL/api/v1/system/readiness")" = 200 ]
+}
+
 @test "metrics: /api/v1/metrics in Prometheus text: routes, statuses, latency, bytes, pool, bus, storage" {
     head -c 5000 /dev/urandom >"$SUITE_TMP/m1"
     [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/m1" "$NODE_n1_URL/libs/m/m1.bin")" = 201 ]
