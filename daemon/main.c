@@ -245,6 +245,8 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
     if (main__s3_key(s->cfg.s3_access_key_file, s->cfg.s3_access_key, ak, sizeof(ak)) ||
         main__s3_key(s->cfg.s3_secret_key_file, s->cfg.s3_secret_key, sk, sizeof(sk)))
         return GR_EINVAL;
+    char pcache[1024];
+    snprintf(pcache, sizeof(pcache), "%.900s/peer-cache", s->cfg.data_dir);
     struct storage_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
@@ -270,6 +272,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .s3_secret_key = sk,
         .s3_path_style = s->cfg.s3_path_style,
         .cache_max_bytes = s->cfg.cache_max_bytes,
+        .peer_cache_dir = pcache,
     };
     int rc = storage_start(&bo, &s->storage);
     explicit_bzero(sk, sizeof(sk));
