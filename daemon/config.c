@@ -424,7 +424,8 @@ const char *config_usage(void)
            "  --s3-secret-key-file F   the secret key (or GRANARY_S3_SECRET_KEY)\n"
            "  --s3-path-style BOOL     endpoint/bucket/key (default: on)\n"
            "  --shared-fs-path DIR     shared-fs: the directory every node mounts\n"
-           "  --cache-max-bytes N      s3: read-through cache on this node (default 10G; 0: none)\n"
+           "  --cache-max-bytes N      read-through cache of binaries this node holds no copy of\n"
+           "                           (the store's, or peers'; default 10G; 0: none)\n"
            "  --help, --version\n"
            "Every setting is also GRANARY_<KEY> in the environment and <key> in the file.\n";
 }

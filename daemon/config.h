@@ -70,7 +70,7 @@ struct config {
     char s3_access_key[256], s3_secret_key[256]; /* the environment's; a file is better */
     int s3_path_style;                           /* -1: on for a custom endpoint (any given one) */
     char shared_fs_path[512];                    /* shared-fs: the directory every node mounts */
-    int64_t cache_max_bytes; /* s3: the read-through cache; -1: 10 GiB; 0: none */
+    int64_t cache_max_bytes; /* the read-through cache (s3's, peers'); -1: 10 GiB; 0: none */
     bool show_help, show_version;
 };
 

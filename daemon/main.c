@@ -245,6 +245,8 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
     if (main__s3_key(s->cfg.s3_access_key_file, s->cfg.s3_access_key, ak, sizeof(ak)) ||
         main__s3_key(s->cfg.s3_secret_key_file, s->cfg.s3_secret_key, sk, sizeof(sk)))
         return GR_EINVAL;
+    char pcache[1024];
+    snprintf(pcache, sizeof(pcache), "%.900s/peer-cache", s->cfg.data_dir);
     struct storage_options bo = {
         .node_id = s->cfg.node_id,
         .zone = s->cfg.zone,
@@ -270,6 +272,7 @@ static int main__blobs(struct server *s, const unsigned char *key, size_t key_le
         .s3_secret_key = sk,
         .s3_path_style = s->cfg.s3_path_style,
         .cache_max_bytes = s->cfg.cache_max_bytes,
+        .peer_cache_dir = pcache,
     };
     int rc = storage_start(&bo, &s->storage);
     explicit_bzero(sk, sizeof(sk));
@@ -600,16 +603,31 @@ static void main__banner(struct server *s)
     memset(s->first_pw, 0, sizeof(s->first_pw));
 }
 
-/* In-flight requests get shutdown_timeout seconds; then both ports close. */
+/*
+ * In-flight requests and open connections get shutdown_timeout seconds; then
+ * both ports close. The node closes no connection itself before that: a
+ * load balancer may be sending a request on an idle one at that moment (a
+ * PUT whose body went could not be resent). It answers `Connection: close`
+ * instead, and its row says 'draining' so that a watched configuration drops
+ * it and the balancer closes its idle connections (the generated ones close
+ * them after 10 s anyway; the header deadline cuts a silent client's).
+ */
 static void main__quiesce(struct server *s)
 {
-    gr_info("stopping: waiting for in-flight requests");
+    gr_info("stopping: waiting for in-flight requests and open connections");
     http_quiesce(s->http);
     remote_quiesce(s->ctx.remote); /* requests waiting on a fetch answer 503 now */
-    for (int i = 0; i < s->cfg.shutdown_timeout * 10 && http_active_requests(s->http) > 0; i++)
+    if (s->cluster && cluster_set_draining(s->cluster, true) != GR_OK)
+        gr_warn("stopping: could not mark this node draining");
+    for (int i = 0; i < s->cfg.shutdown_timeout * 10 &&
+                    (http_active_requests(s->http) > 0 || http_open_connections(s->http) > 0);
+         i++)
         usleep(100000);
     if (http_active_requests(s->http) > 0)
         gr_warn("%d requests still running at the shutdown timeout", http_active_requests(s->http));
+    else if (http_open_connections(s->http) > 0)
+        gr_info("stopping: %d idle connections closed at the shutdown timeout",
+                http_open_connections(s->http));
     main__stop_http(s);
 }
 

@@ -140,7 +140,7 @@ static void cluster_api__proxy(struct http_req *r, const char *type)
         .tls_cert = http_query(r, "sslCertificate"),
         .tls_key = http_query(r, "sslKey"),
         .read_timeout_s = rt ? atoi(rt) : 0,
-        .keepalive = ka ? atoi(ka) : 0,
+        .keepalive = ka ? (atoi(ka) > 0 ? atoi(ka) : -1) : 0,
     };
     struct gr_sbuf sb = GR_SBUF_INIT;
     rc = pc_write(t, nodes, n, &o, &sb);

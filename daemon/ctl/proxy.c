@@ -54,7 +54,8 @@ void pxc_usage(FILE *f)
           "      --ssl-cert FILE --ssl-key FILE  terminate TLS too\n"
           "      --ssl-listen [HOST:]PORT    the TLS listener [443]\n"
           "      --read-timeout SECONDS      upstream read timeout [900]\n"
-          "      --keepalive N               idle connections kept to the nodes [0]\n"
+          "      --keepalive N               idle connections kept to the nodes; 0: none\n"
+          "                                  [32 for nginx and Apache, 0 for HAProxy]\n"
           "      --watch                     rewrite FILE whenever the node list changes\n"
           "      --interval SECONDS          how often --watch looks [2]\n"
           "      --reload-cmd CMD            run (sh -c) after each rewrite, e.g. 'nginx -s "
@@ -268,7 +269,7 @@ static int pxc__parse(int argc, char **argv, struct pxc_opts *o)
         else if (!strcmp(a, "--read-timeout"))
             o->pc.read_timeout_s = atoi(v);
         else if (!strcmp(a, "--keepalive"))
-            o->pc.keepalive = atoi(v);
+            o->pc.keepalive = atoi(v) > 0 ? atoi(v) : -1;
         else if (!strcmp(a, "--interval"))
             o->interval_s = atof(v);
         else {

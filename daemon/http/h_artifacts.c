@@ -328,6 +328,10 @@ struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifac
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
     struct bs_blob *blob = NULL;
     int rc = storage_open_local(r->ctx->storage, a->sha256, &blob);
+    /* else a copy of a peer's, read here before (the peer cache; a bad one
+     * is dropped by storage_bad_local_copy) */
+    if (rc == GR_ENOTFOUND && storage_open_cached(r->ctx->storage, a->sha256, &blob) == GR_OK)
+        rc = GR_OK;
     if (rc == GR_OK && storage_blob_size(blob) != a->size) {
         storage_blob_close(blob);
         storage_bad_local_copy(r->ctx->storage, a->sha256, "wrong size");

@@ -51,6 +51,8 @@ void http_quiesce(struct http_server *h);
 
 /* Requests being processed right now. */
 int http_active_requests(struct http_server *h);
+/* Connections open on the port, idle keep-alive ones included. */
+int http_open_connections(struct http_server *h);
 
 struct gr_sbuf;
 /* A writer of Prometheus text lines (the database's, the cache's, the

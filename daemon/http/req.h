@@ -57,10 +57,12 @@ struct http_server {
     struct repo_ctx *ctx;
     struct http_options opt;
     char *version;
-    atomic_bool ready;
+    atomic_bool ready;   /* readiness: serving, not stopping */
+    atomic_bool serving; /* requests are served (past start; on while stopping) */
     atomic_bool quiesced;
     atomic_bool draining; /* readiness 503, in-flight requests go on */
     atomic_int active;
+    atomic_int open_conns; /* connections open (server__conn_notify) */
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t requests;
     /* header deadlines (server.c): every open connection, checked by a reaper thread */

@@ -59,6 +59,12 @@ void http_send(struct http_req *r, int status, struct MHD_Response *resp)
     snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
     MHD_add_response_header(resp, "X-Request-Id", id);
     MHD_add_response_header(resp, "Server", "granary");
+    /* draining or stopping: the client (a load balancer's pool) must not
+     * send another request on this connection; a stopping node waits for
+     * its connections to close rather than closing one under a request
+     * (docs/operations.md "Keepalive to the nodes") */
+    if (atomic_load(&r->srv->quiesced) || atomic_load(&r->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->stale && status < 300) { /* expired metadata the upstream could not refresh */
         MHD_add_response_header(resp, "X-Granary-Stale", "1");
         MHD_add_response_header(resp, "Warning", "110 granary \"Response is Stale\"");

@@ -16,6 +16,8 @@
 
 #include <microhttpd.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +367,7 @@ static void server__conn_notify(void *cls, struct MHD_Connection *conn, void **s
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? ci->connect_fd : -1;
         c->deadline_ms = server__mono_ms() + (int64_t)h->opt.header_timeout * 1000;
+        atomic_fetch_add(&h->open_conns, 1);
         pthread_mutex_lock(&h->conns_mu);
         c->next = h->conns;
         if (h->conns)
@@ -385,6 +388,7 @@ static void server__conn_notify(void *cls, struct MHD_Connection *conn, void **s
     if (c->next)
         c->next->prev = c->prev;
     pthread_mutex_unlock(&h->conns_mu);
+    atomic_fetch_sub(&h->open_conns, 1);
     free(c);
     *socket_context = NULL;
 }
@@ -516,10 +520,12 @@ static enum MHD_Result server__header_check(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
-/* Readiness, then the caller's credentials. false: an answer was sent. */
+/* Started, then the caller's credentials. false: an answer was sent. A
+ * stopping node serves what arrives on its open connections (a balancer
+ * could not resend a PUT whose body it sent): only readiness says 503. */
 static bool server__ready_authenticate(struct http_req *r, bool lenient)
 {
-    if (!atomic_load(&r->srv->ready)) {
+    if (!atomic_load(&r->srv->serving)) {
         http_error(r, 503, "node is not ready");
         return false;
     }
@@ -775,6 +781,7 @@ int http_start(const struct http_options *o, struct repo_ctx *ctx, struct http_s
 
 void http_set_ready(struct http_server *h, bool ready)
 {
+    atomic_store(&h->serving, ready);
     atomic_store(&h->ready, ready);
 }
 
@@ -783,13 +790,35 @@ void http_quiesce(struct http_server *h)
     atomic_store(&h->ready, false);
     atomic_store(&h->quiesced, true);
     MHD_socket s = MHD_quiesce_daemon(h->mhd);
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
+    if (s == MHD_INVALID_SOCKET)
+        return;
+    /* connections the kernel completed before the port stopped wait in its
+     * backlog, their requests maybe sent: closing the socket would reset
+     * them (a balancer cannot resend a PUT whose body went). Serve them. */
+    int fl = fcntl(s, F_GETFL);
+    if (fl >= 0 && fcntl(s, F_SETFL, fl | O_NONBLOCK) == 0) {
+        for (;;) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            int fd = accept4(s, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            if (MHD_add_connection(h->mhd, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+                gr_warn("stopping: a connection from the backlog could not be served: %s",
+                        strerror(errno)); /* closed by libmicrohttpd */
+        }
+    }
+    close(s);
 }
 
 int http_active_requests(struct http_server *h)
 {
     return atomic_load(&h->active);
+}
+
+int http_open_connections(struct http_server *h)
+{
+    return atomic_load(&h->open_conns);
 }
 
 void http_stop(struct http_server *h)

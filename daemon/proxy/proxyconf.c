@@ -138,10 +138,14 @@ static void pc__nginx(struct gr_sbuf *o, const struct pc__backend *b, int n,
     for (int i = 0; i < n; i++)
         gr_sbuf_addf(o, "    server %s:%d max_fails=1 fail_timeout=%ds; # %s\n", b[i].host,
                      b[i].port, opt->fail_timeout_s, b[i].id);
-    /* By default no upstream keepalive: a node that is stopping closes idle
-     * connections, and a PUT sent on one of them could not be retried. */
+    /* idle connections to the nodes, closed by nginx before a node's header
+     * deadline would close them: nginx never sends a request on a
+     * connection the node is closing (a stopping node closes none) */
     if (opt->keepalive > 0)
-        gr_sbuf_addf(o, "    keepalive %d;\n", opt->keepalive);
+        gr_sbuf_addf(o,
+                     "    keepalive %d;\n"
+                     "    keepalive_timeout %ds;\n",
+                     opt->keepalive, PC_IDLE_S);
     gr_sbuf_adds(o, "}\n\n");
     gr_sbuf_addf(o,
                  "server {\n"
@@ -223,6 +227,9 @@ static void pc__apache(struct gr_sbuf *o, const struct pc__backend *b, int n,
                  "# modules: proxy proxy_http proxy_balancer proxy_hcheck lbmethod_byrequests\n"
                  "# headers slotmem_shm%s (a2enmod ...)\n",
                  tls ? " ssl" : "");
+    char reuse[32] = " disablereuse=On";
+    if (opt->keepalive > 0)
+        snprintf(reuse, sizeof(reuse), " ttl=%d", PC_IDLE_S);
     int port = pc__listen_port(opt->listen);
     if (port != 80)
         gr_sbuf_addf(o, "Listen %s\n", opt->listen);
@@ -234,8 +241,7 @@ static void pc__apache(struct gr_sbuf *o, const struct pc__backend *b, int n,
                      "    BalancerMember \"http://%s:%d\" route=%s retry=%d connectiontimeout=2 "
                      "hcmethod=GET hcuri=/api/v1/system/readiness hcinterval=2 hcpasses=2 "
                      "hcfails=1%s\n",
-                     b[i].host, b[i].port, b[i].id, opt->fail_timeout_s,
-                     opt->keepalive > 0 ? "" : " disablereuse=On");
+                     b[i].host, b[i].port, b[i].id, opt->fail_timeout_s, reuse);
     gr_sbuf_addf(o,
                  "    ProxySet lbmethod=byrequests failonstatus=503 timeout=%d\n"
                  "</Proxy>\n",
@@ -285,6 +291,8 @@ int pc_write(enum pc_type t, const struct pc_node *nodes, int n, const struct pc
         opt.read_timeout_s = 900;
     if (opt.fail_timeout_s <= 0)
         opt.fail_timeout_s = 5;
+    if (opt.keepalive == 0)
+        opt.keepalive = t == PC_HAPROXY ? -1 : 32;
     if (!pc__safe(opt.listen) || !pc__safe(opt.tls_listen) || !pc__safe(opt.server_name) ||
         !pc__safe(opt.upstream_name) || !pc__safe(opt.tls_cert) || !pc__safe(opt.tls_key) ||
         pc__listen_port(opt.listen) <= 0 || pc__listen_port(opt.tls_listen) <= 0)

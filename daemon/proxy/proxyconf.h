@@ -30,6 +30,9 @@ struct pc_node {
     const char *state; /* "active", "draining", "down" */
 };
 
+/* Seconds an idle connection to a node stays in the balancer's pool. */
+#define PC_IDLE_S 10
+
 /* Options; NULL or 0 members take the defaults in brackets. */
 struct pc_options {
     const char *listen;        /* plain HTTP listener, "[host:]port" ["80"] */
@@ -40,11 +43,12 @@ struct pc_options {
     int read_timeout_s;        /* upstream read/send timeout [900] */
     int fail_timeout_s;        /* a failed node is skipped this long [5] */
     const char *upstream_name; /* ["granary"] */
-    /* idle connections kept open to the nodes (nginx keepalive, HAProxy
-     * http-reuse, Apache connection reuse) [0: a new connection per
-     * request]. Faster, but a PUT sent on a connection that a stopping node
-     * closes at that moment fails instead of going to the next node (its
-     * body has gone): docs/operations.md. */
+    /* idle connections kept open to the nodes (nginx keepalive, Apache
+     * connection reuse, HAProxy http-reuse) [32 for nginx and Apache, which
+     * close them after PC_IDLE_S; HAProxy: none]; < 0: a new connection per
+     * request. Safe because the balancer closes idle connections before a
+     * node would (its header deadline, 20 s), and a stopping node closes
+     * none itself: it answers `Connection: close` (docs/operations.md). */
     int keepalive;
 };
 

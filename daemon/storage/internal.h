@@ -90,8 +90,11 @@ struct storage {
      * configured; NULL otherwise. Set at start, read-only after. */
     struct storage_provider *prov[STORAGE_KINDS];
     struct bs_store *shared_bs; /* the shared-fs store (prov[STORAGE_SHARED]->bs) */
-    int configured;             /* the kind this node was started with */
-    int64_t cache_max;          /* s3: bytes of this node's read-through cache (0: none) */
+    /* local provider, clustered: copies of peers' binaries read here, never
+     * a location (not in binary_locations, never counted as a copy) */
+    struct bs_store *pcache;
+    int configured;    /* the kind this node was started with */
+    int64_t cache_max; /* bytes of this node's read-through cache (0: none) */
     /* the cluster's provider row (storage_provider), refreshed by the thread
      * every tick; guarded by lock */
     int active;   /* where uploads go */
@@ -286,8 +289,10 @@ bool storage__store_del(struct storage *b, const char *loc, const char *sha256);
 void storage__live_ids(struct storage *b, const struct storage__node *nodes, int n,
                        struct gr_sbuf *sb);
 int storage__scrub_store(struct storage *b, int64_t budget, struct storage_scrub_report *out);
-/* Keep the read-through cache under cache_max (s3, every node). */
+/* Keep the read-through cache under cache_max (every node). */
 void storage__cache_evict(struct storage *b);
+/* The read-through cache's store: the filestore (s3), pcache (local), or NULL. */
+struct bs_store *storage__cache_bs(struct storage *b);
 /* An upload's copies on this node and redundancy - 1 peers (the local
  * provider's storage_replicate(); also a migration's copy to local). */
 int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,

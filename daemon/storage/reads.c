@@ -36,6 +36,10 @@ void storage_forget_local(struct storage *st, const char *sha256)
 
 void storage_bad_local_copy(struct storage *b, const char *sha256, const char *why)
 {
+    if (b->pcache && !bs_has(b->bs, sha256) && bs_has(b->pcache, sha256)) {
+        storage_bad_cached_copy(b, sha256, why); /* a peer's binary, cached here */
+        return;
+    }
     if (storage__active(b) == STORAGE_SHARED && b->shared_bs) {
         /* the shared store's copy: the only one */
         int rc = bs_quarantine(b->shared_bs, sha256);
@@ -156,6 +160,32 @@ int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **
     return GR_OK;
 }
 
+int storage_open_cached(struct storage *st, const char *sha256, struct bs_blob **blob)
+{
+    *blob = NULL;
+    if (!st || !st->pcache || storage__cache_bs(st) != st->pcache)
+        return GR_ENOTFOUND;
+    int rc = bs_blob_open(st->pcache, sha256, blob);
+    if (rc != BS_OK) {
+        if (rc != BS_ENOTFOUND && bs_delete(st->pcache, sha256) == BS_OK)
+            atomic_fetch_add(&st->cache_evicted, 1); /* no checksums, unreadable: refetch */
+        atomic_fetch_add(&st->cache_misses, 1);
+        return GR_ENOTFOUND;
+    }
+    atomic_fetch_add(&st->cache_hits, 1);
+    if (futimens(bs_blob_fd(*blob), NULL)) /* most recently used: the eviction order */
+        gr_debug("cannot touch the cached copy of %s", sha256);
+    return GR_OK;
+}
+
+void storage_bad_cached_copy(struct storage *st, const char *sha256, const char *why)
+{
+    gr_error("bad cached copy of %s on this node (%s): dropped", sha256, why);
+    atomic_fetch_add(&st->bad_copies, 1);
+    if (st->pcache && bs_delete(st->pcache, sha256) == BS_OK)
+        atomic_fetch_add(&st->cache_evicted, 1);
+}
+
 /*
  * A read from a peer. Blocks arrive in order, one answer ("window") of at
  * most STORAGE_CRC_HEADER_MAX_BLOCKS blocks at a time; each block is read
@@ -183,7 +213,7 @@ struct storage_remote {
     /* a read from a store (provider.h) instead of a peer */
     struct storage_provider *prov;
     struct storage_pread *pr;
-    struct bs_upload *fill;   /* a whole read of s3: the cache's copy on its way */
+    struct bs_upload *fill;   /* a whole read: the cache's copy on its way */
     struct cr_digest *fill_d; /* its sha256 */
 };
 
@@ -428,6 +458,29 @@ static void storage__remote_failed(struct storage_remote *r, int rc)
 }
 
 /*
+ * A whole read fills the read-through cache cache on the way, when it is
+ * the cache in use, the binary is at most half of it, and the disk
+ * keeps a tenth free after it (copies come first).
+ */
+static void storage__fill_begin(struct storage_remote *r, struct bs_store *cache)
+{
+    struct storage *b = r->st;
+    if (!cache || cache != storage__cache_bs(b) || r->pos != 0 || r->end != r->size ||
+        r->size > (uint64_t)b->cache_max / 2)
+        return;
+    int64_t free_b = bs_free_bytes(cache), total = bs_total_bytes(cache);
+    if (free_b >= 0 && total > 0 && free_b - (int64_t)r->size < total / 10)
+        return;
+    if (bs_upload_begin(cache, &r->fill) != BS_OK)
+        return;
+    r->fill_d = cr_digest_new(CR_SHA256);
+    if (!r->fill_d) {
+        bs_upload_abort(r->fill);
+        r->fill = NULL;
+    }
+}
+
+/*
  * Open a read of bytes [first, end) from the first of the holders ids (in
  * storage__holders_order) whose answer checks out up to the first block;
  * every holder tried is added to tried. GR_OK with *out set, GR_ENOTFOUND
@@ -465,6 +518,7 @@ static int storage__open_from(struct storage *b, const char *sha256, uint64_t si
             rc = storage__next_blocks(r, r->blk, storage__block_len(r, r->blk_no), &r->blk_len);
         }
         if (rc == GR_OK) {
+            storage__fill_begin(r, b->pcache);
             *out = r;
             return GR_OK;
         }
@@ -509,14 +563,8 @@ int storage__open_store(struct storage *b, int kind, const char *sha256, uint64_
     r->prov = p;
     r->pr = pr;
     /* a whole read from the object store fills this node's cache on the way */
-    if (kind == STORAGE_S3 && b->cache_max > 0 && first == 0 && end == size &&
-        bs_upload_begin(b->bs, &r->fill) == BS_OK) {
-        r->fill_d = cr_digest_new(CR_SHA256);
-        if (!r->fill_d) {
-            bs_upload_abort(r->fill);
-            r->fill = NULL;
-        }
-    }
+    if (kind == STORAGE_S3)
+        storage__fill_begin(r, b->bs);
     atomic_fetch_add(&b->remote_reads, 1);
     *out = r;
     return GR_OK;
@@ -543,8 +591,8 @@ static void storage__fill(struct storage_remote *r, const void *buf, size_t n)
     struct bs_upload *u = r->fill;
     r->fill = NULL;
     if (strcmp(hex, r->sha256)) {
-        gr_error("req=%s the copy of %s from the store failed its sha256; not cached",
-                 r->request_id, r->sha256);
+        gr_error("req=%s the copy of %s from %s failed its sha256; not cached", r->request_id,
+                 r->sha256, r->node);
         bs_upload_abort(u);
         return;
     }
@@ -724,6 +772,8 @@ long storage_remote_read(struct storage_remote *r, void *buf, size_t max)
         r->pos += n;
         done += n;
     }
+    if (done > 0)
+        storage__fill(r, buf, done);
     return (long)done;
 }
 

@@ -65,8 +65,12 @@ struct storage_options {
     /* s3: the store ("" endpoint: none); the keys are copied, never shown */
     const char *s3_endpoint, *s3_bucket, *s3_region, *s3_prefix;
     const char *s3_access_key, *s3_secret_key;
-    int s3_path_style;       /* 1 path-style, 0 virtual-host, -1 path-style for a custom endpoint */
-    int64_t cache_max_bytes; /* s3: the read-through cache (0: none; -1: the default, 10 GiB) */
+    int s3_path_style; /* 1 path-style, 0 virtual-host, -1 path-style for a custom endpoint */
+    /* the read-through cache of binaries this node holds no copy of: the
+     * store's (s3, in the filestore) or, with the local provider in a
+     * cluster, its peers' (in peer_cache_dir); 0: none; -1: 10 GiB */
+    int64_t cache_max_bytes;
+    const char *peer_cache_dir; /* local provider: where peers' binaries are cached */
 };
 
 /* Cluster-wide storage settings (table settings, keys "storage.*"). */
@@ -214,7 +218,8 @@ void storage_remote_close(struct storage_remote *s);
 
 /*
  * This node's copy failed a check (a block checksum, or sha256): move it to
- * quarantine, forget its location, count it, and wake repair.
+ * quarantine, forget its location, count it, and wake repair. A cached copy
+ * of a peer's binary is dropped instead.
  */
 void storage_bad_local_copy(struct storage *st, const char *sha256, const char *why);
 
@@ -227,6 +232,17 @@ void storage_bad_local_copy(struct storage *st, const char *sha256, const char *
 struct bs_blob;
 int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
     __attribute__((warn_unused_result));
+
+/*
+ * Open this node's cached copy of a peer's binary (the local provider's
+ * read-through cache: never a location) for a verified read, counted as a
+ * cache hit or miss. GR_OK with *blob set, GR_ENOTFOUND. A cached copy that
+ * fails a check is dropped (storage_bad_local_copy sends it to
+ * storage_bad_cached_copy); the peers' copies are not suspected.
+ */
+int storage_open_cached(struct storage *st, const char *sha256, struct bs_blob **blob)
+    __attribute__((warn_unused_result));
+void storage_bad_cached_copy(struct storage *st, const char *sha256, const char *why);
 
 /*
  * Read a whole binary in order, chunk by chunk to fn: this node's copy

@@ -90,6 +90,11 @@ int storage__providers_start(struct storage *b, const struct storage_options *o)
         return GR_EINVAL;
     }
     b->cache_max = o->cache_max_bytes < 0 ? STORE_CACHE_DEFAULT : o->cache_max_bytes;
+    if (b->clustered && b->cache_max > 0 && o->peer_cache_dir && *o->peer_cache_dir) {
+        int rc = bs_open(o->peer_cache_dir, &b->pcache);
+        if (rc) /* reads go on from the peers, uncached */
+            gr_warn("cannot open the peer cache %s: %s", o->peer_cache_dir, bs_strerror(rc));
+    }
     if (storage_provider_fs(STORAGE_LOCAL, b->bs, b->node, &b->prov[STORAGE_LOCAL]))
         return GR_ENOMEM;
     if (o->shared_fs_path && *o->shared_fs_path) {
@@ -187,6 +192,7 @@ void storage__providers_stop(struct storage *b)
         if (b->prov[k])
             b->prov[k]->ops->free(b->prov[k]);
     bs_close(b->shared_bs);
+    bs_close(b->pcache);
 }
 
 int storage__store_put(struct storage *b, struct storage_provider *p, const char *sha256,
@@ -410,7 +416,7 @@ struct store__cached {
 };
 
 struct store__walk {
-    struct storage *b;
+    struct bs_store *cache;
     struct store__cached *v;
     size_t n, cap;
     int64_t total;
@@ -421,7 +427,7 @@ static int store__walk_one(void *arg, const char *sha256, uint64_t size)
     struct store__walk *w = arg;
     char path[1024];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/%.2s/%s", bs_root(w->b->bs), sha256, sha256);
+    snprintf(path, sizeof(path), "%s/%.2s/%s", bs_root(w->cache), sha256, sha256);
     if (stat(path, &st))
         return 0;
     if (w->n == w->cap) {
@@ -446,20 +452,28 @@ static int store__by_mtime(const void *a, const void *b)
     return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-void storage__cache_evict(struct storage *b)
+struct bs_store *storage__cache_bs(struct storage *b)
 {
     pthread_mutex_lock(&b->lock);
-    bool mine = b->active == STORAGE_S3 && b->mig.target < 0;
+    int active = b->active, target = b->mig.target;
     pthread_mutex_unlock(&b->lock);
+    if (b->cache_max <= 0 || target >= 0)
+        return NULL;
+    return active == STORAGE_S3 ? b->bs : active == STORAGE_LOCAL ? b->pcache : NULL;
+}
+
+void storage__cache_evict(struct storage *b)
+{
+    struct bs_store *cache = storage__cache_bs(b);
     int64_t now = storage__now_ms();
     /* a walk when a fill pushed the count over the limit, else once a
      * minute to correct the count (copies deleted by GC, by hand) */
-    if (!mine || (atomic_load(&b->cache_bytes) <= b->cache_max &&
-                  now - b->last_evict_ms < STORE_EVICT_EVERY_MS))
+    if (!cache || (atomic_load(&b->cache_bytes) <= b->cache_max &&
+                   now - b->last_evict_ms < STORE_EVICT_EVERY_MS))
         return;
     b->last_evict_ms = now;
-    struct store__walk w = {.b = b};
-    if (bs_each(b->bs, NULL, store__walk_one, &w) != BS_OK) {
+    struct store__walk w = {.cache = cache};
+    if (bs_each(cache, NULL, store__walk_one, &w) != BS_OK) {
         free(w.v);
         return;
     }
@@ -469,7 +483,7 @@ void storage__cache_evict(struct storage *b)
         qsort(w.v, w.n, sizeof(*w.v), store__by_mtime);
         int64_t goal = b->cache_max - b->cache_max / 10;
         for (size_t i = 0; i < w.n && total > goal; i++)
-            if (bs_delete(b->bs, w.v[i].sha256) == BS_OK) {
+            if (bs_delete(cache, w.v[i].sha256) == BS_OK) {
                 total -= (int64_t)w.v[i].size;
                 atomic_fetch_add(&b->cache_evicted, 1);
             }

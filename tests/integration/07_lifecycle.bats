@@ -30,6 +30,28 @@ teardown_file() { cleanup_suite; }
     curl -fsS -u "admin:$NODE_t_PASS" "$NODE_t_URL/libs/slow.bin" | cmp - "$SUITE_TMP/slow"
 }
 
+@test "a stopping node serves a request on an open keep-alive connection, says Connection: close, then exits" {
+    local db
+    db=$(new_db kastop)
+    start_node k --database-url "$db"
+    make_repo k libs
+    run python3 tests/integration/tools/keepalive_stop.py "$NODE_k_URL" "admin:$NODE_k_PASS" \
+        "$NODE_k_DIR/pid"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # the first answer keeps the connection; after SIGTERM the node no longer
+    # accepts connections, yet the PUT on the open one is served (a balancer
+    # could not resend it) and told to close; the connection then closes
+    [ "${lines[0]}" = "201 -" ]
+    [ "${lines[1]}" = "201 close" ]
+    [ "${lines[2]%% *}" = closed ]
+    run curl -sS -o /dev/null "$NODE_k_URL/api/system/ping"
+    [ "$status" -ne 0 ]
+    wait_until 10 pid_gone "$NODE_k_PID"
+    restart_node k --database-url "$db"
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' -u "admin:$NODE_k_PASS" "$NODE_k_URL/libs/ka/two.bin")" = 200 ]
+}
+
 @test "three nodes starting at once on a fresh database migrate it once" {
     local db
     db=$(new_db fresh)

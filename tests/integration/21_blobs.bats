@@ -406,6 +406,9 @@ wait_up() {
 mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 
 @test "reads from a peer: a moved copy costs one retry; warm reads ask PostgreSQL for no holder and reuse the connection" {
+    # n2 without its peer cache: every read here goes to a peer
+    stop_node n2
+    restart_cluster_node n2 "$DB" --cache-max-bytes 0
     # redundancy 1, so that a third node can take the only copy
     storage_config '{"redundancy":1,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
     wait_until 10 redundancy_seen 1
@@ -449,6 +452,49 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
     [ $((q3 - q2)) -le 1 ]
     [ $((h3 - h2)) -ge 19 ]
     [ $((c3 - c2)) -le 2 ] # one connection per request before
+    [ "$(mvalue n2 granary_storage_cache_fills_total)" = 0 ]
+    stop_node n2
+    restart_cluster_node n2 "$DB"
+    storage_config '{"redundancy":2,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
+}
+
+@test "the peer cache: a node without a copy keeps a checked copy of what it read, serves it, drops a bad one; never a location" {
+    storage_config '{"redundancy":1,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
+    wait_until 10 redundancy_seen 1
+    head -c 700000 /dev/urandom >"$SUITE_TMP/pc"
+    local s f fills hits reads
+    s=$(sha "$SUITE_TMP/pc")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/pc" "$NODE_n1_URL/libs/pc.bin")" = 201 ]
+    [ "$(holders "$s")" = n1 ]
+    f=$SUITE_TMP/node-n2/peer-cache/${s:0:2}/$s
+    fills=$(mvalue n2 granary_storage_cache_fills_total)
+    hits=$(mvalue n2 granary_storage_cache_hits_total)
+    # the first read streams from n1 and keeps the bytes
+    cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/pc.bin"
+    cmp "$SUITE_TMP/got" "$SUITE_TMP/pc"
+    [ "$(mvalue n2 granary_storage_cache_fills_total)" = $((fills + 1)) ]
+    cmp "$f" "$SUITE_TMP/pc"
+    # a cached copy is no location: not in binary_locations, not in the filestore
+    [ "$(holders "$s")" = n1 ]
+    [ "$(files "$s")" = n1 ]
+    # the next reads come from it, not from n1; a range too
+    reads=$(mvalue n2 granary_storage_remote_reads_total)
+    cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/pc.bin"
+    cmp "$SUITE_TMP/got" "$SUITE_TMP/pc"
+    [ "$(cget -r 1000-1999 "$NODE_n2_URL/libs/pc.bin" | cmp - <(tail -c +1001 "$SUITE_TMP/pc" | head -c 1000) && echo same)" = same ]
+    [ "$(mvalue n2 granary_storage_cache_hits_total)" -ge $((hits + 2)) ]
+    [ "$(mvalue n2 granary_storage_remote_reads_total)" = "$reads" ]
+    # a flipped byte in the cached copy: never served; dropped, read from n1 again
+    printf '\x%02x' $(((0x$(xxd -s 400000 -l 1 -p "$f") + 1) % 256)) |
+        dd of="$f" bs=1 seek=400000 conv=notrunc status=none
+    run curl -fsS -u "admin:$PASS" -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/pc.bin"
+    if [ "$status" = 0 ]; then cmp "$SUITE_TMP/got" "$SUITE_TMP/pc"; fi
+    grep -q "bad cached copy of $s on this node" "$SUITE_TMP/node-n2/stderr.log"
+    cget -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/pc.bin"
+    cmp "$SUITE_TMP/got" "$SUITE_TMP/pc"
+    # n1's copy was not suspected
+    [ "$(holders "$s")" = n1 ]
+    cmp "$SUITE_TMP/node-n1/filestore/${s:0:2}/$s" "$SUITE_TMP/pc"
     storage_config '{"redundancy":2,"lenientLimit":1,"gcIntervalSeconds":0,"scrubBytesPerSecond":0}'
 }
 

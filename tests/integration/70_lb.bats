@@ -214,6 +214,10 @@ wait_upstreams() { # N: until the watched file lists N nodes
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":true}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 2
     refute grep -q ":$NODE_n2_PORT " "$LB/granary.conf"
+    # it still serves what reaches it, and tells a pooled connection to close
+    cget -D "$SUITE_TMP/drain.h" -o /dev/null "$NODE_n2_URL/api/repositories"
+    grep -q '^HTTP/1.1 200' "$SUITE_TMP/drain.h"
+    grep -qi '^Connection: close' "$SUITE_TMP/drain.h"
     cget -X POST -H 'Content-Type: application/json' -d '{"drain":false}' "$NODE_n2_URL/api/system/maintenance"
     wait_upstreams 3
     grep -q 'wrote .* and reloaded' "$LB/watch.log"
@@ -309,6 +313,8 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
 
 @test "HA: no failed GET or HEAD through nginx while a node is killed, all restart in turn and one drains" {
     wait_upstreams 3
+    # the generated default: nginx keeps idle connections to the nodes
+    grep -q '^    keepalive 32;$' "$LB/granary.conf"
     set_phase steady
     rm -f "$SUITE_TMP/stop"
     python3 tests/integration/tools/ha_load.py --lb "$LB_URL" \
@@ -331,7 +337,9 @@ set_phase() { echo "$1" >"$SUITE_TMP/phase"; }
     set_phase rolling
     local n
     for n in n1 n2 n3; do
+        local t0=$SECONDS
         stop_node $n
+        echo "# rolling: $n stopped in $((SECONDS - t0)) s" >&3
         restart_cluster_node $n "$DB"
         wait_upstreams 3
         # as docs/operations.md says: past nginx's fail_timeout (5 s) before

@@ -65,6 +65,38 @@ static void pc_write__no_active_node__lists_all_fail_open(void **state)
     gr_sbuf_release(&sb);
 }
 
+/* Keepalive to the nodes by default where the balancer closes idle
+ * connections before a node's header deadline; none when asked (< 0). */
+static void pc_write__keepalive__default_on_with_idle_timeout_off_on_request(void **state)
+{
+    (void)state;
+    struct gr_sbuf sb = GR_SBUF_INIT;
+    struct pc_options o = {0};
+    assert_int_equal(pc_write(PC_NGINX, three, 3, &o, &sb), GR_OK);
+    assert_non_null(strstr(sb.buf, "    keepalive 32;\n    keepalive_timeout 10s;\n"));
+    assert_non_null(strstr(sb.buf, "proxy_set_header Connection \"\";"));
+    gr_sbuf_reset(&sb);
+    assert_int_equal(pc_write(PC_APACHE, three, 3, &o, &sb), GR_OK);
+    assert_non_null(strstr(sb.buf, " ttl=10\n"));
+    assert_null(strstr(sb.buf, "disablereuse"));
+    gr_sbuf_reset(&sb);
+    assert_int_equal(pc_write(PC_HAPROXY, three, 3, &o, &sb), GR_OK);
+    assert_non_null(strstr(sb.buf, "option http-server-close"));
+    gr_sbuf_reset(&sb);
+    o.keepalive = -1;
+    assert_int_equal(pc_write(PC_NGINX, three, 3, &o, &sb), GR_OK);
+    assert_null(strstr(sb.buf, "keepalive"));
+    assert_null(strstr(sb.buf, "Connection"));
+    gr_sbuf_reset(&sb);
+    assert_int_equal(pc_write(PC_APACHE, three, 3, &o, &sb), GR_OK);
+    assert_non_null(strstr(sb.buf, " disablereuse=On\n"));
+    gr_sbuf_reset(&sb);
+    o.keepalive = 8;
+    assert_int_equal(pc_write(PC_HAPROXY, three, 3, &o, &sb), GR_OK);
+    assert_non_null(strstr(sb.buf, "http-reuse safe"));
+    gr_sbuf_release(&sb);
+}
+
 static void pc_write__haproxy_and_apache__check_readiness(void **state)
 {
     (void)state;
@@ -165,6 +197,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pc_write__nginx__only_active_nodes_are_upstreams),
         cmocka_unit_test(pc_write__no_active_node__lists_all_fail_open),
+        cmocka_unit_test(pc_write__keepalive__default_on_with_idle_timeout_off_on_request),
         cmocka_unit_test(pc_write__haproxy_and_apache__check_readiness),
         cmocka_unit_test(pc_write__tls__certificate_paths_in_every_type),
         cmocka_unit_test(pc_write__unsafe_values__refused),
