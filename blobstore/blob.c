@@ -25,7 +25,7 @@ struct bs_blob {
     int fd;
     uint64_t size;
     uint32_t *crcs;         /* bs__nblocks(size) entries */
-    unsigned char *scratch; /* one block, for unaligned edges */
+    unsigned char *scratch; /* one block, for unaligned edges (NULL until one) */
 };
 
 int bs_blob_open(struct bs_store *bs, const char *sha256, struct bs_blob **out)
@@ -37,37 +37,27 @@ int bs_blob_open(struct bs_store *bs, const char *sha256, struct bs_blob **out)
     if (!b)
         return BS_ENOMEM;
     b->fd = -1;
-    int dfd = bs__subdir(bs, sha256, false);
-    if (dfd < 0) {
-        rc = errno == ENOENT ? BS_ENOTFOUND : BS_EIO;
-        goto out_free;
-    }
-    b->fd = openat(dfd, sha256, O_RDONLY | O_CLOEXEC);
+    /* both files by their paths under the root: no directory to open and
+     * close on every read (a download of a small binary is these calls) */
+    char rel[72];
+    bs__rel(sha256, false, rel);
+    b->fd = openat(bs->root_fd, rel, O_RDONLY | O_CLOEXEC);
     if (b->fd < 0) {
         rc = errno == ENOENT ? BS_ENOTFOUND : BS_EIO;
-        goto out_close_dir;
+        goto out_free;
     }
     struct stat st;
     if (fstat(b->fd, &st) < 0) {
         rc = BS_EIO;
-        goto out_close_dir;
+        goto out_free;
     }
     b->size = (uint64_t)st.st_size;
-    char name[72];
-    snprintf(name, sizeof(name), "%s.crc", sha256);
-    rc = bs__crc_load(dfd, name, b->size, &b->crcs);
+    bs__rel(sha256, true, rel);
+    rc = bs__crc_load(bs->root_fd, rel, b->size, &b->crcs);
     if (rc != BS_OK)
-        goto out_close_dir;
-    b->scratch = aligned_alloc(4096, BS_BLOCK); /* see BS__BATCH */
-    if (!b->scratch) {
-        rc = BS_ENOMEM;
-        goto out_close_dir;
-    }
-    close(dfd);
+        goto out_free;
     *out = b;
     return BS_OK;
-out_close_dir:
-    close(dfd);
 out_free:
     bs_blob_close(b);
     return rc;
@@ -143,6 +133,10 @@ ssize_t bs_blob_read(struct bs_blob *b, uint64_t off, void *buf, size_t len)
                 return rc;
             done += n;
         } else {
+            /* page-aligned (see BS__BATCH), allocated at the first edge:
+             * a whole small binary never needs it */
+            if (!b->scratch && !(b->scratch = aligned_alloc(4096, BS_BLOCK)))
+                return BS_ENOMEM;
             rc = blob__load(b, blk, b->scratch, blen);
             if (rc != BS_OK)
                 return rc;

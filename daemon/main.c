@@ -480,6 +480,8 @@ static int main__start_schema(struct server *s)
 }
 
 /* The cluster (when a join key is given), the storage layer, the cluster port. */
+static void main__stop_cluster(struct server *s);
+
 static int main__start_cluster(struct server *s)
 {
     unsigned char key[256], next[256];
@@ -489,6 +491,9 @@ static int main__start_cluster(struct server *s)
         rc = main__blobs(s, key, key_len, next, next_len);
     memset(key, 0, sizeof(key));
     memset(next, 0, sizeof(next));
+    if (rc) /* a failed step is not stopped by the caller: the heartbeat
+             * thread would still hold a connection when the pool closes */
+        main__stop_cluster(s);
     return rc;
 }
 
