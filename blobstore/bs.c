@@ -322,19 +322,28 @@ struct bs_store *bs_upload_store(const struct bs_upload *u)
     return u->bs;
 }
 
+/* The partial last block's checksum into the slot after the whole blocks'
+ * (not counted in ncrcs: more bytes may follow). false: out of memory. */
+static bool upload__last_block(struct bs_upload *u)
+{
+    if (u->fill == 0)
+        return true;
+    if (u->ncrcs == u->cap) {
+        uint32_t *c = realloc(u->crcs, (u->cap + 1) * sizeof(*c));
+        if (!c)
+            return false;
+        u->crcs = c;
+        u->cap++;
+    }
+    u->crcs[u->ncrcs] = u->cur;
+    return true;
+}
+
 const uint32_t *bs_upload_crcs(struct bs_upload *u, uint64_t *n)
 {
     *n = 0;
-    if (u->fill > 0) { /* the partial last block, as upload__encode() counts it */
-        if (u->ncrcs == u->cap) {
-            uint32_t *c = realloc(u->crcs, (u->cap + 1) * sizeof(*c));
-            if (!c)
-                return NULL;
-            u->crcs = c;
-            u->cap++;
-        }
-        u->crcs[u->ncrcs] = u->cur;
-    }
+    if (!upload__last_block(u))
+        return NULL;
     *n = u->ncrcs + (u->fill > 0);
     return u->crcs;
 }
@@ -378,17 +387,8 @@ void bs_upload_abort(struct bs_upload *u)
 /* The upload's sidecar, encoded (malloc'ed); NULL when out of memory. */
 static unsigned char *upload__encode(struct bs_upload *u, size_t *len)
 {
-    if (u->fill > 0) {
-        /* the partial last block gets a slot of its own */
-        if (u->ncrcs == u->cap) {
-            uint32_t *c = realloc(u->crcs, (u->cap + 1) * sizeof(*c));
-            if (!c)
-                return NULL;
-            u->crcs = c;
-            u->cap++;
-        }
-        u->crcs[u->ncrcs] = u->cur;
-    }
+    if (!upload__last_block(u))
+        return NULL;
     return bs__crc_encode(u->size, u->crcs, len);
 }
 

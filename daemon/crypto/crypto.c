@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A copy of upload bytes, shared by the pooled digests (refcounted). */
 struct hash__chunk {
@@ -273,6 +275,31 @@ void cr_sha256_hex(const void *data, size_t len, char out[CR_SHA256_HEX])
     unsigned int n = 32;
     EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
     crypto__hex(md, 32, out);
+}
+
+int cr_sha256_fd_hex(int fd, uint64_t off, uint64_t len, char out[CR_SHA256_HEX])
+{
+    enum { CHUNK = 1 << 20 };
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    char *buf = malloc(CHUNK);
+    int rc = c && buf && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? GR_OK : GR_ENOMEM;
+    for (uint64_t done = 0; rc == GR_OK && done < len;) {
+        size_t want = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+        ssize_t r = pread(fd, buf, want, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || (r == 0 && len != UINT64_MAX))
+            rc = GR_EIO;
+        if (r <= 0)
+            break;
+        EVP_DigestUpdate(c, buf, (size_t)r);
+        done += (uint64_t)r;
+    }
+    if (rc == GR_OK)
+        crypto__final(c, out);
+    EVP_MD_CTX_free(c);
+    free(buf);
+    return rc;
 }
 
 void cr_sha512_hex(const void *data, size_t len, char out[CR_SHA512_HEX])

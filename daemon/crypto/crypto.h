@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CR_SHA256_HEX 65
 #define CR_SHA1_HEX 41
@@ -48,6 +49,12 @@ void cr_multihash_free(struct cr_multihash *h);
 
 /* sha256 of a buffer, as hex. */
 void cr_sha256_hex(const void *data, size_t len, char out[CR_SHA256_HEX]);
+
+/* sha256 of len bytes of the file fd from offset off (len UINT64_MAX: to
+ * its end), read with pread, as hex. GR_OK; GR_EIO (a read failed, or the
+ * file ended before len bytes); GR_ENOMEM. */
+int cr_sha256_fd_hex(int fd, uint64_t off, uint64_t len, char out[CR_SHA256_HEX])
+    __attribute__((warn_unused_result));
 
 #define CR_SHA512_HEX 129
 

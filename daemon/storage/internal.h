@@ -173,8 +173,13 @@ int storage__redundancy(struct storage *b);
 int storage__call(struct storage *b, const char *method, const char *dest, const char *base,
                   const char *uri, const char *request_id, char *body, size_t bodysz);
 int64_t storage__now_ms(void);
-/* sha256 of a whole file by its fd, as hex. GR_OK, GR_EIO, GR_ENOMEM. */
-int storage__hash_file(int fd, char hex[65]);
+/* Sleep as long as bytes take at rate bytes/s (<= 0: no limit), in 100 ms
+ * steps that end early when the storage stops (repair, migration). */
+void storage__pace(struct storage *b, uint64_t bytes, int64_t rate);
+/* In c's transaction: lock the binary's row unless it is tombstoned (a
+ * collection that ran first is seen here). GR_OK; GR_ENOTFOUND (gone or
+ * tombstoned); GR_EDB. */
+int storage__lock_live(struct db_conn *c, const char *sha256);
 
 /* ---- the holder cache (holders.c) ---- */
 

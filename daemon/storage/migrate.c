@@ -213,14 +213,12 @@ int storage__copy_to(struct storage *b, int target, const char *sha256, uint64_t
         rc = db_acquire(b->db, 5000, &c);
     if (rc == GR_OK)
         rc = db_begin(c);
-    struct db_res *res = NULL;
     const char *pp[2] = {sha256, p->loc};
     if (rc == GR_OK)
-        rc = db_exec(c, &res,
-                     "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE",
-                     1, pp);
-    bool gone = rc == GR_OK && db_res_rows(res) == 0;
-    db_res_free(res);
+        rc = storage__lock_live(c, sha256);
+    bool gone = rc == GR_ENOTFOUND; /* collected meanwhile: nothing to copy */
+    if (gone)
+        rc = GR_OK;
     if (rc == GR_OK && !gone) {
         if (target == STORAGE_LOCAL) {
             rc = storage_publish(b, c, sha256, pend);
@@ -245,15 +243,6 @@ int storage__copy_to(struct storage *b, int target, const char *sha256, uint64_t
         bs_upload_abort(u);
     gr_arena_free(a); /* aborts what was not published */
     return rc;
-}
-
-static void migrate__pace(struct storage *b, uint64_t bytes, int64_t rate)
-{
-    if (rate <= 0 || bytes == 0)
-        return;
-    int64_t ms = (int64_t)(bytes * 1000 / (uint64_t)rate);
-    for (; ms > 0 && !b->stopping; ms -= 100)
-        usleep(ms > 100 ? 100000 : (useconds_t)ms * 1000);
 }
 
 void storage__migrate_step(struct storage *b)
@@ -301,7 +290,7 @@ void storage__migrate_step(struct storage *b)
             gr_warn("migrate: %s not copied to %s: %s", sha, tname, gr_strerror(rc));
         }
         snprintf(cursor, sizeof(cursor), "%s", sha);
-        migrate__pace(b, size, m.rate);
+        storage__pace(b, size, m.rate);
     }
     db_res_free(res);
     b->mig_pass_failed += failed;

@@ -107,34 +107,11 @@ static int fsp__settle(struct storage_provider *p, const char *sha256)
     int rc = fsp__err(bs_open_blob(p->bs, sha256, &fd, &size));
     if (rc)
         return rc;
-    struct cr_digest *d = cr_digest_new(CR_SHA256);
-    char *buf = malloc(1 << 20), hex[65];
-    rc = d && buf ? GR_OK : GR_ENOMEM;
-    for (off_t off = 0; rc == GR_OK;) {
-        ssize_t n = pread(fd, buf, 1 << 20, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = GR_EIO;
-        if (n <= 0)
-            break;
-        cr_digest_update(d, buf, (size_t)n);
-        off += n;
-    }
+    char hex[CR_SHA256_HEX];
+    rc = cr_sha256_fd_hex(fd, 0, UINT64_MAX, hex);
     close(fd);
-    if (rc == GR_OK) {
-        unsigned char raw[64];
-        static const char hx[] = "0123456789abcdef";
-        cr_digest_final(d, raw);
-        for (int i = 0; i < 32; i++) {
-            hex[2 * i] = hx[raw[i] >> 4];
-            hex[2 * i + 1] = hx[raw[i] & 15];
-        }
-        hex[64] = '\0';
+    if (rc == GR_OK)
         rc = strcmp(hex, sha256) ? GR_ECORRUPT : fsp__err(bs_crc_rebuild(p->bs, sha256));
-    }
-    cr_digest_free(d);
-    free(buf);
     return rc;
 }
 

@@ -77,38 +77,11 @@ void storage_bad_local_copy(struct storage *b, const char *sha256, const char *w
         storage_kick_repair(b);
 }
 
-int storage__hash_file(int fd, char hex[65])
-{
-    struct cr_digest *d = cr_digest_new(CR_SHA256);
-    char *buf = malloc(1 << 20);
-    int rc = d && buf ? GR_OK : GR_ENOMEM;
-    off_t off = 0;
-    while (rc == GR_OK) {
-        ssize_t got = pread(fd, buf, 1 << 20, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            rc = GR_EIO;
-        if (got <= 0)
-            break;
-        cr_digest_update(d, buf, (size_t)got);
-        off += got;
-    }
-    if (rc == GR_OK) {
-        unsigned char raw[64];
-        cr_digest_final(d, raw);
-        storage__hex(raw, 32, hex);
-    }
-    cr_digest_free(d);
-    free(buf);
-    return rc;
-}
-
 /* sha256 of a local file by its fd: true when it matches. */
 static bool storage__rehash(int fd, const char *sha256)
 {
     char hex[65];
-    return storage__hash_file(fd, hex) == GR_OK && !strcmp(hex, sha256);
+    return cr_sha256_fd_hex(fd, 0, UINT64_MAX, hex) == GR_OK && !strcmp(hex, sha256);
 }
 
 int storage_open_local(struct storage *st, const char *sha256, struct bs_blob **blob)
@@ -913,15 +886,9 @@ int storage_pull(struct storage *b, const char *sha256, const char *sources, con
         return rc;
     }
     rc = db_begin(c);
-    struct db_res *res = NULL;
     const char *p[2] = {sha256, b->node};
     if (rc == GR_OK)
-        rc = db_exec(c, &res,
-                     "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE",
-                     1, p);
-    if (rc == GR_OK && db_res_rows(res) == 0)
-        rc = GR_ENOTFOUND; /* collected meanwhile: publish nothing */
-    db_res_free(res);
+        rc = storage__lock_live(c, sha256); /* collected meanwhile: publish nothing */
     if (rc == GR_OK) {
         struct bs_upload *pub = u;
         u = NULL;

@@ -84,13 +84,7 @@ static int storage__trim(struct storage *b, uint64_t token, const char *sha256,
     if (rc == GR_OK)
         rc = storage__fence(b, c, token, "trim", sha256);
     if (rc == GR_OK)
-        rc = db_exec(c, &res,
-                     "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE",
-                     1, p);
-    if (rc == GR_OK && db_res_rows(res) == 0)
-        rc = GR_ENOTFOUND;
-    db_res_free(res);
-    res = NULL;
+        rc = storage__lock_live(c, sha256);
     if (rc == GR_OK)
         rc = db_exec(c, &res,
                      "SELECT count(*) >= $4::int FROM binary_locations WHERE sha256 = $1 AND"
@@ -117,7 +111,7 @@ static int storage__trim(struct storage *b, uint64_t token, const char *sha256,
     return rc;
 }
 
-static void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
+void storage__pace(struct storage *b, uint64_t bytes, int64_t rate)
 {
     if (rate <= 0 || bytes == 0)
         return;

@@ -69,7 +69,7 @@ static int storage__scrub_one(void *arg, const char *sha256, uint64_t size)
     if (bs_open_blob(b->bs, sha256, &fd, &sz) != BS_OK)
         return 0; /* deleted meanwhile */
     char hex[65];
-    int hrc = storage__hash_file(fd, hex);
+    int hrc = cr_sha256_fd_hex(fd, 0, UINT64_MAX, hex);
     close(fd);
     if (hrc)
         return 0; /* out of memory or an I/O error: try again next pass */

@@ -31,6 +31,19 @@ int64_t storage__now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int storage__lock_live(struct db_conn *c, const char *sha256)
+{
+    struct db_res *res = NULL;
+    const char *p[1] = {sha256};
+    int rc =
+        db_exec(c, &res,
+                "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE", 1, p);
+    if (rc == GR_OK && db_res_rows(res) == 0)
+        rc = GR_ENOTFOUND;
+    db_res_free(res);
+    return rc;
+}
+
 int storage_bs_err(int rc)
 {
     switch (rc) {

@@ -207,15 +207,9 @@ int storage__store_put(struct storage *b, struct storage_provider *p, const char
     if (rc)
         return rc;
     rc = db_begin(c);
-    struct db_res *res = NULL;
     const char *pp[2] = {sha256, p->loc};
     if (rc == GR_OK)
-        rc = db_exec(c, &res,
-                     "SELECT 1 FROM binaries WHERE sha256 = $1 AND tombstoned IS NULL FOR UPDATE",
-                     1, pp);
-    if (rc == GR_OK && db_res_rows(res) == 0)
-        rc = GR_ENOTFOUND; /* collected meanwhile: record nothing */
-    db_res_free(res);
+        rc = storage__lock_live(c, sha256); /* collected meanwhile: record nothing */
     uint64_t have = 0;
     /* under the lock: a collection that deleted it before we locked is seen here */
     if (rc == GR_OK && p->ops->stat(p, sha256, &have) != GR_OK)
@@ -239,8 +233,8 @@ static bool store__heal_from_cache(struct storage *b, struct storage_provider *p
         return false;
     char path[1024], err[200], hex[65];
     snprintf(path, sizeof(path), "%s/%.2s/%s", bs_root(b->bs), sha256, sha256);
-    bool ok = storage__hash_file(bs_blob_fd(blob), hex) == GR_OK && !strcmp(hex, sha256) &&
-              bs_verify_blocks(b->bs, sha256) == BS_OK;
+    bool ok = cr_sha256_fd_hex(bs_blob_fd(blob), 0, UINT64_MAX, hex) == GR_OK &&
+              !strcmp(hex, sha256) && bs_verify_blocks(b->bs, sha256) == BS_OK;
     uint64_t n;
     const uint32_t *crcs = bs_blob_crcs(blob, &n);
     if (ok) {

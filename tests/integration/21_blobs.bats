@@ -539,6 +539,8 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
         # the holder checked its copy before sending it: the copy is not
         # quarantined on the network's word (64_security_cluster_port.bats)
         [ "$(holders "$s")" = fk ]
+        # and the reader's peer cache kept none of those bytes
+        refute test -e "$SUITE_TMP/node-$reader/peer-cache/${s:0:2}/$s"
         kill "$fk"
         wait "$fk" || true
         # the real copies again: the next read finds them (the bad holder was not kept)

@@ -132,6 +132,36 @@ static void cr_sha256_hex__known_vectors__match(void **state)
     }
 }
 
+/* A file of 3 MiB + 5 bytes (more than one read of the helper), hashed
+ * whole, to its end, and in a range, against cr_sha256_hex of the same
+ * bytes; a range past the end is GR_EIO. */
+static void cr_sha256_fd_hex__whole_range_and_short__match_or_eio(void **state)
+{
+    (void)state;
+    size_t n = (3u << 20) + 5;
+    unsigned char *b = malloc(n);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 7 + i / 4096);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fflush(f);
+    int fd = fileno(f);
+    char want[CR_SHA256_HEX], got[CR_SHA256_HEX];
+    cr_sha256_hex(b, n, want);
+    assert_int_equal(cr_sha256_fd_hex(fd, 0, UINT64_MAX, got), GR_OK);
+    assert_string_equal(got, want);
+    assert_int_equal(cr_sha256_fd_hex(fd, 0, n, got), GR_OK);
+    assert_string_equal(got, want);
+    cr_sha256_hex(b + 1000, 2u << 20, want);
+    assert_int_equal(cr_sha256_fd_hex(fd, 1000, 2u << 20, got), GR_OK);
+    assert_string_equal(got, want);
+    assert_int_equal(cr_sha256_fd_hex(fd, n - 4, 5, got), GR_EIO);
+    fclose(f);
+    free(b);
+}
+
 /* ---- HMAC ----------------------------------------------------------------- */
 
 static void cr_hmac_sha256__rfc4231_case2__match(void **state)
@@ -583,6 +613,7 @@ int main(void)
         cmocka_unit_test(cr_multihash__chunked__equals_one_shot),
         cmocka_unit_test(cr_multihash_free__null__ok),
         cmocka_unit_test(cr_sha256_hex__known_vectors__match),
+        cmocka_unit_test(cr_sha256_fd_hex__whole_range_and_short__match_or_eio),
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case2__match),
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case1__match),
         cmocka_unit_test(cr_hmac_sha256__rfc4231_case6_long_key__match),

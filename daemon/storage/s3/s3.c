@@ -397,44 +397,11 @@ int s3_mp_create(struct s3 *s, const char *key, char id[256], char *err, size_t 
     return rc;
 }
 
-/* sha256 of len bytes of fd from off, as hex. */
-static int s3__hash_range(int fd, uint64_t off, uint64_t len, char hex[CR_SHA256_HEX])
-{
-    struct cr_digest *d = cr_digest_new(CR_SHA256);
-    char *buf = malloc(1 << 20);
-    int rc = d && buf ? GR_OK : GR_ENOMEM;
-    for (uint64_t done = 0; rc == GR_OK && done < len;) {
-        size_t want = len - done < (1 << 20) ? (size_t)(len - done) : (1 << 20);
-        ssize_t r = pread(fd, buf, want, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = GR_EIO;
-            break;
-        }
-        cr_digest_update(d, buf, (size_t)r);
-        done += (uint64_t)r;
-    }
-    if (rc == GR_OK) {
-        unsigned char raw[64];
-        static const char hx[] = "0123456789abcdef";
-        cr_digest_final(d, raw);
-        for (int i = 0; i < 32; i++) {
-            hex[2 * i] = hx[raw[i] >> 4];
-            hex[2 * i + 1] = hx[raw[i] & 15];
-        }
-        hex[64] = '\0';
-    }
-    cr_digest_free(d);
-    free(buf);
-    return rc;
-}
-
 int s3_mp_part(struct s3 *s, const char *key, const char *id, int part, int fd, uint64_t off,
                uint64_t len, char etag[80], char *err, size_t errsz)
 {
     char sha[CR_SHA256_HEX], query[400];
-    int rc = s3__hash_range(fd, off, len, sha);
+    int rc = cr_sha256_fd_hex(fd, off, len, sha);
     if (rc) {
         snprintf(err, errsz, "cannot read the part");
         return rc;
