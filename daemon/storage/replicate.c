@@ -55,6 +55,31 @@ static void storage__pending_cleanup(void *arg)
     }
 }
 
+/*
+ * The upload durable here (fsynced), then its pending publication, which
+ * the arena aborts unless it is published (peers' stages deleted). bu is
+ * taken in every case. GR_OK with *out set, or the fsync's error.
+ */
+static int storage__pending_new(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
+                                int kind, const char *sha256, const char *request_id,
+                                struct storage_pending **out)
+{
+    int rc = bs_upload_sync(bu);
+    if (rc) {
+        bs_upload_abort(bu);
+        return storage_bs_err(rc);
+    }
+    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
+    p->st = b;
+    p->bu = bu;
+    p->kind = kind;
+    p->request_id = request_id;
+    snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
+    gr_arena_cleanup(a, storage__pending_cleanup, p);
+    *out = p;
+    return GR_OK;
+}
+
 /* Stage copies on the next candidates until want are staged or none is left. */
 static void storage__stage_peers(struct storage *b, struct storage_pending *p, const char *path,
                                  uint64_t size, const struct storage__node *nodes, const int *order,
@@ -124,19 +149,9 @@ static int storage__replicate_store(struct storage *b, int kind, struct gr_arena
                                     struct bs_upload *bu, const char *sha256, uint64_t size,
                                     const char *request_id, struct storage_pending **out)
 {
-    int rc = bs_upload_sync(bu);
-    if (rc) {
-        bs_upload_abort(bu);
-        return storage_bs_err(rc);
-    }
-    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
-    p->st = b;
-    p->bu = bu;
-    p->kind = kind;
-    p->request_id = request_id;
-    snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
-    gr_arena_cleanup(a, storage__pending_cleanup, p);
-    *out = p;
+    int rc = storage__pending_new(b, a, bu, kind, sha256, request_id, out);
+    if (rc)
+        return rc;
     struct storage_provider *pv = storage__prov(b, kind);
     if (!pv)
         return GR_EUNAVAIL;
@@ -218,17 +233,10 @@ int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_up
                              struct storage_pending **out)
 {
     *out = NULL;
-    int rc = bs_upload_sync(bu);
-    if (rc) {
-        bs_upload_abort(bu);
-        return storage_bs_err(rc);
-    }
-    struct storage_pending *p = gr_arena_calloc(a, sizeof(*p));
-    p->st = b;
-    p->bu = bu;
-    p->request_id = request_id;
-    snprintf(p->sha256, sizeof(p->sha256), "%s", sha256);
-    gr_arena_cleanup(a, storage__pending_cleanup, p);
+    struct storage_pending *p;
+    int rc = storage__pending_new(b, a, bu, STORAGE_LOCAL, sha256, request_id, &p);
+    if (rc)
+        return rc;
     *out = p;
     int want = storage__redundancy(b) - 1;
     if (want <= 0)
