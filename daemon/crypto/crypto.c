@@ -40,29 +40,60 @@ struct hash__stream {
     struct hash__stream *next_run;
 };
 
-#define HASH__POOLED 2 /* sha1 and md5 on the pool; sha256 inline */
+/* sha256, sha1, md5: each its own stream, so that on a pool each can run
+ * on its own core (the request thread only copies, writes and checksums) */
+#define HASH__STREAMS 3
 
 struct cr_multihash {
-    EVP_MD_CTX *sha256;
-    struct hash__stream streams[HASH__POOLED]; /* sha1, md5 */
-    struct cr_hashpool *pool;                  /* NULL: everything inline */
-    size_t pending;                            /* bytes queued, under pool->lock */
+    struct hash__stream streams[HASH__STREAMS];
+    struct cr_hashpool *pool; /* NULL: everything inline */
+    uint64_t seen;            /* bytes given to update so far */
+    struct hash__chunk *fill; /* gathering bytes for the pool (owned by the caller) */
+    size_t pending;           /* bytes queued, under pool->lock */
     pthread_cond_t drained;
 };
+
+/* Hashed chunks kept for reuse: a fresh 1 MiB malloc is an mmap, or heap
+ * pages faulted in, for every chunk of an upload. */
+#define HASH__SPARES 16
 
 struct cr_hashpool {
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct hash__stream *run_head, *run_tail;
+    struct hash__chunk *spare[HASH__SPARES]; /* under lock */
+    int nspare;
     bool stopping;
     int n;
     pthread_t threads[];
 };
 
-static void hash__unref(struct hash__chunk *c)
+/* Drop one stream's hold on c (pool lock held); the last one keeps it as
+ * a spare or frees it. */
+static void hash__unref(struct cr_hashpool *p, struct hash__chunk *c)
 {
-    if (atomic_fetch_sub(&c->refs, 1) == 1)
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    if (p->nspare < HASH__SPARES)
+        p->spare[p->nspare++] = c;
+    else
         free(c);
+}
+
+/* An empty chunk of CR_HASH_BATCH bytes, a spare if there is one; NULL
+ * when out of memory. */
+static struct hash__chunk *hash__chunk_new(struct cr_hashpool *p)
+{
+    struct hash__chunk *c = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->nspare > 0)
+        c = p->spare[--p->nspare];
+    pthread_mutex_unlock(&p->lock);
+    if (!c)
+        c = malloc(sizeof(*c) + CR_HASH_BATCH);
+    if (c)
+        c->len = 0;
+    return c;
 }
 
 static void *hash__worker(void *arg)
@@ -89,9 +120,9 @@ static void *hash__worker(void *arg)
             pthread_mutex_unlock(&p->lock);
             EVP_DigestUpdate(st->md, nd->chunk->data, nd->chunk->len);
             pthread_mutex_lock(&p->lock);
-            if (idx == HASH__POOLED - 1)
+            if (idx == HASH__STREAMS - 1)
                 h->pending -= nd->chunk->len; /* counted once, on the last stream */
-            hash__unref(nd->chunk);
+            hash__unref(p, nd->chunk);
             free(nd);
             pthread_cond_broadcast(&h->drained);
         }
@@ -128,6 +159,8 @@ void cr_hashpool_stop(struct cr_hashpool *p)
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n; i++)
         pthread_join(p->threads[i], NULL);
+    while (p->nspare > 0)
+        free(p->spare[--p->nspare]);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -135,22 +168,20 @@ void cr_hashpool_stop(struct cr_hashpool *p)
 
 struct cr_multihash *cr_multihash_new(struct cr_hashpool *pool)
 {
+    const EVP_MD *algos[HASH__STREAMS] = {EVP_sha256(), EVP_sha1(), EVP_md5()};
     struct cr_multihash *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->pool = pool;
     pthread_cond_init(&h->drained, NULL);
-    for (int i = 0; i < HASH__POOLED; i++) {
+    bool ok = true;
+    for (int i = 0; i < HASH__STREAMS; i++) {
         h->streams[i].owner = h;
         h->streams[i].index = i;
+        h->streams[i].md = EVP_MD_CTX_new();
+        ok = ok && h->streams[i].md && EVP_DigestInit_ex(h->streams[i].md, algos[i], NULL);
     }
-    h->sha256 = EVP_MD_CTX_new();
-    h->streams[0].md = EVP_MD_CTX_new();
-    h->streams[1].md = EVP_MD_CTX_new();
-    if (!h->sha256 || !h->streams[0].md || !h->streams[1].md ||
-        !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL) ||
-        !EVP_DigestInit_ex(h->streams[0].md, EVP_sha1(), NULL) ||
-        !EVP_DigestInit_ex(h->streams[1].md, EVP_md5(), NULL)) {
+    if (!ok) {
         cr_multihash_free(h);
         return NULL;
     }
@@ -160,46 +191,34 @@ struct cr_multihash *cr_multihash_new(struct cr_hashpool *pool)
 /* Wait until no worker holds or will take any stream of h (pool lock held). */
 static void hash__drain(struct cr_multihash *h)
 {
-    while (h->streams[0].scheduled || h->streams[1].scheduled)
-        pthread_cond_wait(&h->drained, &h->pool->lock);
+    for (int i = 0; i < HASH__STREAMS; i++)
+        while (h->streams[i].scheduled)
+            pthread_cond_wait(&h->drained, &h->pool->lock);
 }
 
-void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len)
+/* Hand the gathered chunk (if any) to the pool's workers: one lock, one
+ * wake-up per idle stream. Blocks while CR_HASHPOOL_BACKLOG bytes wait.
+ * false: out of memory (the chunk is still h->fill, nothing queued). */
+static bool hash__queue(struct cr_multihash *h)
 {
     struct cr_hashpool *p = h->pool;
-    struct hash__chunk *c = p && len ? malloc(sizeof(*c) + len) : NULL;
-    struct hash__node *nd[HASH__POOLED] = {NULL, NULL};
-    if (c) {
-        nd[0] = malloc(sizeof(*nd[0]));
-        nd[1] = malloc(sizeof(*nd[1]));
-        if (!nd[0] || !nd[1]) {
-            free(nd[0]);
-            free(nd[1]);
-            free(c);
-            c = NULL;
+    struct hash__chunk *c = h->fill;
+    if (!c || c->len == 0)
+        return true;
+    struct hash__node *nd[HASH__STREAMS];
+    for (int i = 0; i < HASH__STREAMS; i++)
+        if (!(nd[i] = malloc(sizeof(*nd[i])))) {
+            while (i-- > 0)
+                free(nd[i]);
+            return false;
         }
-    }
-    if (c) {
-        atomic_init(&c->refs, HASH__POOLED);
-        c->len = len;
-        memcpy(c->data, data, len);
-    }
-    EVP_DigestUpdate(h->sha256, data, len);
-    if (!c) { /* no pool, nothing to hash, or no memory for a copy: inline */
-        if (p) {
-            pthread_mutex_lock(&p->lock);
-            hash__drain(h); /* keep every digest in order */
-            pthread_mutex_unlock(&p->lock);
-        }
-        EVP_DigestUpdate(h->streams[0].md, data, len);
-        EVP_DigestUpdate(h->streams[1].md, data, len);
-        return;
-    }
+    h->fill = NULL;
+    atomic_init(&c->refs, HASH__STREAMS);
     pthread_mutex_lock(&p->lock);
     while (h->pending > CR_HASHPOOL_BACKLOG)
         pthread_cond_wait(&h->drained, &p->lock);
-    h->pending += len;
-    for (int i = 0; i < HASH__POOLED; i++) {
+    h->pending += c->len;
+    for (int i = 0; i < HASH__STREAMS; i++) {
         struct hash__stream *st = &h->streams[i];
         nd[i]->next = NULL;
         nd[i]->chunk = c;
@@ -220,6 +239,61 @@ void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len)
         }
     }
     pthread_mutex_unlock(&p->lock);
+    return true;
+}
+
+/* The rest on this thread (the pool is short of memory, or the end): the
+ * gathered chunk queued (or, without memory for that, kept), everything
+ * queued hashed, then the kept chunk and data here, in that order. */
+static void hash__inline(struct cr_multihash *h, const void *data, size_t len)
+{
+    bool queued = hash__queue(h);
+    pthread_mutex_lock(&h->pool->lock);
+    hash__drain(h);
+    pthread_mutex_unlock(&h->pool->lock);
+    if (!queued) {
+        for (int i = 0; i < HASH__STREAMS; i++)
+            EVP_DigestUpdate(h->streams[i].md, h->fill->data, h->fill->len);
+    }
+    free(h->fill);
+    h->fill = NULL;
+    for (int i = 0; i < HASH__STREAMS && len > 0; i++)
+        EVP_DigestUpdate(h->streams[i].md, data, len);
+}
+
+void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    if (len == 0)
+        return;
+    if (!h->pool || h->seen + len <= CR_HASH_INLINE_MAX) {
+        /* small bodies: three digests of a few KiB cost less than waking workers */
+        for (int i = 0; i < HASH__STREAMS; i++)
+            EVP_DigestUpdate(h->streams[i].md, d, len);
+        h->seen += len;
+        return;
+    }
+    h->seen += len;
+    while (len > 0) {
+        if (!h->fill) {
+            h->fill = hash__chunk_new(h->pool);
+            if (!h->fill) {
+                hash__inline(h, d, len);
+                return;
+            }
+        }
+        size_t take = CR_HASH_BATCH - h->fill->len;
+        if (take > len)
+            take = len;
+        memcpy(h->fill->data + h->fill->len, d, take);
+        h->fill->len += take;
+        d += take;
+        len -= take;
+        if (h->fill->len == CR_HASH_BATCH && !hash__queue(h)) {
+            hash__inline(h, d, len);
+            return;
+        }
+    }
 }
 
 static void crypto__hex(const unsigned char *in, size_t n, char *out)
@@ -243,14 +317,11 @@ static void crypto__final(EVP_MD_CTX *c, char *out)
 void cr_multihash_final(struct cr_multihash *h, char sha256[CR_SHA256_HEX], char sha1[CR_SHA1_HEX],
                         char md5[CR_MD5_HEX])
 {
-    if (h->pool) {
-        pthread_mutex_lock(&h->pool->lock);
-        hash__drain(h);
-        pthread_mutex_unlock(&h->pool->lock);
-    }
-    crypto__final(h->sha256, sha256);
-    crypto__final(h->streams[0].md, sha1);
-    crypto__final(h->streams[1].md, md5);
+    if (h->pool)
+        hash__inline(h, NULL, 0); /* the last chunk queued, all of it hashed */
+    crypto__final(h->streams[0].md, sha256);
+    crypto__final(h->streams[1].md, sha1);
+    crypto__final(h->streams[2].md, md5);
 }
 
 void cr_multihash_free(struct cr_multihash *h)
@@ -262,10 +333,10 @@ void cr_multihash_free(struct cr_multihash *h)
         hash__drain(h);
         pthread_mutex_unlock(&h->pool->lock);
     }
+    free(h->fill);
     pthread_cond_destroy(&h->drained);
-    EVP_MD_CTX_free(h->sha256);
-    EVP_MD_CTX_free(h->streams[0].md);
-    EVP_MD_CTX_free(h->streams[1].md);
+    for (int i = 0; i < HASH__STREAMS; i++)
+        EVP_MD_CTX_free(h->streams[i].md);
     free(h);
 }
 

@@ -20,15 +20,20 @@
 struct cr_multihash;
 
 /*
- * Worker threads that compute the md5 of uploads while the request thread
- * computes sha256 and sha1 (md5 is the slowest of the three: on two cores
- * this nearly halves the hashing time of a large upload). Started once;
- * uploads never create threads. Each context's chunks are hashed in order
- * by one worker at a time; at most CR_HASHPOOL_BACKLOG bytes per context
- * wait, after which cr_multihash_update() blocks (back-pressure).
+ * Worker threads that compute the digests of large uploads: sha256, sha1 and
+ * md5 are three streams, each hashed in order by one worker at a time, so
+ * the three (and the request thread's copy, CRC and write) run on different
+ * cores. Started once; uploads never create threads. A context with a pool
+ * hashes its first CR_HASH_INLINE_MAX bytes inline (a small upload never
+ * wakes a worker), then gathers the bytes into chunks of CR_HASH_BATCH
+ * (copied: one lock and one wake-up per chunk, not per network read) that
+ * the workers take; at most CR_HASHPOOL_BACKLOG bytes per context wait,
+ * after which cr_multihash_update() blocks (back-pressure).
  */
 struct cr_hashpool;
 #define CR_HASHPOOL_BACKLOG (16u * 1024 * 1024)
+#define CR_HASH_INLINE_MAX (256u * 1024)
+#define CR_HASH_BATCH (1024u * 1024)
 
 /* Start n worker threads. GR_ENOMEM. */
 int cr_hashpool_start(int n, struct cr_hashpool **out) __attribute__((warn_unused_result));
@@ -36,9 +41,11 @@ int cr_hashpool_start(int n, struct cr_hashpool **out) __attribute__((warn_unuse
 void cr_hashpool_stop(struct cr_hashpool *p);
 
 /*
- * A new context; NULL means out of memory. With a pool, md5 runs on the
- * pool's workers (the data is copied); pool may be NULL (all inline).
- * Free with cr_multihash_free().
+ * A new context; NULL means out of memory. With a pool, the digests of the
+ * bytes past CR_HASH_INLINE_MAX run on the pool's workers (the data is
+ * copied; without memory for a copy, on the caller's thread); pool may be
+ * NULL (all inline). The digests are the same either way. Free with
+ * cr_multihash_free() (which waits for queued work).
  */
 struct cr_multihash *cr_multihash_new(struct cr_hashpool *pool);
 void cr_multihash_update(struct cr_multihash *h, const void *data, size_t len);

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -502,6 +504,115 @@ static void cr_multihash__pooled_chunks__same_digests(void **state)
     cr_hashpool_stop(pool);
 }
 
+/* One million 'a' (the FIPS 180 / RFC 1321 long vectors), in pieces of
+ * 1000 bytes: the first CR_HASH_INLINE_MAX inline, the rest through the
+ * pool's three streams in CR_HASH_BATCH chunks, the last one partial. */
+static void cr_multihash__pooled_million_a__known_vectors(void **state)
+{
+    (void)state;
+    struct cr_hashpool *pool = NULL;
+    assert_int_equal(cr_hashpool_start(2, &pool), 0);
+    char piece[1000];
+    memset(piece, 'a', sizeof(piece));
+    struct cr_multihash *h = cr_multihash_new(pool);
+    assert_non_null(h);
+    for (int i = 0; i < 1000; i++)
+        cr_multihash_update(h, piece, sizeof(piece));
+    char s256[CR_SHA256_HEX], s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
+    cr_multihash_final(h, s256, s1, m5);
+    cr_multihash_free(h);
+    assert_string_equal(s256, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    assert_string_equal(s1, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+    assert_string_equal(m5, "7707d6ae4e027c70eea2a935c2296f21");
+    cr_hashpool_stop(pool);
+}
+
+/* Updates that end exactly at the inline limit and at batch boundaries,
+ * and one spanning several batches: the same digests as without a pool. */
+static void cr_multihash__batch_boundaries__same_digests(void **state)
+{
+    (void)state;
+    struct cr_hashpool *pool = NULL;
+    assert_int_equal(cr_hashpool_start(2, &pool), 0);
+    size_t n = CR_HASH_INLINE_MAX + 3 * CR_HASH_BATCH;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)(i * 131 + (i >> 11));
+    /* cut points: the inline limit, +1, a batch later exactly, then the rest in one piece */
+    size_t cuts[][4] = {
+        {CR_HASH_INLINE_MAX, CR_HASH_INLINE_MAX + 1, CR_HASH_INLINE_MAX + 1 + CR_HASH_BATCH, n},
+        {CR_HASH_INLINE_MAX - 1, CR_HASH_INLINE_MAX + CR_HASH_BATCH, n - 1, n},
+        {n, n, n, n}, /* one update of everything: no inline part at all */
+    };
+    char a256[CR_SHA256_HEX], a1[CR_SHA1_HEX], amd5[CR_MD5_HEX];
+    struct cr_multihash *plain = cr_multihash_new(NULL);
+    cr_multihash_update(plain, buf, n);
+    cr_multihash_final(plain, a256, a1, amd5);
+    cr_multihash_free(plain);
+    for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+        struct cr_multihash *h = cr_multihash_new(pool);
+        size_t off = 0;
+        for (int j = 0; j < 4; j++) {
+            cr_multihash_update(h, buf + off, cuts[k][j] - off);
+            off = cuts[k][j];
+        }
+        char b256[CR_SHA256_HEX], b1[CR_SHA1_HEX], bmd5[CR_MD5_HEX];
+        cr_multihash_final(h, b256, b1, bmd5);
+        cr_multihash_free(h);
+        assert_string_equal(a256, b256);
+        assert_string_equal(a1, b1);
+        assert_string_equal(amd5, bmd5);
+    }
+    free(buf);
+    cr_hashpool_stop(pool);
+}
+
+struct small_body {
+    struct cr_hashpool *pool;
+    char s256[CR_SHA256_HEX];
+    atomic_bool done;
+};
+
+static void *small_body_thread(void *arg)
+{
+    struct small_body *sb = arg;
+    static char body[CR_HASH_INLINE_MAX];
+    memset(body, 'a', sizeof(body));
+    struct cr_multihash *h = cr_multihash_new(sb->pool);
+    for (size_t off = 0; off < sizeof(body); off += 4096)
+        cr_multihash_update(h, body + off, 4096);
+    char s1[CR_SHA1_HEX], m5[CR_MD5_HEX];
+    cr_multihash_final(h, sb->s256, s1, m5);
+    cr_multihash_free(h);
+    atomic_store(&sb->done, true);
+    return NULL;
+}
+
+/* A body of up to CR_HASH_INLINE_MAX bytes never waits for a worker: on a
+ * pool without any, its digests are still computed (it would hang if a
+ * byte had been queued). */
+static void cr_multihash__small_body_on_pool__hashed_inline(void **state)
+{
+    (void)state;
+    struct cr_hashpool *pool = NULL;
+    assert_int_equal(cr_hashpool_start(0, &pool), 0);
+    struct small_body sb = {.pool = pool};
+    atomic_init(&sb.done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, small_body_thread, &sb), 0);
+    for (int i = 0; i < 3000 && !atomic_load(&sb.done); i++)
+        usleep(10 * 1000);
+    assert_true(atomic_load(&sb.done)); /* else: stuck waiting for a worker */
+    pthread_join(t, NULL);
+    char want[CR_SHA256_HEX];
+    static char body[CR_HASH_INLINE_MAX];
+    memset(body, 'a', sizeof(body));
+    cr_sha256_hex(body, sizeof(body), want);
+    assert_string_equal(sb.s256, want);
+    cr_hashpool_stop(pool);
+}
+
 struct pool_stress {
     struct cr_hashpool *pool;
     int seed;
@@ -606,6 +717,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cr_multihash__pooled_chunks__same_digests),
+        cmocka_unit_test(cr_multihash__pooled_million_a__known_vectors),
+        cmocka_unit_test(cr_multihash__batch_boundaries__same_digests),
+        cmocka_unit_test(cr_multihash__small_body_on_pool__hashed_inline),
         cmocka_unit_test(cr_sha512_and_digest__abc__known_vectors),
         cmocka_unit_test(cr_hashpool__concurrent_contexts__right_digests_no_deadlock),
         cmocka_unit_test(cr_multihash__known_vectors__match),
