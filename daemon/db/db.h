@@ -117,6 +117,14 @@ int db_exec1(struct db_pool *p, struct db_res **out, const char *sql, int nparam
  */
 int db_begin(struct db_conn *c) __attribute__((warn_unused_result));
 int db_commit(struct db_conn *c) __attribute__((warn_unused_result));
+/*
+ * The statement last (no parameters) and COMMIT in one round trip: a row
+ * lock last takes is held for the server's time only, not for a round trip
+ * to the client (a hot counter row every writer updates). Returns as
+ * db_commit(), or last's error (the transaction is then failed; releasing
+ * the connection rolls it back). NULL last: db_commit().
+ */
+int db_commit_after(struct db_conn *c, const char *last) __attribute__((warn_unused_result));
 int db_rollback(struct db_conn *c);
 
 /* Rows and columns of a result. */

@@ -723,8 +723,24 @@ int db_begin(struct db_conn *c)
 
 int db_commit(struct db_conn *c)
 {
+    return db_commit_after(c, NULL);
+}
+
+int db_commit_after(struct db_conn *c, const char *last)
+{
     PGresult *r;
-    int rc = conn__run(c, &r, "COMMIT", 0, NULL, false);
+    char *script = NULL;
+    if (last) {
+        /* one simple-query message: the server runs both, stops at an error */
+        size_t n = strlen(last) + sizeof("; COMMIT");
+        script = malloc(n);
+        if (!script)
+            return GR_ENOMEM;
+        snprintf(script, n, "%s; COMMIT", last);
+    }
+    int rc = script ? conn__run(c, &r, script, 0, NULL, true)
+                    : conn__run(c, &r, "COMMIT", 0, NULL, false);
+    free(script);
     if (rc != GR_OK)
         return rc;
     /* COMMIT of a failed transaction succeeds as "ROLLBACK" */

@@ -142,9 +142,7 @@ int artifact_put(struct repo_ctx *ctx, struct gr_arena *a, struct artifact *art)
         rc = repo__put_artifact(c, a, art);
     if (rc == GR_OK)
         rc = props_apply_matrix(c, art->repo, art->path, art->matrix);
-    if (rc == GR_OK)
-        rc = repo__bump(c);
-    rc = repo__finish(c, rc);
+    rc = repo__bump_finish(c, rc);
     struct gr_sbuf k = GR_SBUF_INIT;
     repo__key_artifact(&k, art->repo, art->path);
     repo__invalidate(ctx, &k, 1);

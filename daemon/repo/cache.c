@@ -300,9 +300,21 @@ void repo__invalidate_prefix(struct repo_ctx *ctx, const struct gr_sbuf *prefix)
     cache__invalidate(ctx, &item, 1);
 }
 
+#define CACHE__BUMP "UPDATE change_counter SET value = value + 1 WHERE id = 1"
+
 int repo__bump(struct db_conn *c)
 {
-    return db_exec(c, NULL, "UPDATE change_counter SET value = value + 1 WHERE id = 1", 0, NULL);
+    return db_exec(c, NULL, CACHE__BUMP, 0, NULL);
+}
+
+int repo__bump_finish(struct db_conn *c, int rc)
+{
+    if (rc == GR_OK)
+        rc = db_commit_after(c, CACHE__BUMP);
+    else
+        db_rollback(c);
+    db_release(c);
+    return rc;
 }
 
 int repo__finish(struct db_conn *c, int rc)

@@ -98,5 +98,11 @@ int repo__bump(struct db_conn *c) __attribute__((warn_unused_result));
 /* Commit c's transaction (or roll back when rc != 0), release c; returns rc or the commit's error.
  */
 int repo__finish(struct db_conn *c, int rc);
+/*
+ * repo__bump() and repo__finish() in one round trip when rc == 0: the
+ * counter's row, which every writer updates, stays locked for the server's
+ * time only (concurrent uploads queue on it). Rolls back when rc != 0.
+ */
+int repo__bump_finish(struct db_conn *c, int rc);
 
 #endif

@@ -34,6 +34,41 @@ restart_a() {
     [ "$(metric a granary_cache_hits_total)" -gt 100 ]
 }
 
+@test "an upload's change-counter bump and COMMIT go in one round trip; a failing bump acknowledges nothing" {
+    head -c 3000 /dev/urandom >"$SUITE_TMP/gc1"
+    local v1 v2 q1 q2
+    # the path's absence cached by a GET first: the deploy's look-up is then no query
+    [ "$(acurl a -o /dev/null -w '%{http_code}' /libs/gc/one.bin)" = 404 ]
+    v1=$(psql_db cache "SELECT value FROM change_counter WHERE id = 1")
+    q1=$(metric a granary_db_queries_total)
+    [ "$(acurl a -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/gc1" /libs/gc/one.bin)" = 201 ]
+    q2=$(metric a granary_db_queries_total)
+    v2=$(psql_db cache "SELECT value FROM change_counter WHERE id = 1")
+    echo "counter $v1 -> $v2, queries $q1 -> $q2"
+    [ "$v2" = $((v1 + 1)) ]
+    # 7 statements: BEGIN, the binary's row lock, binaries, locations,
+    # artifacts, the bump and COMMIT as one, and the audit row after the
+    # answer; 8 when the bump and COMMIT were two
+    [ $((q2 - q1)) -le 7 ]
+    [ "$(psql_db cache "SELECT count(*) FROM artifacts WHERE repo = 'libs' AND path = 'gc/one.bin'")" = 1 ]
+    # the bump fails (a trigger refuses it): the upload is not acknowledged
+    # and its rows are rolled back with it
+    psql_db cache "CREATE FUNCTION refuse_bump() RETURNS trigger LANGUAGE plpgsql AS
+                   \$\$ BEGIN RAISE EXCEPTION 'bump refused'; END \$\$;
+                   CREATE TRIGGER refuse_bump BEFORE UPDATE ON change_counter
+                   FOR EACH ROW EXECUTE FUNCTION refuse_bump()"
+    local st
+    st=$(acurl a -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/gc1" /libs/gc/two.bin)
+    psql_db cache "DROP TRIGGER refuse_bump ON change_counter; DROP FUNCTION refuse_bump()"
+    echo "status with the bump refused: $st"
+    [[ $st == 5* ]] || false
+    [ "$(psql_db cache "SELECT count(*) FROM artifacts WHERE repo = 'libs' AND path = 'gc/two.bin'")" = 0 ]
+    [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/gc/two.bin")" = 404 ]
+    # and the connection it used serves the next upload
+    [ "$(acurl a -o /dev/null -w '%{http_code}' -T "$SUITE_TMP/gc1" /libs/gc/two.bin)" = 201 ]
+    [ "$(acurl a /libs/gc/two.bin | cmp - "$SUITE_TMP/gc1" && echo same)" = same ]
+}
+
 @test "writes are visible at once: replace, delete, re-create, and a cached 404" {
     echo v1 >"$SUITE_TMP/v1"
     echo v2 >"$SUITE_TMP/v2"
