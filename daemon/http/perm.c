@@ -149,7 +149,7 @@ bool http_need_deploy(struct http_req *r)
     if (!http_need_perm(r, r->repo_key, r->path, SEC_WRITE))
         return false;
     struct artifact a;
-    int rc = artifact_get(r->ctx, r->arena, r->repo_key, r->path, &a);
+    int rc = artifact_get_for_write(r->ctx, r->arena, r->repo_key, r->path, &a);
     if (rc == GR_ENOTFOUND) {
         http_audit(r, "deploy", r->repo_key, r->path, NULL);
         return true;

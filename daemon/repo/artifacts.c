@@ -47,15 +47,16 @@ static int artifacts__load(struct repo_ctx *ctx, void *arg, struct gr_sbuf *rec)
     return rc;
 }
 
-int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
-                 struct artifact *out)
+static int artifacts__get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                          const char *path, struct artifact *out, bool fill)
 {
     struct artifacts__key key = {repo, path};
     struct gr_sbuf k = GR_SBUF_INIT;
     const char *rec;
     size_t len;
     repo__key_artifact(&k, repo, path);
-    int rc = repo__cached(ctx, a, &k, artifacts__load, &key, &rec, &len);
+    int rc = fill ? repo__cached(ctx, a, &k, artifacts__load, &key, &rec, &len)
+                  : repo__cached_nofill(ctx, a, &k, artifacts__load, &key, &rec, &len);
     gr_sbuf_release(&k);
     if (rc)
         return rc;
@@ -73,6 +74,18 @@ int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, con
     out->created_by = f[7];
     out->modified_by = f[8];
     return GR_OK;
+}
+
+int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
+                 struct artifact *out)
+{
+    return artifacts__get(ctx, a, repo, path, out, true);
+}
+
+int artifact_get_for_write(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                           const char *path, struct artifact *out)
+{
+    return artifacts__get(ctx, a, repo, path, out, false);
 }
 
 int repo__put_binary(struct repo_ctx *ctx, struct db_conn *c, const struct artifact *art)

@@ -85,8 +85,9 @@ void repo__fill(struct repo_ctx *ctx, const struct gr_sbuf *key, const struct gr
     gr_sbuf_release(&phys);
 }
 
-int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
-                 repo__load_fn load, void *arg, const char **rec, size_t *reclen)
+/* repo__cached(); fill false: a miss is loaded and not stored. */
+static int cache__lookup(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                         repo__load_fn load, void *arg, const char **rec, size_t *reclen, bool fill)
 {
     if (ctx->hooks.cache_ok && !ctx->hooks.cache_ok(ctx->hooks.arg)) {
         /* the cache lease lapsed: the cache may have missed invalidations */
@@ -143,7 +144,7 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
         usleep(2000000);
     }
 #endif
-    if (rc == GR_OK || rc == GR_ENOTFOUND) {
+    if (fill && (rc == GR_OK || rc == GR_ENOTFOUND)) {
         if (rc == GR_ENOTFOUND) {
             gr_sbuf_reset(&val);
             gr_sbuf_add(&val, "A", 1);
@@ -161,6 +162,17 @@ int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf 
     return rc;
 }
 
+int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                 repo__load_fn load, void *arg, const char **rec, size_t *reclen)
+{
+    return cache__lookup(ctx, a, key, load, arg, rec, reclen, true);
+}
+
+int repo__cached_nofill(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                        repo__load_fn load, void *arg, const char **rec, size_t *reclen)
+{
+    return cache__lookup(ctx, a, key, load, arg, rec, reclen, false);
+}
 /* Exact keys of one invalidation, collected for one LMDB write transaction. */
 struct cache__batch {
     struct gr_sbuf *phys;

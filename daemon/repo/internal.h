@@ -26,6 +26,11 @@ typedef int (*repo__load_fn)(struct repo_ctx *ctx, void *arg, struct gr_sbuf *re
  */
 int repo__cached(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
                  repo__load_fn load, void *arg, const char **rec, size_t *reclen);
+/* repo__cached() that stores nothing on a miss: for a look-up just before
+ * a write of the same key, whose invalidation would delete the entry again
+ * (one LMDB write transaction fewer, on the writer lock every upload takes). */
+int repo__cached_nofill(struct repo_ctx *ctx, struct gr_arena *a, const struct gr_sbuf *key,
+                        repo__load_fn load, void *arg, const char **rec, size_t *reclen);
 
 /* Store a record under key with a token taken before its source was read. */
 void repo__fill(struct repo_ctx *ctx, const struct gr_sbuf *key, const struct gr_sbuf *rec,

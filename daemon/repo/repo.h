@@ -137,6 +137,12 @@ struct artifact {
 /* Cached (also caches absence). GR_ENOTFOUND, GR_EDB. */
 int artifact_get(struct repo_ctx *ctx, struct gr_arena *a, const char *repo, const char *path,
                  struct artifact *out) __attribute__((warn_unused_result));
+/* artifact_get() for a deploy's look-up of the path it is about to write:
+ * a miss is read from the database and not cached (the write's
+ * invalidation would delete the entry again at once). */
+int artifact_get_for_write(struct repo_ctx *ctx, struct gr_arena *a, const char *repo,
+                           const char *path, struct artifact *out)
+    __attribute__((warn_unused_result));
 
 /*
  * Record a deployed artifact whose binary is already durable in the blob

@@ -69,6 +69,25 @@ restart_a() {
     [ "$(acurl a /libs/gc/two.bin | cmp - "$SUITE_TMP/gc1" && echo same)" = same ]
 }
 
+@test "a deploy's look-up of its own path caches nothing (the write's invalidation would drop it at once)" {
+    echo body >"$SUITE_TMP/nf"
+    local h1 m1 h2 m2
+    # refused after the look-up (wrong checksum): nothing written, nothing invalidated
+    [ "$(acurl a -o /dev/null -w '%{http_code}' -H "X-Checksum-Sha1: $(printf '0%.0s' $(seq 40))" \
+        -T "$SUITE_TMP/nf" /libs/nf/x.bin)" = 409 ]
+    h1=$(metric a granary_cache_hits_total)
+    m1=$(metric a granary_cache_misses_total)
+    [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/nf/x.bin")" = 404 ]
+    h2=$(metric a granary_cache_hits_total)
+    m2=$(metric a granary_cache_misses_total)
+    echo "hits $h1 -> $h2, misses $m1 -> $m2"
+    # the GET's own look-up missed: the deploy had not filled the entry
+    [ $((m2 - m1)) -ge 1 ]
+    # and a GET does fill it: the next one is a hit
+    [ "$(code -u "admin:$NODE_a_PASS" "$NODE_a_URL/libs/nf/x.bin")" = 404 ]
+    [ "$(metric a granary_cache_misses_total)" = "$m2" ]
+}
+
 @test "writes are visible at once: replace, delete, re-create, and a cached 404" {
     echo v1 >"$SUITE_TMP/v1"
     echo v2 >"$SUITE_TMP/v2"
