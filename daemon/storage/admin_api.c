@@ -136,6 +136,12 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
         storage_placement_nodes(s));
     gr_sbuf_addf(sb,
+                 "# HELP granary_storage_streamed_copies_total copies a peer staged while"
+                 " the upload's body arrived\n"
+                 "# TYPE granary_storage_streamed_copies_total counter\n"
+                 "granary_storage_streamed_copies_total %llu\n",
+                 (unsigned long long)storage_streamed_copies(s));
+    gr_sbuf_addf(sb,
                  "# HELP granary_storage_disk_degraded 1 while this node's filestore fails"
                  " (read-only, unwritable, I/O errors)\n"
                  "# TYPE granary_storage_disk_degraded gauge\n"

@@ -79,6 +79,7 @@ struct storage {
     int64_t counts[5]; /* the last fresh storage_status() counts */
 
     atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
+    atomic_uint_fast64_t streamed; /* copies staged by a peer while the body arrived */
     atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
     atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
@@ -301,8 +302,9 @@ struct bs_store *storage__cache_bs(struct storage *b);
 /* An upload's copies on this node and redundancy - 1 peers (the local
  * provider's storage_replicate(); also a migration's copy to local). */
 int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
-                             const char *sha256, uint64_t size, const char *request_id,
-                             struct storage_pending **out) __attribute__((warn_unused_result));
+                             struct storage_stream *stream, const char *sha256, uint64_t size,
+                             const char *request_id, struct storage_pending **out)
+    __attribute__((warn_unused_result));
 /*
  * Copy sha256 (size bytes) from wherever a good copy is to provider kind,
  * checked, and record its location there under the row lock (migrate.c).
