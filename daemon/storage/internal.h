@@ -18,9 +18,12 @@
 #define STORAGE_AUTH_WINDOW_MS 60000
 #define STORAGE_STALL_S 10 /* a peer that moves no byte for this long is given up */
 #define STORAGE_CALL_TIMEOUT_S 10
-#define STORAGE_HOLDERS_SLOTS 1024   /* holder cache entries (holders.c) */
-#define STORAGE_HOLDERS_MAX 4        /* holders kept per entry */
-#define STORAGE_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
+#define STORAGE_HOLDERS_SLOTS 1024 /* holder cache entries (holders.c) */
+#define STORAGE_HOT_SLOTS 4096     /* hot copies (hot.c): direct-mapped slots */
+#define STORAGE_HOT_LOCKS 64
+#define STORAGE_HOT_BYTES (64 * 1024 * 1024) /* of hot copies in all */
+#define STORAGE_HOLDERS_MAX 4                /* holders kept per entry */
+#define STORAGE_HOLDERS_TTL_MS 10000         /* an entry is trusted this long */
 
 /* A node as the storage thread last saw it in cluster_nodes. */
 struct storage__node {
@@ -116,7 +119,17 @@ struct storage {
 
     pthread_mutex_t holders_lock; /* guards holders[] */
     struct storage__holders_entry holders[STORAGE_HOLDERS_SLOTS];
+
+    /* hot copies (hot.c): slot i is guarded by hot_lock[i % STORAGE_HOT_LOCKS] */
+    pthread_mutex_t hot_lock[STORAGE_HOT_LOCKS];
+    struct storage_hot *hot[STORAGE_HOT_SLOTS];
+    atomic_int_fast64_t hot_bytes;
+    atomic_uint_fast64_t hot_hits, hot_stale;
 };
+
+/* hot.c: the slots' locks, made and destroyed with the storage (free drops every entry). */
+void storage__hot_init(struct storage *b);
+void storage__hot_free(struct storage *b);
 
 /* (Re)make hkey and hkey_next from key and next_key. GR_OK, GR_ENOMEM. */
 int storage__keys_init(struct storage *b) __attribute__((warn_unused_result));

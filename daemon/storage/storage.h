@@ -200,6 +200,32 @@ int storage_publish(struct storage *st, struct db_conn *c, const char *sha256,
 /* ---- reads ---- */
 
 /*
+ * Hot copies: small binaries (at most STORAGE_HOT_MAX bytes) this node
+ * served from its own copy lately, kept in memory as they were read and
+ * checked, at most 64 MiB in all (the local provider only). A hit costs a
+ * stat of the file, which revalidates it: a copy deleted, quarantined,
+ * moved or written to since then is a miss (and dropped).
+ */
+#define STORAGE_HOT_MAX (16u * 1024)
+struct storage_hot;
+struct bs_blob;
+/*
+ * The bytes of sha256 when a hot copy of exactly size bytes is still this
+ * node's copy, with *ref held (storage_hot_release() it when they are
+ * sent); NULL otherwise.
+ */
+const void *storage_hot_get(struct storage *st, const char *sha256, uint64_t size,
+                            struct storage_hot **ref);
+/* After a whole read of blob (checked): keep data as sha256's hot copy, if
+ * blob is this node's own copy of it and it is small enough. */
+void storage_hot_put(struct storage *st, struct bs_blob *blob, const char *sha256, const void *data,
+                     uint64_t size);
+/* Let go of a storage_hot_get() reference (any thread). NULL is fine. */
+void storage_hot_release(struct storage_hot *ref);
+/* Hits, stale entries dropped, and bytes held, since the start. */
+void storage_hot_stats(struct storage *st, uint64_t *hits, uint64_t *stale, int64_t *bytes);
+
+/*
  * The cluster port's answers to a GET of a binary carry the checksums of
  * the blocks they send in this header when they send at most
  * STORAGE_CRC_HEADER_MAX_BLOCKS blocks (32 MiB; the header stays within

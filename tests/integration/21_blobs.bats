@@ -330,6 +330,48 @@ streamed_copies() { cget "$NODE_n1_URL/api/system/metrics" | awk '$1 == "granary
     [ "$(cget "$(url_of "$bad")/api/system/metrics" | awk '$1 == "granary_storage_scrub_bad_total" { print $2 }')" -ge 1 ]
 }
 
+# hot NODE hits|stale: that node's hot-copy counter
+hot() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="granary_storage_hot_$2_total" '$1 == m { print $2 }'; }
+
+@test "hot copies: a small binary is served from memory while its file is unchanged; a flipped byte or a moved copy is seen at once" {
+    head -c 8000 /dev/urandom >"$SUITE_TMP/hot"
+    local s f hits stale
+    s=$(sha "$SUITE_TMP/hot")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/hot" "$NODE_n1_URL/libs/hot.bin")" = 201 ]
+    f=$SUITE_TMP/node-n1/filestore/${s:0:2}/$s # the receiving node keeps a copy
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin" # read, checked, kept
+    hits=$(hot n1 hits)
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 hits)" = $((hits + 1)) ]
+    # a byte flipped on disk: the hot copy is dropped, the file is read and
+    # checked again, quarantined, and a peer serves the right bytes
+    stale=$(hot n1 stale)
+    printf '\xff' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
+    if cmp -s "$f" "$SUITE_TMP/hot"; then
+        printf '\x00' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
+    fi
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 stale)" = $((stale + 1)) ]
+    [ "$(hot n1 hits)" = $((hits + 1)) ]
+    ls "$SUITE_TMP/node-n1/filestore/_quarantine/" | grep -q "^$s"
+    # another one becomes hot, then its copy is moved away by hand
+    head -c 8000 /dev/urandom >"$SUITE_TMP/hot2"
+    s=$(sha "$SUITE_TMP/hot2")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/hot2" "$NODE_n1_URL/libs/hot2.bin")" = 201 ]
+    f=$SUITE_TMP/node-n1/filestore/${s:0:2}/$s
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot2.bin"
+    hits=$(hot n1 hits)
+    stale=$(hot n1 stale)
+    mv "$f" "$SUITE_TMP/moved"
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot2.bin" # from the peer
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 hits)" = "$hits" ]
+    [ "$(hot n1 stale)" = $((stale + 1)) ]
+    mv "$SUITE_TMP/moved" "$f"
+}
+
 @test "scrub deletes old files that no binary knows of, and keeps recent ones" {
     local d o
     for o in old new; do
