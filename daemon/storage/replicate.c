@@ -40,6 +40,15 @@ struct storage_pending {
     int kind; /* the provider it goes to (provider.h) */
 };
 
+/* Drop stage id on node (at base): it will not be published. */
+static void storage__stage_drop(struct storage *b, const char *node, const char *base,
+                                const char *id, const char *request_id)
+{
+    char uri[128];
+    snprintf(uri, sizeof(uri), "/v1/stages/%s", id);
+    storage__call(b, "DELETE", node, base, uri, request_id, NULL, 0);
+}
+
 static void storage__pending_cleanup(void *arg)
 {
     struct storage_pending *p = arg;
@@ -47,12 +56,9 @@ static void storage__pending_cleanup(void *arg)
     p->bu = NULL;
     if (p->done)
         return;
-    for (int i = 0; i < p->n_peers; i++) {
-        char uri[128];
-        snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
-        storage__call(p->st, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id, NULL,
-                      0);
-    }
+    for (int i = 0; i < p->n_peers; i++)
+        storage__stage_drop(p->st, p->peers[i].node, p->peers[i].url, p->peers[i].id,
+                            p->request_id);
 }
 
 /*
@@ -346,7 +352,7 @@ uint64_t storage_streamed_copies(struct storage *b)
  * goes to others.
  */
 static void storage__stream_collect(struct storage *b, struct storage_stream *s,
-                                    struct storage_pending *p, const char *sha256,
+                                    struct storage_pending *p, int want, const char *sha256,
                                     const char *request_id, char tried[][64], int *n_tried)
 {
     bs_peer_tee_finish(s->tee);
@@ -365,7 +371,10 @@ static void storage__stream_collect(struct storage *b, struct storage_stream *s,
         json_t *doc = r->status == 201 ? json_loads(r->body, 0, NULL) : NULL;
         const char *id = json_string_value(json_object_get(doc, "stage"));
         const char *got = json_string_value(json_object_get(doc, "sha256"));
-        if (id && strlen(id) == BS_STAGE_ID - 1 && got && !strcmp(got, sha256)) {
+        bool good = id && strlen(id) == BS_STAGE_ID - 1 && got && !strcmp(got, sha256);
+        if (good && p->n_peers >= want) { /* redundancy was lowered meanwhile */
+            storage__stage_drop(b, s->node[i], s->base[i], id, request_id);
+        } else if (good) {
             struct storage__staged *st = &p->peers[p->n_peers++];
             snprintf(st->node, sizeof(st->node), "%s", s->node[i]);
             snprintf(st->url, sizeof(st->url), "%s", s->base[i]);
@@ -375,11 +384,8 @@ static void storage__stream_collect(struct storage *b, struct storage_stream *s,
                     s->rid);
         } else {
             atomic_fetch_add(&b->repl_failures, 1);
-            if (id && strlen(id) == BS_STAGE_ID - 1) { /* other bytes: drop that stage now */
-                char uri[128];
-                snprintf(uri, sizeof(uri), "/v1/stages/%s", id);
-                storage__call(b, "DELETE", s->node[i], s->base[i], uri, request_id, NULL, 0);
-            }
+            if (id && strlen(id) == BS_STAGE_ID - 1) /* other bytes: drop that stage now */
+                storage__stage_drop(b, s->node[i], s->base[i], id, request_id);
             gr_warn("req=%s streamed copy of %s to %s (rid=%s) failed: %d %s%s%s", request_id,
                     sha256, s->node[i], s->rid, r->status, r->status ? r->body : r->error,
                     got && strcmp(got, sha256) ? ", arrived as " : "",
@@ -405,11 +411,12 @@ int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_up
     int want = storage__redundancy(b) - 1;
     if (want <= 0)
         return GR_OK;
-    p->peers = gr_arena_calloc(a, sizeof(*p->peers) * (size_t)STORAGE_MAX_NODES);
+    p->peers = gr_arena_calloc(a, sizeof(*p->peers) *
+                                      (size_t)want); /* streamed, then pushed: at most want */
     char(*tried)[64] = gr_arena_alloc(a, 64 * STORAGE_MAX_NODES);
     int n_tried = 0;
     if (stream && stream->tee)
-        storage__stream_collect(b, stream, p, sha256, request_id, tried, &n_tried);
+        storage__stream_collect(b, stream, p, want, sha256, request_id, tried, &n_tried);
     if (p->n_peers < want) {
         struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
         int n = storage__snapshot(b, nodes), m = 0;
