@@ -1,9 +1,10 @@
 /*
- * hot.c - small binaries this node served lately, kept in memory as they
- * were read and checked (storage.h "hot copies"): a download of one costs a
- * stat of the file instead of opening it and its checksums, reading and
- * checking. The stat is the revalidation: a copy deleted, quarantined,
- * moved or written to since (a changed inode, size or ctime) is a miss,
+ * hot.c - small binaries this node served lately from its own copy or its
+ * peer cache, kept in memory as they were read and checked (storage.h "hot
+ * copies"): a download of one costs a stat of the file instead of opening
+ * it and its checksums, reading and checking. The stat is the
+ * revalidation: a copy deleted, quarantined, evicted, moved or written to
+ * since (a changed inode, size or ctime) is a miss,
  * and the read that follows checks the file again.
  *
  * Direct-mapped: STORAGE_HOT_SLOTS slots chosen by the sha256's first hex
@@ -19,7 +20,8 @@
 #include <string.h>
 
 struct storage_hot {
-    atomic_int refs; /* the slot's, and one per holder */
+    atomic_int refs;        /* the slot's, and one per holder */
+    struct bs_store *store; /* whose file it is: this node's filestore or its peer cache */
     char sha256[65];
     uint64_t size;
     dev_t dev;
@@ -103,7 +105,7 @@ const void *storage_hot_get(struct storage *b, const char *sha256, uint64_t size
     if (!e)
         return NULL;
     struct stat st;
-    if (e->size != size || bs_blob_stat(b->bs, sha256, &st) != BS_OK ||
+    if (e->size != size || bs_blob_stat(e->store, sha256, &st) != BS_OK ||
         !storage__hot_same(e, &st)) {
         storage__hot_drop(b, s, e); /* gone or changed: the next read checks the file */
         storage_hot_release(e);
@@ -121,11 +123,18 @@ void storage_hot_put(struct storage *b, struct bs_blob *blob, const char *sha256
     if (!b || storage__active(b) != STORAGE_LOCAL || size > STORAGE_HOT_MAX ||
         !bs_valid_sha256(sha256) || bs_blob_size(blob) != size)
         return;
-    /* only this node's own copy (not a shared store's, not the peer cache's):
-     * the one storage_hot_get() looks at again */
+    /* this node's own copy or its peer cache's (not a shared store's): the
+     * file storage_hot_get() looks at again */
     struct stat fst, st;
-    if (fstat(bs_blob_fd(blob), &fst) < 0 || bs_blob_stat(b->bs, sha256, &st) != BS_OK ||
-        fst.st_dev != st.st_dev || fst.st_ino != st.st_ino)
+    struct bs_store *store = NULL;
+    if (fstat(bs_blob_fd(blob), &fst) < 0)
+        return;
+    struct bs_store *mine[2] = {b->bs, b->pcache};
+    for (int i = 0; i < 2 && !store; i++)
+        if (mine[i] && bs_blob_stat(mine[i], sha256, &st) == BS_OK && fst.st_dev == st.st_dev &&
+            fst.st_ino == st.st_ino)
+            store = mine[i];
+    if (!store)
         return;
     if (atomic_load(&b->hot_bytes) + (int64_t)size > STORAGE_HOT_BYTES)
         return; /* full: the slots' own replacements make room */
@@ -133,6 +142,7 @@ void storage_hot_put(struct storage *b, struct bs_blob *blob, const char *sha256
     if (!e)
         return;
     atomic_init(&e->refs, 1);
+    e->store = store;
     memcpy(e->sha256, sha256, 65);
     e->size = size;
     e->dev = fst.st_dev;

@@ -201,7 +201,7 @@ int storage_publish(struct storage *st, struct db_conn *c, const char *sha256,
 
 /*
  * Hot copies: small binaries (at most STORAGE_HOT_MAX bytes) this node
- * served from its own copy lately, kept in memory as they were read and
+ * served lately from its own copy or its peer cache, kept in memory as they were read and
  * checked, at most 64 MiB in all (the local provider only). A hit costs a
  * stat of the file, which revalidates it: a copy deleted, quarantined,
  * moved or written to since then is a miss (and dropped).
@@ -217,7 +217,7 @@ struct bs_blob;
 const void *storage_hot_get(struct storage *st, const char *sha256, uint64_t size,
                             struct storage_hot **ref);
 /* After a whole read of blob (checked): keep data as sha256's hot copy, if
- * blob is this node's own copy of it and it is small enough. */
+ * blob is this node's own copy of it or its peer cache's, and small enough. */
 void storage_hot_put(struct storage *st, struct bs_blob *blob, const char *sha256, const void *data,
                      uint64_t size);
 /* Let go of a storage_hot_get() reference (any thread). NULL is fine. */

@@ -370,6 +370,21 @@ hot() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="granary_storage_hot
     [ "$(hot n1 hits)" = "$hits" ]
     [ "$(hot n1 stale)" = $((stale + 1)) ]
     mv "$SUITE_TMP/moved" "$f"
+    # on the node without a copy: its peer cache's copy becomes hot the same
+    # way, and is dropped when that copy goes (an eviction)
+    local n other
+    for n in n1 n2 n3; do [[ "$(holders "$s")" == *$n* ]] || other=$n; done
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin" # from a holder, into the cache
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin" # from the cache, made hot
+    hits=$(hot "$other" hits)
+    stale=$(hot "$other" stale)
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot "$other" hits)" = $((hits + 1)) ]
+    rm "$SUITE_TMP/node-$other/peer-cache/${s:0:2}/$s"
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot "$other" stale)" = $((stale + 1)) ]
 }
 
 @test "scrub deletes old files that no binary knows of, and keeps recent ones" {
