@@ -73,6 +73,17 @@ int bs_blob_fd(const struct bs_blob *b)
     return b->fd;
 }
 
+int bs_blob_stat(struct bs_store *bs, const char *sha256, struct stat *out)
+{
+    if (!bs_valid_sha256(sha256))
+        return BS_EINVAL;
+    char rel[72];
+    bs__rel(sha256, false, rel);
+    if (fstatat(bs->root_fd, rel, out, 0) < 0)
+        return errno == ENOENT ? BS_ENOTFOUND : BS_EIO;
+    return BS_OK;
+}
+
 const uint32_t *bs_blob_crcs(const struct bs_blob *b, uint64_t *n)
 {
     *n = bs__nblocks(b->size);

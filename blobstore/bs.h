@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 enum bs_err {
@@ -308,6 +309,12 @@ uint64_t bs_blob_size(const struct bs_blob *b);
  *       Reads through it are not checked.
  */
 int bs_blob_fd(const struct bs_blob *b);
+/*
+ * stat(2) of bs's copy of sha256 by its path, without opening it: whether a
+ * copy read before is still the same file (inode, size, ctime).
+ * @return BS_OK, BS_ENOTFOUND, BS_EINVAL (bad hash), BS_EIO.
+ */
+int bs_blob_stat(struct bs_store *bs, const char *sha256, struct stat *out);
 
 /*
  * The sidecar's block checksums: *n entries, the CRC32C of each BS_BLOCK

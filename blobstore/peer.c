@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_STREAM_BUF (256 * 1024)
@@ -374,6 +375,220 @@ void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int
     }
     curl_multi_cleanup(m);
     free(xs);
+}
+
+/* ---- tees: one body, as it arrives, to several peers ---- */
+
+#define PEER_TEE_RING (2u * 1024 * 1024)
+
+struct peer__tee_x {
+    struct peer__xfer x;
+    struct bs_peer_tee *t;
+    uint64_t off;     /* bytes of the body this peer has taken */
+    int64_t moved_ms; /* when it last took a byte (or bytes came for it) */
+    bool live;        /* still in the multi handle */
+    bool paused;      /* its read callback paused: nothing was there to take */
+};
+
+struct bs_peer_tee {
+    CURLM *m;
+    struct peer__tee_x *xs;
+    int n, live, stall_s;
+    unsigned char *ring;
+    uint64_t head; /* bytes of the body written in */
+    bool eof;
+};
+
+static int64_t peer__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t peer__tee_read(char *buf, size_t sz, size_t nm, void *arg)
+{
+    struct peer__tee_x *tx = arg;
+    struct bs_peer_tee *t = tx->t;
+    size_t want = sz * nm;
+    uint64_t avail = t->head - tx->off;
+    if (avail == 0) {
+        if (t->eof)
+            return 0;
+        tx->paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (want > avail)
+        want = (size_t)avail;
+    size_t at = (size_t)(tx->off % PEER_TEE_RING), first = PEER_TEE_RING - at;
+    if (first > want)
+        first = want;
+    memcpy(buf, t->ring + at, first);
+    memcpy(buf + first, t->ring, want - first);
+    tx->off += want;
+    tx->moved_ms = peer__now_ms();
+    return want;
+}
+
+static void peer__tee_drop(struct bs_peer_tee *t, struct peer__tee_x *tx)
+{
+    if (!tx->live)
+        return;
+    curl_multi_remove_handle(t->m, tx->x.e);
+    tx->live = false;
+    t->live--;
+}
+
+/* Wake every paused peer that has bytes to take (or the end to see). */
+static void peer__tee_unpause(struct bs_peer_tee *t)
+{
+    int64_t now = peer__now_ms();
+    for (int i = 0; i < t->n; i++) {
+        struct peer__tee_x *tx = &t->xs[i];
+        if (tx->live && tx->paused && (tx->off < t->head || t->eof)) {
+            tx->paused = false;
+            tx->moved_ms = now; /* it waited for us, not we for it */
+            curl_easy_pause(tx->x.e, CURLPAUSE_CONT);
+        }
+    }
+}
+
+/* One round of transfer (waiting up to wait_ms for a socket); reaps ended transfers and stalls. */
+static void peer__tee_pump(struct bs_peer_tee *t, int wait_ms)
+{
+    int running = 0;
+    if (wait_ms > 0)
+        curl_multi_poll(t->m, NULL, 0, wait_ms, NULL);
+    if (curl_multi_perform(t->m, &running) != CURLM_OK) {
+        for (int i = 0; i < t->n; i++)
+            if (t->xs[i].live) {
+                snprintf(t->xs[i].x.req->error, sizeof(t->xs[i].x.req->error), "transfer failed");
+                peer__tee_drop(t, &t->xs[i]);
+            }
+        return;
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(t->m, &left)))
+        if (msg->msg == CURLMSG_DONE) {
+            struct peer__xfer *x = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            struct peer__tee_x *tx = (struct peer__tee_x *)x; /* x is its first member */
+            peer__finish(x, msg->data.result);
+            peer__tee_drop(t, tx);
+        }
+    int64_t now = peer__now_ms();
+    for (int i = 0; i < t->n; i++) {
+        struct peer__tee_x *tx = &t->xs[i];
+        bool waiting = tx->off < t->head || t->eof; /* on the peer, not on us */
+        if (tx->live && waiting && now - tx->moved_ms > (int64_t)t->stall_s * 1000) {
+            snprintf(tx->x.req->error, sizeof(tx->x.req->error), "stalled for %d s", t->stall_s);
+            peer__tee_drop(t, tx);
+        }
+    }
+}
+
+int bs_peer_tee_open(struct bs_peer_req *reqs, int n, int stall_s, struct bs_peer_tee **out)
+{
+    *out = NULL;
+    struct bs_peer_tee *t = calloc(1, sizeof(*t));
+    if (!t || !(t->xs = calloc((size_t)(n > 0 ? n : 1), sizeof(*t->xs))) ||
+        !(t->ring = malloc(PEER_TEE_RING)) || !(t->m = curl_multi_init())) {
+        bs_peer_tee_free(t);
+        return -1;
+    }
+    t->n = n;
+    t->stall_s = stall_s > 0 ? stall_s : 1;
+    int64_t now = peer__now_ms();
+    for (int i = 0; i < n; i++) {
+        struct peer__tee_x *tx = &t->xs[i];
+        if (peer__setup(&tx->x, &reqs[i], "PUT", 0, NULL))
+            continue;
+        tx->t = t;
+        tx->moved_ms = now;
+        tx->x.hdr = curl_slist_append(tx->x.hdr, "Content-Type: application/octet-stream");
+        curl_easy_setopt(tx->x.e, CURLOPT_HTTPHEADER, tx->x.hdr);
+        curl_easy_setopt(tx->x.e, CURLOPT_UPLOAD, 1L); /* no size: chunked */
+        curl_easy_setopt(tx->x.e, CURLOPT_READFUNCTION, peer__tee_read);
+        curl_easy_setopt(tx->x.e, CURLOPT_READDATA, tx);
+        curl_easy_setopt(tx->x.e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+        curl_easy_setopt(tx->x.e, CURLOPT_TIMEOUT, 0L); /* stalls are judged in peer__tee_pump */
+        if (curl_multi_add_handle(t->m, tx->x.e) != CURLM_OK) {
+            snprintf(reqs[i].error, sizeof(reqs[i].error), "cannot start the transfer");
+            continue;
+        }
+        tx->live = true;
+        t->live++;
+    }
+    peer__tee_pump(t, 0); /* connect while the first bytes arrive */
+    *out = t;
+    return 0;
+}
+
+int bs_peer_tee_write(struct bs_peer_tee *t, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    while (len > 0 && t->live > 0) {
+        uint64_t low = t->head;
+        for (int i = 0; i < t->n; i++)
+            if (t->xs[i].live && t->xs[i].off < low)
+                low = t->xs[i].off;
+        size_t room = PEER_TEE_RING - (size_t)(t->head - low);
+        if (room == 0) { /* the slowest peer is a ring behind: wait for it */
+            peer__tee_pump(t, 100);
+            continue;
+        }
+        size_t at = (size_t)(t->head % PEER_TEE_RING), n = PEER_TEE_RING - at;
+        if (n > room)
+            n = room;
+        if (n > len)
+            n = len;
+        memcpy(t->ring + at, p, n);
+        t->head += n;
+        p += n;
+        len -= n;
+        peer__tee_unpause(t);
+    }
+    if (t->live > 0)
+        peer__tee_pump(t, 0);
+    return t->live;
+}
+
+void bs_peer_tee_end(struct bs_peer_tee *t)
+{
+    t->eof = true;
+    peer__tee_unpause(t);
+    if (t->live > 0)
+        peer__tee_pump(t, 0);
+}
+
+void bs_peer_tee_finish(struct bs_peer_tee *t)
+{
+    if (!t->eof)
+        bs_peer_tee_end(t);
+    while (t->live > 0) {
+        peer__tee_unpause(t);
+        peer__tee_pump(t, 100);
+    }
+}
+
+void bs_peer_tee_free(struct bs_peer_tee *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; t->xs && i < t->n; i++) {
+        struct peer__tee_x *tx = &t->xs[i];
+        if (tx->live && !tx->x.finished)
+            snprintf(tx->x.req->error, sizeof(tx->x.req->error), "aborted");
+        peer__tee_drop(t, tx);
+        if (tx->x.e)
+            peer__release(&tx->x);
+    }
+    if (t->m)
+        curl_multi_cleanup(t->m);
+    free(t->xs);
+    free(t->ring);
+    free(t);
 }
 
 /* ---- pulled streams ---- */

@@ -67,6 +67,33 @@ void bs_peer_stats(struct bs_peer_stats *out);
  */
 void bs_peer_push(const char *path, uint64_t size, struct bs_peer_req *reqs, int n, int stall_s);
 
+/*
+ * A PUT whose body is given as it arrives (chunked), to several peers at
+ * once: one connection each, fed from one ring of PEER_TEE_RING bytes, so
+ * a write blocks only while the slowest peer is a whole ring behind. A peer
+ * that fails or answers early drops out; the others go on. Not
+ * thread-safe: one thread drives a tee (any thread, one at a time).
+ */
+struct bs_peer_tee;
+
+/*
+ * Start the PUTs to reqs[0..n) (reqs must outlive the tee: each one's
+ * status, body and error are filled as its transfer ends).
+ * @param[in] stall_s  a peer that takes no byte for this long while bytes
+ *                     wait for it, or that does not answer this long after
+ *                     the last byte, is given up
+ * @return 0 with *out set, -1 (out of memory; nothing started).
+ */
+int bs_peer_tee_open(struct bs_peer_req *reqs, int n, int stall_s, struct bs_peer_tee **out);
+/* len more bytes of the body to every peer still in; returns how many are still in. */
+int bs_peer_tee_write(struct bs_peer_tee *t, const void *data, size_t len);
+/* The body is complete: let the peers know without waiting for them. */
+void bs_peer_tee_end(struct bs_peer_tee *t);
+/* After bs_peer_tee_end(): wait until every peer has answered or dropped out. */
+void bs_peer_tee_finish(struct bs_peer_tee *t);
+/* Abort what still runs and free the tee. NULL is fine. */
+void bs_peer_tee_free(struct bs_peer_tee *t);
+
 /* A request without a body (method "POST", "DELETE", "GET"); fills status/body/error. */
 void bs_peer_call(const char *method, struct bs_peer_req *req, int timeout_s);
 

@@ -309,6 +309,11 @@ static bool artifacts__checksum_file(struct http_req *r)
     return false;
 }
 
+static void artifacts__hot_release(void *cls)
+{
+    storage_hot_release(cls);
+}
+
 static ssize_t artifacts__no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)cls, (void)pos, (void)buf, (void)max;
@@ -326,6 +331,17 @@ struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifac
 {
     if (r->method == HM_HEAD) /* only the length matters */
         return MHD_create_response_from_callback(len, 4096, artifacts__no_body, NULL, NULL);
+    struct storage_hot *hot = NULL;
+    const char *bytes = storage_hot_get(r->ctx->storage, a->sha256, a->size, &hot);
+    if (bytes) { /* read and checked before, and still this node's copy */
+        struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            len, (void *)(bytes + first), artifacts__hot_release, hot);
+        if (resp) {
+            r->sent_bytes += len;
+            return resp;
+        }
+        storage_hot_release(hot);
+    }
     struct bs_blob *blob = NULL;
     int rc = storage_open_local(r->ctx->storage, a->sha256, &blob);
     /* else a copy of a peer's, read here before (the peer cache; a bad one
@@ -341,6 +357,8 @@ struct MHD_Response *http_artifact_body(struct http_req *r, const struct artifac
         /* small: one verified read, sent with the headers */
         char *buf = malloc(len ? len : 1);
         long got = buf ? storage_blob_read(blob, first, buf, len) : GR_ENOMEM;
+        if (got == (long)len && first == 0 && len == a->size)
+            storage_hot_put(r->ctx->storage, blob, a->sha256, buf, len);
         storage_blob_close(blob);
         if (got == (long)len) {
             r->sent_bytes += len;

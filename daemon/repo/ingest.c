@@ -14,6 +14,9 @@ struct ingest {
     struct bs_upload *bu; /* NULL once handed to replication, or aborted */
     struct cr_multihash *hash;
     int error; /* the first write error, returned by every later write */
+    /* copies streamed to peers while the body arrives, from STORAGE_STREAM_MIN bytes on */
+    struct storage_stream *stream;
+    bool stream_asked;
 };
 
 static void ingest__cleanup(void *arg)
@@ -57,6 +60,13 @@ int ingest_write(struct ingest *in, const void *data, size_t len)
         bs_upload_abort(in->bu); /* free the space now, not after the rest of the body */
         in->bu = NULL;
         in->error = rc;
+        return rc;
+    }
+    storage_stream_write(in->stream, data, len);
+    if (!in->stream_asked && bs_upload_size(in->bu) >= STORAGE_STREAM_MIN) {
+        in->stream_asked = true; /* what is written so far goes first */
+        in->stream = storage_stream_begin(in->ctx->storage, in->a, bs_upload_path(in->bu),
+                                          bs_upload_size(in->bu));
     }
     return rc;
 }
@@ -86,6 +96,6 @@ int ingest_replicate(struct ingest *in, const char *request_id, struct artifact 
         return in->error;
     struct bs_upload *bu = in->bu;
     in->bu = NULL; /* replication takes it whatever happens */
-    return storage_replicate(in->ctx->storage, in->a, bu, a->sha256, a->size,
+    return storage_replicate(in->ctx->storage, in->a, bu, in->stream, a->sha256, a->size,
                              gr_arena_strdup(in->a, request_id), &a->pending);
 }

@@ -2,9 +2,12 @@
  * ingest.h - the one upload pipeline every deploy goes through, whatever
  * its format (docs/architecture.md "Upload"): the bytes stream into the
  * local filestore while sha256, sha1 and md5 are computed in the same pass
- * (ingest_write); ingest_finish gives the hashes; after the caller's checks
- * (checksum headers, the format's rules), ingest_replicate stages the
- * copies on redundancy - 1 peers; then the caller commits the rows
+ * (ingest_write), and from STORAGE_STREAM_MIN bytes on they also stream to
+ * redundancy - 1 peers (storage_stream_begin); ingest_finish gives the
+ * hashes; after the caller's checks (checksum headers, the format's rules),
+ * ingest_replicate has the copies staged on redundancy - 1 peers (those
+ * streamed count when their hash matches; the rest are pushed from the
+ * file); then the caller commits the rows
  * (artifact_put, or a format's own commit such as npm_publish), which
  * publishes the copies under the binary's row lock.
  *

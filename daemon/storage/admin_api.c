@@ -136,6 +136,26 @@ void storage_metrics(struct storage *s, struct gr_sbuf *sb)
         (unsigned long long)st.gc_runs, (unsigned long long)st.gc_bytes_freed,
         storage_placement_nodes(s));
     gr_sbuf_addf(sb,
+                 "# HELP granary_storage_streamed_copies_total copies a peer staged while"
+                 " the upload's body arrived\n"
+                 "# TYPE granary_storage_streamed_copies_total counter\n"
+                 "granary_storage_streamed_copies_total %llu\n",
+                 (unsigned long long)storage_streamed_copies(s));
+    uint64_t hot_hits, hot_stale;
+    int64_t hot_bytes;
+    storage_hot_stats(s, &hot_hits, &hot_stale, &hot_bytes);
+    gr_sbuf_addf(sb,
+                 "# HELP granary_storage_hot_hits_total downloads served from a hot copy (a"
+                 " small binary kept in memory as read and checked)\n"
+                 "# TYPE granary_storage_hot_hits_total counter\n"
+                 "granary_storage_hot_hits_total %llu\n"
+                 "# HELP granary_storage_hot_stale_total hot copies dropped because the file"
+                 " changed or went\n"
+                 "# TYPE granary_storage_hot_stale_total counter\n"
+                 "granary_storage_hot_stale_total %llu\n"
+                 "# TYPE granary_storage_hot_bytes gauge\ngranary_storage_hot_bytes %lld\n",
+                 (unsigned long long)hot_hits, (unsigned long long)hot_stale, (long long)hot_bytes);
+    gr_sbuf_addf(sb,
                  "# HELP granary_storage_disk_degraded 1 while this node's filestore fails"
                  " (read-only, unwritable, I/O errors)\n"
                  "# TYPE granary_storage_disk_degraded gauge\n"

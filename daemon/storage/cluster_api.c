@@ -6,6 +6,8 @@
  * is reachable from the public port.
  *
  *   PUT    /v1/blobs/{sha256}/stage       receive a copy: verify, fsync, stage
+ *   PUT    /v1/stages                     receive an upload as it arrives (chunked):
+ *                                         hash, fsync, stage; the answer names the sha256
  *   POST   /v1/stages/{id}/commit?sha256= publish a staged copy
  *   DELETE /v1/stages/{id}                drop a staged copy
  *   GET    /v1/blobs/{sha256}             this node's copy, block-verified (Range ok)
@@ -142,7 +144,7 @@ static void internal__stage_end(struct http_req *r)
         hex[2 * i + 1] = hx[raw[i] & 15];
     }
     hex[64] = '\0';
-    if (strcmp(hex, s->sha256)) {
+    if (s->sha256[0] && strcmp(hex, s->sha256)) {
         gr_warn("req=%s staged copy of %s arrived as %s: refused",
                 http_req_header(r, "X-Request-Id"), s->sha256, hex);
         internal__error(r, 409, "checksum mismatch: the copy's sha256 is %s", hex);
@@ -151,14 +153,21 @@ static void internal__stage_end(struct http_req *r)
     char id[BS_STAGE_ID];
     struct bs_upload *bu = s->bu;
     s->bu = NULL;
-    int rc = bs_upload_stage(bu, s->sha256, id);
+    uint64_t size = bs_upload_size(bu);
+    int rc = bs_upload_stage(bu, hex, id);
     if (rc) {
         internal__error_code(r, storage_bs_err(rc), "cannot stage the copy");
         return;
     }
-    internal__json(r, 201, json_pack("{s:s}", "stage", id));
+    if (s->sha256[0])
+        internal__json(r, 201, json_pack("{s:s}", "stage", id));
+    else /* streamed: the sender checks the hash against its own */
+        internal__json(
+            r, 201,
+            json_pack("{s:s,s:s,s:I}", "stage", id, "sha256", hex, "size", (json_int_t)size));
 }
 
+/* Receive a copy of sha256, or (sha256 "") of whatever arrives, named by its hash. */
 static void internal__stage(struct http_req *r, const char *sha256)
 {
     struct internal__stage *s = &((struct internal__req *)r->hctx)->stage;
@@ -332,6 +341,8 @@ void storage_cluster_api(struct http_req *r, const char *rest)
                  rc == BS_OK ? "quarantined" : bs_strerror(rc));
         storage_forget_local(r->ctx->storage, sha);
         internal__json(r, 200, json_pack("{s:b}", "quarantined", rc == BS_OK));
+    } else if (!strcmp(path, "/v1/stages") && r->method == HM_PUT) {
+        internal__stage(r, "");
     } else if (!strncmp(path, "/v1/stages/", 11)) {
         char id[BS_STAGE_ID + 16];
         snprintf(id, sizeof(id), "%s", path + 11);

@@ -18,9 +18,12 @@
 #define STORAGE_AUTH_WINDOW_MS 60000
 #define STORAGE_STALL_S 10 /* a peer that moves no byte for this long is given up */
 #define STORAGE_CALL_TIMEOUT_S 10
-#define STORAGE_HOLDERS_SLOTS 1024   /* holder cache entries (holders.c) */
-#define STORAGE_HOLDERS_MAX 4        /* holders kept per entry */
-#define STORAGE_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
+#define STORAGE_HOLDERS_SLOTS 1024 /* holder cache entries (holders.c) */
+#define STORAGE_HOT_SLOTS 4096     /* hot copies (hot.c): direct-mapped slots */
+#define STORAGE_HOT_LOCKS 64
+#define STORAGE_HOT_BYTES (64 * 1024 * 1024) /* of hot copies in all */
+#define STORAGE_HOLDERS_MAX 4                /* holders kept per entry */
+#define STORAGE_HOLDERS_TTL_MS 10000         /* an entry is trusted this long */
 
 /* A node as the storage thread last saw it in cluster_nodes. */
 struct storage__node {
@@ -79,6 +82,7 @@ struct storage {
     int64_t counts[5]; /* the last fresh storage_status() counts */
 
     atomic_uint_fast64_t replicated, repl_failures, remote_reads, remote_failures;
+    atomic_uint_fast64_t streamed; /* copies staged by a peer while the body arrived */
     atomic_uint_fast64_t bad_copies, quarantined, scrubbed_files, scrubbed_bytes, scrub_bad;
     atomic_uint_fast64_t repaired, trimmed, repair_runs, gc_runs, gc_freed, gc_files;
     atomic_uint_fast64_t holder_hits, holder_queries, holder_stale;
@@ -115,7 +119,17 @@ struct storage {
 
     pthread_mutex_t holders_lock; /* guards holders[] */
     struct storage__holders_entry holders[STORAGE_HOLDERS_SLOTS];
+
+    /* hot copies (hot.c): slot i is guarded by hot_lock[i % STORAGE_HOT_LOCKS] */
+    pthread_mutex_t hot_lock[STORAGE_HOT_LOCKS];
+    struct storage_hot *hot[STORAGE_HOT_SLOTS];
+    atomic_int_fast64_t hot_bytes;
+    atomic_uint_fast64_t hot_hits, hot_stale;
 };
+
+/* hot.c: the slots' locks, made and destroyed with the storage (free drops every entry). */
+void storage__hot_init(struct storage *b);
+void storage__hot_free(struct storage *b);
 
 /* (Re)make hkey and hkey_next from key and next_key. GR_OK, GR_ENOMEM. */
 int storage__keys_init(struct storage *b) __attribute__((warn_unused_result));
@@ -301,8 +315,9 @@ struct bs_store *storage__cache_bs(struct storage *b);
 /* An upload's copies on this node and redundancy - 1 peers (the local
  * provider's storage_replicate(); also a migration's copy to local). */
 int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
-                             const char *sha256, uint64_t size, const char *request_id,
-                             struct storage_pending **out) __attribute__((warn_unused_result));
+                             struct storage_stream *stream, const char *sha256, uint64_t size,
+                             const char *request_id, struct storage_pending **out)
+    __attribute__((warn_unused_result));
 /*
  * Copy sha256 (size bytes) from wherever a good copy is to provider kind,
  * checked, and record its location there under the row lock (migrate.c).

@@ -203,7 +203,7 @@ int storage__copy_to(struct storage *b, int target, const char *sha256, uint64_t
         return GR_ENOMEM;
     }
     if (target == STORAGE_LOCAL) {
-        rc = storage__replicate_local(b, a, u, sha256, size, "migrate", &pend);
+        rc = storage__replicate_local(b, a, u, NULL, sha256, size, "migrate", &pend);
     } else {
         pend = NULL;
         rc = GR_OK;

@@ -40,6 +40,15 @@ struct storage_pending {
     int kind; /* the provider it goes to (provider.h) */
 };
 
+/* Drop stage id on node (at base): it will not be published. */
+static void storage__stage_drop(struct storage *b, const char *node, const char *base,
+                                const char *id, const char *request_id)
+{
+    char uri[128];
+    snprintf(uri, sizeof(uri), "/v1/stages/%s", id);
+    storage__call(b, "DELETE", node, base, uri, request_id, NULL, 0);
+}
+
 static void storage__pending_cleanup(void *arg)
 {
     struct storage_pending *p = arg;
@@ -47,12 +56,9 @@ static void storage__pending_cleanup(void *arg)
     p->bu = NULL;
     if (p->done)
         return;
-    for (int i = 0; i < p->n_peers; i++) {
-        char uri[128];
-        snprintf(uri, sizeof(uri), "/v1/stages/%s", p->peers[i].id);
-        storage__call(p->st, "DELETE", p->peers[i].node, p->peers[i].url, uri, p->request_id, NULL,
-                      0);
-    }
+    for (int i = 0; i < p->n_peers; i++)
+        storage__stage_drop(p->st, p->peers[i].node, p->peers[i].url, p->peers[i].id,
+                            p->request_id);
 }
 
 /*
@@ -218,30 +224,67 @@ static int storage__publish_store(struct storage *b, struct db_conn *c, const ch
 }
 
 int storage_replicate(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
-                      const char *sha256, uint64_t size, const char *request_id,
-                      struct storage_pending **out)
+                      struct storage_stream *stream, const char *sha256, uint64_t size,
+                      const char *request_id, struct storage_pending **out)
 {
     *out = NULL;
     int kind = storage__active(b);
     if (kind != STORAGE_LOCAL)
         return storage__replicate_store(b, kind, a, bu, sha256, size, request_id, out);
-    return storage__replicate_local(b, a, bu, sha256, size, request_id, out);
+    return storage__replicate_local(b, a, bu, stream, sha256, size, request_id, out);
 }
 
-int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
-                             const char *sha256, uint64_t size, const char *request_id,
-                             struct storage_pending **out)
+/* ---- copies streamed while the body arrives ---- */
+
+struct storage_stream {
+    struct storage *st;
+    struct bs_peer_tee *tee;
+    int n;
+    struct bs_peer_req reqs[STORAGE_MAX_NODES];
+    struct storage__sig sig[STORAGE_MAX_NODES];
+    char node[STORAGE_MAX_NODES][64], base[STORAGE_MAX_NODES][256], url[STORAGE_MAX_NODES][300];
+    char rid[20]; /* the stream's name in the peers' logs (rid=), "s-" and 16 hex */
+    char hdr[48]; /* its X-Request-Id header line */
+};
+
+static void storage__stream_cleanup(void *arg)
 {
-    *out = NULL;
-    struct storage_pending *p;
-    int rc = storage__pending_new(b, a, bu, STORAGE_LOCAL, sha256, request_id, &p);
-    if (rc)
-        return rc;
-    *out = p;
+    struct storage_stream *s = arg;
+    bs_peer_tee_free(s->tee); /* the peers drop what they got of an aborted body */
+    s->tee = NULL;
+}
+
+/* The have bytes of the file at path, to the peers. false: it cannot be read. */
+static bool storage__stream_prefix(struct storage_stream *s, const char *path, uint64_t have)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char *buf = malloc(256 * 1024);
+    uint64_t off = 0;
+    while (buf && off < have) {
+        size_t want = have - off < 256 * 1024 ? (size_t)(have - off) : 256 * 1024;
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            break;
+        bs_peer_tee_write(s->tee, buf, (size_t)got);
+        off += (uint64_t)got;
+    }
+    free(buf);
+    close(fd);
+    return off == have;
+}
+
+struct storage_stream *storage_stream_begin(struct storage *b, struct gr_arena *a, const char *path,
+                                            uint64_t have)
+{
     int want = storage__redundancy(b) - 1;
-    if (want <= 0)
-        return GR_OK;
+    if (want <= 0 || storage__active(b) != STORAGE_LOCAL || !path)
+        return NULL;
     struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
+    struct storage_stream *s = gr_arena_calloc(a, sizeof(*s));
+    if (!nodes || !s)
+        return NULL;
     int n = storage__snapshot(b, nodes), m = 0;
     struct bs_node cand[STORAGE_MAX_NODES];
     int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
@@ -250,11 +293,149 @@ int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_up
             cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
             map[m++] = i;
         }
-    int k = m > 0 ? bs_place(sha256, cand, m, b->zone, m, order) : 0;
-    for (int i = 0; i < k; i++)
-        order[i] = map[order[i]];
-    p->peers = gr_arena_calloc(a, sizeof(*p->peers) * (size_t)(want > 0 ? want : 1));
-    storage__stage_peers(b, p, bs_upload_path(bu), size, nodes, order, k, want);
+    /* the content's hash is not known yet: rank under a random key, which
+     * spreads uploads as evenly */
+    unsigned char rnd[32];
+    char key[65];
+    static const char hx[] = "0123456789abcdef";
+    if (m == 0 || cr_random(rnd, sizeof(rnd)) != GR_OK)
+        return NULL;
+    for (int i = 0; i < 32; i++) {
+        key[2 * i] = hx[rnd[i] >> 4];
+        key[2 * i + 1] = hx[rnd[i] & 15];
+    }
+    key[64] = '\0';
+    int k = bs_place(key, cand, m, b->zone, m, order);
+    s->st = b;
+    s->n = k < want ? k : want;
+    /* the request id is not known here: the stream has its own name, which
+     * the upload's log line gives when the copies are counted */
+    snprintf(s->rid, sizeof(s->rid), "s-%.16s", key);
+    snprintf(s->hdr, sizeof(s->hdr), "X-Request-Id: %s", s->rid);
+    for (int i = 0; i < s->n; i++) {
+        const struct storage__node *nd = &nodes[map[order[i]]];
+        snprintf(s->node[i], sizeof(s->node[i]), "%s", nd->id);
+        snprintf(s->base[i], sizeof(s->base[i]), "%s", nd->url);
+        snprintf(s->url[i], sizeof(s->url[i]), "%s/v1/stages", nd->url);
+        storage__sign(b, "PUT", "/v1/stages", nd->id, &s->sig[i]);
+        s->reqs[i] = (struct bs_peer_req){.url = s->url[i],
+                                          .auth = s->sig[i].auth,
+                                          .auth2 = s->sig[i].auth2[0] ? s->sig[i].auth2 : NULL,
+                                          .extra = s->hdr,
+                                          .keep_header = STORAGE_ANSWER_HEADER};
+    }
+    if (bs_peer_tee_open(s->reqs, s->n, STORAGE_STALL_S, &s->tee))
+        return NULL;
+    gr_arena_cleanup(a, storage__stream_cleanup, s);
+    if (!storage__stream_prefix(s, path, have)) {
+        storage__stream_cleanup(s);
+        return NULL;
+    }
+    return s;
+}
+
+void storage_stream_write(struct storage_stream *s, const void *data, size_t len)
+{
+    if (s && s->tee)
+        bs_peer_tee_write(s->tee, data, len);
+}
+
+uint64_t storage_streamed_copies(struct storage *b)
+{
+    return atomic_load(&b->streamed);
+}
+
+/*
+ * The streamed copies' answers: each peer whose signed answer names a stage
+ * of exactly sha256 joins p's staged peers (a stage of other bytes is
+ * dropped). tried[] marks the nodes asked, so that the push after the body
+ * goes to others.
+ */
+static void storage__stream_collect(struct storage *b, struct storage_stream *s,
+                                    struct storage_pending *p, int want, const char *sha256,
+                                    const char *request_id, char tried[][64], int *n_tried)
+{
+    bs_peer_tee_finish(s->tee);
+    for (int i = 0; i < s->n; i++) {
+        struct bs_peer_req *r = &s->reqs[i];
+        const char *why = NULL;
+        bool legacy;
+        snprintf(tried[(*n_tried)++], 64, "%s", s->node[i]);
+        if (r->status == 201 &&
+            (r->truncated || !storage__check_answer(b, &s->sig[i], r->header, 201, "", "", r->body,
+                                                    r->body_len, &legacy, &why))) {
+            snprintf(r->error, sizeof(r->error), "answer 201 refused: %s",
+                     why ? why : "answer too long to check");
+            r->status = 0;
+        }
+        json_t *doc = r->status == 201 ? json_loads(r->body, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(doc, "stage"));
+        const char *got = json_string_value(json_object_get(doc, "sha256"));
+        bool good = id && strlen(id) == BS_STAGE_ID - 1 && got && !strcmp(got, sha256);
+        if (good && p->n_peers >= want) { /* redundancy was lowered meanwhile */
+            storage__stage_drop(b, s->node[i], s->base[i], id, request_id);
+        } else if (good) {
+            struct storage__staged *st = &p->peers[p->n_peers++];
+            snprintf(st->node, sizeof(st->node), "%s", s->node[i]);
+            snprintf(st->url, sizeof(st->url), "%s", s->base[i]);
+            snprintf(st->id, sizeof(st->id), "%s", id);
+            atomic_fetch_add(&b->streamed, 1);
+            gr_info("req=%s copy of %s streamed to %s as rid=%s", request_id, sha256, s->node[i],
+                    s->rid);
+        } else {
+            atomic_fetch_add(&b->repl_failures, 1);
+            if (id && strlen(id) == BS_STAGE_ID - 1) /* other bytes: drop that stage now */
+                storage__stage_drop(b, s->node[i], s->base[i], id, request_id);
+            gr_warn("req=%s streamed copy of %s to %s (rid=%s) failed: %d %s%s%s", request_id,
+                    sha256, s->node[i], s->rid, r->status, r->status ? r->body : r->error,
+                    got && strcmp(got, sha256) ? ", arrived as " : "",
+                    got && strcmp(got, sha256) ? got : "");
+        }
+        json_decref(doc);
+    }
+    storage__stream_cleanup(s);
+}
+
+int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_upload *bu,
+                             struct storage_stream *stream, const char *sha256, uint64_t size,
+                             const char *request_id, struct storage_pending **out)
+{
+    *out = NULL;
+    if (stream && stream->tee)
+        bs_peer_tee_end(stream->tee); /* the peers hash and fsync while we do */
+    struct storage_pending *p;
+    int rc = storage__pending_new(b, a, bu, STORAGE_LOCAL, sha256, request_id, &p);
+    if (rc)
+        return rc;
+    *out = p;
+    int want = storage__redundancy(b) - 1;
+    if (want <= 0)
+        return GR_OK;
+    p->peers = gr_arena_calloc(a, sizeof(*p->peers) *
+                                      (size_t)want); /* streamed, then pushed: at most want */
+    char(*tried)[64] = gr_arena_alloc(a, 64 * STORAGE_MAX_NODES);
+    int n_tried = 0;
+    if (stream && stream->tee)
+        storage__stream_collect(b, stream, p, want, sha256, request_id, tried, &n_tried);
+    if (p->n_peers < want) {
+        struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
+        int n = storage__snapshot(b, nodes), m = 0;
+        struct bs_node cand[STORAGE_MAX_NODES];
+        int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
+        for (int i = 0; i < n; i++) {
+            bool asked = false;
+            for (int j = 0; j < n_tried && !asked; j++)
+                asked = !strcmp(tried[j], nodes[i].id);
+            if (!asked && nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
+                cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
+                map[m++] = i;
+            }
+        }
+        int k = m > 0 ? bs_place(sha256, cand, m, b->zone, m, order) : 0;
+        for (int i = 0; i < k; i++)
+            order[i] = map[order[i]];
+        storage__stage_peers(b, p, bs_upload_path(p->bu), size, nodes, order, k, want);
+    }
     if (1 + p->n_peers < storage__lenient(b)) {
         gr_warn("req=%s only %d of %d copies of %s could be staged (lenient limit %d)", request_id,
                 1 + p->n_peers, want + 1, sha256, storage__lenient(b));

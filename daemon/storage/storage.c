@@ -502,6 +502,7 @@ int storage_start(const struct storage_options *o, struct storage **out)
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->holders_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
+    storage__hot_init(b);
     storage__load_settings(b);
     storage__refresh_nodes(b);
     int rc = storage__providers_start(b, o);
@@ -511,6 +512,7 @@ int storage_start(const struct storage_options *o, struct storage **out)
         rc = GR_ENOMEM;
     if (rc) {
         storage__providers_stop(b);
+        storage__hot_free(b);
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->holders_lock);
         pthread_cond_destroy(&b->wake);
@@ -538,6 +540,7 @@ void storage_stop(struct storage *b)
     memset(b->next_key, 0, sizeof(b->next_key));
     storage__providers_stop(b);
     storage__keys_free(b);
+    storage__hot_free(b);
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->holders_lock);
     pthread_cond_destroy(&b->wake);

@@ -139,20 +139,51 @@ void storage_provider_metrics(struct storage *st, struct gr_sbuf *sb);
 /* An upload's copies between staging and publication (arena-owned). */
 struct storage_pending;
 
+/* An upload's copies streamed to peers while its body arrives (arena-owned). */
+struct storage_stream;
+
 /*
- * After an upload's body is in and hashed: fsync the local copy, pick R-1
+ * Uploads shorter than this are pushed to peers after their body (one
+ * request per peer from the file); from this size on, repo/ingest.c
+ * streams them while they arrive (storage_stream_begin()), so that the
+ * copies cost no second transfer.
+ */
+#define STORAGE_STREAM_MIN (1024u * 1024)
+
+/*
+ * Start streaming an upload to R-1 peers while its body arrives (the local
+ * provider with R > 1 only): the peers are picked by rendezvous hashing
+ * over the active nodes under a random key (distinct zones first; the
+ * sha256 is not known yet), each stages what it receives under the sha256
+ * it computes. The have bytes already written to the file at path are
+ * sent first. NULL: nothing is streamed (a store provider, R = 1, no peer,
+ * out of memory): storage_replicate() then pushes the copies after the
+ * body. The arena's cleanup aborts the transfers still running.
+ */
+struct storage_stream *storage_stream_begin(struct storage *st, struct gr_arena *a,
+                                            const char *path, uint64_t have);
+/* len more bytes of the body to the peers still receiving it (s NULL: nothing). */
+void storage_stream_write(struct storage_stream *s, const void *data, size_t len);
+/* Copies staged by a peer while the body arrived, since the start. */
+uint64_t storage_streamed_copies(struct storage *st);
+
+/*
+ * After an upload's body is in and hashed: fsync the local copy and have
+ * R-1 peers stage a copy (each verifies sha256 and fsyncs). The copies
+ * streamed while the body arrived (stream, may be NULL) count when the
+ * peer's sha256 matches; the rest are pushed from the file to the next
  * peers by rendezvous hashing over the active nodes (distinct zones
- * first), and stage a copy on each (streamed; each verifies sha256 and
- * fsyncs). Takes bu (consumed whatever happens). A failing peer is replaced
- * by the next in placement order. Nothing is published yet.
+ * first), a failing peer replaced by the next in placement order. Takes
+ * bu (consumed whatever happens). Nothing is published yet.
  * @param[out] out  the pending copies; an arena cleanup aborts whatever is
  *                  not published by then
  * @return GR_OK; GR_EUNAVAIL when fewer than lenient_limit copies could be
  *         made durable (nothing is kept), GR_ENOSPC, GR_EIO, GR_ENOMEM.
  */
 int storage_replicate(struct storage *st, struct gr_arena *a, struct bs_upload *bu,
-                      const char *sha256, uint64_t size, const char *request_id,
-                      struct storage_pending **out) __attribute__((warn_unused_result));
+                      struct storage_stream *stream, const char *sha256, uint64_t size,
+                      const char *request_id, struct storage_pending **out)
+    __attribute__((warn_unused_result));
 
 /*
  * Inside the transaction of c, after the binary's row is locked (and any
@@ -167,6 +198,32 @@ int storage_publish(struct storage *st, struct db_conn *c, const char *sha256,
                     struct storage_pending *p) __attribute__((warn_unused_result));
 
 /* ---- reads ---- */
+
+/*
+ * Hot copies: small binaries (at most STORAGE_HOT_MAX bytes) this node
+ * served lately from its own copy or its peer cache, kept in memory as they were read and
+ * checked, at most 64 MiB in all (the local provider only). A hit costs a
+ * stat of the file, which revalidates it: a copy deleted, quarantined,
+ * moved or written to since then is a miss (and dropped).
+ */
+#define STORAGE_HOT_MAX (16u * 1024)
+struct storage_hot;
+struct bs_blob;
+/*
+ * The bytes of sha256 when a hot copy of exactly size bytes is still this
+ * node's copy, with *ref held (storage_hot_release() it when they are
+ * sent); NULL otherwise.
+ */
+const void *storage_hot_get(struct storage *st, const char *sha256, uint64_t size,
+                            struct storage_hot **ref);
+/* After a whole read of blob (checked): keep data as sha256's hot copy, if
+ * blob is this node's own copy of it or its peer cache's, and small enough. */
+void storage_hot_put(struct storage *st, struct bs_blob *blob, const char *sha256, const void *data,
+                     uint64_t size);
+/* Let go of a storage_hot_get() reference (any thread). NULL is fine. */
+void storage_hot_release(struct storage_hot *ref);
+/* Hits, stale entries dropped, and bytes held, since the start. */
+void storage_hot_stats(struct storage *st, uint64_t *hits, uint64_t *stale, int64_t *bytes);
 
 /*
  * The cluster port's answers to a GET of a binary carry the checksums of

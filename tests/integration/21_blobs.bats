@@ -101,6 +101,61 @@ wait_up() {
         "$(url_of $other)/libs/copy-of-a.bin")" = 201 ]
 }
 
+# streaming_peer: the node (n2 or n3) receiving more than 1 MiB of an
+# upload in its _pre/ right now (a copy streamed while the body arrives)
+streaming_peer() {
+    local n f
+    for n in n2 n3; do
+        for f in "$SUITE_TMP/node-$n/filestore/_pre/"*; do
+            if [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 1048576 ]; then
+                echo "$n"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+streamed_copies() { cget "$NODE_n1_URL/api/system/metrics" | awk '$1 == "granary_storage_streamed_copies_total" { print $2 }'; }
+
+@test "a large upload streams its copy to a peer while the body arrives; a peer killed mid-stream is replaced" {
+    local before s peer other
+    before=$(streamed_copies)
+    head -c $((6 * 1048576)) /dev/urandom >"$SUITE_TMP/big"
+    s=$(sha "$SUITE_TMP/big")
+    # 6 MiB at 1.5 MiB/s: the peer has more than 1 MiB while the client still sends
+    curl -s -o /dev/null -w '%{http_code}' --limit-rate 1500K -u "admin:$PASS" -T "$SUITE_TMP/big" \
+        "$NODE_n1_URL/libs/big.bin" >"$SUITE_TMP/big.code" &
+    local up=$!
+    wait_until 20 streaming_peer
+    peer=$(streaming_peer)
+    # the body is still arriving at n1: the copy is not a second transfer after it
+    [ "$(du -cb "$SUITE_TMP/node-n1/filestore/_pre/" | tail -1 | cut -f1)" -lt $((6 * 1048576)) ]
+    wait "$up"
+    [ "$(cat "$SUITE_TMP/big.code")" = 201 ]
+    [ "$(holders "$s")" = "n1,$peer" ]
+    [ "$(files "$s")" = "n1,$peer" ]
+    [ "$(streamed_copies)" = $((before + 1)) ]
+    # the same again, and the receiving peer dies mid-stream: the copy goes
+    # to the other node after the body, the upload is not failed
+    head -c $((6 * 1048576)) /dev/urandom >"$SUITE_TMP/big2"
+    s=$(sha "$SUITE_TMP/big2")
+    curl -s -o /dev/null -w '%{http_code}' --limit-rate 1500K -u "admin:$PASS" -T "$SUITE_TMP/big2" \
+        "$NODE_n1_URL/libs/big2.bin" >"$SUITE_TMP/big2.code" &
+    up=$!
+    wait_until 20 streaming_peer
+    peer=$(streaming_peer)
+    if [ "$peer" = n2 ]; then other=n3; else other=n2; fi
+    kill -9 "$(node_pid "$peer")"
+    wait "$up"
+    [ "$(cat "$SUITE_TMP/big2.code")" = 201 ]
+    [ "$(holders "$s")" = "$(echo -e "n1\n$other" | sort | paste -sd,)" ]
+    [ "$(streamed_copies)" = $((before + 1)) ]
+    [ "$(cget "$(url_of "$other")/libs/big2.bin" | sha256sum | cut -d' ' -f1)" = "$s" ]
+    restart_cluster_node "$peer" "$DB"
+    wait_up "$peer"
+    wait_until 10 placement_nodes n1 3
+}
+
 @test "storage settings and tasks refuse bad input with a JSON error and change nothing" {
     local before
     before=$(cget "$NODE_n1_URL/api/system/storage/config")
@@ -139,8 +194,23 @@ wait_up() {
     [ "$(code -H "X-Granary-Auth: v2 n2 n1 $ms $nonce $mac" "http://127.0.0.1:$cp/v1/blobs/$s")" = 200 ]
     run curl -sS -w ' %{http_code}' -H "X-Granary-Auth: v2 n2 n1 $ms $nonce $mac" "http://127.0.0.1:$cp/v1/blobs/$s"
     [[ "$output" == *"replayed"*" 401" ]]
+    # a streamed stage (chunked, no hash in the path): unsigned refused; signed,
+    # staged under the hash the node computed, which its answer names
+    run curl -sS -w ' %{http_code}' -T - "http://127.0.0.1:$cp/v1/stages" <<<"hello"
+    [[ "$output" == *"missing X-Granary-Auth"*" 401" ]]
+    nonce=0123456789abcdee
+    mac=$(printf 'granary-v2-request\nPUT\n/v1/stages\nn2\nn1\n%s\n%s' "$ms" "$nonce" |
+        openssl dgst -sha256 -hmac "$key" | awk '{print $2}')
+    run curl -sS -w ' %{http_code}' -T - -H "X-Granary-Auth: v2 n2 n1 $ms $nonce $mac" \
+        "http://127.0.0.1:$cp/v1/stages" <<<"hello"
+    echo "$output"
+    [[ "$output" == *" 201" ]]
+    [ "$(echo "${output% *}" | jq -r .sha256)" = "$(echo hello | sha256sum | cut -d' ' -f1)" ]
+    [ "$(echo "${output% *}" | jq -r .size)" = 6 ]
+    [ -f "$SUITE_TMP/node-n1/filestore/_pre/stage-$(echo "${output% *}" | jq -r .stage)" ]
     # the public port does not serve cluster calls
     [ "$(code "$NODE_n1_URL/v1/blobs/$s")" != 200 ]
+    [ "$(code -T - "$NODE_n1_URL/v1/stages" <<<"hello")" != 201 ]
 }
 
 @test "redundancy 3 and lenient uploads: a down node is repaired, extra copies trimmed" {
@@ -258,6 +328,63 @@ wait_up() {
     cmp "$f" "$SUITE_TMP/rot"
     [ "$(holders "$s")" = "$h" ]
     [ "$(cget "$(url_of "$bad")/api/system/metrics" | awk '$1 == "granary_storage_scrub_bad_total" { print $2 }')" -ge 1 ]
+}
+
+# hot NODE hits|stale: that node's hot-copy counter
+hot() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="granary_storage_hot_$2_total" '$1 == m { print $2 }'; }
+
+@test "hot copies: a small binary is served from memory while its file is unchanged; a flipped byte or a moved copy is seen at once" {
+    head -c 8000 /dev/urandom >"$SUITE_TMP/hot"
+    local s f hits stale
+    s=$(sha "$SUITE_TMP/hot")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/hot" "$NODE_n1_URL/libs/hot.bin")" = 201 ]
+    f=$SUITE_TMP/node-n1/filestore/${s:0:2}/$s # the receiving node keeps a copy
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin" # read, checked, kept
+    hits=$(hot n1 hits)
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 hits)" = $((hits + 1)) ]
+    # a byte flipped on disk: the hot copy is dropped, the file is read and
+    # checked again, quarantined, and a peer serves the right bytes
+    stale=$(hot n1 stale)
+    printf '\xff' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
+    if cmp -s "$f" "$SUITE_TMP/hot"; then
+        printf '\x00' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
+    fi
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 stale)" = $((stale + 1)) ]
+    [ "$(hot n1 hits)" = $((hits + 1)) ]
+    ls "$SUITE_TMP/node-n1/filestore/_quarantine/" | grep -q "^$s"
+    # another one becomes hot, then its copy is moved away by hand
+    head -c 8000 /dev/urandom >"$SUITE_TMP/hot2"
+    s=$(sha "$SUITE_TMP/hot2")
+    [ "$(code -u "admin:$PASS" -T "$SUITE_TMP/hot2" "$NODE_n1_URL/libs/hot2.bin")" = 201 ]
+    f=$SUITE_TMP/node-n1/filestore/${s:0:2}/$s
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot2.bin"
+    hits=$(hot n1 hits)
+    stale=$(hot n1 stale)
+    mv "$f" "$SUITE_TMP/moved"
+    cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot2.bin" # from the peer
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot n1 hits)" = "$hits" ]
+    [ "$(hot n1 stale)" = $((stale + 1)) ]
+    mv "$SUITE_TMP/moved" "$f"
+    # on the node without a copy: its peer cache's copy becomes hot the same
+    # way, and is dropped when that copy goes (an eviction)
+    local n other
+    for n in n1 n2 n3; do [[ "$(holders "$s")" == *$n* ]] || other=$n; done
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin" # from a holder, into the cache
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin" # from the cache, made hot
+    hits=$(hot "$other" hits)
+    stale=$(hot "$other" stale)
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot "$other" hits)" = $((hits + 1)) ]
+    rm "$SUITE_TMP/node-$other/peer-cache/${s:0:2}/$s"
+    cget -o "$SUITE_TMP/got" "$(url_of "$other")/libs/hot2.bin"
+    [ "$(sha "$SUITE_TMP/got")" = "$s" ]
+    [ "$(hot "$other" stale)" = $((stale + 1)) ]
 }
 
 @test "scrub deletes old files that no binary knows of, and keeps recent ones" {
