@@ -140,7 +140,7 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     s=$(sha "$SUITE_TMP/rot")
     run code -u "admin:$PASS" -T "$SUITE_TMP/rot" "$NODE_n1_URL/libs/rot.bin"
     [ "$output" = 201 ]
-    printf '\x55' | dd of="$(obj "$s")" bs=1 seek=5000000 conv=notrunc 2>/dev/null
+    flip_byte "$(obj "$s")" 5000000
     refute cmp -s "$(obj "$s")" "$SUITE_TMP/rot"
     # n3 has no cache: the answer starts (the first 4 MiB check out), then
     # the block with the flipped byte fails before it is sent: the connection is cut

@@ -117,7 +117,7 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     s=$(sha "$SUITE_TMP/rot")
     run code -u "admin:$PASS" -T "$SUITE_TMP/rot" "$NODE_n1_URL/libs/rot.bin"
     [ "$output" = 201 ]
-    printf '\x55' | dd of="$SHARED/${s:0:2}/$s" bs=1 seek=2500000 conv=notrunc 2>/dev/null
+    flip_byte "$SHARED/${s:0:2}/$s" 2500000
     # the answer starts (the first block checks out), the bad block is never sent
     run curl -sS -u "admin:$PASS" -o "$SUITE_TMP/rot.out" "$NODE_n2_URL/libs/rot.bin"
     [ "$status" != 0 ]
@@ -128,7 +128,7 @@ get() { curl -fsS -u "admin:$PASS" -o "$3" "$(url_of "$1")/libs/$2"; }
     s=$(sha "$SUITE_TMP/rot2")
     run code -u "admin:$PASS" -T "$SUITE_TMP/rot2" "$NODE_n1_URL/libs/rot2.bin"
     [ "$output" = 201 ]
-    printf '\x55' | dd of="$SHARED/${s:0:2}/$s" bs=1 seek=5000 conv=notrunc 2>/dev/null
+    flip_byte "$SHARED/${s:0:2}/$s" 5000
     cget -X POST "$NODE_n3_URL/api/system/storage/scrub" >"$SUITE_TMP/scrub.json"
     [ "$(jq .bad "$SUITE_TMP/scrub.json")" -ge 1 ]
     [ ! -f "$SHARED/${s:0:2}/$s" ]

@@ -277,3 +277,13 @@ restart_cluster_node() {
 cluster_pass() {
     cat "$SUITE_TMP"/node-*/admin.password 2>/dev/null | head -1
 }
+
+# flip_byte FILE OFFSET: replace one byte by its complement (writing a
+# fixed byte leaves the file as it was when that byte was already there)
+flip_byte() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    [ -n "$b" ] || return 1
+    # shellcheck disable=SC2059
+    printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
