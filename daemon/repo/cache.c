@@ -319,24 +319,25 @@ int repo__bump(struct db_conn *c)
     return db_exec(c, NULL, CACHE__BUMP, 0, NULL);
 }
 
-int repo__bump_finish(struct db_conn *c, int rc)
+/* repo__finish(), with last (or nothing) sent with the COMMIT. */
+static int cache__finish(struct db_conn *c, int rc, const char *last)
 {
     if (rc == GR_OK)
-        rc = db_commit_after(c, CACHE__BUMP);
+        rc = db_commit_after(c, last);
     else
         db_rollback(c);
     db_release(c);
     return rc;
 }
 
+int repo__bump_finish(struct db_conn *c, int rc)
+{
+    return cache__finish(c, rc, CACHE__BUMP);
+}
+
 int repo__finish(struct db_conn *c, int rc)
 {
-    if (rc == GR_OK)
-        rc = db_commit(c);
-    else
-        db_rollback(c);
-    db_release(c);
-    return rc;
+    return cache__finish(c, rc, NULL);
 }
 
 static int cache__counter(struct repo_ctx *ctx, uint64_t *v)

@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "bs.h"
 #include "crypto/crypto.h"
-#include "storage/storage.h"
+#include "storage/internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,13 +137,8 @@ static void internal__stage_end(struct http_req *r)
     }
     unsigned char raw[64];
     char hex[65];
-    static const char hx[] = "0123456789abcdef";
     cr_digest_final(s->d, raw);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = hx[raw[i] >> 4];
-        hex[2 * i + 1] = hx[raw[i] & 15];
-    }
-    hex[64] = '\0';
+    storage__hex(raw, 32, hex);
     if (s->sha256[0] && strcmp(hex, s->sha256)) {
         gr_warn("req=%s staged copy of %s arrived as %s: refused",
                 http_req_header(r, "X-Request-Id"), s->sha256, hex);

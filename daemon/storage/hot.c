@@ -8,9 +8,10 @@
  * and the read that follows checks the file again.
  *
  * Direct-mapped: STORAGE_HOT_SLOTS slots chosen by the sha256's first hex
- * digits, a new entry replaces the slot's; at most STORAGE_HOT_BYTES in
- * all. Entries are reference-counted: a response holds one while it is
- * being sent, so a replaced entry is freed by whoever lets go of it last.
+ * digits, a new entry replaces the slot's; so at most STORAGE_HOT_SLOTS x
+ * STORAGE_HOT_MAX bytes (64 MiB) in all, with no budget to keep. Entries are reference-counted: a
+ * response holds one while it is being sent, so a replaced entry is freed by whoever lets go of it
+ * last.
  */
 #include "storage/internal.h"
 
@@ -18,6 +19,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert((uint64_t)STORAGE_HOT_SLOTS *STORAGE_HOT_MAX <= 64u * 1024 * 1024,
+               "hot copies are bounded by their slots: at most 64 MiB");
 
 struct storage_hot {
     atomic_int refs;        /* the slot's, and one per holder */
@@ -136,8 +140,6 @@ void storage_hot_put(struct storage *b, struct bs_blob *blob, const char *sha256
             store = mine[i];
     if (!store)
         return;
-    if (atomic_load(&b->hot_bytes) + (int64_t)size > STORAGE_HOT_BYTES)
-        return; /* full: the slots' own replacements make room */
     struct storage_hot *e = malloc(sizeof(*e) + (size ? size : 1));
     if (!e)
         return;

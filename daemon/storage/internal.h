@@ -21,9 +21,8 @@
 #define STORAGE_HOLDERS_SLOTS 1024 /* holder cache entries (holders.c) */
 #define STORAGE_HOT_SLOTS 4096     /* hot copies (hot.c): direct-mapped slots */
 #define STORAGE_HOT_LOCKS 64
-#define STORAGE_HOT_BYTES (64 * 1024 * 1024) /* of hot copies in all */
-#define STORAGE_HOLDERS_MAX 4                /* holders kept per entry */
-#define STORAGE_HOLDERS_TTL_MS 10000         /* an entry is trusted this long */
+#define STORAGE_HOLDERS_MAX 4        /* holders kept per entry */
+#define STORAGE_HOLDERS_TTL_MS 10000 /* an entry is trusted this long */
 
 /* A node as the storage thread last saw it in cluster_nodes. */
 struct storage__node {

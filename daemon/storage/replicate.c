@@ -234,6 +234,33 @@ int storage_replicate(struct storage *b, struct gr_arena *a, struct bs_upload *b
     return storage__replicate_local(b, a, bu, stream, sha256, size, request_id, out);
 }
 
+/*
+ * The live nodes but this one that can take a copy (placeable, with a
+ * cluster port) and are not among skip[0..n_skip), ranked for key by
+ * rendezvous hashing, zones other than this node's first: indexes into
+ * nodes[0..n) (a storage__snapshot()) into order, best first. Returns how
+ * many.
+ */
+static int storage__rank_peers(struct storage *b, const struct storage__node *nodes, int n,
+                               const char *key, char (*skip)[64], int n_skip, int *order)
+{
+    struct bs_node cand[STORAGE_MAX_NODES];
+    int map[STORAGE_MAX_NODES], m = 0;
+    for (int i = 0; i < n; i++) {
+        bool skipped = false;
+        for (int j = 0; j < n_skip && !skipped; j++)
+            skipped = !strcmp(skip[j], nodes[i].id);
+        if (!skipped && nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
+            cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
+            map[m++] = i;
+        }
+    }
+    int k = m > 0 ? bs_place(key, cand, m, b->zone, m, order) : 0;
+    for (int i = 0; i < k; i++)
+        order[i] = map[order[i]];
+    return k;
+}
+
 /* ---- copies streamed while the body arrives ---- */
 
 struct storage_stream {
@@ -285,27 +312,17 @@ struct storage_stream *storage_stream_begin(struct storage *b, struct gr_arena *
     struct storage_stream *s = gr_arena_calloc(a, sizeof(*s));
     if (!nodes || !s)
         return NULL;
-    int n = storage__snapshot(b, nodes), m = 0;
-    struct bs_node cand[STORAGE_MAX_NODES];
-    int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
-    for (int i = 0; i < n; i++)
-        if (nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
-            cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
-            map[m++] = i;
-        }
     /* the content's hash is not known yet: rank under a random key, which
      * spreads uploads as evenly */
     unsigned char rnd[32];
     char key[65];
-    static const char hx[] = "0123456789abcdef";
-    if (m == 0 || cr_random(rnd, sizeof(rnd)) != GR_OK)
+    if (cr_random(rnd, sizeof(rnd)) != GR_OK)
         return NULL;
-    for (int i = 0; i < 32; i++) {
-        key[2 * i] = hx[rnd[i] >> 4];
-        key[2 * i + 1] = hx[rnd[i] & 15];
-    }
-    key[64] = '\0';
-    int k = bs_place(key, cand, m, b->zone, m, order);
+    storage__hex(rnd, sizeof(rnd), key);
+    int order[STORAGE_MAX_NODES];
+    int k = storage__rank_peers(b, nodes, storage__snapshot(b, nodes), key, NULL, 0, order);
+    if (k == 0)
+        return NULL;
     s->st = b;
     s->n = k < want ? k : want;
     /* the request id is not known here: the stream has its own name, which
@@ -313,7 +330,7 @@ struct storage_stream *storage_stream_begin(struct storage *b, struct gr_arena *
     snprintf(s->rid, sizeof(s->rid), "s-%.16s", key);
     snprintf(s->hdr, sizeof(s->hdr), "X-Request-Id: %s", s->rid);
     for (int i = 0; i < s->n; i++) {
-        const struct storage__node *nd = &nodes[map[order[i]]];
+        const struct storage__node *nd = &nodes[order[i]];
         snprintf(s->node[i], sizeof(s->node[i]), "%s", nd->id);
         snprintf(s->base[i], sizeof(s->base[i]), "%s", nd->url);
         snprintf(s->url[i], sizeof(s->url[i]), "%s/v1/stages", nd->url);
@@ -348,19 +365,17 @@ uint64_t storage_streamed_copies(struct storage *b)
 /*
  * The streamed copies' answers: each peer whose signed answer names a stage
  * of exactly sha256 joins p's staged peers (a stage of other bytes is
- * dropped). tried[] marks the nodes asked, so that the push after the body
- * goes to others.
+ * dropped; so is one beyond the want copies).
  */
 static void storage__stream_collect(struct storage *b, struct storage_stream *s,
                                     struct storage_pending *p, int want, const char *sha256,
-                                    const char *request_id, char tried[][64], int *n_tried)
+                                    const char *request_id)
 {
     bs_peer_tee_finish(s->tee);
     for (int i = 0; i < s->n; i++) {
         struct bs_peer_req *r = &s->reqs[i];
         const char *why = NULL;
         bool legacy;
-        snprintf(tried[(*n_tried)++], 64, "%s", s->node[i]);
         if (r->status == 201 &&
             (r->truncated || !storage__check_answer(b, &s->sig[i], r->header, 201, "", "", r->body,
                                                     r->body_len, &legacy, &why))) {
@@ -413,27 +428,16 @@ int storage__replicate_local(struct storage *b, struct gr_arena *a, struct bs_up
         return GR_OK;
     p->peers = gr_arena_calloc(a, sizeof(*p->peers) *
                                       (size_t)want); /* streamed, then pushed: at most want */
-    char(*tried)[64] = gr_arena_alloc(a, 64 * STORAGE_MAX_NODES);
-    int n_tried = 0;
-    if (stream && stream->tee)
-        storage__stream_collect(b, stream, p, want, sha256, request_id, tried, &n_tried);
+    bool streamed = stream && stream->tee;
+    if (streamed)
+        storage__stream_collect(b, stream, p, want, sha256, request_id);
     if (p->n_peers < want) {
+        /* the rest pushed from the file, to nodes the stream did not ask */
         struct storage__node *nodes = gr_arena_alloc(a, sizeof(*nodes) * STORAGE_MAX_NODES);
-        int n = storage__snapshot(b, nodes), m = 0;
-        struct bs_node cand[STORAGE_MAX_NODES];
-        int map[STORAGE_MAX_NODES], order[STORAGE_MAX_NODES];
-        for (int i = 0; i < n; i++) {
-            bool asked = false;
-            for (int j = 0; j < n_tried && !asked; j++)
-                asked = !strcmp(tried[j], nodes[i].id);
-            if (!asked && nodes[i].placeable && nodes[i].url[0] && strcmp(nodes[i].id, b->node)) {
-                cand[m] = (struct bs_node){.id = nodes[i].id, .zone = nodes[i].zone};
-                map[m++] = i;
-            }
-        }
-        int k = m > 0 ? bs_place(sha256, cand, m, b->zone, m, order) : 0;
-        for (int i = 0; i < k; i++)
-            order[i] = map[order[i]];
+        int order[STORAGE_MAX_NODES];
+        int k =
+            storage__rank_peers(b, nodes, storage__snapshot(b, nodes), sha256,
+                                streamed ? stream->node : NULL, streamed ? stream->n : 0, order);
         storage__stage_peers(b, p, bs_upload_path(p->bu), size, nodes, order, k, want);
     }
     if (1 + p->n_peers < storage__lenient(b)) {

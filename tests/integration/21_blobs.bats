@@ -291,10 +291,7 @@ streamed_copies() { cget "$NODE_n1_URL/api/system/metrics" | awk '$1 == "granary
     bad=${h%%,*}
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
     # flip one byte in the middle of the copy on one holder
-    printf '\xff' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    if cmp -s "$f" "$SUITE_TMP/rot"; then
-        printf '\x00' | dd of="$f" bs=1 seek=300000 conv=notrunc status=none
-    fi
+    flip_byte "$f" 300000
     refute cmp -s "$f" "$SUITE_TMP/rot"
     local n i good=0 wrong=0 cut=0
     for i in 1 2 3; do
@@ -319,7 +316,7 @@ streamed_copies() { cget "$NODE_n1_URL/api/system/metrics" | awk '$1 == "granary
     h=$(holders "$s")
     bad=${h%%,*}
     f=$SUITE_TMP/node-$bad/filestore/${s:0:2}/$s
-    printf '\x55\xaa' | dd of="$f" bs=1 seek=10 conv=notrunc status=none
+    flip_byte "$f" 10
     refute cmp -s "$f" "$SUITE_TMP/rot"
     run cget -X POST "$(url_of "$bad")/api/system/storage/scrub"
     echo "$output"
@@ -347,10 +344,7 @@ hot() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="granary_storage_hot
     # a byte flipped on disk: the hot copy is dropped, the file is read and
     # checked again, quarantined, and a peer serves the right bytes
     stale=$(hot n1 stale)
-    printf '\xff' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
-    if cmp -s "$f" "$SUITE_TMP/hot"; then
-        printf '\x00' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
-    fi
+    flip_byte "$f" 4000
     cget -o "$SUITE_TMP/got" "$NODE_n1_URL/libs/hot.bin"
     [ "$(sha "$SUITE_TMP/got")" = "$s" ]
     [ "$(hot n1 stale)" = $((stale + 1)) ]
@@ -612,8 +606,7 @@ mvalue() { cget "$(url_of "$1")/api/system/metrics" | awk -v m="$2" '$1 == m { p
     [ "$(mvalue n2 granary_storage_cache_hits_total)" -ge $((hits + 2)) ]
     [ "$(mvalue n2 granary_storage_remote_reads_total)" = "$reads" ]
     # a flipped byte in the cached copy: never served; dropped, read from n1 again
-    printf '\x%02x' $(((0x$(xxd -s 400000 -l 1 -p "$f") + 1) % 256)) |
-        dd of="$f" bs=1 seek=400000 conv=notrunc status=none
+    flip_byte "$f" 400000
     run curl -fsS -u "admin:$PASS" -o "$SUITE_TMP/got" "$NODE_n2_URL/libs/pc.bin"
     if [ "$status" = 0 ]; then cmp "$SUITE_TMP/got" "$SUITE_TMP/pc"; fi
     grep -q "bad cached copy of $s on this node" "$SUITE_TMP/node-n2/stderr.log"

@@ -25,6 +25,8 @@ struct rx {
     int port;
     int status;         /* its answer: 201 after the body, or this at once */
     useconds_t delay;   /* per chunk received: a slow peer */
+    int delay_chunks;   /* only the first this many (0: all) */
+    int delayed;        /* chunks delayed so far */
     uint64_t got, hash; /* of the last request */
 };
 
@@ -63,7 +65,7 @@ static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *c, const cha
             q->hash = (q->hash ^ (unsigned char)data[i]) * 1099511628211ull;
         q->got += *size;
         *size = 0;
-        if (x->delay)
+        if (x->delay && (x->delay_chunks == 0 || x->delayed++ < x->delay_chunks))
             usleep(x->delay);
         return MHD_YES;
     }
@@ -174,6 +176,40 @@ static void test_tee_slow_peer_holds_the_writer(void **state)
     MHD_stop_daemon(slow.d);
 }
 
+/*
+ * A peer that stops taking bytes (1.5 s for each of the first 4 chunks it
+ * reads) while a healthy one keeps up: after stall_s without progress it
+ * is dropped, with the reason, and the writer goes on; the other peer gets
+ * the whole body. (Without the drop, the stuck peer would catch up and
+ * answer 201.)
+ */
+static void test_tee_stalled_peer_dropped(void **state)
+{
+    (void)state;
+    struct rx stuck = {0}, good = {0};
+    rx_start(&stuck, 201, 1500000);
+    stuck.delay_chunks = 4;
+    rx_start(&good, 201, 0);
+    char us[64], ug[64];
+    snprintf(us, sizeof(us), "http://127.0.0.1:%d/v1/stages", stuck.port);
+    snprintf(ug, sizeof(ug), "http://127.0.0.1:%d/v1/stages", good.port);
+    struct bs_peer_req reqs[2] = {{.url = us}, {.url = ug}};
+    struct bs_peer_tee *t = NULL;
+    assert_int_equal(bs_peer_tee_open(reqs, 2, 1, &t), 0);
+    /* more than the ring and both sockets' buffers hold */
+    uint64_t size = 48ull * 1024 * 1024;
+    uint64_t hash = body_write(t, size);
+    bs_peer_tee_finish(t);
+    bs_peer_tee_free(t);
+    assert_int_equal(reqs[0].status, 0);
+    assert_non_null(strstr(reqs[0].error, "stalled"));
+    assert_int_equal(reqs[1].status, 201);
+    assert_int_equal(good.got, size);
+    assert_true(good.hash == hash);
+    MHD_stop_daemon(good.d);
+    MHD_stop_daemon(stuck.d);
+}
+
 /* Aborted mid-body (the client went away): the peer never sees a complete body. */
 static void test_tee_abort(void **state)
 {
@@ -219,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tee_every_byte_in_order),
         cmocka_unit_test(test_tee_slow_peer_holds_the_writer),
+        cmocka_unit_test(test_tee_stalled_peer_dropped),
         cmocka_unit_test(test_tee_abort),
         cmocka_unit_test(test_tee_unreachable),
     };
